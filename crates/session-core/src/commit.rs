@@ -1,0 +1,485 @@
+//! The commit decision: at the end of a request, what to write, as a pure function of the
+//! session (its state at load and now), the options and the time.
+//!
+//! The table (each row is a unit test named after it, in this order; the first that applies
+//! wins):
+//!
+//! | # | row | condition | action |
+//! |---|-----|-----------|--------|
+//! | 1 | `not_accessed` | the handler never touched the session | [`Action::Nothing`] |
+//! | 2 | `retired_and_rewritten` | the old identity ends (destroy, regenerate, expired, invalid, missed) and the session must still be written (regenerate, forced, or populated) | [`Action::Regenerate`] if an old record exists, else [`Action::Create`] |
+//! | 3 | `retired` | the old identity ends and nothing new is written | [`Action::Destroy`] (or nothing if the client sent no cookie and no record exists) |
+//! | 4 | `forced` | `save()` or `set_max_age()` | [`Action::Create`] for a new session, else [`Action::Save`] |
+//! | 5 | `new_and_empty` | new session, no data | [`Action::Nothing`]; in guest mode [`Action::WriteCookie`] for a visitor without a cookie |
+//! | 6 | `changed` | data differs from load | [`Action::Create`] for a new session, else [`Action::Save`] |
+//! | 7 | `rolling` | option `rolling` | [`Action::Touch`] |
+//! | 8 | `renew` | option `renew` and `_expire - now < maxAge / 2` (strict) | [`Action::Touch`] |
+//! | 9 | `resign` | the cookie verified with an older key | [`Action::WriteCookie`] |
+//! | 10 | `unchanged` | otherwise | [`Action::Nothing`] |
+//!
+//! Rows 7 and 8 are skipped when the absolute lifetime already caps `_expire` where it is, since
+//! a write would change nothing; they then fall through to row 9.
+
+use crate::config::{Config, STORE_TTL_MARGIN_MS};
+use crate::record::{MaxAge, Meta};
+use crate::session::{Retired, Session};
+
+/// What the commit must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing: no cookie, no store call.
+    Nothing,
+    /// Send the session cookie again without touching the store (re-sign with the newest key,
+    /// or a guest cookie). In cookie mode the payload is re-sent as it is.
+    WriteCookie,
+    /// Store mode: insert a new record (insert-if-absent; on collision draw a new id) and send its
+    /// cookie. Cookie mode: send the payload cookie.
+    Create,
+    /// Store mode: update the existing record (update-if-present, with the delta) and send the
+    /// cookie; if the record is gone (destroyed meanwhile), do not bring it back. Cookie mode:
+    /// send the payload cookie.
+    Save,
+    /// Store mode: extend the record's TTL and `_expire` without rewriting the data, and send the
+    /// cookie with the new expiry. Cookie mode: send the payload cookie.
+    Touch,
+    /// Delete the old record (if [`Retired::record_exists`]) and send removal cookies.
+    Destroy,
+    /// Create the new record, then delete the old one, and send the new cookie.
+    Regenerate,
+}
+
+/// Which row of the table decided, for tests and tracing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    /// Row 1.
+    NotAccessed,
+    /// Row 2.
+    RetiredAndRewritten,
+    /// Row 3.
+    Retired,
+    /// Row 4.
+    Forced,
+    /// Row 5.
+    NewAndEmpty,
+    /// Row 6.
+    Changed,
+    /// Row 7.
+    Rolling,
+    /// Row 8.
+    Renew,
+    /// Row 9.
+    Resign,
+    /// Row 10.
+    Unchanged,
+}
+
+/// The decision, with everything the write needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// What to do.
+    pub action: Action,
+    /// Which rule decided.
+    pub row: Row,
+    /// The koa fields to write (new `_expire` for writes; the current ones for
+    /// [`Action::WriteCookie`]); meaningless for `Nothing` and `Destroy`.
+    pub meta: Meta,
+    /// Store TTL in ms for the write (always > 0): the record outlives the cookie by 10 s.
+    pub ttl_ms: u64,
+    /// The identity to end, for `Destroy` and `Regenerate` (and a `Create` that replaces one).
+    pub retire: Option<Retired>,
+}
+
+/// Decides the commit. `session` is `None` when the handler never touched it.
+///
+/// Pure: the same inputs always give the same plan; nothing is written here. Call
+/// [`prepare`] instead to also run the `before_save` hook.
+pub fn decide(session: Option<&Session>, config: &Config, now: u64) -> Plan {
+    let Some(s) = session else {
+        return nothing(Row::NotAccessed, None);
+    };
+    let fresh = fresh_meta(s, config, now);
+    let write = |action, row| Plan {
+        action,
+        row,
+        meta: fresh.0,
+        ttl_ms: fresh.1,
+        retire: s.retired().cloned(),
+    };
+    let is_new = s.is_new() && s.id().is_none();
+    if let Some(retired) = s.retired() {
+        if s.wants_regenerate() || s.is_forced() || s.is_populated() {
+            let action = if retired.record_exists {
+                Action::Regenerate
+            } else {
+                Action::Create
+            };
+            return write(action, Row::RetiredAndRewritten);
+        }
+        if retired.record_exists || s.had_cookie() {
+            return write(Action::Destroy, Row::Retired);
+        }
+        return nothing(Row::Retired, None);
+    }
+    if s.wants_regenerate() {
+        // regenerate() on a session that never had an identity: just create it.
+        return write(Action::Create, Row::RetiredAndRewritten);
+    }
+    let create_or_save = if s.is_new() {
+        Action::Create
+    } else {
+        Action::Save
+    };
+    if s.is_forced() {
+        return write(create_or_save, Row::Forced);
+    }
+    if s.is_new() && !s.is_populated() {
+        if config.guest && is_new && !s.had_cookie() {
+            return write(Action::WriteCookie, Row::NewAndEmpty);
+        }
+        return nothing(Row::NewAndEmpty, None);
+    }
+    if s.has_changed() {
+        return write(create_or_save, Row::Changed);
+    }
+    let extends = fresh.0.expire != s.meta().expire || s.meta().expire.is_none();
+    if config.rolling && extends {
+        return write(Action::Touch, Row::Rolling);
+    }
+    if config.renew
+        && extends
+        && let (Some(expire), MaxAge::Ms(max_age)) = (s.meta().expire, s.meta().max_age)
+        && (expire as i128 - now as i128) < (max_age / 2) as i128
+    {
+        return write(Action::Touch, Row::Renew);
+    }
+    if s.needs_resign() {
+        return Plan {
+            action: Action::WriteCookie,
+            row: Row::Resign,
+            meta: *s.meta(),
+            ttl_ms: fresh.1,
+            retire: None,
+        };
+    }
+    nothing(Row::Unchanged, None)
+}
+
+/// [`decide`], then, when the plan writes the session, the app's `before_save` hook; a hook that
+/// changes the data turns a `Touch` into a `Save` (and a `WriteCookie` for a guest into a
+/// `Create`).
+pub fn prepare(session: Option<&mut Session>, config: &Config, now: u64) -> Plan {
+    let Some(s) = session else {
+        return decide(None, config, now);
+    };
+    let plan = decide(Some(s), config, now);
+    let writes = matches!(
+        plan.action,
+        Action::Create | Action::Save | Action::Touch | Action::Regenerate
+    );
+    if writes {
+        config.hooks.run_before_save(s);
+        let again = decide(Some(s), config, now);
+        if again.action != plan.action && again.action != Action::Nothing {
+            return again;
+        }
+    }
+    plan
+}
+
+fn nothing(row: Row, retire: Option<Retired>) -> Plan {
+    Plan {
+        action: Action::Nothing,
+        row,
+        meta: Meta {
+            expire: None,
+            max_age: MaxAge::Session,
+            created: None,
+        },
+        ttl_ms: 0,
+        retire,
+    }
+}
+
+/// The koa fields and store TTL of a write made now: `_expire = now + maxAge`, capped by the
+/// absolute lifetime; TTL = time left + 10 s (a browser-session record lives the session TTL).
+fn fresh_meta(s: &Session, config: &Config, now: u64) -> (Meta, u64) {
+    let created = s.meta().created.unwrap_or(now);
+    let cap = config
+        .absolute_lifetime_ms
+        .map(|abs| created.saturating_add(abs).max(now));
+    let max_age = s.max_age();
+    let (expire, life) = match max_age {
+        MaxAge::Ms(ms) => {
+            let mut expire = now.saturating_add(ms);
+            if let Some(cap) = cap {
+                expire = expire.min(cap);
+            }
+            (Some(expire), expire - now)
+        }
+        MaxAge::Session => {
+            let mut life = config.session_ttl_ms;
+            if let Some(cap) = cap {
+                life = life.min(cap - now);
+            }
+            (None, life)
+        }
+    };
+    let meta = Meta {
+        expire,
+        max_age,
+        // Only carried when a cap is configured, so koa-format bytes stay koa's otherwise.
+        created: config.absolute_lifetime_ms.map(|_| created),
+    };
+    (meta, life.saturating_add(STORE_TTL_MARGIN_MS))
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per row of the table, named after it.
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::record::{Data, Record};
+    use crate::session::Source;
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const NOW: u64 = 1_700_000_000_000;
+    const DAY: u64 = 86_400_000;
+
+    fn cfg(f: impl FnOnce(crate::ConfigBuilder) -> crate::ConfigBuilder) -> Config {
+        f(Config::builder()
+            .key([3u8; 32].to_vec())
+            .clock(Arc::new(ManualClock::new(NOW))))
+        .build()
+        .unwrap()
+    }
+
+    fn stored(c: &Config, data: serde_json::Value, expire: u64) -> Session {
+        Session::start(
+            c,
+            Source::Store {
+                id: c.ids().generate().unwrap(),
+                record: Some(Record {
+                    data: data.as_object().unwrap().clone(),
+                    meta: Meta {
+                        expire: Some(expire),
+                        max_age: MaxAge::Ms(DAY),
+                        created: Some(NOW - 1000),
+                    },
+                }),
+            },
+        )
+    }
+
+    #[test]
+    fn row1_not_accessed() {
+        let p = decide(None, &cfg(|b| b.rolling(true)), NOW);
+        assert_eq!((p.action, p.row), (Action::Nothing, Row::NotAccessed));
+    }
+
+    #[test]
+    fn row2_retired_and_rewritten_regenerate() {
+        let c = cfg(|b| b);
+        let mut s = stored(&c, json!({"user": 1}), NOW + DAY);
+        let old = s.id().cloned();
+        s.regenerate();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!(
+            (p.action, p.row),
+            (Action::Regenerate, Row::RetiredAndRewritten)
+        );
+        assert_eq!(p.retire.unwrap().id, old);
+        assert_eq!(p.meta.expire, Some(NOW + DAY));
+        assert_eq!(p.ttl_ms, DAY + 10_000);
+        // regenerate, then more changes: still a regenerate (the flag is kept).
+        s.insert("role", "admin").unwrap();
+        assert_eq!(decide(Some(&s), &c, NOW).action, Action::Regenerate);
+    }
+
+    #[test]
+    fn row2_retired_and_rewritten_expired_then_populated() {
+        let c = cfg(|b| b);
+        let mut s = stored(&c, json!({"user": 1}), NOW - 1);
+        assert!(s.is_new());
+        s.insert("views", 1).unwrap();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!(
+            (p.action, p.row),
+            (Action::Regenerate, Row::RetiredAndRewritten)
+        );
+        // A missed id has no record to delete: a plain create.
+        let mut m = Session::start(
+            &c,
+            Source::Store {
+                id: c.ids().generate().unwrap(),
+                record: None,
+            },
+        );
+        m.insert("views", 1).unwrap();
+        let p = decide(Some(&m), &c, NOW);
+        assert_eq!(
+            (p.action, p.row),
+            (Action::Create, Row::RetiredAndRewritten)
+        );
+    }
+
+    #[test]
+    fn row3_retired_destroy() {
+        let c = cfg(|b| b.rolling(true));
+        let mut s = stored(&c, json!({"user": 1}), NOW + DAY);
+        s.destroy();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Destroy, Row::Retired));
+        assert!(p.retire.unwrap().record_exists);
+        // Expired cookie, nothing new written: the stale record goes and the cookie is removed.
+        let e = stored(&c, json!({"user": 1}), NOW - 1);
+        assert_eq!(decide(Some(&e), &c, NOW).action, Action::Destroy);
+        // destroy() on a visitor who brought nothing: nothing to do.
+        let mut n = Session::start(&c, Source::None);
+        n.destroy();
+        assert_eq!(decide(Some(&n), &c, NOW).action, Action::Nothing);
+    }
+
+    #[test]
+    fn row4_forced() {
+        let c = cfg(|b| b);
+        let mut s = stored(&c, json!({"a": 1}), NOW + DAY);
+        s.save();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Save, Row::Forced));
+        let mut n = Session::start(&c, Source::None);
+        n.set_max_age(MaxAge::Ms(1000));
+        let p = decide(Some(&n), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Create, Row::Forced));
+        assert_eq!(p.meta.expire, Some(NOW + 1000));
+        assert_eq!(p.meta.max_age, MaxAge::Ms(1000));
+    }
+
+    #[test]
+    fn row5_new_and_empty() {
+        let c = cfg(|b| b.rolling(true).renew(true));
+        let s = Session::start(&c, Source::None);
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Nothing, Row::NewAndEmpty));
+        let g = cfg(|b| b.guest(true));
+        let s = Session::start(&g, Source::None);
+        assert_eq!(decide(Some(&s), &g, NOW).action, Action::WriteCookie);
+        // A returning guest keeps its id and gets no new cookie.
+        let s = Session::start(
+            &g,
+            Source::Store {
+                id: g.ids().generate().unwrap(),
+                record: None,
+            },
+        );
+        assert_eq!(decide(Some(&s), &g, NOW).action, Action::Nothing);
+    }
+
+    #[test]
+    fn row6_changed() {
+        let c = cfg(|b| b);
+        let mut n = Session::start(&c, Source::None);
+        n.insert("views", 1).unwrap();
+        let p = decide(Some(&n), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Create, Row::Changed));
+        let mut s = stored(&c, json!({"views": 1}), NOW + DAY);
+        s.insert("views", 2).unwrap();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Save, Row::Changed));
+        assert_eq!(p.meta.expire, Some(NOW + DAY));
+    }
+
+    #[test]
+    fn row7_rolling() {
+        let c = cfg(|b| b.rolling(true));
+        let s = stored(&c, json!({"views": 1}), NOW + 1000);
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Touch, Row::Rolling));
+        assert_eq!(p.meta.expire, Some(NOW + DAY));
+    }
+
+    #[test]
+    fn row8_renew() {
+        let c = cfg(|b| b.renew(true));
+        // Exactly half left: not renewed (strict <).
+        let s = stored(&c, json!({"v": 1}), NOW + DAY / 2);
+        assert_eq!(decide(Some(&s), &c, NOW).row, Row::Unchanged);
+        let s = stored(&c, json!({"v": 1}), NOW + DAY / 2 - 1);
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Touch, Row::Renew));
+    }
+
+    #[test]
+    fn row9_resign() {
+        let c = cfg(|b| b);
+        let mut s = stored(&c, json!({"v": 1}), NOW + 5000);
+        s.set_resign(true);
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::WriteCookie, Row::Resign));
+        // Attributes kept: the cookie keeps its expiry.
+        assert_eq!(p.meta.expire, Some(NOW + 5000));
+    }
+
+    #[test]
+    fn row10_unchanged() {
+        let c = cfg(|b| b);
+        let mut s = stored(&c, json!({"v": 1}), NOW + DAY);
+        s.insert("v", 1).unwrap();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Nothing, Row::Unchanged));
+    }
+
+    #[test]
+    fn absolute_lifetime_caps_expiry_and_stops_rolling_at_the_cap() {
+        let c = cfg(|b| b.rolling(true).absolute_lifetime(Duration::from_secs(60)));
+        let s = stored(&c, json!({"v": 1}), NOW + 1000);
+        let p = decide(Some(&s), &c, NOW);
+        // created = NOW - 1000, cap = created + 60 s.
+        assert_eq!(p.meta.expire, Some(NOW - 1000 + 60_000));
+        assert_eq!(p.meta.created, Some(NOW - 1000));
+        assert_eq!(p.ttl_ms, 59_000 + 10_000);
+        let at_cap = stored(&c, json!({"v": 1}), NOW - 1000 + 60_000);
+        assert_eq!(decide(Some(&at_cap), &c, NOW).action, Action::Nothing);
+    }
+
+    #[test]
+    fn session_max_age_uses_session_ttl() {
+        let c = cfg(|b| {
+            b.max_age(MaxAge::Session)
+                .session_ttl(Duration::from_secs(3600))
+        });
+        let mut n = Session::start(&c, Source::None);
+        n.insert("a", 1).unwrap();
+        let p = decide(Some(&n), &c, NOW);
+        assert_eq!(p.meta.expire, None);
+        assert_eq!(p.meta.max_age, MaxAge::Session);
+        assert_eq!(p.ttl_ms, 3_600_000 + 10_000);
+    }
+
+    #[test]
+    fn save_resets_the_baseline_so_one_request_writes_once() {
+        let c = cfg(|b| b);
+        let mut s = stored(&c, json!({"v": 1}), NOW + DAY);
+        s.insert("v", 2).unwrap();
+        s.save();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!(p.action, Action::Save);
+        s.mark_committed(Some(p.meta));
+        assert_eq!(decide(Some(&s), &c, NOW).action, Action::Nothing);
+    }
+
+    #[test]
+    fn before_save_changes_turn_touch_into_save() {
+        let c = cfg(|b| {
+            b.rolling(true).hooks(crate::Hooks::new().before_save(|s| {
+                s.insert("seen", true).unwrap();
+            }))
+        });
+        let mut s = stored(&c, json!({"v": 1}), NOW + 1000);
+        let p = prepare(Some(&mut s), &c, NOW);
+        assert_eq!(p.action, Action::Save);
+        assert_eq!(s.get::<bool>("seen").unwrap(), Some(true));
+        let _ = Data::new();
+    }
+}

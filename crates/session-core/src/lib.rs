@@ -1,0 +1,87 @@
+//! The framework-agnostic session model of koa-session, with its known flaws fixed.
+//!
+//! A session is a JSON object per visitor. The handler reads and changes it; at the end of the
+//! request a pure decision ([`commit::decide`]) says what to write: nothing, a cookie, a store
+//! write, a TTL touch, a destroy or a regenerate. This crate holds that model and the contract
+//! stores implement; it does no I/O and needs no runtime. `session-cookie` signs and encodes
+//! cookies, the store crates keep records, and `session-hyper` wires it all into a server.
+//!
+//! # The model
+//! - **Data**: a JSON object with typed access ([`Session::get`], [`Session::insert`], ...).
+//!   Keys starting with `_` are *rejected* ([`SessionError::ReservedKey`]): they are reserved
+//!   for koa's `_expire`, `_maxAge`, `_session` and our `_created`, and a rejected write is
+//!   easier to debug than a silently dropped one.
+//! - **Change tracking**: per top-level key, by value. Setting a key to an equal value, or back to
+//!   its loaded value, is no change; the commit therefore never writes for nothing, and
+//!   [`Session::delta`] tells a store exactly which keys were set or removed, so two concurrent
+//!   requests changing different keys both land.
+//! - **Lifecycle**: [`Session::destroy`] (koa's `session = null`), [`Session::regenerate`] (new
+//!   id, data kept, old record deleted only after the new one exists), [`Session::save`]
+//!   (forced write), [`Session::set_max_age`].
+//! - **Expiry**: koa's `_expire`/`_maxAge`/`_session`, `rolling`, `renew` (strictly less than half
+//!   of max-age left) and an absolute lifetime koa lacks (`_created`, never refreshed). A record
+//!   written without `_created` (by a Koa app, or before the cap was configured) counts from the
+//!   request that first loads it. All time comes from an injectable [`Clock`].
+//! - **Ids**: 32 bytes from the OS CSPRNG, base64url; koa's `genid`/`prefix` are pluggable, and
+//!   every incoming id passes a strict format check before any store call. The store key is a
+//!   hash of the id ([`KeyDerivation::Hashed`]) so a store dump holds no live session; the
+//!   koa-compat preset uses the raw id, as koa does.
+//! - **Store contract**: [`Store`]: insert-if-absent create, update-if-present save with deltas,
+//!   idempotent destroy, TTL-only touch, a TTL on every record; the `testing` feature holds the
+//!   conformance suite every store runs.
+//!
+//! # Example
+//! A view counter, written the way a middleware drives this crate:
+//!
+//! ```
+//! use session_core::{Action, Config, Session, Source, commit};
+//!
+//! let config = Config::builder()
+//!     .key(b"a 32-byte (or longer) secret key!".to_vec())
+//!     .build()?;
+//!
+//! // First visit: no cookie.
+//! let mut session = Session::start(&config, Source::None);
+//! let views: u64 = session.get("views")?.unwrap_or(0);
+//! session.insert("views", views + 1)?;
+//! let plan = commit::decide(Some(&session), &config, config.now_ms());
+//! assert_eq!(plan.action, Action::Create); // store the record, send the cookie
+//!
+//! // A visit that only reads writes nothing.
+//! let record = session.to_record();
+//! let id = config.ids().generate()?;
+//! let session = Session::start(&config, Source::Store { id, record: Some(record) });
+//! assert_eq!(session.get::<u64>("views")?, Some(1));
+//! let plan = commit::decide(Some(&session), &config, config.now_ms());
+//! assert_eq!(plan.action, Action::Nothing);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod clock;
+pub mod commit;
+mod config;
+mod hooks;
+mod id;
+mod record;
+mod session;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use commit::{Action, Plan, Row};
+pub use config::{
+    Algorithm, Config, ConfigBuilder, ConfigError, CookieOptions, MAX_KEYS, MIN_KEY_LEN,
+    ONE_DAY_MS, Priority, STORE_TTL_MARGIN_MS, SameSite, Secret, SecurePolicy, validate_keys,
+};
+pub use hooks::{Event, Hooks};
+pub use id::{
+    ID_LEN, ID_RANDOM_BYTES, IdGenerator, IdPolicy, KeyDerivation, KoaCompatIdGenerator,
+    MAX_ID_LEN, RandomIdGenerator, SessionId, StoreKey,
+};
+pub use record::{Data, Delta, MaxAge, Meta, Record};
+pub use session::{Retired, Session, SessionError, Source};
+pub use store::{BoxFuture, Change, Created, DynStore, Store, StoreError, Updated};
+
+/// Re-exported so stores and apps use the same JSON types.
+pub use serde_json;

@@ -1,0 +1,667 @@
+//! The session a handler sees: JSON data with precise change tracking, plus koa's lifecycle
+//! operations (destroy, regenerate, save, max-age).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::hooks::Event;
+use crate::id::SessionId;
+use crate::record::{Data, Delta, MaxAge, Meta, Record};
+
+/// A misuse of the session API by the app.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Keys starting with `_` are reserved for `_expire`, `_maxAge`, `_session`, `_created`.
+    #[error("session key {0:?} is reserved: keys starting with '_' are not user data")]
+    ReservedKey(String),
+    /// The value could not be turned into JSON, or the stored JSON into the requested type.
+    #[error("session value for key {key:?} could not be converted: {source}")]
+    Serde {
+        /// The key involved (keys are app-chosen names, not secrets).
+        key: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What the client presented, as verified by the cookie layer and answered by the store.
+#[derive(Debug)]
+pub enum Source {
+    /// No usable session cookie (none, unsigned, badly signed, or a malformed id).
+    None,
+    /// A correctly signed cookie whose payload could not be decoded (cookie mode).
+    Undecodable,
+    /// Store mode: a well-formed, correctly signed id and what the store returned for it.
+    Store {
+        /// The id from the cookie or header.
+        id: SessionId,
+        /// The record, or `None` when the store has none.
+        record: Option<Record>,
+    },
+    /// Cookie mode: the decoded payload.
+    Cookie(Record),
+}
+
+/// An identity the commit must end: its record is deleted and, unless a new session replaces
+/// it, its cookies are removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retired {
+    /// The old id (store mode); `None` in cookie mode.
+    pub id: Option<SessionId>,
+    /// Whether a record exists for it, so a delete is needed.
+    pub record_exists: bool,
+}
+
+/// One visitor's session for the duration of a request.
+///
+/// ```
+/// use session_core::{Config, Session, Source};
+/// let config = Config::builder().key([7u8; 32].to_vec()).build().unwrap();
+/// let mut s = Session::start(&config, Source::None);
+/// assert!(s.is_new() && !s.is_populated());
+/// s.insert("views", 1).unwrap();
+/// assert_eq!(s.get::<u32>("views").unwrap(), Some(1));
+/// assert!(s.has_changed());
+/// s.insert("views", 1).unwrap(); // equal value: still exactly one change
+/// assert_eq!(s.delta().set.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Session {
+    id: Option<SessionId>,
+    retire: Option<Retired>,
+    is_new: bool,
+    had_cookie: bool,
+    resign: bool,
+    data: Data,
+    /// For each key touched since the baseline, its value at the baseline.
+    originals: HashMap<String, Option<Value>>,
+    /// `clear()` ran since the baseline: the store must replace the data, not merge.
+    replaced: bool,
+    meta: Meta,
+    forced: bool,
+    regenerate: bool,
+}
+
+impl Session {
+    /// Starts the request's session from what the client presented. Expired, invalid and missed
+    /// sessions become new empty sessions (their event fires); the old identity is retired.
+    pub fn start(config: &Config, source: Source) -> Session {
+        let now = config.now_ms();
+        match source {
+            Source::None => Self::fresh(config, now, None, false),
+            Source::Undecodable => Self::fresh(
+                config,
+                now,
+                Some(Retired {
+                    id: None,
+                    record_exists: false,
+                }),
+                true,
+            ),
+            Source::Store { id, record: None } => {
+                config.hooks.emit(Event::Missed);
+                if config.guest {
+                    // The signature proves we issued this id: a returning guest keeps it.
+                    let mut s = Self::fresh(config, now, None, true);
+                    s.id = Some(id);
+                    s
+                } else {
+                    Self::fresh(
+                        config,
+                        now,
+                        Some(Retired {
+                            id: Some(id),
+                            record_exists: false,
+                        }),
+                        true,
+                    )
+                }
+            }
+            Source::Store {
+                id,
+                record: Some(record),
+            } => Self::from_record(config, now, Some(id), record, true),
+            Source::Cookie(record) => Self::from_record(config, now, None, record, false),
+        }
+    }
+
+    fn fresh(config: &Config, now: u64, retire: Option<Retired>, had_cookie: bool) -> Session {
+        Session {
+            id: None,
+            retire,
+            is_new: true,
+            had_cookie,
+            resign: false,
+            data: Data::new(),
+            originals: HashMap::new(),
+            replaced: false,
+            meta: Meta {
+                expire: None,
+                max_age: config.max_age,
+                created: Some(now),
+            },
+            forced: false,
+            regenerate: false,
+        }
+    }
+
+    fn from_record(
+        config: &Config,
+        now: u64,
+        id: Option<SessionId>,
+        record: Record,
+        in_store: bool,
+    ) -> Session {
+        let retire = || Retired {
+            id: id.clone(),
+            record_exists: in_store,
+        };
+        if is_expired(config, &record.meta, now) {
+            config.hooks.emit(Event::Expired);
+            return Self::fresh(config, now, Some(retire()), true);
+        }
+        if !config.hooks.is_valid(&record.data) {
+            config.hooks.emit(Event::Invalid);
+            return Self::fresh(config, now, Some(retire()), true);
+        }
+        let mut meta = record.meta;
+        if meta.created.is_none() {
+            // Written by a Koa app, or before an absolute lifetime was configured: the creation
+            // time is unknown, so the cap counts from now (documented in the crate docs).
+            meta.created = Some(now);
+        }
+        Session {
+            id,
+            retire: None,
+            is_new: false,
+            had_cookie: true,
+            resign: false,
+            data: record.data,
+            originals: HashMap::new(),
+            replaced: false,
+            meta,
+            forced: false,
+            regenerate: false,
+        }
+    }
+
+    /// The session id; `None` for a new session until its first write assigns one
+    /// (and always in cookie mode, where the cookie is the session).
+    pub fn id(&self) -> Option<&SessionId> {
+        self.id.as_ref()
+    }
+
+    /// koa's `isNew`: the client brought no live session to this request.
+    pub fn is_new(&self) -> bool {
+        self.is_new
+    }
+
+    /// koa's `populated`: the session holds at least one key.
+    pub fn is_populated(&self) -> bool {
+        !self.data.is_empty()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the session holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The user data (read-only: every change goes through the tracked setters).
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    /// The raw JSON value of a key.
+    pub fn get_value(&self, key: &str) -> Option<&Value> {
+        self.data.get(key)
+    }
+
+    /// A key's value converted to `T`; `Ok(None)` when absent.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        match self.data.get(key) {
+            None => Ok(None),
+            Some(v) => T::deserialize(v)
+                .map(Some)
+                .map_err(|source| SessionError::Serde {
+                    key: key.to_owned(),
+                    source,
+                }),
+        }
+    }
+
+    /// Sets a key. Inserting a value equal to the current one is not a change.
+    pub fn insert(&mut self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|source| SessionError::Serde {
+            key: key.to_owned(),
+            source,
+        })?;
+        self.insert_value(key, value)
+    }
+
+    /// Sets a key to a JSON value.
+    pub fn insert_value(&mut self, key: &str, value: Value) -> Result<(), SessionError> {
+        if key.starts_with('_') {
+            return Err(SessionError::ReservedKey(key.to_owned()));
+        }
+        if self.data.get(key) == Some(&value) {
+            return Ok(());
+        }
+        self.note(key);
+        self.data.insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    /// Removes a key, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        if !self.data.contains_key(key) {
+            return None;
+        }
+        self.note(key);
+        self.data.shift_remove(key)
+    }
+
+    /// Removes every key (the session itself lives on; see [`Session::destroy`]).
+    pub fn clear(&mut self) {
+        if self.data.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = self.data.keys().cloned().collect();
+        for k in &keys {
+            self.note(k);
+        }
+        self.data.clear();
+        self.replaced = true;
+    }
+
+    fn note(&mut self, key: &str) {
+        if !self.originals.contains_key(key) {
+            let original = self.data.get(key).cloned();
+            self.originals.insert(key.to_owned(), original);
+        }
+    }
+
+    /// koa's `ctx.session = null`: at commit the record is deleted and removal cookies are
+    /// sent. The session starts over empty; anything stored in it afterwards becomes a new
+    /// session with a new id.
+    pub fn destroy(&mut self) {
+        if self.retire.is_none() && (!self.is_new || self.had_cookie || self.id.is_some()) {
+            self.retire = Some(Retired {
+                id: self.id.take(),
+                record_exists: !self.is_new,
+            });
+        }
+        self.id = None;
+        self.is_new = true;
+        self.data.clear();
+        self.originals.clear();
+        self.replaced = false;
+        self.forced = false;
+        self.regenerate = false;
+    }
+
+    /// Ends the current id and continues the same data under a new one: the new record is
+    /// created first and the old one deleted only after that succeeded. Call it on login and
+    /// on every privilege change (session fixation).
+    pub fn regenerate(&mut self) {
+        if self.retire.is_none() && (!self.is_new || self.id.is_some()) {
+            self.retire = Some(Retired {
+                id: self.id.take(),
+                record_exists: !self.is_new,
+            });
+        }
+        self.id = None;
+        self.regenerate = true;
+    }
+
+    /// Forces a write at commit, even if nothing changed (koa's `session.save()`).
+    pub fn save(&mut self) {
+        self.forced = true;
+    }
+
+    /// Whether `destroy()` was called (and nothing was stored since).
+    pub fn is_destroyed(&self) -> bool {
+        self.retire.is_some() && !self.regenerate && self.data.is_empty()
+    }
+
+    /// This session's max-age (the stored `_maxAge` wins over the configured default).
+    pub fn max_age(&self) -> MaxAge {
+        self.meta.max_age
+    }
+
+    /// Changes this session's max-age; forces a write so the cookie and record carry it.
+    pub fn set_max_age(&mut self, max_age: MaxAge) {
+        if max_age == MaxAge::Ms(0) {
+            // A zero lifetime is an immediate logout; say so explicitly instead.
+            self.destroy();
+            return;
+        }
+        self.meta.max_age = max_age;
+        self.forced = true;
+    }
+
+    /// The session's koa fields as loaded or last written.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// When the session ends unless written again (ms since the epoch), if it has a fixed end.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.meta.expire
+    }
+
+    /// Whether the data differs from the baseline (value equality per top-level key; a value
+    /// set back to what it was is no change).
+    pub fn has_changed(&self) -> bool {
+        self.originals
+            .iter()
+            .any(|(k, orig)| self.data.get(k) != orig.as_ref())
+    }
+
+    /// The top-level keys set and removed since the baseline.
+    pub fn delta(&self) -> Delta {
+        let mut delta = Delta::default();
+        if self.originals.is_empty() {
+            return delta;
+        }
+        // Walk the data in its order so the store keeps the session's key order.
+        for (k, now) in &self.data {
+            if let Some(orig) = self.originals.get(k)
+                && orig.as_ref() != Some(now)
+            {
+                delta.set.push((k.clone(), now.clone()));
+            }
+        }
+        for (k, orig) in &self.originals {
+            if orig.is_some() && !self.data.contains_key(k) {
+                delta.removed.push(k.clone());
+            }
+        }
+        delta.removed.sort();
+        delta.replace = self.replaced && !(delta.set.is_empty() && delta.removed.is_empty());
+        delta
+    }
+
+    /// The record as this request sees it.
+    pub fn to_record(&self) -> Record {
+        Record {
+            data: self.data.clone(),
+            meta: self.meta,
+        }
+    }
+
+    /// Marks that the cookie was signed with an older key and must be re-signed.
+    pub fn set_resign(&mut self, resign: bool) {
+        self.resign = resign;
+    }
+
+    /// Whether the cookie must be re-signed with the newest key.
+    pub fn needs_resign(&self) -> bool {
+        self.resign
+    }
+
+    /// Whether the request carried a session cookie (so a removal cookie means something).
+    pub fn had_cookie(&self) -> bool {
+        self.had_cookie
+    }
+
+    pub(crate) fn retired(&self) -> Option<&Retired> {
+        self.retire.as_ref()
+    }
+    pub(crate) fn is_forced(&self) -> bool {
+        self.forced
+    }
+    pub(crate) fn wants_regenerate(&self) -> bool {
+        self.regenerate
+    }
+
+    /// Gives the session the id its new record was created under.
+    pub fn assign_id(&mut self, id: SessionId) {
+        self.id = Some(id);
+    }
+
+    /// Records that the commit's write succeeded: the written state becomes the new baseline,
+    /// so a later commit in the same request writes nothing unless something changes again.
+    pub fn mark_committed(&mut self, written: Option<Meta>) {
+        let destroyed = self.is_destroyed();
+        self.originals.clear();
+        self.replaced = false;
+        self.forced = false;
+        self.regenerate = false;
+        self.retire = None;
+        self.resign = false;
+        if let Some(meta) = written {
+            self.meta = meta;
+            self.is_new = false;
+            self.had_cookie = true;
+        } else if destroyed {
+            self.had_cookie = false;
+        }
+    }
+}
+
+/// `_expire` passed (strictly, as koa), or the absolute lifetime ran out.
+fn is_expired(config: &Config, meta: &Meta, now: u64) -> bool {
+    if meta.expire.is_some_and(|e| e < now) {
+        return true;
+    }
+    match (config.absolute_lifetime_ms, meta.created) {
+        (Some(cap), Some(created)) => created.saturating_add(cap) < now,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn config() -> Config {
+        Config::builder()
+            .key([1u8; 32].to_vec())
+            .clock(Arc::new(ManualClock::new(1_000_000)))
+            .build()
+            .unwrap()
+    }
+
+    fn loaded(data: Value) -> Session {
+        let Value::Object(data) = data else { panic!() };
+        let c = config();
+        Session::start(
+            &c,
+            Source::Cookie(Record {
+                data,
+                meta: Meta {
+                    expire: Some(2_000_000),
+                    max_age: MaxAge::Ms(86_400_000),
+                    created: Some(1),
+                },
+            }),
+        )
+    }
+
+    #[test]
+    fn reserved_keys_are_rejected() {
+        let mut s = loaded(json!({}));
+        assert!(matches!(
+            s.insert("_expire", 1),
+            Err(SessionError::ReservedKey(k)) if k == "_expire"
+        ));
+        assert!(!s.has_changed());
+    }
+
+    #[test]
+    fn equal_insert_is_no_change_and_revert_is_no_change() {
+        let mut s = loaded(json!({"a": 1, "b": [1, 2]}));
+        s.insert("a", 1).unwrap();
+        s.insert("b", json!([1, 2])).unwrap();
+        assert!(!s.has_changed());
+        s.insert("a", 2).unwrap();
+        assert!(s.has_changed());
+        s.insert("a", 1).unwrap();
+        assert!(!s.has_changed());
+        s.remove("b");
+        s.insert("b", vec![1, 2]).unwrap();
+        assert!(!s.has_changed());
+        assert!(s.delta().is_empty());
+    }
+
+    #[test]
+    fn delta_names_set_and_removed_keys() {
+        let mut s = loaded(json!({"a": 1, "b": 2, "c": 3}));
+        s.insert("a", 10).unwrap();
+        s.remove("b");
+        s.insert("d", "x").unwrap();
+        let d = s.delta();
+        assert!(!d.replace);
+        assert_eq!(
+            d.set,
+            vec![("a".into(), json!(10)), ("d".into(), json!("x"))]
+        );
+        assert_eq!(d.removed, vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn clear_replaces() {
+        let mut s = loaded(json!({"a": 1}));
+        s.clear();
+        s.insert("z", 1).unwrap();
+        let d = s.delta();
+        assert!(d.replace);
+        assert_eq!(d.removed, vec!["a".to_owned()]);
+    }
+
+    #[test]
+    fn typed_get() {
+        let s = loaded(json!({"n": 3, "s": "x"}));
+        assert_eq!(s.get::<u8>("n").unwrap(), Some(3));
+        assert_eq!(s.get::<u8>("missing").unwrap(), None);
+        assert!(s.get::<u8>("s").is_err());
+    }
+
+    #[test]
+    fn expired_record_gives_new_session_and_event() {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ev = events.clone();
+        let clock = ManualClock::new(5_000);
+        let c = Config::builder()
+            .key([1u8; 32].to_vec())
+            .clock(Arc::new(clock.clone()))
+            .hooks(crate::Hooks::new().on_event(move |e| ev.lock().unwrap().push(e)))
+            .build()
+            .unwrap();
+        let rec = |expire| Record {
+            data: json!({"a": 1}).as_object().unwrap().clone(),
+            meta: Meta {
+                expire: Some(expire),
+                max_age: MaxAge::Ms(10),
+                created: Some(0),
+            },
+        };
+        // `_expire == now` is still alive (koa's strict `<`).
+        assert!(!Session::start(&c, Source::Cookie(rec(5_000))).is_new());
+        let s = Session::start(&c, Source::Cookie(rec(4_999)));
+        assert!(s.is_new() && !s.is_populated());
+        assert!(s.retired().is_some());
+        assert_eq!(*events.lock().unwrap(), vec![Event::Expired]);
+    }
+
+    #[test]
+    fn absolute_lifetime_expires_even_with_fresh_expire() {
+        let clock = ManualClock::new(10_000);
+        let c = Config::builder()
+            .key([1u8; 32].to_vec())
+            .clock(Arc::new(clock.clone()))
+            .absolute_lifetime(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let rec = |created| Record {
+            data: Data::new(),
+            meta: Meta {
+                expire: Some(1_000_000),
+                max_age: MaxAge::Ms(1_000_000),
+                created: Some(created),
+            },
+        };
+        assert!(!Session::start(&c, Source::Cookie(rec(5_000))).is_new());
+        assert!(Session::start(&c, Source::Cookie(rec(4_999))).is_new());
+    }
+
+    #[test]
+    fn invalid_hook_discards_session() {
+        let c = Config::builder()
+            .key([1u8; 32].to_vec())
+            .hooks(crate::Hooks::new().valid(|d| !d.contains_key("banned")))
+            .build()
+            .unwrap();
+        let rec = |v: Value| Record {
+            data: v.as_object().unwrap().clone(),
+            meta: Meta {
+                expire: None,
+                max_age: MaxAge::Session,
+                created: None,
+            },
+        };
+        assert!(!Session::start(&c, Source::Cookie(rec(json!({"ok": 1})))).is_new());
+        assert!(Session::start(&c, Source::Cookie(rec(json!({"banned": 1})))).is_new());
+    }
+
+    #[test]
+    fn missed_id_is_retired_unless_guest() {
+        let c = config();
+        let id = c.ids().generate().unwrap();
+        let s = Session::start(
+            &c,
+            Source::Store {
+                id: id.clone(),
+                record: None,
+            },
+        );
+        assert!(s.id().is_none());
+        assert_eq!(s.retired().unwrap().id.as_ref(), Some(&id));
+        let g = Config::builder()
+            .key([1u8; 32].to_vec())
+            .guest(true)
+            .build()
+            .unwrap();
+        let s = Session::start(
+            &g,
+            Source::Store {
+                id: id.clone(),
+                record: None,
+            },
+        );
+        assert_eq!(s.id(), Some(&id));
+        assert!(s.retired().is_none() && s.is_new());
+    }
+
+    #[test]
+    fn destroy_then_repopulate_is_a_new_session() {
+        let mut s = loaded(json!({"user": 1}));
+        s.destroy();
+        assert!(s.is_destroyed() && s.is_new() && s.is_empty());
+        s.insert("flash", "bye").unwrap();
+        assert!(!s.is_destroyed());
+        assert!(s.retired().is_some());
+    }
+
+    #[test]
+    fn set_max_age_forces_save() {
+        let mut s = loaded(json!({}));
+        s.set_max_age(MaxAge::Session);
+        assert!(s.is_forced());
+        assert_eq!(s.max_age(), MaxAge::Session);
+    }
+}

@@ -1,0 +1,245 @@
+//! The contract every session store implements, and a type-erased form of it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::id::StoreKey;
+use crate::record::{Data, Delta, Meta, Record};
+
+/// A store failure. Messages never contain keys, ids or data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached (connection refused, reset, pool has no connection).
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// The store did not answer within its time limit.
+    #[error("session store timed out after {0:?}")]
+    Timeout(Duration),
+    /// The store refused the write (e.g. Redis out of memory under `noeviction`).
+    #[error("session store rejected the write: {0}")]
+    Rejected(String),
+    /// A stored record could not be decoded.
+    #[error("stored session record is corrupt: {0}")]
+    Corrupt(String),
+    /// The record is larger than the store accepts.
+    #[error("session record of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Any other backend error.
+    #[error("session store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (outage, timeout, full store), as opposed to a
+    /// problem with this record.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Timeout(_) | Self::Rejected(_)
+        )
+    }
+}
+
+/// Result of [`Store::create`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The record was inserted.
+    Inserted,
+    /// A record already exists under this key; nothing was written (draw a new id).
+    Collision,
+}
+
+/// Result of [`Store::save`] and [`Store::touch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    /// The record was updated.
+    Updated,
+    /// No live record exists (expired or destroyed meanwhile); nothing was written, and the
+    /// session must not be brought back.
+    NotFound,
+}
+
+/// One request's write to an existing record.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    /// The changes this request made.
+    pub delta: &'a Delta,
+    /// The whole data as this request sees it (used when [`Delta::replace`] is set, or by a
+    /// store that only writes whole records).
+    pub data: &'a Data,
+    /// The koa fields to store.
+    pub meta: Meta,
+}
+
+/// A session store.
+///
+/// Contract (proved for each store by the conformance suite in `session_core::testing`):
+/// - `create` inserts only if absent and reports a collision;
+/// - `load` returns the record or nothing (an expired record counts as nothing);
+/// - `save` updates only if present, applying the delta to the record as it is now, and reports
+///   not-found (it never brings back a destroyed session);
+/// - `destroy` deletes and is idempotent;
+/// - `touch` extends the TTL and sets the new meta without rewriting the data;
+/// - every record has a TTL (`ttl` is always > 0), and every call returns within the store's
+///   time limit.
+pub trait Store: Send + Sync + 'static {
+    /// Inserts `record` under `key` if no live record is there.
+    fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// The live record under `key`, if any.
+    fn load(
+        &self,
+        key: &StoreKey,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Applies a change to the live record under `key`, if any, and sets its TTL.
+    fn save(
+        &self,
+        key: &StoreKey,
+        change: Change<'_>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Updated, StoreError>> + Send;
+
+    /// Deletes the record under `key` (no error if there is none).
+    fn destroy(&self, key: &StoreKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets `meta` and the TTL of the live record under `key`, without rewriting its data.
+    fn touch(
+        &self,
+        key: &StoreKey,
+        meta: Meta,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Updated, StoreError>> + Send;
+
+    /// Whether `save` merges deltas (two requests changing different keys both land) rather
+    /// than writing whole records.
+    fn merges_deltas(&self) -> bool {
+        true
+    }
+}
+
+/// A boxed future, for [`DynStore`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe form of [`Store`], so a store can be chosen at run time
+/// (`Arc<dyn DynStore>` implements [`Store`]). Every [`Store`] implements it.
+pub trait DynStore: Send + Sync + 'static {
+    /// See [`Store::create`].
+    fn create_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Created, StoreError>>;
+    /// See [`Store::load`].
+    fn load_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+    /// See [`Store::save`].
+    fn save_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        change: Change<'a>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Updated, StoreError>>;
+    /// See [`Store::destroy`].
+    fn destroy_dyn<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// See [`Store::touch`].
+    fn touch_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        meta: Meta,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Updated, StoreError>>;
+    /// See [`Store::merges_deltas`].
+    fn merges_deltas_dyn(&self) -> bool;
+}
+
+impl<S: Store> DynStore for S {
+    fn create_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Created, StoreError>> {
+        Box::pin(self.create(key, record, ttl))
+    }
+    fn load_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(self.load(key))
+    }
+    fn save_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        change: Change<'a>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Updated, StoreError>> {
+        Box::pin(self.save(key, change, ttl))
+    }
+    fn destroy_dyn<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.destroy(key))
+    }
+    fn touch_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        meta: Meta,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Updated, StoreError>> {
+        Box::pin(self.touch(key, meta, ttl))
+    }
+    fn merges_deltas_dyn(&self) -> bool {
+        self.merges_deltas()
+    }
+}
+
+impl Store for Arc<dyn DynStore> {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Created, StoreError> {
+        self.as_ref().create_dyn(key, record, ttl).await
+    }
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.as_ref().load_dyn(key).await
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        change: Change<'_>,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        self.as_ref().save_dyn(key, change, ttl).await
+    }
+    async fn destroy(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.as_ref().destroy_dyn(key).await
+    }
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        meta: Meta,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        self.as_ref().touch_dyn(key, meta, ttl).await
+    }
+    fn merges_deltas(&self) -> bool {
+        self.as_ref().merges_deltas_dyn()
+    }
+}

@@ -1,0 +1,451 @@
+//! The store conformance suite (feature `testing`): every store crate runs it against itself.
+//!
+//! ```text
+//! #[tokio::test]
+//! async fn conformance() {
+//!     session_core::testing::run_all(&MyHarness::new()).await;
+//! }
+//! ```
+//!
+//! Each check panics with a message naming the broken rule.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::id::{IdPolicy, StoreKey};
+use crate::record::{Data, Delta, MaxAge, Meta, Record};
+use crate::store::{Change, Created, Store, Updated};
+
+/// What the suite needs from a store's test setup.
+pub trait Harness: Send + Sync {
+    /// The store under test.
+    type S: Store;
+    /// The store.
+    fn store(&self) -> &Self::S;
+    /// Lets `by` pass for the store: advance its manual clock, or sleep for a real server.
+    fn advance(&self, by: Duration) -> impl Future<Output = ()> + Send;
+    /// The remaining TTL of the record under `key` as the store sees it; `None` when there is
+    /// no record. A live record without a TTL must be reported as `Some(Duration::MAX)`.
+    fn ttl(&self, key: &StoreKey) -> impl Future<Output = Option<Duration>> + Send;
+    /// A TTL short enough to wait out in a test (a manual clock can use anything; a real
+    /// server needs something like 300 ms).
+    fn short_ttl(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+}
+
+/// Runs every check.
+pub async fn run_all<H: Harness>(h: &H) {
+    create_then_load(h).await;
+    create_reports_collision(h).await;
+    load_missing_is_none(h).await;
+    load_expired_is_none(h).await;
+    save_applies_delta(h).await;
+    save_replace_writes_whole_data(h).await;
+    save_missing_reports_not_found(h).await;
+    save_after_destroy_does_not_resurrect(h).await;
+    save_after_expiry_does_not_resurrect(h).await;
+    touch_extends_ttl_without_rewriting_data(h).await;
+    touch_missing_reports_not_found(h).await;
+    destroy_is_idempotent(h).await;
+    ttl_always_set(h).await;
+    keys_are_isolated(h).await;
+    odd_values_round_trip(h).await;
+    concurrent_deltas_both_land(h).await;
+}
+
+fn key(name: &str) -> StoreKey {
+    // Unique per run, so the suite can share a server with other tests.
+    let id = IdPolicy::default()
+        .generate()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_else(|_| format!("{:?}", std::time::Instant::now()));
+    StoreKey::from_raw(format!("conformance:{name}:{id}"))
+}
+
+fn record(v: Value) -> Record {
+    Record {
+        data: match v {
+            Value::Object(m) => m,
+            _ => Data::new(),
+        },
+        meta: Meta {
+            expire: Some(1_700_086_400_000),
+            max_age: MaxAge::Ms(86_400_000),
+            created: Some(1_700_000_000_000),
+        },
+    }
+}
+
+const LONG: Duration = Duration::from_secs(3600);
+
+async fn must_create<H: Harness>(h: &H, k: &StoreKey, r: &Record, ttl: Duration) {
+    let res = h.store().create(k, r, ttl).await;
+    assert!(
+        matches!(res, Ok(Created::Inserted)),
+        "create of a fresh key must insert, got {res:?}"
+    );
+}
+
+async fn load<H: Harness>(h: &H, k: &StoreKey) -> Option<Record> {
+    match h.store().load(k).await {
+        Ok(r) => r,
+        Err(e) => panic!("load failed: {e}"),
+    }
+}
+
+async fn save<H: Harness>(
+    h: &H,
+    k: &StoreKey,
+    delta: &Delta,
+    data: &Data,
+    meta: Meta,
+    ttl: Duration,
+) -> Updated {
+    match h.store().save(k, Change { delta, data, meta }, ttl).await {
+        Ok(u) => u,
+        Err(e) => panic!("save failed: {e}"),
+    }
+}
+
+fn set(pairs: &[(&str, Value)]) -> Delta {
+    Delta {
+        replace: false,
+        set: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        removed: Vec::new(),
+    }
+}
+
+/// create, then load returns the same record.
+pub async fn create_then_load<H: Harness>(h: &H) {
+    let k = key("create_then_load");
+    let r = record(json!({"views": 1, "user": {"id": 7}}));
+    must_create(h, &k, &r, LONG).await;
+    assert_eq!(
+        load(h, &k).await,
+        Some(r),
+        "load must return what create wrote"
+    );
+}
+
+/// create over an existing record reports a collision and leaves it unchanged.
+pub async fn create_reports_collision<H: Harness>(h: &H) {
+    let k = key("collision");
+    let first = record(json!({"owner": "first"}));
+    must_create(h, &k, &first, LONG).await;
+    let res = h
+        .store()
+        .create(&k, &record(json!({"owner": "attacker"})), LONG)
+        .await;
+    assert!(
+        matches!(res, Ok(Created::Collision)),
+        "second create must collide, got {res:?}"
+    );
+    assert_eq!(
+        load(h, &k).await,
+        Some(first),
+        "a collision must not overwrite"
+    );
+}
+
+/// load of a key never written is `None`.
+pub async fn load_missing_is_none<H: Harness>(h: &H) {
+    assert_eq!(load(h, &key("missing")).await, None);
+}
+
+/// A record whose TTL ran out is gone, whether or not a cleanup ran.
+pub async fn load_expired_is_none<H: Harness>(h: &H) {
+    let k = key("expired");
+    let ttl = h.short_ttl();
+    must_create(h, &k, &record(json!({"a": 1})), ttl).await;
+    assert!(load(h, &k).await.is_some());
+    h.advance(ttl + ttl / 2).await;
+    assert_eq!(
+        load(h, &k).await,
+        None,
+        "an expired record must load as nothing"
+    );
+}
+
+/// save merges set and removed keys into the stored record and sets the new meta.
+pub async fn save_applies_delta<H: Harness>(h: &H) {
+    let k = key("save_delta");
+    must_create(h, &k, &record(json!({"a": 1, "b": 2, "c": 3})), LONG).await;
+    let delta = Delta {
+        replace: false,
+        set: vec![("a".into(), json!(10)), ("d".into(), json!([1, 2]))],
+        removed: vec!["b".into()],
+    };
+    let mut meta = record(json!({})).meta;
+    meta.expire = Some(1_800_000_000_000);
+    let data = json!({"a": 10, "c": 3, "d": [1, 2]});
+    let data = data.as_object().cloned().unwrap_or_default();
+    assert_eq!(
+        save(h, &k, &delta, &data, meta, LONG).await,
+        Updated::Updated
+    );
+    let got = load(h, &k)
+        .await
+        .unwrap_or_else(|| panic!("record vanished after save"));
+    assert_eq!(
+        Value::Object(got.data),
+        json!({"a": 10, "c": 3, "d": [1, 2]})
+    );
+    assert_eq!(got.meta, meta, "save must store the new meta");
+}
+
+/// A delta with `replace` writes the whole data.
+pub async fn save_replace_writes_whole_data<H: Harness>(h: &H) {
+    let k = key("save_replace");
+    must_create(h, &k, &record(json!({"a": 1, "b": 2})), LONG).await;
+    let delta = Delta {
+        replace: true,
+        set: vec![("z".into(), json!(1))],
+        removed: vec!["a".into(), "b".into()],
+    };
+    let data = json!({"z": 1}).as_object().cloned().unwrap_or_default();
+    assert_eq!(
+        save(h, &k, &delta, &data, record(json!({})).meta, LONG).await,
+        Updated::Updated
+    );
+    let got = load(h, &k).await.map(|r| Value::Object(r.data));
+    assert_eq!(got, Some(json!({"z": 1})));
+}
+
+/// save of a key with no record reports not-found and creates nothing.
+pub async fn save_missing_reports_not_found<H: Harness>(h: &H) {
+    let k = key("save_missing");
+    let d = set(&[("a", json!(1))]);
+    let got = save(h, &k, &d, &Data::new(), record(json!({})).meta, LONG).await;
+    assert_eq!(got, Updated::NotFound);
+    assert_eq!(load(h, &k).await, None, "save must never create");
+    assert_eq!(h.ttl(&k).await, None, "save must leave no record behind");
+}
+
+/// A save racing a logout does not bring the session back.
+pub async fn save_after_destroy_does_not_resurrect<H: Harness>(h: &H) {
+    let k = key("resurrect");
+    must_create(h, &k, &record(json!({"user": 1})), LONG).await;
+    if let Err(e) = h.store().destroy(&k).await {
+        panic!("destroy failed: {e}");
+    }
+    let d = set(&[("cart", json!(["x"]))]);
+    let got = save(h, &k, &d, &Data::new(), record(json!({})).meta, LONG).await;
+    assert_eq!(got, Updated::NotFound);
+    assert_eq!(
+        load(h, &k).await,
+        None,
+        "a destroyed session must stay destroyed"
+    );
+}
+
+/// A save after the record expired does not bring it back.
+pub async fn save_after_expiry_does_not_resurrect<H: Harness>(h: &H) {
+    let k = key("resurrect_expired");
+    let ttl = h.short_ttl();
+    must_create(h, &k, &record(json!({"user": 1})), ttl).await;
+    h.advance(ttl + ttl / 2).await;
+    let d = set(&[("cart", json!(1))]);
+    let got = save(h, &k, &d, &Data::new(), record(json!({})).meta, LONG).await;
+    assert_eq!(got, Updated::NotFound);
+    assert_eq!(load(h, &k).await, None);
+}
+
+/// touch extends the TTL and sets meta, leaving the data as stored.
+pub async fn touch_extends_ttl_without_rewriting_data<H: Harness>(h: &H) {
+    let k = key("touch");
+    let ttl = h.short_ttl();
+    let r = record(json!({"a": 1}));
+    must_create(h, &k, &r, ttl).await;
+    let mut meta = r.meta;
+    meta.expire = Some(1_900_000_000_000);
+    let got = h.store().touch(&k, meta, LONG).await;
+    assert!(
+        matches!(got, Ok(Updated::Updated)),
+        "touch of a live record, got {got:?}"
+    );
+    let left = h.ttl(&k).await.unwrap_or_default();
+    assert!(left > ttl, "touch must extend the TTL (left {left:?})");
+    h.advance(ttl + ttl / 2).await;
+    let got = load(h, &k)
+        .await
+        .unwrap_or_else(|| panic!("touched record expired at the old TTL"));
+    assert_eq!(got.data, r.data, "touch must not change data");
+    assert_eq!(got.meta, meta, "touch must store the new meta");
+}
+
+/// touch of a missing record reports not-found and creates nothing.
+pub async fn touch_missing_reports_not_found<H: Harness>(h: &H) {
+    let k = key("touch_missing");
+    let got = h.store().touch(&k, record(json!({})).meta, LONG).await;
+    assert!(matches!(got, Ok(Updated::NotFound)), "got {got:?}");
+    assert_eq!(h.ttl(&k).await, None);
+}
+
+/// destroy removes the record, and destroying again (or a missing key) is fine.
+pub async fn destroy_is_idempotent<H: Harness>(h: &H) {
+    let k = key("destroy");
+    must_create(h, &k, &record(json!({"a": 1})), LONG).await;
+    for _ in 0..2 {
+        if let Err(e) = h.store().destroy(&k).await {
+            panic!("destroy must be idempotent: {e}");
+        }
+    }
+    assert_eq!(load(h, &k).await, None);
+    if let Err(e) = h.store().destroy(&key("never")).await {
+        panic!("destroy of a missing key must succeed: {e}");
+    }
+}
+
+/// After every write the record has a TTL no longer than the one asked for.
+pub async fn ttl_always_set<H: Harness>(h: &H) {
+    let k = key("ttl");
+    let check = |left: Option<Duration>, asked: Duration, op: &str| {
+        let left = left.unwrap_or_else(|| panic!("no record after {op}"));
+        assert!(left != Duration::MAX, "record has no TTL after {op}");
+        assert!(
+            left <= asked,
+            "TTL {left:?} after {op} exceeds the {asked:?} asked for"
+        );
+        assert!(left > Duration::ZERO, "TTL must be positive after {op}");
+    };
+    let r = record(json!({"a": 1}));
+    must_create(h, &k, &r, LONG).await;
+    check(h.ttl(&k).await, LONG, "create");
+    let asked = LONG / 2;
+    save(h, &k, &set(&[("b", json!(2))]), &r.data, r.meta, asked).await;
+    check(h.ttl(&k).await, asked, "save");
+    let asked = LONG / 4;
+    if let Err(e) = h.store().touch(&k, r.meta, asked).await {
+        panic!("touch failed: {e}");
+    }
+    check(h.ttl(&k).await, asked, "touch");
+}
+
+/// Two sessions never see each other's data.
+pub async fn keys_are_isolated<H: Harness>(h: &H) {
+    let (a, b) = (key("iso_a"), key("iso_b"));
+    must_create(h, &a, &record(json!({"who": "a"})), LONG).await;
+    must_create(h, &b, &record(json!({"who": "b"})), LONG).await;
+    save(
+        h,
+        &a,
+        &set(&[("x", json!(1))]),
+        &Data::new(),
+        record(json!({})).meta,
+        LONG,
+    )
+    .await;
+    let got = load(h, &b).await.map(|r| Value::Object(r.data));
+    assert_eq!(got, Some(json!({"who": "b"})));
+}
+
+/// Unicode, nested JSON, extreme numbers, empty objects and a large value round-trip exactly.
+pub async fn odd_values_round_trip<H: Harness>(h: &H) {
+    let big = "é☃𝄞x".repeat(8 * 1024);
+    let odd = json!({
+        "héllo ☃": "wörld 𝄞 \u{0} \"quotes\" \\ \n",
+        "": "empty key",
+        "nested": {"a": [1, {"b": [[], {}]}, null, true, false]},
+        "empty": {},
+        "empty_list": [],
+        "numbers": [0, -1, 1.5, -0.25, 1e300, 18446744073709551615u64, -9223372036854775808i64],
+        "big": big,
+    });
+    let k = key("odd");
+    let r = record(odd.clone());
+    must_create(h, &k, &r, LONG).await;
+    assert_eq!(
+        load(h, &k).await,
+        Some(r),
+        "odd values must round-trip exactly"
+    );
+    let e = key("odd_empty");
+    let empty = record(json!({}));
+    must_create(h, &e, &empty, LONG).await;
+    assert_eq!(
+        load(h, &e).await,
+        Some(empty),
+        "an empty session must round-trip"
+    );
+    let s = key("odd_session");
+    let mut browser = record(json!({"a": 1}));
+    browser.meta = Meta {
+        expire: None,
+        max_age: MaxAge::Session,
+        created: None,
+    };
+    must_create(h, &s, &browser, LONG).await;
+    assert_eq!(
+        load(h, &s).await,
+        Some(browser),
+        "a browser-session record must round-trip"
+    );
+}
+
+/// Two requests of one session that change different keys both land (stores that merge
+/// deltas); many concurrent writers of distinct keys all land.
+pub async fn concurrent_deltas_both_land<H: Harness>(h: &H) {
+    if !h.store().merges_deltas() {
+        return;
+    }
+    let k = key("concurrent");
+    let r = record(json!({"base": 0}));
+    must_create(h, &k, &r, LONG).await;
+    // Both requests loaded the same state; each writes its own key.
+    let a = load(h, &k).await.unwrap_or_else(|| panic!("missing"));
+    let b = a.clone();
+    let mut a_data = a.data.clone();
+    a_data.insert("cart".into(), json!(["book"]));
+    let mut b_data = b.data.clone();
+    b_data.insert("theme".into(), json!("dark"));
+    save(
+        h,
+        &k,
+        &set(&[("cart", json!(["book"]))]),
+        &a_data,
+        a.meta,
+        LONG,
+    )
+    .await;
+    save(
+        h,
+        &k,
+        &set(&[("theme", json!("dark"))]),
+        &b_data,
+        b.meta,
+        LONG,
+    )
+    .await;
+    let got = load(h, &k).await.map(|r| Value::Object(r.data));
+    assert_eq!(
+        got,
+        Some(json!({"base": 0, "cart": ["book"], "theme": "dark"}))
+    );
+
+    let writers = 16;
+    let futs = (0..writers).map(|i| {
+        let k = k.clone();
+        let meta = r.meta;
+        async move {
+            let name = format!("w{i}");
+            let delta = set(&[(name.as_str(), json!(i))]);
+            save(h, &k, &delta, &Data::new(), meta, LONG).await
+        }
+    });
+    let results = futures_util::future::join_all(futs).await;
+    assert!(results.iter().all(|u| *u == Updated::Updated));
+    let got = load(h, &k).await.unwrap_or_else(|| panic!("missing"));
+    for i in 0..writers {
+        assert_eq!(
+            got.data.get(&format!("w{i}")),
+            Some(&json!(i)),
+            "writer {i} was lost"
+        );
+    }
+}
