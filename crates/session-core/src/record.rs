@@ -112,8 +112,9 @@ impl Record {
         Record {
             data: obj,
             meta: Meta {
-                // A `_session` record never expires by `_expire` (koa ignores it there too).
-                expire: if session { None } else { expire },
+                // koa checks `_expire` whatever else the record says, so it is kept even
+                // beside `_session` (only a foreign writer produces both).
+                expire,
                 max_age,
                 created,
             },
@@ -163,7 +164,12 @@ impl Serialize for KoaView<'_> {
                 }
                 m.serialize_entry("_maxAge", &ms)?;
             }
-            MaxAge::Session => m.serialize_entry("_session", &true)?,
+            MaxAge::Session => {
+                if let Some(expire) = r.meta.expire {
+                    m.serialize_entry("_expire", &expire)?;
+                }
+                m.serialize_entry("_session", &true)?;
+            }
         }
         if let Some(created) = r.meta.created {
             m.serialize_entry("_created", &created)?;

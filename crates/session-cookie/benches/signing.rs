@@ -1,0 +1,123 @@
+//! Sign + verify of a typical session cookie against the bare HMAC work it can't avoid, and
+//! the cookie-mode codec. Run: `cargo bench -p session-cookie --bench signing`.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hmac::{Hmac, KeyInit, Mac};
+use session_cookie::{Codec, Keygrip, KoaCodec, SessionCookies};
+use session_core::{Algorithm, Config, MaxAge, Meta, Record, Secret};
+
+const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+const NAME: &[u8] = b"koa.sess";
+// A ~100-byte cookie: a cookie-mode payload with a few keys.
+const VALUE: &[u8] =
+    b"eyJ2aWV3cyI6MSwidXNlciI6NDIsIl9leHBpcmUiOjE3MDAwODY0MDAwMDAsIl9tYXhBZ2UiOjg2NDAwMDAwfQ==";
+
+fn sign_verify(c: &mut Criterion) {
+    let mut data = NAME.to_vec();
+    data.push(b'=');
+    data.extend_from_slice(VALUE);
+    let grip = Keygrip::new(&[Secret::new(KEY.to_vec())], Algorithm::Sha256).unwrap();
+    let mut g = c.benchmark_group("sign_verify_sha256_100B");
+    g.bench_function("ours_sign_plus_verify", |b| {
+        b.iter(|| {
+            let sig = grip.sign_parts(&[black_box(NAME), b"=", black_box(VALUE)]);
+            grip.verify_parts(&[NAME, b"=", VALUE], sig.as_str())
+                .unwrap()
+        })
+    });
+    // The unavoidable work: two HMACs (one to sign, one to verify), with the key's pads
+    // already computed, as ours are.
+    let pre = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(KEY).unwrap();
+    g.bench_function("bare_two_hmacs_precomputed_key", |b| {
+        b.iter(|| {
+            let mut m = pre.clone();
+            m.update(black_box(&data));
+            let a = m.finalize().into_bytes();
+            let mut m = pre.clone();
+            m.update(black_box(&data));
+            let b2 = m.finalize().into_bytes();
+            (a, b2)
+        })
+    });
+    // What a straightforward implementation does: key setup on every HMAC.
+    g.bench_function("bare_two_hmacs_keyed_each_time", |b| {
+        b.iter(|| {
+            let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(KEY).unwrap();
+            m.update(black_box(&data));
+            let a = m.finalize().into_bytes();
+            let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(KEY).unwrap();
+            m.update(black_box(&data));
+            let b2 = m.finalize().into_bytes();
+            (a, b2)
+        })
+    });
+    g.finish();
+
+    // Worst case per invalid cookie: one HMAC per key (4 keys, the maximum).
+    let keys: Vec<Secret> = (1..=4u8).map(|i| Secret::new(vec![i; 32])).collect();
+    let four = Keygrip::new(&keys, Algorithm::Sha256).unwrap();
+    let bad = "A".repeat(43);
+    c.bench_function("verify_invalid_signature_4_keys", |b| {
+        b.iter(|| four.verify_parts(&[NAME, b"=", VALUE], black_box(&bad)))
+    });
+}
+
+fn cookies(c: &mut Criterion) {
+    let config = Config::builder().key(KEY.to_vec()).build().unwrap();
+    let jar = SessionCookies::from_config(&config).unwrap();
+    let value = std::str::from_utf8(VALUE).unwrap();
+    let set = jar
+        .write(value, Some(1_700_086_400_000), 1_700_000_000_000, true)
+        .unwrap();
+    let sig = set
+        .sig
+        .as_deref()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let header = format!("other=1; koa.sess={value}; {sig}; theme=dark");
+    c.bench_function("read_cookie_header", |b| {
+        b.iter(|| jar.read([black_box(header.as_bytes())]))
+    });
+    c.bench_function("write_set_cookie_pair", |b| {
+        b.iter(|| {
+            jar.write(
+                black_box(value),
+                Some(1_700_086_400_000),
+                1_700_000_000_000,
+                true,
+            )
+        })
+    });
+}
+
+fn codec(c: &mut Criterion) {
+    let mut record = Record {
+        data: Default::default(),
+        meta: Meta {
+            expire: Some(1_700_086_400_000),
+            max_age: MaxAge::Ms(86_400_000),
+            created: None,
+        },
+    };
+    for i in 0..10 {
+        record.data.insert(
+            format!("key{i}"),
+            serde_json::json!(format!("value number {i}")),
+        );
+    }
+    c.bench_function("koa_codec_encode_decode_10_keys", |b| {
+        b.iter(|| {
+            let v = KoaCodec.encode(black_box(&record)).unwrap();
+            KoaCodec.decode(&v, MaxAge::Session).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, sign_verify, cookies, codec);
+criterion_main!(benches);

@@ -1,0 +1,100 @@
+//! The cookie-mode payload: koa's base64 of the session JSON, and a trait for bringing another
+//! encoding (koa's `encode`/`decode` options).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use session_core::{MaxAge, Record};
+
+/// An encoding failure (a custom codec's; koa's encoding can't fail).
+#[derive(Debug, thiserror::Error)]
+#[error("session payload could not be encoded: {0}")]
+pub struct CodecError(pub String);
+
+/// Turns a session record into a cookie value and back.
+///
+/// `decode` must never panic and returns `None` for anything it can't read: the session then
+/// starts over. It only ever sees values whose signature already verified.
+pub trait Codec: Send + Sync + 'static {
+    /// The cookie value for `record`. Must consist of cookie-octets (RFC 6265), or writing the
+    /// cookie fails with an error.
+    fn encode(&self, record: &Record) -> Result<String, CodecError>;
+    /// The record in `value`; `default_max_age` applies when the payload carries none.
+    fn decode(&self, value: &str, default_max_age: MaxAge) -> Option<Record>;
+}
+
+/// koa-session's codec: standard base64 (with `+/` and `=` padding) of the UTF-8 JSON, keys in
+/// insertion order then `_expire`/`_maxAge` (or `_session`); decoded as leniently as Node's
+/// `Buffer.from(value, 'base64')`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KoaCodec;
+
+impl Codec for KoaCodec {
+    fn encode(&self, record: &Record) -> Result<String, CodecError> {
+        Ok(STANDARD.encode(record.to_koa_json()))
+    }
+
+    fn decode(&self, value: &str, default_max_age: MaxAge) -> Option<Record> {
+        let json = node_base64_decode(value.as_bytes());
+        Record::from_koa_json(&json, default_max_age)
+    }
+}
+
+/// Node's lenient base64 decoding: both alphabets (`+/` and `-_`), characters outside them
+/// skipped, decoding stops at the first `=`, missing padding is fine, and a lone trailing
+/// character is dropped.
+pub fn node_base64_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    for &c in input {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_decoding_quirks() {
+        assert_eq!(node_base64_decode(b"eyJhIjoxfQ"), br#"{"a":1}"#);
+        assert_eq!(node_base64_decode(b"eyJh IjoxfQ"), br#"{"a":1}"#);
+        assert_eq!(node_base64_decode(b"eyJh!!IjoxfQ"), br#"{"a":1}"#);
+        assert_eq!(node_base64_decode(b"eyJhIjoxfQ==garbage"), br#"{"a":1}"#);
+        // Both alphabets.
+        assert_eq!(node_base64_decode(b"-_-_"), node_base64_decode(b"+/+/"));
+        // A lone trailing character carries no full byte.
+        assert_eq!(node_base64_decode(b"QQ"), b"A");
+        assert_eq!(node_base64_decode(b"QQx"), b"A\x0c");
+        assert_eq!(node_base64_decode(b"Q"), b"");
+        assert_eq!(node_base64_decode(b""), b"");
+    }
+
+    #[test]
+    fn garbage_gives_none_not_panic() {
+        for v in ["", "=", "e30", "!!!!", "bnVsbA", "WzFd", "eyJh"] {
+            let r = KoaCodec.decode(v, MaxAge::Session);
+            if v == "e30" {
+                assert!(r.is_some(), "{{}} is a valid empty session");
+            } else {
+                assert!(r.is_none(), "{v:?} decoded to {r:?}");
+            }
+        }
+    }
+}

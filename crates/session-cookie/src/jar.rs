@@ -1,0 +1,286 @@
+//! The session's cookie pair koa-style: `NAME=VALUE` and `NAME.sig=HMAC("NAME=VALUE")`.
+
+use std::fmt::Write as _;
+
+use cookie::time::{Duration as TimeDuration, OffsetDateTime};
+use cookie::{Cookie, SameSite as CSameSite};
+use session_core::{Config, ConfigError, CookieOptions, Priority, SameSite};
+
+use crate::keygrip::{KeyMatch, Keygrip};
+use crate::parse::{is_cookie_value, pairs};
+
+/// Browsers drop cookies whose name + value exceed this many bytes.
+pub const MAX_COOKIE_BYTES: usize = 4096;
+/// Browsers cap `Max-Age` at 400 days.
+pub const MAX_AGE_CAP_SECS: u64 = 400 * 24 * 3600;
+/// At most this many same-name cookies are tried from one request (each costs HMAC work).
+pub const MAX_CANDIDATES: usize = 4;
+
+/// A cookie that can't be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieError {
+    /// Name + value over 4096 bytes: a browser would silently drop it.
+    #[error(
+        "cookie {name:?} would be {size} bytes (name + value); browsers drop cookies over {limit}"
+    )]
+    TooLarge {
+        /// Cookie name (not secret).
+        name: String,
+        /// Name + value length.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The value holds bytes a cookie can't carry (a custom codec's output).
+    #[error("cookie {name:?} value contains characters not allowed in a cookie")]
+    InvalidValue {
+        /// Cookie name.
+        name: String,
+    },
+}
+
+/// What the request's cookies say about the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// No cookie of the session's name.
+    None,
+    /// A value whose signature verified (or any well-formed value when unsigned).
+    Valid {
+        /// The cookie value, exactly as signed.
+        value: &'a str,
+        /// It verified with an older key: re-sign with the newest.
+        resign: bool,
+    },
+    /// Values but no `.sig` cookie: ignored, as koa does (nothing is written about it).
+    MissingSignature,
+    /// A signature that matches no key, or a malformed or oversized value: a new session, and
+    /// koa clears the `.sig` cookie.
+    Invalid,
+}
+
+/// The two `Set-Cookie` header values of one write (`sig` is `None` when unsigned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetCookies {
+    /// `NAME=VALUE; ...`.
+    pub value: String,
+    /// `NAME.sig=...; ...`.
+    pub sig: Option<String>,
+}
+
+impl SetCookies {
+    /// Both header values, value cookie first (koa's order).
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.value.as_str()).chain(self.sig.as_deref())
+    }
+}
+
+/// Reads and writes the session's cookies for one configuration.
+#[derive(Debug, Clone)]
+pub struct SessionCookies {
+    options: CookieOptions,
+    sig_name: String,
+    grip: Option<Keygrip>,
+}
+
+impl SessionCookies {
+    /// From a validated session configuration (legacy keys allowed only under koa-compat or
+    /// `legacy_keys`, as the configuration decided).
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let grip = if config.signed() {
+            // The configuration already applied the strict or legacy key rules.
+            Some(Keygrip::new_legacy(config.keys(), config.algorithm())?)
+        } else {
+            None
+        };
+        Ok(Self::new(config.cookie().clone(), grip))
+    }
+
+    /// From cookie attributes and a key list (`None`: unsigned cookies).
+    pub fn new(options: CookieOptions, grip: Option<Keygrip>) -> Self {
+        let sig_name = format!("{}.sig", options.name);
+        Self {
+            options,
+            sig_name,
+            grip,
+        }
+    }
+
+    /// The cookie attributes.
+    pub fn options(&self) -> &CookieOptions {
+        &self.options
+    }
+
+    /// The key list, if signed.
+    pub fn keygrip(&self) -> Option<&Keygrip> {
+        self.grip.as_ref()
+    }
+
+    /// Finds the session cookie in the request's `Cookie` header fields.
+    ///
+    /// With several cookies of the session's name (other paths or domains, or planted by a
+    /// sibling subdomain), the first one that verifies wins; at most [`MAX_CANDIDATES`] values
+    /// and signatures are tried. Oversized values are rejected before any HMAC work.
+    pub fn read<'a, I>(&self, headers: I) -> Incoming<'a>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let name = self.options.name.as_bytes();
+        let sig_name = self.sig_name.as_bytes();
+        let mut values: [&[u8]; MAX_CANDIDATES] = [&[]; MAX_CANDIDATES];
+        let mut sigs: [&[u8]; MAX_CANDIDATES] = [&[]; MAX_CANDIDATES];
+        let (mut nv, mut ns, mut seen_value) = (0, 0, false);
+        for header in headers {
+            for (n, v) in pairs(header) {
+                if n == name {
+                    seen_value = true;
+                    if nv < MAX_CANDIDATES && self.plausible_value(v) {
+                        values[nv] = v;
+                        nv += 1;
+                    }
+                } else if n == sig_name && ns < MAX_CANDIDATES && !v.is_empty() {
+                    sigs[ns] = v;
+                    ns += 1;
+                }
+            }
+        }
+        if !seen_value {
+            return Incoming::None;
+        }
+        let Some(grip) = &self.grip else {
+            return match values[..nv].first() {
+                Some(v) => Incoming::Valid {
+                    value: ascii(v),
+                    resign: false,
+                },
+                None => Incoming::Invalid,
+            };
+        };
+        if ns == 0 {
+            return Incoming::MissingSignature;
+        }
+        for value in &values[..nv] {
+            for sig in &sigs[..ns] {
+                let Ok(sig) = std::str::from_utf8(sig) else {
+                    continue;
+                };
+                if let Some(m) = grip.verify_parts(&[name, b"=", value], sig) {
+                    return Incoming::Valid {
+                        value: ascii(value),
+                        resign: m != KeyMatch::Newest,
+                    };
+                }
+            }
+        }
+        Incoming::Invalid
+    }
+
+    fn plausible_value(&self, v: &[u8]) -> bool {
+        self.options.name.len() + v.len() <= MAX_COOKIE_BYTES && is_cookie_value(v)
+    }
+
+    /// The `Set-Cookie` values that store `value`, expiring at `expire_ms` (ms since the epoch;
+    /// `None` for a browser-session cookie). `secure` is whether this response's cookie gets
+    /// `Secure` (see [`CookieOptions::secure_for`]).
+    ///
+    /// Sends both `Expires` and `Max-Age` (clamped to 400 days). Errors if a cookie would exceed
+    /// 4096 bytes or the value holds characters a cookie can't carry.
+    pub fn write(
+        &self,
+        value: &str,
+        expire_ms: Option<u64>,
+        now_ms: u64,
+        secure: bool,
+    ) -> Result<SetCookies, CookieError> {
+        let name = &self.options.name;
+        if name.len() + value.len() > MAX_COOKIE_BYTES {
+            return Err(CookieError::TooLarge {
+                name: name.clone(),
+                size: name.len() + value.len(),
+                limit: MAX_COOKIE_BYTES,
+            });
+        }
+        if !is_cookie_value(value.as_bytes()) {
+            return Err(CookieError::InvalidValue { name: name.clone() });
+        }
+        let lifetime = expire_ms.map(|e| {
+            let max_age = (e.saturating_sub(now_ms) / 1000).min(MAX_AGE_CAP_SECS);
+            (e, max_age)
+        });
+        let value_cookie = self.format(name, value, lifetime, secure);
+        let sig = self.grip.as_ref().map(|grip| {
+            let sig = grip.sign_parts(&[name.as_bytes(), b"=", value.as_bytes()]);
+            self.format(&self.sig_name, sig.as_str(), lifetime, secure)
+        });
+        Ok(SetCookies {
+            value: value_cookie,
+            sig,
+        })
+    }
+
+    /// Removal cookies for the session: empty value, `Max-Age=0`, `Expires` at the epoch, and
+    /// the same Path, Domain, Secure, HttpOnly, SameSite and Partitioned as the session cookie,
+    /// so the browser really drops it (also for `__Host-` names).
+    pub fn removal(&self, secure: bool) -> SetCookies {
+        SetCookies {
+            value: self.format(&self.options.name, "", Some((0, 0)), secure),
+            sig: self.grip.as_ref().map(|_| self.sig_removal(secure)),
+        }
+    }
+
+    /// The removal cookie for `NAME.sig` alone (sent when a signature matched no key).
+    pub fn sig_removal(&self, secure: bool) -> String {
+        self.format(&self.sig_name, "", Some((0, 0)), secure)
+    }
+
+    fn format(
+        &self,
+        name: &str,
+        value: &str,
+        lifetime: Option<(u64, u64)>,
+        secure: bool,
+    ) -> String {
+        let o = &self.options;
+        let mut c = Cookie::build((name, value))
+            .path(o.path.as_str())
+            .http_only(o.http_only)
+            .secure(secure)
+            .same_site(match o.same_site {
+                SameSite::Strict => CSameSite::Strict,
+                SameSite::Lax => CSameSite::Lax,
+                SameSite::None => CSameSite::None,
+            })
+            .partitioned(o.partitioned);
+        if let Some(domain) = &o.domain {
+            c = c.domain(domain.as_str());
+        }
+        if let Some((expire_ms, max_age)) = lifetime {
+            // Expires must stay a 4-digit year: cap at 9999-12-31T23:59:59Z.
+            let secs = i64::try_from(expire_ms / 1000)
+                .unwrap_or(i64::MAX)
+                .min(253_402_300_799);
+            let when =
+                OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+            c = c.expires(when).max_age(TimeDuration::seconds(max_age));
+        }
+        let mut out = c.build().to_string();
+        if let Some(p) = o.priority {
+            let _ = write!(
+                out,
+                "; Priority={}",
+                match p {
+                    Priority::Low => "Low",
+                    Priority::Medium => "Medium",
+                    Priority::High => "High",
+                }
+            );
+        }
+        out
+    }
+}
+
+/// Values passed [`is_cookie_value`], so they are ASCII.
+fn ascii(v: &[u8]) -> &str {
+    std::str::from_utf8(v).unwrap_or_default()
+}
