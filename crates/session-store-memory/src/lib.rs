@@ -1,0 +1,609 @@
+//! The embedded session store: what a newcomer runs first and what a single-instance app runs in
+//! production.
+//!
+//! - **Correct**: implements the whole [`Store`] contract (insert-if-absent create,
+//!   update-if-present save that never brings back a destroyed session, idempotent destroy,
+//!   TTL-only touch) and merges deltas, so two concurrent requests that change different keys
+//!   of one session both land. It passes the conformance suite of `session-core`.
+//! - **Never returns an expired record**: every read checks the TTL against the store's
+//!   [`Clock`]; expired records are reclaimed on access, by a bounded cleanup on every create,
+//!   and by an optional background [`Sweeper`].
+//! - **Bounded**: optional caps on the number of sessions and on their bytes. When a create
+//!   would exceed a cap, expired records go first, then the live ones **soonest to expire
+//!   first** (they have the least session left to lose). Caps apply per shard (the total divided
+//!   by the shard count), so eviction is soonest-first within the new record's shard.
+//! - **Fast and compact**: sessions are spread over independently locked shards; no lock is
+//!   held across an `.await` (every operation is synchronous inside). Records are kept as
+//!   compact JSON bytes (about 300 bytes per session of 100 bytes of data, see BENCHMARKS.md).
+//!
+//! # Example
+//! ```
+//! use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
+//! use session_store_memory::MemoryStore;
+//! use std::time::Duration;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let store = MemoryStore::builder().max_sessions(1_000_000).build();
+//! let key = StoreKey::from_raw("sess:example");
+//! let mut record = Record {
+//!     data: Default::default(),
+//!     meta: Meta { expire: None, max_age: MaxAge::Session, created: None },
+//! };
+//! record.data.insert("views".into(), 1.into());
+//! assert_eq!(store.create(&key, &record, Duration::from_secs(60)).await?, Created::Inserted);
+//! assert_eq!(store.load(&key).await?, Some(record));
+//! # Ok::<(), session_core::StoreError>(())
+//! # }).unwrap();
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use session_core::{
+    Change, Created, Data, MaxAge, Meta, Record, SharedClock, Store, StoreError, StoreKey,
+    SystemClock, Updated,
+};
+
+mod sweeper;
+pub use sweeper::Sweeper;
+
+/// Estimated bookkeeping bytes per record (map slot, key allocation, heap entry), added to the
+/// key and data bytes when a byte cap is enforced.
+pub const ENTRY_OVERHEAD_BYTES: usize = 160;
+/// Expired records reclaimed opportunistically by each create (bounded so a create stays cheap).
+const CLEANUP_PER_CREATE: usize = 4;
+
+/// Counters, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live and not-yet-reclaimed records.
+    pub records: usize,
+    /// Bytes counted against the byte cap.
+    pub bytes: usize,
+    /// Live records evicted to respect a cap, since the store was built.
+    pub evicted: u64,
+    /// Expired records reclaimed, since the store was built.
+    pub expired: u64,
+}
+
+/// The embedded store. Cloning is cheap and shares the data.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("shards", &self.inner.shards.len())
+            .field("max_sessions", &self.inner.max_sessions)
+            .field("max_bytes", &self.inner.max_bytes)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    clock: SharedClock,
+    max_sessions: Option<usize>,
+    max_bytes: Option<usize>,
+    per_shard_sessions: usize,
+    per_shard_bytes: usize,
+    evicted: AtomicU64,
+    expired: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Arc<str>, Entry>,
+    /// Expiry order: `(expires_at, key)`; entries whose record changed expiry since are stale
+    /// and skipped (the record's own `expires_at` is the truth).
+    heap: BinaryHeap<Reverse<(u64, Arc<str>)>>,
+    bytes: usize,
+}
+
+struct Entry {
+    /// The user data as compact JSON.
+    blob: Box<[u8]>,
+    meta: PackedMeta,
+    /// When the record stops existing (store clock, ms).
+    expires_at: u64,
+}
+
+/// [`Meta`] in 24 bytes: 0 stands for "none" (0 ms is never a real lifetime or timestamp here).
+#[derive(Clone, Copy)]
+struct PackedMeta {
+    expire: u64,
+    max_age: u64,
+    created: u64,
+}
+
+impl From<Meta> for PackedMeta {
+    fn from(m: Meta) -> Self {
+        Self {
+            expire: m.expire.unwrap_or(0),
+            max_age: m.max_age.as_ms().unwrap_or(0),
+            created: m.created.unwrap_or(0),
+        }
+    }
+}
+
+impl From<PackedMeta> for Meta {
+    fn from(p: PackedMeta) -> Self {
+        let some = |v: u64| (v != 0).then_some(v);
+        Meta {
+            expire: some(p.expire),
+            max_age: if p.max_age == 0 {
+                MaxAge::Session
+            } else {
+                MaxAge::Ms(p.max_age)
+            },
+            created: some(p.created),
+        }
+    }
+}
+
+/// Builds a [`MemoryStore`].
+#[derive(Default)]
+pub struct MemoryStoreBuilder {
+    shards: Option<usize>,
+    max_sessions: Option<usize>,
+    max_bytes: Option<usize>,
+    clock: Option<SharedClock>,
+}
+
+impl MemoryStoreBuilder {
+    /// Number of independently locked shards (rounded up to a power of two; default 64).
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = Some(n);
+        self
+    }
+    /// Caps the number of sessions; beyond it, creating one evicts the soonest to expire.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = Some(n);
+        self
+    }
+    /// Caps the bytes of sessions (key + JSON data + [`ENTRY_OVERHEAD_BYTES`] each).
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = Some(n);
+        self
+    }
+    /// The clock TTLs are measured with (default the system clock; tests inject a manual one).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// Builds the store.
+    pub fn build(self) -> MemoryStore {
+        let n = self
+            .shards
+            .unwrap_or(64)
+            .clamp(1, 1 << 16)
+            .next_power_of_two();
+        let per = |total: Option<usize>| total.map_or(usize::MAX, |t| t.div_ceil(n).max(1));
+        MemoryStore {
+            inner: Arc::new(Inner {
+                shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+                hasher: RandomState::new(),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                max_sessions: self.max_sessions,
+                max_bytes: self.max_bytes,
+                per_shard_sessions: per(self.max_sessions),
+                per_shard_bytes: per(self.max_bytes),
+                evicted: AtomicU64::new(0),
+                expired: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn encode(data: &Data) -> Result<Box<[u8]>, StoreError> {
+    serde_json::to_vec(data)
+        .map(Vec::into_boxed_slice)
+        .map_err(|e| StoreError::Backend(format!("could not encode session data: {e}")))
+}
+
+fn decode(blob: &[u8]) -> Result<Data, StoreError> {
+    serde_json::from_slice(blob).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn cost(key: &str, blob: &[u8]) -> usize {
+    key.len() + blob.len() + ENTRY_OVERHEAD_BYTES
+}
+
+impl MemoryStore {
+    /// A store with 64 shards, no caps and the system clock.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Starts a builder.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::default()
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let h = self.inner.hasher.hash_one(key);
+        let idx = (h >> 32) as usize & (self.inner.shards.len() - 1);
+        // A panic while holding a shard lock can't leave an entry half-written (every update
+        // is a single assignment), so a poisoned lock is safe to keep using.
+        self.inner.shards[idx]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// The remaining TTL of the record under `key`, `None` if there is no live record.
+    pub fn ttl(&self, key: &StoreKey) -> Option<Duration> {
+        let now = self.now();
+        let shard = self.shard(key.as_str());
+        let e = shard.map.get(key.as_str())?;
+        (e.expires_at > now).then(|| Duration::from_millis(e.expires_at - now))
+    }
+
+    /// Number of records held (expired ones not yet reclaimed included).
+    pub fn len(&self) -> usize {
+        self.stats().records
+    }
+
+    /// Whether the store holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            evicted: self.inner.evicted.load(Ordering::Relaxed),
+            expired: self.inner.expired.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        for shard in self.inner.shards.iter() {
+            let g = shard.lock().unwrap_or_else(|p| p.into_inner());
+            s.records += g.map.len();
+            s.bytes += g.bytes;
+        }
+        s
+    }
+
+    /// Reclaims every expired record now; returns how many. The [`Sweeper`] calls this.
+    pub fn sweep(&self) -> usize {
+        let now = self.now();
+        let mut total = 0;
+        for shard in self.inner.shards.iter() {
+            let mut g = shard.lock().unwrap_or_else(|p| p.into_inner());
+            total += g.reclaim_expired(now, usize::MAX);
+        }
+        self.inner
+            .expired
+            .fetch_add(total as u64, Ordering::Relaxed);
+        total
+    }
+
+    /// Starts a background task (on the current tokio runtime) that calls [`MemoryStore::sweep`]
+    /// every `interval`, first one `interval` from now. Stop it with [`Sweeper::stop`].
+    pub fn start_sweeper(&self, interval: Duration) -> Sweeper {
+        Sweeper::start(self.clone(), interval)
+    }
+}
+
+impl Shard {
+    /// Removes up to `limit` expired records in expiry order; returns how many.
+    fn reclaim_expired(&mut self, now: u64, limit: usize) -> usize {
+        let mut n = 0;
+        while n < limit {
+            let Some(Reverse((at, _))) = self.heap.peek() else {
+                break;
+            };
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, key))) = self.heap.pop() else {
+                break;
+            };
+            if self.map.get(&key).is_some_and(|e| e.expires_at == at) {
+                self.remove(&key);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Evicts the live record soonest to expire; `false` if there is none.
+    fn evict_soonest(&mut self) -> bool {
+        while let Some(Reverse((at, key))) = self.heap.pop() {
+            if self.map.get(&key).is_some_and(|e| e.expires_at == at) {
+                self.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let (k, e) = self.map.remove_entry(key)?;
+        self.bytes -= cost(&k, &e.blob);
+        Some(e)
+    }
+
+    fn schedule(&mut self, key: Arc<str>, at: u64) {
+        self.heap.push(Reverse((at, key)));
+        // Every TTL change leaves a stale heap entry behind; rebuild before they pile up.
+        if self.heap.len() > 2 * self.map.len() + 1024 {
+            self.heap = self
+                .map
+                .iter()
+                .map(|(k, e)| Reverse((e.expires_at, Arc::clone(k))))
+                .collect();
+        }
+    }
+
+    /// The live entry under `key`; an expired one is reclaimed on the way.
+    fn live(&mut self, key: &str, now: u64, expired: &AtomicU64) -> Option<&mut Entry> {
+        if self.map.get(key).is_some_and(|e| e.expires_at <= now) {
+            self.remove(key);
+            expired.fetch_add(1, Ordering::Relaxed);
+        }
+        self.map.get_mut(key)
+    }
+
+    /// Replaces the data and expiry of the entry under `key` (which exists).
+    fn rewrite(&mut self, key: &str, blob: Option<Box<[u8]>>, meta: Meta, expires_at: u64) {
+        let Some((k, e)) = self.map.get_key_value(key) else {
+            return;
+        };
+        let k = Arc::clone(k);
+        let old_cost = cost(&k, &e.blob);
+        if let Some(e) = self.map.get_mut(key) {
+            if let Some(blob) = blob {
+                e.blob = blob;
+            }
+            e.meta = meta.into();
+            e.expires_at = expires_at;
+            let new_cost = cost(&k, &e.blob);
+            self.bytes = self.bytes - old_cost + new_cost;
+        }
+        self.schedule(k, expires_at);
+    }
+}
+
+impl Store for MemoryStore {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Created, StoreError> {
+        let blob = encode(&record.data)?;
+        let now = self.now();
+        let expires_at = now.saturating_add(ms(ttl));
+        let key_str = key.as_str();
+        let new_cost = cost(key_str, &blob);
+        let inner = &*self.inner;
+        if new_cost > inner.per_shard_bytes {
+            return Err(StoreError::TooLarge {
+                size: new_cost,
+                limit: inner.per_shard_bytes,
+            });
+        }
+        let mut shard = self.shard(key_str);
+        if shard.live(key_str, now, &inner.expired).is_some() {
+            return Ok(Created::Collision);
+        }
+        let reclaimed = shard.reclaim_expired(now, CLEANUP_PER_CREATE);
+        let mut evicted = 0u64;
+        while shard.map.len() + 1 > inner.per_shard_sessions
+            || shard.bytes + new_cost > inner.per_shard_bytes
+        {
+            let reclaimed_now = shard.reclaim_expired(now, 1);
+            if reclaimed_now == 0 {
+                if !shard.evict_soonest() {
+                    break;
+                }
+                evicted += 1;
+            }
+        }
+        let k: Arc<str> = Arc::from(key_str);
+        shard.bytes += new_cost;
+        shard.map.insert(
+            Arc::clone(&k),
+            Entry {
+                blob,
+                meta: record.meta.into(),
+                expires_at,
+            },
+        );
+        shard.schedule(k, expires_at);
+        drop(shard);
+        inner.expired.fetch_add(reclaimed as u64, Ordering::Relaxed);
+        if evicted > 0 {
+            inner.evicted.fetch_add(evicted, Ordering::Relaxed);
+            tracing::debug!(target: "session::memory", evicted, "capacity reached: evicted the sessions soonest to expire");
+        }
+        Ok(Created::Inserted)
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let now = self.now();
+        let (blob, meta) = {
+            let mut shard = self.shard(key.as_str());
+            match shard.live(key.as_str(), now, &self.inner.expired) {
+                Some(e) => (e.blob.to_vec(), e.meta),
+                None => return Ok(None),
+            }
+        };
+        // Parsed outside the lock.
+        Ok(Some(Record {
+            data: decode(&blob)?,
+            meta: meta.into(),
+        }))
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        change: Change<'_>,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        let now = self.now();
+        let expires_at = now.saturating_add(ms(ttl));
+        let k = key.as_str();
+        if change.delta.replace {
+            let blob = encode(change.data)?;
+            let mut shard = self.shard(k);
+            if shard.live(k, now, &self.inner.expired).is_none() {
+                return Ok(Updated::NotFound);
+            }
+            shard.rewrite(k, Some(blob), change.meta, expires_at);
+            return Ok(Updated::Updated);
+        }
+        // Values are encoded outside the lock; under it the stored record is parsed, the
+        // delta applied, and the result written back, so concurrent deltas to other keys stay.
+        let encoded: Vec<(&str, Box<[u8]>)> = change
+            .delta
+            .set
+            .iter()
+            .map(|(name, v)| Ok((name.as_str(), encode_value(v)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let mut shard = self.shard(k);
+        let Some(entry) = shard.live(k, now, &self.inner.expired) else {
+            return Ok(Updated::NotFound);
+        };
+        let blob = if change.delta.is_empty() {
+            None
+        } else {
+            Some(apply_delta(&entry.blob, &encoded, &change.delta.removed)?)
+        };
+        shard.rewrite(k, blob, change.meta, expires_at);
+        Ok(Updated::Updated)
+    }
+
+    async fn destroy(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.shard(key.as_str()).remove(key.as_str());
+        Ok(())
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        meta: Meta,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        let now = self.now();
+        let k = key.as_str();
+        let mut shard = self.shard(k);
+        if shard.live(k, now, &self.inner.expired).is_none() {
+            return Ok(Updated::NotFound);
+        }
+        shard.rewrite(k, None, meta, now.saturating_add(ms(ttl)));
+        Ok(Updated::Updated)
+    }
+}
+
+fn encode_value(v: &Value) -> Result<Box<[u8]>, StoreError> {
+    serde_json::to_vec(v)
+        .map(Vec::into_boxed_slice)
+        .map_err(|e| StoreError::Backend(format!("could not encode session value: {e}")))
+}
+
+/// The stored object with `set` (already-encoded values) and `removed` applied, re-encoded.
+/// Works on raw JSON values so untouched keys are copied, never re-parsed into values.
+fn apply_delta(
+    blob: &[u8],
+    set: &[(&str, Box<[u8]>)],
+    removed: &[String],
+) -> Result<Box<[u8]>, StoreError> {
+    let mut obj: indexed::RawObject<'_> =
+        serde_json::from_slice(blob).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    for name in removed {
+        obj.remove(name);
+    }
+    for (name, raw) in set {
+        obj.set(name, raw);
+    }
+    Ok(obj.encode().into_boxed_slice())
+}
+
+mod indexed {
+    //! A JSON object kept as `(key, raw value)` pairs in order, for cheap delta application.
+    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+
+    pub struct RawObject<'a>(Vec<(Cow<'a, str>, Cow<'a, [u8]>)>);
+
+    impl<'a> RawObject<'a> {
+        pub fn remove(&mut self, name: &str) {
+            self.0.retain(|(k, _)| k != name);
+        }
+
+        pub fn set(&mut self, name: &str, raw: &[u8]) {
+            match self.0.iter_mut().find(|(k, _)| k == name) {
+                Some((_, v)) => *v = Cow::Owned(raw.to_vec()),
+                None => self
+                    .0
+                    .push((Cow::Owned(name.to_owned()), Cow::Owned(raw.to_vec()))),
+            }
+        }
+
+        pub fn encode(&self) -> Vec<u8> {
+            let len: usize = self.0.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+            let mut out = Vec::with_capacity(len + 2);
+            out.push(b'{');
+            for (i, (k, v)) in self.0.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                // Keys are re-escaped by serde_json; a `String` can always be serialised.
+                if let Ok(key) = serde_json::to_vec(k.as_ref()) {
+                    out.extend_from_slice(&key);
+                }
+                out.push(b':');
+                out.extend_from_slice(v);
+            }
+            out.push(b'}');
+            out
+        }
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = RawObject<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                        let v: &'de RawValue = map.next_value()?;
+                        out.push((k, Cow::Borrowed(v.get().as_bytes())));
+                    }
+                    Ok(RawObject(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+}
