@@ -1,0 +1,288 @@
+//! Carries out the commit decision: store writes, then cookies (or the external key header).
+
+use http::header::SET_COOKIE;
+use http::{HeaderName, HeaderValue};
+use session_core::{
+    Action, Change, Created, Data, Delta, Meta, Plan, Record, SessionId, Updated, commit as decide,
+};
+
+use crate::Error;
+use crate::handle::Session;
+use crate::layer::{Backend, Shared};
+
+/// Ids drawn before giving up on a create (a collision of 256-bit ids means a broken generator).
+const CREATE_ATTEMPTS: u32 = 4;
+
+/// What the write needs, copied out of the session so no lock is held across the store calls.
+enum Work {
+    Cookie {
+        id: Option<SessionId>,
+        record: Record,
+    },
+    Create {
+        keep_id: Option<SessionId>,
+        record: Record,
+    },
+    Save {
+        id: Option<SessionId>,
+        delta: Delta,
+        data: Data,
+    },
+    Touch {
+        id: Option<SessionId>,
+        record: Record,
+    },
+    Destroy,
+}
+
+/// What the client gets told.
+enum Outcome {
+    /// The session lives under this id (store mode) or this payload (cookie mode).
+    Write {
+        id: Option<SessionId>,
+        record: Record,
+    },
+    /// The session is gone: remove the cookies.
+    Remove,
+}
+
+pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
+    let inner = &session.0;
+    let shared = &*inner.shared;
+    let config = &shared.config;
+    let now = config.now_ms();
+    let (plan, work, had_cookie) = {
+        let mut st = session.lock();
+        let Some(s) = st.session.as_mut() else {
+            return Ok(());
+        };
+        let plan: Plan = decide::prepare(Some(s), config, now);
+        let record = |meta: Meta| Record {
+            data: s.data().clone(),
+            meta,
+        };
+        let work = match plan.action {
+            Action::Nothing => return Ok(()),
+            Action::WriteCookie => Work::Cookie {
+                id: s.id().cloned(),
+                record: record(plan.meta),
+            },
+            Action::Create | Action::Regenerate => Work::Create {
+                keep_id: s.id().cloned(),
+                record: record(plan.meta),
+            },
+            Action::Save => Work::Save {
+                id: s.id().cloned(),
+                delta: s.delta(),
+                data: s.data().clone(),
+            },
+            Action::Touch => Work::Touch {
+                id: s.id().cloned(),
+                record: record(plan.meta),
+            },
+            Action::Destroy => Work::Destroy,
+        };
+        (plan, work, s.had_cookie())
+    };
+    tracing::debug!(target: "session", action = ?plan.action, row = ?plan.row, "commit");
+
+    let outcome = match &shared.backend {
+        Backend::Store(store) => store_write(shared, store.as_ref(), &plan, work).await?,
+        Backend::Cookie(_) => match work {
+            Work::Destroy => Outcome::Remove,
+            Work::Cookie { record, .. }
+            | Work::Create { record, .. }
+            | Work::Touch { record, .. } => Outcome::Write { id: None, record },
+            Work::Save { data, .. } => Outcome::Write {
+                id: None,
+                record: Record {
+                    data,
+                    meta: plan.meta,
+                },
+            },
+        },
+    };
+
+    let headers = match &outcome {
+        Outcome::Write { id, record } => {
+            write_headers(shared, inner.secure, id.as_ref(), record, now)?
+        }
+        Outcome::Remove if had_cookie || plan.action != Action::Destroy => {
+            remove_headers(shared, inner.secure)
+        }
+        Outcome::Remove => Vec::new(),
+    };
+
+    let mut st = session.lock();
+    if let Some(s) = st.session.as_mut() {
+        match outcome {
+            Outcome::Write { id, record } => {
+                if let Some(id) = id {
+                    s.assign_id(id);
+                }
+                s.mark_committed(Some(record.meta));
+            }
+            Outcome::Remove => {
+                if !s.is_destroyed() {
+                    // The record vanished under us (destroyed by another request): the session
+                    // ends here too instead of coming back.
+                    s.destroy();
+                }
+                s.mark_committed(None);
+            }
+        }
+    }
+    if !headers.is_empty() {
+        st.pending = Some(headers);
+    }
+    Ok(())
+}
+
+async fn store_write(
+    shared: &Shared,
+    store: &dyn session_core::DynStore,
+    plan: &Plan,
+    work: Work,
+) -> Result<Outcome, Error> {
+    let config = &shared.config;
+    let keys = config.key_derivation();
+    let ttl = std::time::Duration::from_millis(plan.ttl_ms);
+    match work {
+        Work::Cookie { id, record } => {
+            // Re-signing keeps the id; a guest cookie gets a fresh one (no record yet).
+            let id = match id {
+                Some(id) => id,
+                None => config.ids().generate().map_err(Error::Random)?,
+            };
+            Ok(Outcome::Write {
+                id: Some(id),
+                record,
+            })
+        }
+        Work::Create { keep_id, record } => {
+            let mut candidate = keep_id;
+            let mut created = None;
+            for _ in 0..CREATE_ATTEMPTS {
+                let id = match candidate.take() {
+                    Some(id) => id,
+                    None => config.ids().generate().map_err(Error::Random)?,
+                };
+                let key = keys.derive(&id);
+                match shared.timed(store.create_dyn(&key, &record, ttl)).await? {
+                    Created::Inserted => {
+                        created = Some(id);
+                        break;
+                    }
+                    Created::Collision => {
+                        tracing::warn!(target: "session", "session id collision; drawing another id");
+                    }
+                }
+            }
+            let Some(id) = created else {
+                return Err(Error::Collisions(CREATE_ATTEMPTS));
+            };
+            // The old identity ends only now that the new record exists.
+            if let Some(old) = &plan.retire
+                && old.record_exists
+                && let Some(old_id) = &old.id
+            {
+                shared
+                    .timed(store.destroy_dyn(&keys.derive(old_id)))
+                    .await?;
+            }
+            Ok(Outcome::Write {
+                id: Some(id),
+                record,
+            })
+        }
+        Work::Save { id, delta, data } => {
+            let Some(id) = id else {
+                return Ok(Outcome::Remove);
+            };
+            let change = Change {
+                delta: &delta,
+                data: &data,
+                meta: plan.meta,
+            };
+            match shared
+                .timed(store.save_dyn(&keys.derive(&id), change, ttl))
+                .await?
+            {
+                Updated::Updated => Ok(Outcome::Write {
+                    id: Some(id),
+                    record: Record {
+                        data,
+                        meta: plan.meta,
+                    },
+                }),
+                Updated::NotFound => Ok(Outcome::Remove),
+            }
+        }
+        Work::Touch { id, record } => {
+            let Some(id) = id else {
+                return Ok(Outcome::Remove);
+            };
+            match shared
+                .timed(store.touch_dyn(&keys.derive(&id), plan.meta, ttl))
+                .await?
+            {
+                Updated::Updated => Ok(Outcome::Write {
+                    id: Some(id),
+                    record,
+                }),
+                Updated::NotFound => Ok(Outcome::Remove),
+            }
+        }
+        Work::Destroy => {
+            if let Some(old) = &plan.retire
+                && old.record_exists
+                && let Some(old_id) = &old.id
+            {
+                shared
+                    .timed(store.destroy_dyn(&keys.derive(old_id)))
+                    .await?;
+            }
+            Ok(Outcome::Remove)
+        }
+    }
+}
+
+fn write_headers(
+    shared: &Shared,
+    secure: bool,
+    id: Option<&SessionId>,
+    record: &Record,
+    now: u64,
+) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+    if let (Some(h), Some(id)) = (&shared.external_key, id) {
+        return Ok(header(h.clone(), id.as_str()).into_iter().collect());
+    }
+    let value = match (&shared.backend, id) {
+        (Backend::Store(_), Some(id)) => id.as_str().to_owned(),
+        (Backend::Cookie(codec), _) => codec.encode(record)?,
+        (Backend::Store(_), None) => return Ok(Vec::new()),
+    };
+    let secure = shared.config.cookie().secure_for(secure);
+    let set = shared
+        .cookies
+        .write(&value, record.meta.expire, now, secure)?;
+    Ok(set.iter().filter_map(|v| header(SET_COOKIE, v)).collect())
+}
+
+fn remove_headers(shared: &Shared, secure: bool) -> Vec<(HeaderName, HeaderValue)> {
+    if let Some(h) = &shared.external_key {
+        return header(h.clone(), "").into_iter().collect();
+    }
+    let secure = shared.config.cookie().secure_for(secure);
+    shared
+        .cookies
+        .removal(secure)
+        .iter()
+        .filter_map(|v| header(SET_COOKIE, v))
+        .collect()
+}
+
+fn header(name: HeaderName, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    // Values were checked to be cookie-octets (or are ids), so this only fails on a bug.
+    HeaderValue::from_str(value).ok().map(|v| (name, v))
+}

@@ -1,0 +1,248 @@
+//! The `Session` handle a handler finds in the request extensions.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use http::HeaderValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use session_core::{Data, MaxAge, Session as Core, SessionId, Source};
+use tokio::sync::OnceCell;
+
+use crate::Error;
+use crate::layer::{Backend, Shared};
+
+/// What the request brought, checked before the handler ran.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// Nothing usable.
+    None,
+    /// Store mode: a signed, well-formed id.
+    Id { id: SessionId, resign: bool },
+    /// Cookie mode: a signed payload, decoded on first use.
+    Payload { value: String, resign: bool },
+}
+
+pub(crate) struct State {
+    pub(crate) session: Option<Core>,
+    /// `Set-Cookie` (or external key) headers of the last successful commit.
+    pub(crate) pending: Option<Vec<(http::HeaderName, HeaderValue)>>,
+    /// A store failure the handler met; the response becomes the error response.
+    pub(crate) failed: Option<Error>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) incoming: Incoming,
+    pub(crate) secure: bool,
+    pub(crate) loaded: OnceCell<()>,
+    pub(crate) state: Mutex<State>,
+}
+
+/// One request's session. Cheap to clone (clones share it), `Send + Sync`; no lock is held
+/// across an `.await`, so clones can be used from several tasks without deadlock.
+///
+/// The session is loaded from the store on first use: a request whose handler never touches
+/// it costs no store I/O. Every accessor is therefore `async` and fallible: a store failure
+/// surfaces as [`Error::Store`], and the middleware answers 503 (or what the app's error hook
+/// says) whatever the handler returns.
+#[derive(Clone)]
+pub struct Session(pub(crate) Arc<Inner>);
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("loaded", &self.0.loaded.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, incoming: Incoming, secure: bool) -> Self {
+        Self(Arc::new(Inner {
+            shared,
+            incoming,
+            secure,
+            loaded: OnceCell::new(),
+            state: Mutex::new(State {
+                session: None,
+                pending: None,
+                failed: None,
+            }),
+        }))
+    }
+
+    /// The session of a request, from its extensions (for plain hyper handlers).
+    pub fn from_request<B>(req: &http::Request<B>) -> Result<Session, Error> {
+        req.extensions()
+            .get::<Session>()
+            .cloned()
+            .ok_or(Error::Missing)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update under this lock is a single step, so a poisoned lock is still coherent.
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the handler (or the commit) has loaded the session.
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.0.loaded.initialized()
+    }
+
+    /// Loads the session once; concurrent callers wait for the same load.
+    pub(crate) async fn ensure_loaded(&self) -> Result<(), Error> {
+        let inner = &self.0;
+        let res = inner
+            .loaded
+            .get_or_try_init(|| async {
+                let shared = &inner.shared;
+                let config = &shared.config;
+                let (source, resign) = match (&inner.incoming, &shared.backend) {
+                    (Incoming::None, _) => (Source::None, false),
+                    (Incoming::Id { id, resign }, Backend::Store(store)) => {
+                        let key = config.key_derivation().derive(id);
+                        let record = shared.timed(store.load_dyn(&key)).await?;
+                        (
+                            Source::Store {
+                                id: id.clone(),
+                                record,
+                            },
+                            *resign,
+                        )
+                    }
+                    (Incoming::Payload { value, resign }, Backend::Cookie(codec)) => {
+                        match codec.decode(value, config.max_age()) {
+                            Some(r) => (Source::Cookie(r), *resign),
+                            None => (Source::Undecodable, false),
+                        }
+                    }
+                    _ => (Source::None, false),
+                };
+                let mut session = Core::start(config, source);
+                session.set_resign(resign && !session.is_new());
+                self.lock().session = Some(session);
+                Ok::<(), Error>(())
+            })
+            .await;
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Remembered so the response becomes the error response, whatever the handler
+                // makes of the error; the handler gets an equivalent error.
+                let copy = clone_error(&e);
+                self.lock().failed.get_or_insert(e);
+                Err(copy)
+            }
+        }
+    }
+
+    /// Runs `f` on the loaded session.
+    pub async fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> Result<R, Error> {
+        self.ensure_loaded().await?;
+        let mut st = self.lock();
+        match st.session.as_mut() {
+            Some(s) => Ok(f(s)),
+            None => Err(Error::Missing),
+        }
+    }
+
+    /// A key's value as `T`; `None` when absent.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        Ok(self.with(|s| s.get::<T>(key)).await??)
+    }
+
+    /// A key's raw JSON value.
+    pub async fn get_value(&self, key: &str) -> Result<Option<Value>, Error> {
+        self.with(|s| s.get_value(key).cloned()).await
+    }
+
+    /// Sets a key (`_`-prefixed keys are reserved and rejected).
+    pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
+        let value = serde_json::to_value(value).map_err(|source| {
+            Error::Session(session_core::SessionError::Serde {
+                key: key.to_owned(),
+                source,
+            })
+        })?;
+        Ok(self.with(|s| s.insert_value(key, value)).await??)
+    }
+
+    /// Removes a key, returning its value.
+    pub async fn remove(&self, key: &str) -> Result<Option<Value>, Error> {
+        self.with(|s| s.remove(key)).await
+    }
+
+    /// Removes every key.
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.with(Core::clear).await
+    }
+
+    /// A copy of the user data.
+    pub async fn data(&self) -> Result<Data, Error> {
+        self.with(|s| s.data().clone()).await
+    }
+
+    /// koa's `isNew`.
+    pub async fn is_new(&self) -> Result<bool, Error> {
+        self.with(|s| s.is_new()).await
+    }
+
+    /// koa's `populated`.
+    pub async fn is_populated(&self) -> Result<bool, Error> {
+        self.with(|s| s.is_populated()).await
+    }
+
+    /// Ends the session: its record is deleted and its cookies removed at commit.
+    pub async fn destroy(&self) -> Result<(), Error> {
+        self.with(Core::destroy).await
+    }
+
+    /// New id, same data; the old record is deleted once the new one exists. Call it on login
+    /// and on every privilege change.
+    pub async fn regenerate(&self) -> Result<(), Error> {
+        self.with(Core::regenerate).await
+    }
+
+    /// Forces a write at commit even if nothing changed.
+    pub async fn save(&self) -> Result<(), Error> {
+        self.with(Core::save).await
+    }
+
+    /// This session's max-age.
+    pub async fn max_age(&self) -> Result<MaxAge, Error> {
+        self.with(|s| s.max_age()).await
+    }
+
+    /// Changes this session's max-age (forces a write).
+    pub async fn set_max_age(&self, max_age: MaxAge) -> Result<(), Error> {
+        self.with(|s| s.set_max_age(max_age)).await
+    }
+
+    /// Commits now instead of after the handler, and reports any failure to the caller (e.g. a
+    /// cookie-mode session grown over 4096 bytes). The end-of-request commit then writes only
+    /// what changed after this call.
+    pub async fn commit(&self) -> Result<(), Error> {
+        self.ensure_loaded().await?;
+        crate::commit::commit(self).await
+    }
+}
+
+/// Store errors are not `Clone` (they may wrap sources); rebuild an equivalent one.
+fn clone_error(e: &Error) -> Error {
+    use session_core::StoreError as S;
+    match e {
+        Error::Store(s) => Error::Store(match s {
+            S::Unavailable(m) => S::Unavailable(m.clone()),
+            S::Timeout(d) => S::Timeout(*d),
+            S::Rejected(m) => S::Rejected(m.clone()),
+            S::Corrupt(m) => S::Corrupt(m.clone()),
+            S::TooLarge { size, limit } => S::TooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            other => S::Backend(other.to_string()),
+        }),
+        other => Error::Store(session_core::StoreError::Backend(other.to_string())),
+    }
+}

@@ -1,0 +1,433 @@
+//! The middleware: configuration, the tower layer and service, and the hyper service.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, COOKIE, RETRY_AFTER};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use session_cookie::{Codec, Incoming as CookieIncoming, KoaCodec, SessionCookies};
+use session_core::{Config, ConfigError, DynStore, StoreError};
+
+use crate::Error;
+use crate::handle::{Incoming, Session};
+
+/// Where sessions live.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// The signed cookie is the session.
+    Cookie(Arc<dyn Codec>),
+    /// The cookie carries an id; the store holds the data.
+    Store(Arc<dyn DynStore>),
+}
+
+type ErrorHook = dyn Fn(&Error) -> Response<Bytes> + Send + Sync;
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) cookies: SessionCookies,
+    pub(crate) backend: Backend,
+    pub(crate) trust_proxy: bool,
+    pub(crate) external_key: Option<HeaderName>,
+    pub(crate) save_on_server_error: bool,
+    pub(crate) no_store: bool,
+    pub(crate) store_timeout: Duration,
+    pub(crate) retry_after: HeaderValue,
+    pub(crate) on_error: Option<Arc<ErrorHook>>,
+}
+
+impl Shared {
+    /// Bounds a store call: whatever the store's own limits, a request never hangs on it.
+    pub(crate) async fn timed<T>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.store_timeout, f).await {
+            Ok(r) => r.map_err(Error::Store),
+            Err(_) => Err(Error::Store(StoreError::Timeout(self.store_timeout))),
+        }
+    }
+
+    fn error_response<B: From<Bytes>>(&self, e: &Error) -> Response<B> {
+        tracing::warn!(target: "session", error = %e, "session failure; answering with the error response");
+        if let Some(hook) = &self.on_error {
+            return hook(e).map(B::from);
+        }
+        let mut r = Response::new(B::from(Bytes::new()));
+        if e.is_transient() {
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r.headers_mut()
+                .insert(RETRY_AFTER, self.retry_after.clone());
+        } else {
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        r
+    }
+}
+
+/// Marks a request that arrived over TLS; insert it from your TLS acceptor so `Secure`
+/// cookies are sent (a request with an `https` URI scheme counts too).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tls;
+
+/// The session middleware, as a [`tower_layer::Layer`]; wrap a hyper service with
+/// [`SessionLayer::wrap`] or hand the layer to axum's `Router::layer`.
+#[derive(Clone)]
+pub struct SessionLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration the middleware can't run with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The session configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An external key needs a store (in cookie mode there is no id to carry).
+    #[error("an external key header needs store mode")]
+    ExternalKeyWithoutStore,
+    /// `Retry-After` must be a valid header value.
+    #[error("invalid Retry-After value")]
+    RetryAfter,
+}
+
+/// Builds a [`SessionLayer`].
+pub struct SessionLayerBuilder {
+    config: Config,
+    backend: Backend,
+    trust_proxy: bool,
+    external_key: Option<HeaderName>,
+    save_on_server_error: bool,
+    no_store: bool,
+    store_timeout: Duration,
+    retry_after_secs: u32,
+    on_error: Option<Arc<ErrorHook>>,
+}
+
+impl SessionLayer {
+    /// Store mode with any [`session_core::Store`] (memory, Redis, your own).
+    pub fn store<S: DynStore>(config: Config, store: S) -> SessionLayerBuilder {
+        SessionLayerBuilder::new(config, Backend::Store(Arc::new(store)))
+    }
+
+    /// Store mode with a store chosen at run time.
+    pub fn dyn_store(config: Config, store: Arc<dyn DynStore>) -> SessionLayerBuilder {
+        SessionLayerBuilder::new(config, Backend::Store(store))
+    }
+
+    /// Cookie mode: the session is the signed cookie (koa's base64 JSON). No server state, so no
+    /// revocation: keep max-age short and use the `valid` hook (see `session-core`).
+    pub fn cookie(config: Config) -> SessionLayerBuilder {
+        SessionLayerBuilder::new(config, Backend::Cookie(Arc::new(KoaCodec)))
+    }
+
+    /// Wraps a hyper 1.x service.
+    pub fn wrap<S>(&self, inner: S) -> SessionService<S> {
+        SessionService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl SessionLayerBuilder {
+    fn new(config: Config, backend: Backend) -> Self {
+        Self {
+            config,
+            backend,
+            trust_proxy: false,
+            external_key: None,
+            save_on_server_error: false,
+            no_store: false,
+            store_timeout: Duration::from_secs(2),
+            retry_after_secs: 1,
+            on_error: None,
+        }
+    }
+
+    /// Cookie mode with your own payload encoding (koa's `encode`/`decode`).
+    pub fn codec(mut self, codec: impl Codec) -> Self {
+        if let Backend::Cookie(_) = self.backend {
+            self.backend = Backend::Cookie(Arc::new(codec));
+        }
+        self
+    }
+
+    /// Trusts `X-Forwarded-Proto` from the proxy in front (only turn on behind a proxy that
+    /// sets it), so `Secure` is sent when the client used https.
+    pub fn trust_proxy(mut self, on: bool) -> Self {
+        self.trust_proxy = on;
+        self
+    }
+
+    /// koa's `externalKey`: API clients carry the session id in this header instead of a
+    /// cookie; responses that create or change the id carry it back in the same header.
+    pub fn external_key(mut self, header: HeaderName) -> Self {
+        self.external_key = Some(header);
+        self
+    }
+
+    /// Also commit when the handler answered 5xx (off by default: a failed request leaves the
+    /// session as it was).
+    pub fn save_on_server_error(mut self, on: bool) -> Self {
+        self.save_on_server_error = on;
+        self
+    }
+
+    /// Adds `Cache-Control: no-store` to every response that sets the session cookie, so no
+    /// cache replays it to another user.
+    pub fn cache_control_no_store(mut self, on: bool) -> Self {
+        self.no_store = on;
+        self
+    }
+
+    /// Upper bound on each store call (default 2 s), on top of the store's own timeouts.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// `Retry-After` seconds of the default 503 (default 1).
+    pub fn retry_after_secs(mut self, secs: u32) -> Self {
+        self.retry_after_secs = secs;
+        self
+    }
+
+    /// Builds the response for a session failure (store down, cookie too large, ...) instead
+    /// of the default 503 with `Retry-After` (transient failures) or 500.
+    pub fn on_error(
+        mut self,
+        hook: impl Fn(&Error) -> Response<Bytes> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// Builds the layer.
+    pub fn build(self) -> Result<SessionLayer, BuildError> {
+        if self.external_key.is_some() && matches!(self.backend, Backend::Cookie(_)) {
+            return Err(BuildError::ExternalKeyWithoutStore);
+        }
+        let cookies = SessionCookies::from_config(&self.config)?;
+        let retry_after = HeaderValue::from_str(&self.retry_after_secs.to_string())
+            .map_err(|_| BuildError::RetryAfter)?;
+        Ok(SessionLayer {
+            shared: Arc::new(Shared {
+                config: self.config,
+                cookies,
+                backend: self.backend,
+                trust_proxy: self.trust_proxy,
+                external_key: self.external_key,
+                save_on_server_error: self.save_on_server_error,
+                no_store: self.no_store,
+                store_timeout: self.store_timeout,
+                retry_after,
+                on_error: self.on_error,
+            }),
+        })
+    }
+}
+
+impl<S> tower_layer::Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+    fn layer(&self, inner: S) -> SessionService<S> {
+        self.wrap(inner)
+    }
+}
+
+/// A service wrapped by the session middleware; a tower `Service` and a hyper `Service`.
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService").finish_non_exhaustive()
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+fn is_secure<B>(req: &Request<B>, trust_proxy: bool) -> bool {
+    if req.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
+        || req.extensions().get::<Tls>().is_some()
+    {
+        return true;
+    }
+    trust_proxy
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Reads the session cookie (or external key) and builds the handle.
+fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
+    let secure = is_secure(req, shared.trust_proxy);
+    let mut clear_sig = false;
+    let ids = shared.config.ids();
+    let incoming = if let Some(h) = &shared.external_key {
+        req.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| ids.parse(v.trim()))
+            .map_or(Incoming::None, |id| Incoming::Id { id, resign: false })
+    } else {
+        let headers = req
+            .headers()
+            .get_all(COOKIE)
+            .into_iter()
+            .map(HeaderValue::as_bytes);
+        match shared.cookies.read(headers) {
+            CookieIncoming::Valid { value, resign } => match &shared.backend {
+                Backend::Store(_) => match ids.parse(value) {
+                    Some(id) => Incoming::Id { id, resign },
+                    None => Incoming::None,
+                },
+                Backend::Cookie(_) => Incoming::Payload {
+                    value: value.to_owned(),
+                    resign,
+                },
+            },
+            CookieIncoming::Invalid => {
+                // koa clears the signature cookie of a cookie that failed verification.
+                clear_sig = true;
+                Incoming::None
+            }
+            CookieIncoming::None | CookieIncoming::MissingSignature => Incoming::None,
+        }
+    };
+    let session = Session::new(Arc::clone(shared), incoming, secure);
+    req.extensions_mut().insert(session.clone());
+    (session, clear_sig && shared.cookies.keygrip().is_some())
+}
+
+/// After the handler: commit, then put the cookies (or the error response) on the response.
+async fn finish<B: From<Bytes>>(
+    shared: &Shared,
+    session: Session,
+    clear_sig: bool,
+    mut res: Response<B>,
+) -> Response<B> {
+    if let Some(e) = session.lock().failed.take() {
+        return shared.error_response(&e);
+    }
+    let skip = res.status().is_server_error() && !shared.save_on_server_error;
+    if !skip {
+        if session.needs_commit_load()
+            && let Err(e) = session.ensure_loaded().await
+        {
+            return shared.error_response(&e);
+        }
+        if session.is_loaded()
+            && let Err(e) = crate::commit::commit(&session).await
+        {
+            return shared.error_response(&e);
+        }
+    }
+    let pending = session.lock().pending.take();
+    let headers = res.headers_mut();
+    match pending {
+        Some(list) => {
+            let mut cookie_set = false;
+            for (name, value) in list {
+                cookie_set |= name == http::header::SET_COOKIE;
+                headers.append(name, value);
+            }
+            if cookie_set && shared.no_store {
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+        }
+        None if clear_sig => {
+            let removal = shared.cookies.sig_removal(session.0.secure);
+            if let Ok(v) = HeaderValue::from_str(&removal) {
+                headers.append(http::header::SET_COOKIE, v);
+            }
+        }
+        None => {}
+    }
+    res
+}
+
+impl Session {
+    /// A cookie signed with an older key must be re-signed even if the handler never touched
+    /// the session; that needs the session's expiry, so it is loaded (once, per rotation).
+    fn needs_commit_load(&self) -> bool {
+        !self.is_loaded()
+            && matches!(
+                self.0.incoming,
+                Incoming::Id { resign: true, .. } | Incoming::Payload { resign: true, .. }
+            )
+    }
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for SessionService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<ResBody>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The standard tower dance: call the instance that was polled ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let (session, clear_sig) = attach(&shared, &mut req);
+            let res = inner.call(req).await?;
+            Ok(finish(&shared, session, clear_sig, res).await)
+        })
+    }
+}
+
+impl<S, ReqBody, ResBody> hyper::service::Service<Request<ReqBody>> for SessionService<S>
+where
+    S: hyper::service::Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<ResBody>, S::Error>>;
+
+    fn call(&self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let (session, clear_sig) = attach(&shared, &mut req);
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await?;
+            Ok(finish(&shared, session, clear_sig, res).await)
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! koa-session for hyper 1.x and tower (axum): wrap a service, find a [`Session`] in every
+//! request, and the cookies and store writes happen right.
+//!
+//! Per request the middleware reads and verifies the session cookie (rotated keys accepted and
+//! re-signed), exposes a [`Session`] handle in the request extensions, loads the session from
+//! the store only if the handler touches it, and after the handler applies the commit
+//! decision of `session-core`: `Set-Cookie`, store writes, removal cookies on destroy. A store
+//! failure becomes a fast 503 with `Retry-After` (or the response of your error hook); a commit
+//! that fails after the handler ran replaces the response, it is never swallowed. Nothing is
+//! saved on a 5xx unless configured.
+//!
+//! # Example (hyper)
+//! ```no_run
+//! use std::convert::Infallible;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper::{Request, Response, body::Incoming};
+//! use session_core::Config;
+//! use session_hyper::{Session, SessionLayer};
+//! use session_store_memory::MemoryStore;
+//!
+//! async fn counter(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+//!     let session = Session::from_request(&req).expect("behind SessionLayer");
+//!     let views: u64 = session.get("views").await.ok().flatten().unwrap_or(0) + 1;
+//!     let _ = session.insert("views", views).await;
+//!     Ok(Response::new(Full::from(format!("{views} views"))))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::builder().key(std::env::var("SESSION_KEY")?.into_bytes()).build()?;
+//! let layer = SessionLayer::store(config, MemoryStore::new()).build()?;
+//! let service = layer.wrap(hyper::service::service_fn(counter));
+//! // serve `service` with hyper_util::server::conn::auto::Builder or hyper's http1::Builder.
+//! # let _ = service; Ok(()) }
+//! ```
+//!
+//! For axum, add the layer with `Router::layer(layer)` and take the session with
+//! `Extension<Session>`.
+
+mod commit;
+mod error;
+mod handle;
+mod layer;
+
+pub use error::Error;
+pub use handle::Session;
+pub use layer::{BuildError, SessionLayer, SessionLayerBuilder, SessionService, Tls};
