@@ -6,7 +6,7 @@
 //!   TTL-only touch) and merges deltas, so two concurrent requests that change different keys
 //!   of one session both land. It passes the conformance suite of `session-core`.
 //! - **Never returns an expired record**: every read checks the TTL against the store's
-//!   [`Clock`]; expired records are reclaimed on access, by a bounded cleanup on every create,
+//!   [`Clock`](session_core::Clock); expired records are reclaimed on access, by a bounded cleanup on every create,
 //!   and by an optional background [`Sweeper`].
 //! - **Bounded**: optional caps on the number of sessions and on their bytes. When a create
 //!   would exceed a cap, expired records go first, then the live ones **soonest to expire

@@ -1,0 +1,271 @@
+//! A configurable session server for trying every option from the command line.
+//!
+//! ```text
+//! demo --port P --store cookie|memory|redis://HOST:PORT[/DB] --keys k1,k2
+//!      --algorithm sha1|sha256|sha512 --cookie-name NAME --max-age MS|session
+//!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--trust-proxy]
+//! ```
+//!
+//! Routes: `GET /` counts views; `GET /session` answers the user data as JSON with
+//! `X-Session-New`; `PUT /session` merges a JSON object (a null value removes the key);
+//! `DELETE /session` destroys; `POST /session/regenerate` regenerates.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming};
+use serde_json::Value;
+use session_core::{Algorithm, Config, MaxAge};
+use session_hyper::{Session, SessionLayer};
+use session_store_memory::MemoryStore;
+
+const USAGE: &str =
+    "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]] [--keys k1,k2]
+            [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
+            [--prefix P] [--koa-compat] [--rolling] [--renew] [--trust-proxy]";
+
+/// Largest `PUT /session` body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug)]
+struct Args {
+    port: u16,
+    store: String,
+    keys: Option<Vec<String>>,
+    algorithm: Option<Algorithm>,
+    cookie_name: Option<String>,
+    max_age: Option<MaxAge>,
+    prefix: Option<String>,
+    koa_compat: bool,
+    rolling: bool,
+    renew: bool,
+    trust_proxy: bool,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args {
+        port: 3000,
+        store: "memory".into(),
+        keys: None,
+        algorithm: None,
+        cookie_name: None,
+        max_age: None,
+        prefix: None,
+        koa_compat: false,
+        rolling: false,
+        renew: false,
+        trust_proxy: false,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--port" => a.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--store" => a.store = value()?,
+            "--keys" => a.keys = Some(value()?.split(',').map(str::to_owned).collect()),
+            "--algorithm" => {
+                a.algorithm = Some(match value()?.as_str() {
+                    "sha1" => Algorithm::Sha1,
+                    "sha256" => Algorithm::Sha256,
+                    "sha512" => Algorithm::Sha512,
+                    other => return Err(format!("--algorithm: unknown {other:?}")),
+                })
+            }
+            "--cookie-name" => a.cookie_name = Some(value()?),
+            "--max-age" => {
+                let v = value()?;
+                a.max_age = Some(if v == "session" {
+                    MaxAge::Session
+                } else {
+                    MaxAge::Ms(v.parse().map_err(|e| format!("--max-age: {e}"))?)
+                })
+            }
+            "--prefix" => a.prefix = Some(value()?),
+            "--koa-compat" => a.koa_compat = true,
+            "--rolling" => a.rolling = true,
+            "--renew" => a.renew = true,
+            "--trust-proxy" => a.trust_proxy = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown option {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let Ok(session) = Session::from_request(&req) else {
+        // Only reachable if the service is mounted without the session layer.
+        return Ok(Response::new(Full::from("session layer missing")));
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let res = async {
+        Ok::<_, session_hyper::Error>(match (method, path.as_str()) {
+            (Method::GET, "/") => {
+                let n: u64 = session.get("views").await?.unwrap_or(0) + 1;
+                session.insert("views", n).await?;
+                reply(StatusCode::OK, format!("{n} views"))
+            }
+            (Method::GET, "/session") => {
+                let data = session.data().await?;
+                let mut r = reply(StatusCode::OK, Value::Object(data).to_string());
+                let new = if session.is_new().await? {
+                    "true"
+                } else {
+                    "false"
+                };
+                r.headers_mut().insert(
+                    "x-session-new",
+                    hyper::header::HeaderValue::from_static(new),
+                );
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            (Method::PUT, "/session") => {
+                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => {
+                        return Ok(reply(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("body over {MAX_BODY} bytes"),
+                        ));
+                    }
+                };
+                let obj = match serde_json::from_slice::<Value>(&body) {
+                    Ok(Value::Object(obj)) => obj,
+                    Ok(_) => return Ok(reply(StatusCode::BAD_REQUEST, "expected a JSON object")),
+                    Err(e) => {
+                        return Ok(reply(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")));
+                    }
+                };
+                if let Some(k) = obj.keys().find(|k| k.starts_with('_')) {
+                    return Ok(reply(
+                        StatusCode::BAD_REQUEST,
+                        format!("key {k:?} is reserved (keys starting with '_')"),
+                    ));
+                }
+                for (k, v) in obj {
+                    if v.is_null() {
+                        session.remove(&k).await?;
+                    } else {
+                        session.insert(&k, v).await?;
+                    }
+                }
+                reply(StatusCode::NO_CONTENT, "")
+            }
+            (Method::DELETE, "/session") => {
+                session.destroy().await?;
+                reply(StatusCode::NO_CONTENT, "")
+            }
+            (Method::POST, "/session/regenerate") => {
+                session.regenerate().await?;
+                reply(StatusCode::NO_CONTENT, "")
+            }
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "routes: GET /, GET|PUT|DELETE /session, POST /session/regenerate",
+            ),
+        })
+    }
+    .await;
+    // On a store failure the layer answers 503 itself; this body is replaced.
+    Ok(res.unwrap_or_else(|e| reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string())))
+}
+
+fn build(args: &Args) -> Result<(SessionLayer, Option<session_store_memory::Sweeper>), String> {
+    let keys = match &args.keys {
+        Some(k) => k.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        None => {
+            eprintln!(
+                "warning: no --keys given; signing with a random key, so sessions end when the server stops"
+            );
+            let mut k = [0u8; 32];
+            getrandom::fill(&mut k).map_err(|e| e.to_string())?;
+            vec![k.to_vec()]
+        }
+    };
+    let mut b = Config::builder()
+        .keys(keys)
+        .koa_compat(args.koa_compat)
+        .rolling(args.rolling)
+        .renew(args.renew);
+    if let Some(a) = args.algorithm {
+        b = b.algorithm(a);
+    }
+    if let Some(n) = &args.cookie_name {
+        b = b.cookie_name(n.clone());
+    }
+    if let Some(m) = args.max_age {
+        b = b.max_age(m);
+    }
+    if let Some(p) = &args.prefix {
+        b = b.id_prefix(p.clone());
+    }
+    let config = b.build().map_err(|e| format!("configuration: {e}"))?;
+    let mut sweeper = None;
+    let builder = match args.store.as_str() {
+        "cookie" => SessionLayer::cookie(config),
+        "memory" => {
+            let store = MemoryStore::new();
+            sweeper = Some(store.start_sweeper(std::time::Duration::from_secs(60)));
+            SessionLayer::dyn_store(config, Arc::new(store))
+        }
+        s if s.starts_with("redis://") || s.starts_with("rediss://") => {
+            return Err(
+                "the Redis store is not available yet (session-store-redis, issue 5)".into(),
+            );
+        }
+        other => return Err(format!("--store: unknown {other:?}\n{USAGE}")),
+    };
+    let layer = builder
+        .trust_proxy(args.trust_proxy)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((layer, sweeper))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+    };
+    // The sweeper runs as long as this binding lives.
+    let (layer, _sweeper) = match build(&args) {
+        Ok(l) => l,
+        Err(msg) => {
+            eprintln!("demo: {msg}");
+            std::process::exit(2);
+        }
+    };
+    let service = layer.wrap(hyper::service::service_fn(route));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    println!(
+        "listening on http://{} (store: {})",
+        listener.local_addr()?,
+        args.store
+    );
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}

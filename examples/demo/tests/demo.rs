@@ -1,0 +1,205 @@
+//! Runs the demo binary on a free loopback port and drives every route with a real client.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Demo {
+    // Held so the server is killed when the test ends (kill_on_drop).
+    _child: Child,
+    url: String,
+}
+
+async fn start(args: &[&str]) -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args([
+            "--port",
+            "0",
+            "--keys",
+            "demo-key-one-at-least-32-bytes-long,demo-key-two-at-least-32-bytes-long",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = line.split_whitespace().nth(2).unwrap().to_owned();
+    Demo { _child: child, url }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+async fn every_route(args: &[&str]) {
+    let d = start(args).await;
+    let c = client();
+    let url = &d.url;
+    for n in 1..=2 {
+        assert_eq!(
+            c.get(format!("{url}/"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            format!("{n} views")
+        );
+    }
+    let r = c.get(format!("{url}/session")).send().await.unwrap();
+    assert_eq!(r.headers()["x-session-new"], "false");
+    assert_eq!(r.text().await.unwrap(), r#"{"views":2}"#);
+    let r = c
+        .put(format!("{url}/session"))
+        .body(r#"{"user":"ada","views":null,"n":[1,2]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        c.get(format!("{url}/session"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        r#"{"user":"ada","n":[1,2]}"#
+    );
+    // Bad JSON: 400 with a clear message, session untouched.
+    for bad in ["{", "[1]", r#"{"_expire":1}"#] {
+        let r = c
+            .put(format!("{url}/session"))
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(!r.text().await.unwrap().is_empty());
+    }
+    assert_eq!(
+        c.get(format!("{url}/session"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        r#"{"user":"ada","n":[1,2]}"#
+    );
+    let r = c
+        .post(format!("{url}/session/regenerate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        c.get(format!("{url}/session"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        r#"{"user":"ada","n":[1,2]}"#
+    );
+    let r = c.delete(format!("{url}/session")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = c.get(format!("{url}/session")).send().await.unwrap();
+    assert_eq!(r.headers()["x-session-new"], "true");
+    assert_eq!(r.text().await.unwrap(), "{}");
+    drop(d);
+}
+
+#[tokio::test]
+async fn memory_store() {
+    every_route(&["--store", "memory"]).await;
+}
+
+#[tokio::test]
+async fn cookie_mode_with_options() {
+    every_route(&[
+        "--store",
+        "cookie",
+        "--algorithm",
+        "sha512",
+        "--cookie-name",
+        "demo",
+        "--max-age",
+        "session",
+        "--rolling",
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn koa_compat_with_prefix_and_renew() {
+    every_route(&[
+        "--store",
+        "memory",
+        "--koa-compat",
+        "--prefix",
+        "app1:",
+        "--renew",
+        "--trust-proxy",
+        "--max-age",
+        "60000",
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn cookie_name_and_attributes_show_on_the_wire() {
+    let d = start(&[
+        "--store",
+        "memory",
+        "--cookie-name",
+        "sid",
+        "--max-age",
+        "5000",
+    ])
+    .await;
+    let r = reqwest::get(format!("{}/", d.url)).await.unwrap();
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies.len(), 2);
+    assert!(cookies[0].starts_with("sid=") && cookies[0].contains("Max-Age=5"));
+    assert!(cookies[1].starts_with("sid.sig="));
+}
+
+#[tokio::test]
+async fn bad_options_are_refused_with_a_message() {
+    for args in [
+        &["--store", "nope"][..],
+        &["--max-age", "0"],
+        &["--algorithm", "md5"],
+        &["--bogus"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_demo"))
+            .args(["--port", "0"])
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+}
