@@ -20,6 +20,7 @@ use serde_json::Value;
 use session_core::{Algorithm, Config, MaxAge};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
+use session_store_redis::{Format, RedisStore};
 
 const USAGE: &str =
     "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]] [--keys k1,k2]
@@ -182,7 +183,9 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     Ok(res.unwrap_or_else(|e| reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string())))
 }
 
-fn build(args: &Args) -> Result<(SessionLayer, Option<session_store_memory::Sweeper>), String> {
+async fn build(
+    args: &Args,
+) -> Result<(SessionLayer, Option<session_store_memory::Sweeper>), String> {
     let keys = match &args.keys {
         Some(k) => k.iter().map(|k| k.as_bytes().to_vec()).collect(),
         None => {
@@ -221,9 +224,18 @@ fn build(args: &Args) -> Result<(SessionLayer, Option<session_store_memory::Swee
             SessionLayer::dyn_store(config, Arc::new(store))
         }
         s if s.starts_with("redis://") || s.starts_with("rediss://") => {
-            return Err(
-                "the Redis store is not available yet (session-store-redis, issue 5)".into(),
-            );
+            // koa-compat: koa's JSON string under the raw id, readable by a Koa app's store.
+            let format = if args.koa_compat {
+                Format::Koa
+            } else {
+                Format::V1
+            };
+            let store = RedisStore::builder(s)
+                .format(format)
+                .build()
+                .await
+                .map_err(|e| e.to_string())?;
+            SessionLayer::dyn_store(config, Arc::new(store))
         }
         other => return Err(format!("--store: unknown {other:?}\n{USAGE}")),
     };
@@ -244,7 +256,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     // The sweeper runs as long as this binding lives.
-    let (layer, _sweeper) = match build(&args) {
+    let (layer, _sweeper) = match build(&args).await {
         Ok(l) => l,
         Err(msg) => {
             eprintln!("demo: {msg}");

@@ -203,3 +203,11 @@ async fn bad_options_are_refused_with_a_message() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+#[cfg(feature = "redis-tests")]
+#[tokio::test]
+async fn redis_store() {
+    let url = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    every_route(&["--store", &url]).await;
+    every_route(&["--store", &url, "--koa-compat"]).await;
+}

@@ -1,0 +1,173 @@
+//! Load + commit throughput against a real redis-server (started here on a free loopback port,
+//! or `REDIS_URL`), with the pool's checkout PING on and off.
+//!
+//! Run: `cargo bench -p session-store-redis --bench redis_store` (`BENCH_SECS`, default 5).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use session_core::{Change, Delta, MaxAge, Meta, Record, Store, StoreKey, Updated};
+use session_store_redis::RedisStore;
+
+fn record(i: u64) -> Record {
+    let data = json!({"user": format!("user-{i:08}"), "views": 0, "cart": ["book-1", "lamp-2"], "theme": "dark"});
+    Record {
+        data: data.as_object().cloned().unwrap(),
+        meta: Meta {
+            expire: Some(1_900_000_000_000),
+            max_age: MaxAge::Ms(86_400_000),
+            created: Some(1_700_000_000_000),
+        },
+    }
+}
+
+async fn run(
+    store: RedisStore,
+    keys: Arc<Vec<StoreKey>>,
+    tasks: usize,
+    secs: f64,
+    write: bool,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ops = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let (store, keys, stop, ops) = (store.clone(), keys.clone(), stop.clone(), ops.clone());
+        handles.push(tokio::spawn(async move {
+            let mut i = t;
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i = (i + 7919) % keys.len();
+                let k = &keys[i];
+                let r = store.load(k).await.unwrap().unwrap();
+                if write {
+                    let v = r.data["views"].as_u64().unwrap() + 1;
+                    let d = Delta {
+                        replace: false,
+                        set: vec![("views".into(), json!(v))],
+                        removed: vec![],
+                    };
+                    let c = Change {
+                        delta: &d,
+                        data: &r.data,
+                        meta: r.meta,
+                    };
+                    assert_eq!(
+                        store.save(k, c, Duration::from_secs(600)).await.unwrap(),
+                        Updated::Updated
+                    );
+                }
+                n += 1;
+            }
+            ops.fetch_add(n, Ordering::Relaxed);
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.await.unwrap();
+    }
+    ops.load(Ordering::Relaxed) as f64 / secs
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let secs: f64 = if benching {
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5.0)
+    } else {
+        0.2
+    };
+    let mut server = None;
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--logfile",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            return String::new();
+        };
+        server = Some(child);
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            && t.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        format!("redis://127.0.0.1:{port}/0")
+    });
+    if url.is_empty() {
+        println!("redis-server not found; skipping the Redis benchmark");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let keys: Arc<Vec<StoreKey>> = Arc::new(
+            (0..10_000)
+                .map(|i| StoreKey::from_raw(format!("sess:bench:{i}")))
+                .collect(),
+        );
+        let setup = RedisStore::builder(&url).build().await.unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            setup.destroy(k).await.unwrap();
+            setup
+                .create(k, &record(i as u64), Duration::from_secs(600))
+                .await
+                .unwrap();
+        }
+        println!("Redis store, 2 worker threads, 64 concurrent tasks, {secs} s per row");
+        println!(
+            "{:<28} {:>14} {:>14}",
+            "pool checkout PING", "load/s", "load+save/s"
+        );
+        for ping in [false, true] {
+            let store = RedisStore::builder(&url)
+                .test_on_checkout(ping)
+                .pool_size(8)
+                .build()
+                .await
+                .unwrap();
+            let r = run(store.clone(), keys.clone(), 64, secs, false).await;
+            let w = run(store, keys.clone(), 64, secs, true).await;
+            println!(
+                "{:<28} {r:>14.0} {w:>14.0}",
+                if ping {
+                    "on (one PING per checkout)"
+                } else {
+                    "off (default)"
+                }
+            );
+        }
+    });
+    if let Some(mut c) = server {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}

@@ -1,0 +1,765 @@
+//! The shared session store for many app servers: Redis, through a bb8 pool of multiplexed
+//! connections.
+//!
+//! # What it guarantees
+//! - **Single-key commands only** (scripts touch one key), so it works on Redis Cluster.
+//! - `create` inserts only if absent; `save` and `touch` update only if present, so a save that
+//!   races a logout never brings the session back; `destroy` is `DEL`. Every key has a TTL.
+//! - **Per-key deltas** (default format): a session is a Redis hash with one field per
+//!   top-level key, and a save applies the keys this request set and removed, atomically (one
+//!   Lua script). Two concurrent requests that change *different* keys both land; two that
+//!   change the *same* key: the later write wins for that key. `clear()` replaces the data
+//!   as a whole.
+//! - **Round trips**: a load is one `HGETALL`; a commit is one script call. A read-only request
+//!   costs one round trip, a changing one two. (Under `rolling` a read-only request also
+//!   touches: two.)
+//! - **Failures are fast and typed**: the pool checkout, connect and every command are bounded
+//!   by short timeouts (defaults: checkout 1 s, command 1 s); a refused connection, a timeout, or
+//!   Redis's `OOM` under `noeviction` become [`StoreError`]s, and a connection that died is
+//!   replaced, so the store recovers by itself when Redis comes back. A command that fails on a
+//!   dropped connection is retried once on a fresh one (every command here is idempotent).
+//! - Passwords in the URL never appear in `Debug` or logs.
+//!
+//! # Record formats
+//! - [`Format::V1`] (default): a hash with `_v` = `1` (format version), `_m` = the koa fields
+//!   (`expire,maxAge,created`, `0` for none), and `d:<key>` = the JSON of each top-level key.
+//! - [`Format::Koa`]: koa-session's record, so a Koa app's Redis store and ours share sessions:
+//!   the key is the id exactly as the cookie carries it (configure the session with
+//!   `koa_compat(true)` and leave the prefix empty) and the value is koa's JSON string (user keys,
+//!   `_expire`, `_maxAge`). A Koa app writes whole records, so this format is whole-record
+//!   last-writer-wins, like koa ([`Store::merges_deltas`] is false).
+//!
+//! # What Redis does not promise
+//! Replication is asynchronous: an acknowledged write, a logout included, can be lost when a
+//! replica is promoted. Expiry inside the record (`_expire`, the absolute lifetime) bounds the
+//! damage. Use a dedicated Redis with `maxmemory-policy noeviction` (or `volatile-ttl`: every
+//! session key has a TTL); `allkeys-*` policies silently evict live sessions.
+//!
+//! # Example
+//! ```no_run
+//! use session_store_redis::RedisStore;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder("redis://127.0.0.1:6379/0").prefix("myapp:").build().await?;
+//! // SessionLayer::store(config, store)
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::{ErrorKind, RedisError, Script};
+use serde_json::Value;
+use session_core::{
+    Change, Created, Data, MaxAge, Meta, Record, Store, StoreError, StoreKey, Updated,
+};
+
+mod pool;
+use pool::{Conn, Manager};
+
+/// How sessions are laid out in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Our versioned hash format, with per-key delta writes.
+    #[default]
+    V1,
+    /// koa-session's JSON string under the raw id (whole-record writes).
+    Koa,
+}
+
+/// The store's version tag in [`Format::V1`] records.
+const V1_TAG: &str = "1";
+
+/// A building failure (bad URL, or Redis unreachable at startup when `connect_now` is asked).
+#[derive(Debug)]
+pub enum BuildError {
+    /// The URL could not be parsed.
+    InvalidUrl(String),
+    /// The first connection failed.
+    Connect(StoreError),
+}
+
+impl std::error::Error for BuildError {}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidUrl(why) => write!(f, "invalid Redis URL: {why}"),
+            Self::Connect(e) => write!(f, "could not connect to Redis: {e}"),
+        }
+    }
+}
+
+/// Builds a [`RedisStore`].
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    format: Format,
+    pool_size: u32,
+    checkout_timeout: Duration,
+    command_timeout: Duration,
+    test_on_checkout: bool,
+    koa_default_max_age: MaxAge,
+    max_record_bytes: usize,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL with any password replaced.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:<redacted>{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Prepended to every key (default empty: session keys already carry `sess:` from
+    /// `session-core`; use it to separate apps sharing one Redis).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+    /// Record format (default [`Format::V1`]).
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+    /// Connections in the pool (default 8; each is multiplexed, so a few go a long way).
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+    /// Longest wait for a pooled connection, connecting included (default 1 s, not bb8's 30 s).
+    pub fn checkout_timeout(mut self, d: Duration) -> Self {
+        self.checkout_timeout = d;
+        self
+    }
+    /// Longest wait for one command's reply (default 1 s).
+    pub fn command_timeout(mut self, d: Duration) -> Self {
+        self.command_timeout = d;
+        self
+    }
+    /// PING every connection on checkout (default off: it costs a round trip per request;
+    /// dead connections are detected by the failing command instead and replaced).
+    pub fn test_on_checkout(mut self, on: bool) -> Self {
+        self.test_on_checkout = on;
+        self
+    }
+    /// Max-age assumed for a koa record without `_maxAge` (default one day).
+    pub fn koa_default_max_age(mut self, m: MaxAge) -> Self {
+        self.koa_default_max_age = m;
+        self
+    }
+    /// Largest encoded record accepted (default 64 KiB), so one client can't take a large share
+    /// of Redis memory.
+    pub fn max_record_bytes(mut self, n: usize) -> Self {
+        self.max_record_bytes = n;
+        self
+    }
+
+    /// Builds the store. No connection is made yet: the pool connects on first use, so an app
+    /// starts even while Redis is down (requests then get fast errors).
+    pub async fn build(self) -> Result<RedisStore, BuildError> {
+        let manager = bb8_redis::RedisConnectionManager::new(self.url.as_str())
+            .map_err(|e| BuildError::InvalidUrl(e.to_string()))?;
+        let pool = bb8::Pool::builder()
+            .max_size(self.pool_size)
+            .min_idle(None)
+            .connection_timeout(self.checkout_timeout)
+            .test_on_check_out(self.test_on_checkout)
+            .retry_connection(false)
+            .build_unchecked(Manager {
+                inner: manager,
+                response_timeout: self.command_timeout,
+            });
+        Ok(RedisStore {
+            pool,
+            url: redact(&self.url),
+            prefix: self.prefix,
+            format: self.format,
+            checkout_timeout: self.checkout_timeout,
+            command_timeout: self.command_timeout,
+            koa_default_max_age: self.koa_default_max_age,
+            max_record_bytes: self.max_record_bytes,
+            scripts: std::sync::Arc::new(Scripts::new()),
+        })
+    }
+}
+
+struct Scripts {
+    create: Script,
+    save: Script,
+    touch: Script,
+    koa_touch: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            // KEYS[1]; ARGV: ttl_ms, field, value, ...
+            create: Script::new(
+                r"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1",
+            ),
+            // ARGV: ttl_ms, replace(0|1), n_removed, removed..., field, value, ...
+            save: Script::new(
+                r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[2] == '1' then
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, 2) == 'd:' then redis.call('HDEL', KEYS[1], f) end
+  end
+end
+local n = tonumber(ARGV[3])
+for i = 4, 3 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
+local i = 4 + n
+while i < #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1",
+            ),
+            // ARGV: ttl_ms, meta
+            touch: Script::new(
+                r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], '_m', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1",
+            ),
+            // ARGV: ttl_ms, new _expire ('' for none). koa writes `_expire` after every user key,
+            // so the last top-level-looking occurrence is the record's own.
+            koa_touch: Script::new(
+                r#"local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if ARGV[2] ~= '' then
+  local last_s, last_e = nil, nil
+  local init = 1
+  while true do
+    local s, e = string.find(v, '[,{]"_expire":[-%d%.eE+]+', init)
+    if not s then break end
+    last_s, last_e = s, e
+    init = e + 1
+  end
+  if last_s then
+    v = string.sub(v, 1, last_s) .. '"_expire":' .. ARGV[2] .. string.sub(v, last_e + 1)
+  end
+end
+redis.call('SET', KEYS[1], v, 'PX', ARGV[1])
+return 1"#,
+            ),
+        }
+    }
+}
+
+/// The Redis session store. Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: bb8::Pool<Manager>,
+    url: String,
+    prefix: String,
+    format: Format,
+    checkout_timeout: Duration,
+    command_timeout: Duration,
+    koa_default_max_age: MaxAge,
+    max_record_bytes: usize,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("format", &self.format)
+            .field("pool", &self.pool.state())
+            .finish_non_exhaustive()
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Maps a Redis error to a store error, without keys or values in the message.
+fn store_error(e: &RedisError) -> StoreError {
+    if e.is_timeout() {
+        return StoreError::Timeout(Duration::ZERO);
+    }
+    if e.code() == Some("OOM") {
+        return StoreError::Rejected("Redis is out of memory (maxmemory reached)".into());
+    }
+    if e.is_connection_refusal()
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+    {
+        return StoreError::Unavailable(format!("{:?}", e.kind()));
+    }
+    match e.kind() {
+        ErrorKind::AuthenticationFailed => StoreError::Unavailable("authentication failed".into()),
+        kind => StoreError::Backend(format!(
+            "Redis error {kind:?}{}",
+            e.code().map(|c| format!(" ({c})")).unwrap_or_default()
+        )),
+    }
+}
+
+/// Whether the connection that produced `e` should be thrown away.
+fn breaks_connection(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+}
+
+impl RedisStore {
+    /// Starts a builder for `url` (`redis://[user:password@]host:port[/db]`; `rediss://` where
+    /// the `redis` crate was built with TLS).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: String::new(),
+            format: Format::V1,
+            pool_size: 8,
+            checkout_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(1),
+            test_on_checkout: false,
+            koa_default_max_age: MaxAge::Ms(86_400_000),
+            max_record_bytes: 64 * 1024,
+        }
+    }
+
+    /// The Redis key of a session key.
+    pub fn redis_key(&self, key: &StoreKey) -> String {
+        let mut k = String::with_capacity(self.prefix.len() + key.as_str().len());
+        k.push_str(&self.prefix);
+        k.push_str(key.as_str());
+        k
+    }
+
+    /// The record format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Runs one command (or script) on a pooled connection, bounded by the checkout and command
+    /// timeouts; on a dropped connection, retries once on a fresh one.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(redis::aio::MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = match self.pool.get().await {
+                Ok(c) => c,
+                Err(bb8::RunError::TimedOut) => {
+                    return Err(StoreError::Timeout(self.checkout_timeout));
+                }
+                Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
+            };
+            let res = tokio::time::timeout(self.command_timeout, op(conn.inner.clone())).await;
+            match res {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => {
+                    if breaks_connection(&e) {
+                        mark_broken(&mut conn);
+                        if attempt == 1 && (e.is_connection_dropped() || e.is_io_error()) {
+                            tracing::debug!(target: "session::redis", "connection dropped; retrying once");
+                            continue;
+                        }
+                    }
+                    return Err(match store_error(&e) {
+                        StoreError::Timeout(_) => StoreError::Timeout(self.command_timeout),
+                        other => other,
+                    });
+                }
+                Err(_) => {
+                    mark_broken(&mut conn);
+                    return Err(StoreError::Timeout(self.command_timeout));
+                }
+            }
+        }
+    }
+
+    fn check_size(&self, size: usize) -> Result<(), StoreError> {
+        if size > self.max_record_bytes {
+            return Err(StoreError::TooLarge {
+                size,
+                limit: self.max_record_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// The remaining TTL of a session's Redis key (for tests and monitoring); `None` if absent,
+    /// `Some(Duration::MAX)` for a key without TTL.
+    pub async fn ttl(&self, key: &StoreKey) -> Result<Option<Duration>, StoreError> {
+        let k = self.redis_key(key);
+        let pttl: i64 = self
+            .run(|mut c| {
+                let k = k.clone();
+                async move { redis::cmd("PTTL").arg(k).query_async(&mut c).await }
+            })
+            .await?;
+        Ok(match pttl {
+            -2 => None,
+            -1 => Some(Duration::MAX),
+            n => Some(Duration::from_millis(u64::try_from(n).unwrap_or(0))),
+        })
+    }
+}
+
+fn mark_broken(conn: &mut bb8::PooledConnection<'_, Manager>) {
+    let c: &mut Conn = conn;
+    c.broken = true;
+}
+
+fn meta_field(m: &Meta) -> String {
+    format!(
+        "{},{},{}",
+        m.expire.unwrap_or(0),
+        m.max_age.as_ms().unwrap_or(0),
+        m.created.unwrap_or(0)
+    )
+}
+
+fn parse_meta(s: &[u8]) -> Option<Meta> {
+    let s = std::str::from_utf8(s).ok()?;
+    let mut it = s.split(',').map(|p| p.parse::<u64>().ok());
+    let (expire, max_age, created) = (it.next()??, it.next()??, it.next()??);
+    let some = |v: u64| (v != 0).then_some(v);
+    Some(Meta {
+        expire: some(expire),
+        max_age: if max_age == 0 {
+            MaxAge::Session
+        } else {
+            MaxAge::Ms(max_age)
+        },
+        created: some(created),
+    })
+}
+
+fn encode_value(v: &Value) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v)
+        .map_err(|e| StoreError::Backend(format!("could not encode a session value: {e}")))
+}
+
+/// Decodes a V1 hash (`HGETALL` reply).
+fn decode_v1(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let mut meta = None;
+    let mut version_ok = false;
+    let mut data = Data::new();
+    for (f, v) in fields {
+        match f.as_slice() {
+            b"_v" => version_ok = v == V1_TAG.as_bytes(),
+            b"_m" => meta = parse_meta(&v),
+            name => {
+                if let Some(key) = name.strip_prefix(b"d:") {
+                    let key = String::from_utf8(key.to_vec())
+                        .map_err(|_| StoreError::Corrupt("a field name is not UTF-8".into()))?;
+                    let value = serde_json::from_slice(&v).map_err(|e| {
+                        StoreError::Corrupt(format!("a stored value is not JSON: {e}"))
+                    })?;
+                    data.insert(key, value);
+                }
+            }
+        }
+    }
+    if !version_ok {
+        return Err(StoreError::Corrupt("unknown record format version".into()));
+    }
+    let meta = meta.ok_or_else(|| StoreError::Corrupt("record has no meta field".into()))?;
+    Ok(Some(Record { data, meta }))
+}
+
+impl Store for RedisStore {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Created, StoreError> {
+        let k = self.redis_key(key);
+        let ttl = ms(ttl);
+        match self.format {
+            Format::Koa => {
+                let json = record.to_koa_json();
+                self.check_size(json.len())?;
+                let ok: Option<String> = self
+                    .run(|mut c| {
+                        let (k, json) = (k.clone(), json.clone());
+                        async move {
+                            redis::cmd("SET")
+                                .arg(k)
+                                .arg(json)
+                                .arg("NX")
+                                .arg("PX")
+                                .arg(ttl)
+                                .query_async(&mut c)
+                                .await
+                        }
+                    })
+                    .await?;
+                Ok(if ok.is_some() {
+                    Created::Inserted
+                } else {
+                    Created::Collision
+                })
+            }
+            Format::V1 => {
+                let mut args: Vec<Vec<u8>> = Vec::with_capacity(5 + 2 * record.data.len());
+                args.push(ttl.to_string().into_bytes());
+                args.push(b"_v".to_vec());
+                args.push(V1_TAG.as_bytes().to_vec());
+                args.push(b"_m".to_vec());
+                args.push(meta_field(&record.meta).into_bytes());
+                for (name, v) in &record.data {
+                    args.push(format!("d:{name}").into_bytes());
+                    args.push(encode_value(v)?);
+                }
+                self.check_size(args.iter().map(Vec::len).sum())?;
+                let inserted: i64 = self
+                    .run(|mut c| {
+                        let mut inv = self.scripts.create.key(&k);
+                        for a in &args {
+                            inv.arg(a.as_slice());
+                        }
+                        async move { inv.invoke_async(&mut c).await }
+                    })
+                    .await?;
+                Ok(if inserted == 1 {
+                    Created::Inserted
+                } else {
+                    Created::Collision
+                })
+            }
+        }
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let k = self.redis_key(key);
+        match self.format {
+            Format::Koa => {
+                let v: Option<Vec<u8>> = self
+                    .run(|mut c| {
+                        let k = k.clone();
+                        async move { redis::cmd("GET").arg(k).query_async(&mut c).await }
+                    })
+                    .await?;
+                match v {
+                    None => Ok(None),
+                    Some(bytes) => Record::from_koa_json(&bytes, self.koa_default_max_age)
+                        .map(Some)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("koa record is not a JSON object".into())
+                        }),
+                }
+            }
+            Format::V1 => {
+                let fields: Vec<(Vec<u8>, Vec<u8>)> = self
+                    .run(|mut c| {
+                        let k = k.clone();
+                        async move { redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+                    })
+                    .await?;
+                decode_v1(fields)
+            }
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        change: Change<'_>,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        let k = self.redis_key(key);
+        let ttl = ms(ttl);
+        match self.format {
+            Format::Koa => {
+                let json = Record {
+                    data: change.data.clone(),
+                    meta: change.meta,
+                }
+                .to_koa_json();
+                self.check_size(json.len())?;
+                let ok: Option<String> = self
+                    .run(|mut c| {
+                        let (k, json) = (k.clone(), json.clone());
+                        async move {
+                            redis::cmd("SET")
+                                .arg(k)
+                                .arg(json)
+                                .arg("XX")
+                                .arg("PX")
+                                .arg(ttl)
+                                .query_async(&mut c)
+                                .await
+                        }
+                    })
+                    .await?;
+                Ok(if ok.is_some() {
+                    Updated::Updated
+                } else {
+                    Updated::NotFound
+                })
+            }
+            Format::V1 => {
+                let delta = change.delta;
+                let mut args: Vec<Vec<u8>> = Vec::new();
+                args.push(ttl.to_string().into_bytes());
+                args.push(if delta.replace {
+                    b"1".to_vec()
+                } else {
+                    b"0".to_vec()
+                });
+                let set: Vec<(&String, &Value)> = if delta.replace {
+                    change.data.iter().collect()
+                } else {
+                    delta.set.iter().map(|(k, v)| (k, v)).collect()
+                };
+                let removed: &[String] = if delta.replace { &[] } else { &delta.removed };
+                args.push(removed.len().to_string().into_bytes());
+                for r in removed {
+                    args.push(format!("d:{r}").into_bytes());
+                }
+                args.push(b"_m".to_vec());
+                args.push(meta_field(&change.meta).into_bytes());
+                for (name, v) in set {
+                    args.push(format!("d:{name}").into_bytes());
+                    args.push(encode_value(v)?);
+                }
+                self.check_size(args.iter().map(Vec::len).sum())?;
+                let updated: i64 = self
+                    .run(|mut c| {
+                        let mut inv = self.scripts.save.key(&k);
+                        for a in &args {
+                            inv.arg(a.as_slice());
+                        }
+                        async move { inv.invoke_async(&mut c).await }
+                    })
+                    .await?;
+                Ok(if updated == 1 {
+                    Updated::Updated
+                } else {
+                    Updated::NotFound
+                })
+            }
+        }
+    }
+
+    async fn destroy(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let k = self.redis_key(key);
+        let _: i64 = self
+            .run(|mut c| {
+                let k = k.clone();
+                async move { redis::cmd("DEL").arg(k).query_async(&mut c).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        meta: Meta,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        let k = self.redis_key(key);
+        let ttl = ms(ttl);
+        let (script, arg) = match self.format {
+            Format::V1 => (&self.scripts.touch, meta_field(&meta)),
+            Format::Koa => (
+                &self.scripts.koa_touch,
+                meta.expire.map(|e| e.to_string()).unwrap_or_default(),
+            ),
+        };
+        let updated: i64 = self
+            .run(|mut c| {
+                let mut inv = script.key(&k);
+                inv.arg(ttl).arg(&arg);
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(if updated == 1 {
+            Updated::Updated
+        } else {
+            Updated::NotFound
+        })
+    }
+
+    fn merges_deltas(&self) -> bool {
+        self.format == Format::V1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://user:hunter2@host:6379/0"),
+            "redis://user:<redacted>@host:6379/0"
+        );
+        assert_eq!(redact("redis://:hunter2@host"), "redis://:<redacted>@host");
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        let b = RedisStore::builder("redis://u:hunter2@h/1");
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn meta_round_trip() {
+        for m in [
+            Meta {
+                expire: Some(5),
+                max_age: MaxAge::Ms(10),
+                created: Some(1),
+            },
+            Meta {
+                expire: None,
+                max_age: MaxAge::Session,
+                created: None,
+            },
+        ] {
+            assert_eq!(parse_meta(meta_field(&m).as_bytes()), Some(m));
+        }
+        assert_eq!(parse_meta(b"1,2"), None);
+        assert_eq!(parse_meta(b"x,2,3"), None);
+    }
+
+    #[test]
+    fn v1_decoding_rejects_unknown_versions_and_garbage() {
+        let f = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()))
+                .collect()
+        };
+        assert!(decode_v1(Vec::new()).unwrap().is_none());
+        assert!(decode_v1(f(&[("_v", "2"), ("_m", "0,0,0")])).is_err());
+        assert!(decode_v1(f(&[("_v", "1")])).is_err());
+        assert!(decode_v1(f(&[("_v", "1"), ("_m", "0,0,0"), ("d:a", "{")])).is_err());
+        let r = decode_v1(f(&[("_v", "1"), ("_m", "5,10,0"), ("d:a", "[1]")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.data["a"], serde_json::json!([1]));
+        assert_eq!(r.meta.expire, Some(5));
+    }
+}

@@ -1,0 +1,305 @@
+//! The middleware over real TCP against a real Redis: counter, concurrent deltas, store down,
+//! a flood that creates nothing, round trips per request, and koa-compat records both ways.
+#![cfg(feature = "redis-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming};
+use session_core::{Config, KeyDerivation, SessionId};
+use session_hyper::{Session, SessionLayer};
+use session_store_redis::{Format, RedisStore};
+use support::Server;
+
+const KEY: &[u8] = b"redis e2e key, at least 32 bytes!";
+
+async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let s = Session::from_request(&req).unwrap();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let out = async {
+        Ok::<_, session_hyper::Error>(match path.as_str() {
+            "/views" => {
+                let n: u64 = s.get("views").await?.unwrap_or(0) + 1;
+                s.insert("views", n).await?;
+                format!("{n} views")
+            }
+            "/read" => serde_json::Value::Object(s.data().await?).to_string(),
+            "/slow-set" => {
+                s.get_value("x").await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let (k, v) = query.split_once('=').unwrap();
+                s.insert(k, v).await?;
+                "ok".into()
+            }
+            _ => "?".into(),
+        })
+    }
+    .await;
+    Ok(Response::new(Full::from(out.unwrap_or_default())))
+}
+
+async fn serve(layer: SessionLayer) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = layer.wrap(hyper::service::service_fn(app));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn jar_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+async fn text(c: &reqwest::Client, url: String) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+fn config() -> Config {
+    Config::builder().key(KEY.to_vec()).build().unwrap()
+}
+
+async fn dbsize(url: &str) -> i64 {
+    match support::cmd(url, &["DBSIZE"]).await {
+        redis::Value::Int(n) => n,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counter_concurrency_and_no_records_for_junk() {
+    let server = Server::start(&[]);
+    let store = RedisStore::builder(server.url()).build().await.unwrap();
+    let url = serve(SessionLayer::store(config(), store).build().unwrap()).await;
+    let c = jar_client();
+    for n in 1..=3 {
+        assert_eq!(text(&c, format!("{url}/views")).await, format!("{n} views"));
+    }
+    assert_eq!(dbsize(&server.url()).await, 1);
+    // The key in Redis is not the cookie value.
+    let keys = support::cmd(&server.url(), &["KEYS", "*"]).await;
+    let redis::Value::Array(keys) = keys else {
+        panic!()
+    };
+    let redis::Value::BulkString(k) = &keys[0] else {
+        panic!()
+    };
+    assert!(k.starts_with(b"sess:"));
+
+    // Two concurrent requests changing different keys both land.
+    let a = c.get(format!("{url}/slow-set?cart=book")).send();
+    let b = c.get(format!("{url}/slow-set?theme=dark")).send();
+    let (a, b) = tokio::join!(a, b);
+    assert!(a.unwrap().status().is_success() && b.unwrap().status().is_success());
+    assert_eq!(
+        text(&c, format!("{url}/read")).await,
+        r#"{"views":3,"cart":"book","theme":"dark"}"#
+            .replace(r#","cart":"book","theme":"dark""#, &{
+                // Hash field order is Redis's; compare as JSON below instead.
+                String::new()
+            })
+            .replace("{\"views\":3}", &text(&c, format!("{url}/read")).await)
+    );
+    let got: serde_json::Value =
+        serde_json::from_str(&text(&c, format!("{url}/read")).await).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!({"views": 3, "cart": "book", "theme": "dark"})
+    );
+
+    // A flood of random cookies creates no record.
+    let raw = reqwest::Client::new();
+    for i in 0..200 {
+        raw.get(format!("{url}/read"))
+            .header("cookie", format!("koa.sess=x{i}; koa.sess.sig=y{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(dbsize(&server.url()).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_gives_503_fast_then_recovers() {
+    let mut server = Server::start(&[]);
+    let store = RedisStore::builder(server.url())
+        .checkout_timeout(Duration::from_millis(300))
+        .command_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let url = serve(SessionLayer::store(config(), store).build().unwrap()).await;
+    let c = jar_client();
+    assert_eq!(text(&c, format!("{url}/views")).await, "1 views");
+    server.stop();
+    let t = Instant::now();
+    let r = c.get(format!("{url}/views")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    server.restart();
+    let t = Instant::now();
+    loop {
+        let r = c.get(format!("{url}/views")).send().await.unwrap();
+        if r.status() == 200 {
+            // The restarted Redis kept nothing: a new session.
+            assert_eq!(r.text().await.unwrap(), "1 views");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(3), "no recovery");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Round trips per request, counted by Redis itself (`INFO commandstats`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_per_request() {
+    let server = Server::start(&[]);
+    let store = RedisStore::builder(server.url()).build().await.unwrap();
+    let url = serve(SessionLayer::store(config(), store).build().unwrap()).await;
+    let c = jar_client();
+    // Warm up: the scripts get loaded (EVALSHA misses once per script).
+    text(&c, format!("{url}/views")).await;
+    text(&c, format!("{url}/views")).await;
+    // Commands a client sends (commands run inside a script are counted by Redis too, under
+    // their own names: EXISTS, HSET, PEXPIRE...; they are not round trips). The V1 store sends
+    // only these at the top level.
+    let calls = |s: String| -> u64 {
+        s.lines()
+            .filter(|l| {
+                [
+                    "cmdstat_hgetall:",
+                    "cmdstat_evalsha:",
+                    "cmdstat_eval:",
+                    "cmdstat_del:",
+                    "cmdstat_info:",
+                ]
+                .iter()
+                .any(|c| l.starts_with(c))
+            })
+            .map(|l| {
+                l.split("calls=")
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    let stats = || async {
+        match support::cmd(&server.url(), &["INFO", "commandstats"]).await {
+            redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => panic!("{other:?}"),
+        }
+    };
+    support::cmd(&server.url(), &["CONFIG", "RESETSTAT"]).await;
+    let base = calls(stats().await); // counts the INFO itself
+    text(&c, format!("{url}/read")).await;
+    let read_only = calls(stats().await) - base - 1;
+    support::cmd(&server.url(), &["CONFIG", "RESETSTAT"]).await;
+    let base = calls(stats().await);
+    text(&c, format!("{url}/views")).await;
+    let changing = calls(stats().await) - base - 1;
+    println!("round trips: read-only {read_only}, changing {changing}");
+    assert_eq!(read_only, 1, "a read-only request is one HGETALL");
+    assert_eq!(changing, 2, "a changing request is a load and one script");
+}
+
+/// A record written the way a Koa app's Redis store writes it loads here, and ours loads there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn koa_compat_records_both_ways() {
+    let server = Server::start(&[]);
+    let koa_keys = ["koa-app-key"];
+    let cfg = || {
+        Config::builder()
+            .keys(koa_keys)
+            .koa_compat(true)
+            .build()
+            .unwrap()
+    };
+    let store = RedisStore::builder(server.url())
+        .format(Format::Koa)
+        .build()
+        .await
+        .unwrap();
+    let url = serve(SessionLayer::store(cfg(), store).build().unwrap()).await;
+
+    // 1. Koa wrote this (redis-cli style): key = the external id, value = koa's JSON.
+    let koa_id = "3b241101-e2bb-4255-8caf-4136c566a962";
+    let far = 4_000_000_000_000u64;
+    let json = format!(r#"{{"views":41,"user":"ada","_expire":{far},"_maxAge":86400000}}"#);
+    support::cmd(&server.url(), &["SET", koa_id, &json, "PX", "86410000"]).await;
+    let cookies = session_cookie::SessionCookies::from_config(&cfg()).unwrap();
+    let set = cookies.write(koa_id, Some(far), 0, false).unwrap();
+    let header: Vec<String> = set
+        .iter()
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect();
+    let r = reqwest::Client::new()
+        .get(format!("{url}/views"))
+        .header("cookie", header.join("; "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "42 views");
+    let stored = match support::cmd(&server.url(), &["GET", koa_id]).await {
+        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        stored.starts_with(r#"{"views":42,"user":"ada","_expire":"#),
+        "{stored}"
+    );
+    assert!(stored.ends_with(r#","_maxAge":86400000}"#), "{stored}");
+
+    // 2. We wrote this: what a Koa app reads is koa's format under the raw cookie id.
+    let c = jar_client();
+    assert_eq!(text(&c, format!("{url}/views")).await, "1 views");
+    let redis::Value::Array(keys) = support::cmd(&server.url(), &["KEYS", "*"]).await else {
+        panic!()
+    };
+    let ours: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| match k {
+            redis::Value::BulkString(b) => Some(String::from_utf8(b).unwrap()),
+            _ => None,
+        })
+        .filter(|k| k != koa_id)
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert!(
+        SessionId::new_unchecked(ours[0].clone()).as_str().len() == 43,
+        "the key is the raw id"
+    );
+    let _ = KeyDerivation::Raw;
+    let value = match support::cmd(&server.url(), &["GET", &ours[0]]).await {
+        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let v: serde_json::Value = serde_json::from_str(&value).unwrap();
+    assert_eq!(v["views"], 1);
+    assert!(v["_expire"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(v["_maxAge"], 86_400_000);
+}

@@ -1,0 +1,190 @@
+//! Fault injection against real redis-servers owned by each test: stop and restart on the same
+//! port, CLIENT PAUSE, CLIENT KILL, maxmemory with noeviction, pool exhaustion. Each asserts a
+//! bounded time to error and recovery.
+#![cfg(feature = "redis-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use session_core::{Created, MaxAge, Meta, Record, Store, StoreError, StoreKey};
+use session_store_redis::RedisStore;
+use support::Server;
+
+fn rec(v: serde_json::Value) -> Record {
+    Record {
+        data: v.as_object().cloned().unwrap(),
+        meta: Meta {
+            expire: Some(1),
+            max_age: MaxAge::Ms(1),
+            created: None,
+        },
+    }
+}
+
+fn key(i: usize) -> StoreKey {
+    StoreKey::from_raw(format!("sess:{i}"))
+}
+
+const TTL: Duration = Duration::from_secs(600);
+
+async fn store(url: &str, checkout_ms: u64, command_ms: u64, pool: u32) -> RedisStore {
+    RedisStore::builder(url)
+        .checkout_timeout(Duration::from_millis(checkout_ms))
+        .command_timeout(Duration::from_millis(command_ms))
+        .pool_size(pool)
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_killed_then_restarted_on_the_same_port() {
+    let mut server = Server::start(&[]);
+    let s = store(&server.url(), 300, 300, 4).await;
+    s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap();
+    server.stop();
+    // Down: every call fails fast with a typed error, never hangs.
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let err = s.load(&key(1)).await.unwrap_err();
+        worst = worst.max(t.elapsed());
+        assert!(err.is_transient(), "{err:?}");
+    }
+    assert!(
+        worst < Duration::from_millis(800),
+        "slowest failure took {worst:?}"
+    );
+    server.restart();
+    // Back: the pool recovers by itself (the data is gone: no persistence).
+    let t = Instant::now();
+    loop {
+        match s.load(&key(1)).await {
+            Ok(r) => {
+                assert_eq!(r, None);
+                break;
+            }
+            Err(e) => assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "not recovered after {:?}: {e}",
+                t.elapsed()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "recovered {:?} after restart; slowest failure while down {worst:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        s.create(&key(2), &rec(json!({})), TTL).await.unwrap(),
+        Created::Inserted
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_server_times_out_within_the_command_timeout() {
+    let server = Server::start(&[]);
+    let s = store(&server.url(), 300, 300, 4).await;
+    s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap();
+    server.cmd(&["CLIENT", "PAUSE", "2000", "ALL"]).await;
+    let t = Instant::now();
+    let err = s.load(&key(1)).await.unwrap_err();
+    let took = t.elapsed();
+    assert!(matches!(err, StoreError::Timeout(_)), "{err:?}");
+    assert!(took < Duration::from_millis(700), "took {took:?}");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(
+        s.load(&key(1)).await.unwrap().is_some(),
+        "recovered after the pause"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connections_are_replaced() {
+    let server = Server::start(&[]);
+    let s = store(&server.url(), 500, 500, 2).await;
+    s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap();
+    server
+        .cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .await;
+    // The next call retries once on a fresh connection; at worst one call fails.
+    let mut failures = 0;
+    for _ in 0..5 {
+        if s.load(&key(1)).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert!(failures <= 1, "{failures} failures after CLIENT KILL");
+    assert!(s.load(&key(1)).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_under_noeviction_is_a_typed_error() {
+    let server = Server::start(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]);
+    let s = store(&server.url(), 500, 500, 2).await;
+    let big = "x".repeat(30_000);
+    let mut oom = None;
+    for i in 0..500 {
+        let t = Instant::now();
+        match s.create(&key(i), &rec(json!({"v": big})), TTL).await {
+            Ok(_) => {}
+            Err(e) => {
+                oom = Some((e, t.elapsed()));
+                break;
+            }
+        }
+    }
+    let (err, took) = oom.expect("Redis never refused a write");
+    assert!(
+        matches!(err, StoreError::Rejected(ref m) if m.contains("out of memory")),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_millis(500));
+    // Reads still work; deletes free memory and writes resume.
+    assert!(s.load(&key(0)).await.unwrap().is_some());
+    for i in 0..20 {
+        s.destroy(&key(i)).await.unwrap();
+    }
+    s.create(&key(10_000), &rec(json!({"small": true})), TTL)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_exhaustion_errors_fast_and_recovers() {
+    let server = Server::start(&[]);
+    // One connection, held by a command stuck behind CLIENT PAUSE.
+    let s = store(&server.url(), 200, 3000, 1).await;
+    s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap();
+    server.cmd(&["CLIENT", "PAUSE", "1500", "ALL"]).await;
+    let holder = {
+        let s = s.clone();
+        tokio::spawn(async move { s.load(&key(1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    let waiters: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                (s.load(&key(1)).await, t.elapsed())
+            })
+        })
+        .collect();
+    for w in waiters {
+        let (res, took) = w.await.unwrap();
+        assert!(matches!(res, Err(StoreError::Timeout(_))), "{res:?}");
+        assert!(took < Duration::from_millis(600), "waited {took:?}");
+    }
+    assert!(t.elapsed() < Duration::from_millis(800));
+    assert!(
+        holder.await.unwrap().unwrap().is_some(),
+        "the held call completes after the pause"
+    );
+    assert!(s.load(&key(1)).await.unwrap().is_some());
+}
