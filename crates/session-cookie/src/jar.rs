@@ -81,6 +81,9 @@ pub struct SessionCookies {
     options: CookieOptions,
     sig_name: String,
     grip: Option<Keygrip>,
+    /// `grip` with `NAME=` already absorbed: the MAC input is `NAME=VALUE`, and the name part
+    /// never changes.
+    value_grip: Option<Keygrip>,
 }
 
 impl SessionCookies {
@@ -99,10 +102,13 @@ impl SessionCookies {
     /// From cookie attributes and a key list (`None`: unsigned cookies).
     pub fn new(options: CookieOptions, grip: Option<Keygrip>) -> Self {
         let sig_name = format!("{}.sig", options.name);
+        let prefix = format!("{}=", options.name);
+        let value_grip = grip.as_ref().map(|g| g.with_prefix(prefix.as_bytes()));
         Self {
             options,
             sig_name,
             grip,
+            value_grip,
         }
     }
 
@@ -147,7 +153,7 @@ impl SessionCookies {
         if !seen_value {
             return Incoming::None;
         }
-        let Some(grip) = &self.grip else {
+        let Some(grip) = &self.value_grip else {
             return match values[..nv].first() {
                 Some(v) => Incoming::Valid {
                     value: ascii(v),
@@ -164,7 +170,7 @@ impl SessionCookies {
                 let Ok(sig) = std::str::from_utf8(sig) else {
                     continue;
                 };
-                if let Some(m) = grip.verify_parts(&[name, b"=", value], sig) {
+                if let Some(m) = grip.verify(value, sig) {
                     return Incoming::Valid {
                         value: ascii(value),
                         resign: m != KeyMatch::Newest,
@@ -208,8 +214,8 @@ impl SessionCookies {
             (e, max_age)
         });
         let value_cookie = self.format(name, value, lifetime, secure);
-        let sig = self.grip.as_ref().map(|grip| {
-            let sig = grip.sign_parts(&[name.as_bytes(), b"=", value.as_bytes()]);
+        let sig = self.value_grip.as_ref().map(|grip| {
+            let sig = grip.sign(value.as_bytes());
             self.format(&self.sig_name, sig.as_str(), lifetime, secure)
         });
         Ok(SetCookies {

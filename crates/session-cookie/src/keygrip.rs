@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use session_core::{Algorithm, ConfigError, Secret, validate_keys};
 use subtle::ConstantTimeEq;
@@ -40,6 +38,17 @@ impl MacKey {
                     .unwrap_or_else(|_| unreachable!("HMAC takes any key length")),
             ),
         }
+    }
+
+    /// This key with `prefix` already absorbed: MACs then continue from there.
+    fn absorbed(&self, prefix: &[u8]) -> Self {
+        let mut k = self.clone();
+        match &mut k {
+            Self::Sha1(m) => m.update(prefix),
+            Self::Sha256(m) => m.update(prefix),
+            Self::Sha512(m) => m.update(prefix),
+        }
+        k
     }
 
     /// HMAC of the concatenation of `parts`, into `out`; returns the MAC length.
@@ -156,6 +165,16 @@ impl Keygrip {
         }
     }
 
+    /// A key list that signs and verifies `prefix ‖ data` given only `data`: the prefix is
+    /// hashed once, here, instead of on every cookie (the session cookie's `NAME=` is fixed).
+    pub fn with_prefix(&self, prefix: &[u8]) -> Keygrip {
+        Keygrip {
+            keys: self.keys.iter().map(|k| k.absorbed(prefix)).collect(),
+            algorithm: self.algorithm,
+            sig_len: self.sig_len,
+        }
+    }
+
     /// The hash in use.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
@@ -180,9 +199,7 @@ impl Keygrip {
             buf: [0u8; MAX_SIGNATURE_LEN],
             len: 0,
         };
-        sig.len = URL_SAFE_NO_PAD
-            .encode_slice(&mac[..n], &mut sig.buf)
-            .unwrap_or_default();
+        sig.len = encode_b64url(&mac[..n], &mut sig.buf);
         sig
     }
 
@@ -197,17 +214,20 @@ impl Keygrip {
     /// length; anything else is rejected before any HMAC work. The MAC comparison is constant
     /// time.
     pub fn verify_parts(&self, parts: &[&[u8]], signature: &str) -> Option<KeyMatch> {
-        if signature.len() != self.sig_len {
+        let given = signature.as_bytes();
+        // A wrong length is rejected before any HMAC work; anything else that is not our exact
+        // encoding fails the comparison.
+        if given.len() != self.sig_len {
             return None;
         }
-        let mut given = [0u8; MAX_MAC];
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(signature.as_bytes(), &mut given)
-            .ok()?;
         let mut mac = [0u8; MAX_MAC];
+        let mut ours = [0u8; MAX_SIGNATURE_LEN];
         for (i, key) in self.keys.iter().enumerate() {
             let m = key.mac(parts, &mut mac);
-            if m == n && bool::from(mac[..m].ct_eq(&given[..n])) {
+            // Compared in encoded form: our encoding is canonical, so only the exact canonical
+            // signature (no padding, no other alphabet, zero trailing bits) can be equal.
+            let len = encode_b64url(&mac[..m], &mut ours);
+            if ct_eq(&ours[..len], given) {
                 return Some(if i == 0 {
                     KeyMatch::Newest
                 } else {
@@ -219,9 +239,70 @@ impl Keygrip {
     }
 }
 
+const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// base64url without padding of a MAC (at most 64 bytes) into `out`; returns the length.
+///
+/// The `base64` crate does this too, but its general engine costs about as much again as the
+/// rest of a sign+verify for 32-byte inputs; a table loop over fixed-size MACs keeps the
+/// overhead over the bare HMAC work small (see BENCHMARKS.md). Equality with the crate's output
+/// is tested.
+fn encode_b64url(input: &[u8], out: &mut [u8; MAX_SIGNATURE_LEN]) -> usize {
+    let full = input.len() / 3;
+    // Zipped chunks let the compiler drop the bounds checks of the hot loop.
+    for (c, o) in input.chunks_exact(3).zip(out.chunks_exact_mut(4)) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[2]);
+        o[0] = B64URL[(n >> 18) as usize & 63];
+        o[1] = B64URL[(n >> 12) as usize & 63];
+        o[2] = B64URL[(n >> 6) as usize & 63];
+        o[3] = B64URL[n as usize & 63];
+    }
+    let mut o = full * 4;
+    match input[full * 3..] {
+        [a] => {
+            out[o] = B64URL[usize::from(a >> 2)];
+            out[o + 1] = B64URL[usize::from((a & 3) << 4)];
+            o += 2;
+        }
+        [a, b] => {
+            out[o] = B64URL[usize::from(a >> 2)];
+            out[o + 1] = B64URL[usize::from(((a & 3) << 4) | (b >> 4))];
+            out[o + 2] = B64URL[usize::from((b & 15) << 2)];
+            o += 3;
+        }
+        _ => {}
+    }
+    o
+}
+
+/// Constant-time equality of two equally long MACs: the bytes are folded into one word with
+/// XOR/OR (no data-dependent branch), and only that word goes through `subtle`. Comparing byte
+/// by byte with `subtle` costs an optimisation barrier per byte (measurable next to the HMAC).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut acc = 0u64;
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        acc |= u64::from_ne_bytes(wx) ^ u64::from_ne_bytes(wy);
+    }
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        acc |= u64::from(x ^ y);
+    }
+    bool::from(acc.ct_eq(&0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn grip(keys: &[&str], alg: Algorithm) -> Keygrip {
         let keys: Vec<Secret> = keys.iter().map(|k| Secret::new(k.as_bytes())).collect();
@@ -280,6 +361,49 @@ mod tests {
         noncanon[last] = if noncanon[last] == b'A' { b'B' } else { b'A' };
         let noncanon = String::from_utf8(noncanon).unwrap();
         assert!(g.verify(data, &noncanon).is_none());
+    }
+
+    #[test]
+    fn table_encoder_matches_the_base64_crate() {
+        let mut out = [0u8; MAX_SIGNATURE_LEN];
+        let mut x: u32 = 12345;
+        for len in 0..=64 {
+            for _ in 0..50 {
+                let input: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        x as u8
+                    })
+                    .collect();
+                let n = encode_b64url(&input, &mut out);
+                assert_eq!(&out[..n], URL_SAFE_NO_PAD.encode(&input).as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn prefixed_keys_sign_the_concatenation() {
+        let g = grip(&["k1", "k2"], Algorithm::Sha256);
+        let p = g.with_prefix(b"koa.sess=");
+        assert_eq!(p.sign(b"abc").as_str(), g.sign(b"koa.sess=abc").as_str());
+        let old = grip(&["k2"], Algorithm::Sha256).sign(b"koa.sess=abc");
+        assert_eq!(p.verify(b"abc", old.as_str()), Some(KeyMatch::Older(1)));
+        assert_eq!(p.verify(b"abd", old.as_str()), None);
+    }
+
+    #[test]
+    fn ct_eq_compares_every_byte() {
+        let a = [7u8; 43];
+        assert!(ct_eq(&a, &a));
+        for i in 0..a.len() {
+            let mut b = a;
+            b[i] ^= 1;
+            assert!(!ct_eq(&a, &b), "byte {i}");
+        }
+        assert!(!ct_eq(&a, &a[..42]));
+        assert!(ct_eq(&[], &[]));
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! | 10 | `unchanged` | otherwise | [`Action::Nothing`] |
 //!
 //! Rows 7 and 8 are skipped when the absolute lifetime already caps `_expire` where it is, since
-//! a write would change nothing; they then fall through to row 9.
+//! a write would change nothing; they then fall through to row 9. When the store already
+//! extended the session while loading it ([`Store::load_rolling`](crate::Store::load_rolling)),
+//! row 7 only re-sends the cookie ([`Action::WriteCookie`]).
 
 use crate::config::{Config, STORE_TTL_MARGIN_MS};
 use crate::record::{MaxAge, Meta};
@@ -142,6 +144,17 @@ pub fn decide(session: Option<&Session>, config: &Config, now: u64) -> Plan {
         return write(create_or_save, Row::Changed);
     }
     let extends = fresh.0.expire != s.meta().expire || s.meta().expire.is_none();
+    if config.rolling && s.touched_at_load() {
+        // The store already extended it while loading (one round trip): only the cookie
+        // needs sending, with the expiry the store wrote.
+        return Plan {
+            action: Action::WriteCookie,
+            row: Row::Rolling,
+            meta: *s.meta(),
+            ttl_ms: fresh.1,
+            retire: None,
+        };
+    }
     if config.rolling && extends {
         return write(Action::Touch, Row::Rolling);
     }
@@ -203,12 +216,21 @@ fn nothing(row: Row, retire: Option<Retired>) -> Plan {
 /// The koa fields and store TTL of a write made now: `_expire = now + maxAge`, capped by the
 /// absolute lifetime; TTL = time left + 10 s (a browser-session record lives the session TTL).
 fn fresh_meta(s: &Session, config: &Config, now: u64) -> (Meta, u64) {
-    let created = s.meta().created.unwrap_or(now);
-    let cap = config
-        .absolute_lifetime_ms
-        .map(|abs| created.saturating_add(abs).max(now));
-    let max_age = s.max_age();
-    let (expire, life) = match max_age {
+    extend(
+        s.meta(),
+        config.absolute_lifetime_ms,
+        config.session_ttl_ms,
+        now,
+    )
+}
+
+/// The koa fields and store TTL (ms) of a session written (or rolled) at `now`: `_expire =
+/// now + maxAge`, capped by the absolute lifetime from `_created`; the TTL is the time left
+/// plus 10 s, or the session TTL for a browser-session record.
+pub fn extend(meta: &Meta, absolute_ms: Option<u64>, session_ttl_ms: u64, now: u64) -> (Meta, u64) {
+    let created = meta.created.unwrap_or(now);
+    let cap = absolute_ms.map(|abs| created.saturating_add(abs).max(now));
+    let (expire, life) = match meta.max_age {
         MaxAge::Ms(ms) => {
             let mut expire = now.saturating_add(ms);
             if let Some(cap) = cap {
@@ -217,7 +239,7 @@ fn fresh_meta(s: &Session, config: &Config, now: u64) -> (Meta, u64) {
             (Some(expire), expire - now)
         }
         MaxAge::Session => {
-            let mut life = config.session_ttl_ms;
+            let mut life = session_ttl_ms;
             if let Some(cap) = cap {
                 life = life.min(cap - now);
             }
@@ -226,9 +248,9 @@ fn fresh_meta(s: &Session, config: &Config, now: u64) -> (Meta, u64) {
     };
     let meta = Meta {
         expire,
-        max_age,
+        max_age: meta.max_age,
         // Only carried when a cap is configured, so koa-format bytes stay koa's otherwise.
-        created: config.absolute_lifetime_ms.map(|_| created),
+        created: absolute_ms.map(|_| created),
     };
     (meta, life.saturating_add(STORE_TTL_MARGIN_MS))
 }
@@ -397,6 +419,19 @@ mod tests {
         let p = decide(Some(&s), &c, NOW);
         assert_eq!((p.action, p.row), (Action::Touch, Row::Rolling));
         assert_eq!(p.meta.expire, Some(NOW + DAY));
+    }
+
+    #[test]
+    fn row7_rolling_already_touched_at_load_only_sends_the_cookie() {
+        let c = cfg(|b| b.rolling(true));
+        let mut s = stored(&c, json!({"views": 1}), NOW + DAY);
+        s.mark_touched();
+        let p = decide(Some(&s), &c, NOW + 5);
+        assert_eq!((p.action, p.row), (Action::WriteCookie, Row::Rolling));
+        assert_eq!(p.meta.expire, Some(NOW + DAY));
+        // A change still saves (and so rewrites the expiry).
+        s.insert("views", 2).unwrap();
+        assert_eq!(decide(Some(&s), &c, NOW).action, Action::Save);
     }
 
     #[test]

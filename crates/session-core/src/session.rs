@@ -86,6 +86,7 @@ pub struct Session {
     meta: Meta,
     forced: bool,
     regenerate: bool,
+    touched: bool,
 }
 
 impl Session {
@@ -148,6 +149,7 @@ impl Session {
             },
             forced: false,
             regenerate: false,
+            touched: false,
         }
     }
 
@@ -188,6 +190,7 @@ impl Session {
             meta,
             forced: false,
             regenerate: false,
+            touched: false,
         }
     }
 
@@ -410,6 +413,17 @@ impl Session {
         self.resign
     }
 
+    /// Records that the store extended this session while loading it (rolling in one round
+    /// trip), so the commit only re-sends the cookie.
+    pub fn mark_touched(&mut self) {
+        self.touched = !self.is_new;
+    }
+
+    /// Whether the store extended the session while loading it.
+    pub fn touched_at_load(&self) -> bool {
+        self.touched
+    }
+
     /// Whether the request carried a session cookie (so a removal cookie means something).
     pub fn had_cookie(&self) -> bool {
         self.had_cookie
@@ -440,6 +454,7 @@ impl Session {
         self.regenerate = false;
         self.retire = None;
         self.resign = false;
+        self.touched = false;
         if let Some(meta) = written {
             self.meta = meta;
             self.is_new = false;
@@ -452,10 +467,15 @@ impl Session {
 
 /// `_expire` passed (strictly, as koa), or the absolute lifetime ran out.
 fn is_expired(config: &Config, meta: &Meta, now: u64) -> bool {
+    expired(meta, config.absolute_lifetime_ms, now)
+}
+
+/// `_expire` passed (strictly, as koa), or the absolute lifetime from `_created` ran out.
+pub(crate) fn expired(meta: &Meta, absolute_ms: Option<u64>, now: u64) -> bool {
     if meta.expire.is_some_and(|e| e < now) {
         return true;
     }
-    match (config.absolute_lifetime_ms, meta.created) {
+    match (absolute_ms, meta.created) {
         (Some(cap), Some(created)) => created.saturating_add(cap) < now,
         _ => false,
     }

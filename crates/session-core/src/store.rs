@@ -67,6 +67,39 @@ pub enum Updated {
     NotFound,
 }
 
+/// How to extend a session while loading it, under `rolling` (see [`Store::load_rolling`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roll {
+    /// The app's clock, ms since the epoch.
+    pub now: u64,
+    /// The absolute lifetime cap, if configured.
+    pub absolute_ms: Option<u64>,
+    /// Store TTL of a browser-session record.
+    pub session_ttl_ms: u64,
+}
+
+impl Roll {
+    /// The rolling parameters of a configuration, at the configuration's current time.
+    pub fn from_config(config: &crate::Config) -> Roll {
+        Roll {
+            now: config.now_ms(),
+            absolute_ms: config.absolute_lifetime_ms(),
+            session_ttl_ms: config.session_ttl_ms(),
+        }
+    }
+
+    /// The extended meta and TTL of a live record; `None` when it has expired (by `_expire` or
+    /// the absolute lifetime) and must not be extended.
+    pub fn next(&self, meta: &Meta) -> Option<(Meta, Duration)> {
+        if crate::session::expired(meta, self.absolute_ms, self.now) {
+            return None;
+        }
+        let (meta, ttl) =
+            crate::commit::extend(meta, self.absolute_ms, self.session_ttl_ms, self.now);
+        Some((meta, Duration::from_millis(ttl)))
+    }
+}
+
 /// One request's write to an existing record.
 #[derive(Debug, Clone, Copy)]
 pub struct Change<'a> {
@@ -124,6 +157,32 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Updated, StoreError>> + Send;
 
+    /// Loads the record and, if it is live, extends it as `rolling` does (new `_expire` and TTL
+    /// per [`Roll::next`]); the `bool` says whether it was extended. A store that can do both in
+    /// one round trip overrides this; the default is a load, then a touch.
+    fn load_rolling(
+        &self,
+        key: &StoreKey,
+        roll: Roll,
+    ) -> impl Future<Output = Result<Option<(Record, bool)>, StoreError>> + Send {
+        async move {
+            let Some(mut record) = self.load(key).await? else {
+                return Ok(None);
+            };
+            let Some((meta, ttl)) = roll.next(&record.meta) else {
+                return Ok(Some((record, false)));
+            };
+            match self.touch(key, meta, ttl).await? {
+                Updated::Updated => {
+                    record.meta = meta;
+                    Ok(Some((record, true)))
+                }
+                // Destroyed between the two calls.
+                Updated::NotFound => Ok(None),
+            }
+        }
+    }
+
     /// Whether `save` merges deltas (two requests changing different keys both land) rather
     /// than writing whole records.
     fn merges_deltas(&self) -> bool {
@@ -165,6 +224,12 @@ pub trait DynStore: Send + Sync + 'static {
         meta: Meta,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Updated, StoreError>>;
+    /// See [`Store::load_rolling`].
+    fn load_rolling_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        roll: Roll,
+    ) -> BoxFuture<'a, Result<Option<(Record, bool)>, StoreError>>;
     /// See [`Store::merges_deltas`].
     fn merges_deltas_dyn(&self) -> bool;
 }
@@ -203,6 +268,13 @@ impl<S: Store> DynStore for S {
     ) -> BoxFuture<'a, Result<Updated, StoreError>> {
         Box::pin(self.touch(key, meta, ttl))
     }
+    fn load_rolling_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        roll: Roll,
+    ) -> BoxFuture<'a, Result<Option<(Record, bool)>, StoreError>> {
+        Box::pin(self.load_rolling(key, roll))
+    }
     fn merges_deltas_dyn(&self) -> bool {
         self.merges_deltas()
     }
@@ -238,6 +310,13 @@ impl Store for Arc<dyn DynStore> {
         ttl: Duration,
     ) -> Result<Updated, StoreError> {
         self.as_ref().touch_dyn(key, meta, ttl).await
+    }
+    async fn load_rolling(
+        &self,
+        key: &StoreKey,
+        roll: Roll,
+    ) -> Result<Option<(Record, bool)>, StoreError> {
+        self.as_ref().load_rolling_dyn(key, roll).await
     }
     fn merges_deltas(&self) -> bool {
         self.as_ref().merges_deltas_dyn()

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::id::{IdPolicy, StoreKey};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
-use crate::store::{Change, Created, Store, Updated};
+use crate::store::{Change, Created, Roll, Store, Updated};
 
 /// What the suite needs from a store's test setup.
 pub trait Harness: Send + Sync {
@@ -54,6 +54,7 @@ pub async fn run_all<H: Harness>(h: &H) {
     keys_are_isolated(h).await;
     odd_values_round_trip(h).await;
     concurrent_deltas_both_land(h).await;
+    load_rolling_extends_live_records(h).await;
 }
 
 fn key(name: &str) -> StoreKey {
@@ -449,4 +450,53 @@ pub async fn concurrent_deltas_both_land<H: Harness>(h: &H) {
             "writer {i} was lost"
         );
     }
+}
+
+/// `load_rolling` extends a live record's `_expire` and TTL (as `rolling` would) and returns
+/// the extended record; it leaves an expired-by-`_expire` record alone and finds nothing for a
+/// missing key.
+pub async fn load_rolling_extends_live_records<H: Harness>(h: &H) {
+    let k = key("rolling");
+    let ttl = h.short_ttl();
+    let r = record(json!({"a": 1}));
+    must_create(h, &k, &r, ttl).await;
+    let roll = Roll {
+        now: 1_700_000_500_000,
+        absolute_ms: None,
+        session_ttl_ms: 86_400_000,
+    };
+    let got = h.store().load_rolling(&k, roll).await;
+    let Ok(Some((got, true))) = got else {
+        panic!("load_rolling of a live record must extend it, got {got:?}");
+    };
+    assert_eq!(got.data, r.data);
+    assert_eq!(got.meta.expire, Some(1_700_000_500_000 + 86_400_000));
+    let left = h.ttl(&k).await.unwrap_or_default();
+    assert!(
+        left > ttl,
+        "load_rolling must extend the TTL (left {left:?})"
+    );
+    let again = load(h, &k)
+        .await
+        .unwrap_or_else(|| panic!("rolled record vanished"));
+    // `_created` only matters under an absolute lifetime (none here), so it is not compared.
+    assert_eq!(
+        (again.meta.expire, again.meta.max_age),
+        (got.meta.expire, got.meta.max_age),
+        "the extension is stored"
+    );
+
+    // Past its `_expire`: returned as it is (the caller ends it), not extended.
+    let late = Roll {
+        now: 1_700_000_500_000 + 86_400_001,
+        ..roll
+    };
+    let got = h.store().load_rolling(&k, late).await;
+    assert!(
+        matches!(got, Ok(Some((_, false)))),
+        "an expired record must not be extended: {got:?}"
+    );
+
+    let got = h.store().load_rolling(&key("rolling_missing"), roll).await;
+    assert!(matches!(got, Ok(None)), "{got:?}");
 }

@@ -6,7 +6,7 @@ use http::HeaderValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use session_core::{Data, MaxAge, Session as Core, SessionId, Source};
+use session_core::{Data, MaxAge, Roll, Session as Core, SessionId, Source};
 use tokio::sync::OnceCell;
 
 use crate::Error;
@@ -98,11 +98,22 @@ impl Session {
             .get_or_try_init(|| async {
                 let shared = &inner.shared;
                 let config = &shared.config;
+                let mut touched = false;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Incoming::None, _) => (Source::None, false),
                     (Incoming::Id { id, resign }, Backend::Store(store)) => {
                         let key = config.key_derivation().derive(id);
-                        let record = shared.timed(store.load_dyn(&key)).await?;
+                        let (record, rolled) = if config.rolling() {
+                            // Load and extend in one step (one round trip where the store can).
+                            let roll = Roll::from_config(config);
+                            match shared.timed(store.load_rolling_dyn(&key, roll)).await? {
+                                Some((r, touched)) => (Some(r), touched),
+                                None => (None, false),
+                            }
+                        } else {
+                            (shared.timed(store.load_dyn(&key)).await?, false)
+                        };
+                        touched = rolled;
                         (
                             Source::Store {
                                 id: id.clone(),
@@ -121,6 +132,9 @@ impl Session {
                 };
                 let mut session = Core::start(config, source);
                 session.set_resign(resign && !session.is_new());
+                if touched {
+                    session.mark_touched();
+                }
                 self.lock().session = Some(session);
                 Ok::<(), Error>(())
             })

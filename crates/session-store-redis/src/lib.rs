@@ -10,9 +10,9 @@
 //!   Lua script). Two concurrent requests that change *different* keys both land; two that
 //!   change the *same* key: the later write wins for that key. `clear()` replaces the data
 //!   as a whole.
-//! - **Round trips**: a load is one `HGETALL`; a commit is one script call. A read-only request
-//!   costs one round trip, a changing one two. (Under `rolling` a read-only request also
-//!   touches: two.)
+//! - **Round trips**: a load is one `HGETALL` (under `rolling`, one script that loads and
+//!   extends); a commit is one script call. A read-only request costs one round trip, rolling
+//!   included; a changing one two. (The koa format needs two for a rolling read.)
 //! - **Failures are fast and typed**: the pool checkout, connect and every command are bounded
 //!   by short timeouts (defaults: checkout 1 s, command 1 s); a refused connection, a timeout, or
 //!   Redis's `OOM` under `noeviction` become [`StoreError`]s, and a connection that died is
@@ -45,12 +45,14 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::{ErrorKind, RedisError, Script};
 use serde_json::Value;
 use session_core::{
-    Change, Created, Data, MaxAge, Meta, Record, Store, StoreError, StoreKey, Updated,
+    Change, Created, Data, MaxAge, Meta, Record, Roll, Store, StoreError, StoreKey, Updated,
 };
 
 mod pool;
@@ -136,7 +138,8 @@ impl RedisStoreBuilder {
         self.format = format;
         self
     }
-    /// Connections in the pool (default 8; each is multiplexed, so a few go a long way).
+    /// Connections in the pool (default 4). Each is multiplexed: every request shares them, so
+    /// a few go a long way; more spread the load over more sockets.
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n.max(1);
         self
@@ -191,14 +194,16 @@ impl RedisStoreBuilder {
             format: self.format,
             checkout_timeout: self.checkout_timeout,
             command_timeout: self.command_timeout,
+            pool_size: self.pool_size,
             koa_default_max_age: self.koa_default_max_age,
             max_record_bytes: self.max_record_bytes,
-            scripts: std::sync::Arc::new(Scripts::new()),
+            scripts: Arc::new(Scripts::new()),
         })
     }
 }
 
 struct Scripts {
+    load_rolling: Script,
     create: Script,
     save: Script,
     touch: Script,
@@ -208,6 +213,43 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
+            // `rolling` in one round trip: HGETALL, and if the record is live, the new `_expire`
+            // and TTL of `session_core::commit::extend` (the same arithmetic, on the app's
+            // clock). ARGV: now, absolute_ms (0 = none), session_ttl_ms, margin_ms. Returns the
+            // fields (with the new `_m`) and `_t` = 1 when extended.
+            load_rolling: Script::new(
+                r"local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return h end
+local mi
+for i = 1, #h, 2 do if h[i] == '_m' then mi = i + 1 end end
+if not mi then return h end
+local e, ma, cr = string.match(h[mi], '^(%d+),(%d+),(%d+)$')
+if not e then return h end
+e, ma, cr = tonumber(e), tonumber(ma), tonumber(cr)
+local now, abs, sttl, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if e > 0 and e < now then return h end
+if abs > 0 and cr > 0 and cr + abs < now then return h end
+if cr == 0 then cr = now end
+local cap = nil
+if abs > 0 then cap = math.max(cr + abs, now) end
+local ne, life
+if ma > 0 then
+  ne = now + ma
+  if cap and cap < ne then ne = cap end
+  life = ne - now
+else
+  ne = 0
+  life = sttl
+  if cap and cap - now < life then life = cap - now end
+end
+if abs == 0 then cr = 0 end
+h[mi] = string.format('%.0f,%.0f,%.0f', ne, ma, cr)
+redis.call('HSET', KEYS[1], '_m', h[mi])
+redis.call('PEXPIRE', KEYS[1], string.format('%.0f', life + margin))
+h[#h + 1] = '_t'
+h[#h + 1] = '1'
+return h",
+            ),
             // KEYS[1]; ARGV: ttl_ms, field, value, ...
             create: Script::new(
                 r"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -274,9 +316,10 @@ pub struct RedisStore {
     format: Format,
     checkout_timeout: Duration,
     command_timeout: Duration,
+    pool_size: u32,
     koa_default_max_age: MaxAge,
     max_record_bytes: usize,
-    scripts: std::sync::Arc<Scripts>,
+    scripts: Arc<Scripts>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -331,7 +374,7 @@ impl RedisStore {
             url: url.into(),
             prefix: String::new(),
             format: Format::V1,
-            pool_size: 8,
+            pool_size: 4,
             checkout_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             test_on_checkout: false,
@@ -363,20 +406,17 @@ impl RedisStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut conn = match self.pool.get().await {
-                Ok(c) => c,
-                Err(bb8::RunError::TimedOut) => {
-                    return Err(StoreError::Timeout(self.checkout_timeout));
-                }
-                Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
-            };
-            let res = tokio::time::timeout(self.command_timeout, op(conn.inner.clone())).await;
-            match res {
+            let (conn, broken) = self.checkout().await?;
+            match tokio::time::timeout(self.command_timeout, op(conn)).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => {
                     if breaks_connection(&e) {
-                        mark_broken(&mut conn);
-                        if attempt == 1 && (e.is_connection_dropped() || e.is_io_error()) {
+                        broken.store(true, Ordering::Relaxed);
+                        // A timeout is not retried: the caller already waited its full budget.
+                        if attempt == 1
+                            && !e.is_timeout()
+                            && (e.is_connection_dropped() || e.is_io_error())
+                        {
                             tracing::debug!(target: "session::redis", "connection dropped; retrying once");
                             continue;
                         }
@@ -387,11 +427,33 @@ impl RedisStore {
                     });
                 }
                 Err(_) => {
-                    mark_broken(&mut conn);
+                    broken.store(true, Ordering::Relaxed);
                     return Err(StoreError::Timeout(self.command_timeout));
                 }
             }
         }
+    }
+
+    /// A healthy connection (a clone; the pool slot is released on return) and its broken flag.
+    async fn checkout(
+        &self,
+    ) -> Result<(redis::aio::MultiplexedConnection, Arc<AtomicBool>), StoreError> {
+        // Connections flagged broken are dropped as they come out; bounded by the pool size.
+        for _ in 0..=self.pool_size {
+            let conn = match self.pool.get().await {
+                Ok(c) => c,
+                Err(bb8::RunError::TimedOut) => {
+                    return Err(StoreError::Timeout(self.checkout_timeout));
+                }
+                Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
+            };
+            let c: &Conn = &conn;
+            if !c.broken.load(Ordering::Relaxed) {
+                return Ok((c.inner.clone(), Arc::clone(&c.broken)));
+            }
+            // Dropping it now makes bb8 check `has_broken` and discard it.
+        }
+        Err(StoreError::Unavailable("no healthy connection".into()))
     }
 
     fn check_size(&self, size: usize) -> Result<(), StoreError> {
@@ -420,11 +482,6 @@ impl RedisStore {
             n => Some(Duration::from_millis(u64::try_from(n).unwrap_or(0))),
         })
     }
-}
-
-fn mark_broken(conn: &mut bb8::PooledConnection<'_, Manager>) {
-    let c: &mut Conn = conn;
-    c.broken = true;
 }
 
 fn meta_field(m: &Meta) -> String {
@@ -702,6 +759,47 @@ impl Store for RedisStore {
         } else {
             Updated::NotFound
         })
+    }
+
+    async fn load_rolling(
+        &self,
+        key: &StoreKey,
+        roll: Roll,
+    ) -> Result<Option<(Record, bool)>, StoreError> {
+        if self.format == Format::Koa {
+            // koa's JSON string has `_expire` inside: a load, then a rewrite (two round trips).
+            let Some(mut record) = self.load(key).await? else {
+                return Ok(None);
+            };
+            let Some((meta, ttl)) = roll.next(&record.meta) else {
+                return Ok(Some((record, false)));
+            };
+            return Ok(match self.touch(key, meta, ttl).await? {
+                Updated::Updated => {
+                    record.meta = meta;
+                    Some((record, true))
+                }
+                Updated::NotFound => None,
+            });
+        }
+        let k = self.redis_key(key);
+        let args = [
+            roll.now,
+            roll.absolute_ms.unwrap_or(0),
+            roll.session_ttl_ms,
+            session_core::STORE_TTL_MARGIN_MS,
+        ];
+        let fields: Vec<(Vec<u8>, Vec<u8>)> = self
+            .run(|mut c| {
+                let mut inv = self.scripts.load_rolling.key(&k);
+                for a in args {
+                    inv.arg(a);
+                }
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        let touched = fields.iter().any(|(f, v)| f == b"_t" && v == b"1");
+        Ok(decode_v1(fields)?.map(|r| (r, touched)))
     }
 
     fn merges_deltas(&self) -> bool {

@@ -4,7 +4,15 @@
 //! bb8-redis reports every connection as healthy (`has_broken` is always false), so without a
 //! PING on every checkout (one extra round trip per request) a pool would keep serving a dead
 //! connection after Redis restarts. Here a command that fails with an I/O, dropped-connection
-//! or timeout error marks its connection broken, and bb8 replaces it.
+//! or timeout error raises its connection's flag, and the connection is discarded the next
+//! time it comes out of (or goes back into) the pool.
+//!
+//! A checkout only picks a connection: commands run on a clone of the multiplexed connection
+//! and the pool slot is released at once, so many requests share each connection (that is what
+//! multiplexing is for) and nobody queues for a slot while another request waits on Redis.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bb8_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
@@ -12,7 +20,8 @@ use redis::aio::MultiplexedConnection;
 /// A pooled connection.
 pub(crate) struct Conn {
     pub(crate) inner: MultiplexedConnection,
-    pub(crate) broken: bool,
+    /// Raised by any clone whose command found the connection dead.
+    pub(crate) broken: Arc<AtomicBool>,
 }
 
 pub(crate) struct Manager {
@@ -31,7 +40,7 @@ impl bb8::ManageConnection for Manager {
         inner.set_response_timeout(self.response_timeout);
         Ok(Conn {
             inner,
-            broken: false,
+            broken: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -40,6 +49,6 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.broken
+        conn.broken.load(Ordering::Relaxed)
     }
 }

@@ -169,62 +169,69 @@ async fn redis_down_gives_503_fast_then_recovers() {
     }
 }
 
-/// Round trips per request, counted by Redis itself (`INFO commandstats`).
+/// Commands clients sent to Redis while `f` ran, seen through `MONITOR` (commands a script runs
+/// are shown there as `[0 lua]` and are not round trips, so they are left out).
+async fn client_commands<F: std::future::Future<Output = ()>>(port: u16, f: F) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut mon = tokio::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "monitor"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-cli (installed with redis-server)");
+    let mut lines = tokio::io::BufReader::new(mon.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("OK"));
+    f.await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    mon.kill().await.unwrap();
+    let mut seen = Vec::new();
+    while let Ok(Some(l)) = lines.next_line().await {
+        if !l.contains(" lua]") {
+            seen.push(l.split('"').nth(1).unwrap_or("").to_ascii_uppercase());
+        }
+    }
+    seen
+}
+
+/// Round trips per request, counted by Redis itself (`MONITOR`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trips_per_request() {
     let server = Server::start(&[]);
-    let store = RedisStore::builder(server.url()).build().await.unwrap();
-    let url = serve(SessionLayer::store(config(), store).build().unwrap()).await;
-    let c = jar_client();
-    // Warm up: the scripts get loaded (EVALSHA misses once per script).
-    text(&c, format!("{url}/views")).await;
-    text(&c, format!("{url}/views")).await;
-    // Commands a client sends (commands run inside a script are counted by Redis too, under
-    // their own names: EXISTS, HSET, PEXPIRE...; they are not round trips). The V1 store sends
-    // only these at the top level.
-    let calls = |s: String| -> u64 {
-        s.lines()
-            .filter(|l| {
-                [
-                    "cmdstat_hgetall:",
-                    "cmdstat_evalsha:",
-                    "cmdstat_eval:",
-                    "cmdstat_del:",
-                    "cmdstat_info:",
-                ]
-                .iter()
-                .any(|c| l.starts_with(c))
-            })
-            .map(|l| {
-                l.split("calls=")
-                    .nth(1)
-                    .unwrap()
-                    .split(',')
-                    .next()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap()
-            })
-            .sum()
-    };
-    let stats = || async {
-        match support::cmd(&server.url(), &["INFO", "commandstats"]).await {
-            redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
-            redis::Value::VerbatimString { text, .. } => text,
-            other => panic!("{other:?}"),
-        }
-    };
-    support::cmd(&server.url(), &["CONFIG", "RESETSTAT"]).await;
-    let base = calls(stats().await); // counts the INFO itself
-    text(&c, format!("{url}/read")).await;
-    let read_only = calls(stats().await) - base - 1;
-    support::cmd(&server.url(), &["CONFIG", "RESETSTAT"]).await;
-    let base = calls(stats().await);
-    text(&c, format!("{url}/views")).await;
-    let changing = calls(stats().await) - base - 1;
-    println!("round trips: read-only {read_only}, changing {changing}");
-    assert_eq!(read_only, 1, "a read-only request is one HGETALL");
-    assert_eq!(changing, 2, "a changing request is a load and one script");
+    for rolling in [false, true] {
+        let cfg = Config::builder()
+            .key(KEY.to_vec())
+            .rolling(rolling)
+            .build()
+            .unwrap();
+        let store = RedisStore::builder(server.url()).build().await.unwrap();
+        let url = serve(SessionLayer::store(cfg, store).build().unwrap()).await;
+        let c = jar_client();
+        // Warm up: the scripts get loaded (an EVALSHA misses once per script).
+        text(&c, format!("{url}/views")).await;
+        text(&c, format!("{url}/read")).await;
+        text(&c, format!("{url}/views")).await;
+        let read = client_commands(server.port, async {
+            let r = c.get(format!("{url}/read")).send().await.unwrap();
+            let cookies = r.headers().get_all("set-cookie").iter().count();
+            assert_eq!(
+                cookies,
+                if rolling { 2 } else { 0 },
+                "rolling re-sends the cookie"
+            );
+        })
+        .await;
+        let change = client_commands(server.port, async {
+            text(&c, format!("{url}/views")).await;
+        })
+        .await;
+        println!("rolling={rolling}: read-only {read:?}, changing {change:?}");
+        assert_eq!(
+            read.len(),
+            1,
+            "a read-only request is one round trip: {read:?}"
+        );
+        assert_eq!(change.len(), 2, "a changing request is two: {change:?}");
+    }
 }
 
 /// A record written the way a Koa app's Redis store writes it loads here, and ours loads there.
