@@ -124,8 +124,13 @@ impl Record {
     /// koa's JSON bytes for this record (user keys, then `_expire`/`_maxAge` or `_session`, then
     /// `_created` when present): what a koa-compatible cookie or store carries.
     pub fn to_koa_json(&self) -> Vec<u8> {
+        Self::koa_json(&self.data, &self.meta)
+    }
+
+    /// [`Record::to_koa_json`] of data and meta held apart (no copy of the data needed).
+    pub fn koa_json(data: &Data, meta: &Meta) -> Vec<u8> {
         // Serialising a map of JSON values can't fail; an empty object is the safe fallback.
-        serde_json::to_vec(&KoaView(self)).unwrap_or_else(|_| b"{}".to_vec())
+        serde_json::to_vec(&KoaView { data, meta }).unwrap_or_else(|_| b"{}".to_vec())
     }
 
     /// Parses koa's JSON bytes. `None` when they are not a JSON object.
@@ -146,32 +151,35 @@ fn as_ms(v: &Value) -> Option<u64> {
     (f.is_finite() && f >= 0.0 && f <= u64::MAX as f64).then_some(f as u64)
 }
 
-struct KoaView<'a>(&'a Record);
+struct KoaView<'a> {
+    data: &'a Data,
+    meta: &'a Meta,
+}
 
 impl Serialize for KoaView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
+        let meta = self.meta;
         let mut m = s.serialize_map(None)?;
-        for (k, v) in &r.data {
+        for (k, v) in self.data {
             if !k.starts_with('_') {
                 m.serialize_entry(k, v)?;
             }
         }
-        match r.meta.max_age {
+        match meta.max_age {
             MaxAge::Ms(ms) => {
-                if let Some(expire) = r.meta.expire {
+                if let Some(expire) = meta.expire {
                     m.serialize_entry("_expire", &expire)?;
                 }
                 m.serialize_entry("_maxAge", &ms)?;
             }
             MaxAge::Session => {
-                if let Some(expire) = r.meta.expire {
+                if let Some(expire) = meta.expire {
                     m.serialize_entry("_expire", &expire)?;
                 }
                 m.serialize_entry("_session", &true)?;
             }
         }
-        if let Some(created) = r.meta.created {
+        if let Some(created) = meta.created {
             m.serialize_entry("_created", &created)?;
         }
         m.end()

@@ -456,6 +456,41 @@ impl RedisStore {
         Err(StoreError::Unavailable("no healthy connection".into()))
     }
 
+    /// `SET key json NX|XX PX ttl`; whether it was written.
+    async fn koa_set(
+        &self,
+        k: &str,
+        json: Vec<u8>,
+        condition: &'static str,
+        ttl: u64,
+    ) -> Result<bool, StoreError> {
+        self.check_size(json.len())?;
+        let written: Option<String> = self
+            .run(|mut c| {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(k)
+                    .arg(json.as_slice())
+                    .arg(condition)
+                    .arg("PX")
+                    .arg(ttl);
+                async move { cmd.query_async(&mut c).await }
+            })
+            .await?;
+        Ok(written.is_some())
+    }
+
+    /// Runs a one-key script; its integer reply.
+    async fn eval(&self, script: &Script, k: &str, args: &[Vec<u8>]) -> Result<i64, StoreError> {
+        self.run(|mut c| {
+            let mut inv = script.key(k);
+            for a in args {
+                inv.arg(a.as_slice());
+            }
+            async move { inv.invoke_async(&mut c).await }
+        })
+        .await
+    }
+
     fn check_size(&self, size: usize) -> Result<(), StoreError> {
         if size > self.max_record_bytes {
             return Err(StoreError::TooLarge {
@@ -556,24 +591,8 @@ impl Store for RedisStore {
         let ttl = ms(ttl);
         match self.format {
             Format::Koa => {
-                let json = record.to_koa_json();
-                self.check_size(json.len())?;
-                let ok: Option<String> = self
-                    .run(|mut c| {
-                        let (k, json) = (k.clone(), json.clone());
-                        async move {
-                            redis::cmd("SET")
-                                .arg(k)
-                                .arg(json)
-                                .arg("NX")
-                                .arg("PX")
-                                .arg(ttl)
-                                .query_async(&mut c)
-                                .await
-                        }
-                    })
-                    .await?;
-                Ok(if ok.is_some() {
+                let json = Record::koa_json(&record.data, &record.meta);
+                Ok(if self.koa_set(&k, json, "NX", ttl).await? {
                     Created::Inserted
                 } else {
                     Created::Collision
@@ -591,15 +610,7 @@ impl Store for RedisStore {
                     args.push(encode_value(v)?);
                 }
                 self.check_size(args.iter().map(Vec::len).sum())?;
-                let inserted: i64 = self
-                    .run(|mut c| {
-                        let mut inv = self.scripts.create.key(&k);
-                        for a in &args {
-                            inv.arg(a.as_slice());
-                        }
-                        async move { inv.invoke_async(&mut c).await }
-                    })
-                    .await?;
+                let inserted = self.eval(&self.scripts.create, &k, &args).await?;
                 Ok(if inserted == 1 {
                     Created::Inserted
                 } else {
@@ -650,28 +661,9 @@ impl Store for RedisStore {
         let ttl = ms(ttl);
         match self.format {
             Format::Koa => {
-                let json = Record {
-                    data: change.data.clone(),
-                    meta: change.meta,
-                }
-                .to_koa_json();
-                self.check_size(json.len())?;
-                let ok: Option<String> = self
-                    .run(|mut c| {
-                        let (k, json) = (k.clone(), json.clone());
-                        async move {
-                            redis::cmd("SET")
-                                .arg(k)
-                                .arg(json)
-                                .arg("XX")
-                                .arg("PX")
-                                .arg(ttl)
-                                .query_async(&mut c)
-                                .await
-                        }
-                    })
-                    .await?;
-                Ok(if ok.is_some() {
+                // koa records are whole: this request's view replaces the record (as koa does).
+                let json = Record::koa_json(change.data, &change.meta);
+                Ok(if self.koa_set(&k, json, "XX", ttl).await? {
                     Updated::Updated
                 } else {
                     Updated::NotFound
@@ -703,15 +695,7 @@ impl Store for RedisStore {
                     args.push(encode_value(v)?);
                 }
                 self.check_size(args.iter().map(Vec::len).sum())?;
-                let updated: i64 = self
-                    .run(|mut c| {
-                        let mut inv = self.scripts.save.key(&k);
-                        for a in &args {
-                            inv.arg(a.as_slice());
-                        }
-                        async move { inv.invoke_async(&mut c).await }
-                    })
-                    .await?;
+                let updated = self.eval(&self.scripts.save, &k, &args).await?;
                 Ok(if updated == 1 {
                     Updated::Updated
                 } else {
@@ -747,13 +731,8 @@ impl Store for RedisStore {
                 meta.expire.map(|e| e.to_string()).unwrap_or_default(),
             ),
         };
-        let updated: i64 = self
-            .run(|mut c| {
-                let mut inv = script.key(&k);
-                inv.arg(ttl).arg(&arg);
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let args = [ttl.to_string().into_bytes(), arg.into_bytes()];
+        let updated = self.eval(script, &k, &args).await?;
         Ok(if updated == 1 {
             Updated::Updated
         } else {
