@@ -214,10 +214,22 @@ impl SessionCookies {
             (e, max_age)
         });
         let value_cookie = self.format(name, value, lifetime, secure);
-        let sig = self.value_grip.as_ref().map(|grip| {
-            let sig = grip.sign(value.as_bytes());
-            self.format(&self.sig_name, sig.as_str(), lifetime, secure)
-        });
+        let sig = match &self.value_grip {
+            None => None,
+            Some(grip) => {
+                let sig = grip.sign(value.as_bytes());
+                // Only a name near 4 KiB can make this one too large, but it is checked too.
+                let size = self.sig_name.len() + sig.as_str().len();
+                if size > MAX_COOKIE_BYTES {
+                    return Err(CookieError::TooLarge {
+                        name: self.sig_name.clone(),
+                        size,
+                        limit: MAX_COOKIE_BYTES,
+                    });
+                }
+                Some(self.format(&self.sig_name, sig.as_str(), lifetime, secure))
+            }
+        };
         Ok(SetCookies {
             value: value_cookie,
             sig,

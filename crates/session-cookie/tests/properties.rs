@@ -295,3 +295,18 @@ fn unsigned_mode_reads_plain_values() {
         }
     );
 }
+
+#[test]
+fn oversized_signature_cookie_is_an_error_too() {
+    let name = "n".repeat(4060);
+    let jar = jar(&name, &[vec![1u8; 32]], Algorithm::Sha256);
+    // name + value fits (4061), name.sig + signature does not (4107).
+    let err = jar.write("a", None, 0, true).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            session_cookie::CookieError::TooLarge { size: 4107, .. }
+        ),
+        "{err:?}"
+    );
+}

@@ -91,9 +91,24 @@ impl fmt::Display for BuildError {
     }
 }
 
+/// Where connections come from.
+enum Source {
+    Url(String),
+    Pool(bb8::Pool<bb8_redis::RedisConnectionManager>),
+}
+
+/// The pool in use.
+#[derive(Clone)]
+enum Pool {
+    /// Ours: dead connections are detected and replaced (see `pool`).
+    Own(bb8::Pool<Manager>),
+    /// The app's: its own settings (e.g. `test_on_check_out`) decide how dead connections go.
+    Shared(bb8::Pool<bb8_redis::RedisConnectionManager>),
+}
+
 /// Builds a [`RedisStore`].
 pub struct RedisStoreBuilder {
-    url: String,
+    source: Source,
     prefix: String,
     format: Format,
     pool_size: u32,
@@ -107,7 +122,13 @@ pub struct RedisStoreBuilder {
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreBuilder")
-            .field("url", &redact(&self.url))
+            .field(
+                "url",
+                &match &self.source {
+                    Source::Url(u) => redact(u),
+                    Source::Pool(_) => "<existing pool>".into(),
+                },
+            )
             .field("prefix", &self.prefix)
             .field("format", &self.format)
             .finish_non_exhaustive()
@@ -175,21 +196,27 @@ impl RedisStoreBuilder {
     /// Builds the store. No connection is made yet: the pool connects on first use, so an app
     /// starts even while Redis is down (requests then get fast errors).
     pub async fn build(self) -> Result<RedisStore, BuildError> {
-        let manager = bb8_redis::RedisConnectionManager::new(self.url.as_str())
-            .map_err(|e| BuildError::InvalidUrl(e.to_string()))?;
-        let pool = bb8::Pool::builder()
-            .max_size(self.pool_size)
-            .min_idle(None)
-            .connection_timeout(self.checkout_timeout)
-            .test_on_check_out(self.test_on_checkout)
-            .retry_connection(false)
-            .build_unchecked(Manager {
-                inner: manager,
-                response_timeout: self.command_timeout,
-            });
+        let (pool, url) = match self.source {
+            Source::Url(url) => {
+                let manager = bb8_redis::RedisConnectionManager::new(url.as_str())
+                    .map_err(|e| BuildError::InvalidUrl(e.to_string()))?;
+                let pool = bb8::Pool::builder()
+                    .max_size(self.pool_size)
+                    .min_idle(None)
+                    .connection_timeout(self.checkout_timeout)
+                    .test_on_check_out(self.test_on_checkout)
+                    .retry_connection(false)
+                    .build_unchecked(Manager {
+                        inner: manager,
+                        response_timeout: self.command_timeout,
+                    });
+                (Pool::Own(pool), redact(&url))
+            }
+            Source::Pool(pool) => (Pool::Shared(pool), "<existing pool>".to_owned()),
+        };
         Ok(RedisStore {
             pool,
-            url: redact(&self.url),
+            url,
             prefix: self.prefix,
             format: self.format,
             checkout_timeout: self.checkout_timeout,
@@ -310,7 +337,7 @@ return 1"#,
 /// The Redis session store. Cheap to clone (clones share the pool).
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: bb8::Pool<Manager>,
+    pool: Pool,
     url: String,
     prefix: String,
     format: Format,
@@ -328,7 +355,13 @@ impl fmt::Debug for RedisStore {
             .field("url", &self.url)
             .field("prefix", &self.prefix)
             .field("format", &self.format)
-            .field("pool", &self.pool.state())
+            .field(
+                "pool",
+                &match &self.pool {
+                    Pool::Own(p) => p.state(),
+                    Pool::Shared(p) => p.state(),
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -370,8 +403,20 @@ impl RedisStore {
     /// Starts a builder for `url` (`redis://[user:password@]host:port[/db]`; `rediss://` where
     /// the `redis` crate was built with TLS).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        Self::builder_from(Source::Url(url.into()))
+    }
+
+    /// Starts a builder on the app's existing bb8-redis pool (its own size and timeouts apply;
+    /// pool options set here are ignored). Turn on the pool's `test_on_check_out`, or set its
+    /// connections' response timeout, as you need: this store can't replace a dead connection
+    /// in a pool it doesn't own, so it relies on the pool's own checks.
+    pub fn from_pool(pool: bb8::Pool<bb8_redis::RedisConnectionManager>) -> RedisStoreBuilder {
+        Self::builder_from(Source::Pool(pool))
+    }
+
+    fn builder_from(source: Source) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            source,
             prefix: String::new(),
             format: Format::V1,
             pool_size: 4,
@@ -438,9 +483,23 @@ impl RedisStore {
     async fn checkout(
         &self,
     ) -> Result<(redis::aio::MultiplexedConnection, Arc<AtomicBool>), StoreError> {
+        let pool = match &self.pool {
+            Pool::Own(pool) => pool,
+            Pool::Shared(pool) => {
+                let conn = match pool.get().await {
+                    Ok(c) => c,
+                    Err(bb8::RunError::TimedOut) => {
+                        return Err(StoreError::Timeout(self.checkout_timeout));
+                    }
+                    Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
+                };
+                // A flag nobody reads: the app's pool decides about its connections.
+                return Ok(((*conn).clone(), Arc::new(AtomicBool::new(false))));
+            }
+        };
         // Connections flagged broken are dropped as they come out; bounded by the pool size.
         for _ in 0..=self.pool_size {
-            let conn = match self.pool.get().await {
+            let conn = match pool.get().await {
                 Ok(c) => c,
                 Err(bb8::RunError::TimedOut) => {
                     return Err(StoreError::Timeout(self.checkout_timeout));

@@ -202,3 +202,43 @@ async fn pool_exhaustion_errors_fast_and_recovers() {
         t.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_user_and_existing_pool() {
+    let server = Server::start(&[
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "app",
+        "on",
+        ">s3cret-pass",
+        "~*",
+        "+@all",
+    ]);
+    let url = format!("redis://app:s3cret-pass@127.0.0.1:{}/0", server.port);
+    let s = RedisStore::builder(&url).build().await.unwrap();
+    assert!(
+        !format!("{s:?}").contains("s3cret"),
+        "the password stays out of Debug"
+    );
+    assert_eq!(
+        s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap(),
+        Created::Inserted
+    );
+    let wrong = RedisStore::builder(format!("redis://app:nope@127.0.0.1:{}/0", server.port))
+        .build()
+        .await
+        .unwrap();
+    let err = wrong.load(&key(1)).await.unwrap_err();
+    assert!(!err.to_string().contains("nope"), "{err}");
+    // An app's own bb8-redis pool.
+    let manager = bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap();
+    let pool = bb8::Pool::builder()
+        .max_size(2)
+        .build(manager)
+        .await
+        .unwrap();
+    let shared = RedisStore::from_pool(pool).build().await.unwrap();
+    assert!(shared.load(&key(1)).await.unwrap().is_some());
+}
