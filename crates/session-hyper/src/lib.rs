@@ -10,28 +10,36 @@
 //! saved on a 5xx unless configured.
 //!
 //! # Example (hyper)
-//! ```no_run
+//! ```
 //! use std::convert::Infallible;
 //! use bytes::Bytes;
 //! use http_body_util::Full;
-//! use hyper::{Request, Response, body::Incoming};
+//! use hyper::{Request, Response, header::SET_COOKIE, service::Service};
 //! use session_core::Config;
 //! use session_hyper::{Session, SessionLayer};
 //! use session_store_memory::MemoryStore;
 //!
-//! async fn counter(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-//!     let session = Session::from_request(&req).expect("behind SessionLayer");
+//! async fn counter(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+//!     let Ok(session) = Session::from_request(&req) else {
+//!         return Ok(Response::new(Full::from("not behind SessionLayer")));
+//!     };
+//!     // On a store failure the layer answers 503 itself, whatever the handler returns.
 //!     let views: u64 = session.get("views").await.ok().flatten().unwrap_or(0) + 1;
 //!     let _ = session.insert("views", views).await;
 //!     Ok(Response::new(Full::from(format!("{views} views"))))
 //! }
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::builder().key(std::env::var("SESSION_KEY")?.into_bytes()).build()?;
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # rt.block_on(async {
+//! let config = Config::builder().key(b"a 32-byte (or longer) secret key!".to_vec()).build()?;
 //! let layer = SessionLayer::store(config, MemoryStore::new()).build()?;
 //! let service = layer.wrap(hyper::service::service_fn(counter));
-//! // serve `service` with hyper_util::server::conn::auto::Builder or hyper's http1::Builder.
-//! # let _ = service; Ok(()) }
+//! // Serve `service` with hyper's `http1::Builder` (see examples/counter); here, one request:
+//! let res = service.call(Request::new(Full::default())).await?;
+//! assert_eq!(res.headers().get_all(SET_COOKIE).iter().count(), 2); // koa.sess + koa.sess.sig
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! For axum, add the layer with `Router::layer(layer)` and take the session with
