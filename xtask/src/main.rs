@@ -13,13 +13,16 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci          format check, clippy -D warnings, every test (starts redis-server), docs
-  test-redis  the Redis-backed tests (REDIS_URL, or a redis-server started here)";
+  test-redis  the Redis-backed tests (REDIS_URL, or a redis-server started here)
+  bench       side-by-side load test: bare hyper, ours (cookie, memory, Redis), tower-sessions
+              (BENCH_SECS per point, default 10; BENCH_RUNS, default 3; BENCH_CONNS, default 32)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("test-redis") => test_redis(),
+        Some("bench") => bench(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -162,5 +165,145 @@ fn ci() -> Result<(), String> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     eprintln!("xtask: ci passed");
+    Ok(())
+}
+
+/// One measurement from the load generator.
+#[derive(Clone, Copy, Default)]
+struct Point {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn env_num(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn bench() -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    let secs = env_num("BENCH_SECS", 10.0);
+    let runs = env_num("BENCH_RUNS", 3.0) as usize;
+    let conns = env_num("BENCH_CONNS", 32.0) as usize;
+    cargo(
+        &["build", "--release", "--manifest-path", "bench/Cargo.toml"],
+        &[],
+    )?;
+    let bin = |name: &str| format!("bench/target/release/{name}");
+    let (redis_url, _server) = redis()?;
+    let kinds = ["bare", "cookie", "memory", "redis", "ts-memory", "ts-redis"];
+    let scenarios = ["returning", "new"];
+    let mut points: Vec<((usize, usize), Point)> = Vec::new();
+    for run in 1..=runs {
+        for (ki, kind) in kinds.iter().enumerate() {
+            // Every server starts from an empty Redis.
+            let _ = Command::new("redis-cli")
+                .args(["-u", &redis_url, "FLUSHALL"])
+                .stdout(Stdio::null())
+                .status();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| e.to_string())?
+                .port();
+            let mut server = Command::new(bin("server"))
+                .args([kind.to_string(), port.to_string(), redis_url.clone()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("could not start the {kind} server: {e}"))?;
+            let mut line = String::new();
+            if let Some(out) = server.stdout.take() {
+                let _ = BufReader::new(out).read_line(&mut line);
+            }
+            if line.trim() != "ready" {
+                let _ = server.kill();
+                return Err(format!("the {kind} server did not start"));
+            }
+            let url = format!("http://127.0.0.1:{port}");
+            for (si, scenario) in scenarios.iter().enumerate() {
+                let load = |secs: f64| -> Result<String, String> {
+                    let out = Command::new(bin("load"))
+                        .args([
+                            url.clone(),
+                            conns.to_string(),
+                            secs.to_string(),
+                            scenario.to_string(),
+                        ])
+                        .output()
+                        .map_err(|e| e.to_string())?;
+                    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+                };
+                load(1.0)?; // warm-up
+                let out = load(secs)?;
+                let field = |name: &str| -> f64 {
+                    out.split_whitespace()
+                        .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0.0)
+                };
+                let p = Point {
+                    rps: field("rps"),
+                    p50_us: field("p50_us"),
+                    p99_us: field("p99_us"),
+                };
+                eprintln!("xtask: run {run} {kind:>9} {scenario:>9}: {}", out.trim());
+                if field("errors") > 0.0 {
+                    eprintln!("xtask: warning: {kind} {scenario} had errors");
+                }
+                points.push(((ki, si), p));
+            }
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+    let med = |ki: usize, si: usize| -> Point {
+        let of = |f: fn(&Point) -> f64| {
+            median(
+                points
+                    .iter()
+                    .filter(|(k, _)| *k == (ki, si))
+                    .map(|(_, p)| f(p))
+                    .collect(),
+            )
+        };
+        Point {
+            rps: of(|p| p.rps),
+            p50_us: of(|p| p.p50_us),
+            p99_us: of(|p| p.p99_us),
+        }
+    };
+    println!(
+        "\nmedian of {runs} runs, {secs} s each, {conns} connections (one virtual user each), 2 server worker threads\n"
+    );
+    println!("| scenario | server | req/s | p50 | p99 | × bare hyper | × tower-sessions peer |");
+    println!("|---|---|---|---|---|---|---|");
+    for (si, scenario) in scenarios.iter().enumerate() {
+        let bare = med(0, si).rps;
+        for (ki, kind) in kinds.iter().enumerate() {
+            let p = med(ki, si);
+            let peer = match *kind {
+                "cookie" | "memory" => Some(4),
+                "redis" => Some(5),
+                _ => None,
+            };
+            let vs_peer = peer
+                .map(|pi| format!("{:.2}", p.rps / med(pi, si).rps))
+                .unwrap_or_else(|| "".into());
+            println!(
+                "| {scenario} | {kind} | {:.0} | {:.0} µs | {:.0} µs | {:.2} | {vs_peer} |",
+                p.rps,
+                p.p50_us,
+                p.p99_us,
+                p.rps / bare
+            );
+        }
+    }
     Ok(())
 }

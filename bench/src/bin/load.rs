@@ -1,0 +1,135 @@
+//! The load generator: `load URL CONNS SECS returning|new`. Each connection is one virtual user
+//! with its own cookie jar (returning: sends back what it was given, so its counter changes on
+//! every request; new: never sends a cookie). Prints one line:
+//! `rps=N p50_us=N p99_us=N requests=N errors=N max_views=N`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let url = a.get(1).expect("load URL CONNS SECS returning|new").clone();
+    let conns: usize = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let secs: f64 = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    let returning = a.get(4).map(String::as_str) != Some("new");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (lat, errors, max_views, elapsed) = rt.block_on(async move {
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let addr = addr.clone();
+            tasks.push(tokio::spawn(async move {
+                user(&addr, deadline, returning).await
+            }));
+        }
+        let mut lat = Vec::new();
+        let (mut errors, mut max_views) = (0u64, 0u64);
+        for t in tasks {
+            let (l, e, v) = t.await.expect("task");
+            lat.extend(l);
+            errors += e;
+            max_views = max_views.max(v);
+        }
+        (lat, errors, max_views, start.elapsed())
+    });
+    let mut lat = lat;
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "rps={:.0} p50_us={} p99_us={} requests={} errors={} max_views={}",
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        lat.len(),
+        errors,
+        max_views
+    );
+}
+
+/// One virtual user on one keep-alive connection until the deadline.
+async fn user(addr: &str, deadline: Instant, returning: bool) -> (Vec<u32>, u64, u64) {
+    let mut lat = Vec::with_capacity(100_000);
+    let (mut errors, mut max_views) = (0u64, 0u64);
+    let mut jar: BTreeMap<String, String> = BTreeMap::new();
+    while Instant::now() < deadline {
+        let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+            errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((mut send, conn)) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        else {
+            errors += 1;
+            continue;
+        };
+        tokio::spawn(conn);
+        while Instant::now() < deadline {
+            let mut req = Request::get("/").header("host", addr);
+            if returning && !jar.is_empty() {
+                let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                req = req.header("cookie", cookie.join("; "));
+            }
+            let Ok(req) = req.body(Empty::new()) else {
+                break;
+            };
+            let t = Instant::now();
+            let res = match send.send_request(req).await {
+                Ok(r) => r,
+                Err(_) => {
+                    errors += 1;
+                    break;
+                }
+            };
+            if !res.status().is_success() {
+                errors += 1;
+            }
+            for v in res.headers().get_all("set-cookie") {
+                let Ok(v) = v.to_str() else { continue };
+                let pair = v.split(';').next().unwrap_or("");
+                if let Some((k, val)) = pair.split_once('=') {
+                    if val.is_empty() || v.contains("Max-Age=0") {
+                        jar.remove(k);
+                    } else {
+                        jar.insert(k.to_owned(), val.to_owned());
+                    }
+                }
+            }
+            let body = res
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            if let Some(n) = std::str::from_utf8(&body)
+                .ok()
+                .and_then(|s| s.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                max_views = max_views.max(n);
+            }
+        }
+    }
+    (lat, errors, max_views)
+}

@@ -1,0 +1,130 @@
+//! One benchmark server: `server KIND PORT [REDIS_URL]`, KIND one of bare, cookie, memory,
+//! redis, ts-memory, ts-redis. Every kind answers `GET /` by incrementing the session's `views`
+//! (bare: a constant body). Two tokio worker threads. Prints `ready` when listening.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming};
+use session_core::Config;
+use session_hyper::{Session, SessionLayer};
+
+const KEY: &[u8] = b"benchmark key, 32 bytes or longer!";
+
+type Res = Response<Full<Bytes>>;
+
+async fn bare(_req: Request<Incoming>) -> Result<Res, Infallible> {
+    Ok(Response::new(Full::from("1 views")))
+}
+
+async fn ours(req: Request<Incoming>) -> Result<Res, Infallible> {
+    let Ok(s) = Session::from_request(&req) else {
+        return Ok(Response::new(Full::from("no session")));
+    };
+    let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0) + 1;
+    let _ = s.insert("views", n).await;
+    Ok(Response::new(Full::from(format!("{n} views"))))
+}
+
+async fn theirs(req: Request<Incoming>) -> Result<Res, Infallible> {
+    let Some(s) = req.extensions().get::<tower_sessions::Session>().cloned() else {
+        return Ok(Response::new(Full::from("no session")));
+    };
+    let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0) + 1;
+    let _ = s.insert("views", n).await;
+    Ok(Response::new(Full::from(format!("{n} views"))))
+}
+
+async fn serve<S>(port: u16, service: S)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Res> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    println!("ready");
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let kind = args.get(1).cloned().unwrap_or_default();
+    let port: u16 = args
+        .get(2)
+        .and_then(|p| p.parse().ok())
+        .expect("server KIND PORT [REDIS_URL]");
+    let redis_url = args
+        .get(3)
+        .cloned()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let config = || Config::builder().key(KEY.to_vec()).build().expect("config");
+        match kind.as_str() {
+            "bare" => serve(port, hyper::service::service_fn(bare)).await,
+            "cookie" => {
+                let layer = SessionLayer::cookie(config()).build().expect("layer");
+                serve(port, layer.wrap(hyper::service::service_fn(ours))).await
+            }
+            "memory" => {
+                let layer = SessionLayer::store(config(), session_store_memory::MemoryStore::new())
+                    .build()
+                    .expect("layer");
+                serve(port, layer.wrap(hyper::service::service_fn(ours))).await
+            }
+            "redis" => {
+                let store = session_store_redis::RedisStore::builder(&redis_url)
+                    .build()
+                    .await
+                    .expect("redis");
+                let layer = SessionLayer::store(config(), store).build().expect("layer");
+                serve(port, layer.wrap(hyper::service::service_fn(ours))).await
+            }
+            "ts-memory" => {
+                let layer = tower_sessions::SessionManagerLayer::new(
+                    tower_sessions::MemoryStore::default(),
+                )
+                .with_secure(false);
+                let svc = tower::ServiceBuilder::new()
+                    .layer(layer)
+                    .service(tower::service_fn(theirs));
+                serve(port, hyper_util::service::TowerToHyperService::new(svc)).await
+            }
+            "ts-redis" => {
+                use tower_sessions_redis_store::fred::prelude::*;
+                let cfg = Config::from_url(&redis_url).expect("redis url");
+                let pool = Pool::new(cfg, None, None, None, 6).expect("fred pool");
+                let _ = pool.connect();
+                pool.wait_for_connect().await.expect("redis");
+                let store = tower_sessions_redis_store::RedisStore::new(pool);
+                let layer = tower_sessions::SessionManagerLayer::new(store).with_secure(false);
+                let svc = tower::ServiceBuilder::new()
+                    .layer(layer)
+                    .service(tower::service_fn(theirs));
+                serve(port, hyper_util::service::TowerToHyperService::new(svc)).await
+            }
+            other => panic!("unknown server kind {other:?}"),
+        }
+    });
+    let _ = Arc::new(());
+}
