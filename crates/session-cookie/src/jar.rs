@@ -2,11 +2,11 @@
 
 use std::fmt::Write as _;
 
-use cookie::time::{Duration as TimeDuration, OffsetDateTime};
-use cookie::{Cookie, SameSite as CSameSite};
+use std::time::{Duration, UNIX_EPOCH};
+
 use session_core::{Config, ConfigError, CookieOptions, Priority, SameSite};
 
-use crate::keygrip::{KeyMatch, Keygrip};
+use crate::keygrip::{KeyMatch, Keygrip, Signature};
 use crate::parse::{is_cookie_value, pairs};
 
 /// Browsers drop cookies whose name + value exceed this many bytes.
@@ -51,6 +51,9 @@ pub enum Incoming<'a> {
         value: &'a str,
         /// It verified with an older key: re-sign with the newest.
         resign: bool,
+        /// The signature, when it verified with the newest key: writing the same value again
+        /// can reuse it ([`SessionCookies::write_reusing`]) instead of computing the HMAC anew.
+        signature: Option<Signature>,
     },
     /// Values but no `.sig` cookie: ignored, as koa does (nothing is written about it).
     MissingSignature,
@@ -158,6 +161,7 @@ impl SessionCookies {
                 Some(v) => Incoming::Valid {
                     value: ascii(v),
                     resign: false,
+                    signature: None,
                 },
                 None => Incoming::Invalid,
             };
@@ -171,9 +175,15 @@ impl SessionCookies {
                     continue;
                 };
                 if let Some(m) = grip.verify(value, sig) {
+                    let newest = m == KeyMatch::Newest;
                     return Incoming::Valid {
                         value: ascii(value),
-                        resign: m != KeyMatch::Newest,
+                        resign: !newest,
+                        signature: if newest {
+                            Signature::verified(sig)
+                        } else {
+                            None
+                        },
                     };
                 }
             }
@@ -198,6 +208,20 @@ impl SessionCookies {
         now_ms: u64,
         secure: bool,
     ) -> Result<SetCookies, CookieError> {
+        self.write_reusing(value, expire_ms, now_ms, secure, None)
+    }
+
+    /// [`SessionCookies::write`], reusing `verified` = (value, its signature from
+    /// [`Incoming::Valid`]) when `value` is that same value, which saves the HMAC when a session
+    /// re-sends an unchanged id (every save and touch in store mode).
+    pub fn write_reusing(
+        &self,
+        value: &str,
+        expire_ms: Option<u64>,
+        now_ms: u64,
+        secure: bool,
+        verified: Option<(&str, &Signature)>,
+    ) -> Result<SetCookies, CookieError> {
         let name = &self.options.name;
         if name.len() + value.len() > MAX_COOKIE_BYTES {
             return Err(CookieError::TooLarge {
@@ -217,7 +241,12 @@ impl SessionCookies {
         let sig = match &self.value_grip {
             None => None,
             Some(grip) => {
-                let sig = grip.sign(value.as_bytes());
+                let sig = match verified {
+                    Some((v, sig)) if v == value && sig.as_str().len() == grip.signature_len() => {
+                        *sig
+                    }
+                    _ => grip.sign(value.as_bytes()),
+                };
                 // Only a name near 4 KiB can make this one too large, but it is checked too.
                 let size = self.sig_name.len() + sig.as_str().len();
                 if size > MAX_COOKIE_BYTES {
@@ -251,6 +280,10 @@ impl SessionCookies {
         self.format(&self.sig_name, "", Some((0, 0)), secure)
     }
 
+    /// One `Set-Cookie` value, written straight into a string (attributes in the `cookie`
+    /// crate's order). The `cookie` crate's builder produced the same text in about ten times
+    /// the time, mostly formatting `Expires` through `time`; the tests parse our output back
+    /// with the `cookie` crate to keep the two in agreement.
     fn format(
         &self,
         name: &str,
@@ -259,40 +292,49 @@ impl SessionCookies {
         secure: bool,
     ) -> String {
         let o = &self.options;
-        let mut c = Cookie::build((name, value))
-            .path(o.path.as_str())
-            .http_only(o.http_only)
-            .secure(secure)
-            .same_site(match o.same_site {
-                SameSite::Strict => CSameSite::Strict,
-                SameSite::Lax => CSameSite::Lax,
-                SameSite::None => CSameSite::None,
-            })
-            .partitioned(o.partitioned);
+        let mut out = String::with_capacity(
+            name.len()
+                + value.len()
+                + o.path.len()
+                + o.domain.as_ref().map_or(0, String::len)
+                + 112,
+        );
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+        if o.http_only {
+            out.push_str("; HttpOnly");
+        }
+        out.push_str(match o.same_site {
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::None => "; SameSite=None",
+        });
+        if o.partitioned {
+            out.push_str("; Partitioned");
+        }
+        // Partitioned cookies must be Secure (browsers drop them otherwise).
+        if secure || o.partitioned {
+            out.push_str("; Secure");
+        }
+        out.push_str("; Path=");
+        out.push_str(&o.path);
         if let Some(domain) = &o.domain {
-            c = c.domain(domain.as_str());
+            out.push_str("; Domain=");
+            out.push_str(domain);
         }
         if let Some((expire_ms, max_age)) = lifetime {
             // Expires must stay a 4-digit year: cap at 9999-12-31T23:59:59Z.
-            let secs = i64::try_from(expire_ms / 1000)
-                .unwrap_or(i64::MAX)
-                .min(253_402_300_799);
-            let when =
-                OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
-            c = c.expires(when).max_age(TimeDuration::seconds(max_age));
+            let secs = (expire_ms / 1000).min(253_402_300_799);
+            let when = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs));
+            let _ = write!(out, "; Max-Age={max_age}; Expires={when}");
         }
-        let mut out = c.build().to_string();
         if let Some(p) = o.priority {
-            let _ = write!(
-                out,
-                "; Priority={}",
-                match p {
-                    Priority::Low => "Low",
-                    Priority::Medium => "Medium",
-                    Priority::High => "High",
-                }
-            );
+            out.push_str(match p {
+                Priority::Low => "; Priority=Low",
+                Priority::Medium => "; Priority=Medium",
+                Priority::High => "; Priority=High",
+            });
         }
         out
     }

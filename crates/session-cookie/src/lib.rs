@@ -34,7 +34,7 @@
 //! // The browser sends both cookies back; read, verify, decode.
 //! let sig = set.sig.as_deref().unwrap().split(';').next().unwrap();
 //! let header = format!("koa.sess={value}; {sig}");
-//! let Incoming::Valid { value, resign } = cookies.read([header.as_bytes()]) else { panic!() };
+//! let Incoming::Valid { value, resign, .. } = cookies.read([header.as_bytes()]) else { panic!() };
 //! assert!(!resign);
 //! assert_eq!(KoaCodec.decode(value, MaxAge::Session), Some(record));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

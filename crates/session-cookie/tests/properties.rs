@@ -146,7 +146,18 @@ proptest! {
         let bad = format!("id={forged}; id.sig=AAAA");
         let header = if forged_first { format!("x=1; {bad}; {good}") } else { format!("{good}; {bad}; x=1") };
         let got = jar.read([header.as_bytes()]);
-        prop_assert_eq!(got, Incoming::Valid { value: value.as_str(), resign: false });
+        let Incoming::Valid { value: got_value, resign: false, signature: Some(sig) } = got else {
+            return Err(TestCaseError::fail(format!("not valid: {got:?}")));
+        };
+        prop_assert_eq!(got_value, value.as_str());
+        // The verified signature is reusable: writing the same value again sends the same pair.
+        let again = jar.write_reusing(&value, Some(1_800_000_000_000), 1_700_000_000_000, true, Some((got_value, &sig))).unwrap();
+        prop_assert_eq!(&again, &set);
+        // ...and is never reused for a different value.
+        let other = format!("{value}x");
+        let fresh = jar.write(&other, Some(1_800_000_000_000), 1_700_000_000_000, true).unwrap();
+        let reused = jar.write_reusing(&other, Some(1_800_000_000_000), 1_700_000_000_000, true, Some((got_value, &sig))).unwrap();
+        prop_assert_eq!(fresh, reused);
     }
 
     /// parse(serialize(cookie)) keeps name, value and every attribute; any value either errors
@@ -291,9 +302,29 @@ fn unsigned_mode_reads_plain_values() {
         jar.read([&b"koa.sess=abc"[..]]),
         Incoming::Valid {
             value: "abc",
-            resign: false
+            resign: false,
+            signature: None,
         }
     );
+}
+
+#[test]
+fn partitioned_and_priority_attributes() {
+    let config = Config::builder()
+        .key(vec![1u8; 32])
+        .partitioned(true)
+        .priority(session_core::Priority::High)
+        .build()
+        .unwrap();
+    let jar = SessionCookies::from_config(&config).unwrap();
+    let set = jar.write("v", Some(1_000), 0, false).unwrap();
+    for h in set.iter() {
+        let c = Cookie::parse(h.to_owned()).unwrap();
+        assert_eq!(c.partitioned(), Some(true));
+        assert_eq!(c.secure(), Some(true), "Partitioned implies Secure");
+        assert!(h.ends_with("; Priority=High"), "{h}");
+        assert_eq!(c.max_age().unwrap().whole_seconds(), 1);
+    }
 }
 
 #[test]

@@ -57,28 +57,39 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
             return Ok(());
         };
         let plan: Plan = decide::prepare(Some(s), config, now);
-        let record = |meta: Meta| Record {
-            data: s.data().clone(),
+        // Store mode writes only the id and expiry into the cookie: the data is copied out only
+        // where a store or the cookie payload needs it.
+        let cookie_mode = matches!(shared.backend, Backend::Cookie(_));
+        let whole_records = match &shared.backend {
+            Backend::Store(store) => !store.merges_deltas_dyn(),
+            Backend::Cookie(_) => true,
+        };
+        let record = |meta: Meta, need: bool| Record {
+            data: if need { s.data().clone() } else { Data::new() },
             meta,
         };
         let work = match plan.action {
             Action::Nothing => return Ok(()),
             Action::WriteCookie => Work::Cookie {
                 id: s.id().cloned(),
-                record: record(plan.meta),
+                record: record(plan.meta, cookie_mode),
             },
             Action::Create | Action::Regenerate => Work::Create {
                 keep_id: s.id().cloned(),
-                record: record(plan.meta),
+                record: record(plan.meta, true),
             },
-            Action::Save => Work::Save {
-                id: s.id().cloned(),
-                delta: s.delta(),
-                data: s.data().clone(),
-            },
+            Action::Save => {
+                let delta = s.delta();
+                let need = cookie_mode || whole_records || delta.replace;
+                Work::Save {
+                    id: s.id().cloned(),
+                    data: if need { s.data().clone() } else { Data::new() },
+                    delta,
+                }
+            }
             Action::Touch => Work::Touch {
                 id: s.id().cloned(),
-                record: record(plan.meta),
+                record: record(plan.meta, cookie_mode),
             },
             Action::Destroy => Work::Destroy,
         };
@@ -103,9 +114,18 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         },
     };
 
+    // The signature the request came with still signs the same id: no new HMAC needed.
+    let verified = match &inner.incoming {
+        crate::handle::Incoming::Id {
+            id,
+            signature: Some(sig),
+            ..
+        } => Some((id.as_str(), sig)),
+        _ => None,
+    };
     let headers = match &outcome {
         Outcome::Write { id, record } => {
-            write_headers(shared, inner.secure, id.as_ref(), record, now)?
+            write_headers(shared, inner.secure, id.as_ref(), record, now, verified)?
         }
         Outcome::Remove if had_cookie || plan.action != Action::Destroy => {
             remove_headers(shared, inner.secure)
@@ -253,6 +273,7 @@ fn write_headers(
     id: Option<&SessionId>,
     record: &Record,
     now: u64,
+    verified: Option<(&str, &session_cookie::Signature)>,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
     if let (Some(h), Some(id)) = (&shared.external_key, id) {
         return Ok(header(h.clone(), id.as_str()).into_iter().collect());
@@ -265,7 +286,7 @@ fn write_headers(
     let secure = shared.config.cookie().secure_for(secure);
     let set = shared
         .cookies
-        .write(&value, record.meta.expire, now, secure)?;
+        .write_reusing(&value, record.meta.expire, now, secure, verified)?;
     Ok(set.iter().filter_map(|v| header(SET_COOKIE, v)).collect())
 }
 

@@ -17,8 +17,13 @@ use crate::layer::{Backend, Shared};
 pub(crate) enum Incoming {
     /// Nothing usable.
     None,
-    /// Store mode: a signed, well-formed id.
-    Id { id: SessionId, resign: bool },
+    /// Store mode: a signed, well-formed id (and its signature, when made with the newest key,
+    /// to send again without recomputing it).
+    Id {
+        id: SessionId,
+        resign: bool,
+        signature: Option<session_cookie::Signature>,
+    },
     /// Cookie mode: a signed payload, decoded on first use.
     Payload { value: String, resign: bool },
 }
@@ -101,7 +106,7 @@ impl Session {
                 let mut touched = false;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Incoming::None, _) => (Source::None, false),
-                    (Incoming::Id { id, resign }, Backend::Store(store)) => {
+                    (Incoming::Id { id, resign, .. }, Backend::Store(store)) => {
                         let key = config.key_derivation().derive(id);
                         let (record, rolled) = if config.rolling() {
                             // Load and extend in one step (one round trip where the store can).

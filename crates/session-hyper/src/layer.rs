@@ -287,7 +287,11 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
             .get(h)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| ids.parse(v.trim()))
-            .map_or(Incoming::None, |id| Incoming::Id { id, resign: false })
+            .map_or(Incoming::None, |id| Incoming::Id {
+                id,
+                resign: false,
+                signature: None,
+            })
     } else {
         let headers = req
             .headers()
@@ -295,9 +299,17 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
             .into_iter()
             .map(HeaderValue::as_bytes);
         match shared.cookies.read(headers) {
-            CookieIncoming::Valid { value, resign } => match &shared.backend {
+            CookieIncoming::Valid {
+                value,
+                resign,
+                signature,
+            } => match &shared.backend {
                 Backend::Store(_) => match ids.parse(value) {
-                    Some(id) => Incoming::Id { id, resign },
+                    Some(id) => Incoming::Id {
+                        id,
+                        resign,
+                        signature,
+                    },
                     None => Incoming::None,
                 },
                 Backend::Cookie(_) => Incoming::Payload {
