@@ -69,16 +69,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|p| p.parse())
         .transpose()?
         .unwrap_or(3000);
-    let key = match std::env::var("SESSION_KEYS") {
-        Ok(k) if !k.is_empty() => k.into_bytes(),
+    // Newest first, comma-separated, as the README says.
+    let keys: Vec<Vec<u8>> = match std::env::var("SESSION_KEYS") {
+        Ok(k) if !k.is_empty() => k.split(',').map(|k| k.as_bytes().to_vec()).collect(),
         _ => {
             eprintln!("warning: SESSION_KEYS not set; using a random key for this run");
             let mut k = [0u8; 32];
             getrandom::fill(&mut k)?;
-            k.to_vec()
+            vec![k.to_vec()]
         }
     };
-    let config = Config::builder().key(key).build()?;
+    let config = Config::builder().keys(keys).build()?;
     let layer = SessionLayer::store(config, MemoryStore::new()).build()?;
     let service = layer.wrap(hyper::service::service_fn(route));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
