@@ -81,7 +81,9 @@ pub use id::{
 };
 pub use record::{Data, Delta, MaxAge, Meta, Record};
 pub use session::{Retired, Session, SessionError, Source};
-pub use store::{BoxFuture, Change, Created, DynStore, Roll, Store, StoreError, Updated};
+pub use store::{
+    BoxFuture, Change, Created, DynStore, Roll, Store, StoreError, Updated, load_then_touch,
+};
 
 /// Re-exported so stores and apps use the same JSON types.
 pub use serde_json;

@@ -165,28 +165,36 @@ pub trait Store: Send + Sync + 'static {
         key: &StoreKey,
         roll: Roll,
     ) -> impl Future<Output = Result<Option<(Record, bool)>, StoreError>> + Send {
-        async move {
-            let Some(mut record) = self.load(key).await? else {
-                return Ok(None);
-            };
-            let Some((meta, ttl)) = roll.next(&record.meta) else {
-                return Ok(Some((record, false)));
-            };
-            match self.touch(key, meta, ttl).await? {
-                Updated::Updated => {
-                    record.meta = meta;
-                    Ok(Some((record, true)))
-                }
-                // Destroyed between the two calls.
-                Updated::NotFound => Ok(None),
-            }
-        }
+        load_then_touch(self, key, roll)
     }
 
     /// Whether `save` merges deltas (two requests changing different keys both land) rather
     /// than writing whole records.
     fn merges_deltas(&self) -> bool {
         true
+    }
+}
+
+/// [`Store::load_rolling`] in two steps (a load, then a touch): the default, and the fallback
+/// of stores that can't do it in one.
+pub async fn load_then_touch<S: Store + ?Sized>(
+    store: &S,
+    key: &StoreKey,
+    roll: Roll,
+) -> Result<Option<(Record, bool)>, StoreError> {
+    let Some(mut record) = store.load(key).await? else {
+        return Ok(None);
+    };
+    let Some((meta, ttl)) = roll.next(&record.meta) else {
+        return Ok(Some((record, false)));
+    };
+    match store.touch(key, meta, ttl).await? {
+        Updated::Updated => {
+            record.meta = meta;
+            Ok(Some((record, true)))
+        }
+        // Destroyed between the two calls.
+        Updated::NotFound => Ok(None),
     }
 }
 

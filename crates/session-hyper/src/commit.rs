@@ -202,14 +202,7 @@ async fn store_write(
                 return Err(Error::Collisions(CREATE_ATTEMPTS));
             };
             // The old identity ends only now that the new record exists.
-            if let Some(old) = &plan.retire
-                && old.record_exists
-                && let Some(old_id) = &old.id
-            {
-                shared
-                    .timed(store.destroy_dyn(&keys.derive(old_id)))
-                    .await?;
-            }
+            delete_retired(shared, store, plan).await?;
             Ok(Outcome::Write {
                 id: Some(id),
                 record,
@@ -254,17 +247,26 @@ async fn store_write(
             }
         }
         Work::Destroy => {
-            if let Some(old) = &plan.retire
-                && old.record_exists
-                && let Some(old_id) = &old.id
-            {
-                shared
-                    .timed(store.destroy_dyn(&keys.derive(old_id)))
-                    .await?;
-            }
+            delete_retired(shared, store, plan).await?;
             Ok(Outcome::Remove)
         }
     }
+}
+
+/// Deletes the record of the identity the plan ends, if it has one.
+async fn delete_retired(
+    shared: &Shared,
+    store: &dyn session_core::DynStore,
+    plan: &Plan,
+) -> Result<(), Error> {
+    if let Some(old) = &plan.retire
+        && old.record_exists
+        && let Some(old_id) = &old.id
+    {
+        let key = shared.config.key_derivation().derive(old_id);
+        shared.timed(store.destroy_dyn(&key)).await?;
+    }
+    Ok(())
 }
 
 fn write_headers(

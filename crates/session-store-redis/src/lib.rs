@@ -806,19 +806,7 @@ impl Store for RedisStore {
     ) -> Result<Option<(Record, bool)>, StoreError> {
         if self.format == Format::Koa {
             // koa's JSON string has `_expire` inside: a load, then a rewrite (two round trips).
-            let Some(mut record) = self.load(key).await? else {
-                return Ok(None);
-            };
-            let Some((meta, ttl)) = roll.next(&record.meta) else {
-                return Ok(Some((record, false)));
-            };
-            return Ok(match self.touch(key, meta, ttl).await? {
-                Updated::Updated => {
-                    record.meta = meta;
-                    Some((record, true))
-                }
-                Updated::NotFound => None,
-            });
+            return session_core::load_then_touch(self, key, roll).await;
         }
         let k = self.redis_key(key);
         let args = [
