@@ -13,7 +13,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci          format check, clippy -D warnings, every test (starts redis-server), docs
-  test-redis  the Redis-backed tests (REDIS_URL, or a redis-server started here)
+  test-redis  the Redis-backed tests (REDIS_URL, or a redis-server started here; the fault
+              and cluster tests start servers and a six-node cluster of their own)
   bench       side-by-side load test: bare hyper, ours (cookie, memory, Redis), tower-sessions
               (BENCH_SECS per point, default 10; BENCH_RUNS, default 3; BENCH_CONNS, default 32)";
 

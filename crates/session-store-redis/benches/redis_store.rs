@@ -143,26 +143,38 @@ fn main() {
                 .unwrap();
         }
         println!("Redis store, 2 worker threads, 64 concurrent tasks, {secs} s per row");
-        println!(
-            "{:<28} {:>14} {:>14}",
-            "pool checkout PING", "load/s", "load+save/s"
-        );
+        println!("{:<34} {:>14} {:>14}", "setup", "load/s", "load+save/s");
         for ping in [false, true] {
             let store = RedisStore::builder(&url)
                 .test_on_checkout(ping)
-                .pool_size(8)
                 .build()
                 .await
                 .unwrap();
             let r = run(store.clone(), keys.clone(), 64, secs, false).await;
             let w = run(store, keys.clone(), 64, secs, true).await;
+            let name = if ping {
+                "one server, checkout PING on"
+            } else {
+                "one server (default)"
+            };
+            println!("{name:<34} {r:>14.0} {w:>14.0}");
+        }
+        // A Redis Cluster, when REDIS_CLUSTER_URLS (comma-separated seed nodes) is set.
+        if let Ok(nodes) = std::env::var("REDIS_CLUSTER_URLS") {
+            let nodes: Vec<String> = nodes.split(',').map(str::to_owned).collect();
+            let store = RedisStore::cluster(nodes).build().await.unwrap();
+            for (i, k) in keys.iter().enumerate() {
+                store.destroy(k).await.unwrap();
+                store
+                    .create(k, &record(i as u64), Duration::from_secs(600))
+                    .await
+                    .unwrap();
+            }
+            let r = run(store.clone(), keys.clone(), 64, secs, false).await;
+            let w = run(store, keys.clone(), 64, secs, true).await;
             println!(
-                "{:<28} {r:>14.0} {w:>14.0}",
-                if ping {
-                    "on (one PING per checkout)"
-                } else {
-                    "off (default)"
-                }
+                "{:<34} {r:>14.0} {w:>14.0}",
+                "cluster, 3 masters + 3 replicas"
             );
         }
     });

@@ -29,11 +29,26 @@
 //!   `_expire`, `_maxAge`). A Koa app writes whole records, so this format is whole-record
 //!   last-writer-wins, like koa ([`Store::merges_deltas`] is false).
 //!
+//! # Redis Cluster
+//! [`RedisStore::cluster`] takes seed nodes and works exactly as on one server, delta writes
+//! and the koa format included: every command and script touches one key, so no hash tags are
+//! needed, and the `redis` crate's cluster connection follows `MOVED`/`ASK` and refreshes its
+//! slot map by itself. When a master dies, calls for its slots fail fast (within the command
+//! timeout) until a replica is promoted (about 4 s with `cluster-node-timeout 2000` in our
+//! failover test), then succeed again without restarting anything. Run the cluster with
+//! `cluster-require-full-coverage no`, or Redis stops serving *every* slot while one shard is
+//! down.
+//!
 //! # What Redis does not promise
 //! Replication is asynchronous: an acknowledged write, a logout included, can be lost when a
-//! replica is promoted. Expiry inside the record (`_expire`, the absolute lifetime) bounds the
-//! damage. Use a dedicated Redis with `maxmemory-policy noeviction` (or `volatile-ttl`: every
-//! session key has a TTL); `allkeys-*` policies silently evict live sessions.
+//! replica is promoted (in a cluster failover or a Sentinel switch), and the session then comes
+//! back. The store does not wait for replicas (no `WAIT`): it would add a round trip to every
+//! write and still guarantee nothing under partitions. What bounds the damage is the expiry kept
+//! inside every record (`_expire`, and the absolute lifetime when configured): a resurrected
+//! session still ends on time. For high-value sessions use a short max-age and an absolute
+//! lifetime. Use a dedicated Redis with `maxmemory-policy noeviction` (or `volatile-ttl`: every
+//! session key has a TTL); `allkeys-*` policies silently evict live sessions. Reads always go to
+//! masters (replica reads would break read-your-writes).
 //!
 //! # Example
 //! ```no_run
@@ -95,6 +110,7 @@ impl fmt::Display for BuildError {
 enum Source {
     Url(String),
     Pool(bb8::Pool<bb8_redis::RedisConnectionManager>),
+    Cluster(Vec<String>),
 }
 
 /// The pool in use.
@@ -104,6 +120,49 @@ enum Pool {
     Own(bb8::Pool<Manager>),
     /// The app's: its own settings (e.g. `test_on_check_out`) decide how dead connections go.
     Shared(bb8::Pool<bb8_redis::RedisConnectionManager>),
+    /// A Redis Cluster: one multiplexed cluster connection (it follows `MOVED`/`ASK`, refreshes
+    /// the slot map and reconnects to nodes by itself), made on first use.
+    Cluster {
+        client: Arc<redis::cluster::ClusterClient>,
+        conn: Arc<tokio::sync::OnceCell<ClusterConnection>>,
+    },
+}
+
+use redis::cluster_async::ClusterConnection;
+
+/// A connection of either kind, for the commands and scripts.
+pub(crate) enum AnyConn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for AnyConn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// Builds a [`RedisStore`].
@@ -127,6 +186,11 @@ impl fmt::Debug for RedisStoreBuilder {
                 &match &self.source {
                     Source::Url(u) => redact(u),
                     Source::Pool(_) => "<existing pool>".into(),
+                    Source::Cluster(nodes) => nodes
+                        .iter()
+                        .map(|n| redact(n))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 },
             )
             .field("prefix", &self.prefix)
@@ -213,6 +277,30 @@ impl RedisStoreBuilder {
                 (Pool::Own(pool), redact(&url))
             }
             Source::Pool(pool) => (Pool::Shared(pool), "<existing pool>".to_owned()),
+            Source::Cluster(nodes) => {
+                let shown = nodes
+                    .iter()
+                    .map(|n| redact(n))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let client = redis::cluster::ClusterClient::builder(nodes)
+                    .connection_timeout(self.checkout_timeout)
+                    .response_timeout(self.command_timeout)
+                    // A command for a failed shard retries (following redirects) within the
+                    // command timeout; the timeout cuts it short, so a request never hangs.
+                    .retries(3)
+                    .min_retry_wait(50)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(|e| BuildError::InvalidUrl(e.to_string()))?;
+                (
+                    Pool::Cluster {
+                        client: Arc::new(client),
+                        conn: Arc::new(tokio::sync::OnceCell::new()),
+                    },
+                    shown,
+                )
+            }
         };
         Ok(RedisStore {
             pool,
@@ -358,8 +446,11 @@ impl fmt::Debug for RedisStore {
             .field(
                 "pool",
                 &match &self.pool {
-                    Pool::Own(p) => p.state(),
-                    Pool::Shared(p) => p.state(),
+                    Pool::Own(p) => format!("{:?}", p.state()),
+                    Pool::Shared(p) => format!("{:?}", p.state()),
+                    Pool::Cluster { conn, .. } => {
+                        format!("cluster (connected: {})", conn.initialized())
+                    }
                 },
             )
             .finish_non_exhaustive()
@@ -406,6 +497,18 @@ impl RedisStore {
         Self::builder_from(Source::Url(url.into()))
     }
 
+    /// Starts a builder for a Redis Cluster, from seed nodes (`redis://host:port` each; the rest
+    /// of the cluster is discovered). Everything works as on one server: every command and
+    /// script touches one key, so no hash tags are needed. Pool options do not apply (one
+    /// multiplexed cluster connection is shared).
+    pub fn cluster<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder_from(Source::Cluster(nodes.into_iter().map(Into::into).collect()))
+    }
+
     /// Starts a builder on the app's existing bb8-redis pool (its own size and timeouts apply;
     /// pool options set here are ignored). Turn on the pool's `test_on_check_out`, or set its
     /// connections' response timeout, as you need: this store can't replace a dead connection
@@ -445,7 +548,7 @@ impl RedisStore {
     /// timeouts; on a dropped connection, retries once on a fresh one.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Fn(redis::aio::MultiplexedConnection) -> Fut,
+        F: Fn(AnyConn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let mut attempt = 0;
@@ -480,11 +583,24 @@ impl RedisStore {
     }
 
     /// A healthy connection (a clone; the pool slot is released on return) and its broken flag.
-    async fn checkout(
-        &self,
-    ) -> Result<(redis::aio::MultiplexedConnection, Arc<AtomicBool>), StoreError> {
+    async fn checkout(&self) -> Result<(AnyConn, Arc<AtomicBool>), StoreError> {
         let pool = match &self.pool {
             Pool::Own(pool) => pool,
+            Pool::Cluster { client, conn } => {
+                let made = tokio::time::timeout(
+                    self.checkout_timeout,
+                    conn.get_or_try_init(|| client.get_async_connection()),
+                )
+                .await;
+                return match made {
+                    Ok(Ok(c)) => Ok((
+                        AnyConn::Cluster(c.clone()),
+                        Arc::new(AtomicBool::new(false)),
+                    )),
+                    Ok(Err(e)) => Err(store_error(&e)),
+                    Err(_) => Err(StoreError::Timeout(self.checkout_timeout)),
+                };
+            }
             Pool::Shared(pool) => {
                 let conn = match pool.get().await {
                     Ok(c) => c,
@@ -494,7 +610,10 @@ impl RedisStore {
                     Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
                 };
                 // A flag nobody reads: the app's pool decides about its connections.
-                return Ok(((*conn).clone(), Arc::new(AtomicBool::new(false))));
+                return Ok((
+                    AnyConn::Single((*conn).clone()),
+                    Arc::new(AtomicBool::new(false)),
+                ));
             }
         };
         // Connections flagged broken are dropped as they come out; bounded by the pool size.
@@ -508,7 +627,7 @@ impl RedisStore {
             };
             let c: &Conn = &conn;
             if !c.broken.load(Ordering::Relaxed) {
-                return Ok((c.inner.clone(), Arc::clone(&c.broken)));
+                return Ok((AnyConn::Single(c.inner.clone()), Arc::clone(&c.broken)));
             }
             // Dropping it now makes bb8 check `has_broken` and discard it.
         }

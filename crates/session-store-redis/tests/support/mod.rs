@@ -134,3 +134,130 @@ pub fn unique_prefix(name: &str) -> String {
         .as_nanos();
     format!("test:{name}:{nanos}:")
 }
+
+/// A local Redis Cluster: three masters with one replica each, on loopback ports.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    dir: std::path::PathBuf,
+}
+
+impl Cluster {
+    /// Starts six nodes, joins them with `redis-cli --cluster create ... --cluster-replicas 1`
+    /// and waits until every node says `cluster_state:ok`.
+    pub async fn start() -> Cluster {
+        let dir = std::env::temp_dir().join(unique_prefix("cluster").replace(':', "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut nodes = Vec::new();
+        for i in 0..6 {
+            let conf = dir.join(format!("nodes-{i}.conf"));
+            nodes.push(Server::start(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                conf.to_str().unwrap(),
+                "--cluster-node-timeout",
+                "2000",
+                // Shards that are up keep serving while another fails over (the default stops
+                // the whole cluster while any slot is uncovered).
+                "--cluster-require-full-coverage",
+                "no",
+                "--dir",
+                dir.to_str().unwrap(),
+            ]));
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli (installed with redis-server)");
+        assert!(out.success(), "redis-cli --cluster create failed");
+        let cluster = Cluster { nodes, dir };
+        let t = Instant::now();
+        loop {
+            // Healthy, and every replica in sync with its master (a replica that never synced
+            // refuses to take over in a failover).
+            let mut ok = 0;
+            for n in &cluster.nodes {
+                let text = |v| match v {
+                    redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                    redis::Value::VerbatimString { text, .. } => text,
+                    _ => String::new(),
+                };
+                let info = text(n.cmd(&["CLUSTER", "INFO"]).await);
+                let repl = text(n.cmd(&["INFO", "replication"]).await);
+                let synced = repl.contains("role:master") || repl.contains("master_link_status:up");
+                if info.contains("cluster_state:ok") && synced {
+                    ok += 1;
+                }
+            }
+            if ok == cluster.nodes.len() {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "cluster not healthy after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cluster
+    }
+
+    /// Seed URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Server::url).collect()
+    }
+
+    /// The port of the master serving `key`'s slot.
+    pub async fn master_of(&self, key: &str) -> u16 {
+        let redis::Value::Int(slot) = self.nodes[0].cmd(&["CLUSTER", "KEYSLOT", key]).await else {
+            panic!("CLUSTER KEYSLOT");
+        };
+        let nodes = match self.nodes[0].cmd(&["CLUSTER", "NODES"]).await {
+            redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => panic!("{other:?}"),
+        };
+        for line in nodes.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 9 || !f[2].contains("master") {
+                continue;
+            }
+            for range in &f[8..] {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>())
+                    && (a..=b).contains(&slot)
+                {
+                    let port = f[1].split(['@', ':']).nth(1).unwrap();
+                    return port.parse().unwrap();
+                }
+            }
+        }
+        panic!("no master for slot {slot}");
+    }
+
+    /// Kills the node on `port` (like a crash).
+    pub fn kill(&mut self, port: u16) {
+        for n in &mut self.nodes {
+            if n.port == port {
+                n.stop();
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,230 @@
+//! Redis Cluster (three masters, one replica each, started here): the conformance suite in both
+//! formats, the middleware end to end, and a failover under load.
+#![cfg(feature = "redis-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use session_core::testing::{Harness, run_all};
+use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
+use session_store_redis::{Format, RedisStore};
+use support::Cluster;
+
+async fn app(
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+    let s = session_hyper::Session::from_request(&req).unwrap();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let out = async {
+        Ok::<_, session_hyper::Error>(match path.as_str() {
+            "/views" => {
+                let n: u64 = s.get("views").await?.unwrap_or(0) + 1;
+                s.insert("views", n).await?;
+                format!("{n} views")
+            }
+            "/read" => serde_json::Value::Object(s.data().await?).to_string(),
+            "/set" => {
+                // Load, wait so the two requests overlap, then change one key.
+                s.get_value("x").await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let (k, v) = query.split_once('=').unwrap();
+                s.insert(k, v).await?;
+                "ok".into()
+            }
+            _ => "?".into(),
+        })
+    }
+    .await;
+    Ok(hyper::Response::new(http_body_util::Full::from(
+        out.unwrap_or_default(),
+    )))
+}
+
+async fn serve(layer: session_hyper::SessionLayer) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = layer.wrap(hyper::service::service_fn(app));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+struct Real(RedisStore);
+
+impl Harness for Real {
+    type S = RedisStore;
+    fn store(&self) -> &RedisStore {
+        &self.0
+    }
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+    async fn ttl(&self, key: &StoreKey) -> Option<Duration> {
+        self.0.ttl(key).await.unwrap()
+    }
+    fn short_ttl(&self) -> Duration {
+        Duration::from_millis(300)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_conformance_and_failover() {
+    let mut cluster = Cluster::start().await;
+    for format in [Format::V1, Format::Koa] {
+        let store = RedisStore::cluster(cluster.urls())
+            .format(format)
+            .build()
+            .await
+            .unwrap();
+        run_all(&Real(store)).await;
+    }
+
+    // The middleware end to end on the cluster: a counter per visitor, concurrent requests
+    // changing different keys, in both formats.
+    for (format, koa) in [(Format::V1, false), (Format::Koa, true)] {
+        let store = RedisStore::cluster(cluster.urls())
+            .format(format)
+            .build()
+            .await
+            .unwrap();
+        let config = session_core::Config::builder()
+            .key(b"cluster e2e key, 32 bytes or more!".to_vec())
+            .koa_compat(koa)
+            .build()
+            .unwrap();
+        let url = serve(
+            session_hyper::SessionLayer::store(config, store)
+                .build()
+                .unwrap(),
+        )
+        .await;
+        for _visitor in 0..5 {
+            let c = reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap();
+            for n in 1..=3 {
+                let body = c
+                    .get(format!("{url}/views"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                assert_eq!(body, format!("{n} views"));
+            }
+            if !koa {
+                let a = c.get(format!("{url}/set?cart=book")).send();
+                let b = c.get(format!("{url}/set?theme=dark")).send();
+                let (a, b) = tokio::join!(a, b);
+                assert!(a.unwrap().status().is_success() && b.unwrap().status().is_success());
+                let body = c
+                    .get(format!("{url}/read"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(got, json!({"views": 3, "cart": "book", "theme": "dark"}));
+            }
+        }
+    }
+
+    // Failover: sessions spread over the three shards; one master is killed while every
+    // session is read in a loop. Sessions on other shards must keep working throughout;
+    // those on the killed shard fail fast, then recover once its replica is promoted.
+    let store = RedisStore::cluster(cluster.urls())
+        .command_timeout(Duration::from_millis(500))
+        .checkout_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let rec = Record {
+        data: json!({"n": 1}).as_object().cloned().unwrap(),
+        meta: Meta {
+            expire: None,
+            max_age: MaxAge::Session,
+            created: None,
+        },
+    };
+    let mut keys = Vec::new();
+    for i in 0..60 {
+        let k = StoreKey::from_raw(format!("sess:failover:{i}"));
+        assert_eq!(
+            store
+                .create(&k, &rec, Duration::from_secs(600))
+                .await
+                .unwrap(),
+            Created::Inserted
+        );
+        let port = cluster.master_of(k.as_str()).await;
+        keys.push((k, port));
+    }
+    let victim = keys[0].1;
+    assert!(
+        keys.iter().any(|(_, p)| *p != victim),
+        "keys on other shards too"
+    );
+    // Let the replicas catch up before the crash.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.kill(victim);
+    let killed = Instant::now();
+    let mut victim_failures = 0u32;
+    let mut other_failures = 0u32;
+    let mut slowest = Duration::ZERO;
+    let recovered = loop {
+        if killed.elapsed() > Duration::from_secs(30) {
+            let alive = cluster.nodes.iter().find(|n| n.port != victim).unwrap();
+            let nodes = alive.cmd(&["CLUSTER", "NODES"]).await;
+            let err = store.load(&keys[0].0).await;
+            panic!("the victim's shard never recovered: last error {err:?}; nodes {nodes:?}");
+        }
+        let mut all_ok = true;
+        for (k, port) in &keys {
+            let t = Instant::now();
+            let res = store.load(k).await;
+            slowest = slowest.max(t.elapsed());
+            if res.is_err() {
+                all_ok = false;
+                if *port == victim {
+                    victim_failures += 1;
+                } else {
+                    other_failures += 1;
+                }
+            }
+        }
+        if all_ok && victim_failures > 0 {
+            break killed.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "failover: shard unavailable for {recovered:?} after the kill; {victim_failures} failed calls on it, \
+         {other_failures} on other shards; slowest call {slowest:?}"
+    );
+    assert!(victim_failures > 0, "the kill was noticed");
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a call took {slowest:?}"
+    );
+    assert_eq!(
+        other_failures, 0,
+        "sessions on the other shards kept working"
+    );
+}
