@@ -8,77 +8,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::testing::{Harness, run_all};
+use session_core::testing::run_all;
 use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
 use session_store_redis::{Format, RedisStore};
-use support::Cluster;
-
-async fn app(
-    req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
-    let s = session_hyper::Session::from_request(&req).unwrap();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let out = async {
-        Ok::<_, session_hyper::Error>(match path.as_str() {
-            "/views" => {
-                let n: u64 = s.get("views").await?.unwrap_or(0) + 1;
-                s.insert("views", n).await?;
-                format!("{n} views")
-            }
-            "/read" => serde_json::Value::Object(s.data().await?).to_string(),
-            "/set" => {
-                // Load, wait so the two requests overlap, then change one key.
-                s.get_value("x").await?;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let (k, v) = query.split_once('=').unwrap();
-                s.insert(k, v).await?;
-                "ok".into()
-            }
-            _ => "?".into(),
-        })
-    }
-    .await;
-    Ok(hyper::Response::new(http_body_util::Full::from(
-        out.unwrap_or_default(),
-    )))
-}
-
-async fn serve(layer: session_hyper::SessionLayer) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = layer.wrap(hyper::service::service_fn(app));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-struct Real(RedisStore);
-
-impl Harness for Real {
-    type S = RedisStore;
-    fn store(&self) -> &RedisStore {
-        &self.0
-    }
-    async fn advance(&self, by: Duration) {
-        tokio::time::sleep(by).await;
-    }
-    async fn ttl(&self, key: &StoreKey) -> Option<Duration> {
-        self.0.ttl(key).await.unwrap()
-    }
-    fn short_ttl(&self) -> Duration {
-        Duration::from_millis(300)
-    }
-}
+use support::{Cluster, Real, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_conformance_and_failover() {
@@ -128,8 +61,8 @@ async fn cluster_conformance_and_failover() {
                 assert_eq!(body, format!("{n} views"));
             }
             if !koa {
-                let a = c.get(format!("{url}/set?cart=book")).send();
-                let b = c.get(format!("{url}/set?theme=dark")).send();
+                let a = c.get(format!("{url}/slow-set?cart=book")).send();
+                let b = c.get(format!("{url}/slow-set?theme=dark")).send();
                 let (a, b) = tokio::join!(a, b);
                 assert!(a.unwrap().status().is_success() && b.unwrap().status().is_success());
                 let body = c

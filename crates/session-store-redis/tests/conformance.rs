@@ -7,26 +7,9 @@ mod support;
 use std::time::Duration;
 
 use session_core::StoreKey;
-use session_core::testing::{Harness, run_all};
+use session_core::testing::run_all;
 use session_store_redis::{Format, RedisStore};
-
-struct Real(RedisStore);
-
-impl Harness for Real {
-    type S = RedisStore;
-    fn store(&self) -> &RedisStore {
-        &self.0
-    }
-    async fn advance(&self, by: Duration) {
-        tokio::time::sleep(by).await;
-    }
-    async fn ttl(&self, key: &StoreKey) -> Option<Duration> {
-        self.0.ttl(key).await.unwrap()
-    }
-    fn short_ttl(&self) -> Duration {
-        Duration::from_millis(300)
-    }
-}
+use support::Real;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_v1() {

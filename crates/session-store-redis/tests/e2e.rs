@@ -5,62 +5,14 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, body::Incoming};
 use session_core::{Config, KeyDerivation, SessionId};
-use session_hyper::{Session, SessionLayer};
+use session_hyper::SessionLayer;
 use session_store_redis::{Format, RedisStore};
-use support::Server;
+use support::{Server, serve};
 
 const KEY: &[u8] = b"redis e2e key, at least 32 bytes!";
-
-async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let s = Session::from_request(&req).unwrap();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let out = async {
-        Ok::<_, session_hyper::Error>(match path.as_str() {
-            "/views" => {
-                let n: u64 = s.get("views").await?.unwrap_or(0) + 1;
-                s.insert("views", n).await?;
-                format!("{n} views")
-            }
-            "/read" => serde_json::Value::Object(s.data().await?).to_string(),
-            "/slow-set" => {
-                s.get_value("x").await?;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let (k, v) = query.split_once('=').unwrap();
-                s.insert(k, v).await?;
-                "ok".into()
-            }
-            _ => "?".into(),
-        })
-    }
-    .await;
-    Ok(Response::new(Full::from(out.unwrap_or_default())))
-}
-
-async fn serve(layer: SessionLayer) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = layer.wrap(hyper::service::service_fn(app));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
 
 fn jar_client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -2,8 +2,14 @@
 //! that stop, pause or fill it), and the shared server `cargo xtask test-redis` started.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming};
+use session_hyper::{Session, SessionLayer};
 
 /// The server `cargo xtask test-redis` (or `ci`) started, or `REDIS_URL` given by the user.
 pub fn shared_url() -> String {
@@ -259,5 +265,70 @@ impl Drop for Cluster {
             n.stop();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The test app: `/views` counts, `/read` answers the data, `/slow-set?k=v` loads, waits
+/// 100 ms (so two requests overlap) and sets one key.
+pub async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let s = Session::from_request(&req).unwrap();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let out = async {
+        Ok::<_, session_hyper::Error>(match path.as_str() {
+            "/views" => {
+                let n: u64 = s.get("views").await?.unwrap_or(0) + 1;
+                s.insert("views", n).await?;
+                format!("{n} views")
+            }
+            "/read" => serde_json::Value::Object(s.data().await?).to_string(),
+            "/slow-set" => {
+                s.get_value("x").await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let (k, v) = query.split_once('=').unwrap();
+                s.insert(k, v).await?;
+                "ok".into()
+            }
+            _ => "?".into(),
+        })
+    }
+    .await;
+    Ok(Response::new(Full::from(out.unwrap_or_default())))
+}
+
+pub async fn serve(layer: SessionLayer) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = layer.wrap(hyper::service::service_fn(app));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// The conformance harness for a real server (time passes by sleeping).
+pub struct Real(pub session_store_redis::RedisStore);
+
+impl session_core::testing::Harness for Real {
+    type S = session_store_redis::RedisStore;
+    fn store(&self) -> &session_store_redis::RedisStore {
+        &self.0
+    }
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+    async fn ttl(&self, key: &session_core::StoreKey) -> Option<Duration> {
+        self.0.ttl(key).await.unwrap()
+    }
+    fn short_ttl(&self) -> Duration {
+        Duration::from_millis(300)
     }
 }
