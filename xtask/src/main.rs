@@ -133,7 +133,7 @@ fn test_redis() -> Result<(), String> {
             "-p",
             "demo",
             "--features",
-            "session-store-redis/redis-tests,demo/redis-tests",
+            "session-store-redis/redis-tests,session-store-redis/tls,demo/redis-tests",
         ],
         &[("REDIS_URL", &url)],
     )

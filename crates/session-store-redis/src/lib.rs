@@ -18,7 +18,8 @@
 //!   Redis's `OOM` under `noeviction` become [`StoreError`]s, and a connection that died is
 //!   replaced, so the store recovers by itself when Redis comes back. A command that fails on a
 //!   dropped connection is retried once on a fresh one (every command here is idempotent).
-//! - Passwords in the URL never appear in `Debug` or logs.
+//! - Passwords in the URL never appear in `Debug` or logs. ACL users (`redis://user:pass@...`)
+//!   work; `rediss://` (TLS, through rustls with the ring provider) needs the `tls` feature.
 //!
 //! # Record formats
 //! - [`Format::V1`] (default): a hash with `_v` = `1` (format version), `_m` = the koa fields
@@ -168,6 +169,8 @@ impl redis::aio::ConnectionLike for AnyConn {
 /// Builds a [`RedisStore`].
 pub struct RedisStoreBuilder {
     source: Source,
+    #[cfg(feature = "tls")]
+    tls_root: Option<Vec<u8>>,
     prefix: String,
     format: Format,
     pool_size: u32,
@@ -257,23 +260,48 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Trusts this PEM root certificate for `rediss://` (instead of the system's roots); for
+    /// servers with a private CA.
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
+    fn client(&self, url: &str) -> Result<redis::Client, BuildError> {
+        #[cfg(feature = "tls")]
+        {
+            // rustls needs a process-wide crypto provider; install ring's unless the app did.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            if let Some(root) = &self.tls_root {
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                };
+                return redis::Client::build_with_tls(url, certs)
+                    .map_err(|e| BuildError::InvalidUrl(e.to_string()));
+            }
+        }
+        redis::Client::open(url).map_err(|e| BuildError::InvalidUrl(e.to_string()))
+    }
+
     /// Builds the store. No connection is made yet: the pool connects on first use, so an app
     /// starts even while Redis is down (requests then get fast errors).
-    pub async fn build(self) -> Result<RedisStore, BuildError> {
-        let (pool, url) = match self.source {
+    pub async fn build(mut self) -> Result<RedisStore, BuildError> {
+        let source = std::mem::replace(&mut self.source, Source::Cluster(Vec::new()));
+        let (pool, url) = match source {
             Source::Url(url) => {
-                let manager = bb8_redis::RedisConnectionManager::new(url.as_str())
-                    .map_err(|e| BuildError::InvalidUrl(e.to_string()))?;
+                let client = self.client(&url)?;
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.checkout_timeout))
+                    .set_response_timeout(Some(self.command_timeout));
                 let pool = bb8::Pool::builder()
                     .max_size(self.pool_size)
                     .min_idle(None)
                     .connection_timeout(self.checkout_timeout)
                     .test_on_check_out(self.test_on_checkout)
                     .retry_connection(false)
-                    .build_unchecked(Manager {
-                        inner: manager,
-                        response_timeout: self.command_timeout,
-                    });
+                    .build_unchecked(Manager { client, config });
                 (Pool::Own(pool), redact(&url))
             }
             Source::Pool(pool) => (Pool::Shared(pool), "<existing pool>".to_owned()),
@@ -491,8 +519,8 @@ fn breaks_connection(e: &RedisError) -> bool {
 }
 
 impl RedisStore {
-    /// Starts a builder for `url` (`redis://[user:password@]host:port[/db]`; `rediss://` where
-    /// the `redis` crate was built with TLS).
+    /// Starts a builder for `url` (`redis://[user:password@]host:port[/db]`, or `rediss://...`
+    /// for TLS with the `tls` feature).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         Self::builder_from(Source::Url(url.into()))
     }
@@ -520,6 +548,8 @@ impl RedisStore {
     fn builder_from(source: Source) -> RedisStoreBuilder {
         RedisStoreBuilder {
             source,
+            #[cfg(feature = "tls")]
+            tls_root: None,
             prefix: String::new(),
             format: Format::V1,
             pool_size: 4,

@@ -1,7 +1,8 @@
-//! The bb8 connection manager: bb8-redis's manager, plus a broken flag so a multiplexed
-//! connection whose socket died is thrown away instead of handed out again.
+//! The bb8 connection manager, with a broken flag so a multiplexed connection whose socket died
+//! is thrown away instead of handed out again.
 //!
-//! bb8-redis reports every connection as healthy (`has_broken` is always false), so without a
+//! bb8-redis's manager reports every connection as healthy (`has_broken` is always false) and
+//! can't take TLS roots or redis-rs's timeouts, so ours makes the connections itself; without a
 //! PING on every checkout (one extra round trip per request) a pool would keep serving a dead
 //! connection after Redis restarts. Here a command that fails with an I/O, dropped-connection
 //! or timeout error raises its connection's flag, and the connection is discarded the next
@@ -14,7 +15,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bb8_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
 
 /// A pooled connection.
@@ -24,11 +24,12 @@ pub(crate) struct Conn {
     pub(crate) broken: Arc<AtomicBool>,
 }
 
+/// Makes multiplexed connections from a `redis::Client` (built from the URL, with TLS roots
+/// when given), with redis-rs's own connect and reply timeouts set to the store's (its defaults
+/// are 1 s and 500 ms) so the two agree.
 pub(crate) struct Manager {
-    pub(crate) inner: RedisConnectionManager,
-    /// redis-rs's own reply timeout (its default is 500 ms); set to the store's command timeout
-    /// so the two agree.
-    pub(crate) response_timeout: std::time::Duration,
+    pub(crate) client: redis::Client,
+    pub(crate) config: redis::AsyncConnectionConfig,
 }
 
 impl bb8::ManageConnection for Manager {
@@ -36,8 +37,10 @@ impl bb8::ManageConnection for Manager {
     type Error = redis::RedisError;
 
     async fn connect(&self) -> Result<Conn, redis::RedisError> {
-        let mut inner = bb8::ManageConnection::connect(&self.inner).await?;
-        inner.set_response_timeout(self.response_timeout);
+        let inner = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
         Ok(Conn {
             inner,
             broken: Arc::new(AtomicBool::new(false)),
@@ -45,7 +48,7 @@ impl bb8::ManageConnection for Manager {
     }
 
     async fn is_valid(&self, conn: &mut Conn) -> Result<(), redis::RedisError> {
-        bb8::ManageConnection::is_valid(&self.inner, &mut conn.inner).await
+        redis::cmd("PING").query_async::<()>(&mut conn.inner).await
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
