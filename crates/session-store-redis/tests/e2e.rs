@@ -106,7 +106,11 @@ async fn redis_down_gives_503_fast_then_recovers() {
     let r = c.get(format!("{url}/views")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
     server.restart();
     let t = Instant::now();
     loop {

@@ -55,7 +55,7 @@ async fn server_killed_then_restarted_on_the_same_port() {
         assert!(err.is_transient(), "{err:?}");
     }
     assert!(
-        worst < Duration::from_millis(800),
+        worst < Duration::from_millis(1500),
         "slowest failure took {worst:?}"
     );
     server.restart();
@@ -95,7 +95,7 @@ async fn paused_server_times_out_within_the_command_timeout() {
     let err = s.load(&key(1)).await.unwrap_err();
     let took = t.elapsed();
     assert!(matches!(err, StoreError::Timeout(_)), "{err:?}");
-    assert!(took < Duration::from_millis(700), "took {took:?}");
+    assert!(took < Duration::from_millis(1200), "took {took:?}");
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(
         s.load(&key(1)).await.unwrap().is_some(),
@@ -180,10 +180,10 @@ async fn pool_exhaustion_errors_fast_and_recovers() {
     }
     // Nobody waits longer than the checkout or command timeout (plus scheduling slack).
     assert!(
-        worst < Duration::from_millis(800),
+        worst < Duration::from_millis(1500),
         "slowest call took {worst:?}"
     );
-    assert!(t.elapsed() < Duration::from_millis(1000));
+    assert!(t.elapsed() < Duration::from_millis(2000));
     // After the pause every call succeeds again, on both stores.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let t = Instant::now();
