@@ -25,18 +25,27 @@ use session_store_memory::MemoryStore;
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Counting only while memory is measured: a shared counter on every allocation would make the
+/// two throughput threads fight over one cache line and skew the throughput figures.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+fn count(delta: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        count(l.size() as isize);
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        count(-(l.size() as isize));
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        count(n as isize - l.size() as isize);
         unsafe { System.realloc(p, l, n) }
     }
 }
@@ -246,6 +255,7 @@ fn main() {
         json_bytes as u64 / n
     );
     for (name, make) in [("memory store", 0), ("Mutex<HashMap>", 1)] {
+        COUNTING.store(true, Ordering::SeqCst);
         let before = LIVE.load(Ordering::Relaxed);
         let rss_before = rss_kib();
         let store_a;
@@ -269,6 +279,7 @@ fn main() {
             }
         }
         let bytes = LIVE.load(Ordering::Relaxed) - before;
+        COUNTING.store(false, Ordering::SeqCst);
         let rss = rss_kib().saturating_sub(rss_before);
         println!(
             "{name:>15}: {:>6} bytes/session allocated, {:>7.1} MB for {n}; RSS grew {:.1} MB",
