@@ -210,11 +210,15 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let sizes: &[u64] = if benching {
+    let custom: Option<Vec<u64>> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
+    let default: &[u64] = if benching {
         &[1_000, 100_000, 1_000_000]
     } else {
         &[1_000]
     };
+    let sizes: &[u64] = custom.as_deref().unwrap_or(default);
     let secs = if benching { secs } else { 0.05 };
 
     println!("load+save per second, 2 threads, {secs} s per point");

@@ -574,10 +574,9 @@ mod indexed {
                 if i > 0 {
                     out.push(b',');
                 }
-                // Keys are re-escaped by serde_json; a `String` can always be serialised.
-                if let Ok(key) = serde_json::to_vec(k.as_ref()) {
-                    out.extend_from_slice(&key);
-                }
+                // Keys are re-escaped by serde_json, straight into the output; writing a `str`
+                // into a Vec can't fail.
+                let _ = serde_json::to_writer(&mut out, k.as_ref());
                 out.push(b':');
                 out.extend_from_slice(v);
             }
