@@ -31,44 +31,15 @@ async fn views(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     Ok(Response::new(Full::from(body.unwrap_or_default())))
 }
 
-fn keys() -> Result<Vec<Vec<u8>>, getrandom::Error> {
-    Ok(match std::env::var("SESSION_KEYS") {
-        Ok(v) if !v.is_empty() => v.split(',').map(|k| k.as_bytes().to_vec()).collect(),
-        _ => {
-            eprintln!(
-                "warning: SESSION_KEYS not set; using a random key, so sessions end when the server stops"
-            );
-            let mut k = [0u8; 32];
-            getrandom::fill(&mut k)?;
-            vec![k.to_vec()]
-        }
-    })
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::args()
-        .skip_while(|a| a != "--port")
-        .nth(1)
-        .map(|p| p.parse())
-        .transpose()?
-        .unwrap_or(3000);
-    let config = Config::builder().keys(keys()?).build()?;
+    let config = Config::builder()
+        .keys(example_support::keys_from_env()?)
+        .build()?;
     let store = MemoryStore::new();
     let _sweeper = store.start_sweeper(std::time::Duration::from_secs(60));
     let layer = SessionLayer::store(config, store).build()?;
     let service = layer.wrap(hyper::service::service_fn(views));
-
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let service = service.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+    example_support::serve(example_support::port_arg(3000)?, service).await?;
+    Ok(())
 }

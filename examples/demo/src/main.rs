@@ -264,20 +264,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let service = layer.wrap(hyper::service::service_fn(route));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    println!(
-        "listening on http://{} (store: {})",
-        listener.local_addr()?,
-        args.store
-    );
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let service = service.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+    eprintln!("store: {}", args.store);
+    example_support::serve(args.port, service).await?;
+    Ok(())
 }

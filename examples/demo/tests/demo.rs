@@ -1,40 +1,16 @@
 //! Runs the demo binary on a free loopback port and drives every route with a real client.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::Stdio;
-use std::time::Duration;
+use tokio::process::Command;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+const KEYS: &str = "demo-key-one-at-least-32-bytes-long,demo-key-two-at-least-32-bytes-long";
 
-struct Demo {
-    // Held so the server is killed when the test ends (kill_on_drop).
-    _child: Child,
-    url: String,
-}
-
-async fn start(args: &[&str]) -> Demo {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
-        .args([
-            "--port",
-            "0",
-            "--keys",
-            "demo-key-one-at-least-32-bytes-long,demo-key-two-at-least-32-bytes-long",
-        ])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+async fn start(args: &[&str]) -> example_support::Running {
+    let mut all = vec!["--keys", KEYS];
+    all.extend_from_slice(args);
+    example_support::start(env!("CARGO_BIN_EXE_demo"), &all)
         .await
         .unwrap()
-        .unwrap()
-        .unwrap();
-    let url = line.split_whitespace().nth(2).unwrap().to_owned();
-    Demo { _child: child, url }
 }
 
 fn client() -> reqwest::Client {
@@ -44,21 +20,17 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// GET `url`, the body as text.
+async fn text(c: &reqwest::Client, url: String) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 async fn every_route(args: &[&str]) {
     let d = start(args).await;
     let c = client();
     let url = &d.url;
     for n in 1..=2 {
-        assert_eq!(
-            c.get(format!("{url}/"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-            format!("{n} views")
-        );
+        assert_eq!(text(&c, format!("{url}/")).await, format!("{n} views"));
     }
     let r = c.get(format!("{url}/session")).send().await.unwrap();
     assert_eq!(r.headers()["x-session-new"], "false");
@@ -71,13 +43,7 @@ async fn every_route(args: &[&str]) {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(
-        c.get(format!("{url}/session"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        text(&c, format!("{url}/session")).await,
         r#"{"user":"ada","n":[1,2]}"#
     );
     // Bad JSON: 400 with a clear message, session untouched.
@@ -92,13 +58,7 @@ async fn every_route(args: &[&str]) {
         assert!(!r.text().await.unwrap().is_empty());
     }
     assert_eq!(
-        c.get(format!("{url}/session"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        text(&c, format!("{url}/session")).await,
         r#"{"user":"ada","n":[1,2]}"#
     );
     let r = c
@@ -108,13 +68,7 @@ async fn every_route(args: &[&str]) {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(
-        c.get(format!("{url}/session"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        text(&c, format!("{url}/session")).await,
         r#"{"user":"ada","n":[1,2]}"#
     );
     let r = c.delete(format!("{url}/session")).send().await.unwrap();

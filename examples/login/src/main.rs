@@ -63,35 +63,11 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::args()
-        .skip_while(|a| a != "--port")
-        .nth(1)
-        .map(|p| p.parse())
-        .transpose()?
-        .unwrap_or(3000);
-    // Newest first, comma-separated, as the README says.
-    let keys: Vec<Vec<u8>> = match std::env::var("SESSION_KEYS") {
-        Ok(k) if !k.is_empty() => k.split(',').map(|k| k.as_bytes().to_vec()).collect(),
-        _ => {
-            eprintln!("warning: SESSION_KEYS not set; using a random key for this run");
-            let mut k = [0u8; 32];
-            getrandom::fill(&mut k)?;
-            vec![k.to_vec()]
-        }
-    };
-    let config = Config::builder().keys(keys).build()?;
+    let config = Config::builder()
+        .keys(example_support::keys_from_env()?)
+        .build()?;
     let layer = SessionLayer::store(config, MemoryStore::new()).build()?;
     let service = layer.wrap(hyper::service::service_fn(route));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let service = service.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+    example_support::serve(example_support::port_arg(3000)?, service).await?;
+    Ok(())
 }

@@ -1,36 +1,19 @@
 //! The login example: regenerate on login, protected page, destroy on logout.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::process::Stdio;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 #[tokio::test]
 async fn login_private_logout() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_login"))
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next_line()
+    let app = example_support::start(env!("CARGO_BIN_EXE_login"), &[])
         .await
-        .unwrap()
         .unwrap();
-    let url = line.split_whitespace().nth(2).unwrap().to_owned();
+    let url = &app.url;
     let c = reqwest::Client::builder()
         .cookie_store(true)
         .build()
         .unwrap();
+    let status = |r: reqwest::Response| r.status().as_u16();
     assert_eq!(
-        c.get(format!("{url}/private"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(c.get(format!("{url}/private")).send().await.unwrap()),
         401
     );
     let r = c
@@ -40,30 +23,14 @@ async fn login_private_logout() {
         .await
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "welcome, ada");
+    let r = c.get(format!("{url}/private")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "secret page for ada");
     assert_eq!(
-        c.get(format!("{url}/private"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "secret page for ada"
-    );
-    assert_eq!(
-        c.post(format!("{url}/logout"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(c.post(format!("{url}/logout")).send().await.unwrap()),
         200
     );
     assert_eq!(
-        c.get(format!("{url}/private"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(c.get(format!("{url}/private")).send().await.unwrap()),
         401
     );
 }

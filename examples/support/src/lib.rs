@@ -1,0 +1,93 @@
+//! What the example apps share, so each example shows only its session code.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = example_support::keys_from_env()?; // SESSION_KEYS, or a random key with a warning
+//! let port = example_support::port_arg(3000)?; // --port N (0 picks a free port)
+//! # let _ = (keys, port); Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper::{Request, Response};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+
+/// Signing keys from `SESSION_KEYS` (comma-separated, newest first, 32 bytes or more each);
+/// without it, one random key for this run, with a warning (sessions end when the server stops).
+pub fn keys_from_env() -> Result<Vec<Vec<u8>>, getrandom::Error> {
+    Ok(match std::env::var("SESSION_KEYS") {
+        Ok(v) if !v.is_empty() => v.split(',').map(|k| k.as_bytes().to_vec()).collect(),
+        _ => {
+            eprintln!(
+                "warning: SESSION_KEYS not set; using a random key, so sessions end when the server stops"
+            );
+            let mut k = [0u8; 32];
+            getrandom::fill(&mut k)?;
+            vec![k.to_vec()]
+        }
+    })
+}
+
+/// The value of `--port`, or `default`.
+pub fn port_arg(default: u16) -> Result<u16, std::num::ParseIntError> {
+    std::env::args()
+        .skip_while(|a| a != "--port")
+        .nth(1)
+        .map(|p| p.parse())
+        .transpose()
+        .map(|p| p.unwrap_or(default))
+}
+
+/// Binds 127.0.0.1:`port`, prints `listening on http://ADDR` (the example tests read it), and
+/// serves `service` over HTTP/1.1 until the process ends.
+pub async fn serve<S>(port: u16, service: S) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// An example binary running for a test: started with `--port 0`, killed when dropped.
+pub struct Running {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _child: tokio::process::Child,
+}
+
+/// Starts the example binary `bin` (a test's `env!("CARGO_BIN_EXE_...")`) with `--port 0` and
+/// `args`, and waits for its `listening on` line. `None` if it exited instead (bad options).
+pub async fn start(bin: &str, args: &[&str]) -> Option<Running> {
+    let mut child = tokio::process::Command::new(bin)
+        .args(["--port", "0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let mut lines = BufReader::new(child.stdout.take()?).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .ok()?
+        .ok()??;
+    let url = line.split_whitespace().nth(2)?.to_owned();
+    Some(Running { url, _child: child })
+}
