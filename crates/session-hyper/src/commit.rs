@@ -98,7 +98,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     tracing::debug!(target: "session", action = ?plan.action, row = ?plan.row, "commit");
 
     let outcome = match &shared.backend {
-        Backend::Store(store) => store_write(shared, store.as_ref(), &plan, work).await?,
+        Backend::Store(store) => store_write(session, store.as_ref(), &plan, work).await?,
         Backend::Cookie(_) => match work {
             Work::Destroy => Outcome::Remove,
             Work::Cookie { record, .. }
@@ -159,11 +159,12 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
 }
 
 async fn store_write(
-    shared: &Shared,
+    session: &Session,
     store: &dyn session_core::DynStore,
     plan: &Plan,
     work: Work,
 ) -> Result<Outcome, Error> {
+    let shared = &*session.0.shared;
     let config = &shared.config;
     let keys = config.key_derivation();
     let ttl = std::time::Duration::from_millis(plan.ttl_ms);
@@ -202,7 +203,7 @@ async fn store_write(
                 return Err(Error::Collisions(CREATE_ATTEMPTS));
             };
             // The old identity ends only now that the new record exists.
-            delete_retired(shared, store, plan).await?;
+            delete_retired(session, store, plan).await?;
             Ok(Outcome::Write {
                 id: Some(id),
                 record,
@@ -218,7 +219,7 @@ async fn store_write(
                 meta: plan.meta,
             };
             match shared
-                .timed(store.save_dyn(&keys.derive(&id), change, ttl))
+                .timed(store.save_dyn(&session.store_key(&id), change, ttl))
                 .await?
             {
                 Updated::Updated => Ok(Outcome::Write {
@@ -236,7 +237,7 @@ async fn store_write(
                 return Ok(Outcome::Remove);
             };
             match shared
-                .timed(store.touch_dyn(&keys.derive(&id), plan.meta, ttl))
+                .timed(store.touch_dyn(&session.store_key(&id), plan.meta, ttl))
                 .await?
             {
                 Updated::Updated => Ok(Outcome::Write {
@@ -247,7 +248,7 @@ async fn store_write(
             }
         }
         Work::Destroy => {
-            delete_retired(shared, store, plan).await?;
+            delete_retired(session, store, plan).await?;
             Ok(Outcome::Remove)
         }
     }
@@ -255,7 +256,7 @@ async fn store_write(
 
 /// Deletes the record of the identity the plan ends, if it has one.
 async fn delete_retired(
-    shared: &Shared,
+    session: &Session,
     store: &dyn session_core::DynStore,
     plan: &Plan,
 ) -> Result<(), Error> {
@@ -263,8 +264,8 @@ async fn delete_retired(
         && old.record_exists
         && let Some(old_id) = &old.id
     {
-        let key = shared.config.key_derivation().derive(old_id);
-        shared.timed(store.destroy_dyn(&key)).await?;
+        let key = session.store_key(old_id);
+        session.0.shared.timed(store.destroy_dyn(&key)).await?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use http::HeaderValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use session_core::{Data, MaxAge, Roll, Session as Core, SessionId, Source};
+use session_core::{Data, MaxAge, Roll, Session as Core, SessionId, Source, StoreKey};
 use tokio::sync::OnceCell;
 
 use crate::Error;
@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     pub(crate) secure: bool,
     pub(crate) loaded: OnceCell<()>,
     pub(crate) state: Mutex<State>,
+    /// The store key of the incoming id (a SHA-256), derived once per request for the load and
+    /// reused by the commit.
+    incoming_key: std::sync::OnceLock<StoreKey>,
 }
 
 /// One request's session. Cheap to clone (clones share it), `Send + Sync`; no lock is held
@@ -69,6 +72,7 @@ impl Session {
             incoming,
             secure,
             loaded: OnceCell::new(),
+            incoming_key: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 session: None,
                 pending: None,
@@ -90,6 +94,19 @@ impl Session {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The store key of `id`; the incoming id's is derived only once per request.
+    pub(crate) fn store_key(&self, id: &SessionId) -> StoreKey {
+        let derivation = self.0.shared.config.key_derivation();
+        match &self.0.incoming {
+            Incoming::Id { id: incoming, .. } if incoming == id => self
+                .0
+                .incoming_key
+                .get_or_init(|| derivation.derive(id))
+                .clone(),
+            _ => derivation.derive(id),
+        }
+    }
+
     /// Whether the handler (or the commit) has loaded the session.
     pub(crate) fn is_loaded(&self) -> bool {
         self.0.loaded.initialized()
@@ -107,7 +124,7 @@ impl Session {
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Incoming::None, _) => (Source::None, false),
                     (Incoming::Id { id, resign, .. }, Backend::Store(store)) => {
-                        let key = config.key_derivation().derive(id);
+                        let key = self.store_key(id);
                         let (record, rolled) = if config.rolling() {
                             // Load and extend in one step (one round trip where the store can).
                             let roll = Roll::from_config(config);
