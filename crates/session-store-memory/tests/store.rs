@@ -244,45 +244,29 @@ async fn concurrent_requests_changing_different_keys_all_land() {
         .unwrap();
     for round in 0..200 {
         // Two "requests" load the same state, then each changes its own key.
-        let a = store.load(&key).await.unwrap().unwrap();
-        let b = a.clone();
-        let (s1, s2, k1, k2) = (store.clone(), store.clone(), key.clone(), key.clone());
-        let t1 = tokio::spawn(async move {
-            let d = Delta {
-                replace: false,
-                set: vec![(format!("a{round}"), json!(round))],
-                removed: vec![],
-            };
-            s1.save(
-                &k1,
-                Change {
-                    delta: &d,
-                    data: &a.data,
-                    meta: a.meta,
-                },
-                Duration::from_secs(60),
-            )
-            .await
-        });
-        let t2 = tokio::spawn(async move {
-            let d = Delta {
-                replace: false,
-                set: vec![(format!("b{round}"), json!(round))],
-                removed: vec![],
-            };
-            s2.save(
-                &k2,
-                Change {
-                    delta: &d,
-                    data: &b.data,
-                    meta: b.meta,
-                },
-                Duration::from_secs(60),
-            )
-            .await
-        });
-        assert_eq!(t1.await.unwrap().unwrap(), Updated::Updated);
-        assert_eq!(t2.await.unwrap().unwrap(), Updated::Updated);
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        let tasks: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|name| {
+                let (store, key, r) = (store.clone(), key.clone(), loaded.clone());
+                tokio::spawn(async move {
+                    let d = Delta {
+                        replace: false,
+                        set: vec![(format!("{name}{round}"), json!(round))],
+                        removed: vec![],
+                    };
+                    let change = Change {
+                        delta: &d,
+                        data: &r.data,
+                        meta: r.meta,
+                    };
+                    store.save(&key, change, Duration::from_secs(60)).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), Updated::Updated);
+        }
     }
     let got = store.load(&key).await.unwrap().unwrap();
     assert_eq!(got.data.len(), 401);

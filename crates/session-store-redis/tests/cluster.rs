@@ -11,7 +11,7 @@ use serde_json::json;
 use session_core::testing::run_all;
 use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
 use session_store_redis::{Format, RedisStore};
-use support::{Cluster, Real, serve};
+use support::{Cluster, Real, jar_client, serve, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_conformance_and_failover() {
@@ -45,19 +45,9 @@ async fn cluster_conformance_and_failover() {
         )
         .await;
         for _visitor in 0..5 {
-            let c = reqwest::Client::builder()
-                .cookie_store(true)
-                .build()
-                .unwrap();
+            let c = jar_client();
             for n in 1..=3 {
-                let body = c
-                    .get(format!("{url}/views"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let body = text(&c, format!("{url}/views")).await;
                 assert_eq!(body, format!("{n} views"));
             }
             if !koa {
@@ -65,14 +55,7 @@ async fn cluster_conformance_and_failover() {
                 let b = c.get(format!("{url}/slow-set?theme=dark")).send();
                 let (a, b) = tokio::join!(a, b);
                 assert!(a.unwrap().status().is_success() && b.unwrap().status().is_success());
-                let body = c
-                    .get(format!("{url}/read"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let body = text(&c, format!("{url}/read")).await;
                 let got: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(got, json!({"views": 3, "cart": "book", "theme": "dark"}));
             }

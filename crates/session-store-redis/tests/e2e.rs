@@ -10,20 +10,9 @@ use std::time::{Duration, Instant};
 use session_core::{Config, KeyDerivation, SessionId};
 use session_hyper::SessionLayer;
 use session_store_redis::{Format, RedisStore};
-use support::{Server, serve};
+use support::{Server, jar_client, serve, text};
 
 const KEY: &[u8] = b"redis e2e key, at least 32 bytes!";
-
-fn jar_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
-}
-
-async fn text(c: &reqwest::Client, url: String) -> String {
-    c.get(url).send().await.unwrap().text().await.unwrap()
-}
 
 fn config() -> Config {
     Config::builder().key(KEY.to_vec()).build().unwrap()

@@ -332,3 +332,16 @@ impl session_core::testing::Harness for Real {
         Duration::from_millis(300)
     }
 }
+
+/// A client with a cookie jar, like a browser.
+pub fn jar_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// GET `url`, the body as text.
+pub async fn text(c: &reqwest::Client, url: String) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
