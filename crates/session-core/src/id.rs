@@ -17,15 +17,18 @@ pub const MAX_ID_LEN: usize = 256;
 /// A session id: the secret a client presents to find its session.
 ///
 /// `Debug` and `Display` never show it: ids are bearer credentials and must stay out of logs.
+///
+/// Shared (`Arc<str>`): a request hands its id to the load, the commit and the cookie, and
+/// clones must not copy it each time.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId(Arc<str>);
 
 impl SessionId {
     /// Wraps a string that has already passed [`IdGenerator::is_valid`].
     ///
     /// Prefer [`IdPolicy::parse`], which checks the format first.
     pub fn new_unchecked(id: String) -> Self {
-        Self(id)
+        Self(Arc::from(id))
     }
 
     /// The id as the cookie or header carries it.
@@ -95,7 +98,9 @@ fn is_random_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         // The last char of 32 bytes in base64url carries 2 padding bits that must be zero;
         // rejecting other forms keeps exactly one spelling per id.
-        && URL_SAFE_NO_PAD.decode(id).is_ok_and(|b| b.len() == ID_RANDOM_BYTES)
+        && URL_SAFE_NO_PAD
+            .decode_slice(id, &mut [0u8; ID_RANDOM_BYTES + 16])
+            .is_ok_and(|n| n == ID_RANDOM_BYTES)
 }
 
 fn is_uuid(id: &str) -> bool {
@@ -145,10 +150,7 @@ impl IdPolicy {
     /// A fresh id, prefix included.
     pub fn generate(&self) -> Result<SessionId, getrandom::Error> {
         let raw = self.generator.generate()?;
-        let mut id = String::with_capacity(self.prefix.len() + raw.len());
-        id.push_str(&self.prefix);
-        id.push_str(&raw);
-        Ok(SessionId(id))
+        Ok(SessionId(concat(&self.prefix, &raw)))
     }
 
     /// The strict check of an incoming id: length cap, prefix, then the generator's format.
@@ -160,19 +162,19 @@ impl IdPolicy {
         let rest = candidate.strip_prefix(self.prefix.as_str())?;
         self.generator
             .is_valid(rest)
-            .then(|| SessionId(candidate.to_owned()))
+            .then(|| SessionId(Arc::from(candidate)))
     }
 }
 
 /// The key a store files a session under. Never the cookie value itself unless koa-compat
 /// mode asks for it, so a dump of the store hands out no live session.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StoreKey(String);
+pub struct StoreKey(Arc<str>);
 
 impl StoreKey {
     /// Wraps a ready-made key (stores' tests use this; sessions get keys from [`KeyDerivation`]).
     pub fn from_raw(key: impl Into<String>) -> Self {
-        Self(key.into())
+        Self(Arc::from(key.into()))
     }
 
     /// The key as the store sees it.
@@ -216,19 +218,37 @@ impl KeyDerivation {
     /// The store key for `id`.
     pub fn derive(&self, id: &SessionId) -> StoreKey {
         match self {
-            Self::Raw => StoreKey(id.0.clone()),
+            Self::Raw => StoreKey(Arc::clone(&id.0)),
             Self::Hashed { prefix } => {
                 let mut h = Sha256::new();
                 h.update(KEY_HASH_TAG);
                 h.update(id.0.as_bytes());
                 let digest = h.finalize();
-                let mut key = String::with_capacity(prefix.len() + ID_LEN);
-                key.push_str(prefix);
-                URL_SAFE_NO_PAD.encode_string(digest, &mut key);
-                StoreKey(key)
+                let mut encoded = [0u8; ID_LEN];
+                let n = URL_SAFE_NO_PAD
+                    .encode_slice(digest, &mut encoded)
+                    .unwrap_or_default();
+                // base64 output is ASCII.
+                let encoded = std::str::from_utf8(&encoded[..n]).unwrap_or_default();
+                StoreKey(concat(prefix, encoded))
             }
         }
     }
+}
+
+/// `a` + `b` as one shared string, in one allocation when they are short (ids and keys are).
+fn concat(a: &str, b: &str) -> Arc<str> {
+    let mut buf = [0u8; 128];
+    let len = a.len() + b.len();
+    if len <= buf.len() {
+        buf[..a.len()].copy_from_slice(a.as_bytes());
+        buf[a.len()..len].copy_from_slice(b.as_bytes());
+        // Two whole `str`s joined are valid UTF-8.
+        if let Ok(s) = std::str::from_utf8(&buf[..len]) {
+            return Arc::from(s);
+        }
+    }
+    Arc::from(format!("{a}{b}"))
 }
 
 #[cfg(test)]

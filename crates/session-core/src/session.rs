@@ -261,7 +261,12 @@ impl Session {
             return Ok(());
         }
         self.note(key);
-        self.data.insert(key.to_owned(), value);
+        match self.data.get_mut(key) {
+            Some(slot) => *slot = value,
+            None => {
+                self.data.insert(key.to_owned(), value);
+            }
+        }
         Ok(())
     }
 
