@@ -256,7 +256,19 @@ impl SessionCookies {
                         limit: MAX_COOKIE_BYTES,
                     });
                 }
-                Some(self.format(&self.sig_name, sig.as_str(), lifetime, secure))
+                // Same attributes as the value cookie: copy its formatted tail instead of
+                // formatting the date and the rest again.
+                let tail = value_cookie
+                    .get(name.len() + 1 + value.len()..)
+                    .unwrap_or_default();
+                let sig = sig.as_str();
+                let mut out =
+                    String::with_capacity(self.sig_name.len() + 1 + sig.len() + tail.len());
+                out.push_str(&self.sig_name);
+                out.push('=');
+                out.push_str(sig);
+                out.push_str(tail);
+                Some(out)
             }
         };
         Ok(SetCookies {
@@ -327,7 +339,9 @@ impl SessionCookies {
             // Expires must stay a 4-digit year: cap at 9999-12-31T23:59:59Z.
             let secs = (expire_ms / 1000).min(253_402_300_799);
             let when = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs));
-            let _ = write!(out, "; Max-Age={max_age}; Expires={when}");
+            out.push_str("; Max-Age=");
+            push_u64(&mut out, max_age);
+            let _ = write!(out, "; Expires={when}");
         }
         if let Some(p) = o.priority {
             out.push_str(match p {
@@ -340,7 +354,38 @@ impl SessionCookies {
     }
 }
 
+/// Decimal digits of `n`, without the formatting machinery.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
 /// Values passed [`is_cookie_value`], so they are ASCII.
 fn ascii(v: &[u8]) -> &str {
     std::str::from_utf8(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_u64;
+
+    #[test]
+    fn decimal_digits() {
+        for n in [0, 7, 10, 86_400, 34_560_000, u64::MAX] {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
 }

@@ -47,10 +47,20 @@ where
 
 /// Whether every byte is an RFC 6265 `cookie-octet` (no CTLs, whitespace, `"`, `,`, `;`, `\`).
 pub fn is_cookie_value(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+    // A table lookup per byte: every request checks its cookie values, and the range match
+    // compiled to a chain of compares per byte.
+    value.iter().all(|&b| COOKIE_OCTET[usize::from(b)])
 }
+
+const COOKIE_OCTET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        t[b] = matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -90,6 +100,18 @@ mod tests {
         let got: Vec<&[u8]> = values_of(h, "id").collect();
         assert_eq!(got, vec![&b"first"[..], &b"second"[..]]);
         assert_eq!(values_of(h, "__Host-id").count(), 0);
+    }
+
+    #[test]
+    fn octet_table_matches_rfc_6265() {
+        for b in 0..=255u8 {
+            let rfc = b == 0x21
+                || (0x23..=0x2B).contains(&b)
+                || (0x2D..=0x3A).contains(&b)
+                || (0x3C..=0x5B).contains(&b)
+                || (0x5D..=0x7E).contains(&b);
+            assert_eq!(is_cookie_value(&[b]), rfc, "byte {b:#x}");
+        }
     }
 
     #[test]
