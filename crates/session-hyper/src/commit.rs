@@ -130,7 +130,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         Outcome::Remove if had_cookie || plan.action != Action::Destroy => {
             remove_headers(shared, inner.secure)
         }
-        Outcome::Remove => Vec::new(),
+        Outcome::Remove => Headers::default(),
     };
 
     let mut st = session.lock();
@@ -277,36 +277,80 @@ fn write_headers(
     record: &Record,
     now: u64,
     verified: Option<(&str, &session_cookie::Signature)>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+) -> Result<Headers, Error> {
     if let (Some(h), Some(id)) = (&shared.external_key, id) {
-        return Ok(header(h.clone(), id.as_str()).into_iter().collect());
+        return Ok(Headers::one(h.clone(), id.as_str()));
     }
+    let encoded;
     let value = match (&shared.backend, id) {
-        (Backend::Store(_), Some(id)) => id.as_str().to_owned(),
-        (Backend::Cookie(codec), _) => codec.encode(record)?,
-        (Backend::Store(_), None) => return Ok(Vec::new()),
+        (Backend::Store(_), Some(id)) => id.as_str(),
+        (Backend::Cookie(codec), _) => {
+            encoded = codec.encode(record)?;
+            encoded.as_str()
+        }
+        (Backend::Store(_), None) => return Ok(Headers::default()),
     };
     let secure = shared.config.cookie().secure_for(secure);
     let set = shared
         .cookies
-        .write_reusing(&value, record.meta.expire, now, secure, verified)?;
-    Ok(set.iter().filter_map(|v| header(SET_COOKIE, v)).collect())
+        .write_reusing(value, record.meta.expire, now, secure, verified)?;
+    Ok(owned_headers(set))
 }
 
-fn remove_headers(shared: &Shared, secure: bool) -> Vec<(HeaderName, HeaderValue)> {
+fn remove_headers(shared: &Shared, secure: bool) -> Headers {
     if let Some(h) = &shared.external_key {
-        return header(h.clone(), "").into_iter().collect();
+        return Headers::one(h.clone(), "");
     }
     let secure = shared.config.cookie().secure_for(secure);
-    shared
-        .cookies
-        .removal(secure)
-        .iter()
-        .filter_map(|v| header(SET_COOKIE, v))
-        .collect()
+    owned_headers(shared.cookies.removal(secure))
 }
 
-fn header(name: HeaderName, value: &str) -> Option<(HeaderName, HeaderValue)> {
-    // Values were checked to be cookie-octets (or are ids), so this only fails on a bug.
-    HeaderValue::from_str(value).ok().map(|v| (name, v))
+/// The `Set-Cookie` headers of `set`, moving the formatted strings into the header values
+/// instead of copying them.
+fn owned_headers(set: session_cookie::SetCookies) -> Headers {
+    let mut out = Headers::default();
+    for v in std::iter::once(set.value).chain(set.sig) {
+        // Checked cookie-octets and attributes, so this only fails on a bug.
+        // A boxed slice becomes `Bytes` without the extra allocation a `Vec` with spare
+        // capacity needs (shrinking is done in place by the allocator).
+        let bytes = bytes::Bytes::from(v.into_bytes().into_boxed_slice());
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes) {
+            out.push(SET_COOKIE, v);
+        }
+    }
+    out
+}
+
+/// The (at most two) headers a commit adds: the cookie pair, or the external key header.
+/// Kept inline: a `Vec` would cost an allocation on every request that sets a cookie.
+#[derive(Default)]
+pub(crate) struct Headers([Option<(HeaderName, HeaderValue)>; 2]);
+
+impl Headers {
+    fn one(name: HeaderName, value: &str) -> Self {
+        let mut h = Self::default();
+        // Ids are checked cookie-octets, so this only fails on a bug.
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.push(name, v);
+        }
+        h
+    }
+
+    fn push(&mut self, name: HeaderName, value: HeaderValue) {
+        if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((name, value));
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+}
+
+impl IntoIterator for Headers {
+    type Item = (HeaderName, HeaderValue);
+    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<Self::Item>, 2>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten()
+    }
 }

@@ -2,7 +2,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use http::HeaderValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -31,7 +30,7 @@ pub(crate) enum Incoming {
 pub(crate) struct State {
     pub(crate) session: Option<Core>,
     /// `Set-Cookie` (or external key) headers of the last successful commit.
-    pub(crate) pending: Option<Vec<(http::HeaderName, HeaderValue)>>,
+    pub(crate) pending: Option<crate::commit::Headers>,
     /// A store failure the handler met; the response becomes the error response.
     pub(crate) failed: Option<Error>,
 }

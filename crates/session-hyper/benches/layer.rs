@@ -1,0 +1,179 @@
+//! What the middleware adds to one request, in process (no sockets): the counter handler
+//! bare, behind the layer with the memory store, and in cookie mode; returning users (their
+//! counter changes, so every request loads, saves and sets the cookie) and new visitors. Also
+//! prints heap allocations per request, counted by a global allocator.
+//!
+//! Run: `cargo bench -p session-hyper --bench layer`.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+// The counting global allocator needs `unsafe`; it only forwards to the system allocator.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group};
+use http::{Request, Response, header};
+use http_body_util::Full;
+use session_core::Config;
+use session_hyper::{Session, SessionLayer};
+use session_store_memory::MemoryStore;
+use tower::{Service, ServiceExt, service_fn};
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+type Res = Response<Full<Bytes>>;
+
+async fn bare(_req: Request<()>) -> Result<Res, Infallible> {
+    Ok(Response::new(Full::from("1 views")))
+}
+
+async fn counter(req: Request<()>) -> Result<Res, Infallible> {
+    let Ok(s) = Session::from_request(&req) else {
+        return Ok(Response::new(Full::from("no session")));
+    };
+    let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0) + 1;
+    let _ = s.insert("views", n).await;
+    Ok(Response::new(Full::from(format!("{n} views"))))
+}
+
+fn config() -> Config {
+    Config::builder()
+        .key(b"benchmark key, 32 bytes or longer!".to_vec())
+        .build()
+        .expect("config")
+}
+
+/// The `Cookie` header a browser would send back after `res`.
+fn cookie_header(res: &Res) -> String {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn request(cookie: Option<&str>) -> Request<()> {
+    let mut b = Request::get("/");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(()).expect("request")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let memory = SessionLayer::store(config(), MemoryStore::new())
+        .build()
+        .expect("layer");
+    let cookie = SessionLayer::cookie(config()).build().expect("layer");
+
+    let mut g = c.benchmark_group("request");
+    let mut svc = service_fn(bare);
+    g.bench_function("bare", |b| {
+        b.iter(|| rt.block_on(svc.ready().await_call(request(None))))
+    });
+    for (name, layer) in [("memory", &memory), ("cookie", &cookie)] {
+        let mut svc = layer.wrap(service_fn(counter));
+        let first = rt.block_on(svc.ready().await_call(request(None)));
+        let jar = cookie_header(&first);
+        g.bench_function(format!("{name}_returning"), |b| {
+            b.iter(|| rt.block_on(svc.ready().await_call(request(Some(&jar)))))
+        });
+        g.bench_function(format!("{name}_new"), |b| {
+            b.iter(|| rt.block_on(svc.ready().await_call(request(None))))
+        });
+        let before = ALLOCS.load(Ordering::Relaxed);
+        for _ in 0..1000 {
+            rt.block_on(svc.ready().await_call(request(Some(&jar))));
+        }
+        let per = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
+        println!("{name}_returning: {per:.1} heap allocations per request (the request included)");
+    }
+    let mut svc = service_fn(bare);
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        rt.block_on(svc.ready().await_call(request(None)));
+    }
+    let per = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
+    println!("bare: {per:.1} heap allocations per request (the request included)");
+    g.finish();
+}
+
+/// `ready().await` then `call`, as one future.
+trait ReadyCall<Req>: Sized {
+    type Out;
+    fn await_call(self, req: Req) -> impl Future<Output = Self::Out>;
+}
+
+impl<'a, S, Req> ReadyCall<Req> for tower::util::Ready<'a, S, Req>
+where
+    S: Service<Req, Error = Infallible>,
+{
+    type Out = S::Response;
+    async fn await_call(self, req: Req) -> S::Response {
+        match self.await {
+            Ok(s) => match s.call(req).await {
+                Ok(r) => r,
+                Err(e) => match e {},
+            },
+            Err(e) => match e {},
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+
+/// `LAYER_LOOP=memory|cookie LAYER_ITERS=N`: just N returning-user requests, no criterion, for
+/// instruction counts under `valgrind --tool=callgrind` (deterministic where timings on these
+/// machines are not): run it at two N and divide the difference.
+fn main() {
+    if let Ok(kind) = std::env::var("LAYER_LOOP") {
+        let iters: u64 = std::env::var("LAYER_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let layer = match kind.as_str() {
+            "cookie" => SessionLayer::cookie(config()),
+            _ => SessionLayer::store(config(), MemoryStore::new()),
+        }
+        .build()
+        .expect("layer");
+        let mut svc = layer.wrap(service_fn(counter));
+        let first = rt.block_on(svc.ready().await_call(request(None)));
+        let jar = cookie_header(&first);
+        for _ in 0..iters {
+            rt.block_on(svc.ready().await_call(request(Some(&jar))));
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
