@@ -215,15 +215,19 @@ async fn byte_cap_is_enforced() {
 
 #[tokio::test(start_paused = true)]
 async fn sweeper_reclaims_and_stops_cleanly() {
-    let store = MemoryStore::new();
-    // The system clock drives TTLs here; records of 1 ms are expired by the first tick.
+    // A manual clock for the records (with the system clock, a slow machine let later creates
+    // reclaim earlier records before the sweeper ran); tokio's paused time drives the sweeper.
+    let clock = ManualClock::new(1_000_000);
+    let store = MemoryStore::builder()
+        .clock(Arc::new(clock.clone()))
+        .build();
     for i in 0..100 {
         store
-            .create(&k(i), &rec(json!({})), Duration::from_millis(1))
+            .create(&k(i), &rec(json!({})), Duration::from_secs(1))
             .await
             .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(5));
+    clock.advance(Duration::from_secs(2));
     let sweeper = store.start_sweeper(Duration::from_secs(10));
     // No sweep before the first interval has passed.
     tokio::time::sleep(Duration::from_secs(5)).await;
