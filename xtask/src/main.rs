@@ -200,7 +200,31 @@ fn bench() -> Result<(), String> {
     )?;
     let bin = |name: &str| format!("bench/target/release/{name}");
     let (redis_url, _server) = redis()?;
-    let kinds = ["bare", "cookie", "memory", "redis", "ts-memory", "ts-redis"];
+    // Explanatory rows beside the issue's: `bare-cookies` is bare hyper sending the two static
+    // `Set-Cookie` headers our default writes (what the wire format alone costs);
+    // `memory-lite` is ours with tower-sessions' default cookie shape (one unsigned cookie, no
+    // expiry); `ts-memory-signed` is tower-sessions with signed cookies like ours.
+    // `BENCH_KINDS=bare,memory,...` runs a subset (bare first: the ratios need it).
+    let all = [
+        "bare",
+        "bare-cookies",
+        "cookie",
+        "memory",
+        "memory-lite",
+        "redis",
+        "ts-memory",
+        "ts-memory-signed",
+        "ts-redis",
+    ];
+    let chosen = std::env::var("BENCH_KINDS").ok();
+    let kinds: Vec<&str> = match &chosen {
+        Some(list) => all
+            .iter()
+            .copied()
+            .filter(|k| *k == "bare" || list.split(',').any(|c| c.trim() == *k))
+            .collect(),
+        None => all.to_vec(),
+    };
     let scenarios = ["returning", "new"];
     let mut points: Vec<((usize, usize), Point)> = Vec::new();
     for run in 1..=runs {
@@ -289,14 +313,20 @@ fn bench() -> Result<(), String> {
         let bare = med(0, si).rps;
         for (ki, kind) in kinds.iter().enumerate() {
             let p = med(ki, si);
-            let peer = match *kind {
-                "cookie" | "memory" => Some(4),
-                "redis" => Some(5),
-                _ => None,
+            let peers: &[&str] = match *kind {
+                "cookie" | "memory-lite" => &["ts-memory"],
+                "memory" => &["ts-memory", "ts-memory-signed"],
+                "redis" => &["ts-redis"],
+                _ => &[],
             };
-            let vs_peer = peer
-                .map(|pi| format!("{:.2}", p.rps / med(pi, si).rps))
-                .unwrap_or_else(|| "".into());
+            let vs_peer = peers
+                .iter()
+                .filter_map(|peer| {
+                    let pi = kinds.iter().position(|k| k == peer)?;
+                    Some(format!("{:.2} ({peer})", p.rps / med(pi, si).rps))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             println!(
                 "| {scenario} | {kind} | {:.0} | {:.0} µs | {:.0} µs | {:.2} | {vs_peer} |",
                 p.rps,

@@ -3,12 +3,12 @@
 //! every request; new: never sends a cookie). Prints one line:
 //! `rps=N p50_us=N p99_us=N requests=N errors=N max_views=N`.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
+use hyper::header::{COOKIE, HOST, HeaderValue, SET_COOKIE};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -67,7 +67,12 @@ fn main() {
 async fn user(addr: &str, deadline: Instant, returning: bool) -> (Vec<u32>, u64, u64) {
     let mut lat = Vec::with_capacity(100_000);
     let (mut errors, mut max_views) = (0u64, 0u64);
-    let mut jar: BTreeMap<String, String> = BTreeMap::new();
+    // The jar keeps its strings and the `Cookie` header it last built: a returning user whose
+    // cookies did not change (store mode re-sends the same id) costs no formatting at all, so
+    // the generator spends as little as it can on each response and the servers' costs show.
+    let mut jar: Vec<(String, String)> = Vec::new();
+    let mut cookie_header: Option<HeaderValue> = None;
+    let host = HeaderValue::from_str(addr).expect("host header");
     while Instant::now() < deadline {
         let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
             errors += 1;
@@ -85,14 +90,25 @@ async fn user(addr: &str, deadline: Instant, returning: bool) -> (Vec<u32>, u64,
         };
         tokio::spawn(conn);
         while Instant::now() < deadline {
-            let mut req = Request::get("/").header("host", addr);
-            if returning && !jar.is_empty() {
-                let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                req = req.header("cookie", cookie.join("; "));
+            let mut req = Request::new(Empty::new());
+            req.headers_mut().insert(HOST, host.clone());
+            if returning {
+                if cookie_header.is_none() && !jar.is_empty() {
+                    let mut s = String::with_capacity(256);
+                    for (k, v) in &jar {
+                        if !s.is_empty() {
+                            s.push_str("; ");
+                        }
+                        s.push_str(k);
+                        s.push('=');
+                        s.push_str(v);
+                    }
+                    cookie_header = HeaderValue::from_str(&s).ok();
+                }
+                if let Some(c) = &cookie_header {
+                    req.headers_mut().insert(COOKIE, c.clone());
+                }
             }
-            let Ok(req) = req.body(Empty::new()) else {
-                break;
-            };
             let t = Instant::now();
             let res = match send.send_request(req).await {
                 Ok(r) => r,
@@ -104,15 +120,35 @@ async fn user(addr: &str, deadline: Instant, returning: bool) -> (Vec<u32>, u64,
             if !res.status().is_success() {
                 errors += 1;
             }
-            for v in res.headers().get_all("set-cookie") {
-                let Ok(v) = v.to_str() else { continue };
-                let pair = v.split(';').next().unwrap_or("");
-                if let Some((k, val)) = pair.split_once('=') {
-                    if val.is_empty() || v.contains("Max-Age=0") {
-                        jar.remove(k);
-                    } else {
-                        jar.insert(k.to_owned(), val.to_owned());
+            for v in res.headers().get_all(SET_COOKIE) {
+                let v = v.as_bytes();
+                let pair = v.split(|&b| b == b';').next().unwrap_or_default();
+                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                    continue;
+                };
+                let (Ok(k), Ok(val)) = (
+                    std::str::from_utf8(&pair[..eq]),
+                    std::str::from_utf8(&pair[eq + 1..]),
+                ) else {
+                    continue;
+                };
+                let removed = val.is_empty() || v.windows(9).any(|w| w == b"Max-Age=0");
+                let at = jar.iter().position(|(name, _)| name == k);
+                match (at, removed) {
+                    (Some(i), true) => {
+                        jar.remove(i);
+                        cookie_header = None;
                     }
+                    (Some(i), false) if jar[i].1 != val => {
+                        jar[i].1.clear();
+                        jar[i].1.push_str(val);
+                        cookie_header = None;
+                    }
+                    (None, false) => {
+                        jar.push((k.to_owned(), val.to_owned()));
+                        cookie_header = None;
+                    }
+                    _ => {}
                 }
             }
             let body = res

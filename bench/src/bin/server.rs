@@ -1,6 +1,7 @@
-//! One benchmark server: `server KIND PORT [REDIS_URL]`, KIND one of bare, cookie, memory,
-//! redis, ts-memory, ts-redis. Every kind answers `GET /` by incrementing the session's `views`
-//! (bare: a constant body). Two tokio worker threads. Prints `ready` when listening.
+//! One benchmark server: `server KIND PORT [REDIS_URL]`, KIND one of bare, bare-cookies, cookie,
+//! memory, memory-lite, redis, ts-memory, ts-memory-signed, ts-redis. Every kind answers `GET /`
+//! by incrementing the session's `views` (bare kinds: a constant body). Two tokio worker
+//! threads. Prints `ready` when listening.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,6 +18,16 @@ type Res = Response<Full<Bytes>>;
 
 async fn bare(_req: Request<Incoming>) -> Result<Res, Infallible> {
     Ok(Response::new(Full::from("1 views")))
+}
+
+/// Bare hyper plus the two `Set-Cookie` headers our default writes (fixed strings): what the
+/// wire format alone costs, with no session work.
+async fn bare_cookies(_req: Request<Incoming>) -> Result<Res, Infallible> {
+    let mut r = Response::new(Full::from("1 views"));
+    let h = r.headers_mut();
+    h.append("set-cookie", hyper::header::HeaderValue::from_static("koa.sess=4o93guAaN5ZLylEXB05gsyTRhrz1zvuXHjuPF6uQ4Ko; HttpOnly; SameSite=Lax; Path=/; Max-Age=86400; Expires=Thu, 26 Nov 2026 21:29:24 GMT"));
+    h.append("set-cookie", hyper::header::HeaderValue::from_static("koa.sess.sig=Iu4zJsj9MNBqQexVtSH1dHlYaZ5Kwu8RHXnB4URjLek; HttpOnly; SameSite=Lax; Path=/; Max-Age=86400; Expires=Thu, 26 Nov 2026 21:29:24 GMT"));
+    Ok(r)
 }
 
 async fn ours(req: Request<Incoming>) -> Result<Res, Infallible> {
@@ -82,12 +93,25 @@ fn main() {
         let config = || Config::builder().key(KEY.to_vec()).build().expect("config");
         match kind.as_str() {
             "bare" => serve(port, hyper::service::service_fn(bare)).await,
+            "bare-cookies" => serve(port, hyper::service::service_fn(bare_cookies)).await,
             "cookie" => {
                 let layer = SessionLayer::cookie(config()).build().expect("layer");
                 serve(port, layer.wrap(hyper::service::service_fn(ours))).await
             }
             "memory" => {
                 let layer = SessionLayer::store(config(), session_store_memory::MemoryStore::new())
+                    .build()
+                    .expect("layer");
+                serve(port, layer.wrap(hyper::service::service_fn(ours))).await
+            }
+            "memory-lite" => {
+                // tower-sessions' default cookie shape: one unsigned id cookie, no expiry.
+                let config = Config::builder()
+                    .unsigned()
+                    .max_age(session_core::MaxAge::Session)
+                    .build()
+                    .expect("config");
+                let layer = SessionLayer::store(config, session_store_memory::MemoryStore::new())
                     .build()
                     .expect("layer");
                 serve(port, layer.wrap(hyper::service::service_fn(ours))).await
@@ -105,6 +129,18 @@ fn main() {
                     tower_sessions::MemoryStore::default(),
                 )
                 .with_secure(false);
+                let svc = tower::ServiceBuilder::new()
+                    .layer(layer)
+                    .service(tower::service_fn(theirs));
+                serve(port, hyper_util::service::TowerToHyperService::new(svc)).await
+            }
+            "ts-memory-signed" => {
+                let key = tower_sessions::cookie::Key::from(&[7u8; 64]);
+                let layer = tower_sessions::SessionManagerLayer::new(
+                    tower_sessions::MemoryStore::default(),
+                )
+                .with_secure(false)
+                .with_signed(key);
                 let svc = tower::ServiceBuilder::new()
                     .layer(layer)
                     .service(tower::service_fn(theirs));
