@@ -117,7 +117,14 @@ fn main() {
                 serve(port, layer.wrap(hyper::service::service_fn(ours))).await
             }
             "redis" => {
-                let store = session_store_redis::RedisStore::builder(&redis_url)
+                let mut builder = session_store_redis::RedisStore::builder(&redis_url);
+                if let Some(n) = std::env::var("BENCH_REDIS_POOL")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                {
+                    builder = builder.pool_size(n);
+                }
+                let store = builder
                     .build()
                     .await
                     .expect("redis");
@@ -149,7 +156,12 @@ fn main() {
             "ts-redis" => {
                 use tower_sessions_redis_store::fred::prelude::*;
                 let cfg = Config::from_url(&redis_url).expect("redis url");
-                let pool = Pool::new(cfg, None, None, None, 6).expect("fred pool");
+                // tower-sessions-redis-store's README uses a pool of 6 connections.
+                let size = std::env::var("BENCH_TS_POOL")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(6);
+                let pool = Pool::new(cfg, None, None, None, size).expect("fred pool");
                 let _ = pool.connect();
                 pool.wait_for_connect().await.expect("redis");
                 let store = tower_sessions_redis_store::RedisStore::new(pool);

@@ -144,19 +144,19 @@ fn main() {
         }
         println!("Redis store, 2 worker threads, 64 concurrent tasks, {secs} s per row");
         println!("{:<34} {:>14} {:>14}", "setup", "load/s", "load+save/s");
-        for ping in [false, true] {
+        for (pool, ping, name) in [
+            (1, false, "one server, 1 connection (default)"),
+            (4, false, "one server, pool of 4"),
+            (1, true, "one server, checkout PING on"),
+        ] {
             let store = RedisStore::builder(&url)
+                .pool_size(pool)
                 .test_on_checkout(ping)
                 .build()
                 .await
                 .unwrap();
             let r = run(store.clone(), keys.clone(), 64, secs, false).await;
             let w = run(store, keys.clone(), 64, secs, true).await;
-            let name = if ping {
-                "one server, checkout PING on"
-            } else {
-                "one server (default)"
-            };
             println!("{name:<34} {r:>14.0} {w:>14.0}");
         }
         // A Redis Cluster, when REDIS_CLUSTER_URLS (comma-separated seed nodes) is set.

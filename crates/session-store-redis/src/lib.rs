@@ -226,8 +226,11 @@ impl RedisStoreBuilder {
         self.format = format;
         self
     }
-    /// Connections in the pool (default 4). Each is multiplexed: every request shares them, so
-    /// a few go a long way; more spread the load over more sockets.
+    /// Connections in the pool (default 1). Each is multiplexed: concurrent requests' commands
+    /// share it and go out together, so one connection batches best (on 2 cores, one connection
+    /// served 25-30 % more requests than four, and Redis spent a third less CPU per request;
+    /// BENCHMARKS.md). Raise it when one connection's reader becomes the limit: many cores,
+    /// large records.
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n.max(1);
         self
@@ -242,7 +245,8 @@ impl RedisStoreBuilder {
         self.command_timeout = d;
         self
     }
-    /// PING every connection on checkout (default off: it costs a round trip per request;
+    /// PING every connection on checkout (default off: it costs a round trip per request, and
+    /// the PING holds the pool slot while it waits, so with it on raise [`Self::pool_size`];
     /// dead connections are detected by the failing command instead and replaced).
     pub fn test_on_checkout(mut self, on: bool) -> Self {
         self.test_on_checkout = on;
@@ -553,7 +557,7 @@ impl RedisStore {
             tls_root: None,
             prefix: String::new(),
             format: Format::V1,
-            pool_size: 4,
+            pool_size: 1,
             checkout_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             test_on_checkout: false,
