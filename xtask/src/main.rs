@@ -4,6 +4,7 @@
 //!   `redis-server` this command starts), docs without warnings.
 //! - `cargo xtask test-redis`: every Redis-backed test, against `REDIS_URL` if set, else a
 //!   `redis-server` it starts on a free loopback port without persistence and stops after.
+//! - `cargo xtask bench`: the side-by-side load benchmark of BENCHMARKS.md (builds `bench/`).
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -15,8 +16,9 @@ commands:
   ci          format check, clippy -D warnings, every test (starts redis-server), docs
   test-redis  the Redis-backed tests (REDIS_URL, or a redis-server started here; the fault
               and cluster tests start servers and a six-node cluster of their own)
-  bench       side-by-side load test: bare hyper, ours (cookie, memory, Redis), tower-sessions
-              (BENCH_SECS per point, default 10; BENCH_RUNS, default 3; BENCH_CONNS, default 32)";
+  bench       side-by-side load test: bare hyper, ours (cookie, memory, Redis), tower-sessions;
+              every server measured back to back with bare hyper (BENCH_SECS per measurement,
+              default 5; BENCH_RUNS, default 3; BENCH_CONNS, default 32; BENCH_KINDS=a,b,...)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -189,22 +191,91 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn bench() -> Result<(), String> {
+/// A bench server process, killed when dropped.
+struct BenchServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bench_server(kind: &str, redis_url: &str) -> Result<BenchServer, String> {
     use std::io::{BufRead, BufReader};
-    let secs = env_num("BENCH_SECS", 10.0);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut child = Command::new("bench/target/release/server")
+        .args([kind, &port.to_string(), redis_url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start the {kind} server: {e}"))?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let server = BenchServer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    if line.trim() != "ready" {
+        return Err(format!("the {kind} server did not start"));
+    }
+    Ok(server)
+}
+
+/// One load-generator run against `url`.
+fn bench_load(url: &str, conns: usize, secs: f64, scenario: &str) -> Result<Point, String> {
+    let out = Command::new("bench/target/release/load")
+        .args([url, &conns.to_string(), &secs.to_string(), scenario])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| -> f64 {
+        out.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    if field("errors") > 0.0 {
+        eprintln!(
+            "xtask: warning: {url} {scenario} had errors: {}",
+            out.trim()
+        );
+    }
+    if field("requests") == 0.0 {
+        return Err(format!(
+            "no request succeeded against {url}: {}",
+            out.trim()
+        ));
+    }
+    Ok(Point {
+        rps: field("rps"),
+        p50_us: field("p50_us"),
+        p99_us: field("p99_us"),
+    })
+}
+
+fn bench() -> Result<(), String> {
+    use std::collections::HashMap;
+    let secs = env_num("BENCH_SECS", 5.0);
     let runs = env_num("BENCH_RUNS", 3.0) as usize;
     let conns = env_num("BENCH_CONNS", 32.0) as usize;
     cargo(
         &["build", "--release", "--manifest-path", "bench/Cargo.toml"],
         &[],
     )?;
-    let bin = |name: &str| format!("bench/target/release/{name}");
-    let (redis_url, _server) = redis()?;
+    let (redis_url, _redis) = redis()?;
     // Explanatory rows beside the issue's: `bare-cookies` is bare hyper sending the two static
     // `Set-Cookie` headers our default writes (what the wire format alone costs);
     // `memory-lite` is ours with tower-sessions' default cookie shape (one unsigned cookie, no
     // expiry); `ts-memory-signed` is tower-sessions with signed cookies like ours.
-    // `BENCH_KINDS=bare,memory,...` runs a subset (bare first: the ratios need it).
+    // `BENCH_KINDS=memory,ts-memory,...` runs a subset (bare always runs: it is the yardstick).
     let all = [
         "bare",
         "bare-cookies",
@@ -226,91 +297,66 @@ fn bench() -> Result<(), String> {
         None => all.to_vec(),
     };
     let scenarios = ["returning", "new"];
-    let mut points: Vec<((usize, usize), Point)> = Vec::new();
+    // These machines' speed drifts by tens of percent over minutes, so every server is measured
+    // right next to bare hyper (alternating which goes first) and each ratio comes from one
+    // such pair; the table quotes medians of those paired ratios.
+    let mut points: HashMap<(usize, usize), Vec<Point>> = HashMap::new();
+    let mut ratios: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
+    let bare = bench_server("bare", &redis_url)?;
     for run in 1..=runs {
-        for (ki, kind) in kinds.iter().enumerate() {
+        for (ki, kind) in kinds.iter().enumerate().skip(1) {
             // Every server starts from an empty Redis.
             let _ = Command::new("redis-cli")
                 .args(["-u", &redis_url, "FLUSHALL"])
                 .stdout(Stdio::null())
                 .status();
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| e.to_string())?
-                .port();
-            let mut server = Command::new(bin("server"))
-                .args([kind.to_string(), port.to_string(), redis_url.clone()])
-                .stdout(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("could not start the {kind} server: {e}"))?;
-            let mut line = String::new();
-            if let Some(out) = server.stdout.take() {
-                let _ = BufReader::new(out).read_line(&mut line);
-            }
-            if line.trim() != "ready" {
-                let _ = server.kill();
-                return Err(format!("the {kind} server did not start"));
-            }
-            let url = format!("http://127.0.0.1:{port}");
+            let server = bench_server(kind, &redis_url)?;
             for (si, scenario) in scenarios.iter().enumerate() {
-                let load = |secs: f64| -> Result<String, String> {
-                    let out = Command::new(bin("load"))
-                        .args([
-                            url.clone(),
-                            conns.to_string(),
-                            secs.to_string(),
-                            scenario.to_string(),
-                        ])
-                        .output()
-                        .map_err(|e| e.to_string())?;
-                    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+                bench_load(&bare.url, conns, 1.0, scenario)?; // warm-up
+                bench_load(&server.url, conns, 1.0, scenario)?;
+                let (b, k) = if run % 2 == 1 {
+                    let b = bench_load(&bare.url, conns, secs, scenario)?;
+                    (b, bench_load(&server.url, conns, secs, scenario)?)
+                } else {
+                    let k = bench_load(&server.url, conns, secs, scenario)?;
+                    (bench_load(&bare.url, conns, secs, scenario)?, k)
                 };
-                load(1.0)?; // warm-up
-                let out = load(secs)?;
-                let field = |name: &str| -> f64 {
-                    out.split_whitespace()
-                        .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0.0)
-                };
-                let p = Point {
-                    rps: field("rps"),
-                    p50_us: field("p50_us"),
-                    p99_us: field("p99_us"),
-                };
-                eprintln!("xtask: run {run} {kind:>9} {scenario:>9}: {}", out.trim());
-                if field("errors") > 0.0 {
-                    eprintln!("xtask: warning: {kind} {scenario} had errors");
-                }
-                points.push(((ki, si), p));
+                eprintln!(
+                    "xtask: run {run} {kind:>16} {scenario:>9}: {:>7.0} req/s, bare beside it {:>7.0} req/s: {:.2}",
+                    k.rps,
+                    b.rps,
+                    k.rps / b.rps
+                );
+                ratios.entry((ki, si)).or_default().push(k.rps / b.rps);
+                points.entry((ki, si)).or_default().push(k);
+                points.entry((0, si)).or_default().push(b);
             }
-            let _ = server.kill();
-            let _ = server.wait();
         }
     }
+    drop(bare);
     let med = |ki: usize, si: usize| -> Point {
-        let of = |f: fn(&Point) -> f64| {
-            median(
-                points
-                    .iter()
-                    .filter(|(k, _)| *k == (ki, si))
-                    .map(|(_, p)| f(p))
-                    .collect(),
-            )
-        };
+        let list = points.get(&(ki, si)).map(Vec::as_slice).unwrap_or_default();
+        let of = |f: fn(&Point) -> f64| median(list.iter().map(f).collect());
         Point {
             rps: of(|p| p.rps),
             p50_us: of(|p| p.p50_us),
             p99_us: of(|p| p.p99_us),
         }
     };
+    let ratio = |ki: usize, si: usize| -> f64 {
+        if ki == 0 {
+            return 1.0;
+        }
+        median(ratios.get(&(ki, si)).cloned().unwrap_or_default())
+    };
     println!(
-        "\nmedian of {runs} runs, {secs} s each, {conns} connections (one virtual user each), 2 server worker threads\n"
+        "\n{runs} runs, {secs} s per measurement, {conns} connections (one virtual user each), 2 server worker threads; \
+         req/s and latencies are medians over all measurements, ratios are medians of ratios \
+         measured back to back with bare hyper\n"
     );
     println!("| scenario | server | req/s | p50 | p99 | × bare hyper | × tower-sessions peer |");
     println!("|---|---|---|---|---|---|---|");
     for (si, scenario) in scenarios.iter().enumerate() {
-        let bare = med(0, si).rps;
         for (ki, kind) in kinds.iter().enumerate() {
             let p = med(ki, si);
             let peers: &[&str] = match *kind {
@@ -323,7 +369,7 @@ fn bench() -> Result<(), String> {
                 .iter()
                 .filter_map(|peer| {
                     let pi = kinds.iter().position(|k| k == peer)?;
-                    Some(format!("{:.2} ({peer})", p.rps / med(pi, si).rps))
+                    Some(format!("{:.2} ({peer})", ratio(ki, si) / ratio(pi, si)))
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -332,7 +378,7 @@ fn bench() -> Result<(), String> {
                 p.rps,
                 p.p50_us,
                 p.p99_us,
-                p.rps / bare
+                ratio(ki, si)
             );
         }
     }
