@@ -124,10 +124,7 @@ fn main() {
                 {
                     builder = builder.pool_size(n);
                 }
-                let store = builder
-                    .build()
-                    .await
-                    .expect("redis");
+                let store = builder.build().await.expect("redis");
                 let layer = SessionLayer::store(config(), store).build().expect("layer");
                 serve(port, layer.wrap(hyper::service::service_fn(ours))).await
             }
