@@ -81,67 +81,68 @@ fn request(cookie: Option<&str>) -> Request<()> {
     b.body(()).expect("request")
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .expect("runtime");
-    let memory = SessionLayer::store(config(), MemoryStore::new())
-        .build()
-        .expect("layer");
-    let cookie = SessionLayer::cookie(config()).build().expect("layer");
+        .expect("runtime")
+}
 
+/// The layer for `kind`: `memory` (memory store) or `cookie` (cookie mode).
+fn layer(kind: &str) -> SessionLayer {
+    match kind {
+        "cookie" => SessionLayer::cookie(config()),
+        _ => SessionLayer::store(config(), MemoryStore::new()),
+    }
+    .build()
+    .expect("layer")
+}
+
+/// Heap allocations per call of `f`, over 1000 calls.
+fn allocations_per_call(mut f: impl FnMut()) -> f64 {
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        f();
+    }
+    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = runtime();
     let mut g = c.benchmark_group("request");
     let mut svc = service_fn(bare);
-    g.bench_function("bare", |b| {
-        b.iter(|| rt.block_on(svc.ready().await_call(request(None))))
-    });
-    for (name, layer) in [("memory", &memory), ("cookie", &cookie)] {
-        let mut svc = layer.wrap(service_fn(counter));
-        let first = rt.block_on(svc.ready().await_call(request(None)));
+    g.bench_function("bare", |b| b.iter(|| send(&rt, &mut svc, request(None))));
+    for name in ["memory", "cookie"] {
+        let mut svc = layer(name).wrap(service_fn(counter));
+        let first = send(&rt, &mut svc, request(None));
         let jar = cookie_header(&first);
         g.bench_function(format!("{name}_returning"), |b| {
-            b.iter(|| rt.block_on(svc.ready().await_call(request(Some(&jar)))))
+            b.iter(|| send(&rt, &mut svc, request(Some(&jar))))
         });
         g.bench_function(format!("{name}_new"), |b| {
-            b.iter(|| rt.block_on(svc.ready().await_call(request(None))))
+            b.iter(|| send(&rt, &mut svc, request(None)))
         });
-        let before = ALLOCS.load(Ordering::Relaxed);
-        for _ in 0..1000 {
-            rt.block_on(svc.ready().await_call(request(Some(&jar))));
-        }
-        let per = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
+        let per = allocations_per_call(|| {
+            send(&rt, &mut svc, request(Some(&jar)));
+        });
         println!("{name}_returning: {per:.1} heap allocations per request (the request included)");
     }
     let mut svc = service_fn(bare);
-    let before = ALLOCS.load(Ordering::Relaxed);
-    for _ in 0..1000 {
-        rt.block_on(svc.ready().await_call(request(None)));
-    }
-    let per = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
+    let per = allocations_per_call(|| {
+        send(&rt, &mut svc, request(None));
+    });
     println!("bare: {per:.1} heap allocations per request (the request included)");
     g.finish();
 }
 
-/// `ready().await` then `call`, as one future.
-trait ReadyCall<Req>: Sized {
-    type Out;
-    fn await_call(self, req: Req) -> impl Future<Output = Self::Out>;
-}
-
-impl<'a, S, Req> ReadyCall<Req> for tower::util::Ready<'a, S, Req>
+/// One request through `svc` (ready, then call), on `rt`.
+fn send<S>(rt: &tokio::runtime::Runtime, svc: &mut S, req: Request<()>) -> S::Response
 where
-    S: Service<Req, Error = Infallible>,
+    S: Service<Request<()>, Error = Infallible>,
 {
-    type Out = S::Response;
-    async fn await_call(self, req: Req) -> S::Response {
-        match self.await {
-            Ok(s) => match s.call(req).await {
-                Ok(r) => r,
-                Err(e) => match e {},
-            },
-            Err(e) => match e {},
-        }
+    match rt.block_on(ServiceExt::oneshot(svc, req)) {
+        Ok(res) => res,
+        Err(e) => match e {},
     }
 }
 
@@ -156,21 +157,12 @@ fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(10_000);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("runtime");
-        let layer = match kind.as_str() {
-            "cookie" => SessionLayer::cookie(config()),
-            _ => SessionLayer::store(config(), MemoryStore::new()),
-        }
-        .build()
-        .expect("layer");
-        let mut svc = layer.wrap(service_fn(counter));
-        let first = rt.block_on(svc.ready().await_call(request(None)));
+        let rt = runtime();
+        let mut svc = layer(&kind).wrap(service_fn(counter));
+        let first = send(&rt, &mut svc, request(None));
         let jar = cookie_header(&first);
         for _ in 0..iters {
-            rt.block_on(svc.ready().await_call(request(Some(&jar))));
+            send(&rt, &mut svc, request(Some(&jar)));
         }
         return;
     }
