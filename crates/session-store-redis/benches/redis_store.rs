@@ -7,11 +7,14 @@
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use session_core::{Change, Delta, MaxAge, Meta, Record, Store, StoreKey, Updated};
 use session_store_redis::RedisStore;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 fn record(i: u64) -> Record {
     let data = json!({"user": format!("user-{i:08}"), "views": 0, "cart": ["book-1", "lamp-2"], "theme": "dark"});
@@ -84,45 +87,23 @@ fn main() {
     } else {
         0.2
     };
+    // The tests' harness starts the server (free port, no persistence, killed on drop).
     let mut server = None;
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--logfile",
-                "",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            return String::new();
-        };
-        server = Some(child);
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-            && t.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(10));
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let installed = Command::new("redis-server")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !installed {
+                println!("redis-server not found; skipping the Redis benchmark");
+                return;
+            }
+            server.insert(support::Server::start(&[])).url()
         }
-        format!("redis://127.0.0.1:{port}/0")
-    });
-    if url.is_empty() {
-        println!("redis-server not found; skipping the Redis benchmark");
-        return;
-    }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -178,8 +159,4 @@ fn main() {
             );
         }
     });
-    if let Some(mut c) = server {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
 }
