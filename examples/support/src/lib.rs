@@ -91,3 +91,23 @@ pub async fn start(bin: &str, args: &[&str]) -> Option<Running> {
     let url = line.split_whitespace().nth(2)?.to_owned();
     Some(Running { url, _child: child })
 }
+
+/// The view-counter check the counter examples' tests share: one visitor's count goes 1, 2, 3
+/// through its cookie jar, and a visitor without cookies starts at 1.
+#[cfg(feature = "testing")]
+pub async fn assert_counts_views(url: &str) {
+    let Ok(c) = reqwest::Client::builder().cookie_store(true).build() else {
+        panic!("could not build an HTTP client");
+    };
+    let text = |req: reqwest::RequestBuilder| async move {
+        match req.send().await {
+            Ok(res) => res.text().await.unwrap_or_default(),
+            Err(e) => panic!("request to the example failed: {e}"),
+        }
+    };
+    for n in 1..=3 {
+        assert_eq!(text(c.get(url)).await, format!("{n} views"));
+    }
+    // Another visitor has their own count.
+    assert_eq!(text(reqwest::Client::new().get(url)).await, "1 views");
+}
