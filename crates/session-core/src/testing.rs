@@ -111,7 +111,8 @@ async fn save<H: Harness>(
     }
 }
 
-fn set(pairs: &[(&str, Value)]) -> Delta {
+/// A delta that sets `pairs` and removes nothing (for stores' own tests and benches too).
+pub fn set(pairs: &[(&str, Value)]) -> Delta {
     Delta {
         replace: false,
         set: pairs

@@ -17,9 +17,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde_json::json;
+use session_core::testing::set;
 use session_core::{
-    Change, Created, Data, Delta, KeyDerivation, MaxAge, Meta, Record, SessionId, Store,
-    StoreError, StoreKey, Updated,
+    Change, Created, Data, KeyDerivation, MaxAge, Meta, Record, SessionId, Store, StoreError,
+    StoreKey, Updated,
 };
 use session_store_memory::MemoryStore;
 
@@ -162,11 +163,7 @@ fn throughput<S: Store>(s: &S, keys: &[StoreKey], threads: usize, secs: f64) -> 
                         let mut r = run(s.load(k)).unwrap().unwrap();
                         let views = r.data["views"].as_u64().unwrap() + 1;
                         r.data.insert("views".into(), json!(views));
-                        let delta = Delta {
-                            replace: false,
-                            set: vec![("views".into(), json!(views))],
-                            removed: vec![],
-                        };
+                        let delta = set(&[("views", json!(views))]);
                         let c = Change {
                             delta: &delta,
                             data: &r.data,

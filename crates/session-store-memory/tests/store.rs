@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use session_core::testing::{Harness, run_all};
+use session_core::testing::{Harness, run_all, set};
 use session_core::{
     Change, Created, Data, Delta, ManualClock, MaxAge, Meta, Record, Store, StoreKey, Updated,
 };
@@ -191,11 +191,7 @@ async fn byte_cap_is_enforced() {
         Err(session_core::StoreError::TooLarge { .. })
     ));
     // Saves that grow a record are accounted too.
-    let d = Delta {
-        replace: false,
-        set: vec![("w".into(), json!(big))],
-        removed: vec![],
-    };
+    let d = set(&[("w", json!(big))]);
     let last = k(99);
     let r = store.load(&last).await.unwrap().unwrap();
     store
@@ -254,11 +250,7 @@ async fn concurrent_requests_changing_different_keys_all_land() {
             .map(|name| {
                 let (store, key, r) = (store.clone(), key.clone(), loaded.clone());
                 tokio::spawn(async move {
-                    let d = Delta {
-                        replace: false,
-                        set: vec![(format!("{name}{round}"), json!(round))],
-                        removed: vec![],
-                    };
+                    let d = set(&[(&format!("{name}{round}"), json!(round))]);
                     let change = Change {
                         delta: &d,
                         data: &r.data,
@@ -293,11 +285,7 @@ async fn many_tasks_many_sessions() {
                     Created::Inserted
                 );
                 let r = store.load(&key).await.unwrap().unwrap();
-                let d = Delta {
-                    replace: false,
-                    set: vec![("i".into(), json!(i))],
-                    removed: vec![],
-                };
+                let d = set(&[("i", json!(i))]);
                 store
                     .save(
                         &key,

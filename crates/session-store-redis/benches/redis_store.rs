@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use session_core::{Change, Delta, MaxAge, Meta, Record, Store, StoreKey, Updated};
+use session_core::testing::set;
+use session_core::{Change, MaxAge, Meta, Record, Store, StoreKey, Updated};
 use session_store_redis::RedisStore;
 
 #[path = "../tests/support/mod.rs"]
@@ -49,11 +50,7 @@ async fn run(
                 let r = store.load(k).await.unwrap().unwrap();
                 if write {
                     let v = r.data["views"].as_u64().unwrap() + 1;
-                    let d = Delta {
-                        replace: false,
-                        set: vec![("views".into(), json!(v))],
-                        removed: vec![],
-                    };
+                    let d = set(&[("views", json!(v))]);
                     let c = Change {
                         delta: &d,
                         data: &r.data,
