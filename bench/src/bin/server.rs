@@ -4,7 +4,6 @@
 //! threads. Prints `ready` when listening.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -73,6 +72,73 @@ where
     }
 }
 
+/// Our middleware for `kind`: cookie, memory, memory-lite or redis.
+async fn our_layer(kind: &str, redis_url: &str) -> SessionLayer {
+    let config = Config::builder().key(KEY.to_vec()).build().expect("config");
+    let builder = match kind {
+        "cookie" => SessionLayer::cookie(config),
+        "memory" => SessionLayer::store(config, session_store_memory::MemoryStore::new()),
+        "memory-lite" => {
+            // tower-sessions' default cookie shape: one unsigned id cookie, no expiry.
+            let config = Config::builder()
+                .unsigned()
+                .max_age(session_core::MaxAge::Session)
+                .build()
+                .expect("config");
+            SessionLayer::store(config, session_store_memory::MemoryStore::new())
+        }
+        "redis" => {
+            let mut builder = session_store_redis::RedisStore::builder(redis_url);
+            if let Some(n) = std::env::var("BENCH_REDIS_POOL")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                builder = builder.pool_size(n);
+            }
+            SessionLayer::store(config, builder.build().await.expect("redis"))
+        }
+        other => panic!("unknown server kind {other:?}"),
+    };
+    builder.build().expect("layer")
+}
+
+/// tower-sessions for `kind`: ts-memory, ts-memory-signed or ts-redis.
+async fn serve_theirs(kind: &str, port: u16, redis_url: &str) {
+    use hyper_util::service::TowerToHyperService;
+    use tower::Layer;
+    use tower_sessions::{MemoryStore, SessionManagerLayer};
+    let handler = || tower::service_fn(theirs);
+    match kind {
+        "ts-memory" => {
+            let layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
+            serve(port, TowerToHyperService::new(layer.layer(handler()))).await
+        }
+        "ts-memory-signed" => {
+            let key = tower_sessions::cookie::Key::from(&[7u8; 64]);
+            let layer = SessionManagerLayer::new(MemoryStore::default())
+                .with_secure(false)
+                .with_signed(key);
+            serve(port, TowerToHyperService::new(layer.layer(handler()))).await
+        }
+        "ts-redis" => {
+            use tower_sessions_redis_store::fred::prelude::*;
+            let cfg = Config::from_url(redis_url).expect("redis url");
+            // tower-sessions-redis-store's README uses a pool of 6 connections.
+            let size = std::env::var("BENCH_TS_POOL")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(6);
+            let pool = Pool::new(cfg, None, None, None, size).expect("fred pool");
+            let _ = pool.connect();
+            pool.wait_for_connect().await.expect("redis");
+            let store = tower_sessions_redis_store::RedisStore::new(pool);
+            let layer = SessionManagerLayer::new(store).with_secure(false);
+            serve(port, TowerToHyperService::new(layer.layer(handler()))).await
+        }
+        other => panic!("unknown server kind {other:?}"),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let kind = args.get(1).cloned().unwrap_or_default();
@@ -90,86 +156,14 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let config = || Config::builder().key(KEY.to_vec()).build().expect("config");
         match kind.as_str() {
             "bare" => serve(port, hyper::service::service_fn(bare)).await,
             "bare-cookies" => serve(port, hyper::service::service_fn(bare_cookies)).await,
-            "cookie" => {
-                let layer = SessionLayer::cookie(config()).build().expect("layer");
+            k if k.starts_with("ts-") => serve_theirs(k, port, &redis_url).await,
+            k => {
+                let layer = our_layer(k, &redis_url).await;
                 serve(port, layer.wrap(hyper::service::service_fn(ours))).await
             }
-            "memory" => {
-                let layer = SessionLayer::store(config(), session_store_memory::MemoryStore::new())
-                    .build()
-                    .expect("layer");
-                serve(port, layer.wrap(hyper::service::service_fn(ours))).await
-            }
-            "memory-lite" => {
-                // tower-sessions' default cookie shape: one unsigned id cookie, no expiry.
-                let config = Config::builder()
-                    .unsigned()
-                    .max_age(session_core::MaxAge::Session)
-                    .build()
-                    .expect("config");
-                let layer = SessionLayer::store(config, session_store_memory::MemoryStore::new())
-                    .build()
-                    .expect("layer");
-                serve(port, layer.wrap(hyper::service::service_fn(ours))).await
-            }
-            "redis" => {
-                let mut builder = session_store_redis::RedisStore::builder(&redis_url);
-                if let Some(n) = std::env::var("BENCH_REDIS_POOL")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                {
-                    builder = builder.pool_size(n);
-                }
-                let store = builder.build().await.expect("redis");
-                let layer = SessionLayer::store(config(), store).build().expect("layer");
-                serve(port, layer.wrap(hyper::service::service_fn(ours))).await
-            }
-            "ts-memory" => {
-                let layer = tower_sessions::SessionManagerLayer::new(
-                    tower_sessions::MemoryStore::default(),
-                )
-                .with_secure(false);
-                let svc = tower::ServiceBuilder::new()
-                    .layer(layer)
-                    .service(tower::service_fn(theirs));
-                serve(port, hyper_util::service::TowerToHyperService::new(svc)).await
-            }
-            "ts-memory-signed" => {
-                let key = tower_sessions::cookie::Key::from(&[7u8; 64]);
-                let layer = tower_sessions::SessionManagerLayer::new(
-                    tower_sessions::MemoryStore::default(),
-                )
-                .with_secure(false)
-                .with_signed(key);
-                let svc = tower::ServiceBuilder::new()
-                    .layer(layer)
-                    .service(tower::service_fn(theirs));
-                serve(port, hyper_util::service::TowerToHyperService::new(svc)).await
-            }
-            "ts-redis" => {
-                use tower_sessions_redis_store::fred::prelude::*;
-                let cfg = Config::from_url(&redis_url).expect("redis url");
-                // tower-sessions-redis-store's README uses a pool of 6 connections.
-                let size = std::env::var("BENCH_TS_POOL")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(6);
-                let pool = Pool::new(cfg, None, None, None, size).expect("fred pool");
-                let _ = pool.connect();
-                pool.wait_for_connect().await.expect("redis");
-                let store = tower_sessions_redis_store::RedisStore::new(pool);
-                let layer = tower_sessions::SessionManagerLayer::new(store).with_secure(false);
-                let svc = tower::ServiceBuilder::new()
-                    .layer(layer)
-                    .service(tower::service_fn(theirs));
-                serve(port, hyper_util::service::TowerToHyperService::new(svc)).await
-            }
-            other => panic!("unknown server kind {other:?}"),
         }
     });
-    let _ = Arc::new(());
 }
