@@ -237,7 +237,9 @@ impl SessionCookies {
             let max_age = (e.saturating_sub(now_ms) / 1000).min(MAX_AGE_CAP_SECS);
             (e, max_age)
         });
-        let value_cookie = self.format(name, value, lifetime, secure);
+        // Both cookies carry the same attributes: formatted once.
+        let attributes = self.attributes(lifetime, secure);
+        let value_cookie = cookie(name, value, &attributes);
         let sig = match &self.value_grip {
             None => None,
             Some(grip) => {
@@ -256,19 +258,7 @@ impl SessionCookies {
                         limit: MAX_COOKIE_BYTES,
                     });
                 }
-                // Same attributes as the value cookie: copy its formatted tail instead of
-                // formatting the date and the rest again.
-                let tail = value_cookie
-                    .get(name.len() + 1 + value.len()..)
-                    .unwrap_or_default();
-                let sig = sig.as_str();
-                let mut out =
-                    String::with_capacity(self.sig_name.len() + 1 + sig.len() + tail.len());
-                out.push_str(&self.sig_name);
-                out.push('=');
-                out.push_str(sig);
-                out.push_str(tail);
-                Some(out)
+                Some(cookie(&self.sig_name, sig.as_str(), &attributes))
             }
         };
         Ok(SetCookies {
@@ -281,39 +271,29 @@ impl SessionCookies {
     /// the same Path, Domain, Secure, HttpOnly, SameSite and Partitioned as the session cookie,
     /// so the browser really drops it (also for `__Host-` names).
     pub fn removal(&self, secure: bool) -> SetCookies {
+        let attributes = self.attributes(Some((0, 0)), secure);
         SetCookies {
-            value: self.format(&self.options.name, "", Some((0, 0)), secure),
-            sig: self.grip.as_ref().map(|_| self.sig_removal(secure)),
+            value: cookie(&self.options.name, "", &attributes),
+            sig: self
+                .grip
+                .as_ref()
+                .map(|_| cookie(&self.sig_name, "", &attributes)),
         }
     }
 
     /// The removal cookie for `NAME.sig` alone (sent when a signature matched no key).
     pub fn sig_removal(&self, secure: bool) -> String {
-        self.format(&self.sig_name, "", Some((0, 0)), secure)
+        cookie(&self.sig_name, "", &self.attributes(Some((0, 0)), secure))
     }
 
-    /// One `Set-Cookie` value, written straight into a string (attributes in the `cookie`
-    /// crate's order). The `cookie` crate's builder produced the same text in about ten times
-    /// the time, mostly formatting `Expires` through `time`; the tests parse our output back
-    /// with the `cookie` crate to keep the two in agreement.
-    fn format(
-        &self,
-        name: &str,
-        value: &str,
-        lifetime: Option<(u64, u64)>,
-        secure: bool,
-    ) -> String {
+    /// The attributes of a `Set-Cookie` value (`; HttpOnly; ...`), written straight into a
+    /// string in the `cookie` crate's order. The `cookie` crate's builder produced the same text
+    /// in about ten times the time, mostly formatting `Expires` through `time`; the tests parse
+    /// our output back with the `cookie` crate to keep the two in agreement.
+    fn attributes(&self, lifetime: Option<(u64, u64)>, secure: bool) -> String {
         let o = &self.options;
-        let mut out = String::with_capacity(
-            name.len()
-                + value.len()
-                + o.path.len()
-                + o.domain.as_ref().map_or(0, String::len)
-                + 112,
-        );
-        out.push_str(name);
-        out.push('=');
-        out.push_str(value);
+        let mut out =
+            String::with_capacity(o.path.len() + o.domain.as_ref().map_or(0, String::len) + 112);
         if o.http_only {
             out.push_str("; HttpOnly");
         }
@@ -352,6 +332,17 @@ impl SessionCookies {
         }
         out
     }
+}
+
+/// One `Set-Cookie` value: `NAME=VALUE` and the attributes, in a string of exactly its size (so
+/// it becomes a header value without another allocation).
+fn cookie(name: &str, value: &str, attributes: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1 + value.len() + attributes.len());
+    out.push_str(name);
+    out.push('=');
+    out.push_str(value);
+    out.push_str(attributes);
+    out
 }
 
 /// Decimal digits of `n`, without the formatting machinery.

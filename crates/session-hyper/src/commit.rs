@@ -310,11 +310,9 @@ fn remove_headers(shared: &Shared, secure: bool) -> Headers {
 fn owned_headers(set: session_cookie::SetCookies) -> Headers {
     let mut out = Headers::default();
     for v in std::iter::once(set.value).chain(set.sig) {
-        // Checked cookie-octets and attributes, so this only fails on a bug.
-        // A boxed slice becomes `Bytes` without the extra allocation a `Vec` with spare
-        // capacity needs (shrinking is done in place by the allocator).
-        let bytes = bytes::Bytes::from(v.into_bytes().into_boxed_slice());
-        if let Ok(v) = HeaderValue::from_maybe_shared(bytes) {
+        // Checked cookie-octets and attributes, so this only fails on a bug. The strings are
+        // exactly sized, so they become header values without another allocation.
+        if let Ok(v) = HeaderValue::try_from(v) {
             out.push(SET_COOKIE, v);
         }
     }
