@@ -11,8 +11,8 @@ use crate::parse::{is_cookie_value, pairs};
 
 /// Browsers drop cookies whose name + value exceed this many bytes.
 pub const MAX_COOKIE_BYTES: usize = 4096;
-/// Browsers cap `Max-Age` at 400 days.
-pub const MAX_AGE_CAP_SECS: u64 = 400 * 24 * 3600;
+/// Browsers cap a cookie's lifetime at 400 days ([`session_core::MAX_AGE_CAP_MS`]).
+pub const MAX_AGE_CAP_SECS: u64 = session_core::MAX_AGE_CAP_MS / 1000;
 /// At most this many same-name cookies are tried from one request (each costs HMAC work).
 pub const MAX_CANDIDATES: usize = 4;
 
@@ -60,6 +60,12 @@ pub enum Incoming<'a> {
     /// A signature that matches no key, or a malformed or oversized value: a new session, and
     /// koa clears the `.sig` cookie.
     Invalid,
+    /// None of the first [`MAX_CANDIDATES`] values and signatures verified, and more were sent
+    /// than are checked: typically cookies planted ahead of the real pair by a sibling
+    /// subdomain or a plain-HTTP page (cookie tossing). The request is anonymous and must not
+    /// remove or replace the client's cookies, since the real ones may be among those not
+    /// checked. A `__Host-` cookie name prevents the planting.
+    Ambiguous,
 }
 
 /// The two `Set-Cookie` header values of one write (`sig` is `None` when unsigned).
@@ -129,7 +135,9 @@ impl SessionCookies {
     ///
     /// With several cookies of the session's name (other paths or domains, or planted by a
     /// sibling subdomain), the first one that verifies wins; at most [`MAX_CANDIDATES`] values
-    /// and signatures are tried. Oversized values are rejected before any HMAC work.
+    /// and signatures are tried, and when none of those verifies while more were sent the
+    /// answer is [`Incoming::Ambiguous`] rather than [`Incoming::Invalid`] (so planted cookies
+    /// can't get the real ones removed). Oversized values are rejected before any HMAC work.
     pub fn read<'a, I>(&self, headers: I) -> Incoming<'a>
     where
         I: IntoIterator<Item = &'a [u8]>,
@@ -138,18 +146,26 @@ impl SessionCookies {
         let sig_name = self.sig_name.as_bytes();
         let mut values: [&[u8]; MAX_CANDIDATES] = [&[]; MAX_CANDIDATES];
         let mut sigs: [&[u8]; MAX_CANDIDATES] = [&[]; MAX_CANDIDATES];
-        let (mut nv, mut ns, mut seen_value) = (0, 0, false);
+        let (mut nv, mut ns, mut seen_value, mut unchecked) = (0, 0, false, false);
         for header in headers {
             for (n, v) in pairs(header) {
                 if n == name {
                     seen_value = true;
-                    if nv < MAX_CANDIDATES && self.plausible_value(v) {
-                        values[nv] = v;
-                        nv += 1;
+                    if self.plausible_value(v) {
+                        if nv < MAX_CANDIDATES {
+                            values[nv] = v;
+                            nv += 1;
+                        } else {
+                            unchecked = true;
+                        }
                     }
-                } else if n == sig_name && ns < MAX_CANDIDATES && !v.is_empty() {
-                    sigs[ns] = v;
-                    ns += 1;
+                } else if n == sig_name && !v.is_empty() {
+                    if ns < MAX_CANDIDATES {
+                        sigs[ns] = v;
+                        ns += 1;
+                    } else {
+                        unchecked = true;
+                    }
                 }
             }
         }
@@ -188,7 +204,11 @@ impl SessionCookies {
                 }
             }
         }
-        Incoming::Invalid
+        if unchecked {
+            Incoming::Ambiguous
+        } else {
+            Incoming::Invalid
+        }
     }
 
     fn plausible_value(&self, v: &[u8]) -> bool {
@@ -199,8 +219,9 @@ impl SessionCookies {
     /// `None` for a browser-session cookie). `secure` is whether this response's cookie gets
     /// `Secure` (see [`CookieOptions::secure_for`]).
     ///
-    /// Sends both `Expires` and `Max-Age` (clamped to 400 days). Errors if a cookie would exceed
-    /// 4096 bytes or the value holds characters a cookie can't carry.
+    /// Sends both `Expires` and `Max-Age`, both clamped to 400 days from now so they agree.
+    /// Errors if a cookie would exceed 4096 bytes or the value holds characters a cookie can't
+    /// carry.
     pub fn write(
         &self,
         value: &str,
@@ -233,9 +254,11 @@ impl SessionCookies {
         if !is_cookie_value(value.as_bytes()) {
             return Err(CookieError::InvalidValue { name: name.clone() });
         }
+        // `Expires` and `Max-Age` say the same: both end at the 400-day cap at the latest
+        // (the session itself is clamped there too, see `session_core::MAX_AGE_CAP_MS`).
         let lifetime = expire_ms.map(|e| {
-            let max_age = (e.saturating_sub(now_ms) / 1000).min(MAX_AGE_CAP_SECS);
-            (e, max_age)
+            let e = e.min(now_ms.saturating_add(session_core::MAX_AGE_CAP_MS));
+            (e, e.saturating_sub(now_ms) / 1000)
         });
         // Both cookies carry the same attributes: formatted once.
         let attributes = self.attributes(lifetime, secure);

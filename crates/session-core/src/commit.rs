@@ -7,8 +7,10 @@
 //! | # | row | condition | action |
 //! |---|-----|-----------|--------|
 //! | 1 | `not_accessed` | the handler never touched the session | [`Action::Nothing`] |
-//! | 2 | `retired_and_rewritten` | the old identity ends (destroy, regenerate, expired, invalid, missed) and the session must still be written (regenerate, forced, or populated) | [`Action::Regenerate`] if an old record exists, else [`Action::Create`] |
-//! | 3 | `retired` | the old identity ends and nothing new is written | [`Action::Destroy`] (or nothing if the client sent no cookie and no record exists) |
+//! | 1a | `stale` | the request carried an id a regenerate has just superseded, or too many session cookies to check, and the handler neither destroyed nor regenerated | [`Action::Nothing`]: no write, no cookie (not even a removal: the client may hold a newer cookie of the same name) |
+//! | 2 | `retired_and_rewritten` | the old identity ends (destroy, regenerate, expired, invalid, missed) and the session must still be written (forced, or populated) | [`Action::Regenerate`] if an old record exists, else [`Action::Create`] |
+//! | 3 | `retired` | the old identity ends and nothing new is written (a destroy, or a regenerate of a session that holds nothing) | [`Action::Destroy`] (or nothing if the client sent no cookie and no record exists) |
+//! | 3a | `regenerated_new` | `regenerate()` on a session without an identity, holding data | [`Action::Create`] (a regenerate of an empty one falls through: it writes nothing) |
 //! | 4 | `forced` | `save()` or `set_max_age()` | [`Action::Create`] for a new session, else [`Action::Save`] |
 //! | 5 | `new_and_empty` | new session, no data | [`Action::Nothing`]; in guest mode [`Action::WriteCookie`] for a visitor without a cookie |
 //! | 6 | `changed` | data differs from load | [`Action::Create`] for a new session, else [`Action::Save`] |
@@ -22,7 +24,7 @@
 //! extended the session while loading it ([`Store::load_rolling`](crate::Store::load_rolling)),
 //! row 7 only re-sends the cookie ([`Action::WriteCookie`]).
 
-use crate::config::{Config, STORE_TTL_MARGIN_MS};
+use crate::config::{Config, MAX_AGE_CAP_MS, STORE_TTL_MARGIN_MS};
 use crate::record::{MaxAge, Meta};
 use crate::session::{Retired, Session};
 
@@ -55,6 +57,8 @@ pub enum Action {
 pub enum Row {
     /// Row 1.
     NotAccessed,
+    /// Row 1a.
+    Stale,
     /// Row 2.
     RetiredAndRewritten,
     /// Row 3.
@@ -108,8 +112,11 @@ pub fn decide(session: Option<&Session>, config: &Config, now: u64) -> Plan {
         retire: s.retired().cloned(),
     };
     let is_new = s.is_new() && s.id().is_none();
+    if s.stale() && s.retired().is_none() && !s.wants_regenerate() {
+        return nothing(Row::Stale, None);
+    }
     if let Some(retired) = s.retired() {
-        if s.wants_regenerate() || s.is_forced() || s.is_populated() {
+        if s.is_forced() || s.is_populated() {
             let action = if retired.record_exists {
                 Action::Regenerate
             } else {
@@ -122,7 +129,7 @@ pub fn decide(session: Option<&Session>, config: &Config, now: u64) -> Plan {
         }
         return nothing(Row::Retired, None);
     }
-    if s.wants_regenerate() {
+    if s.wants_regenerate() && (s.is_forced() || s.is_populated()) {
         // regenerate() on a session that never had an identity: just create it.
         return write(Action::Create, Row::RetiredAndRewritten);
     }
@@ -226,11 +233,17 @@ fn fresh_meta(s: &Session, config: &Config, now: u64) -> (Meta, u64) {
 
 /// The koa fields and store TTL (ms) of a session written (or rolled) at `now`: `_expire =
 /// now + maxAge`, capped by the absolute lifetime from `_created`; the TTL is the time left
-/// plus 10 s, or the session TTL for a browser-session record.
+/// plus 10 s, or the session TTL for a browser-session record. A max-age beyond the browsers'
+/// 400 days (a record written by another program) is clamped to it, so `Expires`, `Max-Age`,
+/// `_expire` and the TTL agree.
 pub fn extend(meta: &Meta, absolute_ms: Option<u64>, session_ttl_ms: u64, now: u64) -> (Meta, u64) {
     let created = meta.created.unwrap_or(now);
     let cap = absolute_ms.map(|abs| created.saturating_add(abs).max(now));
-    let (expire, life) = match meta.max_age {
+    let max_age = match meta.max_age {
+        MaxAge::Ms(ms) => MaxAge::Ms(ms.min(MAX_AGE_CAP_MS)),
+        MaxAge::Session => MaxAge::Session,
+    };
+    let (expire, life) = match max_age {
         MaxAge::Ms(ms) => {
             let mut expire = now.saturating_add(ms);
             if let Some(cap) = cap {
@@ -248,7 +261,7 @@ pub fn extend(meta: &Meta, absolute_ms: Option<u64>, session_ttl_ms: u64, now: u
     };
     let meta = Meta {
         expire,
-        max_age: meta.max_age,
+        max_age,
         // Only carried when a cap is configured, so koa-format bytes stay koa's otherwise.
         created: absolute_ms.map(|_| created),
     };
@@ -262,6 +275,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::record::{Data, Record};
     use crate::session::Source;
+    use crate::store::Loaded;
     use serde_json::json;
     use std::sync::Arc;
     use std::time::Duration;
@@ -282,7 +296,7 @@ mod tests {
             c,
             Source::Store {
                 id: c.ids().generate().unwrap(),
-                record: Some(Record {
+                record: Loaded::Live(Record {
                     data: data.as_object().unwrap().clone(),
                     meta: Meta {
                         expire: Some(expire),
@@ -335,7 +349,7 @@ mod tests {
             &c,
             Source::Store {
                 id: c.ids().generate().unwrap(),
-                record: None,
+                record: Loaded::Missing,
             },
         );
         m.insert("views", 1).unwrap();
@@ -344,6 +358,110 @@ mod tests {
             (p.action, p.row),
             (Action::Create, Row::RetiredAndRewritten)
         );
+    }
+
+    #[test]
+    fn row1a_stale_writes_nothing_and_keeps_the_cookie() {
+        let c = cfg(|b| b.rolling(true));
+        let old = c.ids().generate().unwrap();
+        let superseded = || {
+            Session::start(
+                &c,
+                Source::Store {
+                    id: old.clone(),
+                    record: Loaded::Superseded,
+                },
+            )
+        };
+        for mut s in [superseded(), Session::start(&c, Source::Ambiguous)] {
+            assert!(s.is_stale() && s.is_new() && !s.is_populated());
+            s.insert("views", 1).unwrap();
+            s.save();
+            let p = decide(Some(&s), &c, NOW);
+            assert_eq!((p.action, p.row), (Action::Nothing, Row::Stale));
+        }
+        // A logout with a superseded id ends the session it moved to: the old id is retired
+        // with its (marker) record, so the destroy follows it.
+        let mut s = superseded();
+        s.destroy();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!(p.action, Action::Destroy);
+        let retired = p.retire.unwrap();
+        assert_eq!(retired.id, Some(old.clone()));
+        assert!(retired.record_exists && !retired.regenerated);
+        // Planted cookies and a logout: removal cookies, nothing to delete.
+        let mut a = Session::start(&c, Source::Ambiguous);
+        a.destroy();
+        let p = decide(Some(&a), &c, NOW);
+        assert_eq!(p.action, Action::Destroy);
+        assert!(!p.retire.unwrap().record_exists);
+        // A fresh login on a stale request is a new session.
+        let mut s = superseded();
+        s.regenerate();
+        s.insert("user", "ada").unwrap();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.retire), (Action::Create, None));
+    }
+
+    #[test]
+    fn regenerate_of_an_empty_session_writes_nothing() {
+        let c = cfg(|b| b);
+        // No identity: nothing at all (no record, no cookie).
+        let mut n = Session::start(&c, Source::None);
+        n.regenerate();
+        assert_eq!(decide(Some(&n), &c, NOW).action, Action::Nothing);
+        // A loaded session emptied and regenerated: the old id ends, nothing new is written.
+        let mut s = stored(&c, json!({"a": 1}), NOW + DAY);
+        s.clear();
+        s.regenerate();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!((p.action, p.row), (Action::Destroy, Row::Retired));
+        // A guest's empty regenerate still gives no record.
+        let g = cfg(|b| b.guest(true));
+        let mut s = Session::start(&g, Source::None);
+        s.regenerate();
+        assert_eq!(decide(Some(&s), &g, NOW).action, Action::WriteCookie);
+        // With data it is a create.
+        let mut s = Session::start(&c, Source::None);
+        s.regenerate();
+        s.insert("user", "ada").unwrap();
+        assert_eq!(decide(Some(&s), &c, NOW).action, Action::Create);
+    }
+
+    #[test]
+    fn regenerate_then_destroy_ends_for_good() {
+        let c = cfg(|b| b);
+        let mut s = stored(&c, json!({"user": 1}), NOW + DAY);
+        s.regenerate();
+        assert!(decide(Some(&s), &c, NOW).retire.unwrap().regenerated);
+        s.destroy();
+        s.insert("flash", "bye").unwrap();
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!(p.action, Action::Regenerate);
+        assert!(
+            !p.retire.unwrap().regenerated,
+            "a destroy is not a supersede"
+        );
+    }
+
+    #[test]
+    fn max_age_beyond_the_browser_cap_is_clamped_at_write() {
+        let c = cfg(|b| b);
+        let mut s = stored(&c, json!({"a": 1}), NOW + DAY);
+        s.set_max_age(MaxAge::Ms(10 * 365 * DAY));
+        let p = decide(Some(&s), &c, NOW);
+        assert_eq!(p.meta.max_age, MaxAge::Ms(MAX_AGE_CAP_MS));
+        assert_eq!(p.meta.expire, Some(NOW + MAX_AGE_CAP_MS));
+        assert_eq!(p.ttl_ms, MAX_AGE_CAP_MS + STORE_TTL_MARGIN_MS);
+        // A record another program wrote with a longer max-age is clamped when rolled.
+        let long = Meta {
+            expire: Some(NOW + 1000),
+            max_age: MaxAge::Ms(10 * 365 * DAY),
+            created: None,
+        };
+        let (meta, ttl) = extend(&long, None, DAY, NOW);
+        assert_eq!(meta.expire, Some(NOW + MAX_AGE_CAP_MS));
+        assert_eq!(ttl, MAX_AGE_CAP_MS + STORE_TTL_MARGIN_MS);
     }
 
     #[test]
@@ -392,7 +510,7 @@ mod tests {
             &g,
             Source::Store {
                 id: g.ids().generate().unwrap(),
-                record: None,
+                record: Loaded::Missing,
             },
         );
         assert_eq!(decide(Some(&s), &g, NOW).action, Action::Nothing);

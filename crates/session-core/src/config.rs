@@ -18,6 +18,16 @@ pub const MIN_KEY_LEN: usize = 32;
 pub const MAX_KEYS: usize = 4;
 /// Extra store lifetime beyond the cookie's, so the record outlives the cookie (koa's 10 s).
 pub const STORE_TTL_MARGIN_MS: u64 = 10_000;
+/// Browsers cap a cookie's lifetime at 400 days; a longer max-age is clamped to this everywhere
+/// (`Max-Age`, `Expires`, `_expire` and the store TTL), so they all agree.
+pub const MAX_AGE_CAP_MS: u64 = 400 * ONE_DAY_MS;
+/// How far ahead of the clock a signed cookie-mode `_expire` may lie beyond its max-age (or a
+/// `_created` lie beyond now) before the payload is treated as tampered: room for app servers
+/// whose clocks disagree.
+pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// Default lifetime of the marker a regenerate leaves under the old id (see
+/// [`ConfigBuilder::supersede_grace`]).
+pub const DEFAULT_SUPERSEDE_GRACE: Duration = Duration::from_secs(60);
 
 /// Well-known example secrets that must never sign real sessions.
 const PLACEHOLDER_KEYS: &[&str] = &[
@@ -221,6 +231,23 @@ pub enum ConfigError {
     /// A zero lifetime would expire every session at once.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// The id prefix holds characters a cookie or header can't carry.
+    #[error(
+        "id prefix {0:?} may only hold cookie characters (no spaces, controls, '\"', ',', ';' or '\\')"
+    )]
+    InvalidIdPrefix(String),
+    /// Prefix plus generated id is longer than incoming ids may be, so no returning visitor
+    /// would be recognised.
+    #[error("ids would be {len} bytes (prefix included); incoming ids are limited to {max}")]
+    IdTooLong {
+        /// Length of a generated id, prefix included.
+        len: usize,
+        /// [`MAX_ID_LEN`](crate::MAX_ID_LEN).
+        max: usize,
+    },
+    /// The id generator failed, or produced an id its own format check rejects.
+    #[error("id generator unusable: {0}")]
+    IdGenerator(String),
 }
 
 /// The validated session configuration. Build it with [`Config::builder`].
@@ -235,6 +262,7 @@ pub struct Config {
     pub(crate) renew: bool,
     pub(crate) absolute_lifetime_ms: Option<u64>,
     pub(crate) session_ttl_ms: u64,
+    pub(crate) supersede_grace: Duration,
     pub(crate) guest: bool,
     pub(crate) koa_compat: bool,
     pub(crate) ids: IdPolicy,
@@ -255,6 +283,7 @@ impl fmt::Debug for Config {
             .field("renew", &self.renew)
             .field("absolute_lifetime_ms", &self.absolute_lifetime_ms)
             .field("session_ttl_ms", &self.session_ttl_ms)
+            .field("supersede_grace", &self.supersede_grace)
             .field("guest", &self.guest)
             .field("koa_compat", &self.koa_compat)
             .field("ids", &self.ids)
@@ -304,6 +333,10 @@ impl Config {
     /// Store TTL of a browser-session (`MaxAge::Session`) record, in ms.
     pub fn session_ttl_ms(&self) -> u64 {
         self.session_ttl_ms
+    }
+    /// How long the marker a regenerate leaves under the old id lives.
+    pub fn supersede_grace(&self) -> Duration {
+        self.supersede_grace
     }
     /// Guest mode: every new visitor gets a session cookie.
     pub fn guest(&self) -> bool {
@@ -359,6 +392,7 @@ pub struct ConfigBuilder {
     renew: bool,
     absolute_lifetime: Option<Duration>,
     session_ttl: Option<Duration>,
+    supersede_grace: Option<Duration>,
     guest: bool,
     koa_compat: bool,
     legacy_keys: bool,
@@ -439,7 +473,9 @@ impl ConfigBuilder {
         self.algorithm = Some(algorithm);
         self
     }
-    /// Default lifetime of a session (default one day).
+    /// Default lifetime of a session (default one day). Browsers cap a cookie's life at 400
+    /// days, so a longer one is clamped to [`MAX_AGE_CAP_MS`] (with a warning): the cookie's
+    /// `Max-Age` and `Expires`, the session's `_expire` and the store TTL then agree.
     pub fn max_age(mut self, max_age: MaxAge) -> Self {
         self.max_age = Some(max_age);
         self
@@ -464,7 +500,18 @@ impl ConfigBuilder {
         self.session_ttl = Some(ttl);
         self
     }
-    /// Guest mode (see `behaviour.md`, "Guest sessions").
+    /// How long a regenerate's marker lives under the old id (default 60 s): while it does, a
+    /// request that still carries the old id (a parallel request around a login) is anonymous
+    /// without losing the client's new cookie, and a logout that carries the old id also ends
+    /// the new session. Afterwards the old id is simply unknown.
+    pub fn supersede_grace(mut self, grace: Duration) -> Self {
+        self.supersede_grace = Some(grace);
+        self
+    }
+    /// Guest sessions: the first response to a visitor without a session carries a signed
+    /// session cookie even while the session is empty. No record is written until the session
+    /// holds data, and the first write files it under a freshly drawn id (so a guest cookie
+    /// planted in someone else's browser never leads to their data).
     pub fn guest(mut self, on: bool) -> Self {
         self.guest = on;
         self
@@ -482,11 +529,14 @@ impl ConfigBuilder {
         self
     }
     /// koa's `prefix`: prepended to every generated id (part of the cookie and the raw key).
+    /// Only cookie characters are allowed, and prefix plus id must stay within
+    /// [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes; both are checked by [`ConfigBuilder::build`].
     pub fn id_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.id_prefix = prefix.into();
         self
     }
-    /// koa's `genid`, with its strict format check.
+    /// koa's `genid`, with its strict format check. [`ConfigBuilder::build`] draws one id and
+    /// fails if the generator errs or its own check (or the cookie grammar) rejects that id.
     pub fn id_generator(mut self, generator: Arc<dyn IdGenerator>) -> Self {
         self.id_generator = Some(generator);
         self
@@ -544,9 +594,20 @@ impl ConfigBuilder {
         if signed {
             validate_keys(&self.keys, legacy)?;
         }
-        let max_age = self.max_age.unwrap_or(MaxAge::Ms(ONE_DAY_MS));
+        let mut max_age = self.max_age.unwrap_or(MaxAge::Ms(ONE_DAY_MS));
         if max_age == MaxAge::Ms(0) {
             return Err(ConfigError::ZeroDuration("max_age"));
+        }
+        if let MaxAge::Ms(ms) = max_age
+            && ms > MAX_AGE_CAP_MS
+        {
+            tracing::warn!(
+                target: "session",
+                max_age_ms = ms,
+                cap_ms = MAX_AGE_CAP_MS,
+                "max_age is beyond the 400 days browsers allow a cookie; clamped to 400 days"
+            );
+            max_age = MaxAge::Ms(MAX_AGE_CAP_MS);
         }
         let absolute_lifetime_ms = match self.absolute_lifetime {
             Some(d) if d.as_millis() == 0 => {
@@ -560,11 +621,20 @@ impl ConfigBuilder {
             Some(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             None => ONE_DAY_MS,
         };
+        let supersede_grace = match self.supersede_grace {
+            Some(d) if d.as_millis() == 0 => {
+                return Err(ConfigError::ZeroDuration("supersede_grace"));
+            }
+            Some(d) => d,
+            None => DEFAULT_SUPERSEDE_GRACE,
+        };
         let generator: Arc<dyn IdGenerator> = match self.id_generator {
             Some(g) => g,
             None if self.koa_compat => Arc::new(KoaCompatIdGenerator),
             None => Arc::new(RandomIdGenerator),
         };
+        let ids = IdPolicy::new(self.id_prefix, generator);
+        validate_ids(&ids)?;
         let key_derivation = if self.koa_compat {
             KeyDerivation::Raw
         } else {
@@ -587,9 +657,10 @@ impl ConfigBuilder {
             renew: self.renew,
             absolute_lifetime_ms,
             session_ttl_ms,
+            supersede_grace,
             guest: self.guest,
             koa_compat: self.koa_compat,
-            ids: IdPolicy::new(self.id_prefix, generator),
+            ids,
             key_derivation,
             hooks: self.hooks,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -614,6 +685,43 @@ fn validate_cookie_name(name: &str) -> Result<(), ConfigError> {
         );
     }
     Ok(())
+}
+
+/// The id prefix is cookie characters, and a freshly drawn id (prefix included) is within
+/// [`MAX_ID_LEN`](crate::MAX_ID_LEN), made of cookie characters, and accepted by the
+/// generator's own check: otherwise every write (bad characters) or every returning visitor
+/// (an id the check rejects) would fail at run time.
+fn validate_ids(ids: &IdPolicy) -> Result<(), ConfigError> {
+    let prefix = ids.prefix();
+    if !prefix.bytes().all(is_cookie_octet) {
+        return Err(ConfigError::InvalidIdPrefix(prefix.to_owned()));
+    }
+    let sample = ids
+        .generate()
+        .map_err(|e| ConfigError::IdGenerator(format!("drawing an id failed: {e}")))?;
+    let len = sample.as_str().len();
+    if len > crate::id::MAX_ID_LEN {
+        return Err(ConfigError::IdTooLong {
+            len,
+            max: crate::id::MAX_ID_LEN,
+        });
+    }
+    if len == prefix.len() || !sample.as_str().bytes().all(is_cookie_octet) {
+        return Err(ConfigError::IdGenerator(
+            "it produced an empty id or one with characters a cookie can't carry".into(),
+        ));
+    }
+    if ids.parse(sample.as_str()).is_none() {
+        return Err(ConfigError::IdGenerator(
+            "its own format check rejects the ids it generates".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 6265 `cookie-octet`.
+fn is_cookie_octet(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
 }
 
 /// Checks a signing key list: present, at most [`MAX_KEYS`], no repeats, and (unless `legacy`)
@@ -815,6 +923,71 @@ mod tests {
         assert!(base().domain("a b").build().is_err());
         assert!(base().domain("").build().is_err());
         assert!(base().domain("example.com").build().is_ok());
+    }
+
+    #[test]
+    fn id_prefix_is_checked_at_construction() {
+        for bad in ["a;b", "a b", "a,b", "a\"b", "a\\b", "\u{e9}", "a\u{1}"] {
+            assert_eq!(
+                base().id_prefix(bad).build().unwrap_err(),
+                ConfigError::InvalidIdPrefix(bad.to_owned()),
+                "{bad:?}"
+            );
+        }
+        let long = "p".repeat(220);
+        assert_eq!(
+            base().id_prefix(long).build().unwrap_err(),
+            ConfigError::IdTooLong { len: 263, max: 256 }
+        );
+        // The longest prefix that still fits works end to end.
+        let fits = "p".repeat(256 - crate::id::ID_LEN);
+        let c = base().id_prefix(fits).build().unwrap();
+        let id = c.ids().generate().unwrap();
+        assert!(c.ids().parse(id.as_str()).is_some());
+        assert!(base().id_prefix("app1:").build().is_ok());
+    }
+
+    #[test]
+    fn generators_that_reject_their_own_ids_fail_at_construction() {
+        struct Bad;
+        impl IdGenerator for Bad {
+            fn generate(&self) -> Result<String, getrandom::Error> {
+                Ok("has space".into())
+            }
+            fn is_valid(&self, _: &str) -> bool {
+                true
+            }
+        }
+        struct Picky;
+        impl IdGenerator for Picky {
+            fn generate(&self) -> Result<String, getrandom::Error> {
+                Ok("abc".into())
+            }
+            fn is_valid(&self, _: &str) -> bool {
+                false
+            }
+        }
+        assert!(matches!(
+            base().id_generator(Arc::new(Bad)).build().unwrap_err(),
+            ConfigError::IdGenerator(_)
+        ));
+        assert!(matches!(
+            base().id_generator(Arc::new(Picky)).build().unwrap_err(),
+            ConfigError::IdGenerator(_)
+        ));
+    }
+
+    #[test]
+    fn max_age_beyond_the_browser_cap_is_clamped() {
+        let ten_years = 10 * 365 * ONE_DAY_MS;
+        let c = base().max_age(MaxAge::Ms(ten_years)).build().unwrap();
+        assert_eq!(c.max_age(), MaxAge::Ms(MAX_AGE_CAP_MS));
+        let c = base().max_age(MaxAge::Ms(MAX_AGE_CAP_MS)).build().unwrap();
+        assert_eq!(c.max_age(), MaxAge::Ms(MAX_AGE_CAP_MS));
+        assert_eq!(
+            base().supersede_grace(Duration::ZERO).build().unwrap_err(),
+            ConfigError::ZeroDuration("supersede_grace")
+        );
     }
 
     #[test]

@@ -16,8 +16,13 @@
 //!   [`Session::delta`] tells a store exactly which keys were set or removed, so two concurrent
 //!   requests changing different keys both land.
 //! - **Lifecycle**: [`Session::destroy`] (koa's `session = null`), [`Session::regenerate`] (new
-//!   id, data kept, old record deleted only after the new one exists), [`Session::save`]
+//!   id, data kept, the old record superseded only after the new one exists), [`Session::save`]
 //!   (forced write), [`Session::set_max_age`].
+//! - **Races**: a regenerate racing a destroy never leaves the destroyed data alive under the
+//!   new id, in either order; a request that still carries an id a regenerate has just
+//!   superseded is anonymous without touching the client's (newer) cookie; a save that races a
+//!   destroy never brings the session back. See [`Store`] for the contract that makes this
+//!   hold on any store, and [`commit`] for the rules.
 //! - **Expiry**: koa's `_expire`/`_maxAge`/`_session`, `rolling`, `renew` (strictly less than half
 //!   of max-age left) and an absolute lifetime koa lacks (`_created`, never refreshed). A record
 //!   written without `_created` (by a Koa app, or before the cap was configured) counts from the
@@ -34,7 +39,7 @@
 //! A view counter, written the way a middleware drives this crate:
 //!
 //! ```
-//! use session_core::{Action, Config, Session, Source, commit};
+//! use session_core::{Action, Config, Loaded, Session, Source, commit};
 //!
 //! let config = Config::builder()
 //!     .key(b"a 32-byte (or longer) secret key!".to_vec())
@@ -50,7 +55,7 @@
 //! // A visit that only reads writes nothing.
 //! let record = session.to_record();
 //! let id = config.ids().generate()?;
-//! let session = Session::start(&config, Source::Store { id, record: Some(record) });
+//! let session = Session::start(&config, Source::Store { id, record: Loaded::Live(record) });
 //! assert_eq!(session.get::<u64>("views")?, Some(1));
 //! let plan = commit::decide(Some(&session), &config, config.now_ms());
 //! assert_eq!(plan.action, Action::Nothing);
@@ -71,8 +76,9 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use commit::{Action, Plan, Row};
 pub use config::{
-    Algorithm, Config, ConfigBuilder, ConfigError, CookieOptions, MAX_KEYS, MIN_KEY_LEN,
-    ONE_DAY_MS, Priority, STORE_TTL_MARGIN_MS, SameSite, Secret, SecurePolicy, validate_keys,
+    Algorithm, CLOCK_SKEW_MS, Config, ConfigBuilder, ConfigError, CookieOptions,
+    DEFAULT_SUPERSEDE_GRACE, MAX_AGE_CAP_MS, MAX_KEYS, MIN_KEY_LEN, ONE_DAY_MS, Priority,
+    STORE_TTL_MARGIN_MS, SameSite, Secret, SecurePolicy, validate_keys,
 };
 pub use hooks::{Event, Hooks};
 pub use id::{
@@ -82,7 +88,8 @@ pub use id::{
 pub use record::{Data, Delta, MaxAge, Meta, Record};
 pub use session::{Retired, Session, SessionError, Source};
 pub use store::{
-    BoxFuture, Change, Created, DynStore, Roll, Store, StoreError, Updated, load_then_touch,
+    BoxFuture, Change, Created, Destroyed, DynStore, Loaded, Roll, Store, StoreError, Supersede,
+    Updated, load_then_touch,
 };
 
 /// Re-exported so stores and apps use the same JSON types.

@@ -7,10 +7,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{CLOCK_SKEW_MS, Config, MAX_AGE_CAP_MS};
 use crate::hooks::Event;
 use crate::id::SessionId;
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
+use crate::store::Loaded;
 
 /// A misuse of the session API by the app.
 #[derive(Debug, thiserror::Error)]
@@ -19,14 +20,20 @@ pub enum SessionError {
     /// Keys starting with `_` are reserved for `_expire`, `_maxAge`, `_session`, `_created`.
     #[error("session key {0:?} is reserved: keys starting with '_' are not user data")]
     ReservedKey(String),
-    /// The value could not be turned into JSON, or the stored JSON into the requested type.
-    #[error("session value for key {key:?} could not be converted: {source}")]
-    Serde {
+    /// The stored value can't be read as the requested type. The message names the key and
+    /// the type, never the value (session data stays out of errors and logs).
+    #[error("session value for key {key:?} is not a {expected}")]
+    WrongType {
         /// The key involved (keys are app-chosen names, not secrets).
         key: String,
-        /// The serde error.
-        #[source]
-        source: serde_json::Error,
+        /// The Rust type asked for.
+        expected: &'static str,
+    },
+    /// The value could not be turned into JSON (e.g. a map with non-string keys).
+    #[error("value for session key {key:?} could not be turned into JSON")]
+    Unserializable {
+        /// The key involved.
+        key: String,
     },
 }
 
@@ -37,25 +44,42 @@ pub enum Source {
     None,
     /// A correctly signed cookie whose payload could not be decoded (cookie mode).
     Undecodable,
+    /// More cookies of the session's name than the reader checks (typically planted by a
+    /// sibling subdomain or a plain-HTTP page: cookie tossing). The request is anonymous and
+    /// must not touch the client's cookies: the real one may be among those not checked.
+    Ambiguous,
     /// Store mode: a well-formed, correctly signed id and what the store returned for it.
     Store {
         /// The id from the cookie or header.
         id: SessionId,
-        /// The record, or `None` when the store has none.
-        record: Option<Record>,
+        /// What the store holds under it.
+        record: Loaded,
     },
     /// Cookie mode: the decoded payload.
     Cookie(Record),
 }
 
-/// An identity the commit must end: its record is deleted and, unless a new session replaces
-/// it, its cookies are removed.
+/// An identity the commit must end: its record is deleted (or, after a regenerate, replaced by
+/// a marker naming the new one) and, unless a new session replaces it, its cookies are removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retired {
     /// The old id (store mode); `None` in cookie mode.
     pub id: Option<SessionId>,
     /// Whether a record exists for it, so a delete is needed.
     pub record_exists: bool,
+    /// Ended by [`Session::regenerate`]: the data moves to a new id, and the old record is
+    /// superseded (a marker) rather than deleted. `false` for a destroy, an expiry or a
+    /// rejected session: those end for good.
+    pub regenerated: bool,
+}
+
+/// Why a request's session is anonymous and must leave the client's cookies alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stale {
+    /// The id was superseded by a regenerate a moment ago (a parallel request around a login).
+    Superseded(SessionId),
+    /// Too many cookies of the session's name to check (cookie tossing).
+    Ambiguous,
 }
 
 /// One visitor's session for the duration of a request.
@@ -75,6 +99,7 @@ pub struct Retired {
 pub struct Session {
     id: Option<SessionId>,
     retire: Option<Retired>,
+    stale: Option<Stale>,
     is_new: bool,
     had_cookie: bool,
     resign: bool,
@@ -102,10 +127,27 @@ impl Session {
                 Some(Retired {
                     id: None,
                     record_exists: false,
+                    regenerated: false,
                 }),
                 true,
             ),
-            Source::Store { id, record: None } => {
+            Source::Ambiguous => {
+                let mut s = Self::fresh(config, now, None, true);
+                s.stale = Some(Stale::Ambiguous);
+                s
+            }
+            Source::Store {
+                id,
+                record: Loaded::Superseded,
+            } => {
+                let mut s = Self::fresh(config, now, None, true);
+                s.stale = Some(Stale::Superseded(id));
+                s
+            }
+            Source::Store {
+                id,
+                record: Loaded::Missing,
+            } => {
                 config.hooks.emit(Event::Missed);
                 if config.guest {
                     // The signature proves we issued this id: a returning guest keeps it.
@@ -119,6 +161,7 @@ impl Session {
                         Some(Retired {
                             id: Some(id),
                             record_exists: false,
+                            regenerated: false,
                         }),
                         true,
                     )
@@ -126,7 +169,7 @@ impl Session {
             }
             Source::Store {
                 id,
-                record: Some(record),
+                record: Loaded::Live(record),
             } => Self::from_record(config, now, Some(id), record, true),
             Source::Cookie(record) => Self::from_record(config, now, None, record, false),
         }
@@ -136,6 +179,7 @@ impl Session {
         Session {
             id: None,
             retire,
+            stale: None,
             is_new: true,
             had_cookie,
             resign: false,
@@ -163,9 +207,19 @@ impl Session {
         let retire = || Retired {
             id: id.clone(),
             record_exists: in_store,
+            regenerated: false,
         };
         if is_expired(config, &record.meta, now) {
             config.hooks.emit(Event::Expired);
+            return Self::fresh(config, now, Some(retire()), true);
+        }
+        if !in_store && from_the_future(config, &record.meta, now) {
+            // Only a holder of the signing key could have written it (checklist D-07).
+            tracing::warn!(
+                target: "session",
+                "signed cookie payload claims an expiry or creation beyond what this server writes; treated as tampered"
+            );
+            config.hooks.emit(Event::Invalid);
             return Self::fresh(config, now, Some(retire()), true);
         }
         if !config.hooks.is_valid(&record.data) {
@@ -181,6 +235,7 @@ impl Session {
         Session {
             id,
             retire: None,
+            stale: None,
             is_new: false,
             had_cookie: true,
             resign: false,
@@ -234,20 +289,20 @@ impl Session {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         match self.data.get(key) {
             None => Ok(None),
+            // serde's message quotes the value; only the key and the type are kept.
             Some(v) => T::deserialize(v)
                 .map(Some)
-                .map_err(|source| SessionError::Serde {
+                .map_err(|_| SessionError::WrongType {
                     key: key.to_owned(),
-                    source,
+                    expected: std::any::type_name::<T>(),
                 }),
         }
     }
 
     /// Sets a key. Inserting a value equal to the current one is not a change.
     pub fn insert(&mut self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
-        let value = serde_json::to_value(value).map_err(|source| SessionError::Serde {
+        let value = serde_json::to_value(value).map_err(|_| SessionError::Unserializable {
             key: key.to_owned(),
-            source,
         })?;
         self.insert_value(key, value)
     }
@@ -302,12 +357,29 @@ impl Session {
     /// koa's `ctx.session = null`: at commit the record is deleted and removal cookies are
     /// sent. The session starts over empty; anything stored in it afterwards becomes a new
     /// session with a new id.
+    ///
+    /// A destroy ends the session for good, whatever races it: if a concurrent regenerate
+    /// already moved the session to a new id, that new session is ended too (the same holds
+    /// when this request carries an id a regenerate has just superseded).
     pub fn destroy(&mut self) {
-        if self.retire.is_none() && (!self.is_new || self.had_cookie || self.id.is_some()) {
-            self.retire = Some(Retired {
-                id: self.id.take(),
-                record_exists: !self.is_new,
-            });
+        match (&mut self.retire, &self.stale) {
+            (Some(retired), _) => retired.regenerated = false,
+            (None, Some(Stale::Superseded(old))) => {
+                // Deleting the old id's marker names the successor, which is ended too.
+                self.retire = Some(Retired {
+                    id: Some(old.clone()),
+                    record_exists: true,
+                    regenerated: false,
+                });
+            }
+            (None, _) if !self.is_new || self.had_cookie || self.id.is_some() => {
+                self.retire = Some(Retired {
+                    id: self.id.take(),
+                    record_exists: !self.is_new,
+                    regenerated: false,
+                });
+            }
+            (None, _) => {}
         }
         self.id = None;
         self.is_new = true;
@@ -319,13 +391,18 @@ impl Session {
     }
 
     /// Ends the current id and continues the same data under a new one: the new record is
-    /// created first and the old one deleted only after that succeeded. Call it on login and
-    /// on every privilege change (session fixation).
+    /// created first, and only then is the old one replaced by a short-lived marker naming the
+    /// new one. Call it on login and on every privilege change (session fixation).
+    ///
+    /// If a concurrent destroy removed the old record first, the regenerate ends as a destroy
+    /// (the new record is deleted and the cookies removed): a logout is never undone. A session
+    /// that holds nothing writes nothing (its old id, if any, is simply ended).
     pub fn regenerate(&mut self) {
         if self.retire.is_none() && (!self.is_new || self.id.is_some()) {
             self.retire = Some(Retired {
                 id: self.id.take(),
                 record_exists: !self.is_new,
+                regenerated: !self.is_new,
             });
         }
         self.id = None;
@@ -342,19 +419,31 @@ impl Session {
         self.retire.is_some() && !self.regenerate && self.data.is_empty()
     }
 
+    /// Whether the request carried an id a regenerate has just superseded, or too many
+    /// cookies of the session's name to check: the session is anonymous, and unless the
+    /// handler calls [`Session::destroy`] or [`Session::regenerate`] nothing is written and the
+    /// client's cookies are left alone.
+    pub fn is_stale(&self) -> bool {
+        self.stale.is_some()
+    }
+
     /// This session's max-age (the stored `_maxAge` wins over the configured default).
     pub fn max_age(&self) -> MaxAge {
         self.meta.max_age
     }
 
-    /// Changes this session's max-age; forces a write so the cookie and record carry it.
+    /// Changes this session's max-age; forces a write so the cookie and record carry it. A
+    /// lifetime beyond the browsers' 400 days is clamped to it.
     pub fn set_max_age(&mut self, max_age: MaxAge) {
         if max_age == MaxAge::Ms(0) {
             // A zero lifetime is an immediate logout; say so explicitly instead.
             self.destroy();
             return;
         }
-        self.meta.max_age = max_age;
+        self.meta.max_age = match max_age {
+            MaxAge::Ms(ms) => MaxAge::Ms(ms.min(MAX_AGE_CAP_MS)),
+            MaxAge::Session => MaxAge::Session,
+        };
         self.forced = true;
     }
 
@@ -434,6 +523,9 @@ impl Session {
         self.had_cookie
     }
 
+    pub(crate) fn stale(&self) -> bool {
+        self.stale.is_some()
+    }
     pub(crate) fn retired(&self) -> Option<&Retired> {
         self.retire.as_ref()
     }
@@ -449,6 +541,26 @@ impl Session {
         self.id = Some(id);
     }
 
+    /// Records that the commit found the session's record superseded by a concurrent
+    /// regenerate: nothing was written, and the session is stale for the rest of the request.
+    pub fn mark_superseded(&mut self) {
+        let old = self
+            .id
+            .take()
+            .or_else(|| self.retire.take().and_then(|r| r.id));
+        self.stale = old.map(Stale::Superseded).or(Some(Stale::Ambiguous));
+        self.retire = None;
+        self.is_new = true;
+        self.had_cookie = true;
+        self.data.clear();
+        self.originals.clear();
+        self.replaced = false;
+        self.forced = false;
+        self.regenerate = false;
+        self.resign = false;
+        self.touched = false;
+    }
+
     /// Records that the commit's write succeeded: the written state becomes the new baseline,
     /// so a later commit in the same request writes nothing unless something changes again.
     pub fn mark_committed(&mut self, written: Option<Meta>) {
@@ -458,6 +570,7 @@ impl Session {
         self.forced = false;
         self.regenerate = false;
         self.retire = None;
+        self.stale = None;
         self.resign = false;
         self.touched = false;
         if let Some(meta) = written {
@@ -468,6 +581,20 @@ impl Session {
             self.had_cookie = false;
         }
     }
+}
+
+/// A cookie-mode payload whose `_expire` lies further ahead than its max-age allows, or whose
+/// `_created` lies in the future (beyond the clock skew allowed between app servers).
+fn from_the_future(config: &Config, meta: &Meta, now: u64) -> bool {
+    let life = match meta.max_age {
+        MaxAge::Ms(ms) => ms.min(MAX_AGE_CAP_MS),
+        MaxAge::Session => config.session_ttl_ms,
+    };
+    let latest = now.saturating_add(life).saturating_add(CLOCK_SKEW_MS);
+    meta.expire.is_some_and(|e| e > latest)
+        || meta
+            .created
+            .is_some_and(|c| c > now.saturating_add(CLOCK_SKEW_MS))
 }
 
 /// `_expire` passed (strictly, as koa), or the absolute lifetime ran out.
@@ -651,7 +778,7 @@ mod tests {
             &c,
             Source::Store {
                 id: id.clone(),
-                record: None,
+                record: Loaded::Missing,
             },
         );
         assert!(s.id().is_none());
@@ -665,7 +792,7 @@ mod tests {
             &g,
             Source::Store {
                 id: id.clone(),
-                record: None,
+                record: Loaded::Missing,
             },
         );
         assert_eq!(s.id(), Some(&id));

@@ -65,6 +65,64 @@ pub enum Updated {
     /// No live record exists (expired or destroyed meanwhile); nothing was written, and the
     /// session must not be brought back.
     NotFound,
+    /// A regenerate superseded the record meanwhile (see [`Store::supersede`]); nothing was
+    /// written. The request's changes belong to an id that no longer leads to the session.
+    Superseded,
+}
+
+/// What [`Store::load`] found under a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    /// No record: never written, destroyed, or expired.
+    Missing,
+    /// A live record.
+    Live(Record),
+    /// A marker left by [`Store::supersede`]: a regenerate moved the session to a new id a
+    /// moment ago. The request is anonymous, and it must not remove the client's cookie (the
+    /// client may already hold the new one).
+    Superseded,
+}
+
+impl Loaded {
+    /// The live record, if any.
+    pub fn into_record(self) -> Option<Record> {
+        match self {
+            Self::Live(r) => Some(r),
+            Self::Missing | Self::Superseded => None,
+        }
+    }
+
+    /// The live record, if any, by reference.
+    pub fn record(&self) -> Option<&Record> {
+        match self {
+            Self::Live(r) => Some(r),
+            Self::Missing | Self::Superseded => None,
+        }
+    }
+}
+
+/// Result of [`Store::destroy`]: what was under the key before it was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destroyed {
+    /// A live record was deleted.
+    Removed,
+    /// Nothing was there (never written, already destroyed, or expired).
+    Missing,
+    /// A supersede marker was deleted; the session lives on under this key, and a caller
+    /// ending the session must destroy it too.
+    Superseded(StoreKey),
+}
+
+/// Result of [`Store::supersede`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supersede {
+    /// The live record was replaced by a marker pointing at the successor.
+    Replaced,
+    /// No live record was there (destroyed or expired meanwhile): the regenerate must end as a
+    /// destroy, or the destroyed data would live on under the new id.
+    Missing,
+    /// Another regenerate superseded the record first; nothing was written.
+    AlreadySuperseded,
 }
 
 /// How to extend a session while loading it, under `rolling` (see [`Store::load_rolling`]).
@@ -115,14 +173,24 @@ pub struct Change<'a> {
 /// A session store.
 ///
 /// Contract (proved for each store by the conformance suite in `session_core::testing`):
-/// - `create` inserts only if absent and reports a collision;
-/// - `load` returns the record or nothing (an expired record counts as nothing);
-/// - `save` updates only if present, applying the delta to the record as it is now, and reports
-///   not-found (it never brings back a destroyed session);
-/// - `destroy` deletes and is idempotent;
-/// - `touch` extends the TTL and sets the new meta without rewriting the data;
-/// - every record has a TTL (`ttl` is always > 0), and every call returns within the store's
-///   time limit.
+/// - `create` inserts only if nothing (no record, no marker) is under the key and reports a
+///   collision;
+/// - `load` returns the record, nothing (an expired record counts as nothing), or that a
+///   regenerate superseded it;
+/// - `save` updates only a live record, applying the delta to the record as it is now, and
+///   reports not-found or superseded (it never brings back a destroyed session and never
+///   writes over a marker);
+/// - `destroy` deletes and is idempotent, and says what was there (a marker names the
+///   successor, so a logout that arrives with a superseded id can end the successor too);
+/// - `touch` extends the TTL of a live record and sets the new meta without rewriting the data;
+/// - `supersede` atomically replaces a live record by a short-lived marker naming its successor,
+///   and reports when the record was already gone or superseded;
+/// - every record stays within the store's size limit after every write (the whole record, not
+///   only the delta; [`StoreError::TooLarge`] otherwise, with nothing written);
+/// - every record and marker has a TTL (`ttl` is always > 0), no failure leaves a key without
+///   one, and every call returns within the store's time limit;
+/// - every command touches one key (so a store can run on a sharded backend such as Redis
+///   Cluster).
 pub trait Store: Send + Sync + 'static {
     /// Inserts `record` under `key` if no live record is there.
     fn create(
@@ -132,13 +200,14 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
-    /// The live record under `key`, if any.
-    fn load(
-        &self,
-        key: &StoreKey,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+    /// What is under `key`: a live record, nothing, or a supersede marker. A record that can't
+    /// be decoded is [`StoreError::Corrupt`] (the middleware then deletes it and starts a new
+    /// session).
+    fn load(&self, key: &StoreKey) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
 
-    /// Applies a change to the live record under `key`, if any, and sets its TTL.
+    /// Applies a change to the live record under `key`, if any, and sets its TTL. Fails with
+    /// [`StoreError::TooLarge`], writing nothing, when the record would outgrow the store's
+    /// limit.
     fn save(
         &self,
         key: &StoreKey,
@@ -146,8 +215,20 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Updated, StoreError>> + Send;
 
-    /// Deletes the record under `key` (no error if there is none).
-    fn destroy(&self, key: &StoreKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deletes whatever is under `key` (no error if there is nothing) and says what it was.
+    fn destroy(&self, key: &StoreKey)
+    -> impl Future<Output = Result<Destroyed, StoreError>> + Send;
+
+    /// Replaces the live record under `key` by a marker that names `successor` and lives for
+    /// `ttl`, in one atomic step: what a regenerate does to the old id once the new record
+    /// exists. Requests that still carry the old id then load [`Loaded::Superseded`], and a
+    /// destroy of the old id reports the successor.
+    fn supersede(
+        &self,
+        key: &StoreKey,
+        successor: &StoreKey,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Supersede, StoreError>> + Send;
 
     /// Sets `meta` and the TTL of the live record under `key`, without rewriting its data.
     fn touch(
@@ -164,7 +245,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &StoreKey,
         roll: Roll,
-    ) -> impl Future<Output = Result<Option<(Record, bool)>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<(Loaded, bool), StoreError>> + Send {
         load_then_touch(self, key, roll)
     }
 
@@ -181,20 +262,22 @@ pub async fn load_then_touch<S: Store + ?Sized>(
     store: &S,
     key: &StoreKey,
     roll: Roll,
-) -> Result<Option<(Record, bool)>, StoreError> {
-    let Some(mut record) = store.load(key).await? else {
-        return Ok(None);
+) -> Result<(Loaded, bool), StoreError> {
+    let mut record = match store.load(key).await? {
+        Loaded::Live(r) => r,
+        other => return Ok((other, false)),
     };
     let Some((meta, ttl)) = roll.next(&record.meta) else {
-        return Ok(Some((record, false)));
+        return Ok((Loaded::Live(record), false));
     };
     match store.touch(key, meta, ttl).await? {
         Updated::Updated => {
             record.meta = meta;
-            Ok(Some((record, true)))
+            Ok((Loaded::Live(record), true))
         }
-        // Destroyed between the two calls.
-        Updated::NotFound => Ok(None),
+        // Destroyed or superseded between the two calls.
+        Updated::NotFound => Ok((Loaded::Missing, false)),
+        Updated::Superseded => Ok((Loaded::Superseded, false)),
     }
 }
 
@@ -212,10 +295,7 @@ pub trait DynStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Created, StoreError>>;
     /// See [`Store::load`].
-    fn load_dyn<'a>(
-        &'a self,
-        key: &'a StoreKey,
-    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+    fn load_dyn<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Loaded, StoreError>>;
     /// See [`Store::save`].
     fn save_dyn<'a>(
         &'a self,
@@ -224,7 +304,15 @@ pub trait DynStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Updated, StoreError>>;
     /// See [`Store::destroy`].
-    fn destroy_dyn<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn destroy_dyn<'a>(&'a self, key: &'a StoreKey)
+    -> BoxFuture<'a, Result<Destroyed, StoreError>>;
+    /// See [`Store::supersede`].
+    fn supersede_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        successor: &'a StoreKey,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Supersede, StoreError>>;
     /// See [`Store::touch`].
     fn touch_dyn<'a>(
         &'a self,
@@ -237,7 +325,7 @@ pub trait DynStore: Send + Sync + 'static {
         &'a self,
         key: &'a StoreKey,
         roll: Roll,
-    ) -> BoxFuture<'a, Result<Option<(Record, bool)>, StoreError>>;
+    ) -> BoxFuture<'a, Result<(Loaded, bool), StoreError>>;
     /// See [`Store::merges_deltas`].
     fn merges_deltas_dyn(&self) -> bool;
 }
@@ -251,10 +339,7 @@ impl<S: Store> DynStore for S {
     ) -> BoxFuture<'a, Result<Created, StoreError>> {
         Box::pin(self.create(key, record, ttl))
     }
-    fn load_dyn<'a>(
-        &'a self,
-        key: &'a StoreKey,
-    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+    fn load_dyn<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<Loaded, StoreError>> {
         Box::pin(self.load(key))
     }
     fn save_dyn<'a>(
@@ -265,8 +350,19 @@ impl<S: Store> DynStore for S {
     ) -> BoxFuture<'a, Result<Updated, StoreError>> {
         Box::pin(self.save(key, change, ttl))
     }
-    fn destroy_dyn<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn destroy_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+    ) -> BoxFuture<'a, Result<Destroyed, StoreError>> {
         Box::pin(self.destroy(key))
+    }
+    fn supersede_dyn<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        successor: &'a StoreKey,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Supersede, StoreError>> {
+        Box::pin(self.supersede(key, successor, ttl))
     }
     fn touch_dyn<'a>(
         &'a self,
@@ -280,7 +376,7 @@ impl<S: Store> DynStore for S {
         &'a self,
         key: &'a StoreKey,
         roll: Roll,
-    ) -> BoxFuture<'a, Result<Option<(Record, bool)>, StoreError>> {
+    ) -> BoxFuture<'a, Result<(Loaded, bool), StoreError>> {
         Box::pin(self.load_rolling(key, roll))
     }
     fn merges_deltas_dyn(&self) -> bool {
@@ -297,7 +393,7 @@ impl Store for Arc<dyn DynStore> {
     ) -> Result<Created, StoreError> {
         self.as_ref().create_dyn(key, record, ttl).await
     }
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, key: &StoreKey) -> Result<Loaded, StoreError> {
         self.as_ref().load_dyn(key).await
     }
     async fn save(
@@ -308,8 +404,16 @@ impl Store for Arc<dyn DynStore> {
     ) -> Result<Updated, StoreError> {
         self.as_ref().save_dyn(key, change, ttl).await
     }
-    async fn destroy(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn destroy(&self, key: &StoreKey) -> Result<Destroyed, StoreError> {
         self.as_ref().destroy_dyn(key).await
+    }
+    async fn supersede(
+        &self,
+        key: &StoreKey,
+        successor: &StoreKey,
+        ttl: Duration,
+    ) -> Result<Supersede, StoreError> {
+        self.as_ref().supersede_dyn(key, successor, ttl).await
     }
     async fn touch(
         &self,
@@ -319,11 +423,7 @@ impl Store for Arc<dyn DynStore> {
     ) -> Result<Updated, StoreError> {
         self.as_ref().touch_dyn(key, meta, ttl).await
     }
-    async fn load_rolling(
-        &self,
-        key: &StoreKey,
-        roll: Roll,
-    ) -> Result<Option<(Record, bool)>, StoreError> {
+    async fn load_rolling(&self, key: &StoreKey, roll: Roll) -> Result<(Loaded, bool), StoreError> {
         self.as_ref().load_rolling_dyn(key, roll).await
     }
     fn merges_deltas(&self) -> bool {

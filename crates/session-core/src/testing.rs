@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 
 use crate::id::{IdPolicy, StoreKey};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
-use crate::store::{Change, Created, Roll, Store, Updated};
+use crate::store::{
+    Change, Created, Destroyed, Loaded, Roll, Store, StoreError, Supersede, Updated,
+};
 
 /// What the suite needs from a store's test setup.
 pub trait Harness: Send + Sync {
@@ -34,6 +36,9 @@ pub trait Harness: Send + Sync {
     fn short_ttl(&self) -> Duration {
         Duration::from_secs(2)
     }
+    /// The store's per-record size limit, in the store's own measure (about the JSON bytes of
+    /// the data); the suite checks that no write takes a record past it.
+    fn record_limit(&self) -> usize;
 }
 
 /// Runs every check.
@@ -55,6 +60,11 @@ pub async fn run_all<H: Harness>(h: &H) {
     odd_values_round_trip(h).await;
     concurrent_deltas_both_land(h).await;
     load_rolling_extends_live_records(h).await;
+    destroy_reports_what_was_there(h).await;
+    supersede_leaves_a_marker(h).await;
+    supersede_of_a_gone_or_superseded_record(h).await;
+    record_limit_holds_after_every_write(h).await;
+    thousands_of_keys(h).await;
 }
 
 fn key(name: &str) -> StoreKey {
@@ -92,9 +102,45 @@ async fn must_create<H: Harness>(h: &H, k: &StoreKey, r: &Record, ttl: Duration)
 
 async fn load<H: Harness>(h: &H, k: &StoreKey) -> Option<Record> {
     match h.store().load(k).await {
-        Ok(r) => r,
+        Ok(Loaded::Live(r)) => Some(r),
+        Ok(Loaded::Missing) => None,
+        Ok(Loaded::Superseded) => {
+            panic!("load found a supersede marker where a record was expected")
+        }
         Err(e) => panic!("load failed: {e}"),
     }
+}
+
+async fn destroy<H: Harness>(h: &H, k: &StoreKey) -> Destroyed {
+    match h.store().destroy(k).await {
+        Ok(d) => d,
+        Err(e) => panic!("destroy failed: {e}"),
+    }
+}
+
+/// Panics unless the record under `k` has a positive TTL no longer than `asked`.
+async fn assert_ttl<H: Harness>(h: &H, k: &StoreKey, asked: Duration, after: &str) {
+    let left = h
+        .ttl(k)
+        .await
+        .unwrap_or_else(|| panic!("no record after {after}"));
+    assert!(left != Duration::MAX, "record has no TTL after {after}");
+    assert!(
+        left <= asked,
+        "TTL {left:?} after {after} exceeds the {asked:?} asked for"
+    );
+    assert!(left > Duration::ZERO, "TTL must be positive after {after}");
+}
+
+async fn try_save<H: Harness>(
+    h: &H,
+    k: &StoreKey,
+    delta: &Delta,
+    data: &Data,
+    meta: Meta,
+    ttl: Duration,
+) -> Result<Updated, StoreError> {
+    h.store().save(k, Change { delta, data, meta }, ttl).await
 }
 
 async fn save<H: Harness>(
@@ -105,7 +151,7 @@ async fn save<H: Harness>(
     meta: Meta,
     ttl: Duration,
 ) -> Updated {
-    match h.store().save(k, Change { delta, data, meta }, ttl).await {
+    match try_save(h, k, delta, data, meta, ttl).await {
         Ok(u) => u,
         Err(e) => panic!("save failed: {e}"),
     }
@@ -233,9 +279,7 @@ pub async fn save_missing_reports_not_found<H: Harness>(h: &H) {
 pub async fn save_after_destroy_does_not_resurrect<H: Harness>(h: &H) {
     let k = key("resurrect");
     must_create(h, &k, &record(json!({"user": 1})), LONG).await;
-    if let Err(e) = h.store().destroy(&k).await {
-        panic!("destroy failed: {e}");
-    }
+    destroy(h, &k).await;
     let d = set(&[("cart", json!(["x"]))]);
     let got = save(h, &k, &d, &Data::new(), record(json!({})).meta, LONG).await;
     assert_eq!(got, Updated::NotFound);
@@ -294,39 +338,32 @@ pub async fn destroy_is_idempotent<H: Harness>(h: &H) {
     let k = key("destroy");
     must_create(h, &k, &record(json!({"a": 1})), LONG).await;
     for _ in 0..2 {
-        if let Err(e) = h.store().destroy(&k).await {
-            panic!("destroy must be idempotent: {e}");
-        }
+        destroy(h, &k).await;
     }
     assert_eq!(load(h, &k).await, None);
-    if let Err(e) = h.store().destroy(&key("never")).await {
-        panic!("destroy of a missing key must succeed: {e}");
-    }
+    destroy(h, &key("never")).await;
 }
 
-/// After every write the record has a TTL no longer than the one asked for.
+/// After every write the record (or marker) has a TTL no longer than the one asked for.
 pub async fn ttl_always_set<H: Harness>(h: &H) {
     let k = key("ttl");
-    let check = |left: Option<Duration>, asked: Duration, op: &str| {
-        let left = left.unwrap_or_else(|| panic!("no record after {op}"));
-        assert!(left != Duration::MAX, "record has no TTL after {op}");
-        assert!(
-            left <= asked,
-            "TTL {left:?} after {op} exceeds the {asked:?} asked for"
-        );
-        assert!(left > Duration::ZERO, "TTL must be positive after {op}");
-    };
     let r = record(json!({"a": 1}));
     must_create(h, &k, &r, LONG).await;
-    check(h.ttl(&k).await, LONG, "create");
+    assert_ttl(h, &k, LONG, "create").await;
     let asked = LONG / 2;
     save(h, &k, &set(&[("b", json!(2))]), &r.data, r.meta, asked).await;
-    check(h.ttl(&k).await, asked, "save");
+    assert_ttl(h, &k, asked, "save").await;
     let asked = LONG / 4;
     if let Err(e) = h.store().touch(&k, r.meta, asked).await {
         panic!("touch failed: {e}");
     }
-    check(h.ttl(&k).await, asked, "touch");
+    assert_ttl(h, &k, asked, "touch").await;
+    let next = key("ttl_next");
+    must_create(h, &next, &r, LONG).await;
+    let grace = Duration::from_secs(60);
+    let got = h.store().supersede(&k, &next, grace).await;
+    assert!(matches!(got, Ok(Supersede::Replaced)), "{got:?}");
+    assert_ttl(h, &k, grace, "supersede").await;
 }
 
 /// Two sessions never see each other's data.
@@ -467,7 +504,7 @@ pub async fn load_rolling_extends_live_records<H: Harness>(h: &H) {
         session_ttl_ms: 86_400_000,
     };
     let got = h.store().load_rolling(&k, roll).await;
-    let Ok(Some((got, true))) = got else {
+    let Ok((Loaded::Live(got), true)) = got else {
         panic!("load_rolling of a live record must extend it, got {got:?}");
     };
     assert_eq!(got.data, r.data);
@@ -494,10 +531,183 @@ pub async fn load_rolling_extends_live_records<H: Harness>(h: &H) {
     };
     let got = h.store().load_rolling(&k, late).await;
     assert!(
-        matches!(got, Ok(Some((_, false)))),
+        matches!(got, Ok((Loaded::Live(_), false))),
         "an expired record must not be extended: {got:?}"
     );
 
     let got = h.store().load_rolling(&key("rolling_missing"), roll).await;
-    assert!(matches!(got, Ok(None)), "{got:?}");
+    assert!(matches!(got, Ok((Loaded::Missing, false))), "{got:?}");
+}
+
+/// `destroy` says whether a live record was there.
+pub async fn destroy_reports_what_was_there<H: Harness>(h: &H) {
+    let k = key("destroy_reports");
+    must_create(h, &k, &record(json!({"a": 1})), LONG).await;
+    assert_eq!(destroy(h, &k).await, Destroyed::Removed);
+    assert_eq!(destroy(h, &k).await, Destroyed::Missing);
+    assert_eq!(destroy(h, &key("destroy_never")).await, Destroyed::Missing);
+}
+
+/// `supersede` replaces a live record by a marker: loads see it, writes don't pass it, a
+/// create collides with it, and destroying it names the successor.
+pub async fn supersede_leaves_a_marker<H: Harness>(h: &H) {
+    let old = key("supersede_old");
+    let new = key("supersede_new");
+    let r = record(json!({"user": "ada"}));
+    must_create(h, &old, &r, LONG).await;
+    must_create(h, &new, &r, LONG).await;
+    let grace = Duration::from_secs(60);
+    let got = h.store().supersede(&old, &new, grace).await;
+    assert!(matches!(got, Ok(Supersede::Replaced)), "{got:?}");
+    let got = h.store().load(&old).await;
+    assert!(
+        matches!(got, Ok(Loaded::Superseded)),
+        "a superseded id must load as superseded, got {got:?}"
+    );
+    assert_ttl(h, &old, grace, "supersede").await;
+    // A request that loaded the old record before the supersede can't write through it.
+    let d = set(&[("cart", json!(1))]);
+    let got = try_save(h, &old, &d, &r.data, r.meta, LONG).await;
+    assert!(matches!(got, Ok(Updated::Superseded)), "save: {got:?}");
+    let got = h.store().touch(&old, r.meta, LONG).await;
+    assert!(matches!(got, Ok(Updated::Superseded)), "touch: {got:?}");
+    assert_ttl(h, &old, grace, "a refused save and touch").await;
+    let roll = Roll {
+        now: 1_700_000_500_000,
+        absolute_ms: None,
+        session_ttl_ms: 86_400_000,
+    };
+    let got = h.store().load_rolling(&old, roll).await;
+    assert!(
+        matches!(got, Ok((Loaded::Superseded, false))),
+        "load_rolling must not extend a marker: {got:?}"
+    );
+    let got = h.store().create(&old, &r, LONG).await;
+    assert!(
+        matches!(got, Ok(Created::Collision)),
+        "create over a marker must collide: {got:?}"
+    );
+    // The successor is untouched, and destroying the old id names it.
+    assert_eq!(load(h, &new).await, Some(r));
+    assert_eq!(destroy(h, &old).await, Destroyed::Superseded(new.clone()));
+    assert_eq!(load(h, &old).await, None, "destroy must remove the marker");
+    assert_eq!(destroy(h, &old).await, Destroyed::Missing);
+}
+
+/// `supersede` of a record destroyed meanwhile reports it and writes nothing; a second
+/// supersede reports the first one and keeps its successor.
+pub async fn supersede_of_a_gone_or_superseded_record<H: Harness>(h: &H) {
+    let grace = Duration::from_secs(60);
+    let gone = key("supersede_gone");
+    let next = key("supersede_gone_next");
+    let got = h.store().supersede(&gone, &next, grace).await;
+    assert!(matches!(got, Ok(Supersede::Missing)), "{got:?}");
+    assert_eq!(h.ttl(&gone).await, None, "supersede must not create");
+    must_create(h, &gone, &record(json!({"a": 1})), LONG).await;
+    destroy(h, &gone).await;
+    let got = h.store().supersede(&gone, &next, grace).await;
+    assert!(matches!(got, Ok(Supersede::Missing)), "{got:?}");
+    assert_eq!(h.ttl(&gone).await, None, "supersede must not bring it back");
+
+    let old = key("supersede_twice");
+    let (first, second) = (key("supersede_first"), key("supersede_second"));
+    must_create(h, &old, &record(json!({"a": 1})), LONG).await;
+    let got = h.store().supersede(&old, &first, grace).await;
+    assert!(matches!(got, Ok(Supersede::Replaced)), "{got:?}");
+    let got = h.store().supersede(&old, &second, grace).await;
+    assert!(matches!(got, Ok(Supersede::AlreadySuperseded)), "{got:?}");
+    assert_eq!(destroy(h, &old).await, Destroyed::Superseded(first));
+}
+
+/// No create or save takes a record past the store's limit; a refused write changes nothing
+/// and leaves the TTL in place.
+pub async fn record_limit_holds_after_every_write<H: Harness>(h: &H) {
+    let limit = h.record_limit();
+    let chunk = limit / 5;
+    let k = key("limit");
+    let too_big = record(json!({"big": "x".repeat(limit + 1)}));
+    let got = h.store().create(&k, &too_big, LONG).await;
+    assert!(
+        matches!(got, Err(StoreError::TooLarge { .. })),
+        "a create over the limit must fail: {got:?}"
+    );
+    assert_eq!(h.ttl(&k).await, None, "a refused create must write nothing");
+
+    let r = record(json!({"k0": "x".repeat(chunk)}));
+    must_create(h, &k, &r, LONG).await;
+    let mut data = r.data.clone();
+    let mut refused = false;
+    for i in 1..10 {
+        let name = format!("k{i}");
+        let d = set(&[(name.as_str(), json!("x".repeat(chunk)))]);
+        let mut next = data.clone();
+        next.insert(name.clone(), json!("x".repeat(chunk)));
+        match try_save(h, &k, &d, &next, r.meta, LONG).await {
+            Ok(Updated::Updated) => {
+                assert!(i < 5, "save {i} took the record past the limit");
+                data = next;
+            }
+            Err(StoreError::TooLarge { size, limit: l }) => {
+                assert!(size > l, "TooLarge must report the size over the limit");
+                assert!(i >= 3, "save {i} was refused well within the limit");
+                refused = true;
+                break;
+            }
+            other => panic!("save {i}: {other:?}"),
+        }
+    }
+    assert!(refused, "saves kept growing the record past the limit");
+    let got = load(h, &k).await.map(|r| r.data);
+    assert_eq!(got, Some(data), "a refused save must change nothing");
+    assert_ttl(h, &k, LONG, "a refused save").await;
+    // A whole-data replace is held to the limit too.
+    let d = Delta {
+        replace: true,
+        set: Vec::new(),
+        removed: Vec::new(),
+    };
+    let huge = json!({"a": "y".repeat(limit)});
+    let huge = huge.as_object().cloned().unwrap_or_default();
+    let got = try_save(h, &k, &d, &huge, r.meta, LONG).await;
+    assert!(
+        matches!(got, Err(StoreError::TooLarge { .. })),
+        "a replace over the limit must fail: {got:?}"
+    );
+}
+
+/// Thousands of small keys in one create and one save work (within the limit), and the
+/// record keeps its TTL.
+pub async fn thousands_of_keys<H: Harness>(h: &H) {
+    let n = 5000.min(h.record_limit() / 16);
+    let k = key("many");
+    let mut data = Data::new();
+    for i in 0..n {
+        data.insert(format!("k{i}"), json!(1));
+    }
+    let r = Record {
+        data: data.clone(),
+        meta: record(json!({})).meta,
+    };
+    must_create(h, &k, &r, LONG).await;
+    assert_ttl(h, &k, LONG, "a create of thousands of keys").await;
+    assert_eq!(load(h, &k).await.map(|r| r.data.len()), Some(n));
+    // Replace every value and remove every other key in one save.
+    let delta = Delta {
+        replace: false,
+        set: (0..n)
+            .step_by(2)
+            .map(|i| (format!("k{i}"), json!(2)))
+            .collect(),
+        removed: (1..n).step_by(2).map(|i| format!("k{i}")).collect(),
+    };
+    let mut after = r.clone();
+    after.apply(&delta, &data, r.meta);
+    let got = save(h, &k, &delta, &after.data, r.meta, LONG).await;
+    assert_eq!(got, Updated::Updated);
+    let got = load(h, &k)
+        .await
+        .unwrap_or_else(|| panic!("record vanished after a large save"));
+    assert_eq!(got.data.len(), n.div_ceil(2));
+    assert!(got.data.values().all(|v| *v == json!(2)));
+    assert_ttl(h, &k, LONG, "a save of thousands of keys").await;
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use session_core::{
-    Action, Config, Data, ManualClock, MaxAge, Meta, Record, Session, Source, commit,
+    Action, Config, Data, Loaded, ManualClock, MaxAge, Meta, Record, Session, Source, commit,
 };
 
 const NOW: u64 = 1_700_000_000_000;
@@ -17,6 +17,8 @@ enum Op {
     Insert(String, Value),
     Remove(String),
     Clear,
+    Regenerate,
+    Save,
 }
 
 fn key() -> impl Strategy<Value = String> {
@@ -43,6 +45,15 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The lifecycle calls too (no destroy: the tests that take these decide about it).
+fn lifecycle_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => op(),
+        1 => Just(Op::Regenerate),
+        1 => Just(Op::Save),
+    ]
+}
+
 fn data() -> impl Strategy<Value = Data> {
     prop::collection::vec((key(), value()), 0..5).prop_map(|kv| kv.into_iter().collect())
 }
@@ -55,6 +66,8 @@ fn apply(s: &mut Session, ops: &[Op]) {
                 s.remove(k);
             }
             Op::Clear => s.clear(),
+            Op::Regenerate => s.regenerate(),
+            Op::Save => s.save(),
         }
     }
 }
@@ -75,7 +88,7 @@ fn loaded(c: &Config, data: Data, expire: u64) -> Session {
         c,
         Source::Store {
             id: c.ids().generate().unwrap(),
-            record: Some(Record {
+            record: Loaded::Live(Record {
                 data,
                 meta: Meta {
                     expire: Some(expire),
@@ -173,6 +186,50 @@ proptest! {
         s.destroy();
         let plan = commit::decide(Some(&s), &c, NOW);
         prop_assert_eq!(plan.action, Action::Destroy);
+    }
+
+    /// `regenerate()` of a session that holds nothing never creates a record, whatever else
+    /// happened in the request (unless `save()` forces one, as in koa).
+    #[test]
+    fn empty_regenerate_never_creates(
+        guest: bool, loaded_first: bool, base in data(),
+        ops in prop::collection::vec(lifecycle_op(), 0..8),
+    ) {
+        let c = config(false, false, guest);
+        let mut s = if loaded_first {
+            loaded(&c, base, NOW + DAY)
+        } else {
+            Session::start(&c, Source::None)
+        };
+        apply(&mut s, &ops);
+        s.regenerate();
+        if s.is_empty() && !ops.iter().any(|o| matches!(o, Op::Save)) {
+            let plan = commit::decide(Some(&s), &c, NOW);
+            prop_assert!(
+                !matches!(plan.action, Action::Create | Action::Regenerate | Action::Save),
+                "an empty regenerate wrote: {:?}", plan
+            );
+        }
+    }
+
+    /// A request that carries a superseded id, or too many session cookies, writes nothing and
+    /// sends no cookie (not even a removal) unless the handler destroys or regenerates.
+    #[test]
+    fn stale_requests_leave_everything_alone(
+        rolling: bool, renew: bool, guest: bool, ambiguous: bool,
+        ops in prop::collection::vec(op(), 0..8), force: bool,
+    ) {
+        let c = config(rolling, renew, guest);
+        let source = if ambiguous {
+            Source::Ambiguous
+        } else {
+            Source::Store { id: c.ids().generate().unwrap(), record: Loaded::Superseded }
+        };
+        let mut s = Session::start(&c, source);
+        prop_assert!(s.is_stale() && s.is_new() && s.is_empty());
+        apply(&mut s, &ops);
+        if force { s.save(); }
+        prop_assert_eq!(commit::decide(Some(&s), &c, NOW).action, Action::Nothing);
     }
 
     /// Once a commit's write is recorded, the same request has nothing more to write.

@@ -3,7 +3,8 @@
 use http::header::SET_COOKIE;
 use http::{HeaderName, HeaderValue};
 use session_core::{
-    Action, Change, Created, Data, Delta, Meta, Plan, Record, SessionId, Updated, commit as decide,
+    Action, Change, Created, Data, Delta, Destroyed, DynStore, Meta, Plan, Record, SessionId,
+    StoreKey, Supersede, Updated, commit as decide,
 };
 
 use crate::Error;
@@ -12,6 +13,9 @@ use crate::layer::{Backend, Shared};
 
 /// Ids drawn before giving up on a create (a collision of 256-bit ids means a broken generator).
 const CREATE_ATTEMPTS: u32 = 4;
+/// Supersede markers followed when a destroy ends a session that was regenerated meanwhile
+/// (each is one single-key call; a chain only forms from regenerates within the grace time).
+const MAX_SUCCESSORS: usize = 8;
 
 /// What the write needs, copied out of the session so no lock is held across the store calls.
 enum Work {
@@ -19,8 +23,9 @@ enum Work {
         id: Option<SessionId>,
         record: Record,
     },
+    /// A new record under a freshly drawn id (a record is never filed under an id a client
+    /// brought, so a planted guest cookie can't lead to someone else's data).
     Create {
-        keep_id: Option<SessionId>,
         record: Record,
     },
     Save {
@@ -44,6 +49,9 @@ enum Outcome {
     },
     /// The session is gone: remove the cookies.
     Remove,
+    /// A regenerate superseded the session's id meanwhile: nothing was written, and the client
+    /// is told nothing (it may already hold the new cookie of the same name).
+    Silent,
 }
 
 pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
@@ -75,7 +83,6 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
                 record: record(plan.meta, cookie_mode),
             },
             Action::Create | Action::Regenerate => Work::Create {
-                keep_id: s.id().cloned(),
                 record: record(plan.meta, true),
             },
             Action::Save => {
@@ -130,7 +137,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         Outcome::Remove if had_cookie || plan.action != Action::Destroy => {
             remove_headers(shared, inner.secure)
         }
-        Outcome::Remove => Headers::default(),
+        Outcome::Remove | Outcome::Silent => Headers::default(),
     };
 
     let mut st = session.lock();
@@ -150,6 +157,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
                 }
                 s.mark_committed(None);
             }
+            Outcome::Silent => s.mark_superseded(),
         }
     }
     if !headers.is_empty() {
@@ -160,13 +168,12 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
 
 async fn store_write(
     session: &Session,
-    store: &dyn session_core::DynStore,
+    store: &dyn DynStore,
     plan: &Plan,
     work: Work,
 ) -> Result<Outcome, Error> {
     let shared = &*session.0.shared;
     let config = &shared.config;
-    let keys = config.key_derivation();
     let ttl = std::time::Duration::from_millis(plan.ttl_ms);
     match work {
         Work::Cookie { id, record } => {
@@ -180,30 +187,39 @@ async fn store_write(
                 record,
             })
         }
-        Work::Create { keep_id, record } => {
-            let mut candidate = keep_id;
-            let mut created = None;
-            for _ in 0..CREATE_ATTEMPTS {
-                let id = match candidate.take() {
-                    Some(id) => id,
-                    None => config.ids().generate().map_err(Error::Random)?,
-                };
-                let key = keys.derive(&id);
-                match shared.timed(store.create_dyn(&key, &record, ttl)).await? {
-                    Created::Inserted => {
-                        created = Some(id);
-                        break;
+        Work::Create { record } => {
+            let regenerated = plan
+                .retire
+                .as_ref()
+                .and_then(|r| (r.regenerated && r.record_exists).then_some(r.id.as_ref()))
+                .flatten();
+            if regenerated.is_none() {
+                // An identity that ends for good (destroyed, expired, rejected) goes first.
+                end_retired(session, store, plan).await?;
+            }
+            let (id, key) = create_fresh(session, store, &record, ttl).await?;
+            if let Some(old) = regenerated {
+                // The old record is superseded only now that the new one exists, and only if it
+                // is still there: a destroy that got there first wins, in either order.
+                let old_key = session.store_key(old);
+                let grace = config.supersede_grace();
+                let ended = shared
+                    .timed(store.supersede_dyn(&old_key, &key, grace))
+                    .await?;
+                match ended {
+                    Supersede::Replaced => {}
+                    Supersede::Missing => {
+                        tracing::debug!(target: "session", "regenerate lost to a destroy; ending as a destroy");
+                        shared.timed(store.destroy_dyn(&key)).await?;
+                        return Ok(Outcome::Remove);
                     }
-                    Created::Collision => {
-                        tracing::warn!(target: "session", "session id collision; drawing another id");
+                    Supersede::AlreadySuperseded => {
+                        tracing::debug!(target: "session", "regenerate lost to another regenerate; dropping its record");
+                        shared.timed(store.destroy_dyn(&key)).await?;
+                        return Ok(Outcome::Silent);
                     }
                 }
             }
-            let Some(id) = created else {
-                return Err(Error::Collisions(CREATE_ATTEMPTS));
-            };
-            // The old identity ends only now that the new record exists.
-            delete_retired(session, store, plan).await?;
             Ok(Outcome::Write {
                 id: Some(id),
                 record,
@@ -230,6 +246,7 @@ async fn store_write(
                     },
                 }),
                 Updated::NotFound => Ok(Outcome::Remove),
+                Updated::Superseded => Ok(Outcome::Silent),
             }
         }
         Work::Touch { id, record } => {
@@ -245,28 +262,55 @@ async fn store_write(
                     record,
                 }),
                 Updated::NotFound => Ok(Outcome::Remove),
+                Updated::Superseded => Ok(Outcome::Silent),
             }
         }
         Work::Destroy => {
-            delete_retired(session, store, plan).await?;
+            end_retired(session, store, plan).await?;
             Ok(Outcome::Remove)
         }
     }
 }
 
-/// Deletes the record of the identity the plan ends, if it has one.
-async fn delete_retired(
+/// Inserts `record` under a freshly drawn id (drawing again on a collision).
+async fn create_fresh(
     session: &Session,
-    store: &dyn session_core::DynStore,
-    plan: &Plan,
-) -> Result<(), Error> {
-    if let Some(old) = &plan.retire
-        && old.record_exists
-        && let Some(old_id) = &old.id
-    {
-        let key = session.store_key(old_id);
-        session.0.shared.timed(store.destroy_dyn(&key)).await?;
+    store: &dyn DynStore,
+    record: &Record,
+    ttl: std::time::Duration,
+) -> Result<(SessionId, StoreKey), Error> {
+    let shared = &*session.0.shared;
+    let config = &shared.config;
+    for _ in 0..CREATE_ATTEMPTS {
+        let id = config.ids().generate().map_err(Error::Random)?;
+        let key = config.key_derivation().derive(&id);
+        match shared.timed(store.create_dyn(&key, record, ttl)).await? {
+            Created::Inserted => return Ok((id, key)),
+            Created::Collision => {
+                tracing::warn!(target: "session", "session id collision; drawing another id");
+            }
+        }
     }
+    Err(Error::Collisions(CREATE_ATTEMPTS))
+}
+
+/// Deletes the record of the identity the plan ends, if it has one, and every session a
+/// regenerate moved it to meanwhile (a logout ends the session, whatever id it lives under).
+async fn end_retired(session: &Session, store: &dyn DynStore, plan: &Plan) -> Result<(), Error> {
+    let Some(old) = &plan.retire else {
+        return Ok(());
+    };
+    let (true, Some(old_id)) = (old.record_exists, &old.id) else {
+        return Ok(());
+    };
+    let mut key = session.store_key(old_id);
+    for _ in 0..MAX_SUCCESSORS {
+        match session.0.shared.timed(store.destroy_dyn(&key)).await? {
+            Destroyed::Superseded(next) => key = next,
+            Destroyed::Removed | Destroyed::Missing => return Ok(()),
+        }
+    }
+    tracing::warn!(target: "session", max = MAX_SUCCESSORS, "a destroy followed the most regenerate successors it follows; later ones expire by their TTL");
     Ok(())
 }
 

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use session_core::{Data, MaxAge, Roll, Session as Core, SessionId, Source, StoreKey};
+use session_core::{
+    Data, Loaded, MaxAge, Roll, Session as Core, SessionId, Source, StoreError, StoreKey,
+};
 use tokio::sync::OnceCell;
 
 use crate::Error;
@@ -25,6 +27,9 @@ pub(crate) enum Incoming {
     },
     /// Cookie mode: a signed payload, decoded on first use.
     Payload { value: String, resign: bool },
+    /// More cookies of the session's name than are checked, none of the checked ones valid
+    /// (cookie tossing): anonymous, and the client's cookies are left alone.
+    Ambiguous,
 }
 
 pub(crate) struct State {
@@ -122,17 +127,31 @@ impl Session {
                 let mut touched = false;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Incoming::None, _) => (Source::None, false),
+                    (Incoming::Ambiguous, _) => (Source::Ambiguous, false),
                     (Incoming::Id { id, resign, .. }, Backend::Store(store)) => {
                         let key = self.store_key(id);
-                        let (record, rolled) = if config.rolling() {
+                        let loaded = if config.rolling() {
                             // Load and extend in one step (one round trip where the store can).
                             let roll = Roll::from_config(config);
-                            match shared.timed(store.load_rolling_dyn(&key, roll)).await? {
-                                Some((r, touched)) => (Some(r), touched),
-                                None => (None, false),
-                            }
+                            shared.timed(store.load_rolling_dyn(&key, roll)).await
                         } else {
-                            (shared.timed(store.load_dyn(&key)).await?, false)
+                            shared.timed(store.load_dyn(&key)).await.map(|l| (l, false))
+                        };
+                        let (record, rolled) = match loaded {
+                            Err(Error::Store(StoreError::Corrupt(why))) => {
+                                // Never a 500 loop on a record another program wrote or a bug
+                                // broke: it counts as missed, and it goes.
+                                tracing::warn!(
+                                    target: "session",
+                                    reason = %why,
+                                    "stored session record can't be decoded; deleting it and starting a new session"
+                                );
+                                if let Err(e) = shared.timed(store.destroy_dyn(&key)).await {
+                                    tracing::warn!(target: "session", error = %e, "could not delete the undecodable record");
+                                }
+                                (Loaded::Missing, false)
+                            }
+                            other => other?,
                         };
                         touched = rolled;
                         (
@@ -194,10 +213,9 @@ impl Session {
 
     /// Sets a key (`_`-prefixed keys are reserved and rejected).
     pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
-        let value = serde_json::to_value(value).map_err(|source| {
-            Error::Session(session_core::SessionError::Serde {
+        let value = serde_json::to_value(value).map_err(|_| {
+            Error::Session(session_core::SessionError::Unserializable {
                 key: key.to_owned(),
-                source,
             })
         })?;
         Ok(self.with(|s| s.insert_value(key, value)).await??)

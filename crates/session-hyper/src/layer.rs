@@ -322,6 +322,8 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
                 clear_sig = true;
                 Incoming::None
             }
+            // Planted cookies ahead of the real pair: no removal cookie, whatever happens.
+            CookieIncoming::Ambiguous => Incoming::Ambiguous,
             CookieIncoming::None | CookieIncoming::MissingSignature => Incoming::None,
         }
     };

@@ -65,6 +65,7 @@ fn new_visitor_then_counter_increments() {
                 .load(&session_core::StoreKey::from_raw(id.clone()))
                 .await
                 .unwrap()
+                .record()
                 .is_none()
         );
         for n in 2..=4 {
@@ -146,7 +147,8 @@ fn destroy_clears_cookies_and_store() {
 #[test]
 fn regenerate_changes_id_keeps_data_and_kills_the_old_id() {
     with_capture(|secrets| async move {
-        let (cfg, probe, _) = clocked(|b| b);
+        let (cfg, probe, clock) = clocked(|b| b);
+        let keys = cfg.key_derivation().clone();
         let url = store_app(cfg, &probe).await;
         let b = browser();
         let r = get(&b, &format!("{url}/set?cart=book")).await;
@@ -161,8 +163,26 @@ fn regenerate_changes_id_keeps_data_and_kills_the_old_id() {
             get(&b, &format!("{url}/read")).await.body,
             r#"{"cart":"book","user":"ada"}"#
         );
-        assert_eq!(probe.store.len(), 1, "old record deleted");
-        // Fixation: the pre-login cookie is dead.
+        // The old record is gone: a short-lived marker stands in its place.
+        let old_key = keys.derive(&session_core::SessionId::new_unchecked(before));
+        assert_eq!(
+            probe.store.load(&old_key).await.unwrap(),
+            session_core::Loaded::Superseded
+        );
+        // Fixation: the pre-login cookie is dead, and while the marker lives a request with it
+        // gets no removal cookie (the browser may hold the new cookie of the same name).
+        let r = send(
+            raw()
+                .get(format!("{url}/whoami"))
+                .header("cookie", pre_login.clone()),
+        )
+        .await;
+        assert_eq!(r.body, "anonymous");
+        assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
+        // After the grace time the marker is gone and the old id is simply unknown.
+        clock.advance(session_core::DEFAULT_SUPERSEDE_GRACE + Duration::from_secs(1));
+        assert_eq!(probe.store.sweep(), 1);
+        assert_eq!(probe.store.len(), 1);
         let r = send(
             raw()
                 .get(format!("{url}/whoami"))
@@ -170,6 +190,7 @@ fn regenerate_changes_id_keeps_data_and_kills_the_old_id() {
         )
         .await;
         assert_eq!(r.body, "anonymous");
+        assert_eq!(r.set_cookies.len(), 2, "removal cookies for an unknown id");
     });
 }
 
@@ -681,11 +702,11 @@ fn guest_mode_sets_a_cookie_for_every_new_visitor_without_a_record() {
             "a returning guest keeps its cookie"
         );
         let r = get(&b, &format!("{url}/views")).await;
-        assert_eq!(
-            cookie(&r, "koa.sess").unwrap(),
-            id,
-            "the guest keeps its id"
-        );
+        // The first write files the session under a fresh id: a guest id is never trusted
+        // with data (it may have been planted in this browser by someone who kept a copy).
+        let id_now = cookie(&r, "koa.sess").unwrap();
+        assert_ne!(id_now, id, "a populated guest session gets a fresh id");
         assert_eq!(probe.store.len(), 1);
+        assert_eq!(get(&b, &format!("{url}/views")).await.body, "2 views");
     });
 }

@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde_json::json;
 use session_core::testing::set;
 use session_core::{
-    Change, Created, Data, KeyDerivation, MaxAge, Meta, Record, SessionId, Store, StoreError,
-    StoreKey, Updated,
+    Change, Created, Data, Destroyed, KeyDerivation, Loaded, MaxAge, Meta, Record, SessionId,
+    Store, StoreError, StoreKey, Supersede, Updated,
 };
 use session_store_memory::MemoryStore;
 
@@ -81,13 +81,13 @@ impl Store for MutexStore {
         m.insert(k.as_str().to_owned(), (r.clone(), 0));
         Ok(Created::Inserted)
     }
-    async fn load(&self, k: &StoreKey) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, k: &StoreKey) -> Result<Loaded, StoreError> {
         Ok(self
             .0
             .lock()
             .unwrap()
             .get(k.as_str())
-            .map(|(r, _)| r.clone()))
+            .map_or(Loaded::Missing, |(r, _)| Loaded::Live(r.clone())))
     }
     async fn save(
         &self,
@@ -104,9 +104,23 @@ impl Store for MutexStore {
             None => Ok(Updated::NotFound),
         }
     }
-    async fn destroy(&self, k: &StoreKey) -> Result<(), StoreError> {
-        self.0.lock().unwrap().remove(k.as_str());
-        Ok(())
+    async fn destroy(&self, k: &StoreKey) -> Result<Destroyed, StoreError> {
+        Ok(match self.0.lock().unwrap().remove(k.as_str()) {
+            Some(_) => Destroyed::Removed,
+            None => Destroyed::Missing,
+        })
+    }
+    async fn supersede(
+        &self,
+        k: &StoreKey,
+        _next: &StoreKey,
+        _ttl: Duration,
+    ) -> Result<Supersede, StoreError> {
+        // The baseline is only measured on load and save.
+        Ok(match self.0.lock().unwrap().remove(k.as_str()) {
+            Some(_) => Supersede::Replaced,
+            None => Supersede::Missing,
+        })
     }
     async fn touch(&self, _k: &StoreKey, _m: Meta, _t: Duration) -> Result<Updated, StoreError> {
         Ok(Updated::Updated)
@@ -160,7 +174,7 @@ fn throughput<S: Store>(s: &S, keys: &[StoreKey], threads: usize, secs: f64) -> 
                         x ^= x >> 7;
                         x ^= x << 17;
                         let k = &keys[(x % keys.len() as u64) as usize];
-                        let mut r = run(s.load(k)).unwrap().unwrap();
+                        let mut r = run(s.load(k)).unwrap().into_record().unwrap();
                         let views = r.data["views"].as_u64().unwrap() + 1;
                         r.data.insert("views".into(), json!(views));
                         let delta = set(&[("views", json!(views))]);

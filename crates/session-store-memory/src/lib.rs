@@ -8,17 +8,23 @@
 //! - **Never returns an expired record**: every read checks the TTL against the store's
 //!   [`Clock`](session_core::Clock); expired records are reclaimed on access, by a bounded cleanup on every create,
 //!   and by an optional background [`Sweeper`].
-//! - **Bounded**: optional caps on the number of sessions and on their bytes. When a create
-//!   would exceed a cap, expired records go first, then the live ones **soonest to expire
-//!   first** (they have the least session left to lose). Caps apply per shard (the total divided
-//!   by the shard count), so eviction is soonest-first within the new record's shard.
+//! - **Bounded**: every record is held to a size limit after every write (64 KiB of JSON data by
+//!   default, [`MemoryStoreBuilder::max_record_bytes`]; a write beyond it is
+//!   [`StoreError::TooLarge`] and changes nothing), and optional caps bound the number of
+//!   sessions and their bytes. When a create would exceed a cap, expired records go first, then
+//!   the live ones **soonest to expire first** (they have the least session left to lose). Caps
+//!   apply per shard (the total divided by the shard count), so eviction is soonest-first within
+//!   the new record's shard.
+//! - **Regenerate-safe**: [`Store::supersede`] leaves a short-lived marker under the old id, so a
+//!   regenerate racing a destroy never keeps the destroyed data alive, and requests that still
+//!   carry the old id are told it was superseded.
 //! - **Fast and compact**: sessions are spread over independently locked shards; no lock is
 //!   held across an `.await` (every operation is synchronous inside). Records are kept as
 //!   compact JSON bytes (about 300 bytes per session of 100 bytes of data, see BENCHMARKS.md).
 //!
 //! # Example
 //! ```
-//! use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
+//! use session_core::{Created, Loaded, MaxAge, Meta, Record, Store, StoreKey};
 //! use session_store_memory::MemoryStore;
 //! use std::time::Duration;
 //!
@@ -31,7 +37,7 @@
 //! };
 //! record.data.insert("views".into(), 1.into());
 //! assert_eq!(store.create(&key, &record, Duration::from_secs(60)).await?, Created::Inserted);
-//! assert_eq!(store.load(&key).await?, Some(record));
+//! assert_eq!(store.load(&key).await?, Loaded::Live(record));
 //! # Ok::<(), session_core::StoreError>(())
 //! # }).unwrap();
 //! ```
@@ -47,8 +53,8 @@ use std::time::Duration;
 // and save); foldhash is seeded per instance and several times cheaper on 48-byte keys.
 use foldhash::fast::RandomState;
 use session_core::{
-    Change, Created, Data, MaxAge, Meta, Record, SharedClock, Store, StoreError, StoreKey,
-    SystemClock, Updated,
+    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, SharedClock, Store, StoreError,
+    StoreKey, Supersede, SystemClock, Updated,
 };
 
 mod sweeper;
@@ -59,6 +65,8 @@ pub use sweeper::Sweeper;
 pub const ENTRY_OVERHEAD_BYTES: usize = 160;
 /// Expired records reclaimed opportunistically by each create (bounded so a create stays cheap).
 const CLEANUP_PER_CREATE: usize = 4;
+/// Default largest record: the JSON bytes of a session's data.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Counters, for monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,6 +93,7 @@ impl std::fmt::Debug for MemoryStore {
             .field("shards", &self.inner.shards.len())
             .field("max_sessions", &self.inner.max_sessions)
             .field("max_bytes", &self.inner.max_bytes)
+            .field("max_record_bytes", &self.inner.max_record_bytes)
             .field("stats", &self.stats())
             .finish()
     }
@@ -98,6 +107,7 @@ struct Inner {
     max_bytes: Option<usize>,
     per_shard_sessions: usize,
     per_shard_bytes: usize,
+    max_record_bytes: usize,
     evicted: AtomicU64,
     expired: AtomicU64,
 }
@@ -112,11 +122,13 @@ struct Shard {
 }
 
 struct Entry {
-    /// The user data as compact JSON.
+    /// The user data as compact JSON (empty for a marker).
     blob: Box<[u8]>,
     meta: PackedMeta,
     /// When the record stops existing (store clock, ms).
     expires_at: u64,
+    /// `Some` for a supersede marker: the key the session moved to.
+    successor: Option<Box<str>>,
 }
 
 /// [`Meta`] in 24 bytes: 0 stands for "none" (0 ms is never a real lifetime or timestamp here).
@@ -158,6 +170,7 @@ pub struct MemoryStoreBuilder {
     shards: Option<usize>,
     max_sessions: Option<usize>,
     max_bytes: Option<usize>,
+    max_record_bytes: Option<usize>,
     clock: Option<SharedClock>,
 }
 
@@ -175,6 +188,14 @@ impl MemoryStoreBuilder {
     /// Caps the bytes of sessions (key + JSON data + [`ENTRY_OVERHEAD_BYTES`] each).
     pub fn max_bytes(mut self, n: usize) -> Self {
         self.max_bytes = Some(n);
+        self
+    }
+    /// Largest record, in JSON bytes of the session's data (default
+    /// [`DEFAULT_MAX_RECORD_BYTES`], 64 KiB). Every create and save is held to it for the
+    /// whole record (not only the keys a request changed); a write beyond it fails with
+    /// [`StoreError::TooLarge`] and leaves the record as it was.
+    pub fn max_record_bytes(mut self, n: usize) -> Self {
+        self.max_record_bytes = Some(n);
         self
     }
     /// The clock TTLs are measured with (default the system clock; tests inject a manual one).
@@ -199,6 +220,7 @@ impl MemoryStoreBuilder {
                 max_bytes: self.max_bytes,
                 per_shard_sessions: per(self.max_sessions),
                 per_shard_bytes: per(self.max_bytes),
+                max_record_bytes: self.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
                 evicted: AtomicU64::new(0),
                 expired: AtomicU64::new(0),
             }),
@@ -226,8 +248,8 @@ fn decode(blob: &[u8]) -> Result<Data, StoreError> {
     serde_json::from_slice(blob).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn cost(key: &str, blob: &[u8]) -> usize {
-    key.len() + blob.len() + ENTRY_OVERHEAD_BYTES
+fn cost(key: &str, e: &Entry) -> usize {
+    key.len() + e.blob.len() + e.successor.as_ref().map_or(0, |s| s.len()) + ENTRY_OVERHEAD_BYTES
 }
 
 impl MemoryStore {
@@ -288,6 +310,17 @@ impl MemoryStore {
         s
     }
 
+    fn check_size(&self, blob: &[u8]) -> Result<(), StoreError> {
+        let limit = self.inner.max_record_bytes;
+        if blob.len() > limit {
+            return Err(StoreError::TooLarge {
+                size: blob.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
     /// Reclaims every expired record now; returns how many. The [`Sweeper`] calls this.
     pub fn sweep(&self) -> usize {
         let now = self.now();
@@ -344,7 +377,7 @@ impl Shard {
 
     fn remove(&mut self, key: &str) -> Option<Entry> {
         let (k, e) = self.map.remove_entry(key)?;
-        self.bytes -= cost(&k, &e.blob);
+        self.bytes -= cost(&k, &e);
         Some(e)
     }
 
@@ -375,14 +408,14 @@ impl Shard {
             return;
         };
         let k = Arc::clone(k);
-        let old_cost = cost(&k, &e.blob);
+        let old_cost = cost(&k, e);
         if let Some(e) = self.map.get_mut(key) {
             if let Some(blob) = blob {
                 e.blob = blob;
             }
             e.meta = meta.into();
             e.expires_at = expires_at;
-            let new_cost = cost(&k, &e.blob);
+            let new_cost = cost(&k, e);
             self.bytes = self.bytes - old_cost + new_cost;
         }
         self.schedule(k, expires_at);
@@ -397,11 +430,18 @@ impl Store for MemoryStore {
         ttl: Duration,
     ) -> Result<Created, StoreError> {
         let blob = encode(&record.data)?;
+        let inner = &*self.inner;
+        self.check_size(&blob)?;
         let now = self.now();
         let expires_at = now.saturating_add(ms(ttl));
         let key_str = key.as_str();
-        let new_cost = cost(key_str, &blob);
-        let inner = &*self.inner;
+        let entry = Entry {
+            blob,
+            meta: record.meta.into(),
+            expires_at,
+            successor: None,
+        };
+        let new_cost = cost(key_str, &entry);
         if new_cost > inner.per_shard_bytes {
             return Err(StoreError::TooLarge {
                 size: new_cost,
@@ -427,14 +467,7 @@ impl Store for MemoryStore {
         }
         let k: Arc<str> = Arc::from(key_str);
         shard.bytes += new_cost;
-        shard.map.insert(
-            Arc::clone(&k),
-            Entry {
-                blob,
-                meta: record.meta.into(),
-                expires_at,
-            },
-        );
+        shard.map.insert(Arc::clone(&k), entry);
         shard.schedule(k, expires_at);
         drop(shard);
         inner.expired.fetch_add(reclaimed as u64, Ordering::Relaxed);
@@ -445,17 +478,18 @@ impl Store for MemoryStore {
         Ok(Created::Inserted)
     }
 
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, key: &StoreKey) -> Result<Loaded, StoreError> {
         let now = self.now();
         let (blob, meta) = {
             let mut shard = self.shard(key.as_str());
             match shard.live(key.as_str(), now, &self.inner.expired) {
+                Some(e) if e.successor.is_some() => return Ok(Loaded::Superseded),
                 Some(e) => (e.blob.to_vec(), e.meta),
-                None => return Ok(None),
+                None => return Ok(Loaded::Missing),
             }
         };
         // Parsed outside the lock.
-        Ok(Some(Record {
+        Ok(Loaded::Live(Record {
             data: decode(&blob)?,
             meta: meta.into(),
         }))
@@ -473,9 +507,12 @@ impl Store for MemoryStore {
         if change.delta.replace {
             let blob = encode(change.data)?;
             let mut shard = self.shard(k);
-            if shard.live(k, now, &self.inner.expired).is_none() {
-                return Ok(Updated::NotFound);
+            match shard.live(k, now, &self.inner.expired) {
+                None => return Ok(Updated::NotFound),
+                Some(e) if e.successor.is_some() => return Ok(Updated::Superseded),
+                Some(_) => {}
             }
+            self.check_size(&blob)?;
             shard.rewrite(k, Some(blob), change.meta, expires_at);
             return Ok(Updated::Updated);
         }
@@ -486,18 +523,65 @@ impl Store for MemoryStore {
         let Some(entry) = shard.live(k, now, &self.inner.expired) else {
             return Ok(Updated::NotFound);
         };
+        if entry.successor.is_some() {
+            return Ok(Updated::Superseded);
+        }
         let blob = if change.delta.is_empty() {
             None
         } else {
-            Some(merge::apply(&entry.blob, change.delta)?)
+            let merged = merge::apply(&entry.blob, change.delta)?;
+            self.check_size(&merged)?;
+            Some(merged)
         };
         shard.rewrite(k, blob, change.meta, expires_at);
         Ok(Updated::Updated)
     }
 
-    async fn destroy(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.shard(key.as_str()).remove(key.as_str());
-        Ok(())
+    async fn destroy(&self, key: &StoreKey) -> Result<Destroyed, StoreError> {
+        let now = self.now();
+        let k = key.as_str();
+        let mut shard = self.shard(k);
+        let live = shard.live(k, now, &self.inner.expired).is_some();
+        Ok(match shard.remove(k) {
+            Some(Entry {
+                successor: Some(next),
+                ..
+            }) if live => Destroyed::Superseded(StoreKey::from_raw(String::from(next))),
+            Some(_) if live => Destroyed::Removed,
+            _ => Destroyed::Missing,
+        })
+    }
+
+    async fn supersede(
+        &self,
+        key: &StoreKey,
+        successor: &StoreKey,
+        ttl: Duration,
+    ) -> Result<Supersede, StoreError> {
+        let now = self.now();
+        let expires_at = now.saturating_add(ms(ttl));
+        let k = key.as_str();
+        let mut shard = self.shard(k);
+        let Some(entry) = shard.live(k, now, &self.inner.expired) else {
+            return Ok(Supersede::Missing);
+        };
+        if entry.successor.is_some() {
+            return Ok(Supersede::AlreadySuperseded);
+        }
+        let Some((k, old)) = shard.map.remove_entry(k) else {
+            return Ok(Supersede::Missing);
+        };
+        shard.bytes -= cost(&k, &old);
+        let marker = Entry {
+            blob: Box::default(),
+            meta: old.meta,
+            expires_at,
+            successor: Some(Box::from(successor.as_str())),
+        };
+        shard.bytes += cost(&k, &marker);
+        shard.map.insert(Arc::clone(&k), marker);
+        shard.schedule(k, expires_at);
+        Ok(Supersede::Replaced)
     }
 
     async fn touch(
@@ -509,8 +593,10 @@ impl Store for MemoryStore {
         let now = self.now();
         let k = key.as_str();
         let mut shard = self.shard(k);
-        if shard.live(k, now, &self.inner.expired).is_none() {
-            return Ok(Updated::NotFound);
+        match shard.live(k, now, &self.inner.expired) {
+            None => return Ok(Updated::NotFound),
+            Some(e) if e.successor.is_some() => return Ok(Updated::Superseded),
+            Some(_) => {}
         }
         shard.rewrite(k, None, meta, now.saturating_add(ms(ttl)));
         Ok(Updated::Updated)

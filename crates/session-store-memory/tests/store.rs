@@ -40,6 +40,9 @@ impl Harness for Mem {
     async fn ttl(&self, key: &StoreKey) -> Option<Duration> {
         self.store.ttl(key)
     }
+    fn record_limit(&self) -> usize {
+        session_store_memory::DEFAULT_MAX_RECORD_BYTES
+    }
 }
 
 #[tokio::test]
@@ -83,9 +86,9 @@ async fn expired_records_are_never_returned_before_any_sweep() {
         .await
         .unwrap();
     h.clock.advance(Duration::from_millis(999));
-    assert!(h.store.load(&k(1)).await.unwrap().is_some());
+    assert!(h.store.load(&k(1)).await.unwrap().into_record().is_some());
     h.clock.advance(Duration::from_millis(1));
-    assert_eq!(h.store.load(&k(1)).await.unwrap(), None);
+    assert_eq!(h.store.load(&k(1)).await.unwrap().into_record(), None);
     // ...and the expired record was reclaimed on that access.
     assert_eq!(h.store.len(), 0);
     assert_eq!(h.store.stats().expired, 1);
@@ -140,19 +143,22 @@ async fn capacity_evicts_soonest_to_expire_first() {
     store.create(&k(4), &rec(json!({})), ttl(50)).await.unwrap();
     assert_eq!(store.len(), 3);
     assert!(
-        store.load(&k(3)).await.unwrap().is_none(),
+        store.load(&k(3)).await.unwrap().into_record().is_none(),
         "soonest to expire goes first"
     );
     for i in [1, 2, 4] {
-        assert!(store.load(&k(i)).await.unwrap().is_some(), "k({i}) kept");
+        assert!(
+            store.load(&k(i)).await.unwrap().into_record().is_some(),
+            "k({i}) kept"
+        );
     }
     assert_eq!(store.stats().evicted, 1);
     // Expired records are reclaimed before any live one is evicted.
     clock.advance(ttl(60));
     store.create(&k(5), &rec(json!({})), ttl(10)).await.unwrap();
     assert_eq!(store.stats().evicted, 1);
-    assert!(store.load(&k(4)).await.unwrap().is_none());
-    assert!(store.load(&k(1)).await.unwrap().is_some());
+    assert!(store.load(&k(4)).await.unwrap().into_record().is_none());
+    assert!(store.load(&k(1)).await.unwrap().into_record().is_some());
 }
 
 #[tokio::test]
@@ -193,7 +199,7 @@ async fn byte_cap_is_enforced() {
     // Saves that grow a record are accounted too.
     let d = set(&[("w", json!(big))]);
     let last = k(99);
-    let r = store.load(&last).await.unwrap().unwrap();
+    let r = store.load(&last).await.unwrap().into_record().unwrap();
     store
         .save(
             &last,
@@ -244,7 +250,7 @@ async fn concurrent_requests_changing_different_keys_all_land() {
         .unwrap();
     for round in 0..200 {
         // Two "requests" load the same state, then each changes its own key.
-        let loaded = store.load(&key).await.unwrap().unwrap();
+        let loaded = store.load(&key).await.unwrap().into_record().unwrap();
         let tasks: Vec<_> = ["a", "b"]
             .into_iter()
             .map(|name| {
@@ -264,7 +270,7 @@ async fn concurrent_requests_changing_different_keys_all_land() {
             assert_eq!(t.await.unwrap().unwrap(), Updated::Updated);
         }
     }
-    let got = store.load(&key).await.unwrap().unwrap();
+    let got = store.load(&key).await.unwrap().into_record().unwrap();
     assert_eq!(got.data.len(), 401);
 }
 
@@ -284,7 +290,7 @@ async fn many_tasks_many_sessions() {
                         .unwrap(),
                     Created::Inserted
                 );
-                let r = store.load(&key).await.unwrap().unwrap();
+                let r = store.load(&key).await.unwrap().into_record().unwrap();
                 let d = set(&[("i", json!(i))]);
                 store
                     .save(
@@ -349,7 +355,7 @@ proptest! {
             store.create(&key, &expected, Duration::from_secs(60)).await.unwrap();
             store.save(&key, Change { delta: &delta, data: &Data::new(), meta: expected.meta }, Duration::from_secs(60)).await.unwrap();
             expected.apply(&delta, &Data::new(), expected.meta);
-            let got = store.load(&key).await.unwrap().unwrap();
+            let got = store.load(&key).await.unwrap().into_record().unwrap();
             assert_eq!(got.data, expected.data);
             assert_eq!(got.data.keys().collect::<Vec<_>>(), expected.data.keys().collect::<Vec<_>>());
         });

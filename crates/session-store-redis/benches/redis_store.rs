@@ -47,7 +47,7 @@ async fn run(
             while !stop.load(Ordering::Relaxed) {
                 i = (i + 7919) % keys.len();
                 let k = &keys[i];
-                let r = store.load(k).await.unwrap().unwrap();
+                let r = store.load(k).await.unwrap().into_record().unwrap();
                 if write {
                     let v = r.data["views"].as_u64().unwrap() + 1;
                     let d = set(&[("views", json!(v))]);

@@ -68,11 +68,12 @@ use std::time::Duration;
 use redis::{ErrorKind, RedisError, Script};
 use serde_json::Value;
 use session_core::{
-    Change, Created, Data, MaxAge, Meta, Record, Roll, Store, StoreError, StoreKey, Updated,
+    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, Roll, Store, StoreError,
+    StoreKey, Supersede, Updated,
 };
 
 mod pool;
-use pool::{Conn, Manager};
+use pool::{Conn, Failure, Manager};
 
 /// How sessions are laid out in Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,8 +118,12 @@ enum Source {
 /// The pool in use.
 #[derive(Clone)]
 enum Pool {
-    /// Ours: dead connections are detected and replaced (see `pool`).
-    Own(bb8::Pool<Manager>),
+    /// Ours: dead connections are detected and replaced, failed connects reported at once
+    /// (see `pool`).
+    Own {
+        pool: bb8::Pool<Manager>,
+        failures: Arc<tokio::sync::watch::Sender<Failure>>,
+    },
     /// The app's: its own settings (e.g. `test_on_check_out`) decide how dead connections go.
     Shared(bb8::Pool<bb8_redis::RedisConnectionManager>),
     /// A Redis Cluster: one multiplexed cluster connection (it follows `MOVED`/`ASK`, refreshes
@@ -299,14 +304,19 @@ impl RedisStoreBuilder {
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.checkout_timeout))
                     .set_response_timeout(Some(self.command_timeout));
+                let failures = Arc::new(tokio::sync::watch::Sender::new(Failure::default()));
                 let pool = bb8::Pool::builder()
                     .max_size(self.pool_size)
                     .min_idle(None)
                     .connection_timeout(self.checkout_timeout)
                     .test_on_check_out(self.test_on_checkout)
                     .retry_connection(false)
-                    .build_unchecked(Manager { client, config });
-                (Pool::Own(pool), redact(&url))
+                    .build_unchecked(Manager {
+                        client,
+                        config,
+                        failures: Arc::clone(&failures),
+                    });
+                (Pool::Own { pool, failures }, redact(&url))
             }
             Source::Pool(pool) => (Pool::Shared(pool), "<existing pool>".to_owned()),
             Source::Cluster(nodes) => {
@@ -354,7 +364,12 @@ struct Scripts {
     create: Script,
     save: Script,
     touch: Script,
+    destroy: Script,
+    supersede: Script,
     koa_touch: Script,
+    koa_save: Script,
+    koa_destroy: Script,
+    koa_supersede: Script,
 }
 
 impl Scripts {
@@ -397,37 +412,101 @@ h[#h + 1] = '_t'
 h[#h + 1] = '1'
 return h",
             ),
-            // KEYS[1]; ARGV: ttl_ms, field, value, ...
+            // KEYS[1]; ARGV: ttl_ms, meta, data_bytes, field, value, ...
+            // The version, meta and size go first and the TTL right after, so the key never
+            // exists without one; the data follows in chunks (Lua's unpack has a stack limit),
+            // and a chunk that fails (e.g. OOM) deletes the half-written record.
             create: Script::new(
-                r"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1",
-            ),
-            // ARGV: ttl_ms, replace(0|1), n_removed, removed..., field, value, ...
-            save: Script::new(
-                // PEXPIRE answers 0 for a missing key: the existence check and the new expiry
-                // in one call, and every field in one HDEL / HSET (chunked: Lua's unpack has a
-                // stack limit). Four calls per script cost Redis 4.9 us per save, two cost less.
-                r"if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
-if ARGV[2] == '1' then
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.sub(f, 1, 2) == 'd:' then redis.call('HDEL', KEYS[1], f) end
+                r"local k = KEYS[1]
+if redis.call('EXISTS', k) == 1 then return 0 end
+redis.call('HSET', k, '_v', '1', '_m', ARGV[2], '_n', ARGV[3])
+redis.call('PEXPIRE', k, ARGV[1])
+for i = 4, #ARGV, 1000 do
+  local r = redis.pcall('HSET', k, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  if type(r) == 'table' and r.err then
+    redis.call('DEL', k)
+    return r
   end
 end
-local n = tonumber(ARGV[3])
-for i = 4, 3 + n, 1000 do
-  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, 3 + n)))
+return 1",
+            ),
+            // ARGV: ttl_ms, replace(0|1), limit, meta, n_removed, removed..., field, value, ...
+            // Returns 1 (updated), 0 (no record), 2 (superseded) or -size (the record would
+            // outgrow `limit`; nothing written). `_n` keeps the data's bytes (field names and
+            // values), so the limit holds for the whole record at the cost of one HSTRLEN per
+            // changed key; a record written before `_n` existed is counted once.
+            save: Script::new(
+                r"local k = KEYS[1]
+local n = redis.call('HGET', k, '_n')
+if not n then
+  if redis.call('EXISTS', k) == 0 then return 0 end
+  if redis.call('HEXISTS', k, '_sup') == 1 then return 2 end
+  n = 0
+  local h = redis.call('HGETALL', k)
+  for i = 1, #h, 2 do
+    if string.sub(h[i], 1, 2) == 'd:' then n = n + #h[i] + #h[i + 1] end
+  end
 end
-for i = 4 + n, #ARGV, 1000 do
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+local replace = ARGV[2] == '1'
+local nrem = tonumber(ARGV[5])
+local p = 6 + nrem
+local size = 0
+if not replace then
+  size = tonumber(n)
+  for i = 6, 5 + nrem do
+    local l = redis.call('HSTRLEN', k, ARGV[i])
+    if l > 0 then size = size - #ARGV[i] - l end
+  end
+end
+for i = p, #ARGV, 2 do
+  local l = 0
+  if not replace then l = redis.call('HSTRLEN', k, ARGV[i]) end
+  if l > 0 then size = size - l + #ARGV[i + 1] else size = size + #ARGV[i] + #ARGV[i + 1] end
+end
+if size > tonumber(ARGV[3]) then return -size end
+redis.call('PEXPIRE', k, ARGV[1])
+if replace then
+  local old = {}
+  for _, f in ipairs(redis.call('HKEYS', k)) do
+    if string.sub(f, 1, 2) == 'd:' then old[#old + 1] = f end
+  end
+  for i = 1, #old, 1000 do
+    redis.call('HDEL', k, unpack(old, i, math.min(i + 999, #old)))
+  end
+end
+for i = 6, 5 + nrem, 1000 do
+  redis.call('HDEL', k, unpack(ARGV, i, math.min(i + 999, 5 + nrem)))
+end
+local last = math.min(p + 995, #ARGV)
+redis.call('HSET', k, '_m', ARGV[4], '_n', tostring(size), unpack(ARGV, p, last))
+for i = last + 1, #ARGV, 1000 do
+  redis.call('HSET', k, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 return 1",
             ),
-            // ARGV: ttl_ms, meta
+            // ARGV: ttl_ms, meta. 1 updated, 0 no record, 2 superseded.
             touch: Script::new(
-                r"if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
+                r"if redis.call('HEXISTS', KEYS[1], '_sup') == 1 then return 2 end
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], '_m', ARGV[2])
+return 1",
+            ),
+            // Deletes whatever is there (a foreign value too); the successor's key when it was
+            // a marker, else DEL's count.
+            destroy: Script::new(
+                r"local s = redis.pcall('HGET', KEYS[1], '_sup')
+local n = redis.call('DEL', KEYS[1])
+if type(s) == 'string' then return s end
+return n",
+            ),
+            // ARGV: successor key, ttl_ms. 1 replaced, 0 no record, 2 already superseded.
+            supersede: Script::new(
+                r"local k = KEYS[1]
+if redis.call('EXISTS', k) == 0 then return 0 end
+if redis.call('HEXISTS', k, '_sup') == 1 then return 2 end
+redis.call('DEL', k)
+redis.call('HSET', k, '_v', '1', '_sup', ARGV[1])
+redis.call('PEXPIRE', k, ARGV[2])
 return 1",
             ),
             // ARGV: ttl_ms, new _expire ('' for none). koa writes `_expire` after every user key,
@@ -435,6 +514,7 @@ return 1",
             koa_touch: Script::new(
                 r#"local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
+if string.sub(v, 1, 15) == '{"_superseded":' then return 2 end
 if ARGV[2] ~= '' then
   local last_s, last_e = nil, nil
   local init = 1
@@ -449,6 +529,31 @@ if ARGV[2] ~= '' then
   end
 end
 redis.call('SET', KEYS[1], v, 'PX', ARGV[1])
+return 1"#,
+            ),
+            // ARGV: json, ttl_ms. `SET XX` that never writes over a marker.
+            koa_save: Script::new(
+                r#"local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if string.sub(v, 1, 15) == '{"_superseded":' then return 2 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1"#,
+            ),
+            koa_destroy: Script::new(
+                r#"local v = redis.pcall('GET', KEYS[1])
+local n = redis.call('DEL', KEYS[1])
+if type(v) == 'string' and string.sub(v, 1, 15) == '{"_superseded":' then
+  local ok, obj = pcall(cjson.decode, v)
+  if ok and type(obj['_superseded']) == 'string' then return obj['_superseded'] end
+end
+return n"#,
+            ),
+            // ARGV: marker json, ttl_ms.
+            koa_supersede: Script::new(
+                r#"local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if string.sub(v, 1, 15) == '{"_superseded":' then return 2 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1"#,
             ),
         }
@@ -479,7 +584,7 @@ impl fmt::Debug for RedisStore {
             .field(
                 "pool",
                 &match &self.pool {
-                    Pool::Own(p) => format!("{:?}", p.state()),
+                    Pool::Own { pool, .. } => format!("{:?}", pool.state()),
                     Pool::Shared(p) => format!("{:?}", p.state()),
                     Pool::Cluster { conn, .. } => {
                         format!("cluster (connected: {})", conn.initialized())
@@ -501,6 +606,11 @@ fn store_error(e: &RedisError) -> StoreError {
     }
     if e.code() == Some("OOM") {
         return StoreError::Rejected("Redis is out of memory (maxmemory reached)".into());
+    }
+    if e.code() == Some("WRONGTYPE") || e.detail().is_some_and(|d| d.contains("WRONGTYPE")) {
+        // Something else (another program, a wrong prefix) wrote a value of another type
+        // under a session key: a corrupt record, not an outage.
+        return StoreError::Corrupt("the key holds a value of another Redis type".into());
     }
     if e.is_connection_refusal()
         || e.is_io_error()
@@ -619,8 +729,8 @@ impl RedisStore {
 
     /// A healthy connection (a clone; the pool slot is released on return) and its broken flag.
     async fn checkout(&self) -> Result<(AnyConn, Arc<AtomicBool>), StoreError> {
-        let pool = match &self.pool {
-            Pool::Own(pool) => pool,
+        let (pool, failures) = match &self.pool {
+            Pool::Own { pool, failures } => (pool, failures),
             Pool::Cluster { client, conn } => {
                 let made = tokio::time::timeout(
                     self.checkout_timeout,
@@ -653,7 +763,22 @@ impl RedisStore {
         };
         // Connections flagged broken are dropped as they come out; bounded by the pool size.
         for _ in 0..=self.pool_size {
-            let conn = match pool.get().await {
+            // A connect that fails while this checkout waits ends the wait (Redis refused or
+            // is unreachable); only silence waits out the timeout.
+            let mut failed = failures.subscribe();
+            let got = {
+                let get = std::pin::pin!(pool.get());
+                let failure = std::pin::pin!(failed.changed());
+                match futures_util::future::select(get, failure).await {
+                    futures_util::future::Either::Left((got, _)) => Some(got),
+                    futures_util::future::Either::Right(_) => None,
+                }
+            };
+            let Some(got) = got else {
+                let kind = failed.borrow().kind.clone();
+                return Err(StoreError::Unavailable(kind));
+            };
+            let conn = match got {
                 Ok(c) => c,
                 Err(bb8::RunError::TimedOut) => {
                     return Err(StoreError::Timeout(self.checkout_timeout));
@@ -762,10 +887,18 @@ fn encode_value(v: &Value) -> Result<Vec<u8>, StoreError> {
         .map_err(|e| StoreError::Backend(format!("could not encode a session value: {e}")))
 }
 
+/// The hash field of a session key.
+fn data_field(name: &str) -> Vec<u8> {
+    let mut f = Vec::with_capacity(2 + name.len());
+    f.extend_from_slice(b"d:");
+    f.extend_from_slice(name.as_bytes());
+    f
+}
+
 /// Decodes a V1 hash (`HGETALL` reply).
-fn decode_v1(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreError> {
+fn decode_v1(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Loaded, StoreError> {
     if fields.is_empty() {
-        return Ok(None);
+        return Ok(Loaded::Missing);
     }
     let mut meta = None;
     let mut version_ok = false;
@@ -773,6 +906,7 @@ fn decode_v1(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreErr
     for (f, v) in fields {
         match f.as_slice() {
             b"_v" => version_ok = v == V1_TAG.as_bytes(),
+            b"_sup" => return Ok(Loaded::Superseded),
             b"_m" => meta = parse_meta(&v),
             name => {
                 if let Some(key) = name.strip_prefix(b"d:") {
@@ -790,7 +924,43 @@ fn decode_v1(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, StoreErr
         return Err(StoreError::Corrupt("unknown record format version".into()));
     }
     let meta = meta.ok_or_else(|| StoreError::Corrupt("record has no meta field".into()))?;
-    Ok(Some(Record { data, meta }))
+    Ok(Loaded::Live(Record { data, meta }))
+}
+
+/// The first bytes of a koa-format supersede marker (a JSON object whose first key is
+/// `_superseded`; koa's own records never start so, since `_` keys are not user data).
+const KOA_MARKER_PREFIX: &[u8] = b"{\"_superseded\":";
+
+/// A koa-format supersede marker: the successor's key, and an `_expire` in the past, so a Koa
+/// app that reads it sees an expired session and starts a new one.
+fn koa_marker(successor: &str) -> Vec<u8> {
+    let mut m = serde_json::Map::new();
+    m.insert("_superseded".into(), Value::String(successor.to_owned()));
+    m.insert("_expire".into(), Value::from(1u64));
+    m.insert("_maxAge".into(), Value::from(1u64));
+    serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+}
+
+/// The successor named by a destroy script's reply, or what was there.
+fn destroyed(reply: redis::Value, prefix: &str) -> Destroyed {
+    match reply {
+        redis::Value::BulkString(b) => {
+            let key = String::from_utf8_lossy(&b).into_owned();
+            // Markers hold the full Redis key; the caller speaks in store keys.
+            let key = key.strip_prefix(prefix).map(str::to_owned).unwrap_or(key);
+            Destroyed::Superseded(StoreKey::from_raw(key))
+        }
+        redis::Value::Int(0) => Destroyed::Missing,
+        _ => Destroyed::Removed,
+    }
+}
+
+fn updated(code: i64) -> Updated {
+    match code {
+        1 => Updated::Updated,
+        2 => Updated::Superseded,
+        _ => Updated::NotFound,
+    }
 }
 
 impl Store for RedisStore {
@@ -812,17 +982,20 @@ impl Store for RedisStore {
                 })
             }
             Format::V1 => {
-                let mut args: Vec<Vec<u8>> = Vec::with_capacity(5 + 2 * record.data.len());
+                let mut args: Vec<Vec<u8>> = Vec::with_capacity(3 + 2 * record.data.len());
                 args.push(ttl.to_string().into_bytes());
-                args.push(b"_v".to_vec());
-                args.push(V1_TAG.as_bytes().to_vec());
-                args.push(b"_m".to_vec());
                 args.push(meta_field(&record.meta).into_bytes());
+                args.push(Vec::new());
+                let mut bytes = 0;
                 for (name, v) in &record.data {
-                    args.push(format!("d:{name}").into_bytes());
-                    args.push(encode_value(v)?);
+                    let field = data_field(name);
+                    let value = encode_value(v)?;
+                    bytes += field.len() + value.len();
+                    args.push(field);
+                    args.push(value);
                 }
-                self.check_size(args.iter().map(Vec::len).sum())?;
+                self.check_size(bytes)?;
+                args[2] = bytes.to_string().into_bytes();
                 let inserted = self.eval(&self.scripts.create, &k, &args).await?;
                 Ok(if inserted == 1 {
                     Created::Inserted
@@ -833,7 +1006,7 @@ impl Store for RedisStore {
         }
     }
 
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, key: &StoreKey) -> Result<Loaded, StoreError> {
         let k = self.redis_key(key);
         match self.format {
             Format::Koa => {
@@ -844,9 +1017,10 @@ impl Store for RedisStore {
                     })
                     .await?;
                 match v {
-                    None => Ok(None),
+                    None => Ok(Loaded::Missing),
+                    Some(bytes) if bytes.starts_with(KOA_MARKER_PREFIX) => Ok(Loaded::Superseded),
                     Some(bytes) => Record::from_koa_json(&bytes, self.koa_default_max_age)
-                        .map(Some)
+                        .map(Loaded::Live)
                         .ok_or_else(|| {
                             StoreError::Corrupt("koa record is not a JSON object".into())
                         }),
@@ -876,11 +1050,9 @@ impl Store for RedisStore {
             Format::Koa => {
                 // koa records are whole: this request's view replaces the record (as koa does).
                 let json = Record::koa_json(change.data, &change.meta);
-                Ok(if self.koa_set(&k, json, "XX", ttl).await? {
-                    Updated::Updated
-                } else {
-                    Updated::NotFound
-                })
+                self.check_size(json.len())?;
+                let args = [json, ttl.to_string().into_bytes()];
+                Ok(updated(self.eval(&self.scripts.koa_save, &k, &args).await?))
             }
             Format::V1 => {
                 let delta = change.delta;
@@ -891,6 +1063,8 @@ impl Store for RedisStore {
                 } else {
                     b"0".to_vec()
                 });
+                args.push(self.max_record_bytes.to_string().into_bytes());
+                args.push(meta_field(&change.meta).into_bytes());
                 let set: Vec<(&String, &Value)> = if delta.replace {
                     change.data.iter().collect()
                 } else {
@@ -899,34 +1073,70 @@ impl Store for RedisStore {
                 let removed: &[String] = if delta.replace { &[] } else { &delta.removed };
                 args.push(removed.len().to_string().into_bytes());
                 for r in removed {
-                    args.push(format!("d:{r}").into_bytes());
+                    args.push(data_field(r));
                 }
-                args.push(b"_m".to_vec());
-                args.push(meta_field(&change.meta).into_bytes());
+                let mut sent = 0;
                 for (name, v) in set {
-                    args.push(format!("d:{name}").into_bytes());
-                    args.push(encode_value(v)?);
+                    let field = data_field(name);
+                    let value = encode_value(v)?;
+                    sent += field.len() + value.len();
+                    args.push(field);
+                    args.push(value);
                 }
-                self.check_size(args.iter().map(Vec::len).sum())?;
-                let updated = self.eval(&self.scripts.save, &k, &args).await?;
-                Ok(if updated == 1 {
-                    Updated::Updated
-                } else {
-                    Updated::NotFound
-                })
+                // What this request adds can't fit whatever the record holds: refused before
+                // the round trip. The script checks the whole record.
+                self.check_size(sent)?;
+                let code = self.eval(&self.scripts.save, &k, &args).await?;
+                if code < 0 {
+                    return Err(StoreError::TooLarge {
+                        size: usize::try_from(code.unsigned_abs()).unwrap_or(usize::MAX),
+                        limit: self.max_record_bytes,
+                    });
+                }
+                Ok(updated(code))
             }
         }
     }
 
-    async fn destroy(&self, key: &StoreKey) -> Result<(), StoreError> {
+    async fn destroy(&self, key: &StoreKey) -> Result<Destroyed, StoreError> {
         let k = self.redis_key(key);
-        let _: i64 = self
+        let script = match self.format {
+            Format::V1 => &self.scripts.destroy,
+            Format::Koa => &self.scripts.koa_destroy,
+        };
+        let reply: redis::Value = self
             .run(|mut c| {
-                let k = k.clone();
-                async move { redis::cmd("DEL").arg(k).query_async(&mut c).await }
+                let inv = script.key(&k);
+                async move { inv.invoke_async(&mut c).await }
             })
             .await?;
-        Ok(())
+        Ok(destroyed(reply, &self.prefix))
+    }
+
+    async fn supersede(
+        &self,
+        key: &StoreKey,
+        successor: &StoreKey,
+        ttl: Duration,
+    ) -> Result<Supersede, StoreError> {
+        let k = self.redis_key(key);
+        let next = self.redis_key(successor);
+        let ttl = ms(ttl).to_string().into_bytes();
+        let code = match self.format {
+            Format::V1 => {
+                let args = [next.into_bytes(), ttl];
+                self.eval(&self.scripts.supersede, &k, &args).await?
+            }
+            Format::Koa => {
+                let args = [koa_marker(&next), ttl];
+                self.eval(&self.scripts.koa_supersede, &k, &args).await?
+            }
+        };
+        Ok(match code {
+            1 => Supersede::Replaced,
+            2 => Supersede::AlreadySuperseded,
+            _ => Supersede::Missing,
+        })
     }
 
     async fn touch(
@@ -945,19 +1155,10 @@ impl Store for RedisStore {
             ),
         };
         let args = [ttl.to_string().into_bytes(), arg.into_bytes()];
-        let updated = self.eval(script, &k, &args).await?;
-        Ok(if updated == 1 {
-            Updated::Updated
-        } else {
-            Updated::NotFound
-        })
+        Ok(updated(self.eval(script, &k, &args).await?))
     }
 
-    async fn load_rolling(
-        &self,
-        key: &StoreKey,
-        roll: Roll,
-    ) -> Result<Option<(Record, bool)>, StoreError> {
+    async fn load_rolling(&self, key: &StoreKey, roll: Roll) -> Result<(Loaded, bool), StoreError> {
         if self.format == Format::Koa {
             // koa's JSON string has `_expire` inside: a load, then a rewrite (two round trips).
             return session_core::load_then_touch(self, key, roll).await;
@@ -979,7 +1180,7 @@ impl Store for RedisStore {
             })
             .await?;
         let touched = fields.iter().any(|(f, v)| f == b"_t" && v == b"1");
-        Ok(decode_v1(fields)?.map(|r| (r, touched)))
+        Ok((decode_v1(fields)?, touched))
     }
 
     fn merges_deltas(&self) -> bool {
@@ -1030,12 +1231,17 @@ mod tests {
                 .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()))
                 .collect()
         };
-        assert!(decode_v1(Vec::new()).unwrap().is_none());
+        assert_eq!(decode_v1(Vec::new()).unwrap(), Loaded::Missing);
+        assert_eq!(
+            decode_v1(f(&[("_v", "1"), ("_sup", "sess:next")])).unwrap(),
+            Loaded::Superseded
+        );
         assert!(decode_v1(f(&[("_v", "2"), ("_m", "0,0,0")])).is_err());
         assert!(decode_v1(f(&[("_v", "1")])).is_err());
         assert!(decode_v1(f(&[("_v", "1"), ("_m", "0,0,0"), ("d:a", "{")])).is_err());
         let r = decode_v1(f(&[("_v", "1"), ("_m", "5,10,0"), ("d:a", "[1]")]))
             .unwrap()
+            .into_record()
             .unwrap();
         assert_eq!(r.data["a"], serde_json::json!([1]));
         assert_eq!(r.meta.expire, Some(5));

@@ -27,9 +27,23 @@ pub(crate) struct Conn {
 /// Makes multiplexed connections from a `redis::Client` (built from the URL, with TLS roots
 /// when given), with redis-rs's own connect and reply timeouts set to the store's (its defaults
 /// are 1 s and 500 ms) so the two agree.
+///
+/// A failed connect is announced on `failures`: bb8 hands a connect error to its error sink,
+/// not to the callers waiting for a connection, so without this every request would wait out
+/// the whole checkout timeout although Redis refused at once. The store's checkout fails as
+/// soon as an attempt made while it waits fails; the timeout still bounds a silent server.
 pub(crate) struct Manager {
     pub(crate) client: redis::Client,
     pub(crate) config: redis::AsyncConnectionConfig,
+    pub(crate) failures: Arc<tokio::sync::watch::Sender<Failure>>,
+}
+
+/// The latest failed connect: a counter (so every failure is news) and its kind, for the
+/// error message (no address or credentials).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failure {
+    pub(crate) count: u64,
+    pub(crate) kind: String,
 }
 
 impl bb8::ManageConnection for Manager {
@@ -37,10 +51,25 @@ impl bb8::ManageConnection for Manager {
     type Error = redis::RedisError;
 
     async fn connect(&self) -> Result<Conn, redis::RedisError> {
-        let inner = self
+        let inner = match self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let kind = if e.is_connection_refusal() {
+                    "connection refused".to_owned()
+                } else {
+                    format!("connect failed ({:?})", e.kind())
+                };
+                self.failures.send_modify(|f| {
+                    f.count += 1;
+                    f.kind = kind;
+                });
+                return Err(e);
+            }
+        };
         Ok(Conn {
             inner,
             broken: Arc::new(AtomicBool::new(false)),

@@ -116,7 +116,7 @@ async fn a_save_with_thousands_of_changed_keys() {
         store.save(&key, change, ttl).await.unwrap(),
         Updated::Updated
     );
-    let loaded = store.load(&key).await.unwrap().unwrap().data;
+    let loaded = store.load(&key).await.unwrap().into_record().unwrap().data;
     assert_eq!(loaded.len(), 1500 + 2500);
     assert_eq!(loaded, data);
 }

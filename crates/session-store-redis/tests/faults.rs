@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::{Created, MaxAge, Meta, Record, Store, StoreError, StoreKey};
+use session_core::{Created, Loaded, MaxAge, Meta, Record, Store, StoreError, StoreKey};
 use session_store_redis::RedisStore;
 use support::Server;
 
@@ -64,7 +64,7 @@ async fn server_killed_then_restarted_on_the_same_port() {
     loop {
         match s.load(&key(1)).await {
             Ok(r) => {
-                assert_eq!(r, None);
+                assert_eq!(r, Loaded::Missing);
                 break;
             }
             Err(e) => assert!(
@@ -98,7 +98,7 @@ async fn paused_server_times_out_within_the_command_timeout() {
     assert!(took < Duration::from_millis(1200), "took {took:?}");
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(
-        s.load(&key(1)).await.unwrap().is_some(),
+        s.load(&key(1)).await.unwrap().record().is_some(),
         "recovered after the pause"
     );
 }
@@ -119,7 +119,7 @@ async fn killed_connections_are_replaced() {
         }
     }
     assert!(failures <= 1, "{failures} failures after CLIENT KILL");
-    assert!(s.load(&key(1)).await.unwrap().is_some());
+    assert!(s.load(&key(1)).await.unwrap().record().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +145,7 @@ async fn out_of_memory_under_noeviction_is_a_typed_error() {
     );
     assert!(took < Duration::from_millis(500));
     // Reads still work; deletes free memory and writes resume.
-    assert!(s.load(&key(0)).await.unwrap().is_some());
+    assert!(s.load(&key(0)).await.unwrap().record().is_some());
     for i in 0..20 {
         s.destroy(&key(i)).await.unwrap();
     }
@@ -189,7 +189,7 @@ async fn pool_exhaustion_errors_fast_and_recovers() {
     let t = Instant::now();
     loop {
         match (s.load(&key(1)).await, cold.load(&key(1)).await) {
-            (Ok(Some(_)), Ok(Some(_))) => break,
+            (Ok(Loaded::Live(_)), Ok(Loaded::Live(_))) => break,
             other => assert!(
                 t.elapsed() < Duration::from_secs(2),
                 "no recovery: {other:?}"
@@ -240,5 +240,5 @@ async fn acl_user_and_existing_pool() {
         .await
         .unwrap();
     let shared = RedisStore::from_pool(pool).build().await.unwrap();
-    assert!(shared.load(&key(1)).await.unwrap().is_some());
+    assert!(shared.load(&key(1)).await.unwrap().record().is_some());
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
+use session_core::{Created, Loaded, MaxAge, Meta, Record, Store, StoreKey};
 use session_store_redis::RedisStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +81,7 @@ async fn rediss_with_a_private_root() {
             .unwrap(),
         Created::Inserted
     );
-    assert_eq!(store.load(&key).await.unwrap(), Some(rec));
+    assert_eq!(store.load(&key).await.unwrap(), Loaded::Live(rec));
     // Without trusting the root, the handshake fails: a typed error, fast.
     let untrusting = RedisStore::builder(format!("rediss://127.0.0.1:{port}/0"))
         .build()

@@ -14,7 +14,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
-use session_core::{Change, Created, Meta, Record, Store, StoreError, StoreKey, Updated};
+use session_core::{
+    Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey, Supersede,
+    Updated,
+};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 
@@ -62,7 +65,7 @@ impl Store for Probe {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.store.create(k, r, ttl).await
     }
-    async fn load(&self, k: &StoreKey) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, k: &StoreKey) -> Result<Loaded, StoreError> {
         self.gate().await?;
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.store.load(k).await
@@ -77,10 +80,20 @@ impl Store for Probe {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.store.save(k, c, ttl).await
     }
-    async fn destroy(&self, k: &StoreKey) -> Result<(), StoreError> {
+    async fn destroy(&self, k: &StoreKey) -> Result<Destroyed, StoreError> {
         self.gate().await?;
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.store.destroy(k).await
+    }
+    async fn supersede(
+        &self,
+        k: &StoreKey,
+        next: &StoreKey,
+        ttl: Duration,
+    ) -> Result<Supersede, StoreError> {
+        self.gate().await?;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.store.supersede(k, next, ttl).await
     }
     async fn touch(&self, k: &StoreKey, m: Meta, ttl: Duration) -> Result<Updated, StoreError> {
         self.gate().await?;

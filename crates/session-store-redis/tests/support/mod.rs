@@ -331,6 +331,10 @@ impl session_core::testing::Harness for Real {
     fn short_ttl(&self) -> Duration {
         Duration::from_millis(300)
     }
+    fn record_limit(&self) -> usize {
+        // The store's default (the harness builds stores with it).
+        64 * 1024
+    }
 }
 
 /// A client with a cookie jar, like a browser.
