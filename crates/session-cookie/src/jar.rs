@@ -13,8 +13,12 @@ use crate::parse::{is_cookie_value, pairs};
 pub const MAX_COOKIE_BYTES: usize = 4096;
 /// Browsers cap a cookie's lifetime at 400 days ([`session_core::MAX_AGE_CAP_MS`]).
 pub const MAX_AGE_CAP_SECS: u64 = session_core::MAX_AGE_CAP_MS / 1000;
-/// At most this many same-name cookies are tried from one request (each costs HMAC work).
-pub const MAX_CANDIDATES: usize = 4;
+/// At most this many values of the session cookie are tried from one request (each costs one
+/// HMAC per key).
+pub const MAX_CANDIDATES: usize = 8;
+/// At most this many `.sig` cookies are tried from one request (they cost only a comparison
+/// each: a value's MAC is computed once per key and compared with every candidate).
+pub const MAX_SIGNATURE_CANDIDATES: usize = 16;
 
 /// A cookie that can't be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,8 +64,8 @@ pub enum Incoming<'a> {
     /// A signature that matches no key, or a malformed or oversized value: a new session, and
     /// koa clears the `.sig` cookie.
     Invalid,
-    /// None of the first [`MAX_CANDIDATES`] values and signatures verified, and more were sent
-    /// than are checked: typically cookies planted ahead of the real pair by a sibling
+    /// None of the first [`MAX_CANDIDATES`] values and [`MAX_SIGNATURE_CANDIDATES`] signatures
+    /// verified, and more were sent than are checked: typically cookies planted ahead of the real pair by a sibling
     /// subdomain or a plain-HTTP page (cookie tossing). The request is anonymous and must not
     /// remove or replace the client's cookies, since the real ones may be among those not
     /// checked. A `__Host-` cookie name prevents the planting.
@@ -135,7 +139,9 @@ impl SessionCookies {
     ///
     /// With several cookies of the session's name (other paths or domains, or planted by a
     /// sibling subdomain), the first one that verifies wins; at most [`MAX_CANDIDATES`] values
-    /// and signatures are tried, and when none of those verifies while more were sent the
+    /// and [`MAX_SIGNATURE_CANDIDATES`] signatures are tried (the HMAC work is one MAC per
+    /// value and key, however many signatures), and when none of those verifies while more
+    /// were sent the
     /// answer is [`Incoming::Ambiguous`] rather than [`Incoming::Invalid`] (so planted cookies
     /// can't get the real ones removed). Oversized values are rejected before any HMAC work.
     pub fn read<'a, I>(&self, headers: I) -> Incoming<'a>
@@ -145,7 +151,7 @@ impl SessionCookies {
         let name = self.options.name.as_bytes();
         let sig_name = self.sig_name.as_bytes();
         let mut values: [&[u8]; MAX_CANDIDATES] = [&[]; MAX_CANDIDATES];
-        let mut sigs: [&[u8]; MAX_CANDIDATES] = [&[]; MAX_CANDIDATES];
+        let mut sigs: [&[u8]; MAX_SIGNATURE_CANDIDATES] = [&[]; MAX_SIGNATURE_CANDIDATES];
         let (mut nv, mut ns, mut seen_value, mut unchecked) = (0, 0, false, false);
         for header in headers {
             for (n, v) in pairs(header) {
@@ -160,7 +166,7 @@ impl SessionCookies {
                         }
                     }
                 } else if n == sig_name && !v.is_empty() {
-                    if ns < MAX_CANDIDATES {
+                    if ns < MAX_SIGNATURE_CANDIDATES {
                         sigs[ns] = v;
                         ns += 1;
                     } else {
@@ -185,23 +191,22 @@ impl SessionCookies {
         if ns == 0 {
             return Incoming::MissingSignature;
         }
+        let sigs = &sigs[..ns];
         for value in &values[..nv] {
-            for sig in &sigs[..ns] {
-                let Ok(sig) = std::str::from_utf8(sig) else {
-                    continue;
+            if let Some((m, at)) = grip.verify_any(&[value], sigs) {
+                let newest = m == KeyMatch::Newest;
+                return Incoming::Valid {
+                    value: ascii(value),
+                    resign: !newest,
+                    // A verified signature is our own base64url output, so ASCII.
+                    signature: if newest {
+                        std::str::from_utf8(sigs[at])
+                            .ok()
+                            .and_then(Signature::verified)
+                    } else {
+                        None
+                    },
                 };
-                if let Some(m) = grip.verify(value, sig) {
-                    let newest = m == KeyMatch::Newest;
-                    return Incoming::Valid {
-                        value: ascii(value),
-                        resign: !newest,
-                        signature: if newest {
-                            Signature::verified(sig)
-                        } else {
-                            None
-                        },
-                    };
-                }
             }
         }
         if unchecked {
@@ -392,10 +397,81 @@ fn ascii(v: &[u8]) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::push_u64;
+    use super::*;
+    use session_core::Config;
+
+    fn jar() -> (SessionCookies, String, String) {
+        let config = Config::builder()
+            .key(b"a key of thirty-two bytes or more".to_vec())
+            .build()
+            .unwrap();
+        let jar = SessionCookies::from_config(&config).unwrap();
+        let set = jar.write("realvalue", None, 0, false).unwrap();
+        let sig = set.sig.unwrap().split(';').next().unwrap().to_owned();
+        (jar, "koa.sess=realvalue".to_owned(), sig)
+    }
+
+    fn read(jar: &SessionCookies, header: &str) -> Incoming<'static> {
+        let header: &'static str = Box::leak(header.to_owned().into_boxed_str());
+        jar.read([header.as_bytes()])
+    }
+
+    #[test]
+    fn planted_signatures_ahead_of_the_real_pair_do_not_hide_it() {
+        let (jar, value, sig) = jar();
+        let junk = "koa.sess.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        for n in [1, 4, MAX_SIGNATURE_CANDIDATES - 1] {
+            let planted = vec![junk; n].join("; ");
+            let got = read(&jar, &format!("{planted}; {value}; {sig}"));
+            assert!(
+                matches!(
+                    got,
+                    Incoming::Valid {
+                        value: "realvalue",
+                        ..
+                    }
+                ),
+                "{n}: {got:?}"
+            );
+        }
+        // More than are checked: anonymous, but never Invalid (which removes the .sig cookie).
+        let planted = vec![junk; MAX_SIGNATURE_CANDIDATES].join("; ");
+        let got = read(&jar, &format!("{planted}; {value}; {sig}"));
+        assert_eq!(got, Incoming::Ambiguous);
+    }
+
+    #[test]
+    fn planted_values_ahead_of_the_real_pair_do_not_hide_it() {
+        let (jar, value, sig) = jar();
+        for n in [1, 4, MAX_CANDIDATES - 1] {
+            let planted = vec!["koa.sess=planted"; n].join("; ");
+            let got = read(&jar, &format!("{planted}; {value}; {sig}"));
+            assert!(
+                matches!(
+                    got,
+                    Incoming::Valid {
+                        value: "realvalue",
+                        ..
+                    }
+                ),
+                "{n}: {got:?}"
+            );
+        }
+        let planted = ["koa.sess=planted"; MAX_CANDIDATES].join("; ");
+        assert_eq!(
+            read(&jar, &format!("{planted}; {value}; {sig}")),
+            Incoming::Ambiguous
+        );
+        // All checked and none valid: Invalid (koa clears the .sig cookie then).
+        assert_eq!(
+            read(&jar, "koa.sess=planted; koa.sess.sig=AAAA"),
+            Incoming::Invalid
+        );
+    }
 
     #[test]
     fn decimal_digits() {
+        use super::push_u64;
         for n in [0, 7, 10, 86_400, 34_560_000, u64::MAX] {
             let mut s = String::new();
             push_u64(&mut s, n);

@@ -237,10 +237,18 @@ impl Keygrip {
     /// length; anything else is rejected before any HMAC work. The MAC comparison is constant
     /// time.
     pub fn verify_parts(&self, parts: &[&[u8]], signature: &str) -> Option<KeyMatch> {
-        let given = signature.as_bytes();
-        // A wrong length is rejected before any HMAC work; anything else that is not our exact
+        self.verify_any(parts, &[signature.as_bytes()])
+            .map(|(m, _)| m)
+    }
+
+    /// Checks `parts` against several candidate signatures at once (the `.sig` cookies of one
+    /// request): one HMAC per key, whatever the number of candidates, each compared in
+    /// constant time. Returns the key that matched and the index of the first signature that
+    /// verifies with it (newest key first).
+    pub fn verify_any(&self, parts: &[&[u8]], signatures: &[&[u8]]) -> Option<(KeyMatch, usize)> {
+        // Wrong lengths are rejected before any HMAC work; anything else that is not our exact
         // encoding fails the comparison.
-        if given.len() != self.sig_len {
+        if !signatures.iter().any(|s| s.len() == self.sig_len) {
             return None;
         }
         let mut mac = [0u8; MAX_MAC];
@@ -250,12 +258,13 @@ impl Keygrip {
             // Compared in encoded form: our encoding is canonical, so only the exact canonical
             // signature (no padding, no other alphabet, zero trailing bits) can be equal.
             let len = encode_b64url(&mac[..m], &mut ours);
-            if ct_eq(&ours[..len], given) {
-                return Some(if i == 0 {
+            if let Some(at) = signatures.iter().position(|s| ct_eq(&ours[..len], s)) {
+                let m = if i == 0 {
                     KeyMatch::Newest
                 } else {
                     KeyMatch::Older(i)
-                });
+                };
+                return Some((m, at));
             }
         }
         None

@@ -47,7 +47,7 @@ pub mod parse;
 
 pub use codec::{Codec, CodecError, KoaCodec, node_base64_decode};
 pub use jar::{
-    CookieError, Incoming, MAX_AGE_CAP_SECS, MAX_CANDIDATES, MAX_COOKIE_BYTES, SessionCookies,
-    SetCookies,
+    CookieError, Incoming, MAX_AGE_CAP_SECS, MAX_CANDIDATES, MAX_COOKIE_BYTES,
+    MAX_SIGNATURE_CANDIDATES, SessionCookies, SetCookies,
 };
 pub use keygrip::{KeyMatch, Keygrip, MAX_SIGNATURE_LEN, Signature};
