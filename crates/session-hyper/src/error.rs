@@ -36,4 +36,16 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Store(e) if e.is_transient())
     }
+
+    /// Whether the session outgrew a limit: the store's record limit
+    /// ([`StoreError::TooLarge`]) or a cookie's 4096 bytes. By default this is a 500 (the
+    /// response is replaced; nothing was written); an app that stores what clients send can
+    /// answer 413 from [`on_error`](crate::SessionLayerBuilder::on_error), or call
+    /// [`Session::commit`](crate::Session::commit) itself to handle it in the handler.
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(StoreError::TooLarge { .. }) | Self::Cookie(CookieError::TooLarge { .. })
+        )
+    }
 }

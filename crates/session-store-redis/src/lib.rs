@@ -684,6 +684,12 @@ impl RedisStore {
         k
     }
 
+    /// The connection URL (or cluster seeds) with any password replaced, as `Debug` shows it:
+    /// what an app may print at startup.
+    pub fn redacted_url(&self) -> &str {
+        &self.url
+    }
+
     /// The record format.
     pub fn format(&self) -> Format {
         self.format

@@ -24,6 +24,7 @@ async fn views(Extension(session): Extension<Session>) -> Result<String, StatusC
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    example_support::init_tracing();
     let config = Config::builder()
         .keys(example_support::keys_from_env()?)
         .build()?;

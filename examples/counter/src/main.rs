@@ -33,6 +33,7 @@ async fn views(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    example_support::init_tracing();
     let config = Config::builder()
         .keys(example_support::keys_from_env()?)
         .build()?;

@@ -3,8 +3,11 @@
 //! ```text
 //! demo --port P --store cookie|memory|redis://HOST:PORT[/DB] --keys k1,k2
 //!      --algorithm sha1|sha256|sha512 --cookie-name NAME --max-age MS|session
-//!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--trust-proxy]
+//!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
 //! ```
+//!
+//! A session that would outgrow the store's record limit (64 KiB) or the 4096-byte cookie
+//! answers 413; other session failures 503 with `Retry-After` (store down) or 500.
 //!
 //! Routes: `GET /` counts views; `GET /session` answers the user data as JSON with
 //! `X-Session-New`; `PUT /session` merges a JSON object (a null value removes the key);
@@ -25,7 +28,7 @@ use session_store_redis::{Format, RedisStore};
 const USAGE: &str =
     "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]] [--keys k1,k2]
             [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
-            [--prefix P] [--koa-compat] [--rolling] [--renew] [--trust-proxy]";
+            [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]";
 
 /// Largest `PUT /session` body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -42,6 +45,7 @@ struct Args {
     koa_compat: bool,
     rolling: bool,
     renew: bool,
+    guest: bool,
     trust_proxy: bool,
 }
 
@@ -57,6 +61,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         koa_compat: false,
         rolling: false,
         renew: false,
+        guest: false,
         trust_proxy: false,
     };
     while let Some(flag) = it.next() {
@@ -86,6 +91,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--koa-compat" => a.koa_compat = true,
             "--rolling" => a.rolling = true,
             "--renew" => a.renew = true,
+            "--guest" => a.guest = true,
             "--trust-proxy" => a.trust_proxy = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
@@ -179,13 +185,28 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
         })
     }
     .await;
-    // On a store failure the layer answers 503 itself; this body is replaced.
-    Ok(res.unwrap_or_else(|e| reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string())))
+    // On a store failure the layer answers itself (see `on_error` below); a type mismatch is
+    // the app's 500, with a message that names the key, never the value.
+    Ok(res.unwrap_or_else(|e| example_support::error_reply(&e)))
 }
 
+/// The layer's answer to a session failure: 413 for a session grown past the store's record
+/// limit or the cookie's 4096 bytes (the client sent too much), else 503 + `Retry-After` for
+/// a store that is down or slow, 500 otherwise.
+fn on_error(e: &session_hyper::Error) -> Response<Bytes> {
+    if e.is_too_large() {
+        let mut r = Response::new(Bytes::from(e.to_string()));
+        *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        return r;
+    }
+    example_support::error_reply(e)
+}
+
+/// The layer, the memory store's sweeper (if any), and the store as it may be printed (a
+/// Redis URL without its password).
 async fn build(
     args: &Args,
-) -> Result<(SessionLayer, Option<session_store_memory::Sweeper>), String> {
+) -> Result<(SessionLayer, Option<session_store_memory::Sweeper>, String), String> {
     let keys = match &args.keys {
         Some(k) => k.iter().map(|k| k.as_bytes().to_vec()).collect(),
         None => {
@@ -201,7 +222,8 @@ async fn build(
         .keys(keys)
         .koa_compat(args.koa_compat)
         .rolling(args.rolling)
-        .renew(args.renew);
+        .renew(args.renew)
+        .guest(args.guest);
     if let Some(a) = args.algorithm {
         b = b.algorithm(a);
     }
@@ -216,6 +238,7 @@ async fn build(
     }
     let config = b.build().map_err(|e| format!("configuration: {e}"))?;
     let mut sweeper = None;
+    let mut shown = args.store.clone();
     let builder = match args.store.as_str() {
         "cookie" => SessionLayer::cookie(config),
         "memory" => {
@@ -235,19 +258,22 @@ async fn build(
                 .build()
                 .await
                 .map_err(|e| e.to_string())?;
+            shown = store.redacted_url().to_owned();
             SessionLayer::dyn_store(config, Arc::new(store))
         }
         other => return Err(format!("--store: unknown {other:?}\n{USAGE}")),
     };
     let layer = builder
         .trust_proxy(args.trust_proxy)
+        .on_error(on_error)
         .build()
         .map_err(|e| e.to_string())?;
-    Ok((layer, sweeper))
+    Ok((layer, sweeper, shown))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    example_support::init_tracing();
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(msg) => {
@@ -256,7 +282,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     // The sweeper runs as long as this binding lives.
-    let (layer, _sweeper) = match build(&args).await {
+    let (layer, _sweeper, shown) = match build(&args).await {
         Ok(l) => l,
         Err(msg) => {
             eprintln!("demo: {msg}");
@@ -264,7 +290,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let service = layer.wrap(hyper::service::service_fn(route));
-    eprintln!("store: {}", args.store);
+    eprintln!("store: {shown}");
     example_support::serve(args.port, service).await?;
     Ok(())
 }

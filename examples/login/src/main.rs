@@ -58,11 +58,12 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
         })
     }
     .await;
-    Ok(res.unwrap_or_else(|_| reply(StatusCode::SERVICE_UNAVAILABLE, "")))
+    Ok(res.unwrap_or_else(|e| example_support::error_reply(&e)))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    example_support::init_tracing();
     let config = Config::builder()
         .keys(example_support::keys_from_env()?)
         .build()?;

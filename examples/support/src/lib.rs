@@ -2,6 +2,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! example_support::init_tracing(); // the library's events on stderr, filtered by RUST_LOG
 //! let keys = example_support::keys_from_env()?; // SESSION_KEYS, or a random key with a warning
 //! let port = example_support::port_arg(3000)?; // --port N (0 picks a free port)
 //! # let _ = (keys, port); Ok(()) }
@@ -16,6 +17,37 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
+
+/// Prints `tracing` events to stderr, filtered by `RUST_LOG` (default: warnings, and the
+/// session middleware's own events from `info` up, e.g. `session:missed`). Nothing the
+/// library logs carries an id, a cookie value, a key or session data.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,session=info"));
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The response for a session failure a handler met: 503 with `Retry-After` when it is likely
+/// to pass (store down, slow or full), else 500; the body is the error's message, which never
+/// holds ids, keys or session data. (For a store failure the layer answers this way itself,
+/// whatever the handler returns.)
+pub fn error_reply<B: From<Bytes>>(e: &session_hyper::Error) -> Response<B> {
+    let mut r = Response::new(B::from(Bytes::from(e.to_string())));
+    if e.is_transient() {
+        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+        r.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+    } else {
+        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    r
+}
 
 /// Signing keys from `SESSION_KEYS` (comma-separated, newest first, 32 bytes or more each);
 /// without it, one random key for this run, with a warning (sessions end when the server stops).
