@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use session_core::{Created, Loaded, MaxAge, Meta, Record, Store, StoreError, StoreKey};
 use session_store_redis::RedisStore;
-use support::Server;
+use support::{Server, free_port};
 
 fn rec(v: serde_json::Value) -> Record {
     Record {
@@ -82,6 +82,43 @@ async fn server_killed_then_restarted_on_the_same_port() {
     assert_eq!(
         s.create(&key(2), &rec(json!({})), TTL).await.unwrap(),
         Created::Inserted
+    );
+}
+
+/// A refusal is an answer: it is reported at once, not after the checkout timeout (which
+/// bounds silence). Before the fix each of these took the whole 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_fail_at_once() {
+    let port = free_port(); // nothing listens here
+    let s = store(&format!("redis://127.0.0.1:{port}/0"), 5000, 1000, 1).await;
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let err = s.load(&key(1)).await.unwrap_err();
+        worst = worst.max(t.elapsed());
+        assert!(
+            matches!(err, StoreError::Unavailable(ref why) if why.contains("refused")),
+            "{err:?}"
+        );
+    }
+    // Far below the 5 s checkout timeout; the bound leaves room for a loaded CI machine.
+    assert!(
+        worst < Duration::from_millis(1000),
+        "slowest refusal took {worst:?}"
+    );
+    // Many requests at once: each fails fast too (one connect attempt wakes every waiter).
+    let t = Instant::now();
+    let k = key(1);
+    let all = futures_util::future::join_all((0..50).map(|_| s.load(&k))).await;
+    assert!(all.iter().all(Result::is_err));
+    assert!(
+        t.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        t.elapsed()
+    );
+    println!(
+        "slowest of 20 refusals: {worst:?}; 50 concurrent: {:?}",
+        t.elapsed()
     );
 }
 
