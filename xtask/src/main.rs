@@ -14,8 +14,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci          format check, clippy -D warnings, every test (starts redis-server), docs
-  test-redis  the Redis-backed tests (REDIS_URL, or a redis-server started here; the fault
-              and cluster tests start servers and a six-node cluster of their own)
+  test-redis  the Redis-backed tests, the attack suite's Redis half included (REDIS_URL, or a
+              redis-server started here; the fault and cluster tests start servers and a
+              six-node cluster of their own)
   bench       side-by-side load test: bare hyper, ours (cookie, memory, Redis), tower-sessions;
               every server measured back to back with bare hyper (BENCH_SECS per measurement,
               default 5; BENCH_RUNS, default 3; BENCH_CONNS, default 32; BENCH_KINDS=a,b,...)";
@@ -134,8 +135,10 @@ fn test_redis() -> Result<(), String> {
             "session-store-redis",
             "-p",
             "demo",
+            "-p",
+            "session-hyper",
             "--features",
-            "session-store-redis/redis-tests,session-store-redis/tls,demo/redis-tests",
+            "session-store-redis/redis-tests,session-store-redis/tls,demo/redis-tests,session-hyper/redis-tests",
         ],
         &[("REDIS_URL", &url)],
     )

@@ -293,7 +293,7 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
-    /// Starts a configuration with the defaults of `behaviour.md`.
+    /// Starts a configuration with the defaults each setter of [`ConfigBuilder`] names.
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
     }
@@ -368,7 +368,7 @@ impl Config {
     }
 }
 
-/// Builds a [`Config`]; every setter has the default of `behaviour.md`.
+/// Builds a [`Config`]; every setter names its default.
 ///
 /// ```
 /// use session_core::{Config, MaxAge};

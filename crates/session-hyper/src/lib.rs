@@ -9,6 +9,16 @@
 //! that fails after the handler ran replaces the response, it is never swallowed. Nothing is
 //! saved on a 5xx unless configured.
 //!
+//! Races and hostile input are handled by rule, not by luck:
+//! - a regenerate racing a destroy never keeps the destroyed session alive (in either order);
+//! - a request that carries an id a regenerate has just superseded (a parallel request around a
+//!   login), or more cookies of the session's name than are checked (planted cookies), is
+//!   anonymous, writes nothing and sets no cookie unless it destroys or regenerates, so it can't
+//!   overwrite or remove the browser's newer cookie;
+//! - a record the store can't decode counts as missed: it is deleted and a new session starts;
+//! - a session over its store's size limit or the cookie's 4096 bytes is an error the app sees
+//!   ([`Error::is_too_large`]; 500 by default, or what [`SessionLayerBuilder::on_error`] says).
+//!
 //! # Example (hyper)
 //! ```
 //! use std::convert::Infallible;

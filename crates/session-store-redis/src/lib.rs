@@ -3,8 +3,22 @@
 //!
 //! # What it guarantees
 //! - **Single-key commands only** (scripts touch one key), so it works on Redis Cluster.
-//! - `create` inserts only if absent; `save` and `touch` update only if present, so a save that
-//!   races a logout never brings the session back; `destroy` is `DEL`. Every key has a TTL.
+//! - `create` inserts only if absent; `save` and `touch` update only a live record, so a save
+//!   that races a logout never brings the session back; `destroy` deletes whatever is there and
+//!   says what it was. Every key has a TTL, set in the same script that writes the key, before
+//!   the data (a create that fails half-way deletes what it wrote).
+//! - **Regenerate-safe**: `supersede` replaces the old id's record by a marker naming the new
+//!   one (lifetime: the session config's `supersede_grace`), in one script: a regenerate racing
+//!   a logout can't keep the logged-out data alive, and requests still carrying the old id are
+//!   told it was superseded.
+//! - **Bounded records**: the whole record stays within [`RedisStoreBuilder::max_record_bytes`]
+//!   (64 KiB) after every write. The hash keeps its data's byte count (`_n`); a save script
+//!   computes the new size from the fields it changes (one `HSTRLEN` each) and refuses, writing
+//!   nothing, a save that would pass the limit ([`StoreError::TooLarge`]). Thousands of keys per
+//!   create or save are fine (the scripts write in chunks).
+//! - **Foreign data is corrupt, not an outage**: a value of another Redis type under a session
+//!   key, or a hash this store can't read, is [`StoreError::Corrupt`]; the middleware then
+//!   deletes it and starts a new session.
 //! - **Per-key deltas** (default format): a session is a Redis hash with one field per
 //!   top-level key, and a save applies the keys this request set and removed, atomically (one
 //!   Lua script). Two concurrent requests that change *different* keys both land; two that
@@ -14,7 +28,8 @@
 //!   extends); a commit is one script call. A read-only request costs one round trip, rolling
 //!   included; a changing one two. (The koa format needs two for a rolling read.)
 //! - **Failures are fast and typed**: the pool checkout, connect and every command are bounded
-//!   by short timeouts (defaults: checkout 1 s, command 1 s); a refused connection, a timeout, or
+//!   by short timeouts (defaults: checkout 1 s, command 1 s), and a refused connection fails the
+//!   request at once instead of waiting the timeout out; a refused connection, a timeout, or
 //!   Redis's `OOM` under `noeviction` become [`StoreError`]s, and a connection that died is
 //!   replaced, so the store recovers by itself when Redis comes back. A command that fails on a
 //!   dropped connection is retried once on a fresh one (every command here is idempotent).
@@ -23,12 +38,16 @@
 //!
 //! # Record formats
 //! - [`Format::V1`] (default): a hash with `_v` = `1` (format version), `_m` = the koa fields
-//!   (`expire,maxAge,created`, `0` for none), and `d:<key>` = the JSON of each top-level key.
+//!   (`expire,maxAge,created`, `0` for none), `_n` = the bytes of the `d:` fields (names and
+//!   values), and `d:<key>` = the JSON of each top-level key. A supersede marker is a hash with
+//!   `_v` and `_sup` = the Redis key of the successor.
 //! - [`Format::Koa`]: koa-session's record, so a Koa app's Redis store and ours share sessions:
 //!   the key is the id exactly as the cookie carries it (configure the session with
 //!   `koa_compat(true)` and leave the prefix empty) and the value is koa's JSON string (user keys,
 //!   `_expire`, `_maxAge`). A Koa app writes whole records, so this format is whole-record
-//!   last-writer-wins, like koa ([`Store::merges_deltas`] is false).
+//!   last-writer-wins, like koa ([`Store::merges_deltas`] is false). A supersede marker is
+//!   `{"_superseded":"<successor key>","_expire":1,"_maxAge":1}`: a Koa app reading it sees an
+//!   expired session and starts a new one.
 //!
 //! # Redis Cluster
 //! [`RedisStore::cluster`] takes seed nodes and works exactly as on one server, delta writes
@@ -262,8 +281,10 @@ impl RedisStoreBuilder {
         self.koa_default_max_age = m;
         self
     }
-    /// Largest encoded record accepted (default 64 KiB), so one client can't take a large share
-    /// of Redis memory.
+    /// Largest record (default 64 KiB), so one client can't take a large share of Redis memory:
+    /// the bytes of the data fields (names and JSON values) in the V1 format, the JSON string in
+    /// the koa format. It holds for the whole record after every create and save; a write that
+    /// would pass it fails with [`StoreError::TooLarge`] and changes nothing.
     pub fn max_record_bytes(mut self, n: usize) -> Self {
         self.max_record_bytes = n;
         self

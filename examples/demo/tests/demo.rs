@@ -141,11 +141,17 @@ async fn cookie_name_and_attributes_show_on_the_wire() {
 
 #[tokio::test]
 async fn bad_options_are_refused_with_a_message() {
+    let long_prefix = "p".repeat(220);
     for args in [
         &["--store", "nope"][..],
         &["--max-age", "0"],
         &["--algorithm", "md5"],
         &["--bogus"],
+        // An id prefix a cookie can't carry, or one that makes ids too long to be read back,
+        // would fail every request: it fails at startup instead.
+        &["--prefix", "a;b"],
+        &["--prefix", "a b"],
+        &["--prefix", &long_prefix],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_demo"))
             .args(["--port", "0"])
@@ -156,6 +162,105 @@ async fn bad_options_are_refused_with_a_message() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty());
     }
+}
+
+#[tokio::test]
+async fn guest_mode_and_error_answers() {
+    let d = start(&["--store", "memory", "--guest"]).await;
+    let url = &d.url;
+    // A new visitor gets a session cookie before anything is stored.
+    let r = reqwest::get(format!("{url}/session")).await.unwrap();
+    assert_eq!(r.headers().get_all("set-cookie").iter().count(), 2);
+    assert_eq!(r.headers()["x-session-new"], "true");
+    let c = client();
+    // A value of the wrong type: a 500 naming the key, never the value; not a 503.
+    let r = c
+        .put(format!("{url}/session"))
+        .body(r#"{"views":"a-private-value"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = c.get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r.headers().get("retry-after").is_none());
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("views") && !body.contains("a-private-value"),
+        "{body}"
+    );
+    // A session over the store's record limit: 413, and the session is as it was.
+    let big = format!(r#"{{"big":"{}"}}"#, "x".repeat(63 * 1024));
+    for _ in 0..2 {
+        let r = c
+            .put(format!("{url}/session"))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(r.status().as_u16(), 204 | 413 | 400));
+    }
+    let r = c
+        .put(format!("{url}/session"))
+        .body(format!(r#"{{"more":"{}"}}"#, "y".repeat(10 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.headers().get("set-cookie").is_none());
+    let data = c.get(format!("{url}/session")).send().await.unwrap();
+    let data: serde_json::Value = serde_json::from_str(&data.text().await.unwrap()).unwrap();
+    assert!(data.get("big").is_some() && data.get("more").is_none());
+}
+
+/// The startup line and the library's logs never show the Redis password.
+#[tokio::test]
+async fn the_redis_password_is_never_printed() {
+    use tokio::io::AsyncReadExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args(["--port", "0", "--keys", KEYS])
+        .args([
+            "--store",
+            &format!("redis://user:hunter2secret@127.0.0.1:{port}/0"),
+        ])
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut line = vec![0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), out.read(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
+    let line = String::from_utf8_lossy(&line[..n]).into_owned();
+    let url = line.split_whitespace().nth(2).unwrap().trim().to_owned();
+    // A request that needs Redis (nothing listens there): a fast 503 and some log lines.
+    let r = client()
+        .put(format!("{url}/session"))
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    child.kill().await.unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    assert!(err.contains("store: redis://user:<redacted>@"), "{err}");
+    assert!(!err.contains("hunter2secret"), "{err}");
 }
 
 #[cfg(feature = "redis-tests")]
