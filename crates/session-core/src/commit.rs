@@ -20,9 +20,13 @@
 //! | 10 | `unchanged` | otherwise | [`Action::Nothing`] |
 //!
 //! Rows 7 and 8 are skipped when the absolute lifetime already caps `_expire` where it is, since
-//! a write would change nothing; they then fall through to row 9. When the store already
-//! extended the session while loading it ([`Store::load_rolling`](crate::Store::load_rolling)),
-//! row 7 only re-sends the cookie ([`Action::WriteCookie`]).
+//! a write would change nothing; they then fall through to row 9.
+//!
+//! Every response that sends an existing session's cookie again (rows 4, 6 to 9) makes a store
+//! call that only succeeds on a live record that no regenerate has superseded. A response that
+//! re-sent the old cookie without asking the store could reach the browser after a concurrent
+//! login's response and put the pre-login cookie back (logging the user out); with the store
+//! call, such a request learns the id was superseded and sends nothing.
 
 use crate::config::{Config, MAX_AGE_CAP_MS, STORE_TTL_MARGIN_MS};
 use crate::record::{MaxAge, Meta};
@@ -33,8 +37,10 @@ use crate::session::{Retired, Session};
 pub enum Action {
     /// Nothing: no cookie, no store call.
     Nothing,
-    /// Send the session cookie again without touching the store (re-sign with the newest key,
-    /// or a guest cookie). In cookie mode the payload is re-sent as it is.
+    /// Send the session cookie again without changing the session: a guest cookie (no record,
+    /// no store call), or the same id re-signed with the newest key (store mode: after a TTL
+    /// touch that keeps the current expiry and confirms the record is live and not superseded).
+    /// In cookie mode the payload is re-sent as it is.
     WriteCookie,
     /// Store mode: insert a new record (insert-if-absent; on collision draw a new id) and send its
     /// cookie. Cookie mode: send the payload cookie.
@@ -151,17 +157,6 @@ pub fn decide(session: Option<&Session>, config: &Config, now: u64) -> Plan {
         return write(create_or_save, Row::Changed);
     }
     let extends = fresh.0.expire != s.meta().expire || s.meta().expire.is_none();
-    if config.rolling && s.touched_at_load() {
-        // The store already extended it while loading (one round trip): only the cookie
-        // needs sending, with the expiry the store wrote.
-        return Plan {
-            action: Action::WriteCookie,
-            row: Row::Rolling,
-            meta: *s.meta(),
-            ttl_ms: fresh.1,
-            retire: None,
-        };
-    }
     if config.rolling && extends {
         return write(Action::Touch, Row::Rolling);
     }
@@ -173,11 +168,18 @@ pub fn decide(session: Option<&Session>, config: &Config, now: u64) -> Plan {
         return write(Action::Touch, Row::Renew);
     }
     if s.needs_resign() {
+        // The same expiry: the store's TTL is the time left (plus the margin), not extended.
+        let ttl_ms = match s.meta().expire {
+            Some(expire) => expire
+                .saturating_sub(now)
+                .saturating_add(STORE_TTL_MARGIN_MS),
+            None => fresh.1,
+        };
         return Plan {
             action: Action::WriteCookie,
             row: Row::Resign,
             meta: *s.meta(),
-            ttl_ms: fresh.1,
+            ttl_ms,
             retire: None,
         };
     }
@@ -540,19 +542,6 @@ mod tests {
     }
 
     #[test]
-    fn row7_rolling_already_touched_at_load_only_sends_the_cookie() {
-        let c = cfg(|b| b.rolling(true));
-        let mut s = stored(&c, json!({"views": 1}), NOW + DAY);
-        s.mark_touched();
-        let p = decide(Some(&s), &c, NOW + 5);
-        assert_eq!((p.action, p.row), (Action::WriteCookie, Row::Rolling));
-        assert_eq!(p.meta.expire, Some(NOW + DAY));
-        // A change still saves (and so rewrites the expiry).
-        s.insert("views", 2).unwrap();
-        assert_eq!(decide(Some(&s), &c, NOW).action, Action::Save);
-    }
-
-    #[test]
     fn row8_renew() {
         let c = cfg(|b| b.renew(true));
         // Exactly half left: not renewed (strict <).
@@ -570,8 +559,9 @@ mod tests {
         s.set_resign(true);
         let p = decide(Some(&s), &c, NOW);
         assert_eq!((p.action, p.row), (Action::WriteCookie, Row::Resign));
-        // Attributes kept: the cookie keeps its expiry.
+        // Attributes kept: the cookie keeps its expiry, and the store's TTL is the time left.
         assert_eq!(p.meta.expire, Some(NOW + 5000));
+        assert_eq!(p.ttl_ms, 5000 + STORE_TTL_MARGIN_MS);
     }
 
     #[test]

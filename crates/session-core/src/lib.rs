@@ -88,8 +88,7 @@ pub use id::{
 pub use record::{Data, Delta, MaxAge, Meta, Record};
 pub use session::{Retired, Session, SessionError, Source};
 pub use store::{
-    BoxFuture, Change, Created, Destroyed, DynStore, Loaded, Roll, Store, StoreError, Supersede,
-    Updated, load_then_touch,
+    BoxFuture, Change, Created, Destroyed, DynStore, Loaded, Store, StoreError, Supersede, Updated,
 };
 
 /// Re-exported so stores and apps use the same JSON types.

@@ -111,7 +111,6 @@ pub struct Session {
     meta: Meta,
     forced: bool,
     regenerate: bool,
-    touched: bool,
 }
 
 impl Session {
@@ -193,7 +192,6 @@ impl Session {
             },
             forced: false,
             regenerate: false,
-            touched: false,
         }
     }
 
@@ -245,7 +243,6 @@ impl Session {
             meta,
             forced: false,
             regenerate: false,
-            touched: false,
         }
     }
 
@@ -507,17 +504,6 @@ impl Session {
         self.resign
     }
 
-    /// Records that the store extended this session while loading it (rolling in one round
-    /// trip), so the commit only re-sends the cookie.
-    pub fn mark_touched(&mut self) {
-        self.touched = !self.is_new;
-    }
-
-    /// Whether the store extended the session while loading it.
-    pub fn touched_at_load(&self) -> bool {
-        self.touched
-    }
-
     /// Whether the request carried a session cookie (so a removal cookie means something).
     pub fn had_cookie(&self) -> bool {
         self.had_cookie
@@ -558,7 +544,6 @@ impl Session {
         self.forced = false;
         self.regenerate = false;
         self.resign = false;
-        self.touched = false;
     }
 
     /// Records that the commit's write succeeded: the written state becomes the new baseline,
@@ -572,7 +557,6 @@ impl Session {
         self.retire = None;
         self.stale = None;
         self.resign = false;
-        self.touched = false;
         if let Some(meta) = written {
             self.meta = meta;
             self.is_new = false;

@@ -125,39 +125,6 @@ pub enum Supersede {
     AlreadySuperseded,
 }
 
-/// How to extend a session while loading it, under `rolling` (see [`Store::load_rolling`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Roll {
-    /// The app's clock, ms since the epoch.
-    pub now: u64,
-    /// The absolute lifetime cap, if configured.
-    pub absolute_ms: Option<u64>,
-    /// Store TTL of a browser-session record.
-    pub session_ttl_ms: u64,
-}
-
-impl Roll {
-    /// The rolling parameters of a configuration, at the configuration's current time.
-    pub fn from_config(config: &crate::Config) -> Roll {
-        Roll {
-            now: config.now_ms(),
-            absolute_ms: config.absolute_lifetime_ms(),
-            session_ttl_ms: config.session_ttl_ms(),
-        }
-    }
-
-    /// The extended meta and TTL of a live record; `None` when it has expired (by `_expire` or
-    /// the absolute lifetime) and must not be extended.
-    pub fn next(&self, meta: &Meta) -> Option<(Meta, Duration)> {
-        if crate::session::expired(meta, self.absolute_ms, self.now) {
-            return None;
-        }
-        let (meta, ttl) =
-            crate::commit::extend(meta, self.absolute_ms, self.session_ttl_ms, self.now);
-        Some((meta, Duration::from_millis(ttl)))
-    }
-}
-
 /// One request's write to an existing record.
 #[derive(Debug, Clone, Copy)]
 pub struct Change<'a> {
@@ -238,46 +205,10 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Updated, StoreError>> + Send;
 
-    /// Loads the record and, if it is live, extends it as `rolling` does (new `_expire` and TTL
-    /// per [`Roll::next`]); the `bool` says whether it was extended. A store that can do both in
-    /// one round trip overrides this; the default is a load, then a touch.
-    fn load_rolling(
-        &self,
-        key: &StoreKey,
-        roll: Roll,
-    ) -> impl Future<Output = Result<(Loaded, bool), StoreError>> + Send {
-        load_then_touch(self, key, roll)
-    }
-
     /// Whether `save` merges deltas (two requests changing different keys both land) rather
     /// than writing whole records.
     fn merges_deltas(&self) -> bool {
         true
-    }
-}
-
-/// [`Store::load_rolling`] in two steps (a load, then a touch): the default, and the fallback
-/// of stores that can't do it in one.
-pub async fn load_then_touch<S: Store + ?Sized>(
-    store: &S,
-    key: &StoreKey,
-    roll: Roll,
-) -> Result<(Loaded, bool), StoreError> {
-    let mut record = match store.load(key).await? {
-        Loaded::Live(r) => r,
-        other => return Ok((other, false)),
-    };
-    let Some((meta, ttl)) = roll.next(&record.meta) else {
-        return Ok((Loaded::Live(record), false));
-    };
-    match store.touch(key, meta, ttl).await? {
-        Updated::Updated => {
-            record.meta = meta;
-            Ok((Loaded::Live(record), true))
-        }
-        // Destroyed or superseded between the two calls.
-        Updated::NotFound => Ok((Loaded::Missing, false)),
-        Updated::Superseded => Ok((Loaded::Superseded, false)),
     }
 }
 
@@ -320,12 +251,6 @@ pub trait DynStore: Send + Sync + 'static {
         meta: Meta,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Updated, StoreError>>;
-    /// See [`Store::load_rolling`].
-    fn load_rolling_dyn<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        roll: Roll,
-    ) -> BoxFuture<'a, Result<(Loaded, bool), StoreError>>;
     /// See [`Store::merges_deltas`].
     fn merges_deltas_dyn(&self) -> bool;
 }
@@ -372,13 +297,6 @@ impl<S: Store> DynStore for S {
     ) -> BoxFuture<'a, Result<Updated, StoreError>> {
         Box::pin(self.touch(key, meta, ttl))
     }
-    fn load_rolling_dyn<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        roll: Roll,
-    ) -> BoxFuture<'a, Result<(Loaded, bool), StoreError>> {
-        Box::pin(self.load_rolling(key, roll))
-    }
     fn merges_deltas_dyn(&self) -> bool {
         self.merges_deltas()
     }
@@ -422,9 +340,6 @@ impl Store for Arc<dyn DynStore> {
         ttl: Duration,
     ) -> Result<Updated, StoreError> {
         self.as_ref().touch_dyn(key, meta, ttl).await
-    }
-    async fn load_rolling(&self, key: &StoreKey, roll: Roll) -> Result<(Loaded, bool), StoreError> {
-        self.as_ref().load_rolling_dyn(key, roll).await
     }
     fn merges_deltas(&self) -> bool {
         self.as_ref().merges_deltas_dyn()

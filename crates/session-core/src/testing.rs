@@ -16,9 +16,7 @@ use serde_json::{Value, json};
 
 use crate::id::{IdPolicy, StoreKey};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
-use crate::store::{
-    Change, Created, Destroyed, Loaded, Roll, Store, StoreError, Supersede, Updated,
-};
+use crate::store::{Change, Created, Destroyed, Loaded, Store, StoreError, Supersede, Updated};
 
 /// What the suite needs from a store's test setup.
 pub trait Harness: Send + Sync {
@@ -59,7 +57,6 @@ pub async fn run_all<H: Harness>(h: &H) {
     keys_are_isolated(h).await;
     odd_values_round_trip(h).await;
     concurrent_deltas_both_land(h).await;
-    load_rolling_extends_live_records(h).await;
     destroy_reports_what_was_there(h).await;
     supersede_leaves_a_marker(h).await;
     supersede_of_a_gone_or_superseded_record(h).await;
@@ -490,55 +487,6 @@ pub async fn concurrent_deltas_both_land<H: Harness>(h: &H) {
     }
 }
 
-/// `load_rolling` extends a live record's `_expire` and TTL (as `rolling` would) and returns
-/// the extended record; it leaves an expired-by-`_expire` record alone and finds nothing for a
-/// missing key.
-pub async fn load_rolling_extends_live_records<H: Harness>(h: &H) {
-    let k = key("rolling");
-    let ttl = h.short_ttl();
-    let r = record(json!({"a": 1}));
-    must_create(h, &k, &r, ttl).await;
-    let roll = Roll {
-        now: 1_700_000_500_000,
-        absolute_ms: None,
-        session_ttl_ms: 86_400_000,
-    };
-    let got = h.store().load_rolling(&k, roll).await;
-    let Ok((Loaded::Live(got), true)) = got else {
-        panic!("load_rolling of a live record must extend it, got {got:?}");
-    };
-    assert_eq!(got.data, r.data);
-    assert_eq!(got.meta.expire, Some(1_700_000_500_000 + 86_400_000));
-    let left = h.ttl(&k).await.unwrap_or_default();
-    assert!(
-        left > ttl,
-        "load_rolling must extend the TTL (left {left:?})"
-    );
-    let again = load(h, &k)
-        .await
-        .unwrap_or_else(|| panic!("rolled record vanished"));
-    // `_created` only matters under an absolute lifetime (none here), so it is not compared.
-    assert_eq!(
-        (again.meta.expire, again.meta.max_age),
-        (got.meta.expire, got.meta.max_age),
-        "the extension is stored"
-    );
-
-    // Past its `_expire`: returned as it is (the caller ends it), not extended.
-    let late = Roll {
-        now: 1_700_000_500_000 + 86_400_001,
-        ..roll
-    };
-    let got = h.store().load_rolling(&k, late).await;
-    assert!(
-        matches!(got, Ok((Loaded::Live(_), false))),
-        "an expired record must not be extended: {got:?}"
-    );
-
-    let got = h.store().load_rolling(&key("rolling_missing"), roll).await;
-    assert!(matches!(got, Ok((Loaded::Missing, false))), "{got:?}");
-}
-
 /// `destroy` says whether a live record was there.
 pub async fn destroy_reports_what_was_there<H: Harness>(h: &H) {
     let k = key("destroy_reports");
@@ -572,16 +520,6 @@ pub async fn supersede_leaves_a_marker<H: Harness>(h: &H) {
     let got = h.store().touch(&old, r.meta, LONG).await;
     assert!(matches!(got, Ok(Updated::Superseded)), "touch: {got:?}");
     assert_ttl(h, &old, grace, "a refused save and touch").await;
-    let roll = Roll {
-        now: 1_700_000_500_000,
-        absolute_ms: None,
-        session_ttl_ms: 86_400_000,
-    };
-    let got = h.store().load_rolling(&old, roll).await;
-    assert!(
-        matches!(got, Ok((Loaded::Superseded, false))),
-        "load_rolling must not extend a marker: {got:?}"
-    );
     let got = h.store().create(&old, &r, LONG).await;
     assert!(
         matches!(got, Ok(Created::Collision)),

@@ -176,17 +176,30 @@ async fn store_write(
     let config = &shared.config;
     let ttl = std::time::Duration::from_millis(plan.ttl_ms);
     match work {
-        Work::Cookie { id, record } => {
-            // Re-signing keeps the id; a guest cookie gets a fresh one (no record yet).
-            let id = match id {
-                Some(id) => id,
-                None => config.ids().generate().map_err(Error::Random)?,
-            };
+        Work::Cookie { id: None, record } => {
+            // A guest cookie: a fresh id, no record yet.
+            let id = config.ids().generate().map_err(Error::Random)?;
             Ok(Outcome::Write {
                 id: Some(id),
                 record,
             })
         }
+        // A re-signed cookie (same id and expiry) and a rolling or renew extension both ask the
+        // store first: a cookie for an id a login superseded meanwhile must never reach the
+        // browser after the login's own cookie.
+        Work::Cookie {
+            id: Some(id),
+            record,
+        }
+        | Work::Touch {
+            id: Some(id),
+            record,
+        } => {
+            let key = session.store_key(&id);
+            let got = shared.timed(store.touch_dyn(&key, plan.meta, ttl)).await?;
+            Ok(told(got, id, record))
+        }
+        Work::Touch { id: None, .. } => Ok(Outcome::Remove),
         Work::Create { record } => {
             let regenerated = plan
                 .retire
@@ -234,41 +247,28 @@ async fn store_write(
                 data: &data,
                 meta: plan.meta,
             };
-            match shared
-                .timed(store.save_dyn(&session.store_key(&id), change, ttl))
-                .await?
-            {
-                Updated::Updated => Ok(Outcome::Write {
-                    id: Some(id),
-                    record: Record {
-                        data,
-                        meta: plan.meta,
-                    },
-                }),
-                Updated::NotFound => Ok(Outcome::Remove),
-                Updated::Superseded => Ok(Outcome::Silent),
-            }
-        }
-        Work::Touch { id, record } => {
-            let Some(id) = id else {
-                return Ok(Outcome::Remove);
-            };
-            match shared
-                .timed(store.touch_dyn(&session.store_key(&id), plan.meta, ttl))
-                .await?
-            {
-                Updated::Updated => Ok(Outcome::Write {
-                    id: Some(id),
-                    record,
-                }),
-                Updated::NotFound => Ok(Outcome::Remove),
-                Updated::Superseded => Ok(Outcome::Silent),
-            }
+            let key = session.store_key(&id);
+            let got = shared.timed(store.save_dyn(&key, change, ttl)).await?;
+            let meta = plan.meta;
+            Ok(told(got, id, Record { data, meta }))
         }
         Work::Destroy => {
             end_retired(session, store, plan).await?;
             Ok(Outcome::Remove)
         }
+    }
+}
+
+/// What the client is told after a save or touch of `id`: the cookie again, a removal (the
+/// record is gone: destroyed or expired meanwhile), or nothing (a login superseded the id).
+fn told(got: Updated, id: SessionId, record: Record) -> Outcome {
+    match got {
+        Updated::Updated => Outcome::Write {
+            id: Some(id),
+            record,
+        },
+        Updated::NotFound => Outcome::Remove,
+        Updated::Superseded => Outcome::Silent,
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use session_core::{
-    Data, Loaded, MaxAge, Roll, Session as Core, SessionId, Source, StoreError, StoreKey,
+    Data, Loaded, MaxAge, Session as Core, SessionId, Source, StoreError, StoreKey,
 };
 use tokio::sync::OnceCell;
 
@@ -124,20 +124,12 @@ impl Session {
             .get_or_try_init(|| async {
                 let shared = &inner.shared;
                 let config = &shared.config;
-                let mut touched = false;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Incoming::None, _) => (Source::None, false),
                     (Incoming::Ambiguous, _) => (Source::Ambiguous, false),
                     (Incoming::Id { id, resign, .. }, Backend::Store(store)) => {
                         let key = self.store_key(id);
-                        let loaded = if config.rolling() {
-                            // Load and extend in one step (one round trip where the store can).
-                            let roll = Roll::from_config(config);
-                            shared.timed(store.load_rolling_dyn(&key, roll)).await
-                        } else {
-                            shared.timed(store.load_dyn(&key)).await.map(|l| (l, false))
-                        };
-                        let (record, rolled) = match loaded {
+                        let record = match shared.timed(store.load_dyn(&key)).await {
                             Err(Error::Store(StoreError::Corrupt(why))) => {
                                 // Never a 500 loop on a record another program wrote or a bug
                                 // broke: it counts as missed, and it goes.
@@ -149,11 +141,10 @@ impl Session {
                                 if let Err(e) = shared.timed(store.destroy_dyn(&key)).await {
                                     tracing::warn!(target: "session", error = %e, "could not delete the undecodable record");
                                 }
-                                (Loaded::Missing, false)
+                                Loaded::Missing
                             }
                             other => other?,
                         };
-                        touched = rolled;
                         (
                             Source::Store {
                                 id: id.clone(),
@@ -172,9 +163,6 @@ impl Session {
                 };
                 let mut session = Core::start(config, source);
                 session.set_resign(resign && !session.is_new());
-                if touched {
-                    session.mark_touched();
-                }
                 self.lock().session = Some(session);
                 Ok::<(), Error>(())
             })

@@ -132,6 +132,16 @@ fn unique(label: &str) -> String {
 struct Recorder<S> {
     inner: S,
     created: Arc<Mutex<Vec<StoreKey>>>,
+    /// When armed, the next supersede waits here (between a regenerate's create and its
+    /// supersede), so a test can put another request exactly there.
+    pause: Arc<Pause>,
+}
+
+#[derive(Default)]
+struct Pause {
+    armed: std::sync::atomic::AtomicBool,
+    arrived: Notify,
+    release: Notify,
 }
 
 impl<S: Store + Clone> Recorder<S> {
@@ -139,6 +149,7 @@ impl<S: Store + Clone> Recorder<S> {
         Self {
             inner,
             created: Arc::default(),
+            pause: Arc::default(),
         }
     }
     fn take_created(&self) -> Vec<StoreKey> {
@@ -174,6 +185,10 @@ impl<S: Store> Store for Recorder<S> {
         next: &StoreKey,
         ttl: Duration,
     ) -> Result<Supersede, StoreError> {
+        if self.pause.armed.swap(false, Ordering::SeqCst) {
+            self.pause.arrived.notify_one();
+            self.pause.release.notified().await;
+        }
         self.inner.supersede(k, next, ttl).await
     }
     async fn touch(&self, k: &StoreKey, m: Meta, ttl: Duration) -> Result<Updated, StoreError> {
@@ -222,6 +237,13 @@ impl Backend {
         match self {
             Backend::Memory(s) => s.take_created(),
             Backend::Redis(s, _) => s.take_created(),
+        }
+    }
+
+    fn pause(&self) -> &Pause {
+        match self {
+            Backend::Memory(s) => &s.pause,
+            Backend::Redis(s, _) => &s.pause,
         }
     }
 
@@ -333,6 +355,12 @@ async fn route(req: Request<Incoming>, gate: Arc<Gate>) -> Response<Full<Bytes>>
                 gate.release.notified().await;
                 session.insert("views", n).await?;
                 reply(StatusCode::OK, format!("{n} views"))
+            }
+            (Method::GET, "/gated-read") => {
+                let data = session.data().await?;
+                gate.arrived.notify_one();
+                gate.release.notified().await;
+                reply(StatusCode::OK, Value::Object(data).to_string())
             }
             (Method::GET, "/session") => {
                 let data = session.data().await?;
@@ -795,39 +823,177 @@ fn requests_carrying_a_superseded_id_leave_the_cookies_alone() {
     });
 }
 
+/// A request that loaded the session before a login finished and answers after it: whatever it
+/// would send (a save, a rolling extension, a re-signed cookie after key rotation), it sends no
+/// cookie, so it can't put the pre-login cookie back after the login's.
 #[test]
-fn a_request_in_flight_during_a_login_writes_nothing() {
+fn a_request_in_flight_during_a_login_sends_no_cookie() {
+    const OLD_KEY: &[u8] = b"the key before rotation, 32 byte";
+    attack(|secrets| async move {
+        // (route, rolling, cookie signed with an older key)
+        let cases = [
+            ("/gated", false, false),
+            ("/gated", true, false),
+            ("/gated-read", true, false),
+            ("/gated-read", false, true),
+            ("/gated", false, true),
+        ];
+        for (path, rolling, rotated) in cases {
+            for backend in backends().await {
+                let what = format!(
+                    "{} {path} rolling={rolling} rotated={rotated}",
+                    backend.name()
+                );
+                let app = if rotated {
+                    // Sessions made under the old key, read by an app that rotated to a new one.
+                    let before = serve(
+                        backend
+                            .layer(Config::builder().key(OLD_KEY.to_vec()).build().unwrap())
+                            .build()
+                            .unwrap(),
+                    )
+                    .await;
+                    let after = serve(
+                        backend
+                            .layer(
+                                Config::builder()
+                                    .keys([KEY.to_vec(), OLD_KEY.to_vec()])
+                                    .rolling(rolling)
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .await;
+                    (before, after)
+                } else {
+                    let a = app(&backend, |b| b.rolling(rolling)).await;
+                    let b = App {
+                        url: a.url.clone(),
+                        gate: Arc::clone(&a.gate),
+                        client: a.client.clone(),
+                    };
+                    (a, b)
+                };
+                let (first, app) = app;
+                let user = unique("erin");
+                secrets.add(&user);
+                let old = logged_in(&first, &user, &secrets).await;
+                // A request loads the session with the old id and is held before its commit...
+                let held = tokio::spawn({
+                    let (client, url, cookie) = (app.client.clone(), app.url.clone(), old.header());
+                    async move {
+                        send_with(&client, Method::GET, format!("{url}{path}"), &cookie, None).await
+                    }
+                });
+                app.gate.arrived.notified().await;
+                // ...while the login completes.
+                let mut new = old.clone();
+                let r = regenerate(&app, &old).await;
+                secrets.note(&r);
+                new.apply(&r);
+                assert!(r.sets_id().is_some(), "{what}");
+                app.gate.release.notify_one();
+                let held = held.await.unwrap();
+                assert_eq!(held.status, 200, "{what}");
+                assert!(
+                    held.set_cookies.is_empty(),
+                    "{what}: the held request must send no cookie: {:?}",
+                    held.set_cookies
+                );
+                // In the browser the login's cookie stays, and the session is intact.
+                let mut browser = old.clone();
+                browser.apply(&r);
+                browser.apply(&held);
+                let s = get(&app, "/session", &browser).await;
+                let data: Value = serde_json::from_str(&s.body).unwrap();
+                assert_eq!(data, json!({ "user": user }), "{what}");
+            }
+        }
+    });
+}
+
+/// A regenerate in a task of its own (to be held by the store's pause).
+fn spawn_regenerate(app: &App, jar: &Jar) -> tokio::task::JoinHandle<Reply> {
+    let (client, url, cookie) = (app.client.clone(), app.url.clone(), jar.header());
+    tokio::spawn(async move {
+        send_with(
+            &client,
+            Method::POST,
+            format!("{url}/session/regenerate"),
+            &cookie,
+            None,
+        )
+        .await
+    })
+}
+
+/// The two orders of a regenerate racing a logout, and of two regenerates, forced on every
+/// backend (the regenerate is held between its create and its supersede).
+#[test]
+fn forced_orders_of_regenerate_races() {
     attack(|secrets| async move {
         for backend in backends().await {
             let app = app(&backend, |b| b).await;
-            let user = unique("erin");
+            let user = unique("ivan");
             secrets.add(&user);
-            let old = logged_in(&app, &user, &secrets).await;
-            // A request loads the session with the old id and is held before its commit...
-            let slow = tokio::spawn({
-                let (client, url, cookie) = (app.client.clone(), app.url.clone(), old.header());
-                async move {
-                    send_with(&client, Method::GET, format!("{url}/gated"), &cookie, None).await
-                }
-            });
-            app.gate.arrived.notified().await;
-            // ...while the login completes.
-            let mut new = old.clone();
-            let r = regenerate(&app, &old).await;
-            secrets.note(&r);
-            new.apply(&r);
-            app.gate.release.notify_one();
-            let slow = slow.await.unwrap();
-            assert_eq!(slow.status, 200);
+            // A logout lands between the regenerate's create and its supersede: the regenerate
+            // ends as a logout.
+            let jar = logged_in(&app, &user, &secrets).await;
+            backend.pause().armed.store(true, Ordering::SeqCst);
+            let held = spawn_regenerate(&app, &jar);
+            backend.pause().arrived.notified().await;
+            let d = logout(&app, &jar).await;
+            assert!(d.removes());
+            backend.pause().release.notify_one();
+            let r = held.await.unwrap();
             assert!(
-                slow.set_cookies.is_empty(),
-                "{}: the held request's save must be refused silently: {:?}",
+                r.sets_id().is_none() && r.removes(),
+                "{}: {:?}",
                 backend.name(),
-                slow.set_cookies
+                r
             );
-            let s = get(&app, "/session", &new).await;
-            let data: Value = serde_json::from_str(&s.body).unwrap();
-            assert_eq!(data, json!({ "user": user }), "{}", backend.name());
+            assert_eq!(
+                backend
+                    .assert_no_live_record_holds(&user, backend.name())
+                    .await,
+                0,
+                "{}: nothing may stay",
+                backend.name()
+            );
+            // Two regenerates (a double-submitted login form): the first to end the old id
+            // wins; the other drops its record and sends no cookie at all.
+            let jar = logged_in(&app, &user, &secrets).await;
+            backend.take_created();
+            backend.pause().armed.store(true, Ordering::SeqCst);
+            let held = spawn_regenerate(&app, &jar);
+            backend.pause().arrived.notified().await;
+            let first = regenerate(&app, &jar).await;
+            secrets.note(&first);
+            assert!(first.sets_id().is_some());
+            backend.pause().release.notify_one();
+            let second = held.await.unwrap();
+            assert!(
+                second.set_cookies.is_empty(),
+                "{}: the losing regenerate sends nothing: {:?}",
+                backend.name(),
+                second.set_cookies
+            );
+            let mut browser = jar.clone();
+            browser.apply(&first);
+            browser.apply(&second);
+            assert!(get(&app, "/session", &browser).await.body.contains(&user));
+            // Exactly one live record: the winner's.
+            let live = backend
+                .assert_no_live_record_holds("\u{0}", backend.name())
+                .await;
+            assert_eq!(
+                live,
+                1,
+                "{}: the loser's record must be gone",
+                backend.name()
+            );
         }
     });
 }

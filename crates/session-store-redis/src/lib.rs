@@ -24,9 +24,9 @@
 //!   Lua script). Two concurrent requests that change *different* keys both land; two that
 //!   change the *same* key: the later write wins for that key. `clear()` replaces the data
 //!   as a whole.
-//! - **Round trips**: a load is one `HGETALL` (under `rolling`, one script that loads and
-//!   extends); a commit is one script call. A read-only request costs one round trip, rolling
-//!   included; a changing one two. (The koa format needs two for a rolling read.)
+//! - **Round trips**: a load is one `HGETALL`; a commit is one script call. A read-only request
+//!   costs one round trip, a changing one two, and so does a read under `rolling` (its touch is
+//!   the commit: it extends the session only if no login superseded it meanwhile).
 //! - **Failures are fast and typed**: the pool checkout, connect and every command are bounded
 //!   by short timeouts (defaults: checkout 1 s, command 1 s), and a refused connection fails the
 //!   request at once instead of waiting the timeout out; a refused connection, a timeout, or
@@ -67,7 +67,8 @@
 //! inside every record (`_expire`, and the absolute lifetime when configured): a resurrected
 //! session still ends on time. For high-value sessions use a short max-age and an absolute
 //! lifetime. Use a dedicated Redis with `maxmemory-policy noeviction` (or `volatile-ttl`: every
-//! session key has a TTL); `allkeys-*` policies silently evict live sessions. Reads always go to
+//! session key has a TTL, and the keys closest to expiry go first: supersede markers, then the
+//! sessions with the least time left); `allkeys-*` policies silently evict live sessions. Reads always go to
 //! masters (replica reads would break read-your-writes).
 //!
 //! # Example
@@ -87,12 +88,12 @@ use std::time::Duration;
 use redis::{ErrorKind, RedisError, Script};
 use serde_json::Value;
 use session_core::{
-    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, Roll, Store, StoreError,
-    StoreKey, Supersede, Updated,
+    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, Store, StoreError, StoreKey,
+    Supersede, Updated,
 };
 
 mod pool;
-use pool::{Conn, Failure, Manager};
+use pool::{Conn, Failures, Manager, Sink};
 
 /// How sessions are laid out in Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,7 +142,7 @@ enum Pool {
     /// (see `pool`).
     Own {
         pool: bb8::Pool<Manager>,
-        failures: Arc<tokio::sync::watch::Sender<Failure>>,
+        failures: Arc<Failures>,
     },
     /// The app's: its own settings (e.g. `test_on_check_out`) decide how dead connections go.
     Shared(bb8::Pool<bb8_redis::RedisConnectionManager>),
@@ -227,15 +228,38 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 /// The URL with any password replaced.
+///
+/// Both places redis-rs reads a password from are covered: `user:password@` in the authority,
+/// and a `pass=` (or `password=`) query parameter, as unix-socket URLs carry it.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
+            let creds = &base[s + 3..at];
             let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:<redacted>{}", &url[..s + 3], &url[at..])
+            format!("{}{user}:<redacted>{}", &base[..s + 3], &base[at..])
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{k}=<redacted>")
+                }
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 impl RedisStoreBuilder {
@@ -325,13 +349,14 @@ impl RedisStoreBuilder {
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.checkout_timeout))
                     .set_response_timeout(Some(self.command_timeout));
-                let failures = Arc::new(tokio::sync::watch::Sender::new(Failure::default()));
+                let failures = Failures::new();
                 let pool = bb8::Pool::builder()
                     .max_size(self.pool_size)
                     .min_idle(None)
                     .connection_timeout(self.checkout_timeout)
                     .test_on_check_out(self.test_on_checkout)
                     .retry_connection(false)
+                    .error_sink(Box::new(Sink(Arc::clone(&failures))))
                     .build_unchecked(Manager {
                         client,
                         config,
@@ -381,7 +406,6 @@ impl RedisStoreBuilder {
 }
 
 struct Scripts {
-    load_rolling: Script,
     create: Script,
     save: Script,
     touch: Script,
@@ -396,43 +420,6 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
-            // `rolling` in one round trip: HGETALL, and if the record is live, the new `_expire`
-            // and TTL of `session_core::commit::extend` (the same arithmetic, on the app's
-            // clock). ARGV: now, absolute_ms (0 = none), session_ttl_ms, margin_ms. Returns the
-            // fields (with the new `_m`) and `_t` = 1 when extended.
-            load_rolling: Script::new(
-                r"local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return h end
-local mi
-for i = 1, #h, 2 do if h[i] == '_m' then mi = i + 1 end end
-if not mi then return h end
-local e, ma, cr = string.match(h[mi], '^(%d+),(%d+),(%d+)$')
-if not e then return h end
-e, ma, cr = tonumber(e), tonumber(ma), tonumber(cr)
-local now, abs, sttl, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if e > 0 and e < now then return h end
-if abs > 0 and cr > 0 and cr + abs < now then return h end
-if cr == 0 then cr = now end
-local cap = nil
-if abs > 0 then cap = math.max(cr + abs, now) end
-local ne, life
-if ma > 0 then
-  ne = now + ma
-  if cap and cap < ne then ne = cap end
-  life = ne - now
-else
-  ne = 0
-  life = sttl
-  if cap and cap - now < life then life = cap - now end
-end
-if abs == 0 then cr = 0 end
-h[mi] = string.format('%.0f,%.0f,%.0f', ne, ma, cr)
-redis.call('HSET', KEYS[1], '_m', h[mi])
-redis.call('PEXPIRE', KEYS[1], string.format('%.0f', life + margin))
-h[#h + 1] = '_t'
-h[#h + 1] = '1'
-return h",
-            ),
             // KEYS[1]; ARGV: ttl_ms, meta, data_bytes, field, value, ...
             // The version, meta and size go first and the TTL right after, so the key never
             // exists without one; the data follows in chunks (Lua's unpack has a stack limit),
@@ -792,7 +779,7 @@ impl RedisStore {
         for _ in 0..=self.pool_size {
             // A connect that fails while this checkout waits ends the wait (Redis refused or
             // is unreachable); only silence waits out the timeout.
-            let mut failed = failures.subscribe();
+            let mut failed = failures.news.subscribe();
             let got = {
                 let get = std::pin::pin!(pool.get());
                 let failure = std::pin::pin!(failed.changed());
@@ -1185,31 +1172,6 @@ impl Store for RedisStore {
         Ok(updated(self.eval(script, &k, &args).await?))
     }
 
-    async fn load_rolling(&self, key: &StoreKey, roll: Roll) -> Result<(Loaded, bool), StoreError> {
-        if self.format == Format::Koa {
-            // koa's JSON string has `_expire` inside: a load, then a rewrite (two round trips).
-            return session_core::load_then_touch(self, key, roll).await;
-        }
-        let k = self.redis_key(key);
-        let args = [
-            roll.now,
-            roll.absolute_ms.unwrap_or(0),
-            roll.session_ttl_ms,
-            session_core::STORE_TTL_MARGIN_MS,
-        ];
-        let fields: Vec<(Vec<u8>, Vec<u8>)> = self
-            .run(|mut c| {
-                let mut inv = self.scripts.load_rolling.key(&k);
-                for a in args {
-                    inv.arg(a);
-                }
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
-        let touched = fields.iter().any(|(f, v)| f == b"_t" && v == b"1");
-        Ok((decode_v1(fields)?, touched))
-    }
-
     fn merges_deltas(&self) -> bool {
         self.format == Format::V1
     }
@@ -1227,6 +1189,14 @@ mod tests {
         );
         assert_eq!(redact("redis://:hunter2@host"), "redis://:<redacted>@host");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            redact("redis+unix:///run/redis.sock?db=1&pass=hunter2&user=u"),
+            "redis+unix:///run/redis.sock?db=1&pass=<redacted>&user=u"
+        );
+        assert_eq!(
+            redact("rediss://u:hunter2@h:6380/0?protocol=resp3"),
+            "rediss://u:<redacted>@h:6380/0?protocol=resp3"
+        );
         let b = RedisStore::builder("redis://u:hunter2@h/1");
         assert!(!format!("{b:?}").contains("hunter2"));
     }

@@ -28,14 +28,13 @@ pub(crate) struct Conn {
 /// when given), with redis-rs's own connect and reply timeouts set to the store's (its defaults
 /// are 1 s and 500 ms) so the two agree.
 ///
-/// A failed connect is announced on `failures`: bb8 hands a connect error to its error sink,
-/// not to the callers waiting for a connection, so without this every request would wait out
-/// the whole checkout timeout although Redis refused at once. The store's checkout fails as
-/// soon as an attempt made while it waits fails; the timeout still bounds a silent server.
+/// A failed connect is announced through [`Failures`]: bb8 hands a connect error to its error
+/// sink, not to the callers waiting for a connection, so without this every request would wait
+/// out the whole checkout timeout although Redis refused at once.
 pub(crate) struct Manager {
     pub(crate) client: redis::Client,
     pub(crate) config: redis::AsyncConnectionConfig,
-    pub(crate) failures: Arc<tokio::sync::watch::Sender<Failure>>,
+    pub(crate) failures: Arc<Failures>,
 }
 
 /// The latest failed connect: a counter (so every failure is news) and its kind, for the
@@ -44,6 +43,56 @@ pub(crate) struct Manager {
 pub(crate) struct Failure {
     pub(crate) count: u64,
     pub(crate) kind: String,
+}
+
+/// Failed connects, announced to the checkouts waiting for a connection so they fail at once
+/// (the checkout timeout then only bounds a silent server).
+///
+/// The manager notes a failed connect; the announcement comes from bb8's error sink, which bb8
+/// calls only after it has given the failed attempt's slot back, so the next checkout starts a
+/// new attempt instead of waiting for one that is already over.
+#[derive(Debug)]
+pub(crate) struct Failures {
+    pub(crate) news: tokio::sync::watch::Sender<Failure>,
+    noted: std::sync::Mutex<Option<String>>,
+}
+
+impl Failures {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            news: tokio::sync::watch::Sender::new(Failure::default()),
+            noted: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn note(&self, kind: String) {
+        *self.noted.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+    }
+
+    fn announce(&self) {
+        let noted = self.noted.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(kind) = noted {
+            self.news.send_modify(|f| {
+                f.count += 1;
+                f.kind = kind;
+            });
+        }
+    }
+}
+
+/// bb8's error sink: announces a connect failure the manager noted (other errors, such as a
+/// failed checkout PING, are left to bb8, which replaces that connection by itself).
+#[derive(Debug, Clone)]
+pub(crate) struct Sink(pub(crate) Arc<Failures>);
+
+impl bb8::ErrorSink<redis::RedisError> for Sink {
+    fn sink(&self, _error: redis::RedisError) {
+        self.0.announce();
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<redis::RedisError>> {
+        Box::new(self.clone())
+    }
 }
 
 impl bb8::ManageConnection for Manager {
@@ -63,10 +112,7 @@ impl bb8::ManageConnection for Manager {
                 } else {
                     format!("connect failed ({:?})", e.kind())
                 };
-                self.failures.send_modify(|f| {
-                    f.count += 1;
-                    f.kind = kind;
-                });
+                self.failures.note(kind);
                 return Err(e);
             }
         };
