@@ -122,13 +122,30 @@ struct Shard {
 }
 
 struct Entry {
-    /// The user data as compact JSON (empty for a marker).
+    /// The user data as compact JSON; for a supersede marker, [`MARKER`] and the key the
+    /// session moved to (JSON data always starts with `{`, so the two can't be confused, and
+    /// a marker costs no extra field in every entry).
     blob: Box<[u8]>,
     meta: PackedMeta,
     /// When the record stops existing (store clock, ms).
     expires_at: u64,
-    /// `Some` for a supersede marker: the key the session moved to.
-    successor: Option<Box<str>>,
+}
+
+/// The first byte of a supersede marker's blob.
+const MARKER: u8 = 0;
+
+impl Entry {
+    /// The key a supersede marker names; `None` for a record.
+    fn successor(&self) -> Option<&str> {
+        match self.blob.split_first() {
+            Some((&MARKER, key)) => std::str::from_utf8(key).ok(),
+            _ => None,
+        }
+    }
+
+    fn is_marker(&self) -> bool {
+        self.blob.first() == Some(&MARKER)
+    }
 }
 
 /// [`Meta`] in 24 bytes: 0 stands for "none" (0 ms is never a real lifetime or timestamp here).
@@ -249,7 +266,7 @@ fn decode(blob: &[u8]) -> Result<Data, StoreError> {
 }
 
 fn cost(key: &str, e: &Entry) -> usize {
-    key.len() + e.blob.len() + e.successor.as_ref().map_or(0, |s| s.len()) + ENTRY_OVERHEAD_BYTES
+    key.len() + e.blob.len() + ENTRY_OVERHEAD_BYTES
 }
 
 impl MemoryStore {
@@ -439,7 +456,6 @@ impl Store for MemoryStore {
             blob,
             meta: record.meta.into(),
             expires_at,
-            successor: None,
         };
         let new_cost = cost(key_str, &entry);
         if new_cost > inner.per_shard_bytes {
@@ -483,7 +499,7 @@ impl Store for MemoryStore {
         let (blob, meta) = {
             let mut shard = self.shard(key.as_str());
             match shard.live(key.as_str(), now, &self.inner.expired) {
-                Some(e) if e.successor.is_some() => return Ok(Loaded::Superseded),
+                Some(e) if e.is_marker() => return Ok(Loaded::Superseded),
                 Some(e) => (e.blob.to_vec(), e.meta),
                 None => return Ok(Loaded::Missing),
             }
@@ -509,7 +525,7 @@ impl Store for MemoryStore {
             let mut shard = self.shard(k);
             match shard.live(k, now, &self.inner.expired) {
                 None => return Ok(Updated::NotFound),
-                Some(e) if e.successor.is_some() => return Ok(Updated::Superseded),
+                Some(e) if e.is_marker() => return Ok(Updated::Superseded),
                 Some(_) => {}
             }
             self.check_size(&blob)?;
@@ -523,7 +539,7 @@ impl Store for MemoryStore {
         let Some(entry) = shard.live(k, now, &self.inner.expired) else {
             return Ok(Updated::NotFound);
         };
-        if entry.successor.is_some() {
+        if entry.is_marker() {
             return Ok(Updated::Superseded);
         }
         let blob = if change.delta.is_empty() {
@@ -543,11 +559,10 @@ impl Store for MemoryStore {
         let mut shard = self.shard(k);
         let live = shard.live(k, now, &self.inner.expired).is_some();
         Ok(match shard.remove(k) {
-            Some(Entry {
-                successor: Some(next),
-                ..
-            }) if live => Destroyed::Superseded(StoreKey::from_raw(String::from(next))),
-            Some(_) if live => Destroyed::Removed,
+            Some(e) if live => match e.successor() {
+                Some(next) => Destroyed::Superseded(StoreKey::from_raw(next)),
+                None => Destroyed::Removed,
+            },
             _ => Destroyed::Missing,
         })
     }
@@ -565,7 +580,7 @@ impl Store for MemoryStore {
         let Some(entry) = shard.live(k, now, &self.inner.expired) else {
             return Ok(Supersede::Missing);
         };
-        if entry.successor.is_some() {
+        if entry.is_marker() {
             return Ok(Supersede::AlreadySuperseded);
         }
         let Some((k, old)) = shard.map.remove_entry(k) else {
@@ -573,10 +588,11 @@ impl Store for MemoryStore {
         };
         shard.bytes -= cost(&k, &old);
         let marker = Entry {
-            blob: Box::default(),
             meta: old.meta,
             expires_at,
-            successor: Some(Box::from(successor.as_str())),
+            blob: [&[MARKER], successor.as_str().as_bytes()]
+                .concat()
+                .into_boxed_slice(),
         };
         shard.bytes += cost(&k, &marker);
         shard.map.insert(Arc::clone(&k), marker);
@@ -595,7 +611,7 @@ impl Store for MemoryStore {
         let mut shard = self.shard(k);
         match shard.live(k, now, &self.inner.expired) {
             None => return Ok(Updated::NotFound),
-            Some(e) if e.successor.is_some() => return Ok(Updated::Superseded),
+            Some(e) if e.is_marker() => return Ok(Updated::Superseded),
             Some(_) => {}
         }
         shard.rewrite(k, None, meta, now.saturating_add(ms(ttl)));
