@@ -715,6 +715,66 @@ mod tests {
     }
 
     #[test]
+    fn cookie_payloads_from_the_future_are_tampered() {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ev = events.clone();
+        let now = 1_000_000_000;
+        let c = Config::builder()
+            .key([1u8; 32].to_vec())
+            .clock(Arc::new(ManualClock::new(now)))
+            .hooks(crate::Hooks::new().on_event(move |e| ev.lock().unwrap().push(e)))
+            .build()
+            .unwrap();
+        let day = 86_400_000;
+        let rec = |expire: Option<u64>, max_age, created: Option<u64>| Record {
+            data: json!({"user": 1}).as_object().unwrap().clone(),
+            meta: Meta {
+                expire,
+                max_age,
+                created,
+            },
+        };
+        let starts = |r: Record| !Session::start(&c, Source::Cookie(r)).is_new();
+        // What we write (now + max-age, clock skew allowed) is accepted...
+        assert!(starts(rec(Some(now + day), MaxAge::Ms(day), None)));
+        assert!(starts(rec(
+            Some(now + day + CLOCK_SKEW_MS),
+            MaxAge::Ms(day),
+            Some(now)
+        )));
+        // ...anything further ahead than its max-age allows is not.
+        assert!(!starts(rec(
+            Some(now + day + CLOCK_SKEW_MS + 1),
+            MaxAge::Ms(day),
+            None
+        )));
+        let years = 10 * 365 * day;
+        assert!(!starts(rec(
+            Some(now + 2 * 365 * day),
+            MaxAge::Ms(years),
+            None
+        )));
+        assert!(!starts(rec(
+            Some(now + day),
+            MaxAge::Ms(day),
+            Some(now + CLOCK_SKEW_MS + 1)
+        )));
+        assert_eq!(events.lock().unwrap().len(), 3);
+        assert!(events.lock().unwrap().iter().all(|e| *e == Event::Invalid));
+        // Store records are the server's own writing: not subject to this check.
+        let far = rec(Some(now + 2 * 365 * day), MaxAge::Ms(years), None);
+        let id = c.ids().generate().unwrap();
+        let s = Session::start(
+            &c,
+            Source::Store {
+                id,
+                record: Loaded::Live(far),
+            },
+        );
+        assert!(!s.is_new());
+    }
+
+    #[test]
     fn absolute_lifetime_expires_even_with_fresh_expire() {
         let clock = ManualClock::new(10_000);
         let c = Config::builder()
