@@ -262,7 +262,17 @@ fn encode(data: &Data) -> Result<Box<[u8]>, StoreError> {
 }
 
 fn decode(blob: &[u8]) -> Result<Data, StoreError> {
-    serde_json::from_slice(blob).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_slice(blob).map_err(|e| corrupt(&e))
+}
+
+/// A decoding failure, described without the data (serde's own message may quote a value).
+fn corrupt(e: &serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!(
+        "stored data is not a JSON object ({:?} error at line {}, column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    ))
 }
 
 fn cost(key: &str, e: &Entry) -> usize {
@@ -652,7 +662,7 @@ mod merge {
         }
         .deserialize(&mut de)
         .and_then(|()| de.end())
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(|e| super::corrupt(&e))?;
         for ((name, value), done) in delta.set.iter().zip(seen.iter()) {
             if !*done {
                 pair(&mut out, &mut first, name, value)?;

@@ -68,8 +68,8 @@
 //! session still ends on time. For high-value sessions use a short max-age and an absolute
 //! lifetime. Use a dedicated Redis with `maxmemory-policy noeviction` (or `volatile-ttl`: every
 //! session key has a TTL, and the keys closest to expiry go first: supersede markers, then the
-//! sessions with the least time left); `allkeys-*` policies silently evict live sessions. Reads always go to
-//! masters (replica reads would break read-your-writes).
+//! sessions with the least time left); `allkeys-*` policies silently evict live sessions. Reads
+//! always go to masters (replica reads would break read-your-writes).
 //!
 //! # Example
 //! ```no_run
