@@ -5,8 +5,9 @@ use cookie::Cookie;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use session_cookie::{Codec, Incoming, Keygrip, KoaCodec, SessionCookies};
+use session_core::keys::Secret;
 use session_core::{
-    Algorithm, Config, CookieOptions, MaxAge, Meta, Record, SameSite, Secret, SecurePolicy,
+    Algorithm, Config, CookieOptions, MaxAge, Meta, Record, SameSite, SecurePolicy,
 };
 
 fn algorithm() -> impl Strategy<Value = Algorithm> {

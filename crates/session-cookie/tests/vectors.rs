@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use session_cookie::{Codec, Incoming, Keygrip, KoaCodec, SessionCookies, node_base64_decode};
-use session_core::{Algorithm, Config, MaxAge, Record, Secret, SecurePolicy};
+use session_core::keys::Secret;
+use session_core::{Algorithm, Config, MaxAge, Record, SecurePolicy};
 
 fn vectors() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/koa-vectors.json");

@@ -28,9 +28,10 @@
 //! login's response and put the pre-login cookie back (logging the user out); with the store
 //! call, such a request learns the id was superseded and sends nothing.
 
-use crate::config::{Config, MAX_AGE_CAP_MS, STORE_TTL_MARGIN_MS};
+use crate::config::Config;
+use crate::expiry::{STORE_TTL_MARGIN_MS, extend};
 use crate::record::{MaxAge, Meta};
-use crate::session::{Retired, Session};
+use crate::session::{Retired, SessionState};
 
 /// What the commit must do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +106,7 @@ pub struct Plan {
 ///
 /// Pure: the same inputs always give the same plan; nothing is written here. Call
 /// [`prepare`] instead to also run the `before_save` hook.
-pub fn decide(session: Option<&Session>, config: &Config, now: u64) -> Plan {
+pub fn decide(session: Option<&SessionState>, config: &Config, now: u64) -> Plan {
     let Some(s) = session else {
         return nothing(Row::NotAccessed, None);
     };
@@ -189,7 +190,7 @@ pub fn decide(session: Option<&Session>, config: &Config, now: u64) -> Plan {
 /// [`decide`], then, when the plan writes the session, the app's `before_save` hook; a hook that
 /// changes the data turns a `Touch` into a `Save` (and a `WriteCookie` for a guest into a
 /// `Create`).
-pub fn prepare(session: Option<&mut Session>, config: &Config, now: u64) -> Plan {
+pub fn prepare(session: Option<&mut SessionState>, config: &Config, now: u64) -> Plan {
     let Some(s) = session else {
         return decide(None, config, now);
     };
@@ -224,7 +225,7 @@ fn nothing(row: Row, retire: Option<Retired>) -> Plan {
 
 /// The koa fields and store TTL of a write made now: `_expire = now + maxAge`, capped by the
 /// absolute lifetime; TTL = time left + 10 s (a browser-session record lives the session TTL).
-fn fresh_meta(s: &Session, config: &Config, now: u64) -> (Meta, u64) {
+fn fresh_meta(s: &SessionState, config: &Config, now: u64) -> (Meta, u64) {
     extend(
         s.meta(),
         config.absolute_lifetime_ms,
@@ -233,48 +234,13 @@ fn fresh_meta(s: &Session, config: &Config, now: u64) -> (Meta, u64) {
     )
 }
 
-/// The koa fields and store TTL (ms) of a session written (or rolled) at `now`: `_expire =
-/// now + maxAge`, capped by the absolute lifetime from `_created`; the TTL is the time left
-/// plus 10 s, or the session TTL for a browser-session record. A max-age beyond the browsers'
-/// 400 days (a record written by another program) is clamped to it, so `Expires`, `Max-Age`,
-/// `_expire` and the TTL agree.
-pub fn extend(meta: &Meta, absolute_ms: Option<u64>, session_ttl_ms: u64, now: u64) -> (Meta, u64) {
-    let created = meta.created.unwrap_or(now);
-    let cap = absolute_ms.map(|abs| created.saturating_add(abs).max(now));
-    let max_age = match meta.max_age {
-        MaxAge::Ms(ms) => MaxAge::Ms(ms.min(MAX_AGE_CAP_MS)),
-        MaxAge::Session => MaxAge::Session,
-    };
-    let (expire, life) = match max_age {
-        MaxAge::Ms(ms) => {
-            let mut expire = now.saturating_add(ms);
-            if let Some(cap) = cap {
-                expire = expire.min(cap);
-            }
-            (Some(expire), expire - now)
-        }
-        MaxAge::Session => {
-            let mut life = session_ttl_ms;
-            if let Some(cap) = cap {
-                life = life.min(cap - now);
-            }
-            (None, life)
-        }
-    };
-    let meta = Meta {
-        expire,
-        max_age,
-        // Only carried when a cap is configured, so koa-format bytes stay koa's otherwise.
-        created: absolute_ms.map(|_| created),
-    };
-    (meta, life.saturating_add(STORE_TTL_MARGIN_MS))
-}
-
 #[cfg(test)]
 mod tests {
     //! One test per row of the table, named after it.
     use super::*;
     use crate::clock::ManualClock;
+    use crate::driver::SessionDriver;
+    use crate::expiry::MAX_AGE_CAP_MS;
     use crate::record::{Data, Record};
     use crate::session::Source;
     use crate::store::Loaded;
@@ -293,8 +259,8 @@ mod tests {
         .unwrap()
     }
 
-    fn stored(c: &Config, data: serde_json::Value, expire: u64) -> Session {
-        Session::start(
+    fn stored(c: &Config, data: serde_json::Value, expire: u64) -> SessionState {
+        SessionState::start(
             c,
             Source::Store {
                 id: c.ids().generate().unwrap(),
@@ -347,7 +313,7 @@ mod tests {
             (Action::Regenerate, Row::RetiredAndRewritten)
         );
         // A missed id has no record to delete: a plain create.
-        let mut m = Session::start(
+        let mut m = SessionState::start(
             &c,
             Source::Store {
                 id: c.ids().generate().unwrap(),
@@ -367,7 +333,7 @@ mod tests {
         let c = cfg(|b| b.rolling(true));
         let old = c.ids().generate().unwrap();
         let superseded = || {
-            Session::start(
+            SessionState::start(
                 &c,
                 Source::Store {
                     id: old.clone(),
@@ -375,7 +341,7 @@ mod tests {
                 },
             )
         };
-        for mut s in [superseded(), Session::start(&c, Source::Ambiguous)] {
+        for mut s in [superseded(), SessionState::start(&c, Source::Ambiguous)] {
             assert!(s.is_stale() && s.is_new() && !s.is_populated());
             s.insert("views", 1).unwrap();
             s.save();
@@ -392,7 +358,7 @@ mod tests {
         assert_eq!(retired.id, Some(old.clone()));
         assert!(retired.record_exists && !retired.regenerated);
         // Planted cookies and a logout: removal cookies, nothing to delete.
-        let mut a = Session::start(&c, Source::Ambiguous);
+        let mut a = SessionState::start(&c, Source::Ambiguous);
         a.destroy();
         let p = decide(Some(&a), &c, NOW);
         assert_eq!(p.action, Action::Destroy);
@@ -409,7 +375,7 @@ mod tests {
     fn regenerate_of_an_empty_session_writes_nothing() {
         let c = cfg(|b| b);
         // No identity: nothing at all (no record, no cookie).
-        let mut n = Session::start(&c, Source::None);
+        let mut n = SessionState::start(&c, Source::None);
         n.regenerate();
         assert_eq!(decide(Some(&n), &c, NOW).action, Action::Nothing);
         // A loaded session emptied and regenerated: the old id ends, nothing new is written.
@@ -420,11 +386,11 @@ mod tests {
         assert_eq!((p.action, p.row), (Action::Destroy, Row::Retired));
         // A guest's empty regenerate still gives no record.
         let g = cfg(|b| b.guest(true));
-        let mut s = Session::start(&g, Source::None);
+        let mut s = SessionState::start(&g, Source::None);
         s.regenerate();
         assert_eq!(decide(Some(&s), &g, NOW).action, Action::WriteCookie);
         // With data it is a create.
-        let mut s = Session::start(&c, Source::None);
+        let mut s = SessionState::start(&c, Source::None);
         s.regenerate();
         s.insert("user", "ada").unwrap();
         assert_eq!(decide(Some(&s), &c, NOW).action, Action::Create);
@@ -478,7 +444,7 @@ mod tests {
         let e = stored(&c, json!({"user": 1}), NOW - 1);
         assert_eq!(decide(Some(&e), &c, NOW).action, Action::Destroy);
         // destroy() on a visitor who brought nothing: nothing to do.
-        let mut n = Session::start(&c, Source::None);
+        let mut n = SessionState::start(&c, Source::None);
         n.destroy();
         assert_eq!(decide(Some(&n), &c, NOW).action, Action::Nothing);
     }
@@ -490,7 +456,7 @@ mod tests {
         s.save();
         let p = decide(Some(&s), &c, NOW);
         assert_eq!((p.action, p.row), (Action::Save, Row::Forced));
-        let mut n = Session::start(&c, Source::None);
+        let mut n = SessionState::start(&c, Source::None);
         n.set_max_age(MaxAge::Ms(1000));
         let p = decide(Some(&n), &c, NOW);
         assert_eq!((p.action, p.row), (Action::Create, Row::Forced));
@@ -501,14 +467,14 @@ mod tests {
     #[test]
     fn row5_new_and_empty() {
         let c = cfg(|b| b.rolling(true).renew(true));
-        let s = Session::start(&c, Source::None);
+        let s = SessionState::start(&c, Source::None);
         let p = decide(Some(&s), &c, NOW);
         assert_eq!((p.action, p.row), (Action::Nothing, Row::NewAndEmpty));
         let g = cfg(|b| b.guest(true));
-        let s = Session::start(&g, Source::None);
+        let s = SessionState::start(&g, Source::None);
         assert_eq!(decide(Some(&s), &g, NOW).action, Action::WriteCookie);
         // A returning guest keeps its id and gets no new cookie.
-        let s = Session::start(
+        let s = SessionState::start(
             &g,
             Source::Store {
                 id: g.ids().generate().unwrap(),
@@ -521,7 +487,7 @@ mod tests {
     #[test]
     fn row6_changed() {
         let c = cfg(|b| b);
-        let mut n = Session::start(&c, Source::None);
+        let mut n = SessionState::start(&c, Source::None);
         n.insert("views", 1).unwrap();
         let p = decide(Some(&n), &c, NOW);
         assert_eq!((p.action, p.row), (Action::Create, Row::Changed));
@@ -592,7 +558,7 @@ mod tests {
             b.max_age(MaxAge::Session)
                 .session_ttl(Duration::from_secs(3600))
         });
-        let mut n = Session::start(&c, Source::None);
+        let mut n = SessionState::start(&c, Source::None);
         n.insert("a", 1).unwrap();
         let p = decide(Some(&n), &c, NOW);
         assert_eq!(p.meta.expire, None);

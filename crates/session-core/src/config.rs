@@ -6,28 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::expiry::{DEFAULT_SUPERSEDE_GRACE, MAX_AGE_CAP_MS, ONE_DAY_MS};
 use crate::hooks::Hooks;
 use crate::id::{IdGenerator, IdPolicy, KeyDerivation, KoaCompatIdGenerator, RandomIdGenerator};
 use crate::record::MaxAge;
+use crate::session::Rules;
 
-/// One day in milliseconds: koa's default `maxAge`.
-pub const ONE_DAY_MS: u64 = 86_400_000;
 /// Shortest key accepted outside koa-compat mode (32 bytes = 256 bits).
 pub const MIN_KEY_LEN: usize = 32;
 /// Most keys in a rotation list: every invalid cookie costs one HMAC per key.
 pub const MAX_KEYS: usize = 4;
-/// Extra store lifetime beyond the cookie's, so the record outlives the cookie (koa's 10 s).
-pub const STORE_TTL_MARGIN_MS: u64 = 10_000;
-/// Browsers cap a cookie's lifetime at 400 days; a longer max-age is clamped to this everywhere
-/// (`Max-Age`, `Expires`, `_expire` and the store TTL), so they all agree.
-pub const MAX_AGE_CAP_MS: u64 = 400 * ONE_DAY_MS;
-/// How far ahead of the clock a signed cookie-mode `_expire` may lie beyond its max-age (or a
-/// `_created` lie beyond now) before the payload is treated as tampered: room for app servers
-/// whose clocks disagree.
-pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
-/// Default lifetime of the marker a regenerate leaves under the old id (see
-/// [`ConfigBuilder::supersede_grace`]).
-pub const DEFAULT_SUPERSEDE_GRACE: Duration = Duration::from_secs(60);
 
 /// Well-known example secrets that must never sign real sessions.
 const PLACEHOLDER_KEYS: &[&str] = &[
@@ -242,7 +230,7 @@ pub enum ConfigError {
     IdTooLong {
         /// Length of a generated id, prefix included.
         len: usize,
-        /// [`MAX_ID_LEN`](crate::MAX_ID_LEN).
+        /// [`MAX_ID_LEN`](crate::id::MAX_ID_LEN).
         max: usize,
     },
     /// The id generator failed, or produced an id its own format check rejects.
@@ -365,6 +353,18 @@ impl Config {
     /// The current time from [`Config::clock`].
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// What starting a session needs, at the current time.
+    pub(crate) fn rules(&self) -> Rules<'_> {
+        Rules {
+            now: self.now_ms(),
+            guest: self.guest,
+            max_age: self.max_age,
+            absolute_ms: self.absolute_lifetime_ms,
+            session_ttl_ms: self.session_ttl_ms,
+            events: &self.hooks.events,
+        }
     }
 }
 
@@ -530,7 +530,7 @@ impl ConfigBuilder {
     }
     /// koa's `prefix`: prepended to every generated id (part of the cookie and the raw key).
     /// Only cookie characters are allowed, and prefix plus id must stay within
-    /// [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes; both are checked by [`ConfigBuilder::build`].
+    /// [`MAX_ID_LEN`](crate::id::MAX_ID_LEN) bytes; both are checked by [`ConfigBuilder::build`].
     pub fn id_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.id_prefix = prefix.into();
         self
@@ -688,7 +688,7 @@ fn validate_cookie_name(name: &str) -> Result<(), ConfigError> {
 }
 
 /// The id prefix is cookie characters, and a freshly drawn id (prefix included) is within
-/// [`MAX_ID_LEN`](crate::MAX_ID_LEN), made of cookie characters, and accepted by the
+/// [`MAX_ID_LEN`](crate::id::MAX_ID_LEN), made of cookie characters, and accepted by the
 /// generator's own check: otherwise every write (bad characters) or every returning visitor
 /// (an id the check rejects) would fail at run time.
 fn validate_ids(ids: &IdPolicy) -> Result<(), ConfigError> {

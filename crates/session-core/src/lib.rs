@@ -7,46 +7,52 @@
 //! cookies, the store crates keep records, and `session-hyper` wires it all into a server.
 //!
 //! # The model
-//! - **Data**: a JSON object with typed access ([`Session::get`], [`Session::insert`], ...).
-//!   Keys starting with `_` are *rejected* ([`SessionError::ReservedKey`]): they are reserved
-//!   for koa's `_expire`, `_maxAge`, `_session` and our `_created`, and a rejected write is
-//!   easier to debug than a silently dropped one.
-//! - **Change tracking**: per top-level key, by value. Setting a key to an equal value, or back to
-//!   its loaded value, is no change; the commit therefore never writes for nothing, and
-//!   [`Session::delta`] tells a store exactly which keys were set or removed, so two concurrent
-//!   requests changing different keys both land.
-//! - **Lifecycle**: [`Session::destroy`] (koa's `session = null`), [`Session::regenerate`] (new
-//!   id, data kept, the old record superseded only after the new one exists), [`Session::save`]
-//!   (forced write), [`Session::set_max_age`].
+//! - **Data**: a JSON object with typed access ([`SessionState::get`],
+//!   [`SessionState::insert`], ...). Keys starting with `_` are *rejected*
+//!   ([`SessionError::ReservedKey`]): they are reserved for koa's `_expire`, `_maxAge`,
+//!   `_session` and our `_created`, and a rejected write is easier to debug than a silently
+//!   dropped one.
+//! - **Change tracking**: per top-level key, by value. Setting a key to an equal value, or back
+//!   to its loaded value, is no change; the commit therefore never writes for nothing, and the
+//!   delta ([`SessionDriver::delta`](driver::SessionDriver::delta)) tells a store exactly which
+//!   keys were set or removed, so two concurrent requests changing different keys both land.
+//! - **Lifecycle**: [`SessionState::destroy`] (koa's `session = null`),
+//!   [`SessionState::regenerate`] (new id, data kept, the old record superseded only after the
+//!   new one exists), [`SessionState::save`] (forced write), [`SessionState::set_max_age`].
 //! - **Races**: a regenerate racing a destroy never leaves the destroyed data alive under the
 //!   new id, in either order; a request that still carries an id a regenerate has just
 //!   superseded is anonymous without touching the client's (newer) cookie; a save that races a
 //!   destroy never brings the session back. See [`Store`] for the contract that makes this
 //!   hold on any store, and [`commit`] for the rules.
-//! - **Expiry**: koa's `_expire`/`_maxAge`/`_session`, `rolling`, `renew` (strictly less than half
-//!   of max-age left) and an absolute lifetime koa lacks (`_created`, never refreshed). A record
-//!   written without `_created` (by a Koa app, or before the cap was configured) counts from the
-//!   request that first loads it. All time comes from an injectable [`Clock`].
+//! - **Expiry**: koa's `_expire`/`_maxAge`/`_session`, `rolling`, `renew` (strictly less than
+//!   half of max-age left) and an absolute lifetime koa lacks (`_created`, never refreshed). A
+//!   record written without `_created` (by a Koa app, or before the cap was configured) counts
+//!   from the request that first loads it. All time comes from an injectable [`Clock`].
 //! - **Ids**: 32 bytes from the OS CSPRNG, base64url; koa's `genid`/`prefix` are pluggable, and
 //!   every incoming id passes a strict format check before any store call. The store key is a
-//!   hash of the id ([`KeyDerivation::Hashed`]) so a store dump holds no live session; the
+//!   hash of the id ([`id::KeyDerivation::Hashed`]) so a store dump holds no live session; the
 //!   koa-compat preset uses the raw id, as koa does.
 //! - **Store contract**: [`Store`]: insert-if-absent create, update-if-present save with deltas,
-//!   idempotent destroy, TTL-only touch, a TTL on every record; the `testing` feature holds the
-//!   conformance suite every store runs.
+//!   idempotent destroy, supersede markers, TTL-only touch, a size limit and a TTL on every
+//!   record; the `testing` feature holds the conformance suite every store runs.
+//! - **Two sides of a session**: a handler gets [`SessionState`]'s own methods; a middleware
+//!   starts it and records what it wrote through [`driver::SessionDriver`], which a handler
+//!   has no reason to import.
 //!
 //! # Example
 //! A view counter, written the way a middleware drives this crate:
 //!
 //! ```
-//! use session_core::{Action, Config, Loaded, Session, Source, commit};
+//! use session_core::commit::{self, Action};
+//! use session_core::driver::{SessionDriver, Source};
+//! use session_core::{Config, Loaded, SessionState};
 //!
 //! let config = Config::builder()
 //!     .key(b"a 32-byte (or longer) secret key!".to_vec())
 //!     .build()?;
 //!
 //! // First visit: no cookie.
-//! let mut session = Session::start(&config, Source::None);
+//! let mut session = SessionState::start(&config, Source::None);
 //! let views: u64 = session.get("views")?.unwrap_or(0);
 //! session.insert("views", views + 1)?;
 //! let plan = commit::decide(Some(&session), &config, config.now_ms());
@@ -55,7 +61,7 @@
 //! // A visit that only reads writes nothing.
 //! let record = session.to_record();
 //! let id = config.ids().generate()?;
-//! let session = Session::start(&config, Source::Store { id, record: Loaded::Live(record) });
+//! let session = SessionState::start(&config, Source::Store { id, record: Loaded::Live(record) });
 //! assert_eq!(session.get::<u64>("views")?, Some(1));
 //! let plan = commit::decide(Some(&session), &config, config.now_ms());
 //! assert_eq!(plan.action, Action::Nothing);
@@ -65,8 +71,12 @@
 mod clock;
 pub mod commit;
 mod config;
+pub mod driver;
+mod events;
+pub mod expiry;
 mod hooks;
-mod id;
+pub mod id;
+pub mod keys;
 mod record;
 mod session;
 mod store;
@@ -74,19 +84,14 @@ mod store;
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use commit::{Action, Plan, Row};
 pub use config::{
-    Algorithm, CLOCK_SKEW_MS, Config, ConfigBuilder, ConfigError, CookieOptions,
-    DEFAULT_SUPERSEDE_GRACE, MAX_AGE_CAP_MS, MAX_KEYS, MIN_KEY_LEN, ONE_DAY_MS, Priority,
-    STORE_TTL_MARGIN_MS, SameSite, Secret, SecurePolicy, validate_keys,
+    Algorithm, Config, ConfigBuilder, ConfigError, CookieOptions, Priority, SameSite, SecurePolicy,
 };
-pub use hooks::{Event, Hooks};
-pub use id::{
-    ID_LEN, ID_RANDOM_BYTES, IdGenerator, IdPolicy, KeyDerivation, KoaCompatIdGenerator,
-    MAX_ID_LEN, RandomIdGenerator, SessionId, StoreKey,
-};
+pub use events::Event;
+pub use hooks::Hooks;
+pub use id::{IdGenerator, SessionId, StoreKey};
 pub use record::{Data, Delta, MaxAge, Meta, Record};
-pub use session::{Retired, Session, SessionError, Source};
+pub use session::{SessionError, SessionState};
 pub use store::{
     BoxFuture, Change, Created, Destroyed, DynStore, Loaded, Store, StoreError, Supersede, Updated,
 };

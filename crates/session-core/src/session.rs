@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::config::{CLOCK_SKEW_MS, Config, MAX_AGE_CAP_MS};
-use crate::hooks::Event;
+use crate::events::{Event, Events};
+use crate::expiry::{self, MAX_AGE_CAP_MS};
 use crate::id::SessionId;
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
 use crate::store::Loaded;
@@ -67,7 +67,7 @@ pub struct Retired {
     pub id: Option<SessionId>,
     /// Whether a record exists for it, so a delete is needed.
     pub record_exists: bool,
-    /// Ended by [`Session::regenerate`]: the data moves to a new id, and the old record is
+    /// Ended by [`SessionState::regenerate`]: the data moves to a new id, and the old record is
     /// superseded (a marker) rather than deleted. `false` for a destroy, an expiry or a
     /// rejected session: those end for good.
     pub regenerated: bool,
@@ -84,10 +84,14 @@ enum Stale {
 
 /// One visitor's session for the duration of a request.
 ///
+/// Its methods are what a handler (or a `before_save` hook) may do; a middleware starts it and
+/// records its writes through [`SessionDriver`](crate::driver::SessionDriver).
+///
 /// ```
-/// use session_core::{Config, Session, Source};
+/// use session_core::{Config, SessionState};
+/// use session_core::driver::{SessionDriver, Source};
 /// let config = Config::builder().key([7u8; 32].to_vec()).build().unwrap();
-/// let mut s = Session::start(&config, Source::None);
+/// let mut s = SessionState::start(&config, Source::None);
 /// assert!(s.is_new() && !s.is_populated());
 /// s.insert("views", 1).unwrap();
 /// assert_eq!(s.get::<u32>("views").unwrap(), Some(1));
@@ -96,7 +100,7 @@ enum Stale {
 /// assert_eq!(s.delta().set.len(), 1);
 /// ```
 #[derive(Debug, Clone)]
-pub struct Session {
+pub struct SessionState {
     id: Option<SessionId>,
     retire: Option<Retired>,
     stale: Option<Stale>,
@@ -113,11 +117,23 @@ pub struct Session {
     regenerate: bool,
 }
 
-impl Session {
+/// What starting a session needs from the configuration. The configuration builds it
+/// ([`Config::rules`](crate::Config)), so the session does not depend on the configuration.
+pub(crate) struct Rules<'a> {
+    pub(crate) now: u64,
+    pub(crate) guest: bool,
+    pub(crate) max_age: MaxAge,
+    pub(crate) absolute_ms: Option<u64>,
+    pub(crate) session_ttl_ms: u64,
+    pub(crate) events: &'a Events,
+}
+
+impl SessionState {
     /// Starts the request's session from what the client presented. Expired, invalid and missed
     /// sessions become new empty sessions (their event fires); the old identity is retired.
-    pub fn start(config: &Config, source: Source) -> Session {
-        let now = config.now_ms();
+    pub(crate) fn begin(rules: &Rules<'_>, source: Source) -> SessionState {
+        let config = rules;
+        let now = rules.now;
         match source {
             Source::None => Self::fresh(config, now, None, false),
             Source::Undecodable => Self::fresh(
@@ -147,7 +163,7 @@ impl Session {
                 id,
                 record: Loaded::Missing,
             } => {
-                config.hooks.emit(Event::Missed);
+                config.events.emit(Event::Missed);
                 if config.guest {
                     // The signature proves we issued this id: a returning guest keeps it.
                     let mut s = Self::fresh(config, now, None, true);
@@ -174,8 +190,13 @@ impl Session {
         }
     }
 
-    fn fresh(config: &Config, now: u64, retire: Option<Retired>, had_cookie: bool) -> Session {
-        Session {
+    fn fresh(
+        config: &Rules<'_>,
+        now: u64,
+        retire: Option<Retired>,
+        had_cookie: bool,
+    ) -> SessionState {
+        SessionState {
             id: None,
             retire,
             stale: None,
@@ -196,32 +217,32 @@ impl Session {
     }
 
     fn from_record(
-        config: &Config,
+        config: &Rules<'_>,
         now: u64,
         id: Option<SessionId>,
         record: Record,
         in_store: bool,
-    ) -> Session {
+    ) -> SessionState {
         let retire = || Retired {
             id: id.clone(),
             record_exists: in_store,
             regenerated: false,
         };
-        if is_expired(config, &record.meta, now) {
-            config.hooks.emit(Event::Expired);
+        if expiry::expired(&record.meta, config.absolute_ms, now) {
+            config.events.emit(Event::Expired);
             return Self::fresh(config, now, Some(retire()), true);
         }
-        if !in_store && from_the_future(config, &record.meta, now) {
+        if !in_store && expiry::from_the_future(&record.meta, config.session_ttl_ms, now) {
             // Only a holder of the signing key could have written it (checklist D-07).
             tracing::warn!(
                 target: "session",
                 "signed cookie payload claims an expiry or creation beyond what this server writes; treated as tampered"
             );
-            config.hooks.emit(Event::Invalid);
+            config.events.emit(Event::Invalid);
             return Self::fresh(config, now, Some(retire()), true);
         }
-        if !config.hooks.is_valid(&record.data) {
-            config.hooks.emit(Event::Invalid);
+        if !config.events.is_valid(&record.data) {
+            config.events.emit(Event::Invalid);
             return Self::fresh(config, now, Some(retire()), true);
         }
         let mut meta = record.meta;
@@ -230,7 +251,7 @@ impl Session {
             // time is unknown, so the cap counts from now (documented in the crate docs).
             meta.created = Some(now);
         }
-        Session {
+        SessionState {
             id,
             retire: None,
             stale: None,
@@ -248,7 +269,7 @@ impl Session {
 
     /// The session id; `None` for a new session until its first write assigns one
     /// (and always in cookie mode, where the cookie is the session).
-    pub fn id(&self) -> Option<&SessionId> {
+    pub(crate) fn id(&self) -> Option<&SessionId> {
         self.id.as_ref()
     }
 
@@ -331,7 +352,7 @@ impl Session {
         self.data.shift_remove(key)
     }
 
-    /// Removes every key (the session itself lives on; see [`Session::destroy`]).
+    /// Removes every key (the session itself lives on; see [`SessionState::destroy`]).
     pub fn clear(&mut self) {
         if self.data.is_empty() {
             return;
@@ -418,8 +439,8 @@ impl Session {
 
     /// Whether the request carried an id a regenerate has just superseded, or too many
     /// cookies of the session's name to check: the session is anonymous, and unless the
-    /// handler calls [`Session::destroy`] or [`Session::regenerate`] nothing is written and the
-    /// client's cookies are left alone.
+    /// handler calls [`SessionState::destroy`] or [`SessionState::regenerate`] nothing is
+    /// written and the client's cookies are left alone.
     pub fn is_stale(&self) -> bool {
         self.stale.is_some()
     }
@@ -463,7 +484,7 @@ impl Session {
     }
 
     /// The top-level keys set and removed since the baseline.
-    pub fn delta(&self) -> Delta {
+    pub(crate) fn delta(&self) -> Delta {
         let mut delta = Delta::default();
         if self.originals.is_empty() {
             return delta;
@@ -487,7 +508,7 @@ impl Session {
     }
 
     /// The record as this request sees it.
-    pub fn to_record(&self) -> Record {
+    pub(crate) fn to_record(&self) -> Record {
         Record {
             data: self.data.clone(),
             meta: self.meta,
@@ -495,17 +516,17 @@ impl Session {
     }
 
     /// Marks that the cookie was signed with an older key and must be re-signed.
-    pub fn set_resign(&mut self, resign: bool) {
+    pub(crate) fn set_resign(&mut self, resign: bool) {
         self.resign = resign;
     }
 
     /// Whether the cookie must be re-signed with the newest key.
-    pub fn needs_resign(&self) -> bool {
+    pub(crate) fn needs_resign(&self) -> bool {
         self.resign
     }
 
     /// Whether the request carried a session cookie (so a removal cookie means something).
-    pub fn had_cookie(&self) -> bool {
+    pub(crate) fn had_cookie(&self) -> bool {
         self.had_cookie
     }
 
@@ -523,13 +544,13 @@ impl Session {
     }
 
     /// Gives the session the id its new record was created under.
-    pub fn assign_id(&mut self, id: SessionId) {
+    pub(crate) fn assign_id(&mut self, id: SessionId) {
         self.id = Some(id);
     }
 
     /// Records that the commit found the session's record superseded by a concurrent
     /// regenerate: nothing was written, and the session is stale for the rest of the request.
-    pub fn mark_superseded(&mut self) {
+    pub(crate) fn mark_superseded(&mut self) {
         let old = self
             .id
             .take()
@@ -548,7 +569,7 @@ impl Session {
 
     /// Records that the commit's write succeeded: the written state becomes the new baseline,
     /// so a later commit in the same request writes nothing unless something changes again.
-    pub fn mark_committed(&mut self, written: Option<Meta>) {
+    pub(crate) fn mark_committed(&mut self, written: Option<Meta>) {
         let destroyed = self.is_destroyed();
         self.originals.clear();
         self.replaced = false;
@@ -567,40 +588,13 @@ impl Session {
     }
 }
 
-/// A cookie-mode payload whose `_expire` lies further ahead than its max-age allows, or whose
-/// `_created` lies in the future (beyond the clock skew allowed between app servers).
-fn from_the_future(config: &Config, meta: &Meta, now: u64) -> bool {
-    let life = match meta.max_age {
-        MaxAge::Ms(ms) => ms.min(MAX_AGE_CAP_MS),
-        MaxAge::Session => config.session_ttl_ms,
-    };
-    let latest = now.saturating_add(life).saturating_add(CLOCK_SKEW_MS);
-    meta.expire.is_some_and(|e| e > latest)
-        || meta
-            .created
-            .is_some_and(|c| c > now.saturating_add(CLOCK_SKEW_MS))
-}
-
-/// `_expire` passed (strictly, as koa), or the absolute lifetime ran out.
-fn is_expired(config: &Config, meta: &Meta, now: u64) -> bool {
-    expired(meta, config.absolute_lifetime_ms, now)
-}
-
-/// `_expire` passed (strictly, as koa), or the absolute lifetime from `_created` ran out.
-pub(crate) fn expired(meta: &Meta, absolute_ms: Option<u64>, now: u64) -> bool {
-    if meta.expire.is_some_and(|e| e < now) {
-        return true;
-    }
-    match (absolute_ms, meta.created) {
-        (Some(cap), Some(created)) => created.saturating_add(cap) < now,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::driver::SessionDriver;
+    use crate::expiry::CLOCK_SKEW_MS;
     use serde_json::json;
     use std::sync::Arc;
 
@@ -612,10 +606,10 @@ mod tests {
             .unwrap()
     }
 
-    fn loaded(data: Value) -> Session {
+    fn loaded(data: Value) -> SessionState {
         let Value::Object(data) = data else { panic!() };
         let c = config();
-        Session::start(
+        SessionState::start(
             &c,
             Source::Cookie(Record {
                 data,
@@ -707,8 +701,8 @@ mod tests {
             },
         };
         // `_expire == now` is still alive (koa's strict `<`).
-        assert!(!Session::start(&c, Source::Cookie(rec(5_000))).is_new());
-        let s = Session::start(&c, Source::Cookie(rec(4_999)));
+        assert!(!SessionState::start(&c, Source::Cookie(rec(5_000))).is_new());
+        let s = SessionState::start(&c, Source::Cookie(rec(4_999)));
         assert!(s.is_new() && !s.is_populated());
         assert!(s.retired().is_some());
         assert_eq!(*events.lock().unwrap(), vec![Event::Expired]);
@@ -734,7 +728,7 @@ mod tests {
                 created,
             },
         };
-        let starts = |r: Record| !Session::start(&c, Source::Cookie(r)).is_new();
+        let starts = |r: Record| !SessionState::start(&c, Source::Cookie(r)).is_new();
         // What we write (now + max-age, clock skew allowed) is accepted...
         assert!(starts(rec(Some(now + day), MaxAge::Ms(day), None)));
         assert!(starts(rec(
@@ -764,7 +758,7 @@ mod tests {
         // Store records are the server's own writing: not subject to this check.
         let far = rec(Some(now + 2 * 365 * day), MaxAge::Ms(years), None);
         let id = c.ids().generate().unwrap();
-        let s = Session::start(
+        let s = SessionState::start(
             &c,
             Source::Store {
                 id,
@@ -791,8 +785,8 @@ mod tests {
                 created: Some(created),
             },
         };
-        assert!(!Session::start(&c, Source::Cookie(rec(5_000))).is_new());
-        assert!(Session::start(&c, Source::Cookie(rec(4_999))).is_new());
+        assert!(!SessionState::start(&c, Source::Cookie(rec(5_000))).is_new());
+        assert!(SessionState::start(&c, Source::Cookie(rec(4_999))).is_new());
     }
 
     #[test]
@@ -810,15 +804,15 @@ mod tests {
                 created: None,
             },
         };
-        assert!(!Session::start(&c, Source::Cookie(rec(json!({"ok": 1})))).is_new());
-        assert!(Session::start(&c, Source::Cookie(rec(json!({"banned": 1})))).is_new());
+        assert!(!SessionState::start(&c, Source::Cookie(rec(json!({"ok": 1})))).is_new());
+        assert!(SessionState::start(&c, Source::Cookie(rec(json!({"banned": 1})))).is_new());
     }
 
     #[test]
     fn missed_id_is_retired_unless_guest() {
         let c = config();
         let id = c.ids().generate().unwrap();
-        let s = Session::start(
+        let s = SessionState::start(
             &c,
             Source::Store {
                 id: id.clone(),
@@ -832,7 +826,7 @@ mod tests {
             .guest(true)
             .build()
             .unwrap();
-        let s = Session::start(
+        let s = SessionState::start(
             &g,
             Source::Store {
                 id: id.clone(),

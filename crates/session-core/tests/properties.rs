@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use session_core::{
-    Action, Config, Data, Loaded, ManualClock, MaxAge, Meta, Record, Session, Source, commit,
-};
+use session_core::commit::{self, Action};
+use session_core::driver::{SessionDriver, Source};
+use session_core::{Config, Data, Loaded, ManualClock, MaxAge, Meta, Record, SessionState};
 
 const NOW: u64 = 1_700_000_000_000;
 const DAY: u64 = 86_400_000;
@@ -58,7 +58,7 @@ fn data() -> impl Strategy<Value = Data> {
     prop::collection::vec((key(), value()), 0..5).prop_map(|kv| kv.into_iter().collect())
 }
 
-fn apply(s: &mut Session, ops: &[Op]) {
+fn apply(s: &mut SessionState, ops: &[Op]) {
     for op in ops {
         match op {
             Op::Insert(k, v) => s.insert_value(k, v.clone()).unwrap(),
@@ -83,8 +83,8 @@ fn config(rolling: bool, renew: bool, guest: bool) -> Config {
         .unwrap()
 }
 
-fn loaded(c: &Config, data: Data, expire: u64) -> Session {
-    Session::start(
+fn loaded(c: &Config, data: Data, expire: u64) -> SessionState {
+    SessionState::start(
         c,
         Source::Store {
             id: c.ids().generate().unwrap(),
@@ -151,7 +151,7 @@ proptest! {
         ops in prop::collection::vec(op(), 0..8),
     ) {
         let c = config(rolling, renew, guest);
-        let mut s = Session::start(&c, Source::None);
+        let mut s = SessionState::start(&c, Source::None);
         apply(&mut s, &ops);
         if s.is_empty() {
             let plan = commit::decide(Some(&s), &c, NOW);
@@ -199,7 +199,7 @@ proptest! {
         let mut s = if loaded_first {
             loaded(&c, base, NOW + DAY)
         } else {
-            Session::start(&c, Source::None)
+            SessionState::start(&c, Source::None)
         };
         apply(&mut s, &ops);
         s.regenerate();
@@ -225,7 +225,7 @@ proptest! {
         } else {
             Source::Store { id: c.ids().generate().unwrap(), record: Loaded::Superseded }
         };
-        let mut s = Session::start(&c, source);
+        let mut s = SessionState::start(&c, source);
         prop_assert!(s.is_stale() && s.is_new() && s.is_empty());
         apply(&mut s, &ops);
         if force { s.save(); }

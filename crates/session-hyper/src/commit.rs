@@ -1,15 +1,18 @@
 //! Carries out the commit decision: store writes, then cookies (or the external key header).
 
+use http::HeaderValue;
 use http::header::SET_COOKIE;
-use http::{HeaderName, HeaderValue};
+use session_core::commit::{self as decide, Action, Plan};
+use session_core::driver::SessionDriver;
 use session_core::{
-    Action, Change, Created, Data, Delta, Destroyed, DynStore, Meta, Plan, Record, SessionId,
-    StoreKey, Supersede, Updated, commit as decide,
+    Change, Created, Data, Delta, Destroyed, DynStore, Meta, Record, SessionId, StoreKey,
+    Supersede, Updated,
 };
 
 use crate::Error;
-use crate::handle::Session;
-use crate::layer::{Backend, Shared};
+use crate::handle::{Presented, Session};
+use crate::headers::Headers;
+use crate::shared::{Backend, Shared};
 
 /// Ids drawn before giving up on a create (a collision of 256-bit ids means a broken generator).
 const CREATE_ATTEMPTS: u32 = 4;
@@ -52,6 +55,16 @@ enum Outcome {
     /// A regenerate superseded the session's id meanwhile: nothing was written, and the client
     /// is told nothing (it may already hold the new cookie of the same name).
     Silent,
+}
+
+impl Session {
+    /// Commits now instead of after the handler, and reports any failure to the caller (e.g. a
+    /// session grown past its store's limit or a cookie's 4096 bytes). The end-of-request
+    /// commit then writes only what changed after this call.
+    pub async fn commit(&self) -> Result<(), Error> {
+        self.ensure_loaded().await?;
+        commit(self).await
+    }
 }
 
 pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
@@ -123,7 +136,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
 
     // The signature the request came with still signs the same id: no new HMAC needed.
     let verified = match &inner.incoming {
-        crate::handle::Incoming::Id {
+        Presented::Id {
             id,
             signature: Some(sig),
             ..
@@ -361,38 +374,4 @@ fn owned_headers(set: session_cookie::SetCookies) -> Headers {
         }
     }
     out
-}
-
-/// The (at most two) headers a commit adds: the cookie pair, or the external key header.
-/// Kept inline: a `Vec` would cost an allocation on every request that sets a cookie.
-#[derive(Default)]
-pub(crate) struct Headers([Option<(HeaderName, HeaderValue)>; 2]);
-
-impl Headers {
-    fn one(name: HeaderName, value: &str) -> Self {
-        let mut h = Self::default();
-        // Ids are checked cookie-octets, so this only fails on a bug.
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.push(name, v);
-        }
-        h
-    }
-
-    fn push(&mut self, name: HeaderName, value: HeaderValue) {
-        if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
-            *slot = Some((name, value));
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.iter().all(Option::is_none)
-    }
-}
-
-impl IntoIterator for Headers {
-    type Item = (HeaderName, HeaderValue);
-    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<Self::Item>, 2>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter().flatten()
-    }
 }

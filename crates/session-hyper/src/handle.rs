@@ -5,17 +5,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use session_core::{
-    Data, Loaded, MaxAge, Session as Core, SessionId, Source, StoreError, StoreKey,
-};
+use session_core::driver::{SessionDriver, Source};
+use session_core::{Data, Loaded, MaxAge, SessionId, SessionState as Core, StoreError, StoreKey};
 use tokio::sync::OnceCell;
 
 use crate::Error;
-use crate::layer::{Backend, Shared};
+use crate::headers::Headers;
+use crate::shared::{Backend, Shared};
 
-/// What the request brought, checked before the handler ran.
+/// What the request presented (a cookie, or the external key header), checked before the
+/// handler ran.
 #[derive(Debug)]
-pub(crate) enum Incoming {
+pub(crate) enum Presented {
     /// Nothing usable.
     None,
     /// Store mode: a signed, well-formed id (and its signature, when made with the newest key,
@@ -35,14 +36,14 @@ pub(crate) enum Incoming {
 pub(crate) struct State {
     pub(crate) session: Option<Core>,
     /// `Set-Cookie` (or external key) headers of the last successful commit.
-    pub(crate) pending: Option<crate::commit::Headers>,
+    pub(crate) pending: Option<Headers>,
     /// A store failure the handler met; the response becomes the error response.
     pub(crate) failed: Option<Error>,
 }
 
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) incoming: Incoming,
+    pub(crate) incoming: Presented,
     pub(crate) secure: bool,
     pub(crate) loaded: OnceCell<()>,
     pub(crate) state: Mutex<State>,
@@ -58,6 +59,22 @@ pub(crate) struct Inner {
 /// it costs no store I/O. Every accessor is therefore `async` and fallible: a store failure
 /// surfaces as [`Error::Store`], and the middleware answers 503 (or what the app's error hook
 /// says) whatever the handler returns.
+///
+/// A handler reads and changes the session, destroys or regenerates it; what only the
+/// middleware does (assigning ids, recording commits, re-signing) is out of its reach, and the
+/// session model itself is never handed out:
+///
+/// ```compile_fail,E0624
+/// async fn handler(session: session_hyper::Session) {
+///     let _ = session.with(|s| s.is_new()).await; // crate-private
+/// }
+/// ```
+///
+/// ```compile_fail,E0599
+/// async fn handler(session: session_hyper::Session, id: session_core::SessionId) {
+///     session.assign_id(id); // a driver method: not on the handle
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Session(pub(crate) Arc<Inner>);
 
@@ -70,7 +87,7 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, incoming: Incoming, secure: bool) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, incoming: Presented, secure: bool) -> Self {
         Self(Arc::new(Inner {
             shared,
             incoming,
@@ -102,7 +119,7 @@ impl Session {
     pub(crate) fn store_key(&self, id: &SessionId) -> StoreKey {
         let derivation = self.0.shared.config.key_derivation();
         match &self.0.incoming {
-            Incoming::Id { id: incoming, .. } if incoming == id => self
+            Presented::Id { id: incoming, .. } if incoming == id => self
                 .0
                 .incoming_key
                 .get_or_init(|| derivation.derive(id))
@@ -125,9 +142,9 @@ impl Session {
                 let shared = &inner.shared;
                 let config = &shared.config;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
-                    (Incoming::None, _) => (Source::None, false),
-                    (Incoming::Ambiguous, _) => (Source::Ambiguous, false),
-                    (Incoming::Id { id, resign, .. }, Backend::Store(store)) => {
+                    (Presented::None, _) => (Source::None, false),
+                    (Presented::Ambiguous, _) => (Source::Ambiguous, false),
+                    (Presented::Id { id, resign, .. }, Backend::Store(store)) => {
                         let key = self.store_key(id);
                         let record = match shared.timed(store.load_dyn(&key)).await {
                             Err(Error::Store(StoreError::Corrupt(why))) => {
@@ -153,7 +170,7 @@ impl Session {
                             *resign,
                         )
                     }
-                    (Incoming::Payload { value, resign }, Backend::Cookie(codec)) => {
+                    (Presented::Payload { value, resign }, Backend::Cookie(codec)) => {
                         match codec.decode(value, config.max_age()) {
                             Some(r) => (Source::Cookie(r), *resign),
                             None => (Source::Undecodable, false),
@@ -179,8 +196,9 @@ impl Session {
         }
     }
 
-    /// Runs `f` on the loaded session.
-    pub async fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> Result<R, Error> {
+    /// Runs `f` on the loaded session (crate-private: a handler gets the methods below, never
+    /// the session model itself).
+    pub(crate) async fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> Result<R, Error> {
         self.ensure_loaded().await?;
         let mut st = self.lock();
         match st.session.as_mut() {
@@ -258,14 +276,6 @@ impl Session {
     /// Changes this session's max-age (forces a write).
     pub async fn set_max_age(&self, max_age: MaxAge) -> Result<(), Error> {
         self.with(|s| s.set_max_age(max_age)).await
-    }
-
-    /// Commits now instead of after the handler, and reports any failure to the caller (e.g. a
-    /// cookie-mode session grown over 4096 bytes). The end-of-request commit then writes only
-    /// what changed after this call.
-    pub async fn commit(&self) -> Result<(), Error> {
-        self.ensure_loaded().await?;
-        crate::commit::commit(self).await
     }
 }
 

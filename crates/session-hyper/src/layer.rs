@@ -7,66 +7,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, COOKIE, RETRY_AFTER};
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use session_cookie::{Codec, Incoming as CookieIncoming, KoaCodec, SessionCookies};
-use session_core::{Config, ConfigError, DynStore, StoreError};
+use http::header::{CACHE_CONTROL, COOKIE};
+use http::{HeaderName, HeaderValue, Request, Response};
+use session_cookie::{Codec, Incoming, KoaCodec, SessionCookies};
+use session_core::{Config, ConfigError, Store};
 
 use crate::Error;
-use crate::handle::{Incoming, Session};
-
-/// Where sessions live.
-#[derive(Clone)]
-pub(crate) enum Backend {
-    /// The signed cookie is the session.
-    Cookie(Arc<dyn Codec>),
-    /// The cookie carries an id; the store holds the data.
-    Store(Arc<dyn DynStore>),
-}
-
-type ErrorHook = dyn Fn(&Error) -> Response<Bytes> + Send + Sync;
-
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) cookies: SessionCookies,
-    pub(crate) backend: Backend,
-    pub(crate) trust_proxy: bool,
-    pub(crate) external_key: Option<HeaderName>,
-    pub(crate) save_on_server_error: bool,
-    pub(crate) no_store: bool,
-    pub(crate) store_timeout: Duration,
-    pub(crate) retry_after: HeaderValue,
-    pub(crate) on_error: Option<Arc<ErrorHook>>,
-}
-
-impl Shared {
-    /// Bounds a store call: whatever the store's own limits, a request never hangs on it.
-    pub(crate) async fn timed<T>(
-        &self,
-        f: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, Error> {
-        match tokio::time::timeout(self.store_timeout, f).await {
-            Ok(r) => r.map_err(Error::Store),
-            Err(_) => Err(Error::Store(StoreError::Timeout(self.store_timeout))),
-        }
-    }
-
-    fn error_response<B: From<Bytes>>(&self, e: &Error) -> Response<B> {
-        tracing::warn!(target: "session", error = %e, "session failure; answering with the error response");
-        if let Some(hook) = &self.on_error {
-            return hook(e).map(B::from);
-        }
-        let mut r = Response::new(B::from(Bytes::new()));
-        if e.is_transient() {
-            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            r.headers_mut()
-                .insert(RETRY_AFTER, self.retry_after.clone());
-        } else {
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        }
-        r
-    }
-}
+use crate::handle::{Presented, Session};
+use crate::shared::{Backend, ErrorHook, Shared};
 
 /// Marks a request that arrived over TLS; insert it from your TLS acceptor so `Secure`
 /// cookies are sent (a request with an `https` URI scheme counts too).
@@ -117,14 +65,12 @@ pub struct SessionLayerBuilder {
 }
 
 impl SessionLayer {
-    /// Store mode with any [`session_core::Store`] (memory, Redis, your own).
-    pub fn store<S: DynStore>(config: Config, store: S) -> SessionLayerBuilder {
+    /// Store mode with any [`Store`] (memory, Redis, your own). To choose a store at run time,
+    /// pass an `Arc<dyn DynStore>` (it is a `Store` too).
+    ///
+    /// [`DynStore`]: session_core::DynStore
+    pub fn store<S: Store>(config: Config, store: S) -> SessionLayerBuilder {
         SessionLayerBuilder::new(config, Backend::Store(Arc::new(store)))
-    }
-
-    /// Store mode with a store chosen at run time.
-    pub fn dyn_store(config: Config, store: Arc<dyn DynStore>) -> SessionLayerBuilder {
-        SessionLayerBuilder::new(config, Backend::Store(store))
     }
 
     /// Cookie mode: the session is the signed cookie (koa's base64 JSON). No server state, so no
@@ -287,7 +233,7 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
             .get(h)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| ids.parse(v.trim()))
-            .map_or(Incoming::None, |id| Incoming::Id {
+            .map_or(Presented::None, |id| Presented::Id {
                 id,
                 resign: false,
                 signature: None,
@@ -299,32 +245,32 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
             .into_iter()
             .map(HeaderValue::as_bytes);
         match shared.cookies.read(headers) {
-            CookieIncoming::Valid {
+            Incoming::Valid {
                 value,
                 resign,
                 signature,
             } => match &shared.backend {
                 Backend::Store(_) => match ids.parse(value) {
-                    Some(id) => Incoming::Id {
+                    Some(id) => Presented::Id {
                         id,
                         resign,
                         signature,
                     },
-                    None => Incoming::None,
+                    None => Presented::None,
                 },
-                Backend::Cookie(_) => Incoming::Payload {
+                Backend::Cookie(_) => Presented::Payload {
                     value: value.to_owned(),
                     resign,
                 },
             },
-            CookieIncoming::Invalid => {
+            Incoming::Invalid => {
                 // koa clears the signature cookie of a cookie that failed verification.
                 clear_sig = true;
-                Incoming::None
+                Presented::None
             }
             // Planted cookies ahead of the real pair: no removal cookie, whatever happens.
-            CookieIncoming::Ambiguous => Incoming::Ambiguous,
-            CookieIncoming::None | CookieIncoming::MissingSignature => Incoming::None,
+            Incoming::Ambiguous => Presented::Ambiguous,
+            Incoming::None | Incoming::MissingSignature => Presented::None,
         }
     };
     let session = Session::new(Arc::clone(shared), incoming, secure);
@@ -386,7 +332,7 @@ impl Session {
         !self.is_loaded()
             && matches!(
                 self.0.incoming,
-                Incoming::Id { resign: true, .. } | Incoming::Payload { resign: true, .. }
+                Presented::Id { resign: true, .. } | Presented::Payload { resign: true, .. }
             )
     }
 }

@@ -58,7 +58,9 @@
 mod commit;
 mod error;
 mod handle;
+mod headers;
 mod layer;
+mod shared;
 
 pub use error::Error;
 pub use handle::Session;

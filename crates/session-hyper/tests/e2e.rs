@@ -180,7 +180,7 @@ fn regenerate_changes_id_keeps_data_and_kills_the_old_id() {
         assert_eq!(r.body, "anonymous");
         assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
         // After the grace time the marker is gone and the old id is simply unknown.
-        clock.advance(session_core::DEFAULT_SUPERSEDE_GRACE + Duration::from_secs(1));
+        clock.advance(session_core::expiry::DEFAULT_SUPERSEDE_GRACE + Duration::from_secs(1));
         assert_eq!(probe.store.sweep(), 1);
         assert_eq!(probe.store.len(), 1);
         let r = send(

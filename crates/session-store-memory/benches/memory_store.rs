@@ -17,10 +17,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde_json::json;
+use session_core::id::KeyDerivation;
 use session_core::testing::set;
 use session_core::{
-    Change, Created, Data, Destroyed, KeyDerivation, Loaded, MaxAge, Meta, Record, SessionId,
-    Store, StoreError, StoreKey, Supersede, Updated,
+    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, SessionId, Store, StoreError,
+    StoreKey, Supersede, Updated,
 };
 use session_store_memory::MemoryStore;
 

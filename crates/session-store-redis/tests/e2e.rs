@@ -7,7 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use session_core::{Config, KeyDerivation, SessionId};
+use session_core::id::KeyDerivation;
+use session_core::{Config, SessionId};
 use session_hyper::SessionLayer;
 use session_store_redis::{Format, RedisStore};
 use support::{Server, jar_client, serve, text};

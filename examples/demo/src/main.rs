@@ -14,7 +14,6 @@
 //! `DELETE /session` destroys; `POST /session/regenerate` regenerates.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -244,7 +243,7 @@ async fn build(
         "memory" => {
             let store = MemoryStore::new();
             sweeper = Some(store.start_sweeper(std::time::Duration::from_secs(60)));
-            SessionLayer::dyn_store(config, Arc::new(store))
+            SessionLayer::store(config, store)
         }
         s if s.starts_with("redis://") || s.starts_with("rediss://") => {
             // koa-compat: koa's JSON string under the raw id, readable by a Koa app's store.
@@ -259,7 +258,7 @@ async fn build(
                 .await
                 .map_err(|e| e.to_string())?;
             shown = store.redacted_url().to_owned();
-            SessionLayer::dyn_store(config, Arc::new(store))
+            SessionLayer::store(config, store)
         }
         other => return Err(format!("--store: unknown {other:?}\n{USAGE}")),
     };

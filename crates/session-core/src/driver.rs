@@ -1,0 +1,90 @@
+//! What a middleware does with a session and a handler must not: start it from what the
+//! client presented, read what to write, and record what was written.
+//!
+//! A web framework integration (like `session-hyper`) starts a [`SessionState`] per request
+//! with [`SessionDriver::start`], hands the handler its own API (read, change, destroy,
+//! regenerate), and at the end asks [`commit::prepare`](crate::commit::prepare) what to write,
+//! writes it and reports back with [`SessionDriver::mark_committed`]. None of these methods are
+//! on `SessionState` itself: a handler (or a `before_save` hook) that has a session can't call
+//! them by accident.
+//!
+//! ```compile_fail,E0624
+//! # use session_core::{Config, SessionState};
+//! fn handler(session: &mut SessionState, id: session_core::SessionId) {
+//!     session.assign_id(id); // a driver method: not part of the session's own API
+//! }
+//! ```
+
+use crate::config::Config;
+use crate::id::SessionId;
+use crate::record::{Delta, Meta, Record};
+use crate::session::SessionState;
+pub use crate::session::{Retired, Source};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::session::SessionState {}
+}
+
+/// The middleware's side of a [`SessionState`] (sealed: only `SessionState` implements it).
+pub trait SessionDriver: sealed::Sealed + Sized {
+    /// Starts the request's session from what the client presented (the cookie layer's verdict
+    /// and the store's answer). Expired, rejected and missed sessions become new empty sessions
+    /// (their event fires) and the old identity is retired.
+    fn start(config: &Config, source: Source) -> Self;
+    /// The session id; `None` for a new session until its first write assigns one (and always
+    /// in cookie mode, where the cookie is the session).
+    fn id(&self) -> Option<&SessionId>;
+    /// Whether the request carried a session cookie (so a removal cookie means something).
+    fn had_cookie(&self) -> bool;
+    /// Marks that the cookie was signed with an older key and must be re-signed.
+    fn set_resign(&mut self, resign: bool);
+    /// Whether the cookie must be re-signed with the newest key.
+    fn needs_resign(&self) -> bool;
+    /// The top-level keys set and removed since the baseline: what a store merges.
+    fn delta(&self) -> Delta;
+    /// The record as this request sees it.
+    fn to_record(&self) -> Record;
+    /// Gives the session the id its new record was created under.
+    fn assign_id(&mut self, id: SessionId);
+    /// Records that the commit's write succeeded (`Some` with the meta written) or that the
+    /// session ended (`None`): the written state becomes the new baseline, so a later commit in
+    /// the same request writes nothing unless something changes again.
+    fn mark_committed(&mut self, written: Option<Meta>);
+    /// Records that the commit found the session's record superseded by a concurrent
+    /// regenerate: nothing was written, and the session is stale for the rest of the request.
+    fn mark_superseded(&mut self);
+}
+
+impl SessionDriver for SessionState {
+    fn start(config: &Config, source: Source) -> Self {
+        SessionState::begin(&config.rules(), source)
+    }
+    fn id(&self) -> Option<&SessionId> {
+        SessionState::id(self)
+    }
+    fn had_cookie(&self) -> bool {
+        SessionState::had_cookie(self)
+    }
+    fn set_resign(&mut self, resign: bool) {
+        SessionState::set_resign(self, resign);
+    }
+    fn needs_resign(&self) -> bool {
+        SessionState::needs_resign(self)
+    }
+    fn delta(&self) -> Delta {
+        SessionState::delta(self)
+    }
+    fn to_record(&self) -> Record {
+        SessionState::to_record(self)
+    }
+    fn assign_id(&mut self, id: SessionId) {
+        SessionState::assign_id(self, id);
+    }
+    fn mark_committed(&mut self, written: Option<Meta>) {
+        SessionState::mark_committed(self, written);
+    }
+    fn mark_superseded(&mut self) {
+        SessionState::mark_superseded(self);
+    }
+}

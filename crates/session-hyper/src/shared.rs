@@ -1,0 +1,67 @@
+//! What every request of one layer shares: the configuration, the cookie codec, the store, the
+//! failure policy. A leaf: the handle, the commit and the layer all read it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::RETRY_AFTER;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use session_cookie::{Codec, SessionCookies};
+use session_core::{Config, DynStore, StoreError};
+
+use crate::Error;
+
+/// Where sessions live.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// The signed cookie is the session.
+    Cookie(Arc<dyn Codec>),
+    /// The cookie carries an id; the store holds the data.
+    Store(Arc<dyn DynStore>),
+}
+
+pub(crate) type ErrorHook = dyn Fn(&Error) -> Response<Bytes> + Send + Sync;
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) cookies: SessionCookies,
+    pub(crate) backend: Backend,
+    pub(crate) trust_proxy: bool,
+    pub(crate) external_key: Option<HeaderName>,
+    pub(crate) save_on_server_error: bool,
+    pub(crate) no_store: bool,
+    pub(crate) store_timeout: Duration,
+    pub(crate) retry_after: HeaderValue,
+    pub(crate) on_error: Option<Arc<ErrorHook>>,
+}
+
+impl Shared {
+    /// Bounds a store call: whatever the store's own limits, a request never hangs on it.
+    pub(crate) async fn timed<T>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.store_timeout, f).await {
+            Ok(r) => r.map_err(Error::Store),
+            Err(_) => Err(Error::Store(StoreError::Timeout(self.store_timeout))),
+        }
+    }
+
+    pub(crate) fn error_response<B: From<Bytes>>(&self, e: &Error) -> Response<B> {
+        tracing::warn!(target: "session", error = %e, "session failure; answering with the error response");
+        if let Some(hook) = &self.on_error {
+            return hook(e).map(B::from);
+        }
+        let mut r = Response::new(B::from(Bytes::new()));
+        if e.is_transient() {
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r.headers_mut()
+                .insert(RETRY_AFTER, self.retry_after.clone());
+        } else {
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        r
+    }
+}
