@@ -19,15 +19,22 @@
 //! - a session over its store's size limit or the cookie's 4096 bytes is an error the app sees
 //!   ([`Error::is_too_large`]; 500 by default, or what [`SessionLayerBuilder::on_error`] says).
 //!
+//! # One crate to start
+//! This crate re-exports what an app names: [`Config`] and its option types, the [`Store`]
+//! trait, [`MemoryStore`] (feature `memory`, on by default) and [`RedisStore`] (feature
+//! `redis`; `redis-tls` for `rediss://`). With the `axum` feature, [`Session`] is a handler
+//! argument and [`Error`] a handler's error type (see the `axum` section below). The crates
+//! behind it (`session-core`, `session-cookie`, `session-store-memory`,
+//! `session-store-redis`) stay usable on their own.
+//!
 //! # Example (hyper)
 //! ```
+//! # #[cfg(feature = "memory")] {
 //! use std::convert::Infallible;
 //! use bytes::Bytes;
 //! use http_body_util::Full;
 //! use hyper::{Request, Response, header::SET_COOKIE, service::Service};
-//! use session_core::Config;
-//! use session_hyper::{Session, SessionLayer};
-//! use session_store_memory::MemoryStore;
+//! use session_hyper::{Config, MemoryStore, Session, SessionLayer};
 //!
 //! async fn counter(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
 //!     let Ok(session) = Session::from_request(&req) else {
@@ -49,12 +56,27 @@
 //! assert_eq!(res.headers().get_all(SET_COOKIE).iter().count(), 2); // koa.sess + koa.sess.sig
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! For axum, add the layer with `Router::layer(layer)` and take the session with
-//! `Extension<Session>`.
+//! # axum
+//! Add the layer with `Router::layer(layer)`. With the `axum` feature a handler takes the
+//! session as an argument and returns [`Error`] with `?`: a store failure becomes 503 with
+//! `Retry-After`, anything else 500, and a route the layer doesn't cover answers 500 saying so.
+//!
+//! ```ignore
+//! async fn views(session: Session) -> Result<String, Error> {
+//!     let n: u64 = session.get("views").await?.unwrap_or(0) + 1;
+//!     session.insert("views", n).await?;
+//!     Ok(format!("{n} views"))
+//! }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod commit;
 mod error;
 mod handle;
@@ -65,3 +87,15 @@ mod shared;
 pub use error::Error;
 pub use handle::Session;
 pub use layer::{BuildError, SessionLayer, SessionLayerBuilder, SessionService, Tls};
+
+// What an app names, so this crate is the only session dependency it needs.
+pub use session_core::{
+    Algorithm, Config, ConfigError, CookieOptions, Data, DynStore, Event, Hooks, MaxAge, Priority,
+    SameSite, SecurePolicy, Store, StoreError,
+};
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+pub use session_store_memory::MemoryStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use session_store_redis::{Format as RedisFormat, RedisStore};

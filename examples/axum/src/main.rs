@@ -1,24 +1,14 @@
-//! The view counter under axum: the session layer is a tower layer, the handle an extension.
+//! The view counter under axum: one session dependency (`session-hyper` with `axum`), the
+//! session as a handler argument, errors returned with `?`.
 //!
 //! `cargo run -p axum-counter`, then open http://127.0.0.1:3000/.
 
-use axum::http::StatusCode;
-use axum::{Extension, Router, routing::get};
-use session_core::Config;
-use session_hyper::{Session, SessionLayer};
-use session_store_memory::MemoryStore;
+use axum::{Router, routing::get};
+use session_hyper::{Config, Error, MemoryStore, Session, SessionLayer};
 
-async fn views(Extension(session): Extension<Session>) -> Result<String, StatusCode> {
-    let n: u64 = session
-        .get("views")
-        .await
-        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?
-        .unwrap_or(0)
-        + 1;
-    session
-        .insert("views", n)
-        .await
-        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+async fn views(session: Session) -> Result<String, Error> {
+    let n: u64 = session.get("views").await?.unwrap_or(0) + 1;
+    session.insert("views", n).await?;
     Ok(format!("{n} views"))
 }
 

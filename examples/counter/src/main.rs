@@ -9,9 +9,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, body::Incoming};
-use session_core::Config;
-use session_hyper::{Session, SessionLayer};
-use session_store_memory::MemoryStore;
+use session_hyper::{Config, MemoryStore, Session, SessionLayer};
 
 async fn views(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.uri().path() == "/favicon.ico" {

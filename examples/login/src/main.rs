@@ -10,9 +10,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
-use session_core::Config;
-use session_hyper::{Session, SessionLayer};
-use session_store_memory::MemoryStore;
+use session_hyper::{Config, MemoryStore, Session, SessionLayer};
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));

@@ -1,0 +1,79 @@
+//! axum integration (feature `axum`): take the session as a handler argument and return
+//! [`Error`] from a handler.
+//!
+//! ```
+//! # #[cfg(feature = "memory")] {
+//! use axum::{Router, routing::get};
+//! use session_hyper::{Config, Error, MemoryStore, Session, SessionLayer};
+//!
+//! async fn views(session: Session) -> Result<String, Error> {
+//!     let n: u64 = session.get("views").await?.unwrap_or(0) + 1;
+//!     session.insert("views", n).await?;
+//!     Ok(format!("{n} views"))
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::builder().key(b"a 32-byte (or longer) secret key!".to_vec()).build()?;
+//! let layer = SessionLayer::store(config, MemoryStore::new()).build()?;
+//! let app: Router = Router::new().route("/", get(views)).layer(layer);
+//! # let _ = app; Ok(()) }
+//! # }
+//! ```
+
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode};
+
+use crate::{Error, Session};
+
+/// The session of the request, put there by [`SessionLayer`](crate::SessionLayer). A route
+/// that is not behind the layer answers 500 with a message that says so.
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(Error::Missing)
+    }
+}
+
+/// 503 with `Retry-After: 1` when the failure is likely to pass (the store is down, slow or
+/// full), else 500. The body says what kind of failure it was, never which session, key value
+/// or backend detail.
+///
+/// A store failure met while loading the session is answered by the layer itself (with its own
+/// `Retry-After` or error hook) whatever the handler returns; this response is what a handler's
+/// error becomes otherwise (e.g. from an explicit [`Session::commit`]).
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, body): (StatusCode, String) = match &self {
+            e if e.is_transient() => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "session store unavailable; retry later".into(),
+            ),
+            // Backend details (a Redis error kind, a decoding failure) stay in the logs.
+            Error::Store(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "session store error".into(),
+            ),
+            // These name a key, a type, a cookie or the missing layer: no data, no secret.
+            other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        };
+        let mut res = Response::new(axum_core::body::Body::from(body));
+        *res.status_mut() = status;
+        let headers = res.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
+    }
+}
