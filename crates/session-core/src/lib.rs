@@ -1,5 +1,7 @@
 //! The framework-agnostic session model of koa-session, with its known flaws fixed.
 //!
+//! The rules every part follows are written out in [`behaviour`].
+//!
 //! A session is a JSON object per visitor. The handler reads and changes it; at the end of the
 //! request a pure decision ([`commit::decide`]) says what to write: nothing, a cookie, a store
 //! write, a TTL touch, a destroy or a regenerate. This crate holds that model and the contract
@@ -68,6 +70,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// How sessions behave: the contract this crate and the stores and middleware built on it
+/// follow (defaults, what a request writes, races, the store contract, bad input and failures).
+pub mod behaviour {
+    #![doc = include_str!("../behaviour.md")]
+}
 mod clock;
 pub mod commit;
 mod config;
@@ -81,6 +90,7 @@ mod record;
 mod session;
 mod store;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
