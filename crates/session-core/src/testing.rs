@@ -8,6 +8,9 @@
 //! ```
 //!
 //! Each check panics with a message naming the broken rule.
+//!
+//! Why this file is long: it is the whole store contract as executable checks, one function per
+//! rule; a store author reads it in one place, beside the `Store` trait it proves.
 
 use std::future::Future;
 use std::time::Duration;

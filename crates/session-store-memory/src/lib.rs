@@ -42,8 +42,6 @@
 //! # }).unwrap();
 //! ```
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,16 +51,19 @@ use std::time::Duration;
 // and save); foldhash is seeded per instance and several times cheaper on 48-byte keys.
 use foldhash::fast::RandomState;
 use session_core::{
-    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, SharedClock, Store, StoreError,
+    Change, Created, Data, Destroyed, Loaded, Meta, Record, SharedClock, Store, StoreError,
     StoreKey, Supersede, SystemClock, Updated,
 };
 
+mod merge;
+mod shard;
 mod sweeper;
+
+use merge::corrupt;
+pub use shard::ENTRY_OVERHEAD_BYTES;
+use shard::{Entry, MARKER, Shard, cost};
 pub use sweeper::Sweeper;
 
-/// Estimated bookkeeping bytes per record (map slot, key allocation, heap entry), added to the
-/// key and data bytes when a byte cap is enforced.
-pub const ENTRY_OVERHEAD_BYTES: usize = 160;
 /// Expired records reclaimed opportunistically by each create (bounded so a create stays cheap).
 const CLEANUP_PER_CREATE: usize = 4;
 /// Default largest record: the JSON bytes of a session's data.
@@ -110,75 +111,6 @@ struct Inner {
     max_record_bytes: usize,
     evicted: AtomicU64,
     expired: AtomicU64,
-}
-
-#[derive(Default)]
-struct Shard {
-    map: HashMap<Arc<str>, Entry, RandomState>,
-    /// Expiry order: `(expires_at, key)`; entries whose record changed expiry since are stale
-    /// and skipped (the record's own `expires_at` is the truth).
-    heap: BinaryHeap<Reverse<(u64, Arc<str>)>>,
-    bytes: usize,
-}
-
-struct Entry {
-    /// The user data as compact JSON; for a supersede marker, [`MARKER`] and the key the
-    /// session moved to (JSON data always starts with `{`, so the two can't be confused, and
-    /// a marker costs no extra field in every entry).
-    blob: Box<[u8]>,
-    meta: PackedMeta,
-    /// When the record stops existing (store clock, ms).
-    expires_at: u64,
-}
-
-/// The first byte of a supersede marker's blob.
-const MARKER: u8 = 0;
-
-impl Entry {
-    /// The key a supersede marker names; `None` for a record.
-    fn successor(&self) -> Option<&str> {
-        match self.blob.split_first() {
-            Some((&MARKER, key)) => std::str::from_utf8(key).ok(),
-            _ => None,
-        }
-    }
-
-    fn is_marker(&self) -> bool {
-        self.blob.first() == Some(&MARKER)
-    }
-}
-
-/// [`Meta`] in 24 bytes: 0 stands for "none" (0 ms is never a real lifetime or timestamp here).
-#[derive(Clone, Copy)]
-struct PackedMeta {
-    expire: u64,
-    max_age: u64,
-    created: u64,
-}
-
-impl From<Meta> for PackedMeta {
-    fn from(m: Meta) -> Self {
-        Self {
-            expire: m.expire.unwrap_or(0),
-            max_age: m.max_age.as_ms().unwrap_or(0),
-            created: m.created.unwrap_or(0),
-        }
-    }
-}
-
-impl From<PackedMeta> for Meta {
-    fn from(p: PackedMeta) -> Self {
-        let some = |v: u64| (v != 0).then_some(v);
-        Meta {
-            expire: some(p.expire),
-            max_age: if p.max_age == 0 {
-                MaxAge::Session
-            } else {
-                MaxAge::Ms(p.max_age)
-            },
-            created: some(p.created),
-        }
-    }
 }
 
 /// Builds a [`MemoryStore`].
@@ -263,20 +195,6 @@ fn encode(data: &Data) -> Result<Box<[u8]>, StoreError> {
 
 fn decode(blob: &[u8]) -> Result<Data, StoreError> {
     serde_json::from_slice(blob).map_err(|e| corrupt(&e))
-}
-
-/// A decoding failure, described without the data (serde's own message may quote a value).
-fn corrupt(e: &serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!(
-        "stored data is not a JSON object ({:?} error at line {}, column {})",
-        e.classify(),
-        e.line(),
-        e.column()
-    ))
-}
-
-fn cost(key: &str, e: &Entry) -> usize {
-    key.len() + e.blob.len() + ENTRY_OVERHEAD_BYTES
 }
 
 impl MemoryStore {
@@ -366,86 +284,6 @@ impl MemoryStore {
     /// every `interval`, first one `interval` from now. Stop it with [`Sweeper::stop`].
     pub fn start_sweeper(&self, interval: Duration) -> Sweeper {
         Sweeper::start(self.clone(), interval)
-    }
-}
-
-impl Shard {
-    /// Removes up to `limit` expired records in expiry order; returns how many.
-    fn reclaim_expired(&mut self, now: u64, limit: usize) -> usize {
-        let mut n = 0;
-        while n < limit {
-            let Some(Reverse((at, _))) = self.heap.peek() else {
-                break;
-            };
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((at, key))) = self.heap.pop() else {
-                break;
-            };
-            if self.map.get(&key).is_some_and(|e| e.expires_at == at) {
-                self.remove(&key);
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Evicts the live record soonest to expire; `false` if there is none.
-    fn evict_soonest(&mut self) -> bool {
-        while let Some(Reverse((at, key))) = self.heap.pop() {
-            if self.map.get(&key).is_some_and(|e| e.expires_at == at) {
-                self.remove(&key);
-                return true;
-            }
-        }
-        false
-    }
-
-    fn remove(&mut self, key: &str) -> Option<Entry> {
-        let (k, e) = self.map.remove_entry(key)?;
-        self.bytes -= cost(&k, &e);
-        Some(e)
-    }
-
-    fn schedule(&mut self, key: Arc<str>, at: u64) {
-        self.heap.push(Reverse((at, key)));
-        // Every TTL change leaves a stale heap entry behind; rebuild before they pile up.
-        if self.heap.len() > 2 * self.map.len() + 1024 {
-            self.heap = self
-                .map
-                .iter()
-                .map(|(k, e)| Reverse((e.expires_at, Arc::clone(k))))
-                .collect();
-        }
-    }
-
-    /// The live entry under `key`; an expired one is reclaimed on the way.
-    fn live(&mut self, key: &str, now: u64, expired: &AtomicU64) -> Option<&mut Entry> {
-        if self.map.get(key).is_some_and(|e| e.expires_at <= now) {
-            self.remove(key);
-            expired.fetch_add(1, Ordering::Relaxed);
-        }
-        self.map.get_mut(key)
-    }
-
-    /// Replaces the data and expiry of the entry under `key` (which exists).
-    fn rewrite(&mut self, key: &str, blob: Option<Box<[u8]>>, meta: Meta, expires_at: u64) {
-        let Some((k, e)) = self.map.get_key_value(key) else {
-            return;
-        };
-        let k = Arc::clone(k);
-        let old_cost = cost(&k, e);
-        if let Some(e) = self.map.get_mut(key) {
-            if let Some(blob) = blob {
-                e.blob = blob;
-            }
-            e.meta = meta.into();
-            e.expires_at = expires_at;
-            let new_cost = cost(&k, e);
-            self.bytes = self.bytes - old_cost + new_cost;
-        }
-        self.schedule(k, expires_at);
     }
 }
 
@@ -626,104 +464,5 @@ impl Store for MemoryStore {
         }
         shard.rewrite(k, None, meta, now.saturating_add(ms(ttl)));
         Ok(Updated::Updated)
-    }
-}
-
-mod merge {
-    //! A stored JSON object with a delta applied, written in one streaming pass.
-    use std::borrow::Cow;
-    use std::fmt;
-
-    use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
-    use serde_json::value::RawValue;
-    use session_core::{Delta, StoreError};
-
-    /// `blob` (a JSON object) with `delta.removed` dropped and `delta.set` applied: a set key
-    /// keeps its place, new keys go at the end, untouched values are copied byte for byte.
-    pub(crate) fn apply(blob: &[u8], delta: &Delta) -> Result<Box<[u8]>, StoreError> {
-        let extra: usize = delta.set.iter().map(|(k, _)| k.len() + 16).sum();
-        let mut out = Vec::with_capacity(blob.len() + extra);
-        let mut seen_small = [false; 16];
-        let mut seen_big = Vec::new();
-        let seen: &mut [bool] = if delta.set.len() <= seen_small.len() {
-            &mut seen_small[..delta.set.len()]
-        } else {
-            seen_big.resize(delta.set.len(), false);
-            &mut seen_big
-        };
-        out.push(b'{');
-        let mut first = true;
-        let mut de = serde_json::Deserializer::from_slice(blob);
-        Merge {
-            out: &mut out,
-            delta,
-            seen: &mut *seen,
-            first: &mut first,
-        }
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .map_err(|e| super::corrupt(&e))?;
-        for ((name, value), done) in delta.set.iter().zip(seen.iter()) {
-            if !*done {
-                pair(&mut out, &mut first, name, value)?;
-            }
-        }
-        out.push(b'}');
-        Ok(out.into_boxed_slice())
-    }
-
-    fn pair(
-        out: &mut Vec<u8>,
-        first: &mut bool,
-        name: &str,
-        value: &(impl serde::Serialize + ?Sized),
-    ) -> Result<(), StoreError> {
-        if !std::mem::take(first) {
-            out.push(b',');
-        }
-        let encoded = serde_json::to_writer(&mut *out, name).and_then(|()| {
-            out.push(b':');
-            serde_json::to_writer(&mut *out, value)
-        });
-        encoded.map_err(|e| StoreError::Backend(format!("could not encode session value: {e}")))
-    }
-
-    struct Merge<'x> {
-        out: &'x mut Vec<u8>,
-        delta: &'x Delta,
-        seen: &'x mut [bool],
-        first: &'x mut bool,
-    }
-
-    impl<'de> DeserializeSeed<'de> for Merge<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Merge<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            use serde::de::Error as _;
-            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
-                let raw: &'de RawValue = map.next_value()?;
-                if self.delta.removed.iter().any(|r| *r == *k) {
-                    continue;
-                }
-                let result = match self.delta.set.iter().position(|(n, _)| *n == *k) {
-                    Some(i) => {
-                        self.seen[i] = true;
-                        pair(self.out, self.first, &k, &self.delta.set[i].1)
-                    }
-                    None => pair(self.out, self.first, &k, raw),
-                };
-                result.map_err(A::Error::custom)?;
-            }
-            Ok(())
-        }
     }
 }

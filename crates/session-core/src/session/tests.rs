@@ -1,0 +1,266 @@
+//! Unit tests of `session`.
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::config::Config;
+use crate::driver::SessionDriver;
+use crate::expiry::CLOCK_SKEW_MS;
+use serde_json::json;
+use std::sync::Arc;
+
+fn config() -> Config {
+    Config::builder()
+        .key([1u8; 32].to_vec())
+        .clock(Arc::new(ManualClock::new(1_000_000)))
+        .build()
+        .unwrap()
+}
+
+fn loaded(data: Value) -> SessionState {
+    let Value::Object(data) = data else { panic!() };
+    let c = config();
+    SessionState::start(
+        &c,
+        Source::Cookie(Record {
+            data,
+            meta: Meta {
+                expire: Some(2_000_000),
+                max_age: MaxAge::Ms(86_400_000),
+                created: Some(1),
+            },
+        }),
+    )
+}
+
+#[test]
+fn reserved_keys_are_rejected() {
+    let mut s = loaded(json!({}));
+    assert!(matches!(
+        s.insert("_expire", 1),
+        Err(SessionError::ReservedKey(k)) if k == "_expire"
+    ));
+    assert!(!s.has_changed());
+}
+
+#[test]
+fn equal_insert_is_no_change_and_revert_is_no_change() {
+    let mut s = loaded(json!({"a": 1, "b": [1, 2]}));
+    s.insert("a", 1).unwrap();
+    s.insert("b", json!([1, 2])).unwrap();
+    assert!(!s.has_changed());
+    s.insert("a", 2).unwrap();
+    assert!(s.has_changed());
+    s.insert("a", 1).unwrap();
+    assert!(!s.has_changed());
+    s.remove("b");
+    s.insert("b", vec![1, 2]).unwrap();
+    assert!(!s.has_changed());
+    assert!(s.delta().is_empty());
+}
+
+#[test]
+fn delta_names_set_and_removed_keys() {
+    let mut s = loaded(json!({"a": 1, "b": 2, "c": 3}));
+    s.insert("a", 10).unwrap();
+    s.remove("b");
+    s.insert("d", "x").unwrap();
+    let d = s.delta();
+    assert!(!d.replace);
+    assert_eq!(
+        d.set,
+        vec![("a".into(), json!(10)), ("d".into(), json!("x"))]
+    );
+    assert_eq!(d.removed, vec!["b".to_owned()]);
+}
+
+#[test]
+fn clear_replaces() {
+    let mut s = loaded(json!({"a": 1}));
+    s.clear();
+    s.insert("z", 1).unwrap();
+    let d = s.delta();
+    assert!(d.replace);
+    assert_eq!(d.removed, vec!["a".to_owned()]);
+}
+
+#[test]
+fn typed_get() {
+    let s = loaded(json!({"n": 3, "s": "x"}));
+    assert_eq!(s.get::<u8>("n").unwrap(), Some(3));
+    assert_eq!(s.get::<u8>("missing").unwrap(), None);
+    assert!(s.get::<u8>("s").is_err());
+}
+
+#[test]
+fn expired_record_gives_new_session_and_event() {
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let clock = ManualClock::new(5_000);
+    let c = Config::builder()
+        .key([1u8; 32].to_vec())
+        .clock(Arc::new(clock.clone()))
+        .hooks(crate::Hooks::new().on_event(move |e| ev.lock().unwrap().push(e)))
+        .build()
+        .unwrap();
+    let rec = |expire| Record {
+        data: json!({"a": 1}).as_object().unwrap().clone(),
+        meta: Meta {
+            expire: Some(expire),
+            max_age: MaxAge::Ms(10),
+            created: Some(0),
+        },
+    };
+    // `_expire == now` is still alive (koa's strict `<`).
+    assert!(!SessionState::start(&c, Source::Cookie(rec(5_000))).is_new());
+    let s = SessionState::start(&c, Source::Cookie(rec(4_999)));
+    assert!(s.is_new() && !s.is_populated());
+    assert!(s.retired().is_some());
+    assert_eq!(*events.lock().unwrap(), vec![Event::Expired]);
+}
+
+#[test]
+fn cookie_payloads_from_the_future_are_tampered() {
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let now = 1_000_000_000;
+    let c = Config::builder()
+        .key([1u8; 32].to_vec())
+        .clock(Arc::new(ManualClock::new(now)))
+        .hooks(crate::Hooks::new().on_event(move |e| ev.lock().unwrap().push(e)))
+        .build()
+        .unwrap();
+    let day = 86_400_000;
+    let rec = |expire: Option<u64>, max_age, created: Option<u64>| Record {
+        data: json!({"user": 1}).as_object().unwrap().clone(),
+        meta: Meta {
+            expire,
+            max_age,
+            created,
+        },
+    };
+    let starts = |r: Record| !SessionState::start(&c, Source::Cookie(r)).is_new();
+    // What we write (now + max-age, clock skew allowed) is accepted...
+    assert!(starts(rec(Some(now + day), MaxAge::Ms(day), None)));
+    assert!(starts(rec(
+        Some(now + day + CLOCK_SKEW_MS),
+        MaxAge::Ms(day),
+        Some(now)
+    )));
+    // ...anything further ahead than its max-age allows is not.
+    assert!(!starts(rec(
+        Some(now + day + CLOCK_SKEW_MS + 1),
+        MaxAge::Ms(day),
+        None
+    )));
+    let years = 10 * 365 * day;
+    assert!(!starts(rec(
+        Some(now + 2 * 365 * day),
+        MaxAge::Ms(years),
+        None
+    )));
+    assert!(!starts(rec(
+        Some(now + day),
+        MaxAge::Ms(day),
+        Some(now + CLOCK_SKEW_MS + 1)
+    )));
+    assert_eq!(events.lock().unwrap().len(), 3);
+    assert!(events.lock().unwrap().iter().all(|e| *e == Event::Invalid));
+    // Store records are the server's own writing: not subject to this check.
+    let far = rec(Some(now + 2 * 365 * day), MaxAge::Ms(years), None);
+    let id = c.ids().generate().unwrap();
+    let s = SessionState::start(
+        &c,
+        Source::Store {
+            id,
+            record: Loaded::Live(far),
+        },
+    );
+    assert!(!s.is_new());
+}
+
+#[test]
+fn absolute_lifetime_expires_even_with_fresh_expire() {
+    let clock = ManualClock::new(10_000);
+    let c = Config::builder()
+        .key([1u8; 32].to_vec())
+        .clock(Arc::new(clock.clone()))
+        .absolute_lifetime(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let rec = |created| Record {
+        data: Data::new(),
+        meta: Meta {
+            expire: Some(1_000_000),
+            max_age: MaxAge::Ms(1_000_000),
+            created: Some(created),
+        },
+    };
+    assert!(!SessionState::start(&c, Source::Cookie(rec(5_000))).is_new());
+    assert!(SessionState::start(&c, Source::Cookie(rec(4_999))).is_new());
+}
+
+#[test]
+fn invalid_hook_discards_session() {
+    let c = Config::builder()
+        .key([1u8; 32].to_vec())
+        .hooks(crate::Hooks::new().valid(|d| !d.contains_key("banned")))
+        .build()
+        .unwrap();
+    let rec = |v: Value| Record {
+        data: v.as_object().unwrap().clone(),
+        meta: Meta {
+            expire: None,
+            max_age: MaxAge::Session,
+            created: None,
+        },
+    };
+    assert!(!SessionState::start(&c, Source::Cookie(rec(json!({"ok": 1})))).is_new());
+    assert!(SessionState::start(&c, Source::Cookie(rec(json!({"banned": 1})))).is_new());
+}
+
+#[test]
+fn missed_id_is_retired_unless_guest() {
+    let c = config();
+    let id = c.ids().generate().unwrap();
+    let s = SessionState::start(
+        &c,
+        Source::Store {
+            id: id.clone(),
+            record: Loaded::Missing,
+        },
+    );
+    assert!(s.id().is_none());
+    assert_eq!(s.retired().unwrap().id.as_ref(), Some(&id));
+    let g = Config::builder()
+        .key([1u8; 32].to_vec())
+        .guest(true)
+        .build()
+        .unwrap();
+    let s = SessionState::start(
+        &g,
+        Source::Store {
+            id: id.clone(),
+            record: Loaded::Missing,
+        },
+    );
+    assert_eq!(s.id(), Some(&id));
+    assert!(s.retired().is_none() && s.is_new());
+}
+
+#[test]
+fn destroy_then_repopulate_is_a_new_session() {
+    let mut s = loaded(json!({"user": 1}));
+    s.destroy();
+    assert!(s.is_destroyed() && s.is_new() && s.is_empty());
+    s.insert("flash", "bye").unwrap();
+    assert!(!s.is_destroyed());
+    assert!(s.retired().is_some());
+}
+
+#[test]
+fn set_max_age_forces_save() {
+    let mut s = loaded(json!({}));
+    s.set_max_age(MaxAge::Session);
+    assert!(s.is_forced());
+    assert_eq!(s.max_age(), MaxAge::Session);
+}

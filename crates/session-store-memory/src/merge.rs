@@ -1,0 +1,106 @@
+//! A stored JSON object with a delta applied, written in one streaming pass.
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use session_core::{Delta, StoreError};
+
+/// `blob` (a JSON object) with `delta.removed` dropped and `delta.set` applied: a set key
+/// keeps its place, new keys go at the end, untouched values are copied byte for byte.
+pub(crate) fn apply(blob: &[u8], delta: &Delta) -> Result<Box<[u8]>, StoreError> {
+    let extra: usize = delta.set.iter().map(|(k, _)| k.len() + 16).sum();
+    let mut out = Vec::with_capacity(blob.len() + extra);
+    let mut seen_small = [false; 16];
+    let mut seen_big = Vec::new();
+    let seen: &mut [bool] = if delta.set.len() <= seen_small.len() {
+        &mut seen_small[..delta.set.len()]
+    } else {
+        seen_big.resize(delta.set.len(), false);
+        &mut seen_big
+    };
+    out.push(b'{');
+    let mut first = true;
+    let mut de = serde_json::Deserializer::from_slice(blob);
+    Merge {
+        out: &mut out,
+        delta,
+        seen: &mut *seen,
+        first: &mut first,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| corrupt(&e))?;
+    for ((name, value), done) in delta.set.iter().zip(seen.iter()) {
+        if !*done {
+            pair(&mut out, &mut first, name, value)?;
+        }
+    }
+    out.push(b'}');
+    Ok(out.into_boxed_slice())
+}
+
+fn pair(
+    out: &mut Vec<u8>,
+    first: &mut bool,
+    name: &str,
+    value: &(impl serde::Serialize + ?Sized),
+) -> Result<(), StoreError> {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    let encoded = serde_json::to_writer(&mut *out, name).and_then(|()| {
+        out.push(b':');
+        serde_json::to_writer(&mut *out, value)
+    });
+    encoded.map_err(|e| StoreError::Backend(format!("could not encode session value: {e}")))
+}
+
+struct Merge<'x> {
+    out: &'x mut Vec<u8>,
+    delta: &'x Delta,
+    seen: &'x mut [bool],
+    first: &'x mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Merge<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Merge<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        use serde::de::Error as _;
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            if self.delta.removed.iter().any(|r| *r == *k) {
+                continue;
+            }
+            let result = match self.delta.set.iter().position(|(n, _)| *n == *k) {
+                Some(i) => {
+                    self.seen[i] = true;
+                    pair(self.out, self.first, &k, &self.delta.set[i].1)
+                }
+                None => pair(self.out, self.first, &k, raw),
+            };
+            result.map_err(A::Error::custom)?;
+        }
+        Ok(())
+    }
+}
+
+/// A decoding failure, described without the data (serde's own message may quote a value).
+pub(crate) fn corrupt(e: &serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!(
+        "stored data is not a JSON object ({:?} error at line {}, column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    ))
+}
