@@ -1,7 +1,10 @@
 //! Project automation.
 //!
-//! - `cargo xtask ci`: format check, clippy `-D warnings`, every test (the Redis ones against a
-//!   `redis-server` this command starts), docs without warnings.
+//! - `cargo xtask ci`: format check, `tidy`, clippy `-D warnings`, every test (the Redis ones
+//!   against a `redis-server` this command starts, installed with apt-get when missing and
+//!   running as root), docs without warnings, and `cargo publish --dry-run` of every library
+//!   crate.
+//! - `cargo xtask tidy`: module docs, unused dependencies, over-long files (see `tidy.rs`).
 //! - `cargo xtask test-redis`: every Redis-backed test, against `REDIS_URL` if set, else a
 //!   `redis-server` it starts on a free loopback port without persistence and stops after.
 //! - `cargo xtask bench`: the side-by-side load benchmark of BENCHMARKS.md (builds `bench/`).
@@ -10,10 +13,23 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+mod tidy;
+
+/// The crates that are published, in dependency order.
+const LIBRARIES: &[&str] = &[
+    "session-core",
+    "session-cookie",
+    "session-store-memory",
+    "session-store-redis",
+    "session-hyper",
+];
+
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci          format check, clippy -D warnings, every test (starts redis-server), docs
+  ci          format check, tidy, clippy -D warnings, every test (starts redis-server), docs,
+              cargo publish --dry-run of every library crate
+  tidy        module docs, unused dependencies, files over 600 lines without a reason
   test-redis  the Redis-backed tests, the attack suite's Redis half included (REDIS_URL, or a
               redis-server started here; the fault and cluster tests start servers and a
               six-node cluster of their own)
@@ -25,6 +41,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("tidy") => tidy::run(),
         Some("test-redis") => test_redis(),
         Some("bench") => bench(),
         Some("-h" | "--help" | "help") | None => {
@@ -84,7 +101,10 @@ fn redis() -> Result<(String, Option<RedisServer>), String> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !found {
+    if !found && bin == "redis-server" && is_root() {
+        eprintln!("xtask: redis-server not found; installing it with apt-get");
+        install_with_apt("redis-server")?;
+    } else if !found {
         return Err(format!(
             "`{bin}` was not found. Install it (Debian/Ubuntu: `apt-get install redis-server`), \
              set REDIS_SERVER_BIN to its path, or point REDIS_URL at a running Redis"
@@ -126,6 +146,34 @@ fn redis() -> Result<(String, Option<RedisServer>), String> {
     Ok((url, Some(server)))
 }
 
+/// Whether this process runs as root (Linux: the effective uid in `/proc/self/status`).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// `apt-get install` of a Debian package (non-interactive).
+fn install_with_apt(package: &str) -> Result<(), String> {
+    let run = |args: &[&str]| -> Result<(), String> {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("could not run apt-get: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("`apt-get {}` failed ({status})", args.join(" ")))
+        }
+    };
+    run(&["update", "-qq"])?;
+    run(&["install", "-y", "-qq", package])
+}
+
 fn test_redis() -> Result<(), String> {
     let (url, _server) = redis()?;
     cargo(
@@ -146,6 +194,7 @@ fn test_redis() -> Result<(), String> {
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    tidy::run()?;
     cargo(
         &[
             "clippy",
@@ -170,8 +219,19 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps", "--all-features"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    publish_dry_run()?;
     eprintln!("xtask: ci passed");
     Ok(())
+}
+
+/// `cargo publish --dry-run` of every library crate in one invocation: each is packaged and
+/// built as published, against the others as packaged (none is on a registry yet).
+fn publish_dry_run() -> Result<(), String> {
+    let mut args = vec!["publish", "--dry-run", "--allow-dirty"];
+    for lib in LIBRARIES {
+        args.extend(["-p", lib]);
+    }
+    cargo(&args, &[])
 }
 
 /// One measurement from the load generator.
