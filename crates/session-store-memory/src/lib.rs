@@ -283,7 +283,8 @@ impl MemoryStore {
     /// Starts a background task (on the current tokio runtime) that calls [`MemoryStore::sweep`]
     /// every `interval`, first one `interval` from now. Stop it with [`Sweeper::stop`].
     pub fn start_sweeper(&self, interval: Duration) -> Sweeper {
-        Sweeper::start(self.clone(), interval)
+        let store = self.clone();
+        Sweeper::start(move || store.sweep(), interval)
     }
 }
 

@@ -5,8 +5,6 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::MemoryStore;
-
 /// A running sweeper. [`Sweeper::stop`] ends it cleanly; dropping it aborts it.
 #[derive(Debug)]
 pub struct Sweeper {
@@ -15,7 +13,9 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    pub(crate) fn start(store: MemoryStore, interval: Duration) -> Self {
+    /// Calls `sweep` (which returns how many records it reclaimed) every `interval`, first one
+    /// `interval` from now, on the current tokio runtime.
+    pub(crate) fn start(sweep: impl Fn() -> usize + Send + 'static, interval: Duration) -> Self {
         let interval = interval.max(Duration::from_millis(1));
         let (tx, mut rx) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -26,7 +26,7 @@ impl Sweeper {
                 tokio::select! {
                     _ = &mut rx => break,
                     _ = ticker.tick() => {
-                        let n = store.sweep();
+                        let n = sweep();
                         if n > 0 {
                             tracing::debug!(target: "session::memory", reclaimed = n, "swept expired sessions");
                         }
