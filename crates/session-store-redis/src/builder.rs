@@ -1,0 +1,326 @@
+//! Building a store: [`RedisStoreBuilder`] (started by [`RedisStore::builder`],
+//! [`RedisStore::cluster`] or [`RedisStore::from_pool`]), the pool or cluster client it sets
+//! up, the build error [`RedisBuildError`], and the redaction of passwords in URLs.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::MaxAge;
+
+use crate::connection::{Pool, Redis};
+use crate::pool::{Failures, Manager, Sink};
+use crate::store::{Format, RedisStore};
+
+/// A building failure: an invalid URL or cluster configuration (with the `tls` feature, also
+/// a root certificate that can't be read). Building never connects.
+#[derive(Debug)]
+pub enum RedisBuildError {
+    /// The URL, the cluster configuration or the TLS root certificate was refused (the
+    /// reason, as redis-rs gives it).
+    InvalidUrl(String),
+}
+
+impl std::error::Error for RedisBuildError {}
+
+impl fmt::Display for RedisBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidUrl(why) => write!(f, "invalid Redis URL: {why}"),
+        }
+    }
+}
+
+/// Where connections come from.
+enum Source {
+    Url(String),
+    Pool(bb8::Pool<bb8_redis::RedisConnectionManager>),
+    Cluster(Vec<String>),
+}
+
+/// The URL with any password replaced.
+///
+/// Both places redis-rs reads a password from are covered: `user:password@` in the authority,
+/// and a `pass=` (or `password=`) query parameter, as unix-socket URLs carry it.
+fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &base[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:<redacted>{}", &base[..s + 3], &base[at..])
+        }
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{k}=<redacted>")
+                }
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+impl RedisStore {
+    /// Starts a builder for `url` (`redis://[user:password@]host:port[/db]`, or `rediss://...`
+    /// for TLS with the `tls` feature).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Source::Url(url.into()))
+    }
+
+    /// Starts a builder for a Redis Cluster, from seed nodes (`redis://host:port` each; the rest
+    /// of the cluster is discovered). Everything works as on one server: every command and
+    /// script touches one key, so no hash tags are needed. Pool options do not apply (one
+    /// multiplexed cluster connection is shared).
+    pub fn cluster<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder::new(Source::Cluster(nodes.into_iter().map(Into::into).collect()))
+    }
+
+    /// Starts a builder on the app's existing bb8-redis pool (its own size and timeouts apply;
+    /// pool options set here are ignored). Turn on the pool's `test_on_check_out`, or set its
+    /// connections' response timeout, as you need: this store can't replace a dead connection
+    /// in a pool it doesn't own, so it relies on the pool's own checks.
+    pub fn from_pool(pool: bb8::Pool<bb8_redis::RedisConnectionManager>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Source::Pool(pool))
+    }
+}
+
+/// Builds a [`RedisStore`].
+pub struct RedisStoreBuilder {
+    source: Source,
+    #[cfg(feature = "tls")]
+    tls_root: Option<Vec<u8>>,
+    prefix: String,
+    format: Format,
+    pool_size: u32,
+    checkout_timeout: Duration,
+    command_timeout: Duration,
+    test_on_checkout: bool,
+    koa_default_max_age: MaxAge,
+    max_record_bytes: usize,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field(
+                "url",
+                &match &self.source {
+                    Source::Url(u) => redact(u),
+                    Source::Pool(_) => "<existing pool>".into(),
+                    Source::Cluster(nodes) => nodes
+                        .iter()
+                        .map(|n| redact(n))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                },
+            )
+            .field("prefix", &self.prefix)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The defaults, for connections from `source`.
+    fn new(source: Source) -> Self {
+        Self {
+            source,
+            #[cfg(feature = "tls")]
+            tls_root: None,
+            prefix: String::new(),
+            format: Format::V1,
+            pool_size: 1,
+            checkout_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(1),
+            test_on_checkout: false,
+            koa_default_max_age: MaxAge::Ms(86_400_000),
+            max_record_bytes: 64 * 1024,
+        }
+    }
+
+    /// Prepended to every key (default empty: session keys already carry `sess:` from
+    /// `session-core`; use it to separate apps sharing one Redis).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+    /// Record format (default [`Format::V1`]).
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+    /// Connections in the pool (default 1). Each is multiplexed: concurrent requests' commands
+    /// share it and go out together, so one connection batches best (see BENCHMARKS.md). Raise
+    /// it when one connection's reader becomes the limit: many cores, large records.
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+    /// Longest wait for a pooled connection, connecting included (default 1 s, not bb8's 30 s).
+    pub fn checkout_timeout(mut self, d: Duration) -> Self {
+        self.checkout_timeout = d;
+        self
+    }
+    /// Longest wait for one command's reply (default 1 s).
+    pub fn command_timeout(mut self, d: Duration) -> Self {
+        self.command_timeout = d;
+        self
+    }
+    /// PING every connection on checkout (default off: it costs a round trip per request, and
+    /// the PING holds the pool slot while it waits, so with it on raise [`Self::pool_size`];
+    /// dead connections are detected by the failing command instead and replaced).
+    pub fn test_on_checkout(mut self, on: bool) -> Self {
+        self.test_on_checkout = on;
+        self
+    }
+    /// Max-age assumed for a koa record without `_maxAge` (default one day).
+    pub fn koa_default_max_age(mut self, m: MaxAge) -> Self {
+        self.koa_default_max_age = m;
+        self
+    }
+    /// Largest record (default 64 KiB), so one client can't take a large share of Redis memory:
+    /// the bytes of the data fields (names and JSON values) in the V1 format, the JSON string in
+    /// the koa format. It holds for the whole record after every create and save; a write that
+    /// would pass it fails with [`StoreError::TooLarge`] and changes nothing.
+    ///
+    /// [`StoreError::TooLarge`]: session_core::StoreError::TooLarge
+    pub fn max_record_bytes(mut self, n: usize) -> Self {
+        self.max_record_bytes = n;
+        self
+    }
+
+    /// Trusts this PEM root certificate for `rediss://` (instead of the system's roots); for
+    /// servers with a private CA.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
+    fn client(&self, url: &str) -> Result<redis::Client, RedisBuildError> {
+        #[cfg(feature = "tls")]
+        {
+            // rustls needs a process-wide crypto provider; install ring's unless the app did.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            if let Some(root) = &self.tls_root {
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                };
+                return redis::Client::build_with_tls(url, certs)
+                    .map_err(|e| RedisBuildError::InvalidUrl(e.to_string()));
+            }
+        }
+        redis::Client::open(url).map_err(|e| RedisBuildError::InvalidUrl(e.to_string()))
+    }
+
+    /// Builds the store. No connection is made yet: the pool connects on first use, so an app
+    /// starts even while Redis is down (requests then get fast errors).
+    pub async fn build(mut self) -> Result<RedisStore, RedisBuildError> {
+        let source = std::mem::replace(&mut self.source, Source::Cluster(Vec::new()));
+        let (pool, url) = match source {
+            Source::Url(url) => {
+                let client = self.client(&url)?;
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.checkout_timeout))
+                    .set_response_timeout(Some(self.command_timeout));
+                let failures = Failures::new();
+                let pool = bb8::Pool::builder()
+                    .max_size(self.pool_size)
+                    .min_idle(None)
+                    .connection_timeout(self.checkout_timeout)
+                    .test_on_check_out(self.test_on_checkout)
+                    .retry_connection(false)
+                    .error_sink(Box::new(Sink(Arc::clone(&failures))))
+                    .build_unchecked(Manager {
+                        client,
+                        config,
+                        failures: Arc::clone(&failures),
+                    });
+                (Pool::Own { pool, failures }, redact(&url))
+            }
+            Source::Pool(pool) => (Pool::Shared(pool), "<existing pool>".to_owned()),
+            Source::Cluster(nodes) => {
+                let shown = nodes
+                    .iter()
+                    .map(|n| redact(n))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let client = redis::cluster::ClusterClient::builder(nodes)
+                    .connection_timeout(self.checkout_timeout)
+                    .response_timeout(self.command_timeout)
+                    // A command for a failed shard retries (following redirects) within the
+                    // command timeout; the timeout cuts it short, so a request never hangs.
+                    .retries(3)
+                    .min_retry_wait(50)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(|e| RedisBuildError::InvalidUrl(e.to_string()))?;
+                (
+                    Pool::Cluster {
+                        client: Arc::new(client),
+                        conn: Arc::new(tokio::sync::OnceCell::new()),
+                    },
+                    shown,
+                )
+            }
+        };
+        let redis = Redis::new(
+            pool,
+            self.checkout_timeout,
+            self.command_timeout,
+            self.pool_size,
+        );
+        Ok(RedisStore::new(
+            redis,
+            url,
+            self.prefix,
+            self.format,
+            self.koa_default_max_age,
+            self.max_record_bytes,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://user:hunter2@host:6379/0"),
+            "redis://user:<redacted>@host:6379/0"
+        );
+        assert_eq!(redact("redis://:hunter2@host"), "redis://:<redacted>@host");
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            redact("redis+unix:///run/redis.sock?db=1&pass=hunter2&user=u"),
+            "redis+unix:///run/redis.sock?db=1&pass=<redacted>&user=u"
+        );
+        assert_eq!(
+            redact("rediss://u:hunter2@h:6380/0?protocol=resp3"),
+            "rediss://u:<redacted>@h:6380/0?protocol=resp3"
+        );
+        let b = RedisStore::builder("redis://u:hunter2@h/1");
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+}

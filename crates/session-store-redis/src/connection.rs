@@ -1,0 +1,324 @@
+//! Connections: the pool in use (ours, the app's, or a cluster connection), the handle that
+//! runs one command or script under the checkout and command timeouts (retrying once on a
+//! dropped connection), and the mapping of Redis errors to store errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::cluster_async::ClusterConnection;
+use redis::{ErrorKind, FromRedisValue, RedisError, Script};
+use session_core::StoreError;
+
+use crate::pool::{Conn, Failures, Manager};
+
+/// The pool in use.
+#[derive(Clone)]
+pub(crate) enum Pool {
+    /// Ours: dead connections are detected and replaced, failed connects reported at once
+    /// (see `pool`).
+    Own {
+        pool: bb8::Pool<Manager>,
+        failures: Arc<Failures>,
+    },
+    /// The app's: its own settings (e.g. `test_on_check_out`) decide how dead connections go.
+    Shared(bb8::Pool<bb8_redis::RedisConnectionManager>),
+    /// A Redis Cluster: one multiplexed cluster connection (it follows `MOVED`/`ASK`, refreshes
+    /// the slot map and reconnects to nodes by itself), made on first use.
+    Cluster {
+        client: Arc<redis::cluster::ClusterClient>,
+        conn: Arc<tokio::sync::OnceCell<ClusterConnection>>,
+    },
+}
+
+/// A connection of either kind, for the commands and scripts.
+enum AnyConn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for AnyConn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Maps a Redis error to a store error, without keys or values in the message.
+fn store_error(e: &RedisError) -> StoreError {
+    if e.is_timeout() {
+        return StoreError::Timeout(Duration::ZERO);
+    }
+    if e.code() == Some("OOM") {
+        return StoreError::Rejected("Redis is out of memory (maxmemory reached)".into());
+    }
+    if e.code() == Some("WRONGTYPE") || e.detail().is_some_and(|d| d.contains("WRONGTYPE")) {
+        // Something else (another program, a wrong prefix) wrote a value of another type
+        // under a session key: a corrupt record, not an outage.
+        return StoreError::Corrupt("the key holds a value of another Redis type".into());
+    }
+    if e.is_connection_refusal()
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+    {
+        return StoreError::Unavailable(format!("{:?}", e.kind()));
+    }
+    match e.kind() {
+        ErrorKind::AuthenticationFailed => StoreError::Unavailable("authentication failed".into()),
+        kind => StoreError::Backend(format!(
+            "Redis error {kind:?}{}",
+            e.code().map(|c| format!(" ({c})")).unwrap_or_default()
+        )),
+    }
+}
+
+/// Whether the connection that produced `e` should be thrown away.
+fn breaks_connection(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+}
+
+/// The store's way to Redis: a pool and the timeouts that bound every call. Cheap to clone
+/// (clones share the pool).
+#[derive(Clone)]
+pub(crate) struct Redis {
+    pool: Pool,
+    checkout_timeout: Duration,
+    command_timeout: Duration,
+    /// Bounds the broken connections a checkout may drop before giving up.
+    pool_size: u32,
+}
+
+impl Redis {
+    pub(crate) fn new(
+        pool: Pool,
+        checkout_timeout: Duration,
+        command_timeout: Duration,
+        pool_size: u32,
+    ) -> Self {
+        Self {
+            pool,
+            checkout_timeout,
+            command_timeout,
+            pool_size,
+        }
+    }
+
+    /// The pool's state, for `Debug`.
+    pub(crate) fn pool_state(&self) -> String {
+        match &self.pool {
+            Pool::Own { pool, .. } => format!("{:?}", pool.state()),
+            Pool::Shared(p) => format!("{:?}", p.state()),
+            Pool::Cluster { conn, .. } => {
+                format!("cluster (connected: {})", conn.initialized())
+            }
+        }
+    }
+
+    /// Runs one command (or script) on a pooled connection, bounded by the checkout and command
+    /// timeouts; on a dropped connection, retries once on a fresh one.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(AnyConn) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (conn, broken) = self.checkout().await?;
+            match tokio::time::timeout(self.command_timeout, op(conn)).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => {
+                    if breaks_connection(&e) {
+                        broken.store(true, Ordering::Relaxed);
+                        // A timeout is not retried: the caller already waited its full budget.
+                        if attempt == 1
+                            && !e.is_timeout()
+                            && (e.is_connection_dropped() || e.is_io_error())
+                        {
+                            tracing::debug!(target: "session::redis", "connection dropped; retrying once");
+                            continue;
+                        }
+                    }
+                    return Err(match store_error(&e) {
+                        StoreError::Timeout(_) => StoreError::Timeout(self.command_timeout),
+                        other => other,
+                    });
+                }
+                Err(_) => {
+                    broken.store(true, Ordering::Relaxed);
+                    return Err(StoreError::Timeout(self.command_timeout));
+                }
+            }
+        }
+    }
+
+    /// A healthy connection (a clone; the pool slot is released on return) and its broken flag.
+    async fn checkout(&self) -> Result<(AnyConn, Arc<AtomicBool>), StoreError> {
+        let (pool, failures) = match &self.pool {
+            Pool::Own { pool, failures } => (pool, failures),
+            Pool::Cluster { client, conn } => {
+                let made = tokio::time::timeout(
+                    self.checkout_timeout,
+                    conn.get_or_try_init(|| client.get_async_connection()),
+                )
+                .await;
+                return match made {
+                    Ok(Ok(c)) => Ok((
+                        AnyConn::Cluster(c.clone()),
+                        Arc::new(AtomicBool::new(false)),
+                    )),
+                    Ok(Err(e)) => Err(store_error(&e)),
+                    Err(_) => Err(StoreError::Timeout(self.checkout_timeout)),
+                };
+            }
+            Pool::Shared(pool) => {
+                let conn = match pool.get().await {
+                    Ok(c) => c,
+                    Err(bb8::RunError::TimedOut) => {
+                        return Err(StoreError::Timeout(self.checkout_timeout));
+                    }
+                    Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
+                };
+                // A flag nobody reads: the app's pool decides about its connections.
+                return Ok((
+                    AnyConn::Single((*conn).clone()),
+                    Arc::new(AtomicBool::new(false)),
+                ));
+            }
+        };
+        // Connections flagged broken are dropped as they come out; bounded by the pool size.
+        for _ in 0..=self.pool_size {
+            // A connect that fails while this checkout waits ends the wait (Redis refused or
+            // is unreachable); only silence waits out the timeout.
+            let mut failed = failures.news.subscribe();
+            let got = {
+                let get = std::pin::pin!(pool.get());
+                let failure = std::pin::pin!(failed.changed());
+                match futures_util::future::select(get, failure).await {
+                    futures_util::future::Either::Left((got, _)) => Some(got),
+                    futures_util::future::Either::Right(_) => None,
+                }
+            };
+            let Some(got) = got else {
+                let kind = failed.borrow().kind.clone();
+                return Err(StoreError::Unavailable(kind));
+            };
+            let conn = match got {
+                Ok(c) => c,
+                Err(bb8::RunError::TimedOut) => {
+                    return Err(StoreError::Timeout(self.checkout_timeout));
+                }
+                Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
+            };
+            let c: &Conn = &conn;
+            if !c.broken.load(Ordering::Relaxed) {
+                return Ok((AnyConn::Single(c.inner.clone()), Arc::clone(&c.broken)));
+            }
+            // Dropping it now makes bb8 check `has_broken` and discard it.
+        }
+        Err(StoreError::Unavailable("no healthy connection".into()))
+    }
+
+    /// Runs a one-key script; its reply.
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        k: &str,
+        args: &[Vec<u8>],
+    ) -> Result<T, StoreError> {
+        self.run(|mut c| {
+            let mut inv = script.key(k);
+            for a in args {
+                inv.arg(a.as_slice());
+            }
+            async move { inv.invoke_async(&mut c).await }
+        })
+        .await
+    }
+
+    /// Runs a one-key script; its integer reply.
+    pub(crate) async fn eval(
+        &self,
+        script: &Script,
+        k: &str,
+        args: &[Vec<u8>],
+    ) -> Result<i64, StoreError> {
+        self.invoke(script, k, args).await
+    }
+
+    /// Runs a one-key script without arguments; its raw reply.
+    pub(crate) async fn eval_reply(
+        &self,
+        script: &Script,
+        k: &str,
+    ) -> Result<redis::Value, StoreError> {
+        self.invoke(script, k, &[]).await
+    }
+
+    /// `GET key`.
+    pub(crate) async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(|mut c| {
+            let k = k.to_owned();
+            async move { redis::cmd("GET").arg(k).query_async(&mut c).await }
+        })
+        .await
+    }
+
+    /// `HGETALL key`: the field-value pairs (none when the key is absent).
+    pub(crate) async fn hgetall(&self, k: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.run(|mut c| {
+            let k = k.to_owned();
+            async move { redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+        })
+        .await
+    }
+
+    /// `SET key value NX PX ttl_ms`; whether it was written.
+    pub(crate) async fn set_nx_px(
+        &self,
+        k: &str,
+        value: &[u8],
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let written: Option<String> = self
+            .run(|mut c| {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(k).arg(value).arg("NX").arg("PX").arg(ttl_ms);
+                async move { cmd.query_async(&mut c).await }
+            })
+            .await?;
+        Ok(written.is_some())
+    }
+
+    /// `PTTL key`: milliseconds left, -1 without TTL, -2 when the key is absent.
+    pub(crate) async fn pttl(&self, k: &str) -> Result<i64, StoreError> {
+        self.run(|mut c| {
+            let k = k.to_owned();
+            async move { redis::cmd("PTTL").arg(k).query_async(&mut c).await }
+        })
+        .await
+    }
+}

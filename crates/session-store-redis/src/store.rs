@@ -1,0 +1,180 @@
+//! The store itself: [`RedisStore`], its record [`Format`], its accessors, and its
+//! [`Store`] implementation, where each method hands the call to the format's module once.
+
+use std::fmt;
+use std::time::Duration;
+
+use session_core::{
+    Change, Created, Destroyed, Loaded, MaxAge, Meta, Record, Store, StoreError, StoreKey,
+    Supersede, Updated,
+};
+
+use crate::connection::Redis;
+use crate::koa;
+use crate::v1;
+
+/// How sessions are laid out in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Our versioned hash format, with per-key delta writes.
+    #[default]
+    V1,
+    /// koa-session's JSON string under the raw id (whole-record writes).
+    Koa,
+}
+
+/// The Redis session store. Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct RedisStore {
+    redis: Redis,
+    url: String,
+    prefix: String,
+    format: Format,
+    koa_default_max_age: MaxAge,
+    max_record_bytes: usize,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("format", &self.format)
+            .field("pool", &self.redis.pool_state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A TTL in whole milliseconds, at least 1.
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// A store on `redis`; `url` is already redacted.
+    pub(crate) fn new(
+        redis: Redis,
+        url: String,
+        prefix: String,
+        format: Format,
+        koa_default_max_age: MaxAge,
+        max_record_bytes: usize,
+    ) -> Self {
+        Self {
+            redis,
+            url,
+            prefix,
+            format,
+            koa_default_max_age,
+            max_record_bytes,
+        }
+    }
+
+    /// The Redis key of a session key.
+    pub fn redis_key(&self, key: &StoreKey) -> String {
+        let mut k = String::with_capacity(self.prefix.len() + key.as_str().len());
+        k.push_str(&self.prefix);
+        k.push_str(key.as_str());
+        k
+    }
+
+    /// The connection URL (or cluster seeds) with any password replaced, as `Debug` shows it:
+    /// what an app may print at startup.
+    pub fn redacted_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The record format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The remaining TTL of a session's Redis key (for tests and monitoring); `None` if absent,
+    /// `Some(Duration::MAX)` for a key without TTL.
+    pub async fn ttl(&self, key: &StoreKey) -> Result<Option<Duration>, StoreError> {
+        let k = self.redis_key(key);
+        Ok(match self.redis.pttl(&k).await? {
+            -2 => None,
+            -1 => Some(Duration::MAX),
+            n => Some(Duration::from_millis(u64::try_from(n).unwrap_or(0))),
+        })
+    }
+}
+
+impl Store for RedisStore {
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Created, StoreError> {
+        let (k, ttl, limit) = (self.redis_key(key), ms(ttl), self.max_record_bytes);
+        match self.format {
+            Format::V1 => v1::create(&self.redis, &k, record, ttl, limit).await,
+            Format::Koa => koa::create(&self.redis, &k, record, ttl, limit).await,
+        }
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Loaded, StoreError> {
+        let k = self.redis_key(key);
+        match self.format {
+            Format::V1 => v1::load(&self.redis, &k).await,
+            Format::Koa => koa::load(&self.redis, &k, self.koa_default_max_age).await,
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        change: Change<'_>,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        let (k, ttl, limit) = (self.redis_key(key), ms(ttl), self.max_record_bytes);
+        match self.format {
+            Format::V1 => v1::save(&self.redis, &k, change, ttl, limit).await,
+            Format::Koa => koa::save(&self.redis, &k, change, ttl, limit).await,
+        }
+    }
+
+    async fn destroy(&self, key: &StoreKey) -> Result<Destroyed, StoreError> {
+        let k = self.redis_key(key);
+        match self.format {
+            Format::V1 => v1::destroy(&self.redis, &k, &self.prefix).await,
+            Format::Koa => koa::destroy(&self.redis, &k, &self.prefix).await,
+        }
+    }
+
+    async fn supersede(
+        &self,
+        key: &StoreKey,
+        successor: &StoreKey,
+        ttl: Duration,
+    ) -> Result<Supersede, StoreError> {
+        let (k, next, ttl) = (self.redis_key(key), self.redis_key(successor), ms(ttl));
+        match self.format {
+            Format::V1 => v1::supersede(&self.redis, &k, &next, ttl).await,
+            Format::Koa => koa::supersede(&self.redis, &k, &next, ttl).await,
+        }
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        meta: Meta,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        let (k, ttl) = (self.redis_key(key), ms(ttl));
+        match self.format {
+            Format::V1 => v1::touch(&self.redis, &k, &meta, ttl).await,
+            Format::Koa => koa::touch(&self.redis, &k, &meta, ttl).await,
+        }
+    }
+
+    fn merges_deltas(&self) -> bool {
+        match self.format {
+            Format::V1 => true,
+            // Whole-record writes, as a Koa app's.
+            Format::Koa => false,
+        }
+    }
+}
