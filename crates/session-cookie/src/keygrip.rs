@@ -279,7 +279,7 @@ const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 ///
 /// The `base64` crate does this too, but its general engine costs about as much again as the
 /// rest of a sign+verify for 32-byte inputs; a table loop over fixed-size MACs keeps the
-/// overhead over the bare HMAC work small (see BENCHMARKS.md). Equality with the crate's output
+/// overhead over the bare HMAC work small (see the repository's BENCHMARKS.md). Equality with the crate's output
 /// is tested.
 fn encode_b64url(input: &[u8], out: &mut [u8; MAX_SIGNATURE_LEN]) -> usize {
     let full = input.len() / 3;

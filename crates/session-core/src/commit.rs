@@ -8,9 +8,8 @@
 //! |---|-----|-----------|--------|
 //! | 1 | `not_accessed` | the handler never touched the session | [`Action::Nothing`] |
 //! | 1a | `stale` | the request carried an id a regenerate has just superseded, or too many session cookies to check, and the handler neither destroyed nor regenerated | [`Action::Nothing`]: no write, no cookie (not even a removal: the client may hold a newer cookie of the same name) |
-//! | 2 | `retired_and_rewritten` | the old identity ends (destroy, regenerate, expired, invalid, missed) and the session must still be written (forced, or populated) | [`Action::Regenerate`] if an old record exists, else [`Action::Create`] |
+//! | 2 | `retired_and_rewritten` | the old identity ends (destroy, regenerate, expired, invalid, missed) and the session must still be written (forced, or populated); also `regenerate()` of a session without an identity that holds data | [`Action::Regenerate`] if an old record exists, else [`Action::Create`] |
 //! | 3 | `retired` | the old identity ends and nothing new is written (a destroy, or a regenerate of a session that holds nothing) | [`Action::Destroy`] (or nothing if the client sent no cookie and no record exists) |
-//! | 3a | `regenerated_new` | `regenerate()` on a session without an identity, holding data | [`Action::Create`] (a regenerate of an empty one falls through: it writes nothing) |
 //! | 4 | `forced` | `save()` or `set_max_age()` | [`Action::Create`] for a new session, else [`Action::Save`] |
 //! | 5 | `new_and_empty` | new session, no data | [`Action::Nothing`]; in guest mode [`Action::WriteCookie`] for a visitor without a cookie |
 //! | 6 | `changed` | data differs from load | [`Action::Create`] for a new session, else [`Action::Save`] |
@@ -55,7 +54,8 @@ pub enum Action {
     Touch,
     /// Delete the old record (if [`Retired::record_exists`]) and send removal cookies.
     Destroy,
-    /// Create the new record, then delete the old one, and send the new cookie.
+    /// Create the new record, then end the old one (replaced by a supersede marker after a
+    /// `regenerate()`, deleted otherwise), and send the new cookie.
     Regenerate,
 }
 

@@ -43,7 +43,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 }
 
 /// 503 with `Retry-After: 1` when the failure is likely to pass (the store is down, slow or
-/// full), else 500. The body says what kind of failure it was, never which session, key value
+/// full), else 500. (The `Retry-After` of the layer's own 503, below, is the layer's
+/// `retry_after_secs`; an error has no access to the layer's settings.) The body says what kind of failure it was, never which session, key value
 /// or backend detail.
 ///
 /// A store failure met while loading the session is answered by the layer itself (with its own

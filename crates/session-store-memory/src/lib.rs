@@ -20,7 +20,7 @@
 //!   carry the old id are told it was superseded.
 //! - **Fast and compact**: sessions are spread over independently locked shards; no lock is
 //!   held across an `.await` (every operation is synchronous inside). Records are kept as
-//!   compact JSON bytes (BENCHMARKS.md has the memory per session).
+//!   compact JSON bytes (the repository's BENCHMARKS.md has the memory per session).
 //!
 //! # Example
 //! ```

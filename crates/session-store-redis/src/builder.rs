@@ -167,7 +167,7 @@ impl RedisStoreBuilder {
         self
     }
     /// Connections in the pool (default 1). Each is multiplexed: concurrent requests' commands
-    /// share it and go out together, so one connection batches best (see BENCHMARKS.md). Raise
+    /// share it and go out together, so one connection batches best (see the repository's BENCHMARKS.md). Raise
     /// it when one connection's reader becomes the limit: many cores, large records.
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n.max(1);

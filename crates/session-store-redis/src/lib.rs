@@ -55,7 +55,7 @@
 //! needed, and the `redis` crate's cluster connection follows `MOVED`/`ASK` and refreshes its
 //! slot map by itself. When a master dies, calls for its slots fail fast (within the command
 //! timeout) until a replica is promoted (a few seconds, set by the cluster's
-//! `cluster-node-timeout`; BENCHMARKS.md has measured failovers), then succeed again without
+//! `cluster-node-timeout`; the repository's BENCHMARKS.md has measured failovers), then succeed again without
 //! restarting anything. Run the cluster with
 //! `cluster-require-full-coverage no`, or Redis stops serving *every* slot while one shard is
 //! down.

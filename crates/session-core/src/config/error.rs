@@ -1,13 +1,13 @@
 //! What can be wrong with a configuration.
 
-/// A configuration that can't work; returned by [`ConfigBuilder::build`].
+/// A configuration that can't work; returned by [`ConfigBuilder::build`](crate::ConfigBuilder::build).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// Signed cookies need at least one key.
     #[error("signed sessions need at least one key")]
     NoKeys,
-    /// More keys than [`MAX_KEYS`].
+    /// More keys than [`MAX_KEYS`](crate::keys::MAX_KEYS).
     #[error(
         "{count} keys given; at most {max} are allowed (each invalid cookie costs one HMAC per key)"
     )]
@@ -17,7 +17,7 @@ pub enum ConfigError {
         /// The limit.
         max: usize,
     },
-    /// A key shorter than [`MIN_KEY_LEN`] outside koa-compat mode.
+    /// A key shorter than [`MIN_KEY_LEN`](crate::keys::MIN_KEY_LEN) outside koa-compat mode.
     #[error(
         "key #{index} is {len} bytes; at least {min} are required (or enable koa-compat legacy keys)"
     )]

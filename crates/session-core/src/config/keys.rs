@@ -60,7 +60,7 @@ pub enum Algorithm {
 /// Checks a signing key list: present, at most [`MAX_KEYS`], no repeats, and (unless `legacy`)
 /// each at least [`MIN_KEY_LEN`] bytes and not a well-known placeholder.
 ///
-/// Public so a signer built outside [`Config`] applies the same rules.
+/// Public so a signer built outside [`Config`](crate::Config) applies the same rules.
 pub fn validate_keys(keys: &[Secret], legacy: bool) -> Result<(), ConfigError> {
     if keys.is_empty() {
         return Err(ConfigError::NoKeys);
