@@ -447,3 +447,17 @@ fn bench() -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn is_root_agrees_with_id() {
+        let uid = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        if let Ok(uid) = uid {
+            assert_eq!(super::is_root(), uid == "0");
+        }
+    }
+}

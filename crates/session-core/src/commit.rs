@@ -119,7 +119,7 @@ pub fn decide(session: Option<&SessionState>, config: &Config, now: u64) -> Plan
         retire: s.retired().cloned(),
     };
     let is_new = s.is_new() && s.id().is_none();
-    if s.stale() && s.retired().is_none() && !s.wants_regenerate() {
+    if s.is_stale() && s.retired().is_none() && !s.wants_regenerate() {
         return nothing(Row::Stale, None);
     }
     if let Some(retired) = s.retired() {

@@ -16,7 +16,9 @@ pub use keys::{Algorithm, MAX_KEYS, MIN_KEY_LEN, Secret, validate_keys};
 use crate::clock::{SharedClock, SystemClock};
 use crate::expiry::{DEFAULT_SUPERSEDE_GRACE, MAX_AGE_CAP_MS, ONE_DAY_MS};
 use crate::hooks::Hooks;
-use crate::id::{IdGenerator, IdPolicy, KeyDerivation, KoaCompatIdGenerator, RandomIdGenerator};
+use crate::id::{
+    IdGenerator, IdPolicy, KeyDerivation, KoaCompatIdGenerator, RandomIdGenerator, is_cookie_value,
+};
 use crate::record::MaxAge;
 use crate::session::Rules;
 
@@ -475,7 +477,7 @@ fn validate_cookie_name(name: &str) -> Result<(), ConfigError> {
 /// (an id the check rejects) would fail at run time.
 fn validate_ids(ids: &IdPolicy) -> Result<(), ConfigError> {
     let prefix = ids.prefix();
-    if !prefix.bytes().all(is_cookie_octet) {
+    if !is_cookie_value(prefix.as_bytes()) {
         return Err(ConfigError::InvalidIdPrefix(prefix.to_owned()));
     }
     let sample = ids
@@ -488,7 +490,7 @@ fn validate_ids(ids: &IdPolicy) -> Result<(), ConfigError> {
             max: crate::id::MAX_ID_LEN,
         });
     }
-    if len == prefix.len() || !sample.as_str().bytes().all(is_cookie_octet) {
+    if len == prefix.len() || !is_cookie_value(sample.as_str().as_bytes()) {
         return Err(ConfigError::IdGenerator(
             "it produced an empty id or one with characters a cookie can't carry".into(),
         ));
@@ -499,11 +501,6 @@ fn validate_ids(ids: &IdPolicy) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-/// An RFC 6265 `cookie-octet`.
-fn is_cookie_octet(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
 }
 
 #[cfg(test)]

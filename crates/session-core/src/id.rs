@@ -236,6 +236,24 @@ impl KeyDerivation {
     }
 }
 
+/// Whether every byte is an RFC 6265 `cookie-octet` (no CTLs, whitespace, `"`, `,`, `;`, `\`):
+/// what an id (its prefix included) and any cookie value must be made of.
+pub fn is_cookie_value(value: &[u8]) -> bool {
+    // A table lookup per byte: every request checks its cookie values, and the range match
+    // compiled to a chain of compares per byte.
+    value.iter().all(|&b| COOKIE_OCTET[usize::from(b)])
+}
+
+const COOKIE_OCTET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        t[b] = matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+        b += 1;
+    }
+    t
+};
+
 /// `a` + `b` as one shared string, in one allocation when they are short (ids and keys are).
 fn concat(a: &str, b: &str) -> Arc<str> {
     let mut buf = [0u8; 128];

@@ -530,9 +530,6 @@ impl SessionState {
         self.had_cookie
     }
 
-    pub(crate) fn stale(&self) -> bool {
-        self.stale.is_some()
-    }
     pub(crate) fn retired(&self) -> Option<&Retired> {
         self.retire.as_ref()
     }

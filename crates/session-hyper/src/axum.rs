@@ -22,9 +22,7 @@
 
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
 
 use crate::{Error, Session};
 
@@ -42,39 +40,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     }
 }
 
-/// 503 with `Retry-After: 1` when the failure is likely to pass (the store is down, slow or
-/// full), else 500. (The `Retry-After` of the layer's own 503, below, is the layer's
-/// `retry_after_secs`; an error has no access to the layer's settings.) The body says what kind of failure it was, never which session, key value
-/// or backend detail.
+/// [`Error::response`]: 503 with `Retry-After: 1` when the failure is likely to pass (the store
+/// is down, slow or full), else 500, and a body that says what kind of failure it was, never
+/// which session, key value or backend detail.
 ///
 /// A store failure met while loading the session is answered by the layer itself (with its own
-/// `Retry-After` or error hook) whatever the handler returns; this response is what a handler's
-/// error becomes otherwise (e.g. from an explicit [`Session::commit`]).
+/// `Retry-After`, the layer's `retry_after_secs`, or its error hook) whatever the handler
+/// returns; this response is what a handler's error becomes otherwise (e.g. from an explicit
+/// [`Session::commit`]).
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let (status, body): (StatusCode, String) = match &self {
-            e if e.is_transient() => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "session store unavailable; retry later".into(),
-            ),
-            // Backend details (a Redis error kind, a decoding failure) stay in the logs.
-            Error::Store(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "session store error".into(),
-            ),
-            // These name a key, a type, a cookie or the missing layer: no data, no secret.
-            other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-        };
-        let mut res = Response::new(axum_core::body::Body::from(body));
-        *res.status_mut() = status;
-        let headers = res.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        res
+        self.response()
     }
 }

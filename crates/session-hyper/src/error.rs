@@ -1,5 +1,8 @@
 //! Errors a handler or the middleware can meet.
 
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
 use session_cookie::{CodecError, CookieError};
 use session_core::{SessionError, StoreError};
 
@@ -35,6 +38,42 @@ impl Error {
     /// is then 503 with `Retry-After`, otherwise 500.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Store(e) if e.is_transient())
+    }
+
+    /// The status a failure answers with: 503 when it is likely to pass ([`Self::is_transient`]),
+    /// else 500.
+    pub fn status(&self) -> StatusCode {
+        if self.is_transient() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+
+    /// A response for this failure, for a handler that returns it: [`Self::status`], with
+    /// `Retry-After: 1` on a 503, and a plain-text body that says what kind of failure it was,
+    /// never which session, key value or backend detail. (With the `axum` feature this is the
+    /// error's `IntoResponse`.)
+    pub fn response<B: From<Bytes>>(&self) -> Response<B> {
+        let body: String = match self {
+            e if e.is_transient() => "session store unavailable; retry later".into(),
+            // Backend details (a Redis error kind, a decoding failure) stay in the logs.
+            Self::Store(_) => "session store error".into(),
+            // These name a key, a type, a cookie or the missing layer: no data, no secret.
+            other => other.to_string(),
+        };
+        let mut res = Response::new(B::from(Bytes::from(body)));
+        *res.status_mut() = self.status();
+        let headers = res.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
     }
 
     /// Whether the session outgrew a limit: the store's record limit

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response};
 use session_cookie::{Codec, SessionCookies};
 use session_core::{Config, DynStore, StoreError};
 
@@ -55,12 +55,10 @@ impl Shared {
             return hook(e).map(B::from);
         }
         let mut r = Response::new(B::from(Bytes::new()));
+        *r.status_mut() = e.status();
         if e.is_transient() {
-            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             r.headers_mut()
                 .insert(RETRY_AFTER, self.retry_after.clone());
-        } else {
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         }
         r
     }

@@ -10,8 +10,9 @@
 //! `cargo xtask test-redis` start a server and set both).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::convert::Infallible;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use session_core::{
 };
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
+use support::Captured;
 use tokio::sync::Notify;
 
 const KEY: &[u8] = b"adversarial suite key, 32+ bytes";
@@ -38,30 +40,11 @@ const LIMIT: usize = 64 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Log capture: one global subscriber for the whole binary (tests run on several threads).
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn capture() -> &'static Captured {
     static CAPTURE: OnceLock<Captured> = OnceLock::new();
     CAPTURE.get_or_init(|| {
         let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
+        let _ = tracing::subscriber::set_global_default(captured.subscriber());
         captured
     })
 }
@@ -83,7 +66,7 @@ impl Secrets {
         }
     }
     fn check(&self) {
-        let log = String::from_utf8_lossy(&capture().0.lock().unwrap()).into_owned();
+        let log = capture().text();
         assert!(
             !log.contains(std::str::from_utf8(KEY).unwrap()),
             "the key was logged"
@@ -410,26 +393,15 @@ async fn route(req: Request<Incoming>, gate: Arc<Gate>) -> Response<Full<Bytes>>
         })
     }
     .await;
-    res.unwrap_or_else(|e| {
-        let status = if e.is_transient() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        };
-        reply(status, e.to_string())
-    })
+    res.unwrap_or_else(|e| e.response())
 }
 
 /// The demo's error policy: 413 for a session that outgrew a limit, else the default.
 fn too_large_is_413(e: &session_hyper::Error) -> Response<Bytes> {
-    let mut r = Response::new(Bytes::from(e.to_string()));
-    *r.status_mut() = if e.is_too_large() {
-        StatusCode::PAYLOAD_TOO_LARGE
-    } else if e.is_transient() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
+    let mut r = e.response();
+    if e.is_too_large() {
+        *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    }
     r
 }
 
@@ -442,24 +414,12 @@ struct App {
 
 async fn serve(layer: SessionLayer) -> App {
     let gate = Arc::new(Gate::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let g = Arc::clone(&gate);
-    let service = layer.wrap(hyper::service::service_fn(move |req| {
+    let url = support::listen(layer.wrap(hyper::service::service_fn(move |req| {
         let g = Arc::clone(&g);
         async move { Ok::<_, Infallible>(route(req, g).await) }
-    }));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
+    })))
+    .await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(64)

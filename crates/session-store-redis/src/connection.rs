@@ -195,13 +195,7 @@ impl Redis {
                 };
             }
             Pool::Shared(pool) => {
-                let conn = match pool.get().await {
-                    Ok(c) => c,
-                    Err(bb8::RunError::TimedOut) => {
-                        return Err(StoreError::Timeout(self.checkout_timeout));
-                    }
-                    Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
-                };
+                let conn = pool.get().await.map_err(|e| self.checkout_error(&e))?;
                 // A flag nobody reads: the app's pool decides about its connections.
                 return Ok((
                     AnyConn::Single((*conn).clone()),
@@ -226,13 +220,7 @@ impl Redis {
                 let kind = failed.borrow().kind.clone();
                 return Err(StoreError::Unavailable(kind));
             };
-            let conn = match got {
-                Ok(c) => c,
-                Err(bb8::RunError::TimedOut) => {
-                    return Err(StoreError::Timeout(self.checkout_timeout));
-                }
-                Err(bb8::RunError::User(e)) => return Err(store_error(&e)),
-            };
+            let conn = got.map_err(|e| self.checkout_error(&e))?;
             let c: &Conn = &conn;
             if !c.broken.load(Ordering::Relaxed) {
                 return Ok((AnyConn::Single(c.inner.clone()), Arc::clone(&c.broken)));
@@ -240,6 +228,14 @@ impl Redis {
             // Dropping it now makes bb8 check `has_broken` and discard it.
         }
         Err(StoreError::Unavailable("no healthy connection".into()))
+    }
+
+    /// A failed pool checkout as a store error.
+    fn checkout_error(&self, e: &bb8::RunError<RedisError>) -> StoreError {
+        match e {
+            bb8::RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
+            bb8::RunError::User(e) => store_error(e),
+        }
     }
 
     /// Runs a one-key script; its reply.

@@ -1,16 +1,14 @@
 //! The [`Format::Koa`](crate::Format::Koa) record: koa-session's JSON string under the raw id,
 //! written whole (last writer wins, as in koa); a supersede marker is a JSON object whose
-//! first key is `_superseded`. The six store operations on it (`SET NX` for a create, the
-//! `koa_*` scripts for the other writes).
+//! first key is `_superseded`. The store operations on it (`SET NX` for a create, the
+//! `koa_*` scripts for the other writes; destroy is shared, in `store`).
 
 use serde_json::Value;
-use session_core::{
-    Change, Created, Destroyed, Loaded, MaxAge, Meta, Record, StoreError, Supersede, Updated,
-};
+use session_core::{Change, Created, Loaded, MaxAge, Meta, Record, StoreError, Supersede, Updated};
 
 use crate::connection::Redis;
 use crate::limit::check_size;
-use crate::scripts::{SCRIPTS, destroyed, superseded, updated};
+use crate::scripts::{SCRIPTS, superseded, updated};
 
 /// The first bytes of a koa-format supersede marker (a JSON object whose first key is
 /// `_superseded`; koa's own records never start so, since `_` keys are not user data).
@@ -82,12 +80,6 @@ pub(crate) async fn touch(
     let expire = meta.expire.map(|e| e.to_string()).unwrap_or_default();
     let args = [ttl_ms.to_string().into_bytes(), expire.into_bytes()];
     Ok(updated(db.eval(&SCRIPTS.koa_touch, k, &args).await?))
-}
-
-/// Deletes whatever is under `k`; `prefix` turns a marker's successor back into a store key.
-pub(crate) async fn destroy(db: &Redis, k: &str, prefix: &str) -> Result<Destroyed, StoreError> {
-    let reply = db.eval_reply(&SCRIPTS.koa_destroy, k).await?;
-    Ok(destroyed(reply, prefix))
 }
 
 /// Replaces the live record by a marker naming `next` (a Redis key).

@@ -11,6 +11,7 @@ use session_core::{
 
 use crate::connection::Redis;
 use crate::koa;
+use crate::scripts::{SCRIPTS, destroyed};
 use crate::v1;
 
 /// How sessions are laid out in Redis.
@@ -137,11 +138,13 @@ impl Store for RedisStore {
     }
 
     async fn destroy(&self, key: &StoreKey) -> Result<Destroyed, StoreError> {
-        let k = self.redis_key(key);
-        match self.format {
-            Format::V1 => v1::destroy(&self.redis, &k, &self.prefix).await,
-            Format::Koa => koa::destroy(&self.redis, &k, &self.prefix).await,
-        }
+        // Both formats delete the same way; their scripts differ in how they read a marker.
+        let script = match self.format {
+            Format::V1 => &SCRIPTS.v1_destroy,
+            Format::Koa => &SCRIPTS.koa_destroy,
+        };
+        let reply = self.redis.eval_reply(script, &self.redis_key(key)).await?;
+        Ok(destroyed(reply, &self.prefix))
     }
 
     async fn supersede(

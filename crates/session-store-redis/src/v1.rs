@@ -1,16 +1,16 @@
 //! The [`Format::V1`](crate::Format::V1) record: a Redis hash with `_v` (the format version),
 //! `_m` (the koa fields), `_n` (the data's byte count) and one `d:<key>` field per top-level
-//! key; a supersede marker is a hash with `_v` and `_sup`. Its encoding, decoding, and the six
-//! store operations on it (per-key delta writes through the `v1_*` scripts).
+//! key; a supersede marker is a hash with `_v` and `_sup`. Its encoding, decoding, and the
+//! store operations on it but destroy (per-key delta writes through the `v1_*` scripts).
 
 use serde_json::Value;
 use session_core::{
-    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, StoreError, Supersede, Updated,
+    Change, Created, Data, Loaded, MaxAge, Meta, Record, StoreError, Supersede, Updated,
 };
 
 use crate::connection::Redis;
 use crate::limit::check_size;
-use crate::scripts::{SCRIPTS, destroyed, superseded, updated};
+use crate::scripts::{SCRIPTS, superseded, updated};
 
 /// The store's version tag in [`Format::V1`](crate::Format::V1) records.
 const V1_TAG: &str = "1";
@@ -181,12 +181,6 @@ pub(crate) async fn touch(
         meta_field(meta).into_bytes(),
     ];
     Ok(updated(db.eval(&SCRIPTS.v1_touch, k, &args).await?))
-}
-
-/// Deletes whatever is under `k`; `prefix` turns a marker's successor back into a store key.
-pub(crate) async fn destroy(db: &Redis, k: &str, prefix: &str) -> Result<Destroyed, StoreError> {
-    let reply = db.eval_reply(&SCRIPTS.v1_destroy, k).await?;
-    Ok(destroyed(reply, prefix))
 }
 
 /// Replaces the live record by a marker naming `next` (a Redis key).

@@ -186,19 +186,18 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     .await;
     // On a store failure the layer answers itself (see `on_error` below); a type mismatch is
     // the app's 500, with a message that names the key, never the value.
-    Ok(res.unwrap_or_else(|e| example_support::error_reply(&e)))
+    Ok(res.unwrap_or_else(|e| e.response()))
 }
 
 /// The layer's answer to a session failure: 413 for a session grown past the store's record
 /// limit or the cookie's 4096 bytes (the client sent too much), else 503 + `Retry-After` for
 /// a store that is down or slow, 500 otherwise.
 fn on_error(e: &session_hyper::Error) -> Response<Bytes> {
+    let mut r = e.response();
     if e.is_too_large() {
-        let mut r = Response::new(Bytes::from(e.to_string()));
         *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-        return r;
     }
-    example_support::error_reply(e)
+    r
 }
 
 /// The layer, the memory store's sweeper (if any), and the store as it may be printed (a

@@ -56,7 +56,7 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
         })
     }
     .await;
-    Ok(res.unwrap_or_else(|e| example_support::error_reply(&e)))
+    Ok(res.unwrap_or_else(|e| e.response()))
 }
 
 #[tokio::main]

@@ -31,24 +31,6 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The response for a session failure a handler met: 503 with `Retry-After` when it is likely
-/// to pass (store down, slow or full), else 500; the body is the error's message, which never
-/// holds ids, keys or session data. (For a store failure the layer answers this way itself,
-/// whatever the handler returns.)
-pub fn error_reply<B: From<Bytes>>(e: &session_hyper::Error) -> Response<B> {
-    let mut r = Response::new(B::from(Bytes::from(e.to_string())));
-    if e.is_transient() {
-        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
-        r.headers_mut().insert(
-            hyper::header::RETRY_AFTER,
-            hyper::header::HeaderValue::from_static("1"),
-        );
-    } else {
-        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    r
-}
-
 /// Signing keys from `SESSION_KEYS` (comma-separated, newest first, 32 bytes or more each);
 /// without it, one random key for this run, with a warning (sessions end when the server stops).
 pub fn keys_from_env() -> Result<Vec<Vec<u8>>, getrandom::Error> {

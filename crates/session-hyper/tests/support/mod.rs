@@ -203,9 +203,23 @@ async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
 
 /// Serves the test app behind `layer` on a fresh loopback port.
 pub async fn serve(layer: SessionLayer) -> String {
+    listen(layer.wrap(hyper::service::service_fn(app))).await
+}
+
+/// Serves `service` over HTTP/1.1 on a fresh loopback port; its `http://` URL.
+pub async fn listen<S>(service: S) -> String
+where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<Full<Bytes>>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let service = layer.wrap(hyper::service::service_fn(app));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -302,6 +316,16 @@ impl Captured {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+
+    /// A subscriber that writes every event (TRACE and up) as text into this capture.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish()
+    }
 }
 
 /// Runs `f` on a current-thread runtime with every tracing event (TRACE and up) captured, then
@@ -313,13 +337,7 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
