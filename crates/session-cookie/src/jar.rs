@@ -44,12 +44,18 @@ pub enum CookieError {
     },
 }
 
+/// At most this many values (and twice as many signatures) are tried when a request that
+/// destroys its session was [`Incoming::Ambiguous`] under the usual bounds: a logout must end
+/// the real session even when planted cookies hide it ([`SessionCookies::read_for_destroy`]).
+pub const MAX_DESTROY_CANDIDATES: usize = 64;
+
 /// What the request's cookies say about the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming<'a> {
     /// No cookie of the session's name.
     None,
-    /// A value whose signature verified (or any well-formed value when unsigned).
+    /// Exactly one value verified (or, unsigned, was well-formed), and every value sent was
+    /// checked.
     Valid {
         /// The cookie value, exactly as signed.
         value: &'a str,
@@ -59,17 +65,41 @@ pub enum Incoming<'a> {
         /// can reuse it ([`SessionCookies::write_reusing`]) instead of computing the HMAC anew.
         signature: Option<Signature>,
     },
+    /// Several different values verified (cookies of the same name from other paths or
+    /// domains, or a cookie the site once gave an attacker, planted ahead of the real one by
+    /// a sibling subdomain), or one did while more were sent than are checked. Which one is
+    /// the session is the caller's choice: the first one that is still a live session (a store
+    /// lookup, or a payload that has not expired). If none is and `unchecked` is set, the
+    /// request is [`Incoming::Ambiguous`]: the real one may be among those not checked.
+    Candidates {
+        /// The verified values in the order the browser sent them (duplicates dropped);
+        /// never empty.
+        verified: Vec<Verified<'a>>,
+        /// More values or signatures were sent than are checked.
+        unchecked: bool,
+    },
     /// Values but no `.sig` cookie: ignored, as koa does (nothing is written about it).
     MissingSignature,
     /// A signature that matches no key, or a malformed or oversized value: a new session, and
     /// koa clears the `.sig` cookie.
     Invalid,
     /// None of the first [`MAX_CANDIDATES`] values and [`MAX_SIGNATURE_CANDIDATES`] signatures
-    /// verified, and more were sent than are checked: typically cookies planted ahead of the real pair by a sibling
-    /// subdomain or a plain-HTTP page (cookie tossing). The request is anonymous and must not
-    /// remove or replace the client's cookies, since the real ones may be among those not
-    /// checked. A `__Host-` cookie name prevents the planting.
+    /// verified, and more were sent than are checked: typically cookies planted ahead of the
+    /// real pair by a sibling subdomain or a plain-HTTP page (cookie tossing). The request is
+    /// anonymous and must not remove or replace the client's cookies, since the real ones may
+    /// be among those not checked. A `__Host-` cookie name prevents the planting.
     Ambiguous,
+}
+
+/// One verified value of [`Incoming::Candidates`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'a> {
+    /// The cookie value, exactly as signed.
+    pub value: &'a str,
+    /// It verified with an older key: re-sign with the newest.
+    pub resign: bool,
+    /// The signature, when it verified with the newest key (see [`Incoming::Valid`]).
+    pub signature: Option<Signature>,
 }
 
 /// The two `Set-Cookie` header values of one write (`sig` is `None` when unsigned).
@@ -138,27 +168,45 @@ impl SessionCookies {
     /// Finds the session cookie in the request's `Cookie` header fields.
     ///
     /// With several cookies of the session's name (other paths or domains, or planted by a
-    /// sibling subdomain), the first one that verifies wins; at most [`MAX_CANDIDATES`] values
-    /// and [`MAX_SIGNATURE_CANDIDATES`] signatures are tried (the HMAC work is one MAC per
-    /// value and key, however many signatures), and when none of those verifies while more
-    /// were sent the
-    /// answer is [`Incoming::Ambiguous`] rather than [`Incoming::Invalid`] (so planted cookies
-    /// can't get the real ones removed). Oversized values are rejected before any HMAC work.
+    /// sibling subdomain), every one that verifies is returned ([`Incoming::Candidates`]) for
+    /// the caller to pick the first live one; at most [`MAX_CANDIDATES`] values and
+    /// [`MAX_SIGNATURE_CANDIDATES`] signatures are tried (the HMAC work is one MAC per value
+    /// and key, however many signatures), and when none of those verifies while more were sent
+    /// the answer is [`Incoming::Ambiguous`] rather than [`Incoming::Invalid`] (so planted
+    /// cookies can't get the real ones removed). Oversized values are rejected before any HMAC
+    /// work.
     pub fn read<'a, I>(&self, headers: I) -> Incoming<'a>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        self.read_bounded::<MAX_CANDIDATES, MAX_SIGNATURE_CANDIDATES, I>(headers)
+    }
+
+    /// [`SessionCookies::read`] with wider bounds ([`MAX_DESTROY_CANDIDATES`] values, twice as
+    /// many signatures), for a request that destroys its session although its cookies were
+    /// [`Incoming::Ambiguous`]: the logout ends every session among them that verifies.
+    pub fn read_for_destroy<'a, I>(&self, headers: I) -> Incoming<'a>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        self.read_bounded::<MAX_DESTROY_CANDIDATES, { 2 * MAX_DESTROY_CANDIDATES }, I>(headers)
+    }
+
+    fn read_bounded<'a, const V: usize, const S: usize, I>(&self, headers: I) -> Incoming<'a>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
         let name = self.options.name.as_bytes();
         let sig_name = self.sig_name.as_bytes();
-        let mut values: [&[u8]; MAX_CANDIDATES] = [&[]; MAX_CANDIDATES];
-        let mut sigs: [&[u8]; MAX_SIGNATURE_CANDIDATES] = [&[]; MAX_SIGNATURE_CANDIDATES];
+        let mut values: [&[u8]; V] = [&[]; V];
+        let mut sigs: [&[u8]; S] = [&[]; S];
         let (mut nv, mut ns, mut seen_value, mut unchecked) = (0, 0, false, false);
         for header in headers {
             for (n, v) in pairs(header) {
                 if n == name {
                     seen_value = true;
                     if self.plausible_value(v) {
-                        if nv < MAX_CANDIDATES {
+                        if nv < V {
                             values[nv] = v;
                             nv += 1;
                         } else {
@@ -166,7 +214,7 @@ impl SessionCookies {
                         }
                     }
                 } else if n == sig_name && !v.is_empty() {
-                    if ns < MAX_SIGNATURE_CANDIDATES {
+                    if ns < S {
                         sigs[ns] = v;
                         ns += 1;
                     } else {
@@ -178,41 +226,53 @@ impl SessionCookies {
         if !seen_value {
             return Incoming::None;
         }
-        let Some(grip) = &self.value_grip else {
-            return match values[..nv].first() {
-                Some(v) => Incoming::Valid {
-                    value: ascii(v),
-                    resign: false,
-                    signature: None,
-                },
-                None => Incoming::Invalid,
-            };
-        };
-        if ns == 0 {
+        let sigs = &sigs[..ns];
+        if self.value_grip.is_some() && sigs.is_empty() {
             return Incoming::MissingSignature;
         }
-        let sigs = &sigs[..ns];
+        let mut verified: Vec<Verified<'a>> = Vec::new();
         for value in &values[..nv] {
-            if let Some((m, at)) = grip.verify_any(&[value], sigs) {
-                let newest = m == KeyMatch::Newest;
-                return Incoming::Valid {
-                    value: ascii(value),
-                    resign: !newest,
-                    // A verified signature is our own base64url output, so ASCII.
-                    signature: if newest {
-                        std::str::from_utf8(sigs[at])
-                            .ok()
-                            .and_then(Signature::verified)
-                    } else {
-                        None
-                    },
-                };
+            let value = ascii(value);
+            if verified.iter().any(|v| v.value == value) {
+                continue;
             }
+            let found = match &self.value_grip {
+                // Unsigned: every well-formed value is a candidate.
+                None => Some(Verified {
+                    value,
+                    resign: false,
+                    signature: None,
+                }),
+                Some(grip) => grip.verify_any(&[value.as_bytes()], sigs).map(|(m, at)| {
+                    let newest = m == KeyMatch::Newest;
+                    Verified {
+                        value,
+                        resign: !newest,
+                        // A verified signature is our own base64url output, so ASCII.
+                        signature: if newest {
+                            std::str::from_utf8(sigs[at])
+                                .ok()
+                                .and_then(Signature::verified)
+                        } else {
+                            None
+                        },
+                    }
+                }),
+            };
+            verified.extend(found);
         }
-        if unchecked {
-            Incoming::Ambiguous
-        } else {
-            Incoming::Invalid
+        match (verified.as_slice(), unchecked) {
+            ([], true) => Incoming::Ambiguous,
+            ([], false) => Incoming::Invalid,
+            ([only], false) => Incoming::Valid {
+                value: only.value,
+                resign: only.resign,
+                signature: only.signature,
+            },
+            _ => Incoming::Candidates {
+                verified,
+                unchecked,
+            },
         }
     }
 
@@ -396,86 +456,4 @@ fn ascii(v: &[u8]) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use session_core::Config;
-
-    fn jar() -> (SessionCookies, String, String) {
-        let config = Config::builder()
-            .key(b"a key of thirty-two bytes or more".to_vec())
-            .build()
-            .unwrap();
-        let jar = SessionCookies::from_config(&config).unwrap();
-        let set = jar.write("realvalue", None, 0, false).unwrap();
-        let sig = set.sig.unwrap().split(';').next().unwrap().to_owned();
-        (jar, "koa.sess=realvalue".to_owned(), sig)
-    }
-
-    fn read(jar: &SessionCookies, header: &str) -> Incoming<'static> {
-        let header: &'static str = Box::leak(header.to_owned().into_boxed_str());
-        jar.read([header.as_bytes()])
-    }
-
-    #[test]
-    fn planted_signatures_ahead_of_the_real_pair_do_not_hide_it() {
-        let (jar, value, sig) = jar();
-        let junk = "koa.sess.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-        for n in [1, 4, MAX_SIGNATURE_CANDIDATES - 1] {
-            let planted = vec![junk; n].join("; ");
-            let got = read(&jar, &format!("{planted}; {value}; {sig}"));
-            assert!(
-                matches!(
-                    got,
-                    Incoming::Valid {
-                        value: "realvalue",
-                        ..
-                    }
-                ),
-                "{n}: {got:?}"
-            );
-        }
-        // More than are checked: anonymous, but never Invalid (which removes the .sig cookie).
-        let planted = vec![junk; MAX_SIGNATURE_CANDIDATES].join("; ");
-        let got = read(&jar, &format!("{planted}; {value}; {sig}"));
-        assert_eq!(got, Incoming::Ambiguous);
-    }
-
-    #[test]
-    fn planted_values_ahead_of_the_real_pair_do_not_hide_it() {
-        let (jar, value, sig) = jar();
-        for n in [1, 4, MAX_CANDIDATES - 1] {
-            let planted = vec!["koa.sess=planted"; n].join("; ");
-            let got = read(&jar, &format!("{planted}; {value}; {sig}"));
-            assert!(
-                matches!(
-                    got,
-                    Incoming::Valid {
-                        value: "realvalue",
-                        ..
-                    }
-                ),
-                "{n}: {got:?}"
-            );
-        }
-        let planted = ["koa.sess=planted"; MAX_CANDIDATES].join("; ");
-        assert_eq!(
-            read(&jar, &format!("{planted}; {value}; {sig}")),
-            Incoming::Ambiguous
-        );
-        // All checked and none valid: Invalid (koa clears the .sig cookie then).
-        assert_eq!(
-            read(&jar, "koa.sess=planted; koa.sess.sig=AAAA"),
-            Incoming::Invalid
-        );
-    }
-
-    #[test]
-    fn decimal_digits() {
-        use super::push_u64;
-        for n in [0, 7, 10, 86_400, 34_560_000, u64::MAX] {
-            let mut s = String::new();
-            push_u64(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@
 //!   padding, and only that exact form verifies.
 //! - [`SessionCookies`]: the cookie pair `NAME=VALUE` + `NAME.sig=HMAC("NAME=VALUE")` (the name
 //!   is bound into the MAC, so a value can't be moved to another cookie). Reads several `Cookie`
-//!   headers, takes the first duplicate that verifies, and writes `Set-Cookie` with every
+//!   headers and returns every duplicate that verifies, in order, and writes `Set-Cookie` with every
 //!   attribute, a `Max-Age` clamped to 400 days, removal cookies that repeat the original
 //!   attributes, and an error instead of a cookie over 4096 bytes.
 //! - [`Codec`] / [`KoaCodec`]: the cookie-mode payload, koa's base64 of the session JSON with
@@ -48,6 +48,6 @@ pub mod parse;
 pub use codec::{Codec, CodecError, KoaCodec, node_base64_decode};
 pub use jar::{
     CookieError, Incoming, MAX_AGE_CAP_SECS, MAX_CANDIDATES, MAX_COOKIE_BYTES,
-    MAX_SIGNATURE_CANDIDATES, SessionCookies, SetCookies,
+    MAX_DESTROY_CANDIDATES, MAX_SIGNATURE_CANDIDATES, SessionCookies, SetCookies, Verified,
 };
 pub use keygrip::{KeyMatch, Keygrip, MAX_SIGNATURE_LEN, Signature};

@@ -7,11 +7,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::events::{Event, Events};
-use crate::expiry::{self, MAX_AGE_CAP_MS};
+use crate::expiry::MAX_AGE_CAP_MS;
 use crate::id::SessionId;
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
-use crate::store::Loaded;
+
+mod start;
+pub use start::Source;
+pub(crate) use start::{Rules, cookie_payload_is_live};
 
 /// A misuse of the session API by the app.
 #[derive(Debug, thiserror::Error)]
@@ -35,28 +37,6 @@ pub enum SessionError {
         /// The key involved.
         key: String,
     },
-}
-
-/// What the client presented, as verified by the cookie layer and answered by the store.
-#[derive(Debug)]
-pub enum Source {
-    /// No usable session cookie (none, unsigned, badly signed, or a malformed id).
-    None,
-    /// A correctly signed cookie whose payload could not be decoded (cookie mode).
-    Undecodable,
-    /// More cookies of the session's name than the reader checks (typically planted by a
-    /// sibling subdomain or a plain-HTTP page: cookie tossing). The request is anonymous and
-    /// must not touch the client's cookies: the real one may be among those not checked.
-    Ambiguous,
-    /// Store mode: a well-formed, correctly signed id and what the store returned for it.
-    Store {
-        /// The id from the cookie or header.
-        id: SessionId,
-        /// What the store holds under it.
-        record: Loaded,
-    },
-    /// Cookie mode: the decoded payload.
-    Cookie(Record),
 }
 
 /// An identity the commit must end: its record is deleted (or, after a regenerate, replaced by
@@ -117,156 +97,7 @@ pub struct SessionState {
     regenerate: bool,
 }
 
-/// What starting a session needs from the configuration. The configuration builds it
-/// ([`Config::rules`](crate::Config)), so the session does not depend on the configuration.
-pub(crate) struct Rules<'a> {
-    pub(crate) now: u64,
-    pub(crate) guest: bool,
-    pub(crate) max_age: MaxAge,
-    pub(crate) absolute_ms: Option<u64>,
-    pub(crate) session_ttl_ms: u64,
-    pub(crate) events: &'a Events,
-}
-
 impl SessionState {
-    /// Starts the request's session from what the client presented. Expired, invalid and missed
-    /// sessions become new empty sessions (their event fires); the old identity is retired.
-    pub(crate) fn begin(rules: &Rules<'_>, source: Source) -> SessionState {
-        let config = rules;
-        let now = rules.now;
-        match source {
-            Source::None => Self::fresh(config, now, None, false),
-            Source::Undecodable => Self::fresh(
-                config,
-                now,
-                Some(Retired {
-                    id: None,
-                    record_exists: false,
-                    regenerated: false,
-                }),
-                true,
-            ),
-            Source::Ambiguous => {
-                let mut s = Self::fresh(config, now, None, true);
-                s.stale = Some(Stale::Ambiguous);
-                s
-            }
-            Source::Store {
-                id,
-                record: Loaded::Superseded,
-            } => {
-                let mut s = Self::fresh(config, now, None, true);
-                s.stale = Some(Stale::Superseded(id));
-                s
-            }
-            Source::Store {
-                id,
-                record: Loaded::Missing,
-            } => {
-                config.events.emit(Event::Missed);
-                if config.guest {
-                    // The signature proves we issued this id: a returning guest keeps it.
-                    let mut s = Self::fresh(config, now, None, true);
-                    s.id = Some(id);
-                    s
-                } else {
-                    Self::fresh(
-                        config,
-                        now,
-                        Some(Retired {
-                            id: Some(id),
-                            record_exists: false,
-                            regenerated: false,
-                        }),
-                        true,
-                    )
-                }
-            }
-            Source::Store {
-                id,
-                record: Loaded::Live(record),
-            } => Self::from_record(config, now, Some(id), record, true),
-            Source::Cookie(record) => Self::from_record(config, now, None, record, false),
-        }
-    }
-
-    fn fresh(
-        config: &Rules<'_>,
-        now: u64,
-        retire: Option<Retired>,
-        had_cookie: bool,
-    ) -> SessionState {
-        SessionState {
-            id: None,
-            retire,
-            stale: None,
-            is_new: true,
-            had_cookie,
-            resign: false,
-            data: Data::new(),
-            originals: HashMap::new(),
-            replaced: false,
-            meta: Meta {
-                expire: None,
-                max_age: config.max_age,
-                created: Some(now),
-            },
-            forced: false,
-            regenerate: false,
-        }
-    }
-
-    fn from_record(
-        config: &Rules<'_>,
-        now: u64,
-        id: Option<SessionId>,
-        record: Record,
-        in_store: bool,
-    ) -> SessionState {
-        let retire = || Retired {
-            id: id.clone(),
-            record_exists: in_store,
-            regenerated: false,
-        };
-        if expiry::expired(&record.meta, config.absolute_ms, now) {
-            config.events.emit(Event::Expired);
-            return Self::fresh(config, now, Some(retire()), true);
-        }
-        if !in_store && expiry::from_the_future(&record.meta, config.session_ttl_ms, now) {
-            // Only a holder of the signing key could have written it (checklist D-07).
-            tracing::warn!(
-                target: "session",
-                "signed cookie payload claims an expiry or creation beyond what this server writes; treated as tampered"
-            );
-            config.events.emit(Event::Invalid);
-            return Self::fresh(config, now, Some(retire()), true);
-        }
-        if !config.events.is_valid(&record.data) {
-            config.events.emit(Event::Invalid);
-            return Self::fresh(config, now, Some(retire()), true);
-        }
-        let mut meta = record.meta;
-        if meta.created.is_none() {
-            // Written by a Koa app, or before an absolute lifetime was configured: the creation
-            // time is unknown, so the cap counts from now (documented in the crate docs).
-            meta.created = Some(now);
-        }
-        SessionState {
-            id,
-            retire: None,
-            stale: None,
-            is_new: false,
-            had_cookie: true,
-            resign: false,
-            data: record.data,
-            originals: HashMap::new(),
-            replaced: false,
-            meta,
-            forced: false,
-            regenerate: false,
-        }
-    }
-
     /// The session id; `None` for a new session until its first write assigns one
     /// (and always in cookie mode, where the cookie is the session).
     pub(crate) fn id(&self) -> Option<&SessionId> {

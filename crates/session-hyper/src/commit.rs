@@ -13,6 +13,7 @@ use crate::Error;
 use crate::handle::{Presented, Session};
 use crate::headers::Headers;
 use crate::shared::{Backend, Shared};
+use session_cookie::Incoming;
 
 /// Ids drawn before giving up on a create (a collision of 256-bit ids means a broken generator).
 const CREATE_ATTEMPTS: u32 = 4;
@@ -134,17 +135,12 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         },
     };
 
-    // The signature the request came with still signs the same id: no new HMAC needed.
-    let verified = match &inner.incoming {
-        Presented::Id {
-            id,
-            signature: Some(sig),
-            ..
-        } => Some((id.as_str(), sig)),
-        _ => None,
-    };
     let headers = match &outcome {
         Outcome::Write { id, record } => {
+            // The signature the request came with still signs the same id: no new HMAC needed.
+            let verified = id
+                .as_ref()
+                .and_then(|id| Some((id.as_str(), inner.incoming.signature_for(id)?)));
             write_headers(shared, inner.secure, id.as_ref(), record, now, verified)?
         }
         Outcome::Remove if had_cookie || plan.action != Action::Destroy => {
@@ -267,6 +263,7 @@ async fn store_write(
         }
         Work::Destroy => {
             end_retired(session, store, plan).await?;
+            end_hidden(session, store).await?;
             Ok(Outcome::Remove)
         }
     }
@@ -316,7 +313,40 @@ async fn end_retired(session: &Session, store: &dyn DynStore, plan: &Plan) -> Re
     let (true, Some(old_id)) = (old.record_exists, &old.id) else {
         return Ok(());
     };
-    let mut key = session.store_key(old_id);
+    end_session(session, store, session.store_key(old_id)).await
+}
+
+/// A destroy of a request whose cookies were ambiguous (planted ones hiding the real pair):
+/// every session among up to [`session_cookie::MAX_DESTROY_CANDIDATES`] values that verifies
+/// ends, so the logout ends the real one too. Planted values can only be ids this site signed
+/// for the planter, whose own sessions end with it.
+async fn end_hidden(session: &Session, store: &dyn DynStore) -> Result<(), Error> {
+    let Presented::Ambiguous { cookies } = &session.0.incoming else {
+        return Ok(());
+    };
+    let shared = &*session.0.shared;
+    let fields = cookies.iter().map(HeaderValue::as_bytes);
+    let verified = match shared.cookies.read_for_destroy(fields) {
+        Incoming::Valid { value, .. } => vec![value],
+        Incoming::Candidates { verified, .. } => verified.into_iter().map(|v| v.value).collect(),
+        _ => Vec::new(),
+    };
+    for id in verified
+        .into_iter()
+        .filter_map(|v| shared.config.ids().parse(v))
+    {
+        end_session(session, store, session.store_key(&id)).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a session's record and follows the supersede markers of regenerates that moved it
+/// meanwhile.
+async fn end_session(
+    session: &Session,
+    store: &dyn DynStore,
+    mut key: StoreKey,
+) -> Result<(), Error> {
     for _ in 0..MAX_SUCCESSORS {
         match session.0.shared.timed(store.destroy_dyn(&key)).await? {
             Destroyed::Superseded(next) => key = next,

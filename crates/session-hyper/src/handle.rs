@@ -6,7 +6,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use session_core::driver::{SessionDriver, Source};
-use session_core::{Data, Loaded, MaxAge, SessionId, SessionState as Core, StoreError, StoreKey};
+use session_core::{
+    Data, DynStore, Loaded, MaxAge, SessionId, SessionState as Core, StoreError, StoreKey,
+};
 use tokio::sync::OnceCell;
 
 use crate::Error;
@@ -19,18 +21,72 @@ use crate::shared::{Backend, Shared};
 pub(crate) enum Presented {
     /// Nothing usable.
     None,
-    /// Store mode: a signed, well-formed id (and its signature, when made with the newest key,
-    /// to send again without recomputing it).
-    Id {
-        id: SessionId,
-        resign: bool,
-        signature: Option<session_cookie::Signature>,
-    },
-    /// Cookie mode: a signed payload, decoded on first use.
-    Payload { value: String, resign: bool },
+    /// Store mode: signed, well-formed ids, in the order sent (nearly always one).
+    Ids(Candidates<SessionId>),
+    /// Cookie mode: signed payloads, in the order sent, decoded on first use.
+    Payloads(Candidates<String>),
     /// More cookies of the session's name than are checked, none of the checked ones valid
-    /// (cookie tossing): anonymous, and the client's cookies are left alone.
-    Ambiguous,
+    /// (cookie tossing): anonymous, and the client's cookies are left alone. The `Cookie`
+    /// fields are kept so a logout can still find the session among them.
+    Ambiguous { cookies: Vec<http::HeaderValue> },
+}
+
+/// One verified cookie value (or the external key's id).
+#[derive(Debug)]
+pub(crate) struct Candidate<T> {
+    pub(crate) value: T,
+    /// Signed with an older key: re-sign with the newest.
+    pub(crate) resign: bool,
+    /// The signature, when made with the newest key: sent again without recomputing it.
+    pub(crate) signature: Option<session_cookie::Signature>,
+}
+
+/// The verified values of one request: the first live one is the session (a dead cookie
+/// planted ahead of the real one must not end it).
+#[derive(Debug)]
+pub(crate) struct Candidates<T> {
+    pub(crate) first: Candidate<T>,
+    pub(crate) more: Vec<Candidate<T>>,
+    /// More values were sent than are checked: if none of these is live, the request is
+    /// ambiguous rather than a missed session.
+    pub(crate) unchecked: bool,
+}
+
+impl<T> Candidates<T> {
+    pub(crate) fn one(first: Candidate<T>) -> Self {
+        Self {
+            first,
+            more: Vec::new(),
+            unchecked: false,
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Candidate<T>> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+}
+
+impl Presented {
+    /// Whether a cookie was signed with an older key (it must be re-signed even if the handler
+    /// never touches the session).
+    pub(crate) fn needs_resign(&self) -> bool {
+        match self {
+            Presented::Ids(c) => c.iter().any(|c| c.resign),
+            Presented::Payloads(c) => c.iter().any(|c| c.resign),
+            Presented::None | Presented::Ambiguous { .. } => false,
+        }
+    }
+
+    /// The newest-key signature the request brought for `id`, if any.
+    pub(crate) fn signature_for(&self, id: &SessionId) -> Option<&session_cookie::Signature> {
+        match self {
+            Presented::Ids(c) => c
+                .iter()
+                .find(|c| c.value == *id)
+                .and_then(|c| c.signature.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -47,9 +103,9 @@ pub(crate) struct Inner {
     pub(crate) secure: bool,
     pub(crate) loaded: OnceCell<()>,
     pub(crate) state: Mutex<State>,
-    /// The store key of the incoming id (a SHA-256), derived once per request for the load and
-    /// reused by the commit.
-    incoming_key: std::sync::OnceLock<StoreKey>,
+    /// The id the session was loaded under and its store key (a SHA-256), derived once per
+    /// request for the load and reused by the commit.
+    loaded_key: std::sync::OnceLock<(SessionId, StoreKey)>,
 }
 
 /// One request's session. Cheap to clone (clones share it), `Send + Sync`; no lock is held
@@ -93,7 +149,7 @@ impl Session {
             incoming,
             secure,
             loaded: OnceCell::new(),
-            incoming_key: std::sync::OnceLock::new(),
+            loaded_key: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 session: None,
                 pending: None,
@@ -115,16 +171,11 @@ impl Session {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The store key of `id`; the incoming id's is derived only once per request.
+    /// The store key of `id`; the loaded id's is derived only once per request.
     pub(crate) fn store_key(&self, id: &SessionId) -> StoreKey {
-        let derivation = self.0.shared.config.key_derivation();
-        match &self.0.incoming {
-            Presented::Id { id: incoming, .. } if incoming == id => self
-                .0
-                .incoming_key
-                .get_or_init(|| derivation.derive(id))
-                .clone(),
-            _ => derivation.derive(id),
+        match self.0.loaded_key.get() {
+            Some((loaded, key)) if loaded == id => key.clone(),
+            _ => self.0.shared.config.key_derivation().derive(id),
         }
     }
 
@@ -143,38 +194,12 @@ impl Session {
                 let config = &shared.config;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Presented::None, _) => (Source::None, false),
-                    (Presented::Ambiguous, _) => (Source::Ambiguous, false),
-                    (Presented::Id { id, resign, .. }, Backend::Store(store)) => {
-                        let key = self.store_key(id);
-                        let record = match shared.timed(store.load_dyn(&key)).await {
-                            Err(Error::Store(StoreError::Corrupt(why))) => {
-                                // Never a 500 loop on a record another program wrote or a bug
-                                // broke: it counts as missed, and it goes.
-                                tracing::warn!(
-                                    target: "session",
-                                    reason = %why,
-                                    "stored session record can't be decoded; deleting it and starting a new session"
-                                );
-                                if let Err(e) = shared.timed(store.destroy_dyn(&key)).await {
-                                    tracing::warn!(target: "session", error = %e, "could not delete the undecodable record");
-                                }
-                                Loaded::Missing
-                            }
-                            other => other?,
-                        };
-                        (
-                            Source::Store {
-                                id: id.clone(),
-                                record,
-                            },
-                            *resign,
-                        )
+                    (Presented::Ambiguous { .. }, _) => (Source::Ambiguous, false),
+                    (Presented::Ids(ids), Backend::Store(store)) => {
+                        self.load_first_live(store.as_ref(), ids).await?
                     }
-                    (Presented::Payload { value, resign }, Backend::Cookie(codec)) => {
-                        match codec.decode(value, config.max_age()) {
-                            Some(r) => (Source::Cookie(r), *resign),
-                            None => (Source::Undecodable, false),
-                        }
+                    (Presented::Payloads(payloads), Backend::Cookie(codec)) => {
+                        first_live_payload(config, codec.as_ref(), payloads)
                     }
                     _ => (Source::None, false),
                 };
@@ -193,6 +218,59 @@ impl Session {
                 self.lock().failed.get_or_insert(e);
                 Err(copy)
             }
+        }
+    }
+
+    /// The session of the first id whose record is live. Failing that, the first superseded
+    /// one (anonymous, cookies left alone); failing that, ambiguous if more ids were sent than
+    /// are checked; else the first id, missed.
+    async fn load_first_live(
+        &self,
+        store: &dyn DynStore,
+        ids: &Candidates<SessionId>,
+    ) -> Result<(Source, bool), Error> {
+        let derivation = self.0.shared.config.key_derivation();
+        let mut superseded = None;
+        for candidate in ids.iter() {
+            let key = derivation.derive(&candidate.value);
+            match self.load_or_drop(store, &key).await? {
+                Loaded::Missing => {}
+                Loaded::Superseded => {
+                    superseded.get_or_insert(candidate);
+                }
+                live @ Loaded::Live(_) => {
+                    let id = candidate.value.clone();
+                    let _ = self.0.loaded_key.set((id.clone(), key));
+                    let source = Source::Store { id, record: live };
+                    return Ok((source, candidate.resign));
+                }
+            }
+        }
+        let (id, record) = match superseded {
+            Some(c) => (c.value.clone(), Loaded::Superseded),
+            None if ids.unchecked => return Ok((Source::Ambiguous, false)),
+            None => (ids.first.value.clone(), Loaded::Missing),
+        };
+        Ok((Source::Store { id, record }, false))
+    }
+
+    /// Loads a record; one that can't be decoded counts as missing, and goes.
+    async fn load_or_drop(&self, store: &dyn DynStore, key: &StoreKey) -> Result<Loaded, Error> {
+        let shared = &self.0.shared;
+        match shared.timed(store.load_dyn(key)).await {
+            Err(Error::Store(StoreError::Corrupt(why))) => {
+                // Never a 500 loop on a record another program wrote or a bug broke.
+                tracing::warn!(
+                    target: "session",
+                    reason = %why,
+                    "stored session record can't be decoded; deleting it and starting a new session"
+                );
+                if let Err(e) = shared.timed(store.destroy_dyn(key)).await {
+                    tracing::warn!(target: "session", error = %e, "could not delete the undecodable record");
+                }
+                Ok(Loaded::Missing)
+            }
+            other => other,
         }
     }
 
@@ -276,6 +354,31 @@ impl Session {
     /// Changes this session's max-age (forces a write).
     pub async fn set_max_age(&self, max_age: MaxAge) -> Result<(), Error> {
         self.with(|s| s.set_max_age(max_age)).await
+    }
+}
+
+/// The session of the first payload that decodes and is live (not expired, not tampered,
+/// accepted by the `valid` hook). Failing that, ambiguous if more were sent than are checked;
+/// else the first payload as it is (its expiry or rejection ends it as usual).
+fn first_live_payload(
+    config: &session_core::Config,
+    codec: &dyn session_cookie::Codec,
+    payloads: &Candidates<String>,
+) -> (Source, bool) {
+    let decode = |c: &Candidate<String>| codec.decode(&c.value, config.max_age());
+    for candidate in payloads.iter() {
+        if let Some(record) = decode(candidate)
+            && session_core::driver::cookie_payload_is_live_now(config, &record)
+        {
+            return (Source::Cookie(record), candidate.resign);
+        }
+    }
+    if payloads.unchecked {
+        return (Source::Ambiguous, false);
+    }
+    match decode(&payloads.first) {
+        Some(record) => (Source::Cookie(record), payloads.first.resign),
+        None => (Source::Undecodable, false),
     }
 }
 

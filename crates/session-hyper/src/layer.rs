@@ -13,7 +13,7 @@ use session_cookie::{Codec, Incoming, KoaCodec, SessionCookies};
 use session_core::{Config, ConfigError, Store};
 
 use crate::Error;
-use crate::handle::{Presented, Session};
+use crate::handle::{Candidate, Candidates, Presented, Session};
 use crate::shared::{Backend, ErrorHook, Shared};
 
 /// Marks a request that arrived over TLS; insert it from your TLS acceptor so `Secure`
@@ -233,49 +233,88 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
             .get(h)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| ids.parse(v.trim()))
-            .map_or(Presented::None, |id| Presented::Id {
-                id,
-                resign: false,
-                signature: None,
+            .map_or(Presented::None, |id| {
+                Presented::Ids(Candidates::one(Candidate {
+                    value: id,
+                    resign: false,
+                    signature: None,
+                }))
             })
     } else {
-        let headers = req
-            .headers()
-            .get_all(COOKIE)
-            .into_iter()
-            .map(HeaderValue::as_bytes);
-        match shared.cookies.read(headers) {
+        let fields = req.headers().get_all(COOKIE);
+        match shared
+            .cookies
+            .read(fields.iter().map(HeaderValue::as_bytes))
+        {
             Incoming::Valid {
                 value,
                 resign,
                 signature,
-            } => match &shared.backend {
-                Backend::Store(_) => match ids.parse(value) {
-                    Some(id) => Presented::Id {
-                        id,
-                        resign,
-                        signature,
-                    },
-                    None => Presented::None,
-                },
-                Backend::Cookie(_) => Presented::Payload {
-                    value: value.to_owned(),
+            } => {
+                let only = session_cookie::Verified {
+                    value,
                     resign,
-                },
-            },
+                    signature,
+                };
+                presented(shared, [only], false)
+            }
+            Incoming::Candidates {
+                verified,
+                unchecked,
+            } => presented(shared, verified, unchecked),
             Incoming::Invalid => {
                 // koa clears the signature cookie of a cookie that failed verification.
                 clear_sig = true;
                 Presented::None
             }
             // Planted cookies ahead of the real pair: no removal cookie, whatever happens.
-            Incoming::Ambiguous => Presented::Ambiguous,
+            Incoming::Ambiguous => Presented::Ambiguous {
+                cookies: fields.iter().cloned().collect(),
+            },
             Incoming::None | Incoming::MissingSignature => Presented::None,
         }
     };
     let session = Session::new(Arc::clone(shared), incoming, secure);
     req.extensions_mut().insert(session.clone());
     (session, clear_sig && shared.cookies.keygrip().is_some())
+}
+
+/// The verified cookie values as the backend takes them: ids (the ones that are well-formed
+/// ids) or payloads.
+fn presented<'a>(
+    shared: &Shared,
+    verified: impl IntoIterator<Item = session_cookie::Verified<'a>>,
+    unchecked: bool,
+) -> Presented {
+    fn candidates<'a, T>(
+        verified: impl IntoIterator<Item = session_cookie::Verified<'a>>,
+        unchecked: bool,
+        value: impl Fn(&str) -> Option<T>,
+    ) -> Option<Candidates<T>> {
+        let mut all = verified.into_iter().filter_map(|v| {
+            Some(Candidate {
+                value: value(v.value)?,
+                resign: v.resign,
+                signature: v.signature,
+            })
+        });
+        let first = all.next()?;
+        Some(Candidates {
+            first,
+            more: all.collect(),
+            unchecked,
+        })
+    }
+    let found = match &shared.backend {
+        Backend::Store(_) => {
+            let ids = shared.config.ids();
+            candidates(verified, unchecked, |v| ids.parse(v)).map(Presented::Ids)
+        }
+        Backend::Cookie(_) => {
+            candidates(verified, unchecked, |v| Some(v.to_owned())).map(Presented::Payloads)
+        }
+    };
+    found.unwrap_or(Presented::None)
 }
 
 /// After the handler: commit, then put the cookies (or the error response) on the response.
@@ -329,11 +368,7 @@ impl Session {
     /// A cookie signed with an older key must be re-signed even if the handler never touched
     /// the session; that needs the session's expiry, so it is loaded (once, per rotation).
     fn needs_commit_load(&self) -> bool {
-        !self.is_loaded()
-            && matches!(
-                self.0.incoming,
-                Presented::Id { resign: true, .. } | Presented::Payload { resign: true, .. }
-            )
+        !self.is_loaded() && self.0.incoming.needs_resign()
     }
 }
 

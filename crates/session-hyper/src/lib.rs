@@ -11,10 +11,13 @@
 //!
 //! Races and hostile input are handled by rule, not by luck:
 //! - a regenerate racing a destroy never keeps the destroyed session alive (in either order);
+//! - of several cookies of the session's name, the first that verifies and is a live session
+//!   wins, so a dead cookie planted ahead of the real one changes nothing;
 //! - a request that carries an id a regenerate has just superseded (a parallel request around a
 //!   login), or more cookies of the session's name than are checked (planted cookies), is
 //!   anonymous, writes nothing and sets no cookie unless it destroys or regenerates, so it can't
-//!   overwrite or remove the browser's newer cookie;
+//!   overwrite or remove the browser's newer cookie (a destroy then still ends the session
+//!   hidden among the cookies);
 //! - a record the store can't decode counts as missed: it is deleted and a new session starts;
 //! - a session over its store's size limit or the cookie's 4096 bytes is an error the app sees
 //!   ([`Error::is_too_large`]; 500 by default, or what [`SessionLayerBuilder::on_error`] says).

@@ -1308,6 +1308,140 @@ fn planted_cookies_never_remove_the_real_ones() {
     });
 }
 
+/// A cookie pair the site once gave the attacker, dead now (logged out, or an expired
+/// cookie-mode payload), planted ahead of the real pair: the first live one is the session, so
+/// the real one is neither removed nor replaced, and a logout still ends it.
+#[test]
+fn a_planted_dead_cookie_never_ends_the_real_session() {
+    attack(|secrets| async move {
+        let (mut removals, mut lost) = (0, 0);
+        for (bi, backend) in backends().await.into_iter().enumerate() {
+            let app = app(&backend, |b| b).await;
+            let user = unique("ivan");
+            secrets.add(&user);
+            let real = logged_in(&app, &user, &secrets).await;
+            let mut attacker = Jar::default();
+            let r = put(&app, &json!({ "a": 1 }), &attacker).await;
+            secrets.note(&r);
+            attacker.apply(&r);
+            assert_eq!(logout(&app, &attacker).await.status, 204);
+            let header = format!("{}; {}", attacker.header(), real.header());
+            for i in 0..100 {
+                let path = if i % 2 == 0 { "/session" } else { "/" };
+                let r = req(&app, Method::GET, path, &header, None).await;
+                removals += usize::from(r.removes());
+                let real_used = path == "/" || r.body.contains(&user);
+                lost += usize::from(r.status != 200 || !real_used);
+            }
+            let r = get(&app, "/session", &real).await;
+            assert!(
+                r.body.contains("\"views\":50"),
+                "{}: 50 visits counted",
+                label(&backend, bi)
+            );
+            let r = req(&app, Method::DELETE, "/session", &header, None).await;
+            assert_eq!(r.status, 204);
+            let r = get(&app, "/session", &real).await;
+            assert!(
+                !r.body.contains(&user),
+                "{}: the logout ended the real session",
+                label(&backend, bi)
+            );
+        }
+        // Unsigned cookies: any value can be planted.
+        let app = app(&Backend::memory(), |b| b.unsigned()).await;
+        let user = unique("judy");
+        secrets.add(&user);
+        let real = logged_in(&app, &user, &secrets).await;
+        let fake = format!("{NAME}={}", "A".repeat(43));
+        for i in 0..100 {
+            let n = 1 + i % (session_cookie::MAX_CANDIDATES - 1);
+            let header = format!("{}; {}", planted(&fake, n), real.header());
+            let r = req(&app, Method::GET, "/session", &header, None).await;
+            removals += usize::from(r.removes());
+            lost += usize::from(!r.body.contains(&user));
+            // More than are checked: anonymous, and the cookies are left alone.
+            let many = planted(&fake, session_cookie::MAX_CANDIDATES);
+            let r = req(
+                &app,
+                Method::GET,
+                "/",
+                &format!("{many}; {}", real.header()),
+                None,
+            )
+            .await;
+            assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
+        }
+        // Cookie mode: an expired payload signed by the site ahead of the live one.
+        let cfg = config(|b| b);
+        let cookies = session_cookie::SessionCookies::from_config(&cfg).unwrap();
+        let now = cfg.now_ms();
+        let app = serve(SessionLayer::cookie(cfg).build().unwrap()).await;
+        let user = unique("kim");
+        secrets.add(&user);
+        let real = logged_in(&app, &user, &secrets).await;
+        let mut data = serde_json::Map::new();
+        data.insert("user".into(), json!("mallory"));
+        let expired = Record {
+            data,
+            meta: Meta {
+                expire: Some(now - 1_000),
+                max_age: MaxAge::Ms(86_400_000),
+                created: None,
+            },
+        };
+        let dead = signed_payload(&cookies, &expired, now);
+        for _ in 0..100 {
+            let header = format!("{dead}; {}", real.header());
+            let r = req(&app, Method::GET, "/session", &header, None).await;
+            removals += usize::from(r.removes());
+            lost += usize::from(!r.body.contains(&user));
+        }
+        eprintln!("planted dead cookies: removal cookies {removals}, real session not used {lost}");
+        assert_eq!((removals, lost), (0, 0));
+    });
+}
+
+/// The `Cookie` header pair of a cookie-mode payload signed with the app's key.
+fn signed_payload(cookies: &session_cookie::SessionCookies, record: &Record, now: u64) -> String {
+    use session_cookie::Codec as _;
+    let value = session_cookie::KoaCodec.encode(record).unwrap();
+    let set = cookies.write(&value, None, now, false).unwrap();
+    set.iter()
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A logout sent while planted cookies hide the real pair from the usual checks still ends
+/// the session on the server (the cookies it removes are not all there is to it).
+#[test]
+fn a_logout_under_planted_cookies_ends_the_server_session() {
+    attack(|secrets| async move {
+        let mut alive = 0;
+        for backend in backends().await {
+            let app = app(&backend, |b| b).await;
+            for i in 0..50 {
+                let user = unique("liam");
+                secrets.add(&user);
+                let real = logged_in(&app, &user, &secrets).await;
+                let n = session_cookie::MAX_CANDIDATES + i % 40;
+                let header = format!("{}; {}", planted("koa.sess=planted", n), real.header());
+                let r = req(&app, Method::GET, "/session", &header, None).await;
+                assert!(
+                    r.set_cookies.is_empty() && !r.body.contains(&user),
+                    "ambiguous"
+                );
+                let r = req(&app, Method::DELETE, "/session", &header, None).await;
+                assert_eq!(r.status, 204);
+                alive += usize::from(get(&app, "/session", &real).await.body.contains(&user));
+            }
+        }
+        eprintln!("logouts under planted cookies that left the session alive: {alive}");
+        assert_eq!(alive, 0);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7. Regenerating a session that holds nothing writes nothing.
 
@@ -1458,14 +1592,7 @@ fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
                     created: None,
                 },
             };
-            use session_cookie::Codec as _;
-            let value = session_cookie::KoaCodec.encode(&record).unwrap();
-            let set = cookies.write(&value, None, now, false).unwrap();
-            let header = set
-                .iter()
-                .map(|c| c.split(';').next().unwrap().to_owned())
-                .collect::<Vec<_>>()
-                .join("; ");
+            let header = signed_payload(&cookies, &record, now);
             let r = req(&app, Method::GET, "/session", &header, None).await;
             assert_eq!(
                 r.body.contains("mallory"),

@@ -4,7 +4,9 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::driver::SessionDriver;
+use crate::events::Event;
 use crate::expiry::CLOCK_SKEW_MS;
+use crate::store::Loaded;
 use serde_json::json;
 use std::sync::Arc;
 

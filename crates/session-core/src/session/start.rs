@@ -1,0 +1,211 @@
+//! Starting a request's session from what the client presented: which records start a live
+//! session, and what becomes of the others.
+
+use std::collections::HashMap;
+
+use super::{Retired, SessionState, Stale};
+use crate::events::{Event, Events};
+use crate::expiry;
+use crate::id::SessionId;
+use crate::record::{Data, MaxAge, Meta, Record};
+use crate::store::Loaded;
+
+/// What the client presented, as verified by the cookie layer and answered by the store.
+#[derive(Debug)]
+pub enum Source {
+    /// No usable session cookie (none, unsigned, badly signed, or a malformed id).
+    None,
+    /// A correctly signed cookie whose payload could not be decoded (cookie mode).
+    Undecodable,
+    /// More cookies of the session's name than the reader checks (typically planted by a
+    /// sibling subdomain or a plain-HTTP page: cookie tossing). The request is anonymous and
+    /// must not touch the client's cookies: the real one may be among those not checked.
+    Ambiguous,
+    /// Store mode: a well-formed, correctly signed id and what the store returned for it.
+    Store {
+        /// The id from the cookie or header.
+        id: SessionId,
+        /// What the store holds under it.
+        record: Loaded,
+    },
+    /// Cookie mode: the decoded payload.
+    Cookie(Record),
+}
+
+/// What starting a session needs from the configuration. The configuration builds it
+/// ([`Config::rules`](crate::Config)), so the session does not depend on the configuration.
+pub(crate) struct Rules<'a> {
+    pub(crate) now: u64,
+    pub(crate) guest: bool,
+    pub(crate) max_age: MaxAge,
+    pub(crate) absolute_ms: Option<u64>,
+    pub(crate) session_ttl_ms: u64,
+    pub(crate) events: &'a Events,
+}
+
+/// Why a record the client brought can't start a live session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejection {
+    /// Past its `_expire` or the absolute lifetime.
+    Expired,
+    /// A cookie payload claiming more than this server writes (tampered).
+    FromTheFuture,
+    /// The app's `valid` hook refused it.
+    Invalid,
+}
+
+/// Whether `record` can start a live session under `rules`, and if not why (no event fires).
+fn rejection(rules: &Rules<'_>, record: &Record, in_store: bool) -> Option<Rejection> {
+    if expiry::expired(&record.meta, rules.absolute_ms, rules.now) {
+        Some(Rejection::Expired)
+    } else if !in_store && expiry::from_the_future(&record.meta, rules.session_ttl_ms, rules.now) {
+        Some(Rejection::FromTheFuture)
+    } else if !rules.events.is_valid(&record.data) {
+        Some(Rejection::Invalid)
+    } else {
+        None
+    }
+}
+
+/// Whether a cookie-mode payload would start a live session now (not expired, not tampered,
+/// accepted by the `valid` hook); no event fires.
+pub(crate) fn cookie_payload_is_live(rules: &Rules<'_>, record: &Record) -> bool {
+    rejection(rules, record, false).is_none()
+}
+
+impl SessionState {
+    /// Starts the request's session from what the client presented. Expired, invalid and missed
+    /// sessions become new empty sessions (their event fires); the old identity is retired.
+    pub(crate) fn begin(rules: &Rules<'_>, source: Source) -> SessionState {
+        let config = rules;
+        let now = rules.now;
+        match source {
+            Source::None => Self::fresh(config, now, None, false),
+            Source::Undecodable => Self::fresh(
+                config,
+                now,
+                Some(Retired {
+                    id: None,
+                    record_exists: false,
+                    regenerated: false,
+                }),
+                true,
+            ),
+            Source::Ambiguous => {
+                let mut s = Self::fresh(config, now, None, true);
+                s.stale = Some(Stale::Ambiguous);
+                s
+            }
+            Source::Store {
+                id,
+                record: Loaded::Superseded,
+            } => {
+                let mut s = Self::fresh(config, now, None, true);
+                s.stale = Some(Stale::Superseded(id));
+                s
+            }
+            Source::Store {
+                id,
+                record: Loaded::Missing,
+            } => {
+                config.events.emit(Event::Missed);
+                if config.guest {
+                    // The signature proves we issued this id: a returning guest keeps it.
+                    let mut s = Self::fresh(config, now, None, true);
+                    s.id = Some(id);
+                    s
+                } else {
+                    Self::fresh(
+                        config,
+                        now,
+                        Some(Retired {
+                            id: Some(id),
+                            record_exists: false,
+                            regenerated: false,
+                        }),
+                        true,
+                    )
+                }
+            }
+            Source::Store {
+                id,
+                record: Loaded::Live(record),
+            } => Self::from_record(config, now, Some(id), record, true),
+            Source::Cookie(record) => Self::from_record(config, now, None, record, false),
+        }
+    }
+
+    fn fresh(
+        config: &Rules<'_>,
+        now: u64,
+        retire: Option<Retired>,
+        had_cookie: bool,
+    ) -> SessionState {
+        SessionState {
+            id: None,
+            retire,
+            stale: None,
+            is_new: true,
+            had_cookie,
+            resign: false,
+            data: Data::new(),
+            originals: HashMap::new(),
+            replaced: false,
+            meta: Meta {
+                expire: None,
+                max_age: config.max_age,
+                created: Some(now),
+            },
+            forced: false,
+            regenerate: false,
+        }
+    }
+
+    fn from_record(
+        config: &Rules<'_>,
+        now: u64,
+        id: Option<SessionId>,
+        record: Record,
+        in_store: bool,
+    ) -> SessionState {
+        let retire = || Retired {
+            id: id.clone(),
+            record_exists: in_store,
+            regenerated: false,
+        };
+        if let Some(why) = rejection(config, &record, in_store) {
+            if why == Rejection::FromTheFuture {
+                // Only a holder of the signing key could have written it (checklist D-07).
+                tracing::warn!(
+                    target: "session",
+                    "signed cookie payload claims an expiry or creation beyond what this server writes; treated as tampered"
+                );
+            }
+            config.events.emit(match why {
+                Rejection::Expired => Event::Expired,
+                Rejection::FromTheFuture | Rejection::Invalid => Event::Invalid,
+            });
+            return Self::fresh(config, now, Some(retire()), true);
+        }
+        let mut meta = record.meta;
+        if meta.created.is_none() {
+            // Written by a Koa app, or before an absolute lifetime was configured: the creation
+            // time is unknown, so the cap counts from now (documented in the crate docs).
+            meta.created = Some(now);
+        }
+        SessionState {
+            id,
+            retire: None,
+            stale: None,
+            is_new: false,
+            had_cookie: true,
+            resign: false,
+            data: record.data,
+            originals: HashMap::new(),
+            replaced: false,
+            meta,
+            forced: false,
+            regenerate: false,
+        }
+    }
+}
