@@ -347,7 +347,8 @@ async fn end_session(
     store: &dyn DynStore,
     mut key: StoreKey,
 ) -> Result<(), Error> {
-    for _ in 0..MAX_SUCCESSORS {
+    // The session's own key, then up to MAX_SUCCESSORS successors.
+    for _ in 0..=MAX_SUCCESSORS {
         match session.0.shared.timed(store.destroy_dyn(&key)).await? {
             Destroyed::Superseded(next) => key = next,
             Destroyed::Removed | Destroyed::Missing => return Ok(()),

@@ -708,34 +708,40 @@ fn regenerate_destroy_and_save_triples_never_revive_the_session() {
     });
 }
 
+/// A logout carrying an id that regenerates have moved on from (one login, or up to 8
+/// regenerates within the grace time: the chain a destroy follows) ends the newest session.
 #[test]
 fn a_logout_carrying_the_old_id_ends_the_new_session() {
     attack(|secrets| async move {
         for backend in backends().await {
             let app = app(&backend, |b| b).await;
-            let user = unique("carol");
-            secrets.add(&user);
-            let old = logged_in(&app, &user, &secrets).await;
-            let mut new = old.clone();
-            let r = regenerate(&app, &old).await;
-            secrets.note(&r);
-            new.apply(&r);
-            assert_ne!(new.id(), old.id());
-            assert!(get(&app, "/session", &new).await.body.contains(&user));
-            // A logout tab that still had the old cookie.
-            let d = logout(&app, &old).await;
-            assert!(d.removes());
-            let s = get(&app, "/session", &new).await;
-            assert_eq!(
-                s.new,
-                Some(true),
-                "{}: the new session must be over",
-                backend.name()
-            );
-            assert!(!s.body.contains(&user));
-            backend
-                .assert_no_live_record_holds(&user, backend.name())
-                .await;
+            for hops in 1..=8 {
+                let user = unique("carol");
+                secrets.add(&user);
+                let old = logged_in(&app, &user, &secrets).await;
+                let mut new = old.clone();
+                for _ in 0..hops {
+                    let r = regenerate(&app, &new).await;
+                    secrets.note(&r);
+                    new.apply(&r);
+                }
+                assert_ne!(new.id(), old.id());
+                assert!(get(&app, "/session", &new).await.body.contains(&user));
+                // A logout tab that still had the old cookie.
+                let d = logout(&app, &old).await;
+                assert!(d.removes());
+                let s = get(&app, "/session", &new).await;
+                assert_eq!(
+                    s.new,
+                    Some(true),
+                    "{}: after {hops} regenerates the new session must be over",
+                    backend.name()
+                );
+                assert!(!s.body.contains(&user));
+                backend
+                    .assert_no_live_record_holds(&user, backend.name())
+                    .await;
+            }
         }
     });
 }
