@@ -14,8 +14,11 @@
 //! - **Bounded records**: the whole record stays within [`RedisStoreBuilder::max_record_bytes`]
 //!   (64 KiB) after every write. The hash keeps its data's byte count (`_n`); a save script
 //!   computes the new size from the fields it changes (one `HSTRLEN` each) and refuses, writing
-//!   nothing, a save that would pass the limit ([`StoreError::TooLarge`]). Thousands of keys per
-//!   create or save are fine (the scripts write in chunks).
+//!   nothing, a save that would pass the limit ([`StoreError::TooLarge`]). A count that is not
+//!   a count (another program wrote it) is recounted from the fields, and a save is refused
+//!   only on a true count; a count set *lower* than the truth is trusted (only a program that
+//!   can write to Redis can set it, and that program can write any record). Thousands of keys
+//!   per create or save are fine (the scripts write in chunks).
 //! - **Foreign data is corrupt, not an outage**: a value of another Redis type under a session
 //!   key, or a hash this store can't read, is [`StoreError::Corrupt`]; the middleware then
 //!   deletes it and starts a new session.

@@ -19,8 +19,9 @@ pub(crate) struct Scripts {
     /// that fails (e.g. OOM) deletes the half-written record.
     pub(crate) v1_create: Script,
     /// `_n` keeps the data's bytes (field names and values), so the limit holds for the whole
-    /// record at the cost of one HSTRLEN per changed key; a record written before `_n` existed
-    /// is counted once.
+    /// record at the cost of one HSTRLEN per changed key. A record without a usable `_n`
+    /// (written before it existed, or changed by another program) is counted from its fields,
+    /// and a save is refused as too large only on a true count.
     pub(crate) v1_save: Script,
     /// Extends a live record (never a marker) and rewrites its meta.
     pub(crate) v1_touch: Script,

@@ -120,3 +120,82 @@ async fn a_save_with_thousands_of_changed_keys() {
     assert_eq!(loaded.len(), 1500 + 2500);
     assert_eq!(loaded, data);
 }
+
+/// `_n` (the V1 hash's byte count) changed by another program: not a number, negative, a
+/// fraction, empty or far too high. A save recounts from the fields instead of failing every
+/// time or refusing every write, and a save that really outgrows the limit is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_size_counter_is_recounted() {
+    use serde_json::json;
+    use session_core::{Change, Created, Data, Delta, MaxAge, Meta, Record, Store, StoreError};
+    let (url, prefix) = (support::shared_url(), support::unique_prefix("tampered_n"));
+    let limit = 4096;
+    let store = RedisStore::builder(&url)
+        .prefix(&prefix)
+        .max_record_bytes(limit)
+        .build()
+        .await
+        .unwrap();
+    let meta = Meta {
+        expire: None,
+        max_age: MaxAge::Session,
+        created: None,
+    };
+    let ttl = Duration::from_secs(60);
+    let set = |k: &str, bytes: usize| Delta {
+        replace: false,
+        set: [(k.to_owned(), json!("x".repeat(bytes)))]
+            .into_iter()
+            .collect(),
+        removed: Vec::new(),
+    };
+    let tampered = ["abc", "", "-100000", "1.5", "99999999999", "1e400"];
+    let (mut failed, mut wrong_count, mut let_through) = (0, 0, 0);
+    for i in 0..120 {
+        let bad = tampered[i % tampered.len()];
+        let key = StoreKey::from_raw(format!("sess:n{i}"));
+        let redis_key = format!("{prefix}sess:n{i}");
+        let mut data = Data::new();
+        data.insert("a".into(), json!("x".repeat(100)));
+        let rec = Record {
+            data: data.clone(),
+            meta,
+        };
+        assert_eq!(
+            store.create(&key, &rec, ttl).await.unwrap(),
+            Created::Inserted
+        );
+        support::cmd(&url, &["HSET", &redis_key, "_n", bad]).await;
+        let delta = set("b", 1000);
+        data.insert("b".into(), json!("x".repeat(1000)));
+        let change = Change {
+            delta: &delta,
+            data: &data,
+            meta,
+        };
+        failed += usize::from(store.save(&key, change, ttl).await.is_err());
+        let redis::Value::BulkString(n) = support::cmd(&url, &["HGET", &redis_key, "_n"]).await
+        else {
+            panic!("no _n")
+        };
+        // `d:a` + its JSON string, `d:b` + its JSON string.
+        let truth = (3 + 102) + (3 + 1002);
+        wrong_count += usize::from(String::from_utf8(n).unwrap() != truth.to_string());
+        // Within the limit alone, over it with what the record holds.
+        let delta = set("c", 3000);
+        let change = Change {
+            delta: &delta,
+            data: &data,
+            meta,
+        };
+        let refused = matches!(
+            store.save(&key, change, ttl).await,
+            Err(StoreError::TooLarge { .. })
+        );
+        let_through += usize::from(!refused);
+    }
+    eprintln!(
+        "tampered _n: 120 saves failed {failed}, counts left wrong {wrong_count}, oversized saves let through {let_through}"
+    );
+    assert_eq!((failed, wrong_count, let_through), (0, 0, 0));
+}
