@@ -14,7 +14,7 @@ pub use error::ConfigError;
 pub use keys::{Algorithm, MAX_KEYS, MIN_KEY_LEN, Secret, validate_keys};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::expiry::{DEFAULT_SUPERSEDE_GRACE, MAX_AGE_CAP_MS, ONE_DAY_MS};
+use crate::expiry::{DEFAULT_SUPERSEDE_GRACE, MAX_AGE_CAP_MS, MAX_SUPERSEDE_GRACE, ONE_DAY_MS};
 use crate::hooks::Hooks;
 use crate::id::{
     IdGenerator, IdPolicy, KeyDerivation, KoaCompatIdGenerator, RandomIdGenerator, is_cookie_value,
@@ -279,7 +279,8 @@ impl ConfigBuilder {
         self.absolute_lifetime = Some(cap);
         self
     }
-    /// How long the store keeps a browser-session record after its last write (default one day).
+    /// How long the store keeps a browser-session record after its last write (default one day;
+    /// at most 400 days, like a cookie).
     pub fn session_ttl(mut self, ttl: Duration) -> Self {
         self.session_ttl = Some(ttl);
         self
@@ -287,7 +288,8 @@ impl ConfigBuilder {
     /// How long a regenerate's marker lives under the old id (default 60 s): while it does, a
     /// request that still carries the old id (a parallel request around a login) is anonymous
     /// without losing the client's new cookie, and a logout that carries the old id also ends
-    /// the new session. Afterwards the old id is simply unknown.
+    /// the new session. Afterwards the old id is simply unknown. At most one day
+    /// ([`MAX_SUPERSEDE_GRACE`](crate::expiry::MAX_SUPERSEDE_GRACE)).
     pub fn supersede_grace(mut self, grace: Duration) -> Self {
         self.supersede_grace = Some(grace);
         self
@@ -402,12 +404,24 @@ impl ConfigBuilder {
         };
         let session_ttl_ms = match self.session_ttl {
             Some(d) if d.as_millis() == 0 => return Err(ConfigError::ZeroDuration("session_ttl")),
-            Some(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            Some(d) if d.as_millis() > u128::from(MAX_AGE_CAP_MS) => {
+                return Err(ConfigError::DurationTooLong {
+                    what: "session_ttl",
+                    max_secs: MAX_AGE_CAP_MS / 1000,
+                });
+            }
+            Some(d) => u64::try_from(d.as_millis()).unwrap_or(MAX_AGE_CAP_MS),
             None => ONE_DAY_MS,
         };
         let supersede_grace = match self.supersede_grace {
             Some(d) if d.as_millis() == 0 => {
                 return Err(ConfigError::ZeroDuration("supersede_grace"));
+            }
+            Some(d) if d > MAX_SUPERSEDE_GRACE => {
+                return Err(ConfigError::DurationTooLong {
+                    what: "supersede_grace",
+                    max_secs: MAX_SUPERSEDE_GRACE.as_secs(),
+                });
             }
             Some(d) => d,
             None => DEFAULT_SUPERSEDE_GRACE,

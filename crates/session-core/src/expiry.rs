@@ -21,6 +21,13 @@ pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// Default lifetime of the marker a regenerate leaves under the old id (see
 /// [`ConfigBuilder::supersede_grace`](crate::ConfigBuilder::supersede_grace)).
 pub const DEFAULT_SUPERSEDE_GRACE: Duration = Duration::from_secs(60);
+/// The longest [`ConfigBuilder::supersede_grace`](crate::ConfigBuilder::supersede_grace)
+/// accepted: one day (the marker only has to outlast the requests in flight around a login).
+pub const MAX_SUPERSEDE_GRACE: Duration = Duration::from_secs(86_400);
+/// The longest TTL a store keeps a key for: a store clamps any longer one to this, so no key
+/// lives forever whatever a caller asks. Ten years, far beyond anything the middleware writes
+/// (at most 400 days and 10 s).
+pub const MAX_STORE_TTL: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 /// `_expire` passed (strictly, as koa), or the absolute lifetime from `_created` ran out.
 pub(crate) fn expired(meta: &Meta, absolute_ms: Option<u64>, now: u64) -> bool {

@@ -154,8 +154,9 @@ pub struct Change<'a> {
 ///   and reports when the record was already gone or superseded;
 /// - every record stays within the store's size limit after every write (the whole record, not
 ///   only the delta; [`StoreError::TooLarge`] otherwise, with nothing written);
-/// - every record and marker has a TTL (`ttl` is always > 0), no failure leaves a key without
-///   one, and every call returns within the store's time limit;
+/// - every record and marker has a TTL (`ttl` is always > 0; one longer than
+///   [`MAX_STORE_TTL`](crate::expiry::MAX_STORE_TTL) is clamped to it), no failure leaves a key
+///   without one, and every call returns within the store's time limit;
 /// - every command touches one key (so a store can run on a sharded backend such as Redis
 ///   Cluster).
 pub trait Store: Send + Sync + 'static {

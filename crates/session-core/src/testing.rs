@@ -57,6 +57,7 @@ pub async fn run_all<H: Harness>(h: &H) {
     touch_missing_reports_not_found(h).await;
     destroy_is_idempotent(h).await;
     ttl_always_set(h).await;
+    absurd_ttls_are_clamped(h).await;
     keys_are_isolated(h).await;
     odd_values_round_trip(h).await;
     concurrent_deltas_both_land(h).await;
@@ -364,6 +365,47 @@ pub async fn ttl_always_set<H: Harness>(h: &H) {
     let got = h.store().supersede(&k, &next, grace).await;
     assert!(matches!(got, Ok(Supersede::Replaced)), "{got:?}");
     assert_ttl(h, &k, grace, "supersede").await;
+}
+
+/// A TTL no store can keep (`Duration::MAX`) is clamped to
+/// [`MAX_STORE_TTL`](crate::expiry::MAX_STORE_TTL) by every write: it neither fails nor leaves
+/// a key that lives forever.
+pub async fn absurd_ttls_are_clamped<H: Harness>(h: &H) {
+    let max = crate::expiry::MAX_STORE_TTL;
+    let k = key("absurd_ttl");
+    let r = record(json!({"a": 1}));
+    must_create(h, &k, &r, Duration::MAX).await;
+    assert_ttl(h, &k, max, "create for Duration::MAX").await;
+    let got = try_save(
+        h,
+        &k,
+        &set(&[("b", json!(2))]),
+        &r.data,
+        r.meta,
+        Duration::MAX,
+    )
+    .await;
+    assert!(
+        matches!(got, Ok(Updated::Updated)),
+        "save for Duration::MAX: {got:?}"
+    );
+    assert_ttl(h, &k, max, "save for Duration::MAX").await;
+    let got = h.store().touch(&k, r.meta, Duration::MAX).await;
+    assert!(
+        matches!(got, Ok(Updated::Updated)),
+        "touch for Duration::MAX: {got:?}"
+    );
+    assert_ttl(h, &k, max, "touch for Duration::MAX").await;
+    let next = key("absurd_ttl_next");
+    must_create(h, &next, &r, LONG).await;
+    let got = h.store().supersede(&k, &next, Duration::MAX).await;
+    assert!(
+        matches!(got, Ok(Supersede::Replaced)),
+        "supersede for Duration::MAX: {got:?}"
+    );
+    assert_ttl(h, &k, max, "supersede for Duration::MAX").await;
+    destroy(h, &k).await;
+    destroy(h, &next).await;
 }
 
 /// Two sessions never see each other's data.

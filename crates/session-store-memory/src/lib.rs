@@ -183,7 +183,9 @@ impl Default for MemoryStore {
     }
 }
 
+/// A TTL in ms, clamped to [`MAX_STORE_TTL`](session_core::expiry::MAX_STORE_TTL).
 fn ms(d: Duration) -> u64 {
+    let d = d.min(session_core::expiry::MAX_STORE_TTL);
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

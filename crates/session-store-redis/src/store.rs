@@ -47,7 +47,11 @@ impl fmt::Debug for RedisStore {
 }
 
 /// A TTL in whole milliseconds, at least 1.
+/// A TTL in ms for PEXPIRE: at least 1, and clamped to
+/// [`MAX_STORE_TTL`](session_core::expiry::MAX_STORE_TTL) (Redis refuses an expiry time that
+/// overflows, and a script that failed there would leave its key without a TTL).
 fn ms(d: Duration) -> u64 {
+    let d = d.min(session_core::expiry::MAX_STORE_TTL);
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 

@@ -65,6 +65,15 @@ pub enum ConfigError {
     /// A zero lifetime would expire every session at once.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// A lifetime longer than the library accepts for it (a typo, or `Duration::MAX` meant as
+    /// "forever": stores would keep keys without end).
+    #[error("{what} may be at most {max_secs} s")]
+    DurationTooLong {
+        /// The option.
+        what: &'static str,
+        /// The longest accepted, in seconds.
+        max_secs: u64,
+    },
     /// The id prefix holds characters a cookie or header can't carry.
     #[error(
         "id prefix {0:?} may only hold cookie characters (no spaces, controls, '\"', ',', ';' or '\\')"

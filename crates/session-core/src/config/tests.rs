@@ -198,6 +198,40 @@ fn generators_that_reject_their_own_ids_fail_at_construction() {
 }
 
 #[test]
+fn lifetimes_a_store_cannot_keep_are_errors() {
+    let year = Duration::from_secs(365 * 86_400);
+    for (ttl, ok) in [
+        (Duration::from_millis(MAX_AGE_CAP_MS), true),
+        (Duration::from_millis(MAX_AGE_CAP_MS + 1), false),
+        (10 * year, false),
+        (Duration::MAX, false),
+    ] {
+        let got = base().session_ttl(ttl).build();
+        assert_eq!(got.is_ok(), ok, "session_ttl {ttl:?}");
+        if !ok {
+            assert!(matches!(
+                got.unwrap_err(),
+                ConfigError::DurationTooLong {
+                    what: "session_ttl",
+                    ..
+                }
+            ));
+        }
+    }
+    for (grace, ok) in [
+        (crate::expiry::MAX_SUPERSEDE_GRACE, true),
+        (
+            crate::expiry::MAX_SUPERSEDE_GRACE + Duration::from_millis(1),
+            false,
+        ),
+        (Duration::MAX, false),
+    ] {
+        let got = base().supersede_grace(grace).build();
+        assert_eq!(got.is_ok(), ok, "supersede_grace {grace:?}");
+    }
+}
+
+#[test]
 fn max_age_beyond_the_browser_cap_is_clamped() {
     let ten_years = 10 * 365 * ONE_DAY_MS;
     let c = base().max_age(MaxAge::Ms(ten_years)).build().unwrap();
