@@ -220,32 +220,47 @@ async fn store_write(
                 end_retired(session, store, plan).await?;
             }
             let (id, key) = create_fresh(session, store, &record, ttl).await?;
-            if let Some(old) = regenerated {
-                // The old record is superseded only now that the new one exists, and only if it
-                // is still there: a destroy that got there first wins, in either order.
-                let old_key = session.store_key(old);
-                let grace = config.supersede_grace();
-                let ended = shared
-                    .timed(store.supersede_dyn(&old_key, &key, grace))
-                    .await?;
-                match ended {
-                    Supersede::Replaced => {}
-                    Supersede::Missing => {
-                        tracing::debug!(target: "session", "regenerate lost to a destroy; ending as a destroy");
-                        shared.timed(store.destroy_dyn(&key)).await?;
-                        return Ok(Outcome::Remove);
-                    }
-                    Supersede::AlreadySuperseded => {
-                        tracing::debug!(target: "session", "regenerate lost to another regenerate; dropping its record");
-                        shared.timed(store.destroy_dyn(&key)).await?;
-                        return Ok(Outcome::Silent);
-                    }
+            let Some(old) = regenerated else {
+                return Ok(Outcome::Write {
+                    id: Some(id),
+                    record,
+                });
+            };
+            // The old record is superseded only now that the new one exists, and only if it is
+            // still there: a destroy that got there first wins, in either order.
+            let old_key = session.store_key(old);
+            let grace = config.supersede_grace();
+            let ended = shared
+                .timed(store.supersede_dyn(&old_key, &key, grace))
+                .await;
+            let outcome = match ended {
+                Ok(Supersede::Replaced) => {
+                    return Ok(Outcome::Write {
+                        id: Some(id),
+                        record,
+                    });
+                }
+                Ok(Supersede::Missing) => {
+                    tracing::debug!(target: "session", "regenerate lost to a destroy; ending as a destroy");
+                    Outcome::Remove
+                }
+                Ok(Supersede::AlreadySuperseded) => {
+                    tracing::debug!(target: "session", "regenerate lost to another regenerate; dropping its record");
+                    Outcome::Silent
+                }
+                Err(e) => {
+                    // Nobody will get the new id: its record goes.
+                    shared.discard(key);
+                    return Err(e);
+                }
+            };
+            match shared.timed(store.destroy_dyn(&key)).await {
+                Ok(_) => Ok(outcome),
+                Err(e) => {
+                    shared.discard(key);
+                    Err(e)
                 }
             }
-            Ok(Outcome::Write {
-                id: Some(id),
-                record,
-            })
         }
         Work::Save { id, delta, data } => {
             let Some(id) = id else {
@@ -294,10 +309,16 @@ async fn create_fresh(
     for _ in 0..CREATE_ATTEMPTS {
         let id = config.ids().generate().map_err(Error::Random)?;
         let key = config.key_derivation().derive(&id);
-        match shared.timed(store.create_dyn(&key, record, ttl)).await? {
-            Created::Inserted => return Ok((id, key)),
-            Created::Collision => {
+        match shared.timed(store.create_dyn(&key, record, ttl)).await {
+            Ok(Created::Inserted) => return Ok((id, key)),
+            Ok(Created::Collision) => {
                 tracing::warn!(target: "session", "session id collision; drawing another id");
+            }
+            Err(e) => {
+                // A create that timed out (or failed on the way back) may have landed; nobody
+                // will get this id.
+                shared.discard(key);
+                return Err(e);
             }
         }
     }

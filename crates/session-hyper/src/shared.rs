@@ -9,9 +9,12 @@ use bytes::Bytes;
 use http::header::RETRY_AFTER;
 use http::{HeaderName, HeaderValue, Response};
 use session_cookie::{Codec, SessionCookies};
-use session_core::{Config, DynStore, StoreError};
+use session_core::{Config, DynStore, StoreError, StoreKey};
 
 use crate::Error;
+
+/// Tries to delete a record a failed regenerate created ([`Shared::discard`]).
+const DISCARD_ATTEMPTS: u32 = 3;
 
 /// Where sessions live.
 #[derive(Clone)]
@@ -47,6 +50,27 @@ impl Shared {
             Ok(r) => r.map_err(Error::Store),
             Err(_) => Err(Error::Store(StoreError::Timeout(self.store_timeout))),
         }
+    }
+
+    /// Deletes, in the background, a record this request created but can't hand out (a
+    /// regenerate that failed after its create), so no copy of the session's data outlives
+    /// the failure. The store may be why the request failed, so the request does not wait;
+    /// each try first waits one store time limit (a create still on its way when the request
+    /// gave up has landed by then), and after a few the record is left to its TTL.
+    pub(crate) fn discard(&self, key: StoreKey) {
+        let Backend::Store(store) = &self.backend else {
+            return;
+        };
+        let (store, limit) = (Arc::clone(store), self.store_timeout);
+        tokio::spawn(async move {
+            for _ in 0..DISCARD_ATTEMPTS {
+                tokio::time::sleep(limit).await;
+                if let Ok(Ok(_)) = tokio::time::timeout(limit, store.destroy_dyn(&key)).await {
+                    return;
+                }
+            }
+            tracing::warn!(target: "session", "could not delete the record of a failed regenerate; it ends with its TTL");
+        });
     }
 
     pub(crate) fn error_response<B: From<Bytes>>(&self, e: &Error) -> Response<B> {

@@ -13,7 +13,7 @@
 mod support;
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -122,10 +122,20 @@ struct Recorder<S> {
 
 #[derive(Default)]
 struct Pause {
-    armed: std::sync::atomic::AtomicBool,
+    armed: AtomicBool,
     arrived: Notify,
     release: Notify,
+    /// One-shot faults: the next create stalls after it landed, the next supersede fails or
+    /// stalls before it reaches the store.
+    stall_after_create: AtomicBool,
+    fail_supersede: AtomicBool,
+    stall_supersede: AtomicBool,
+    /// Every destroy fails while set.
+    fail_destroy: AtomicBool,
 }
+
+/// How long a stalled store call takes: longer than the faulty app's store time limit.
+const STALL: Duration = Duration::from_millis(500);
 
 impl<S: Store + Clone> Recorder<S> {
     fn new(inner: S) -> Self {
@@ -146,6 +156,9 @@ impl<S: Store> Store for Recorder<S> {
         if matches!(got, Ok(Created::Inserted)) {
             self.created.lock().unwrap().push(k.clone());
         }
+        if self.pause.stall_after_create.swap(false, Ordering::SeqCst) {
+            tokio::time::sleep(STALL).await;
+        }
         got
     }
     async fn load(&self, k: &StoreKey) -> Result<Loaded, StoreError> {
@@ -160,6 +173,9 @@ impl<S: Store> Store for Recorder<S> {
         self.inner.save(k, c, ttl).await
     }
     async fn destroy(&self, k: &StoreKey) -> Result<Destroyed, StoreError> {
+        if self.pause.fail_destroy.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
         self.inner.destroy(k).await
     }
     async fn supersede(
@@ -171,6 +187,12 @@ impl<S: Store> Store for Recorder<S> {
         if self.pause.armed.swap(false, Ordering::SeqCst) {
             self.pause.arrived.notify_one();
             self.pause.release.notified().await;
+        }
+        if self.pause.fail_supersede.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
+        if self.pause.stall_supersede.swap(false, Ordering::SeqCst) {
+            tokio::time::sleep(STALL).await;
         }
         self.inner.supersede(k, next, ttl).await
     }
@@ -893,6 +915,90 @@ fn spawn_regenerate(app: &App, jar: &Jar) -> tokio::task::JoinHandle<Reply> {
         )
         .await
     })
+}
+
+/// A regenerate that fails after its create (the create times out after landing, the
+/// supersede fails or stalls, the destroy after losing to a logout fails) answers 503 and leaves
+/// no live copy of the session's data behind: the record nobody got the id of is deleted.
+#[test]
+fn a_failed_regenerate_leaves_no_copy_of_the_data() {
+    attack(|secrets| async move {
+        let faults = [
+            "create stalls",
+            "supersede fails",
+            "supersede stalls",
+            "destroy fails",
+        ];
+        let (mut answered, mut left) = (0, 0);
+        for (bi, backend) in backends().await.into_iter().enumerate() {
+            let layer = backend
+                .layer(config(|b| b))
+                .store_timeout(Duration::from_millis(100))
+                .build()
+                .unwrap();
+            let app = serve(layer).await;
+            for i in 0..40 {
+                let fault = faults[i % faults.len()];
+                let user = unique("mia");
+                secrets.add(&user);
+                let jar = logged_in(&app, &user, &secrets).await;
+                backend.take_created();
+                let p = backend.pause();
+                let r = match fault {
+                    "create stalls" => {
+                        p.stall_after_create.store(true, Ordering::SeqCst);
+                        regenerate(&app, &jar).await
+                    }
+                    "supersede fails" => {
+                        p.fail_supersede.store(true, Ordering::SeqCst);
+                        regenerate(&app, &jar).await
+                    }
+                    "supersede stalls" => {
+                        p.stall_supersede.store(true, Ordering::SeqCst);
+                        regenerate(&app, &jar).await
+                    }
+                    _ => {
+                        // The regenerate loses to a logout, then can't delete its record.
+                        p.armed.store(true, Ordering::SeqCst);
+                        let held = spawn_regenerate(&app, &jar);
+                        p.arrived.notified().await;
+                        assert!(logout(&app, &jar).await.removes());
+                        p.fail_destroy.store(true, Ordering::SeqCst);
+                        p.release.notify_one();
+                        let r = held.await.unwrap();
+                        p.fail_destroy.store(false, Ordering::SeqCst);
+                        r
+                    }
+                };
+                secrets.note(&r);
+                answered += usize::from(r.status != 503 || r.sets_id().is_some());
+                let keys = backend.take_created();
+                let deadline = Instant::now() + Duration::from_secs(3);
+                loop {
+                    let mut live = 0;
+                    for k in &keys {
+                        if let Ok(Loaded::Live(rec)) = backend.load(k).await {
+                            live +=
+                                usize::from(Value::Object(rec.data).to_string().contains(&user));
+                        }
+                    }
+                    if live == 0 {
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        eprintln!("{} / {fault}: {live} live copies left", label(&backend, bi));
+                        left += 1;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        eprintln!(
+            "failed regenerates: answered other than 503 without a cookie {answered}, left a live copy {left}"
+        );
+        assert_eq!((answered, left), (0, 0));
+    });
 }
 
 /// The two orders of a regenerate racing a logout, and of two regenerates, forced on every
