@@ -1,5 +1,6 @@
 //! Throughput of load+save on 2 threads at 1k, 100k and 1M live sessions, against a plain
-//! `Mutex<HashMap>` store, and memory per session, measured with a counting allocator.
+//! `Mutex<HashMap>` store, memory per session, measured with a counting allocator, and the time
+//! of one save that changes every key of a session of thousands of keys.
 //!
 //! Run: `cargo bench -p session-store-memory --bench memory_store` (`BENCH_SECS=N` per point,
 //! default 3).
@@ -307,4 +308,43 @@ fn main() {
         drop(store_b);
     }
     let _ = Data::new();
+
+    // One save that changes every key of an n-key session: the merge finds each stored key in
+    // the delta (a scan for small deltas, a hash index for large ones).
+    println!("\none save changing every key of an n-key session (time per save)");
+    let wide: &[usize] = if benching {
+        &[16, 1_000, 4_000, 8_000]
+    } else {
+        &[16, 200]
+    };
+    for &n in wide {
+        let store = MemoryStore::builder().max_record_bytes(64 << 20).build();
+        let k = key(0);
+        let mut data = Data::new();
+        for i in 0..n {
+            data.insert(format!("key{i}"), json!(0));
+        }
+        let rec = Record {
+            data,
+            meta: payload(0).meta,
+        };
+        run(store.create(&k, &rec, Duration::from_secs(3600))).unwrap();
+        let pairs: Vec<(String, serde_json::Value)> =
+            (0..n).map(|i| (format!("key{i}"), json!(1))).collect();
+        let refs: Vec<(&str, serde_json::Value)> =
+            pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let delta = set(&refs);
+        let change = Change {
+            delta: &delta,
+            data: &rec.data,
+            meta: rec.meta,
+        };
+        let reps = if benching { (200_000 / n).max(5) } else { 2 };
+        let start = std::time::Instant::now();
+        for _ in 0..reps {
+            run(store.save(&k, change, Duration::from_secs(3600))).unwrap();
+        }
+        let per = start.elapsed() / reps as u32;
+        println!("{n:>10} keys: {per:>12.2?} per save");
+    }
 }

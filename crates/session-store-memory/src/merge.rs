@@ -1,5 +1,6 @@
 //! A stored JSON object with a delta applied, written in one streaming pass.
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
@@ -25,6 +26,7 @@ pub(crate) fn apply(blob: &[u8], delta: &Delta) -> Result<Box<[u8]>, StoreError>
     Merge {
         out: &mut out,
         delta,
+        lookup: &Lookup::new(delta),
         seen: &mut *seen,
         first: &mut first,
     }
@@ -56,9 +58,54 @@ fn pair(
     encoded.map_err(|e| StoreError::Backend(format!("could not encode session value: {e}")))
 }
 
+/// Above this many changed keys, a delta's keys are found through a hash index instead of a
+/// scan: a save that changes thousands of keys would otherwise cost stored × changed string
+/// comparisons under the shard's lock.
+const INDEX_ABOVE: usize = 16;
+
+/// Where a stored key stands in the delta.
+enum Lookup<'x> {
+    Scan(&'x Delta),
+    Index {
+        set: HashMap<&'x str, usize>,
+        removed: HashSet<&'x str>,
+    },
+}
+
+impl<'x> Lookup<'x> {
+    fn new(delta: &'x Delta) -> Self {
+        if delta.set.len() + delta.removed.len() <= INDEX_ABOVE {
+            return Lookup::Scan(delta);
+        }
+        let mut set = HashMap::with_capacity(delta.set.len());
+        for (i, (name, _)) in delta.set.iter().enumerate() {
+            // The first of repeated names wins, as the scan finds it.
+            set.entry(name.as_str()).or_insert(i);
+        }
+        let removed = delta.removed.iter().map(String::as_str).collect();
+        Lookup::Index { set, removed }
+    }
+
+    fn is_removed(&self, key: &str) -> bool {
+        match self {
+            Lookup::Scan(d) => d.removed.iter().any(|r| r == key),
+            Lookup::Index { removed, .. } => removed.contains(key),
+        }
+    }
+
+    /// The index in `delta.set` of the new value of `key`, if it has one.
+    fn set_index(&self, key: &str) -> Option<usize> {
+        match self {
+            Lookup::Scan(d) => d.set.iter().position(|(n, _)| n == key),
+            Lookup::Index { set, .. } => set.get(key).copied(),
+        }
+    }
+}
+
 struct Merge<'x> {
     out: &'x mut Vec<u8>,
     delta: &'x Delta,
+    lookup: &'x Lookup<'x>,
     seen: &'x mut [bool],
     first: &'x mut bool,
 }
@@ -79,10 +126,10 @@ impl<'de> Visitor<'de> for Merge<'_> {
         use serde::de::Error as _;
         while let Some(k) = map.next_key::<Cow<'de, str>>()? {
             let raw: &'de RawValue = map.next_value()?;
-            if self.delta.removed.iter().any(|r| *r == *k) {
+            if self.lookup.is_removed(&k) {
                 continue;
             }
-            let result = match self.delta.set.iter().position(|(n, _)| *n == *k) {
+            let result = match self.lookup.set_index(&k) {
                 Some(i) => {
                     self.seen[i] = true;
                     pair(self.out, self.first, &k, &self.delta.set[i].1)

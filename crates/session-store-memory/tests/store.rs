@@ -341,23 +341,66 @@ proptest! {
         set in prop::collection::vec((".{0,5}", json_value()), 0..4),
         removed in prop::collection::vec(".{0,5}", 0..3),
     ) {
-        let base: Data = base.into_iter().collect();
-        let mut set_map = Data::new();
-        for (k, v) in set { set_map.insert(k, v); }
-        let removed: Vec<String> = removed.into_iter().filter(|r| !set_map.contains_key(r)).collect();
-        let delta = Delta { replace: false, set: set_map.into_iter().collect(), removed };
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(async {
-            let store = MemoryStore::new();
-            let key = k(0);
-            let mut expected = rec(json!({}));
-            expected.data = base.clone();
-            store.create(&key, &expected, Duration::from_secs(60)).await.unwrap();
-            store.save(&key, Change { delta: &delta, data: &Data::new(), meta: expected.meta }, Duration::from_secs(60)).await.unwrap();
-            expected.apply(&delta, &Data::new(), expected.meta);
-            let got = store.load(&key).await.unwrap().into_record().unwrap();
-            assert_eq!(got.data, expected.data);
-            assert_eq!(got.data.keys().collect::<Vec<_>>(), expected.data.keys().collect::<Vec<_>>());
-        });
+        raw_delta_case(base, set, removed);
     }
+
+    /// The same for deltas large enough to be applied through the hash index, over keys that
+    /// often collide with the stored ones.
+    #[test]
+    fn raw_delta_matches_record_apply_for_large_deltas(
+        base in prop::collection::vec(("[a-f]{1,2}", json_value()), 0..40),
+        set in prop::collection::vec(("[a-f]{1,2}", json_value()), 0..30),
+        removed in prop::collection::vec("[a-f]{1,2}", 0..20),
+    ) {
+        raw_delta_case(base, set, removed);
+    }
+}
+
+fn raw_delta_case(base: Vec<(String, Value)>, set: Vec<(String, Value)>, removed: Vec<String>) {
+    let base: Data = base.into_iter().collect();
+    let mut set_map = Data::new();
+    for (k, v) in set {
+        set_map.insert(k, v);
+    }
+    let removed: Vec<String> = removed
+        .into_iter()
+        .filter(|r| !set_map.contains_key(r))
+        .collect();
+    let delta = Delta {
+        replace: false,
+        set: set_map.into_iter().collect(),
+        removed,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = MemoryStore::new();
+        let key = k(0);
+        let mut expected = rec(json!({}));
+        expected.data = base.clone();
+        store
+            .create(&key, &expected, Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .save(
+                &key,
+                Change {
+                    delta: &delta,
+                    data: &Data::new(),
+                    meta: expected.meta,
+                },
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        expected.apply(&delta, &Data::new(), expected.meta);
+        let got = store.load(&key).await.unwrap().into_record().unwrap();
+        assert_eq!(got.data, expected.data);
+        assert_eq!(
+            got.data.keys().collect::<Vec<_>>(),
+            expected.data.keys().collect::<Vec<_>>()
+        );
+    });
 }
