@@ -407,6 +407,25 @@ async fn route(req: Request<Incoming>, gate: Arc<Gate>) -> Response<Full<Bytes>>
                 session.regenerate().await?;
                 reply(StatusCode::NO_CONTENT, "")
             }
+            (Method::POST, "/session/login") => {
+                let user = Limited::new(req.into_body(), 1 << 10)
+                    .collect()
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                    .unwrap_or_default();
+                session.regenerate().await?;
+                session.insert("user", user).await?;
+                reply(StatusCode::NO_CONTENT, "")
+            }
+            (Method::POST, "/session/save") => {
+                session.save().await?;
+                reply(StatusCode::NO_CONTENT, "")
+            }
+            (Method::POST, "/session/regenerate-then-destroy") => {
+                session.regenerate().await?;
+                session.destroy().await?;
+                reply(StatusCode::NO_CONTENT, "")
+            }
             (Method::GET, "/typed") => {
                 let n: Option<u64> = session.get("views").await?;
                 reply(StatusCode::OK, format!("{n:?}"))
@@ -730,6 +749,68 @@ fn regenerate_destroy_and_save_triples_never_revive_the_session() {
     });
 }
 
+/// Two regenerates, a save and a view racing a logout, under each option that changes what a
+/// commit writes (rolling, renew, guest): whatever order the browser applies the five answers
+/// in, none leads back to the session, and no live record keeps its data.
+#[test]
+fn two_regenerates_a_save_and_a_view_racing_a_logout_never_revive_it() {
+    attack(|secrets| async move {
+        let (mut revived, mut failed) = (0, 0);
+        for mode in ["default", "rolling", "renew", "guest"] {
+            for (bi, backend) in backends().await.into_iter().enumerate() {
+                let app = app(&backend, |b| match mode {
+                    "rolling" => b.rolling(true),
+                    "renew" => b.renew(true),
+                    "guest" => b.guest(true),
+                    _ => b,
+                })
+                .await;
+                let user = unique("nick");
+                secrets.add(&user);
+                for i in 0..RACES / 4 {
+                    let jar = logged_in(&app, &user, &secrets).await;
+                    let cart = json!({ "cart": i });
+                    let (r1, r2, d, s, g) = tokio::join!(
+                        regenerate(&app, &jar),
+                        regenerate(&app, &jar),
+                        logout(&app, &jar),
+                        put(&app, &cart, &jar),
+                        get(&app, "/", &jar),
+                    );
+                    let all = [&r1, &r2, &d, &s, &g];
+                    for reply in all {
+                        secrets.note(reply);
+                        failed += usize::from(reply.status >= 500);
+                    }
+                    // Each answer alone, and all five in the order they were sent.
+                    let mut orders: Vec<Vec<&Reply>> = all.iter().map(|r| vec![*r]).collect();
+                    orders.push(all.to_vec());
+                    for order in orders {
+                        let mut after = jar.clone();
+                        for reply in order {
+                            after.apply(reply);
+                        }
+                        revived +=
+                            usize::from(get(&app, "/session", &after).await.body.contains(&user));
+                    }
+                    backend
+                        .assert_no_live_record_holds(&user, &label(&backend, bi))
+                        .await;
+                }
+                #[cfg(feature = "redis-tests")]
+                if let Backend::Redis(_, prefix) = &backend {
+                    raw::assert_every_key_has_a_ttl(prefix).await;
+                }
+            }
+        }
+        eprintln!(
+            "{} five-way races per backend over 4 modes: revived {revived}, 5xx {failed}",
+            RACES
+        );
+        assert_eq!((revived, failed), (0, 0));
+    });
+}
+
 /// A logout carrying an id that regenerates have moved on from (one login, or up to 8
 /// regenerates within the grace time: the chain a destroy follows) ends the newest session.
 #[test]
@@ -814,6 +895,61 @@ fn requests_carrying_a_superseded_id_leave_the_cookies_alone() {
 /// A request that loaded the session before a login finished and answers after it: whatever it
 /// would send (a save, a rolling extension, a re-signed cookie after key rotation), it sends no
 /// cookie, so it can't put the pre-login cookie back after the login's.
+/// What a request carrying a superseded id may still do: `save()` writes nothing, a fresh
+/// login starts a session of its own without the first user's data (and leaves their new
+/// session alone), and a regenerate then destroy in one request is a logout.
+#[test]
+fn a_superseded_id_can_log_in_afresh_but_never_reach_the_old_data() {
+    attack(|secrets| async move {
+        for (bi, backend) in backends().await.into_iter().enumerate() {
+            let what = label(&backend, bi);
+            let app = app(&backend, |b| b).await;
+            for _ in 0..20 {
+                let user = unique("olga");
+                secrets.add(&user);
+                let old = logged_in(&app, &user, &secrets).await;
+                let r = regenerate(&app, &old).await;
+                secrets.note(&r);
+                let mut new = old.clone();
+                new.apply(&r);
+                let s = req(&app, Method::POST, "/session/save", &old.header(), None).await;
+                assert!(s.set_cookies.is_empty(), "{what}: {:?}", s.set_cookies);
+                let other = unique("mallory");
+                secrets.add(&other);
+                let body = Some(other.clone());
+                let l = req(&app, Method::POST, "/session/login", &old.header(), body).await;
+                secrets.note(&l);
+                assert_eq!(l.status, 204, "{what}");
+                let mut fresh = old.clone();
+                fresh.apply(&l);
+                let seen = get(&app, "/session", &fresh).await.body;
+                assert!(
+                    seen.contains(&other),
+                    "{what}: the fresh login holds its user"
+                );
+                assert!(
+                    !seen.contains(&user),
+                    "{what}: the fresh login reached the old data"
+                );
+                let kept = get(&app, "/session", &new).await.body;
+                assert!(
+                    kept.contains(&user),
+                    "{what}: the first user's new session lives on"
+                );
+                let j = logged_in(&app, &user, &secrets).await;
+                let path = "/session/regenerate-then-destroy";
+                let x = req(&app, Method::POST, path, &j.header(), None).await;
+                assert!(x.removes(), "{what}");
+                assert!(!get(&app, "/session", &j).await.body.contains(&user));
+                // What is left is the session the first regenerate made, and the fresh login.
+                assert!(logout(&app, &new).await.removes());
+                assert!(logout(&app, &fresh).await.removes());
+                backend.assert_no_live_record_holds(&user, &what).await;
+            }
+        }
+    });
+}
+
 #[test]
 fn a_request_in_flight_during_a_login_sends_no_cookie() {
     const OLD_KEY: &[u8] = b"the key before rotation, 32 byte";
@@ -1171,6 +1307,89 @@ fn a_session_never_outgrows_the_record_limit() {
     });
 }
 
+/// Key names count toward the limit as values do: one 60 KB name fits, a 70 KB one doesn't,
+/// and two 40 KB names in two requests don't. A value nested as deep as the JSON parser reads
+/// comes back as it went in.
+#[test]
+fn huge_key_names_count_and_deep_values_come_back() {
+    attack(|secrets| async move {
+        for (bi, backend) in backends().await.into_iter().enumerate() {
+            let what = label(&backend, bi);
+            let app = app(&backend, |b| b).await;
+            for i in 0..10 {
+                let r = put(
+                    &app,
+                    &json!({ format!("{i}{}", "k".repeat(60 << 10)): 1 }),
+                    &Jar::default(),
+                )
+                .await;
+                secrets.note(&r);
+                assert_eq!(r.status, 204, "{what}: a 60 KB key name fits");
+                let r = put(
+                    &app,
+                    &json!({ format!("{i}{}", "k".repeat(70 << 10)): 1 }),
+                    &Jar::default(),
+                )
+                .await;
+                assert_eq!(
+                    (r.status, r.set_cookies.len()),
+                    (413, 0),
+                    "{what}: a 70 KB key name"
+                );
+                let mut jar = Jar::default();
+                let a = put(&app, &json!({ "a".repeat(40 << 10): 1 }), &jar).await;
+                secrets.note(&a);
+                jar.apply(&a);
+                let b = put(&app, &json!({ "b".repeat(40 << 10): 1 }), &jar).await;
+                assert_eq!(
+                    (a.status, b.status),
+                    (204, 413),
+                    "{what}: 40 + 40 KB of key names"
+                );
+            }
+            let deep = format!("{{\"d\":{}1{}}}", "[".repeat(126), "]".repeat(126));
+            let mut jar = Jar::default();
+            let d = req(&app, Method::PUT, "/session", "", Some(deep.clone())).await;
+            secrets.note(&d);
+            assert_eq!(d.status, 204, "{what}");
+            jar.apply(&d);
+            let r = get(&app, "/session", &jar).await;
+            assert_eq!(r.new, Some(false), "{what}: the deep value is read back");
+            let back: Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(
+                back,
+                serde_json::from_str::<Value>(&deep).unwrap(),
+                "{what}"
+            );
+        }
+    });
+}
+
+/// Every error's default response: 503 with `Retry-After` when it is likely to pass, else
+/// 500, and a body that never carries what the error was built from (a backend's message may
+/// quote data).
+#[test]
+fn error_responses_carry_no_data() {
+    let secret = unique("backend-detail");
+    let errors: Vec<(session_hyper::Error, u16)> = vec![
+        (StoreError::Unavailable(secret.clone()).into(), 503),
+        (StoreError::Timeout(Duration::from_secs(1)).into(), 503),
+        (StoreError::Rejected(secret.clone()).into(), 503),
+        (StoreError::Corrupt(secret.clone()).into(), 500),
+        (StoreError::TooLarge { size: 1, limit: 0 }.into(), 500),
+        (StoreError::Backend(secret.clone()).into(), 500),
+        (session_hyper::Error::Collisions(4), 500),
+        (session_hyper::Error::Missing, 500),
+    ];
+    for (e, status) in errors {
+        let res = e.response::<Bytes>();
+        assert_eq!(res.status().as_u16(), status, "{e}");
+        assert_eq!(res.headers().contains_key("retry-after"), status == 503);
+        let body = String::from_utf8_lossy(res.body()).into_owned();
+        assert!(!body.contains(&secret), "{e:?}: {body}");
+    }
+}
+
 #[test]
 fn a_cookie_session_never_outgrows_its_cookie() {
     attack(|secrets| async move {
@@ -1345,6 +1564,7 @@ fn planted_cookies_never_remove_the_real_ones() {
         secrets.add(&user);
         let jar = logged_in(&app, &user, &secrets).await;
         let real = jar.header();
+        let (real_value, real_sig) = real.split_once("; ").unwrap();
         let junk_sig = format!("{SIG}={}", "A".repeat(43));
         let cases: Vec<(String, &str, bool)> = vec![
             (
@@ -1385,6 +1605,34 @@ fn planted_cookies_never_remove_the_real_ones() {
                 "10 planted pairs ahead",
                 false,
             ),
+            // At the bounds: the real value is the 8th checked / the 9th not checked; the real
+            // signature the 16th / the 17th.
+            (
+                format!("{}; {real}", planted("koa.sess=planted", 7)),
+                "7 planted values ahead",
+                true,
+            ),
+            (
+                format!("{}; {real}", planted("koa.sess=planted", 8)),
+                "8 planted values ahead",
+                false,
+            ),
+            (
+                format!("{real_value}; {}; {real_sig}", planted(&junk_sig, 15)),
+                "15 planted .sig between the real pair",
+                true,
+            ),
+            (
+                format!("{real_value}; {}; {real_sig}", planted(&junk_sig, 16)),
+                "16 planted .sig between the real pair",
+                false,
+            ),
+            // Values that are not cookie values are not counted.
+            (
+                format!("{}; {real}", planted("koa.sess=a\\b", 30)),
+                "30 malformed values ahead",
+                true,
+            ),
         ];
         let mut removals = 0;
         for (header, what, honoured) in &cases {
@@ -1413,6 +1661,17 @@ fn planted_cookies_never_remove_the_real_ones() {
         assert_eq!(removals, 0);
         // The real pair alone still works after all that.
         assert!(get(&app, "/session", &jar).await.body.contains(&user));
+        // Planted values in one Cookie field, the real pair in a second (as HTTP/2 sends them).
+        for _ in 0..20 {
+            let r = send(
+                app.client
+                    .get(format!("{}/session", app.url))
+                    .header("cookie", planted("koa.sess=planted", 3))
+                    .header("cookie", real.clone()),
+            )
+            .await;
+            assert!(r.body.contains(&user) && r.set_cookies.is_empty());
+        }
         // A huge Cookie header of junk: anonymous, no crash, no record.
         let junk: String = (0..2000).map(|i| format!("c{i}=v{i}; ")).collect();
         let r = req(&app, Method::GET, "/session", &junk, None).await;
@@ -1574,6 +1833,17 @@ fn anonymous_regenerate_writes_nothing() {
                 label(&backend, bi)
             );
             assert_eq!((created, cookies), (0, 0));
+            // Guest mode, with and without a guest cookie: still no record.
+            let guest_app = crate::app(&backend, |b| b.guest(true)).await;
+            let mut guest = Jar::default();
+            for i in 0..200 {
+                let r = regenerate(&guest_app, &guest).await;
+                assert_eq!(r.status, 204);
+                if i == 0 {
+                    guest.apply(&get(&guest_app, "/session", &Jar::default()).await);
+                }
+            }
+            assert_eq!(backend.take_created().len(), 0, "guest mode");
             #[cfg(feature = "redis-tests")]
             if let Backend::Redis(_, prefix) = &backend {
                 assert_eq!(raw::keys(prefix).await.len(), 0);
