@@ -51,6 +51,7 @@ pub const MAX_DESTROY_CANDIDATES: usize = 64;
 
 /// What the request's cookies say about the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Incoming<'a> {
     /// No cookie of the session's name.
     None,
@@ -230,10 +231,13 @@ impl SessionCookies {
         if self.value_grip.is_some() && sigs.is_empty() {
             return Incoming::MissingSignature;
         }
-        let mut verified: Vec<Verified<'a>> = Vec::new();
+        // The first verified value stays inline: a request with one session cookie (nearly
+        // all of them) allocates nothing here.
+        let mut first: Option<Verified<'a>> = None;
+        let mut more: Vec<Verified<'a>> = Vec::new();
         for value in &values[..nv] {
             let value = ascii(value);
-            if verified.iter().any(|v| v.value == value) {
+            if first.iter().chain(&more).any(|v| v.value == value) {
                 continue;
             }
             let found = match &self.value_grip {
@@ -259,20 +263,27 @@ impl SessionCookies {
                     }
                 }),
             };
-            verified.extend(found);
+            match (found, &first) {
+                (Some(v), None) => first = Some(v),
+                (Some(v), Some(_)) => more.push(v),
+                (None, _) => {}
+            }
         }
-        match (verified.as_slice(), unchecked) {
-            ([], true) => Incoming::Ambiguous,
-            ([], false) => Incoming::Invalid,
-            ([only], false) => Incoming::Valid {
+        match (first, unchecked) {
+            (None, true) => Incoming::Ambiguous,
+            (None, false) => Incoming::Invalid,
+            (Some(only), false) if more.is_empty() => Incoming::Valid {
                 value: only.value,
                 resign: only.resign,
                 signature: only.signature,
             },
-            _ => Incoming::Candidates {
-                verified,
-                unchecked,
-            },
+            (Some(first), _) => {
+                more.insert(0, first);
+                Incoming::Candidates {
+                    verified: more,
+                    unchecked,
+                }
+            }
         }
     }
 

@@ -19,26 +19,28 @@ use crate::config::Config;
 use crate::id::SessionId;
 use crate::record::{Delta, Meta, Record};
 use crate::session::SessionState;
-use crate::session::cookie_payload_is_live;
+use crate::session::starts_live;
 pub use crate::session::{Retired, Source};
 
-/// Whether a cookie-mode payload (decoded from a verified cookie) would start a live session
-/// now: not expired, not claiming more than this server writes, and accepted by the `valid`
-/// hook. No event fires. A middleware that found several verified session cookies uses it to
-/// pick the first live one, so a dead cookie planted ahead of the real one can't end the
-/// session.
+/// Whether what a verified cookie led to would start a live session now: a live store record,
+/// or a cookie-mode payload, that has not expired (`_expire`, the absolute lifetime), claims no
+/// more than this server writes, and passes the `valid` hook. No event fires. A middleware that
+/// found several verified session cookies uses it to pick the first live one, so a dead or
+/// revoked cookie planted ahead of the real one can't end the session.
 ///
 /// ```
 /// use session_core::{Config, Meta, MaxAge, Record};
+/// use session_core::driver::{Source, is_live_now};
 /// let config = Config::builder().key([7u8; 32].to_vec()).build().unwrap();
 /// let now = config.now_ms();
 /// let record = |expire| Record { data: Default::default(),
 ///     meta: Meta { expire: Some(expire), max_age: MaxAge::Ms(60_000), created: None } };
-/// assert!(session_core::driver::cookie_payload_is_live_now(&config, &record(now + 1_000)));
-/// assert!(!session_core::driver::cookie_payload_is_live_now(&config, &record(now - 1)));
+/// assert!(is_live_now(&config, &Source::Cookie(record(now + 1_000))));
+/// assert!(!is_live_now(&config, &Source::Cookie(record(now - 1))));
+/// assert!(!is_live_now(&config, &Source::None));
 /// ```
-pub fn cookie_payload_is_live_now(config: &Config, record: &Record) -> bool {
-    cookie_payload_is_live(&config.rules(), record)
+pub fn is_live_now(config: &Config, source: &Source) -> bool {
+    starts_live(&config.rules(), source)
 }
 
 mod sealed {

@@ -13,7 +13,7 @@ use crate::record::{Data, Delta, MaxAge, Meta, Record};
 
 mod start;
 pub use start::Source;
-pub(crate) use start::{Rules, cookie_payload_is_live};
+pub(crate) use start::{Rules, starts_live};
 
 /// A misuse of the session API by the app.
 #[derive(Debug, thiserror::Error)]

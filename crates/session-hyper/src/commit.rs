@@ -1,5 +1,7 @@
 //! Carries out the commit decision: store writes, then cookies (or the external key header).
 
+use std::collections::VecDeque;
+
 use http::HeaderValue;
 use http::header::SET_COOKIE;
 use session_core::commit::{self as decide, Action, Plan};
@@ -10,7 +12,7 @@ use session_core::{
 };
 
 use crate::Error;
-use crate::handle::{Presented, Session};
+use crate::handle::Session;
 use crate::headers::Headers;
 use crate::shared::{Backend, Shared};
 use session_cookie::Incoming;
@@ -20,6 +22,9 @@ const CREATE_ATTEMPTS: u32 = 4;
 /// Supersede markers followed when a destroy ends a session that was regenerated meanwhile
 /// (each is one single-key call; a chain only forms from regenerates within the grace time).
 const MAX_SUCCESSORS: usize = 8;
+/// Store calls one destroy may make: every id the request carried (at most
+/// [`session_cookie::MAX_DESTROY_CANDIDATES`]) before any successor, then successors.
+const DESTROY_BUDGET: usize = 2 * session_cookie::MAX_DESTROY_CANDIDATES;
 
 /// What the write needs, copied out of the session so no lock is held across the store calls.
 enum Work {
@@ -277,8 +282,9 @@ async fn store_write(
             Ok(told(got, id, Record { data, meta }))
         }
         Work::Destroy => {
-            end_retired(session, store, plan).await?;
-            end_hidden(session, store).await?;
+            let mut keys: Vec<StoreKey> = retired_key(session, plan).into_iter().collect();
+            keys.extend(presented_keys(session, plan));
+            end_sessions(session, store, keys).await?;
             Ok(Outcome::Remove)
         }
     }
@@ -328,54 +334,68 @@ async fn create_fresh(
 /// Deletes the record of the identity the plan ends, if it has one, and every session a
 /// regenerate moved it to meanwhile (a logout ends the session, whatever id it lives under).
 async fn end_retired(session: &Session, store: &dyn DynStore, plan: &Plan) -> Result<(), Error> {
-    let Some(old) = &plan.retire else {
-        return Ok(());
-    };
-    let (true, Some(old_id)) = (old.record_exists, &old.id) else {
-        return Ok(());
-    };
-    end_session(session, store, session.store_key(old_id)).await
+    let keys: Vec<StoreKey> = retired_key(session, plan).into_iter().collect();
+    end_sessions(session, store, keys).await
 }
 
-/// A destroy of a request whose cookies were ambiguous (planted ones hiding the real pair):
-/// every session among up to [`session_cookie::MAX_DESTROY_CANDIDATES`] values that verifies
-/// ends, so the logout ends the real one too. Planted values can only be ids this site signed
-/// for the planter, whose own sessions end with it.
-async fn end_hidden(session: &Session, store: &dyn DynStore) -> Result<(), Error> {
-    let Presented::Ambiguous { cookies } = &session.0.incoming else {
-        return Ok(());
-    };
+/// The store key of the identity the plan ends, if a record exists for it.
+fn retired_key(session: &Session, plan: &Plan) -> Option<StoreKey> {
+    let old = plan.retire.as_ref()?;
+    let id = old.id.as_ref().filter(|_| old.record_exists)?;
+    Some(session.store_key(id))
+}
+
+/// When a destroying request sent more cookies of the session's name than are checked
+/// (planted ones may hide the real pair), the store keys of every id among up to
+/// [`session_cookie::MAX_DESTROY_CANDIDATES`] values that verifies: so a logout ends the user's
+/// session whatever was planted around its cookie. Planted ids can only be ones this site
+/// signed for the planter, whose own sessions end with it.
+fn presented_keys(session: &Session, plan: &Plan) -> Vec<StoreKey> {
     let shared = &*session.0.shared;
-    let fields = cookies.iter().map(HeaderValue::as_bytes);
-    let verified = match shared.cookies.read_for_destroy(fields) {
+    let Some(fields) = &session.0.hidden else {
+        return Vec::new();
+    };
+    let fields = fields.iter().map(HeaderValue::as_bytes);
+    let values = match shared.cookies.read_for_destroy(fields) {
         Incoming::Valid { value, .. } => vec![value],
         Incoming::Candidates { verified, .. } => verified.into_iter().map(|v| v.value).collect(),
         _ => Vec::new(),
     };
-    for id in verified
-        .into_iter()
-        .filter_map(|v| shared.config.ids().parse(v))
-    {
-        end_session(session, store, session.store_key(&id)).await?;
-    }
-    Ok(())
+    let policy = shared.config.ids();
+    let ids: Vec<SessionId> = values.into_iter().filter_map(|v| policy.parse(v)).collect();
+    let retired = plan.retire.as_ref().and_then(|r| r.id.as_ref());
+    ids.iter()
+        .filter(|id| Some(*id) != retired)
+        .map(|id| session.store_key(id))
+        .collect()
 }
 
-/// Deletes a session's record and follows the supersede markers of regenerates that moved it
-/// meanwhile.
-async fn end_session(
+/// Deletes the records under `keys` and follows the supersede markers of regenerates that
+/// moved them meanwhile, breadth first: every key before any successor, at most
+/// [`MAX_SUCCESSORS`] successors from each, and [`DESTROY_BUDGET`] store calls in all (so
+/// planted cookies can't make one logout cost more than that).
+async fn end_sessions(
     session: &Session,
     store: &dyn DynStore,
-    mut key: StoreKey,
+    keys: Vec<StoreKey>,
 ) -> Result<(), Error> {
-    // The session's own key, then up to MAX_SUCCESSORS successors.
-    for _ in 0..=MAX_SUCCESSORS {
-        match session.0.shared.timed(store.destroy_dyn(&key)).await? {
-            Destroyed::Superseded(next) => key = next,
-            Destroyed::Removed | Destroyed::Missing => return Ok(()),
+    let mut queue: VecDeque<(StoreKey, usize)> = keys.into_iter().map(|k| (k, 0)).collect();
+    let mut budget = DESTROY_BUDGET;
+    while let Some((key, hops)) = queue.pop_front() {
+        if budget == 0 {
+            tracing::warn!(target: "session", budget = DESTROY_BUDGET, "a destroy reached its budget of store calls; the sessions left expire by their TTL");
+            return Ok(());
+        }
+        budget -= 1;
+        if let Destroyed::Superseded(next) = session.0.shared.timed(store.destroy_dyn(&key)).await?
+        {
+            if hops < MAX_SUCCESSORS {
+                queue.push_back((next, hops + 1));
+            } else {
+                tracing::warn!(target: "session", max = MAX_SUCCESSORS, "a destroy followed the most regenerate successors it follows; later ones expire by their TTL");
+            }
         }
     }
-    tracing::warn!(target: "session", max = MAX_SUCCESSORS, "a destroy followed the most regenerate successors it follows; later ones expire by their TTL");
     Ok(())
 }
 

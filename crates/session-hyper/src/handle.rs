@@ -26,9 +26,8 @@ pub(crate) enum Presented {
     /// Cookie mode: signed payloads, in the order sent, decoded on first use.
     Payloads(Candidates<String>),
     /// More cookies of the session's name than are checked, none of the checked ones valid
-    /// (cookie tossing): anonymous, and the client's cookies are left alone. The `Cookie`
-    /// fields are kept so a logout can still find the session among them.
-    Ambiguous { cookies: Vec<http::HeaderValue> },
+    /// (cookie tossing): anonymous, and the client's cookies are left alone.
+    Ambiguous,
 }
 
 /// One verified cookie value (or the external key's id).
@@ -73,7 +72,7 @@ impl Presented {
         match self {
             Presented::Ids(c) => c.iter().any(|c| c.resign),
             Presented::Payloads(c) => c.iter().any(|c| c.resign),
-            Presented::None | Presented::Ambiguous { .. } => false,
+            Presented::None | Presented::Ambiguous => false,
         }
     }
 
@@ -100,6 +99,9 @@ pub(crate) struct State {
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) incoming: Presented,
+    /// The request's `Cookie` fields, kept only when it sent more cookies of the session's name
+    /// than are checked: a destroy then looks further for the sessions among them.
+    pub(crate) hidden: Option<Vec<http::HeaderValue>>,
     pub(crate) secure: bool,
     pub(crate) loaded: OnceCell<()>,
     pub(crate) state: Mutex<State>,
@@ -143,10 +145,16 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, incoming: Presented, secure: bool) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        incoming: Presented,
+        hidden: Option<Vec<http::HeaderValue>>,
+        secure: bool,
+    ) -> Self {
         Self(Arc::new(Inner {
             shared,
             incoming,
+            hidden,
             secure,
             loaded: OnceCell::new(),
             loaded_key: std::sync::OnceLock::new(),
@@ -194,7 +202,7 @@ impl Session {
                 let config = &shared.config;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Presented::None, _) => (Source::None, false),
-                    (Presented::Ambiguous { .. }, _) => (Source::Ambiguous, false),
+                    (Presented::Ambiguous, _) => (Source::Ambiguous, false),
                     (Presented::Ids(ids), Backend::Store(store)) => {
                         self.load_first_live(store.as_ref(), ids).await?
                     }
@@ -221,37 +229,42 @@ impl Session {
         }
     }
 
-    /// The session of the first id whose record is live. Failing that, the first superseded
-    /// one (anonymous, cookies left alone); failing that, ambiguous if more ids were sent than
-    /// are checked; else the first id, missed.
+    /// The session of the first id whose record is live (and not expired or refused by the
+    /// `valid` hook). Failing that, the first superseded one (anonymous, cookies left alone);
+    /// failing that, ambiguous if more ids were sent than are checked; else the first id as it
+    /// loaded (missed, expired or refused: it ends as usual).
     async fn load_first_live(
         &self,
         store: &dyn DynStore,
         ids: &Candidates<SessionId>,
     ) -> Result<(Source, bool), Error> {
-        let derivation = self.0.shared.config.key_derivation();
-        let mut superseded = None;
+        let config = &self.0.shared.config;
+        let (mut superseded, mut dead) = (None, None);
         for candidate in ids.iter() {
-            let key = derivation.derive(&candidate.value);
-            match self.load_or_drop(store, &key).await? {
-                Loaded::Missing => {}
-                Loaded::Superseded => {
-                    superseded.get_or_insert(candidate);
-                }
-                live @ Loaded::Live(_) => {
-                    let id = candidate.value.clone();
-                    let _ = self.0.loaded_key.set((id.clone(), key));
-                    let source = Source::Store { id, record: live };
-                    return Ok((source, candidate.resign));
-                }
+            let key = config.key_derivation().derive(&candidate.value);
+            let source = Source::Store {
+                id: candidate.value.clone(),
+                record: self.load_or_drop(store, &key).await?,
+            };
+            if session_core::driver::is_live_now(config, &source) {
+                let _ = self.0.loaded_key.set((candidate.value.clone(), key));
+                return Ok((source, candidate.resign));
             }
+            let slot = match source {
+                Source::Store {
+                    record: Loaded::Superseded,
+                    ..
+                } => &mut superseded,
+                _ => &mut dead,
+            };
+            slot.get_or_insert(source);
         }
-        let (id, record) = match superseded {
-            Some(c) => (c.value.clone(), Loaded::Superseded),
-            None if ids.unchecked => return Ok((Source::Ambiguous, false)),
-            None => (ids.first.value.clone(), Loaded::Missing),
-        };
-        Ok((Source::Store { id, record }, false))
+        Ok(match (superseded, dead) {
+            (Some(stale), _) => (stale, false),
+            _ if ids.unchecked => (Source::Ambiguous, false),
+            (None, Some(first)) => (first, false),
+            (None, None) => (Source::None, false),
+        })
     }
 
     /// Loads a record; one that can't be decoded counts as missing, and goes.
@@ -365,21 +378,20 @@ fn first_live_payload(
     codec: &dyn session_cookie::Codec,
     payloads: &Candidates<String>,
 ) -> (Source, bool) {
-    let decode = |c: &Candidate<String>| codec.decode(&c.value, config.max_age());
+    let decode = |c: &Candidate<String>| match codec.decode(&c.value, config.max_age()) {
+        Some(record) => Source::Cookie(record),
+        None => Source::Undecodable,
+    };
     for candidate in payloads.iter() {
-        if let Some(record) = decode(candidate)
-            && session_core::driver::cookie_payload_is_live_now(config, &record)
-        {
-            return (Source::Cookie(record), candidate.resign);
+        let source = decode(candidate);
+        if session_core::driver::is_live_now(config, &source) {
+            return (source, candidate.resign);
         }
     }
     if payloads.unchecked {
         return (Source::Ambiguous, false);
     }
-    match decode(&payloads.first) {
-        Some(record) => (Source::Cookie(record), payloads.first.resign),
-        None => (Source::Undecodable, false),
-    }
+    (decode(&payloads.first), payloads.first.resign)
 }
 
 /// Store errors are not `Clone` (they may wrap sources); rebuild an equivalent one.

@@ -228,6 +228,7 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
     let secure = is_secure(req, shared.trust_proxy);
     let mut clear_sig = false;
     let ids = shared.config.ids();
+    let mut unchecked = false;
     let incoming = if let Some(h) = &shared.external_key {
         req.headers()
             .get(h)
@@ -260,21 +261,27 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
             }
             Incoming::Candidates {
                 verified,
-                unchecked,
-            } => presented(shared, verified, unchecked),
+                unchecked: more,
+            } => {
+                unchecked = more;
+                presented(shared, verified, more)
+            }
             Incoming::Invalid => {
                 // koa clears the signature cookie of a cookie that failed verification.
                 clear_sig = true;
                 Presented::None
             }
             // Planted cookies ahead of the real pair: no removal cookie, whatever happens.
-            Incoming::Ambiguous => Presented::Ambiguous {
-                cookies: fields.iter().cloned().collect(),
-            },
-            Incoming::None | Incoming::MissingSignature => Presented::None,
+            Incoming::Ambiguous => {
+                unchecked = true;
+                Presented::Ambiguous
+            }
+            _ => Presented::None,
         }
     };
-    let session = Session::new(Arc::clone(shared), incoming, secure);
+    // A destroy looks further among cookies that were not all checked.
+    let hidden = unchecked.then(|| req.headers().get_all(COOKIE).iter().cloned().collect());
+    let session = Session::new(Arc::clone(shared), incoming, hidden, secure);
     req.extensions_mut().insert(session.clone());
     (session, clear_sig && shared.cookies.keygrip().is_some())
 }
@@ -314,7 +321,13 @@ fn presented<'a>(
             candidates(verified, unchecked, |v| Some(v.to_owned())).map(Presented::Payloads)
         }
     };
-    found.unwrap_or(Presented::None)
+    // None usable (unsigned values that are not ids) among more than are checked: the real one
+    // may be among the rest.
+    found.unwrap_or(if unchecked {
+        Presented::Ambiguous
+    } else {
+        Presented::None
+    })
 }
 
 /// After the handler: commit, then put the cookies (or the error response) on the response.

@@ -132,6 +132,9 @@ struct Pause {
     stall_supersede: AtomicBool,
     /// Every destroy fails while set.
     fail_destroy: AtomicBool,
+    /// Loads and destroys that reached the wrapper.
+    loads: AtomicUsize,
+    destroys: AtomicUsize,
 }
 
 /// How long a stalled store call takes: longer than the faulty app's store time limit.
@@ -162,6 +165,7 @@ impl<S: Store> Store for Recorder<S> {
         got
     }
     async fn load(&self, k: &StoreKey) -> Result<Loaded, StoreError> {
+        self.pause.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.load(k).await
     }
     async fn save(
@@ -173,6 +177,7 @@ impl<S: Store> Store for Recorder<S> {
         self.inner.save(k, c, ttl).await
     }
     async fn destroy(&self, k: &StoreKey) -> Result<Destroyed, StoreError> {
+        self.pause.destroys.fetch_add(1, Ordering::SeqCst);
         if self.pause.fail_destroy.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected".into()));
         }
@@ -1731,7 +1736,18 @@ fn a_planted_dead_cookie_never_ends_the_real_session() {
             let r = req(&app, Method::GET, "/session", &header, None).await;
             removals += usize::from(r.removes());
             lost += usize::from(!r.body.contains(&user));
-            // More than are checked: anonymous, and the cookies are left alone.
+            // More than are checked: anonymous, and the cookies are left alone, whether the
+            // planted values look like ids or not.
+            let junk = planted("koa.sess=x", session_cookie::MAX_CANDIDATES + i % 3);
+            let r = req(
+                &app,
+                Method::GET,
+                "/",
+                &format!("{junk}; {}", real.header()),
+                None,
+            )
+            .await;
+            assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
             let many = planted(&fake, session_cookie::MAX_CANDIDATES);
             let r = req(
                 &app,
@@ -1785,19 +1801,30 @@ fn signed_payload(cookies: &session_cookie::SessionCookies, record: &Record, now
 }
 
 /// A logout sent while planted cookies hide the real pair from the usual checks still ends
-/// the session on the server (the cookies it removes are not all there is to it).
+/// the session on the server (the cookies it removes are not all there is to it): junk values
+/// alone ahead of it, or with one of the attacker's own signed cookies (dead, or just
+/// superseded by a regenerate) among the checked ones.
 #[test]
 fn a_logout_under_planted_cookies_ends_the_server_session() {
     attack(|secrets| async move {
-        let mut alive = 0;
+        let (mut alive, mut n) = (0, 0);
         for backend in backends().await {
             let app = app(&backend, |b| b).await;
-            for i in 0..50 {
+            for i in 0..60 {
                 let user = unique("liam");
                 secrets.add(&user);
                 let real = logged_in(&app, &user, &secrets).await;
-                let n = session_cookie::MAX_CANDIDATES + i % 40;
-                let header = format!("{}; {}", planted("koa.sess=planted", n), real.header());
+                let attacker = match i % 3 {
+                    0 => String::new(),
+                    1 => format!("{}; ", dead_pair(&app, &secrets).await.header()),
+                    _ => {
+                        let jar = logged_in(&app, &unique("mallory"), &secrets).await;
+                        assert!(regenerate(&app, &jar).await.sets_id().is_some());
+                        format!("{}; ", jar.header())
+                    }
+                };
+                let junk = planted("koa.sess=planted", session_cookie::MAX_CANDIDATES + i % 40);
+                let header = format!("{attacker}{junk}; {}", real.header());
                 let r = req(&app, Method::GET, "/session", &header, None).await;
                 assert!(
                     r.set_cookies.is_empty() && !r.body.contains(&user),
@@ -1805,11 +1832,122 @@ fn a_logout_under_planted_cookies_ends_the_server_session() {
                 );
                 let r = req(&app, Method::DELETE, "/session", &header, None).await;
                 assert_eq!(r.status, 204);
+                n += 1;
                 alive += usize::from(get(&app, "/session", &real).await.body.contains(&user));
             }
         }
-        eprintln!("logouts under planted cookies that left the session alive: {alive}");
+        eprintln!("logouts under planted cookies that left the session alive: {alive}/{n}");
         assert_eq!(alive, 0);
+    });
+}
+
+/// A cookie pair the site gave the attacker, dead now (logged out).
+async fn dead_pair(app: &App, secrets: &Secrets) -> Jar {
+    let mut attacker = Jar::default();
+    let r = put(app, &json!({ "a": 1 }), &attacker).await;
+    secrets.note(&r);
+    attacker.apply(&r);
+    assert_eq!(logout(app, &attacker).await.status, 204);
+    attacker
+}
+
+/// The attacker's own session planted ahead of the real one, alive in the store but over: the
+/// app's `valid` hook revokes it, or its absolute lifetime ran out (the record outlives that by
+/// the TTL margin). It is not the session, so the real one is neither removed nor replaced.
+#[test]
+fn a_revoked_or_expired_session_planted_ahead_never_ends_the_real_one() {
+    attack(|secrets| async move {
+        let hooks = || session_core::Hooks::new().valid(|d| !d.contains_key("revoked"));
+        let (mut removed, mut replaced, mut lost) = (0, 0, 0);
+        for backend in backends().await {
+            let app = app(&backend, |b| b.hooks(hooks())).await;
+            for i in 0..30 {
+                let user = unique("nora");
+                secrets.add(&user);
+                let real = logged_in(&app, &user, &secrets).await;
+                let attacker = logged_in(&app, &unique("mallory"), &secrets).await;
+                assert_eq!(
+                    put(&app, &json!({ "revoked": true }), &attacker)
+                        .await
+                        .status,
+                    204
+                );
+                let header = format!("{}; {}", attacker.header(), real.header());
+                let path = if i % 2 == 0 { "/session" } else { "/" };
+                let r = req(&app, Method::GET, path, &header, None).await;
+                removed += usize::from(r.removes());
+                replaced += usize::from(r.sets_id().is_some_and(|v| Some(v.as_str()) != real.id()));
+                lost += usize::from(path == "/session" && !r.body.contains(&user));
+            }
+            let app = crate::app(&backend, |b| {
+                b.absolute_lifetime(Duration::from_millis(500))
+            })
+            .await;
+            let mut attackers = Vec::new();
+            for _ in 0..10 {
+                attackers.push(logged_in(&app, &unique("mallory"), &secrets).await);
+            }
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            for attacker in &attackers {
+                let user = unique("nora");
+                secrets.add(&user);
+                let real = logged_in(&app, &user, &secrets).await;
+                let header = format!("{}; {}", attacker.header(), real.header());
+                let r = req(&app, Method::GET, "/session", &header, None).await;
+                removed += usize::from(r.removes());
+                lost += usize::from(!r.body.contains(&user));
+            }
+        }
+        eprintln!(
+            "revoked or expired sessions planted ahead: removed {removed}, replaced {replaced}, real not used {lost}"
+        );
+        assert_eq!((removed, replaced, lost), (0, 0, 0));
+    });
+}
+
+/// What planted cookies can make one request cost: a read tries at most the values it
+/// checks, and a logout makes at most its budget of store calls however many ids it carries.
+#[test]
+fn planted_cookies_cost_a_bounded_number_of_store_calls() {
+    attack(|secrets| async move {
+        let backend = Backend::memory();
+        let app = app(&backend, |b| b).await;
+        let mut dead = Vec::new();
+        for _ in 0..70 {
+            dead.push(dead_pair(&app, &secrets).await.header());
+        }
+        let calls = |b: &Backend| {
+            let p = b.pause();
+            (
+                p.loads.load(Ordering::SeqCst),
+                p.destroys.load(Ordering::SeqCst),
+            )
+        };
+        for n in [1, 8, 20, 70] {
+            let header = dead[..n].join("; ");
+            let (l0, d0) = calls(&backend);
+            let r = req(&app, Method::GET, "/session", &header, None).await;
+            let (l1, _) = calls(&backend);
+            assert_eq!(r.status, 200);
+            assert!(
+                l1 - l0 <= session_cookie::MAX_CANDIDATES,
+                "{n} dead ids: {} loads",
+                l1 - l0
+            );
+            let r = req(&app, Method::DELETE, "/session", &header, None).await;
+            let (_, d1) = calls(&backend);
+            assert_eq!(r.status, 204);
+            assert!(
+                d1 - d0 <= 2 * session_cookie::MAX_DESTROY_CANDIDATES,
+                "{n} dead ids: {} destroys",
+                d1 - d0
+            );
+            eprintln!(
+                "{n} dead ids: a read makes {} loads, a logout {} destroys",
+                l1 - l0,
+                d1 - d0
+            );
+        }
     });
 }
 

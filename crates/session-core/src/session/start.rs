@@ -67,10 +67,18 @@ fn rejection(rules: &Rules<'_>, record: &Record, in_store: bool) -> Option<Rejec
     }
 }
 
-/// Whether a cookie-mode payload would start a live session now (not expired, not tampered,
-/// accepted by the `valid` hook); no event fires.
-pub(crate) fn cookie_payload_is_live(rules: &Rules<'_>, record: &Record) -> bool {
-    rejection(rules, record, false).is_none()
+/// Whether `source` would start a live session now: a live store record or a cookie payload
+/// that has not expired, claims no more than this server writes, and passes the `valid` hook.
+/// No event fires.
+pub(crate) fn starts_live(rules: &Rules<'_>, source: &Source) -> bool {
+    match source {
+        Source::Store {
+            record: Loaded::Live(record),
+            ..
+        } => rejection(rules, record, true).is_none(),
+        Source::Cookie(record) => rejection(rules, record, false).is_none(),
+        _ => false,
+    }
 }
 
 impl SessionState {
