@@ -227,11 +227,62 @@ fn ci() -> Result<(), String> {
 /// `cargo publish --dry-run` of every library crate in one invocation: each is packaged and
 /// built as published, against the others as packaged (none is on a registry yet).
 fn publish_dry_run() -> Result<(), String> {
+    forget_packaged_sources()?;
     let mut args = vec!["publish", "--dry-run", "--allow-dirty"];
     for lib in LIBRARIES {
         args.extend(["-p", lib]);
     }
     cargo(&args, &[])
+}
+
+/// Cargo serves the dry run's packages to each other from a local registry under
+/// `target/package` and unpacks them under `$CARGO_HOME/registry/src` like any registry crate,
+/// but never unpacks a name and version it has unpacked before: a second dry run would build
+/// against the first one's sources (and fail on any API added since). Those copies go first;
+/// nothing else in `CARGO_HOME` is touched (only directories of local registries, whose names
+/// start with `-`, and in them only this workspace's crates).
+fn forget_packaged_sources() -> Result<(), String> {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    remove_dir(&std::path::Path::new(&target).join("package"))?;
+    let home = match std::env::var_os("CARGO_HOME") {
+        Some(h) => std::path::PathBuf::from(h),
+        None => match std::env::var_os("HOME") {
+            Some(h) => std::path::Path::new(&h).join(".cargo"),
+            None => return Ok(()),
+        },
+    };
+    let Ok(registries) = std::fs::read_dir(home.join("registry").join("src")) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for unpacked in crates.flatten() {
+            let name = unpacked.file_name().to_string_lossy().into_owned();
+            let ours = LIBRARIES.iter().any(|lib| {
+                name.strip_prefix(lib)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                remove_dir(&unpacked.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_dir(path: &std::path::Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("could not remove {}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One measurement from the load generator.
