@@ -18,7 +18,10 @@
 //!   a count (another program wrote it) is recounted from the fields, and a save is refused
 //!   only on a true count; a count set *lower* than the truth is trusted (only a program that
 //!   can write to Redis can set it, and that program can write any record). Thousands of keys
-//!   per create or save are fine (the scripts write in chunks).
+//!   per create or save are fine (the scripts write in chunks). The limit counts what the data
+//!   holds, not Redis's own overhead of some tens of bytes per hash field: a record of
+//!   thousands of tiny keys takes several times its counted size in Redis memory (8,000
+//!   one-byte keys: about 450 KB by `MEMORY USAGE`).
 //! - **Foreign data is corrupt, not an outage**: a value of another Redis type under a session
 //!   key, or a hash this store can't read, is [`StoreError::Corrupt`]; the middleware then
 //!   deletes it and starts a new session.
