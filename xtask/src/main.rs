@@ -236,14 +236,42 @@ fn publish_dry_run() -> Result<(), String> {
 }
 
 /// Cargo serves the dry run's packages to each other from a local registry under
-/// `target/package` and unpacks them under `$CARGO_HOME/registry/src` like any registry crate,
-/// but never unpacks a name and version it has unpacked before: a second dry run would build
-/// against the first one's sources (and fail on any API added since). Those copies go first;
-/// nothing else in `CARGO_HOME` is touched (only directories of local registries, whose names
-/// start with `-`, and in them only this workspace's crates).
+/// `target/package`, unpacks them under `$CARGO_HOME/registry/src` like any registry crate and
+/// builds them into the target directory, but it treats a registry crate's name and version as
+/// never changing: a second dry run would build against the first one's sources and reuse its
+/// builds (and fail on any API added since). Those copies go first: `target/package`, this
+/// workspace's crates among the target directory's debug builds, and this workspace's crates
+/// unpacked from local registries (directories whose names start with `-`); nothing else in
+/// `CARGO_HOME` is touched.
 fn forget_packaged_sources() -> Result<(), String> {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
-    remove_dir(&std::path::Path::new(&target).join("package"))?;
+    let target = std::path::Path::new(&target);
+    remove_dir(&target.join("package"))?;
+    for dir in [".fingerprint", "deps", "build"] {
+        let Ok(entries) = std::fs::read_dir(target.join("debug").join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = name.strip_prefix("lib").unwrap_or(&name);
+            let ours = LIBRARIES.iter().any(|lib| {
+                let snake = lib.replace('-', "_");
+                [lib.to_string(), snake].iter().any(|n| {
+                    name.strip_prefix(n.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+                })
+            });
+            if ours {
+                let path = entry.path();
+                if path.is_dir() {
+                    remove_dir(&path)?;
+                } else {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| format!("could not remove {}: {e}", path.display()))?;
+                }
+            }
+        }
+    }
     let home = match std::env::var_os("CARGO_HOME") {
         Some(h) => std::path::PathBuf::from(h),
         None => match std::env::var_os("HOME") {
