@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use http::HeaderValue;
 use http::header::SET_COOKIE;
+use session_cookie::Incoming;
 use session_core::commit::{self as decide, Action, Plan};
 use session_core::driver::SessionDriver;
 use session_core::{
@@ -15,7 +16,6 @@ use crate::Error;
 use crate::handle::Session;
 use crate::headers::Headers;
 use crate::shared::{Backend, Shared};
-use session_cookie::Incoming;
 
 /// Ids drawn before giving up on a create (a collision of 256-bit ids means a broken generator).
 const CREATE_ATTEMPTS: u32 = 4;
