@@ -17,7 +17,8 @@
 
 use crate::config::Config;
 use crate::id::SessionId;
-use crate::record::{Delta, Meta, Record};
+use crate::owner::Binding;
+use crate::record::{Data, Delta, Meta, Record};
 use crate::session::SessionState;
 use crate::session::starts_live;
 pub use crate::session::{Retired, Source};
@@ -67,6 +68,11 @@ pub trait SessionDriver: sealed::Sealed + Sized {
     fn delta(&self) -> Delta;
     /// The record as this request sees it.
     fn to_record(&self) -> Record;
+    /// The data as the store keeps it: the user's keys and, for a session bound to an owner,
+    /// the binding under [`OWNER_KEY`](crate::owner::OWNER_KEY).
+    fn stored_data(&self) -> Data;
+    /// The session's owner binding, if it has one.
+    fn binding(&self) -> Option<&Binding>;
     /// Gives the session the id its new record was created under.
     fn assign_id(&mut self, id: SessionId);
     /// Records that the commit's write succeeded (`Some` with the meta written) or that the
@@ -99,6 +105,12 @@ impl SessionDriver for SessionState {
     }
     fn to_record(&self) -> Record {
         SessionState::to_record(self)
+    }
+    fn stored_data(&self) -> Data {
+        SessionState::stored_data(self)
+    }
+    fn binding(&self) -> Option<&Binding> {
+        SessionState::binding(self)
     }
     fn assign_id(&mut self, id: SessionId) {
         SessionState::assign_id(self, id);

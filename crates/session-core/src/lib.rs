@@ -86,9 +86,11 @@ pub mod expiry;
 mod hooks;
 pub mod id;
 pub mod keys;
+pub mod owner;
 mod record;
 mod session;
 mod store;
+mod store_error;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -100,6 +102,7 @@ pub use config::{
 pub use events::Event;
 pub use hooks::Hooks;
 pub use id::{IdGenerator, SessionId, StoreKey};
+pub use owner::{Handle, OwnerIndex, SessionInfo};
 pub use record::{Data, Delta, MaxAge, Meta, Record};
 pub use session::{SessionError, SessionState};
 pub use store::{

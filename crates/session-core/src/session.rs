@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::expiry::MAX_AGE_CAP_MS;
 use crate::id::SessionId;
+use crate::owner::{Binding, OWNER_KEY, OwnerError, check_device, check_owner};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
 
 mod start;
@@ -37,6 +38,14 @@ pub enum SessionError {
         /// The key involved.
         key: String,
     },
+    /// An owner id or device description the owner index can't take.
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
+    /// The session is bound to another owner: a session changes hands only under a new id
+    /// (call `regenerate()` first, as a login does), so a revoke of the previous owner's
+    /// sessions can never reach it.
+    #[error("the session is bound to another owner; regenerate it before binding it again")]
+    OwnerChange,
 }
 
 /// An identity the commit must end: its record is deleted (or, after a regenerate, replaced by
@@ -51,6 +60,9 @@ pub struct Retired {
     /// superseded (a marker) rather than deleted. `false` for a destroy, an expiry or a
     /// rejected session: those end for good.
     pub regenerated: bool,
+    /// The owner the old identity was bound to, whose index lists it (its entry goes once the
+    /// identity has ended).
+    pub owner: Option<String>,
 }
 
 /// Why a request's session is anonymous and must leave the client's cookies alone.
@@ -95,6 +107,11 @@ pub struct SessionState {
     meta: Meta,
     forced: bool,
     regenerate: bool,
+    /// The owner binding, kept out of the handler's data (stored under
+    /// [`OWNER_KEY`](crate::owner::OWNER_KEY)).
+    owner: Option<Binding>,
+    /// The binding changed since the baseline (bound, or its index entry refreshed).
+    owner_dirty: bool,
 }
 
 impl SessionState {
@@ -109,9 +126,9 @@ impl SessionState {
         self.is_new
     }
 
-    /// koa's `populated`: the session holds at least one key.
+    /// koa's `populated`: the session holds at least one key (or is bound to an owner).
     pub fn is_populated(&self) -> bool {
-        !self.data.is_empty()
+        !self.data.is_empty() || self.owner.is_some()
     }
 
     /// Number of keys.
@@ -211,6 +228,7 @@ impl SessionState {
     /// already moved the session to a new id, that new session is ended too (the same holds
     /// when this request carries an id a regenerate has just superseded).
     pub fn destroy(&mut self) {
+        let owner = self.owner.take().map(|b| b.owner);
         match (&mut self.retire, &self.stale) {
             (Some(retired), _) => retired.regenerated = false,
             (None, Some(Stale::Superseded(old))) => {
@@ -219,6 +237,7 @@ impl SessionState {
                     id: Some(old.clone()),
                     record_exists: true,
                     regenerated: false,
+                    owner: None,
                 });
             }
             (None, _) if !self.is_new || self.had_cookie || self.id.is_some() => {
@@ -226,10 +245,12 @@ impl SessionState {
                     id: self.id.take(),
                     record_exists: !self.is_new,
                     regenerated: false,
+                    owner,
                 });
             }
             (None, _) => {}
         }
+        self.owner_dirty = false;
         self.id = None;
         self.is_new = true;
         self.data.clear();
@@ -252,10 +273,53 @@ impl SessionState {
                 id: self.id.take(),
                 record_exists: !self.is_new,
                 regenerated: !self.is_new,
+                owner: self.owner.as_ref().map(|b| b.owner.clone()),
             });
         }
         self.id = None;
         self.regenerate = true;
+        // A bound session stays bound under its new id, which its owner's index must list.
+        self.owner_dirty = self.owner.is_some();
+    }
+
+    /// Binds the session to an owner (an app-chosen user id, e.g. after a login), so it is
+    /// listed among the owner's sessions and ends with a revoke of them; `device` is what the
+    /// app wants shown for it (a user-agent summary). The middleware writes the owner's index
+    /// at commit, before the record.
+    ///
+    /// Binding again to the same owner only updates the device. A session bound to another
+    /// owner is refused ([`SessionError::OwnerChange`]) unless `regenerate()` ran first in this
+    /// request.
+    pub fn set_owner(&mut self, owner: &str, device: Option<&str>) -> Result<(), SessionError> {
+        check_owner(owner)?;
+        if let Some(d) = device {
+            check_device(d)?;
+        }
+        let device = device.map(str::to_owned);
+        match &mut self.owner {
+            Some(b) if b.owner == owner => {
+                if b.device != device {
+                    b.device = device;
+                    self.owner_dirty = true;
+                }
+            }
+            Some(_) if !self.regenerate => return Err(SessionError::OwnerChange),
+            _ => {
+                self.owner = Some(Binding {
+                    owner: owner.to_owned(),
+                    device,
+                    since: 0,
+                    indexed_until: 0,
+                });
+                self.owner_dirty = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The owner the session is bound to, if any.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_ref().map(|b| b.owner.as_str())
     }
 
     /// Forces a write at commit, even if nothing changed (koa's `session.save()`).
@@ -309,14 +373,21 @@ impl SessionState {
     /// Whether the data differs from the baseline (value equality per top-level key; a value
     /// set back to what it was is no change).
     pub fn has_changed(&self) -> bool {
-        self.originals
-            .iter()
-            .any(|(k, orig)| self.data.get(k) != orig.as_ref())
+        self.owner_dirty
+            || self
+                .originals
+                .iter()
+                .any(|(k, orig)| self.data.get(k) != orig.as_ref())
     }
 
     /// The top-level keys set and removed since the baseline.
     pub(crate) fn delta(&self) -> Delta {
         let mut delta = Delta::default();
+        if self.owner_dirty
+            && let Some(b) = &self.owner
+        {
+            delta.set.push((OWNER_KEY.to_owned(), b.to_value()));
+        }
         if self.originals.is_empty() {
             return delta;
         }
@@ -338,10 +409,42 @@ impl SessionState {
         delta
     }
 
+    /// The data as the store keeps it: the user's keys, and the owner binding under
+    /// [`OWNER_KEY`] when the session has one.
+    pub(crate) fn stored_data(&self) -> Data {
+        let mut data = self.data.clone();
+        if let Some(b) = &self.owner {
+            data.insert(OWNER_KEY.to_owned(), b.to_value());
+        }
+        data
+    }
+
+    /// Whether the binding changed since the baseline (bound, rebound, or regenerated).
+    pub(crate) fn has_owner_change(&self) -> bool {
+        self.owner_dirty
+    }
+
+    /// The owner binding (driver side).
+    pub(crate) fn binding(&self) -> Option<&Binding> {
+        self.owner.as_ref()
+    }
+
+    /// Marks the binding's index entry written to last until `until` (the write of the record
+    /// that follows carries it).
+    pub(crate) fn note_indexed(&mut self, until: u64, now: u64) {
+        if let Some(b) = &mut self.owner {
+            if b.since == 0 {
+                b.since = now;
+            }
+            b.indexed_until = until;
+            self.owner_dirty = true;
+        }
+    }
+
     /// The record as this request sees it.
     pub(crate) fn to_record(&self) -> Record {
         Record {
-            data: self.data.clone(),
+            data: self.stored_data(),
             meta: self.meta,
         }
     }
@@ -393,6 +496,8 @@ impl SessionState {
         self.forced = false;
         self.regenerate = false;
         self.resign = false;
+        self.owner = None;
+        self.owner_dirty = false;
     }
 
     /// Records that the commit's write succeeded: the written state becomes the new baseline,
@@ -406,6 +511,7 @@ impl SessionState {
         self.retire = None;
         self.stale = None;
         self.resign = false;
+        self.owner_dirty = false;
         if let Some(meta) = written {
             self.meta = meta;
             self.is_new = false;

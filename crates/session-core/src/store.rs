@@ -1,52 +1,13 @@
 //! The contract every session store implements, and a type-erased form of it.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::id::StoreKey;
+use crate::owner::OwnerIndex;
 use crate::record::{Data, Delta, Meta, Record};
-
-/// A store failure. Messages never contain keys, ids or data.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The store could not be reached (connection refused, reset, pool has no connection).
-    #[error("session store unavailable: {0}")]
-    Unavailable(String),
-    /// The store did not answer within its time limit.
-    #[error("session store timed out after {0:?}")]
-    Timeout(Duration),
-    /// The store refused the write (e.g. Redis out of memory under `noeviction`).
-    #[error("session store rejected the write: {0}")]
-    Rejected(String),
-    /// A stored record could not be decoded.
-    #[error("stored session record is corrupt: {0}")]
-    Corrupt(String),
-    /// The record is larger than the store accepts.
-    #[error("session record of {size} bytes exceeds the limit of {limit} bytes")]
-    TooLarge {
-        /// Encoded size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// Any other backend error.
-    #[error("session store error: {0}")]
-    Backend(String),
-}
-
-impl StoreError {
-    /// Whether retrying later may succeed (outage, timeout, full store), as opposed to a
-    /// problem with this record.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Unavailable(_) | Self::Timeout(_) | Self::Rejected(_)
-        )
-    }
-}
+pub use crate::store_error::{BoxFuture, StoreError};
 
 /// Result of [`Store::create`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,10 +172,14 @@ pub trait Store: Send + Sync + 'static {
     fn merges_deltas(&self) -> bool {
         true
     }
-}
 
-/// A boxed future, for [`DynStore`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+    /// The store's index of sessions by owner, if it keeps one (see
+    /// [`owner`](crate::owner)); `None` (the default) when it does not, and then sessions
+    /// can't be bound to an owner.
+    fn owner_index(&self) -> Option<&dyn OwnerIndex> {
+        None
+    }
+}
 
 /// The object-safe form of [`Store`], so a store can be chosen at run time
 /// (`Arc<dyn DynStore>` implements [`Store`]). Every [`Store`] implements it.
@@ -254,6 +219,8 @@ pub trait DynStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Updated, StoreError>>;
     /// See [`Store::merges_deltas`].
     fn merges_deltas_dyn(&self) -> bool;
+    /// See [`Store::owner_index`].
+    fn owner_index_dyn(&self) -> Option<&dyn OwnerIndex>;
 }
 
 impl<S: Store> DynStore for S {
@@ -301,6 +268,9 @@ impl<S: Store> DynStore for S {
     fn merges_deltas_dyn(&self) -> bool {
         self.merges_deltas()
     }
+    fn owner_index_dyn(&self) -> Option<&dyn OwnerIndex> {
+        self.owner_index()
+    }
 }
 
 impl Store for Arc<dyn DynStore> {
@@ -344,5 +314,8 @@ impl Store for Arc<dyn DynStore> {
     }
     fn merges_deltas(&self) -> bool {
         self.as_ref().merges_deltas_dyn()
+    }
+    fn owner_index(&self) -> Option<&dyn OwnerIndex> {
+        self.as_ref().owner_index_dyn()
     }
 }

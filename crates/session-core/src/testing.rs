@@ -21,6 +21,9 @@ use crate::id::{IdPolicy, StoreKey};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
 use crate::store::{Change, Created, Destroyed, Loaded, Store, StoreError, Supersede, Updated};
 
+mod owners;
+pub use owners::*;
+
 /// What the suite needs from a store's test setup.
 pub trait Harness: Send + Sync {
     /// The store under test.

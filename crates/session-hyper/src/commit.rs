@@ -15,6 +15,7 @@ use session_core::{
 use crate::Error;
 use crate::handle::Session;
 use crate::headers::Headers;
+use crate::owners;
 use crate::shared::{Backend, Shared};
 
 /// Ids drawn before giving up on a create (a collision of 256-bit ids means a broken generator).
@@ -92,7 +93,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
             Backend::Cookie(_) => true,
         };
         let record = |meta: Meta, need: bool| Record {
-            data: if need { s.data().clone() } else { Data::new() },
+            data: if need { s.stored_data() } else { Data::new() },
             meta,
         };
         let work = match plan.action {
@@ -109,7 +110,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
                 let need = cookie_mode || whole_records || delta.replace;
                 Work::Save {
                     id: s.id().cloned(),
-                    data: if need { s.data().clone() } else { Data::new() },
+                    data: if need { s.stored_data() } else { Data::new() },
                     delta,
                 }
             }
@@ -224,7 +225,7 @@ async fn store_write(
                 // An identity that ends for good (destroyed, expired, rejected) goes first.
                 end_retired(session, store, plan).await?;
             }
-            let (id, key) = create_fresh(session, store, &record, ttl).await?;
+            let (id, key) = create_fresh(session, store, &record, ttl, plan).await?;
             let Some(old) = regenerated else {
                 return Ok(Outcome::Write {
                     id: Some(id),
@@ -240,6 +241,10 @@ async fn store_write(
                 .await;
             let outcome = match ended {
                 Ok(Supersede::Replaced) => {
+                    // The old id's entry goes: the session is listed under its new one.
+                    if let Some(owner) = plan.retire.as_ref().and_then(|r| r.owner.as_deref()) {
+                        owners::unfile(shared, owner, &old_key, config.now_ms()).await;
+                    }
                     return Ok(Outcome::Write {
                         id: Some(id),
                         record,
@@ -277,6 +282,10 @@ async fn store_write(
                 meta: plan.meta,
             };
             let key = session.store_key(&id);
+            if let Some(binding) = &plan.index {
+                // The index first: a session whose record is written is always listed.
+                owners::file(shared, binding, &key, config.now_ms()).await?;
+            }
             let got = shared.timed(store.save_dyn(&key, change, ttl)).await?;
             let meta = plan.meta;
             Ok(told(got, id, Record { data, meta }))
@@ -285,6 +294,7 @@ async fn store_write(
             let mut keys: Vec<StoreKey> = retired_key(session, plan).into_iter().collect();
             keys.extend(presented_keys(session, plan));
             end_sessions(session, store, keys).await?;
+            unfile_retired(session, plan).await;
             Ok(Outcome::Remove)
         }
     }
@@ -303,18 +313,23 @@ fn told(got: Updated, id: SessionId, record: Record) -> Outcome {
     }
 }
 
-/// Inserts `record` under a freshly drawn id (drawing again on a collision).
+/// Inserts `record` under a freshly drawn id (drawing again on a collision). A session bound
+/// to an owner is filed in the owner's index first.
 async fn create_fresh(
     session: &Session,
     store: &dyn DynStore,
     record: &Record,
     ttl: std::time::Duration,
+    plan: &Plan,
 ) -> Result<(SessionId, StoreKey), Error> {
     let shared = &*session.0.shared;
     let config = &shared.config;
     for _ in 0..CREATE_ATTEMPTS {
         let id = config.ids().generate().map_err(Error::Random)?;
         let key = config.key_derivation().derive(&id);
+        if let Some(binding) = &plan.index {
+            owners::file(shared, binding, &key, config.now_ms()).await?;
+        }
         match shared.timed(store.create_dyn(&key, record, ttl)).await {
             Ok(Created::Inserted) => return Ok((id, key)),
             Ok(Created::Collision) => {
@@ -335,7 +350,19 @@ async fn create_fresh(
 /// regenerate moved it to meanwhile (a logout ends the session, whatever id it lives under).
 async fn end_retired(session: &Session, store: &dyn DynStore, plan: &Plan) -> Result<(), Error> {
     let keys: Vec<StoreKey> = retired_key(session, plan).into_iter().collect();
-    end_sessions(session, store, keys).await
+    end_sessions(session, store, keys).await?;
+    unfile_retired(session, plan).await;
+    Ok(())
+}
+
+/// Removes the ended identity from its owner's index, if it was bound (best effort).
+async fn unfile_retired(session: &Session, plan: &Plan) {
+    let Some(retired) = &plan.retire else { return };
+    let (Some(owner), Some(key)) = (retired.owner.as_deref(), retired_key(session, plan)) else {
+        return;
+    };
+    let shared = &*session.0.shared;
+    owners::unfile(shared, owner, &key, shared.config.now_ms()).await;
 }
 
 /// The store key of the identity the plan ends, if a record exists for it.

@@ -31,6 +31,12 @@ pub enum Error {
     /// No `Session` in the request's extensions: the route is not behind the session layer.
     #[error("no session in this request: is the route wrapped in SessionLayer?")]
     Missing,
+    /// Sessions can't be bound to owners here: cookie mode, the koa-compat preset, or a store
+    /// that keeps no owner index (the Redis store in koa's format).
+    #[error(
+        "this session layer keeps no owner index (cookie mode, koa-compat, or a store without one)"
+    )]
+    NoOwnerIndex,
 }
 
 impl Error {

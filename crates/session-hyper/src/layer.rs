@@ -79,6 +79,12 @@ impl SessionLayer {
         SessionLayerBuilder::new(config, Backend::Cookie(Arc::new(KoaCodec)))
     }
 
+    /// Listing and revoking users' sessions outside a request (admin tools, jobs); `None` when
+    /// this layer keeps no owner index (cookie mode, koa-compat, a store without one).
+    pub fn owners(&self) -> Option<crate::Owners> {
+        crate::Owners::new(Arc::clone(&self.shared))
+    }
+
     /// Wraps a hyper 1.x service.
     pub fn wrap<S>(&self, inner: S) -> SessionService<S> {
         SessionService {

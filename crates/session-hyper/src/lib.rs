@@ -85,16 +85,18 @@ mod error;
 mod handle;
 mod headers;
 mod layer;
+mod owners;
 mod shared;
 
 pub use error::Error;
 pub use handle::Session;
 pub use layer::{BuildError, SessionLayer, SessionLayerBuilder, SessionService, Tls};
+pub use owners::Owners;
 
 // What an app names, so this crate is the only session dependency it needs.
 pub use session_core::{
-    Algorithm, Config, ConfigError, CookieOptions, Data, DynStore, Event, Hooks, MaxAge, Priority,
-    SameSite, SecurePolicy, Store, StoreError,
+    Algorithm, Config, ConfigError, CookieOptions, Data, DynStore, Event, Handle, Hooks, MaxAge,
+    Priority, SameSite, SecurePolicy, SessionInfo, Store, StoreError,
 };
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]

@@ -50,12 +50,14 @@ use std::time::Duration;
 // SipHash was 5 % of a request's instructions (a shard pick and a few map lookups per load
 // and save); foldhash is seeded per instance and several times cheaper on 48-byte keys.
 use foldhash::fast::RandomState;
+use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
 use session_core::{
-    Change, Created, Data, Destroyed, Loaded, Meta, Record, SharedClock, Store, StoreError,
-    StoreKey, Supersede, SystemClock, Updated,
+    BoxFuture, Change, Created, Data, Destroyed, Loaded, Meta, Record, SharedClock, Store,
+    StoreError, StoreKey, Supersede, SystemClock, Updated,
 };
 
 mod merge;
+mod owners;
 mod shard;
 mod sweeper;
 
@@ -111,6 +113,7 @@ struct Inner {
     max_record_bytes: usize,
     evicted: AtomicU64,
     expired: AtomicU64,
+    owners: owners::Owners,
 }
 
 /// Builds a [`MemoryStore`].
@@ -172,6 +175,7 @@ impl MemoryStoreBuilder {
                 max_record_bytes: self.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
                 evicted: AtomicU64::new(0),
                 expired: AtomicU64::new(0),
+                owners: owners::Owners::default(),
             }),
         }
     }
@@ -268,9 +272,25 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Reclaims every expired record now; returns how many. The [`Sweeper`] calls this.
+    /// The remaining TTL of the live record under `key` (not a supersede marker).
+    fn live_ttl(&self, key: &StoreKey) -> Option<Duration> {
+        let now = self.now();
+        let shard = self.shard(key.as_str());
+        let e = shard.map.get(key.as_str())?;
+        (e.expires_at > now && !e.is_marker()).then(|| Duration::from_millis(e.expires_at - now))
+    }
+
+    /// Entries held in the owner index (lapsed ones not yet dropped included).
+    pub fn owner_entries(&self) -> usize {
+        self.inner.owners.len()
+    }
+
+    /// Reclaims every expired record now, and drops the owner index's lapsed entries (each
+    /// owner's are also dropped by every write to its index); returns how many records went.
+    /// The [`Sweeper`] calls this.
     pub fn sweep(&self) -> usize {
         let now = self.now();
+        self.inner.owners.sweep(now);
         let mut total = 0;
         for shard in self.inner.shards.iter() {
             let mut g = shard.lock().unwrap_or_else(|p| p.into_inner());
@@ -290,7 +310,43 @@ impl MemoryStore {
     }
 }
 
+impl OwnerIndex for MemoryStore {
+    fn index<'a>(
+        &'a self,
+        owner: &'a str,
+        entry: &'a IndexEntry,
+        until: u64,
+        now: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.owners.index(owner, entry, until, now);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn unindex<'a>(
+        &'a self,
+        owner: &'a str,
+        handles: &'a [Handle],
+        now: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.owners.unindex(owner, handles, now);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn entries<'a>(
+        &'a self,
+        owner: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<Indexed>, StoreError>> {
+        let found = self.inner.owners.entries(owner, now, |k| self.live_ttl(k));
+        Box::pin(std::future::ready(Ok(found)))
+    }
+}
+
 impl Store for MemoryStore {
+    fn owner_index(&self) -> Option<&dyn OwnerIndex> {
+        Some(self)
+    }
+
     async fn create(
         &self,
         key: &StoreKey,

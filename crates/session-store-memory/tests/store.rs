@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use session_core::testing::{Harness, run_all, set};
+use session_core::testing::{Harness, run_all, run_owner_index, set};
 use session_core::{
     Change, Created, Data, Delta, ManualClock, MaxAge, Meta, Record, Store, StoreKey, Updated,
 };
@@ -48,6 +48,11 @@ impl Harness for Mem {
 #[tokio::test]
 async fn conformance() {
     run_all(&Mem::new()).await;
+}
+
+#[tokio::test]
+async fn owner_index_conformance() {
+    run_owner_index(&Mem::new()).await;
 }
 
 #[tokio::test]

@@ -255,6 +255,26 @@ impl Redis {
         .await
     }
 
+    /// Runs a script on `keys` (which must share a Cluster slot); its reply.
+    pub(crate) async fn invoke_keys<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> Result<T, StoreError> {
+        self.run(|mut c| {
+            let mut inv = script.prepare_invoke();
+            for k in keys {
+                inv.key(*k);
+            }
+            for a in args {
+                inv.arg(a.as_slice());
+            }
+            async move { inv.invoke_async(&mut c).await }
+        })
+        .await
+    }
+
     /// Runs a one-key script; its integer reply.
     pub(crate) async fn eval(
         &self,

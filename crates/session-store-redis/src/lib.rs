@@ -98,6 +98,7 @@ mod builder;
 mod connection;
 mod koa;
 mod limit;
+mod owners;
 mod pool;
 mod scripts;
 mod store;

@@ -1,7 +1,8 @@
 //! The Lua scripts (one `.lua` file each under `src/scripts/`, with its argument layout and
 //! return codes at the top), and the helpers that decode their replies.
 //!
-//! Every script touches one key (`KEYS[1]`), so they all run on Redis Cluster. A script is
+//! Every session script touches one key (`KEYS[1]`), and every owner-index script the two keys
+//! of one owner's index, which share a hash tag: so they all run on Redis Cluster. A script is
 //! sent by its SHA1 (`EVALSHA`) and loaded on the first `NOSCRIPT`.
 
 use std::sync::LazyLock;
@@ -41,6 +42,15 @@ pub(crate) struct Scripts {
     pub(crate) koa_destroy: Script,
     /// Replaces a live record by a marker JSON, never a marker by another.
     pub(crate) koa_supersede: Script,
+    /// Adds or rewrites an owner-index entry, drops the lapsed ones, and sets the index's TTL
+    /// to its latest entry (two keys of one owner, in one Cluster slot).
+    pub(crate) owner_index: Script,
+    /// Removes owner-index entries by handle (and the lapsed ones).
+    pub(crate) owner_unindex: Script,
+    /// Reads an owner's entries that have not lapsed.
+    pub(crate) owner_entries: Script,
+    /// The time a live V1 record has left (-2 for a marker, nothing, or a foreign value).
+    pub(crate) v1_record_ttl: Script,
 }
 
 impl Scripts {
@@ -55,6 +65,16 @@ impl Scripts {
             koa_save: Script::new(include_str!("scripts/koa_save.lua")),
             koa_destroy: Script::new(include_str!("scripts/koa_destroy.lua")),
             koa_supersede: Script::new(include_str!("scripts/koa_supersede.lua")),
+            owner_index: Script::new(concat!(
+                include_str!("scripts/owner_prelude.lua"),
+                include_str!("scripts/owner_index.lua")
+            )),
+            owner_unindex: Script::new(concat!(
+                include_str!("scripts/owner_prelude.lua"),
+                include_str!("scripts/owner_unindex.lua")
+            )),
+            owner_entries: Script::new(include_str!("scripts/owner_entries.lua")),
+            v1_record_ttl: Script::new(include_str!("scripts/v1_record_ttl.lua")),
         }
     }
 }

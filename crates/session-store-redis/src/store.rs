@@ -89,6 +89,16 @@ impl RedisStore {
         &self.url
     }
 
+    /// The key prefix.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The connection.
+    pub(crate) fn db(&self) -> &Redis {
+        &self.redis
+    }
+
     /// The record format.
     pub fn format(&self) -> Format {
         self.format
@@ -174,6 +184,15 @@ impl Store for RedisStore {
         match self.format {
             Format::V1 => v1::touch(&self.redis, &k, &meta, ttl).await,
             Format::Koa => koa::touch(&self.redis, &k, &meta, ttl).await,
+        }
+    }
+
+    /// [`Format::V1`] keeps an owner index; koa's format can't carry the owner binding (koa
+    /// drops `_` keys when it writes a record), so it has none.
+    fn owner_index(&self) -> Option<&dyn session_core::OwnerIndex> {
+        match self.format {
+            Format::V1 => Some(self),
+            Format::Koa => None,
         }
     }
 

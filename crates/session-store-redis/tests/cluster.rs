@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::testing::run_all;
+use session_core::testing::{run_all, run_owner_index};
 use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
 use session_store_redis::{Format, RedisStore};
 use support::{Cluster, Real, jar_client, serve, text};
@@ -22,6 +22,9 @@ async fn cluster_conformance_and_failover() {
             .build()
             .await
             .unwrap();
+        if format == Format::V1 {
+            run_owner_index(&Real(store.clone())).await;
+        }
         run_all(&Real(store)).await;
     }
 

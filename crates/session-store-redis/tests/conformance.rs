@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use session_core::StoreKey;
-use session_core::testing::run_all;
+use session_core::testing::{run_all, run_owner_index};
 use session_store_redis::{Format, RedisStore};
 use support::Real;
 
@@ -19,6 +19,78 @@ async fn conformance_v1() {
         .await
         .unwrap();
     run_all(&Real(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_index_conformance() {
+    let store = RedisStore::builder(support::shared_url())
+        .prefix(support::unique_prefix("conf_owner"))
+        .build()
+        .await
+        .unwrap();
+    run_owner_index(&Real(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_index_expires_with_its_latest_entry() {
+    use session_core::owner::{Handle, IndexEntry, OwnerIndex};
+    let store = RedisStore::builder(support::shared_url())
+        .prefix(support::unique_prefix("owner_ttl"))
+        .build()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let entry = |k: &str| {
+        let key = StoreKey::from_raw(k);
+        IndexEntry {
+            handle: Handle::of(&key),
+            key,
+            since: now,
+            seen: now,
+            device: None,
+        }
+    };
+    store.index("u", &entry("a"), now + 400, now).await.unwrap();
+    store
+        .index("u", &entry("b"), now + 90_000, now)
+        .await
+        .unwrap();
+    let client = redis::Client::open(support::shared_url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let prefix = store.redis_key(&StoreKey::from_raw(""));
+    let set = format!("{prefix}owner:{{75}}");
+    let pttl = |k: String| {
+        let mut c = c.clone();
+        async move {
+            redis::cmd("PTTL")
+                .arg(k)
+                .query_async::<i64>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    for k in [set.clone(), format!("{set}:e")] {
+        let t = pttl(k).await;
+        assert!(
+            (85_000..=90_000).contains(&t),
+            "index TTL {t} ms must follow its latest entry"
+        );
+    }
+    // Lapsed entries go with the next write; the last removal deletes the index.
+    store
+        .unindex("u", &[entry("b").handle], now + 1_000)
+        .await
+        .unwrap();
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(&set)
+        .arg(format!("{set}:e"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "an index with no entry left must be gone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,14 @@
 //! Routes: `GET /` counts views; `GET /session` answers the user data as JSON with
 //! `X-Session-New`; `PUT /session` merges a JSON object (a null value removes the key);
 //! `DELETE /session` destroys; `POST /session/regenerate` regenerates.
+//!
+//! A user's sessions (memory and Redis stores, not koa-compat; `NAME` percent-encoded):
+//! `PUT /session/owner` with `{"owner":"NAME"}` (and optionally `"device":"..."`) binds the
+//! current session (204); `GET /owners/NAME/sessions` answers a JSON array of `{handle,
+//! created, last_seen, expires, device, current}` (times in ms since the epoch);
+//! `DELETE /owners/NAME/sessions/HANDLE` revokes one (204; 404 if unknown);
+//! `DELETE /owners/NAME/sessions` revokes all of them (204), and with `?keep=current` all but
+//! the caller's own.
 
 use std::convert::Infallible;
 
@@ -177,9 +185,41 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
                 session.regenerate().await?;
                 reply(StatusCode::NO_CONTENT, "")
             }
+            (Method::PUT, "/session/owner") => {
+                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
+                };
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let (Some(owner), device) = (
+                    v.get("owner").and_then(Value::as_str),
+                    v.get("device").and_then(Value::as_str),
+                ) else {
+                    return Ok(reply(
+                        StatusCode::BAD_REQUEST,
+                        r#"expected {"owner":"NAME"}"#,
+                    ));
+                };
+                let bound = match device {
+                    Some(d) => session.set_owner_with_device(owner, d).await,
+                    None => session.set_owner(owner).await,
+                };
+                match bound {
+                    Ok(()) => reply(StatusCode::NO_CONTENT, ""),
+                    Err(e @ session_hyper::Error::Session(_)) => {
+                        reply(StatusCode::BAD_REQUEST, e.to_string())
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            (method, p) if p.starts_with("/owners/") => {
+                let query = req.uri().query().unwrap_or("");
+                owners_route(&session, method, p, query).await?
+            }
             _ => reply(
                 StatusCode::NOT_FOUND,
-                "routes: GET /, GET|PUT|DELETE /session, POST /session/regenerate",
+                "routes: GET /, GET|PUT|DELETE /session, POST /session/regenerate, \
+                 PUT /session/owner, GET|DELETE /owners/NAME/sessions[/HANDLE]",
             ),
         })
     }
@@ -187,6 +227,56 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     // On a store failure the layer answers itself (see `on_error` below); a type mismatch is
     // the app's 500, with a message that names the key, never the value.
     Ok(res.unwrap_or_else(|e| e.response()))
+}
+
+/// `GET|DELETE /owners/NAME/sessions` and `DELETE /owners/NAME/sessions/HANDLE`.
+async fn owners_route(
+    session: &Session,
+    method: Method,
+    path: &str,
+    query: &str,
+) -> Result<Response<Full<Bytes>>, session_hyper::Error> {
+    let parts: Vec<&str> = path.trim_start_matches("/owners/").split('/').collect();
+    let (name, handle) = match parts.as_slice() {
+        [name, "sessions"] => (*name, None),
+        [name, "sessions", handle] => (*name, Some(*handle)),
+        _ => return Ok(reply(StatusCode::NOT_FOUND, "no such route")),
+    };
+    let Ok(owner) = percent_encoding::percent_decode_str(name).decode_utf8() else {
+        return Ok(reply(StatusCode::BAD_REQUEST, "owner name is not UTF-8"));
+    };
+    let done = match (method, handle) {
+        (Method::GET, None) => {
+            let list = session.list_sessions(&owner).await;
+            let list = match list {
+                Err(e @ session_hyper::Error::Session(_)) => {
+                    return Ok(reply(StatusCode::BAD_REQUEST, e.to_string()));
+                }
+                other => other?,
+            };
+            let mut r = reply(
+                StatusCode::OK,
+                serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()),
+            );
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return Ok(r);
+        }
+        (Method::DELETE, Some(h)) => session.revoke_session(&owner, h).await,
+        (Method::DELETE, None) if query == "keep=current" => {
+            session.revoke_other_sessions(&owner).await.map(|_| true)
+        }
+        (Method::DELETE, None) => session.revoke_all_sessions(&owner).await.map(|_| true),
+        _ => return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, "GET or DELETE")),
+    };
+    Ok(match done {
+        Ok(true) => reply(StatusCode::NO_CONTENT, ""),
+        Ok(false) => reply(StatusCode::NOT_FOUND, "no such session"),
+        Err(e @ session_hyper::Error::Session(_)) => reply(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return Err(e),
+    })
 }
 
 /// The layer's answer to a session failure: 413 for a session grown past the store's record

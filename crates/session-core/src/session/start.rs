@@ -7,6 +7,7 @@ use super::{Retired, SessionState, Stale};
 use crate::events::{Event, Events};
 use crate::expiry;
 use crate::id::SessionId;
+use crate::owner::{Binding, OWNER_KEY};
 use crate::record::{Data, MaxAge, Meta, Record};
 use crate::store::Loaded;
 
@@ -96,6 +97,7 @@ impl SessionState {
                     id: None,
                     record_exists: false,
                     regenerated: false,
+                    owner: None,
                 }),
                 true,
             ),
@@ -130,6 +132,7 @@ impl SessionState {
                             id: Some(id),
                             record_exists: false,
                             regenerated: false,
+                            owner: None,
                         }),
                         true,
                     )
@@ -166,6 +169,8 @@ impl SessionState {
             },
             forced: false,
             regenerate: false,
+            owner: None,
+            owner_dirty: false,
         }
     }
 
@@ -173,13 +178,20 @@ impl SessionState {
         config: &Rules<'_>,
         now: u64,
         id: Option<SessionId>,
-        record: Record,
+        mut record: Record,
         in_store: bool,
     ) -> SessionState {
+        // The owner binding is the middleware's, not the handler's data (nor the `valid`
+        // hook's); a value that is not a binding is dropped.
+        let owner = record
+            .data
+            .shift_remove(OWNER_KEY)
+            .and_then(|v| Binding::from_value(&v));
         let retire = || Retired {
             id: id.clone(),
             record_exists: in_store,
             regenerated: false,
+            owner: owner.as_ref().map(|b| b.owner.clone()),
         };
         if let Some(why) = rejection(config, &record, in_store) {
             if why == Rejection::FromTheFuture {
@@ -214,6 +226,8 @@ impl SessionState {
             meta,
             forced: false,
             regenerate: false,
+            owner,
+            owner_dirty: false,
         }
     }
 }

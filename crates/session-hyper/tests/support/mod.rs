@@ -35,6 +35,8 @@ pub struct Probe {
     pub mode: Arc<AtomicU8>,
     pub loads: Arc<AtomicUsize>,
     pub writes: Arc<AtomicUsize>,
+    /// Owner-index calls (index, unindex, entries).
+    pub index_calls: Arc<AtomicUsize>,
 }
 
 impl Probe {
@@ -59,7 +61,49 @@ impl Probe {
     }
 }
 
+impl session_core::OwnerIndex for Probe {
+    fn index<'a>(
+        &'a self,
+        owner: &'a str,
+        entry: &'a session_core::owner::IndexEntry,
+        until: u64,
+        now: u64,
+    ) -> session_core::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.gate().await?;
+            self.index_calls.fetch_add(1, Ordering::SeqCst);
+            session_core::OwnerIndex::index(&self.store, owner, entry, until, now).await
+        })
+    }
+    fn unindex<'a>(
+        &'a self,
+        owner: &'a str,
+        handles: &'a [session_core::Handle],
+        now: u64,
+    ) -> session_core::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.gate().await?;
+            self.index_calls.fetch_add(1, Ordering::SeqCst);
+            session_core::OwnerIndex::unindex(&self.store, owner, handles, now).await
+        })
+    }
+    fn entries<'a>(
+        &'a self,
+        owner: &'a str,
+        now: u64,
+    ) -> session_core::BoxFuture<'a, Result<Vec<session_core::owner::Indexed>, StoreError>> {
+        Box::pin(async move {
+            self.gate().await?;
+            self.index_calls.fetch_add(1, Ordering::SeqCst);
+            session_core::OwnerIndex::entries(&self.store, owner, now).await
+        })
+    }
+}
+
 impl Store for Probe {
+    fn owner_index(&self) -> Option<&dyn session_core::OwnerIndex> {
+        Some(self)
+    }
     async fn create(&self, k: &StoreKey, r: &Record, ttl: Duration) -> Result<Created, StoreError> {
         self.gate().await?;
         self.writes.fetch_add(1, Ordering::SeqCst);

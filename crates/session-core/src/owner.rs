@@ -1,0 +1,396 @@
+//! A user's sessions: a session bound to an owner (an app-chosen user id) is listed in that
+//! owner's index, so an app can show a user their sessions, revoke one, or log them out
+//! everywhere.
+//!
+//! The model, in short:
+//! - [`SessionState::set_owner`](crate::SessionState::set_owner) binds a session to an owner
+//!   (typically right after `regenerate()` at login), with an optional device description the
+//!   app supplies. The binding is kept in the session's record, under the reserved key
+//!   [`OWNER_KEY`], out of the handler's data.
+//! - The store keeps, per owner, an index of [`IndexEntry`]s ([`OwnerIndex`]). An entry is
+//!   filed under a [`Handle`]: an opaque value derived one way from the session's store key. It
+//!   is neither the session id nor the store key, so a listing never hands out a credential,
+//!   and the current session's handle is known without storing it.
+//! - Every entry is kept until a time ("until") that is never earlier than its record's
+//!   expiry: the index is written *before* the record whenever the record's expiry would pass
+//!   it (with some slack, [`index_slack_ms`], so a rolling session refreshes its entry at most
+//!   once per slack, not on every request). An entry whose time passed is dropped by the next
+//!   write to that owner's index, and the index itself expires with its last entry: it cleans
+//!   itself without a background task or keyspace notifications.
+//! - Writing the index first means a live owned session is always listed; an entry whose
+//!   record is gone (a failed create, a revoke racing a login) is never shown, and is dropped
+//!   once its record is known to be gone for longer than [`IN_FLIGHT_GRACE_MS`].
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::id::StoreKey;
+use crate::store_error::{BoxFuture, StoreError};
+
+/// The reserved record key the owner binding is stored under (a `_` key: never user data, and
+/// not written by koa's record format, which is why koa-compat mode has no owner index).
+pub const OWNER_KEY: &str = "_owner";
+
+/// Longest owner id, in bytes.
+pub const MAX_OWNER_BYTES: usize = 256;
+
+/// Longest device description, in bytes.
+pub const MAX_DEVICE_BYTES: usize = 256;
+
+/// How long an index entry whose record is missing is kept anyway, in ms: a request that wrote
+/// the entry may still be creating the record (a store call answers within its time limit,
+/// seconds; this is a minute).
+pub const IN_FLIGHT_GRACE_MS: u64 = 60_000;
+
+/// The most an index entry's time runs ahead of its record's expiry: the tenth of the
+/// record's TTL, at least one second and at most ten minutes. A rolling session's entry is
+/// rewritten only when the record's expiry would pass it, so at most once per this much time,
+/// and an entry's `last_seen` is exact to within it.
+pub fn index_slack_ms(ttl_ms: u64) -> u64 {
+    (ttl_ms / 10).clamp(1_000, 600_000)
+}
+
+/// Domain separation for the handle hash.
+const HANDLE_TAG: &[u8] = b"session-core/owner-handle/v1\0";
+/// Bytes of the hash kept in a handle (128 bits).
+const HANDLE_BYTES: usize = 16;
+/// Characters of a handle (base64url of 16 bytes).
+const HANDLE_CHARS: usize = 22;
+
+/// An opaque name for one of an owner's sessions, for listing and revoking. Derived one way
+/// from the session's store key: it can't be turned back into the key or the session id, so a
+/// listing that shows handles hands out no credential.
+///
+/// ```
+/// use session_core::StoreKey;
+/// use session_core::owner::Handle;
+/// let h = Handle::of(&StoreKey::from_raw("sess:abc"));
+/// assert_eq!(h.as_str().len(), 22);
+/// assert_eq!(Handle::parse(h.as_str()), Some(h.clone()));
+/// assert!(!h.as_str().contains("abc"));
+/// assert_eq!(Handle::parse("not a handle"), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(String);
+
+impl Handle {
+    /// The handle of the session filed under `key`.
+    pub fn of(key: &StoreKey) -> Handle {
+        let mut h = Sha256::new();
+        h.update(HANDLE_TAG);
+        h.update(key.as_str().as_bytes());
+        let digest = h.finalize();
+        Handle(URL_SAFE_NO_PAD.encode(&digest[..HANDLE_BYTES]))
+    }
+
+    /// A handle an app passed back (from a listing); `None` unless it has a handle's shape.
+    pub fn parse(s: &str) -> Option<Handle> {
+        let ok = s.len() == HANDLE_CHARS
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Handle(s.to_owned()))
+    }
+
+    /// The handle's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A session's owner binding, as its record keeps it (under [`OWNER_KEY`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The owner (app-chosen user id).
+    #[serde(rename = "o")]
+    pub owner: String,
+    /// What the app said about the device, if anything.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// When the session was bound (ms since the epoch).
+    #[serde(rename = "c")]
+    pub since: u64,
+    /// The time the index entry was last written to last until (ms since the epoch): the
+    /// entry is written again before the record's expiry passes it.
+    #[serde(rename = "i", default)]
+    pub indexed_until: u64,
+}
+
+impl fmt::Debug for Binding {
+    // The owner id names a user: kept out of logs like session data.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Binding")
+            .field("since", &self.since)
+            .field("indexed_until", &self.indexed_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Binding {
+    /// The JSON value stored under [`OWNER_KEY`].
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Reads a stored binding; `None` if it is not one (a record another program wrote).
+    pub fn from_value(v: &serde_json::Value) -> Option<Binding> {
+        let b = Binding::deserialize(v).ok()?;
+        check_owner(&b.owner).ok()?;
+        Some(b)
+    }
+}
+
+/// Why an owner id or device description is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OwnerError {
+    /// Empty, or longer than [`MAX_OWNER_BYTES`].
+    #[error("an owner id must be 1 to {MAX_OWNER_BYTES} bytes")]
+    BadOwner,
+    /// Longer than [`MAX_DEVICE_BYTES`].
+    #[error("a device description must be at most {MAX_DEVICE_BYTES} bytes")]
+    BadDevice,
+}
+
+/// Checks an owner id: 1 to [`MAX_OWNER_BYTES`] bytes.
+pub fn check_owner(owner: &str) -> Result<(), OwnerError> {
+    if owner.is_empty() || owner.len() > MAX_OWNER_BYTES {
+        return Err(OwnerError::BadOwner);
+    }
+    Ok(())
+}
+
+/// Checks a device description: at most [`MAX_DEVICE_BYTES`] bytes.
+pub fn check_device(device: &str) -> Result<(), OwnerError> {
+    if device.len() > MAX_DEVICE_BYTES {
+        return Err(OwnerError::BadDevice);
+    }
+    Ok(())
+}
+
+/// One session in an owner's index.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The session's handle ([`Handle::of`] its key).
+    pub handle: Handle,
+    /// The session's store key (kept by the store; never shown to users).
+    pub key: StoreKey,
+    /// When the session was bound to the owner (ms since the epoch).
+    pub since: u64,
+    /// When the entry was last written (ms since the epoch): the session's last write, to
+    /// within [`index_slack_ms`].
+    pub seen: u64,
+    /// The app's device description.
+    pub device: Option<String>,
+}
+
+impl fmt::Debug for IndexEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexEntry")
+            .field("handle", &self.handle)
+            .field("since", &self.since)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An index entry with what the store holds for its key now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indexed {
+    /// The entry.
+    pub entry: IndexEntry,
+    /// When the entry lapses (ms since the epoch).
+    pub until: u64,
+    /// The time the live record under the entry's key has left; `None` when no live record is
+    /// there (never created, destroyed, expired, or superseded by a regenerate).
+    pub record_ttl: Option<Duration>,
+}
+
+/// An owner's index of sessions: the store side of listing and revoking a user's sessions.
+///
+/// Contract (checked for each store by `session_core::testing::check_owner_index`):
+/// - [`OwnerIndex::index`] adds or rewrites one entry, and in the same atomic step drops the
+///   owner's entries whose `until` is not after `now` and makes the index itself expire with
+///   its latest entry (no background task, no keyspace notifications); an entry's `until` only
+///   ever grows (a late write of an older time must not shorten it);
+/// - [`OwnerIndex::unindex`] removes entries by handle (unknown ones are ignored);
+/// - [`OwnerIndex::entries`] returns every entry whose `until` is after `now`, with the time
+///   left on the live record under its key ([`Indexed::record_ttl`]);
+/// - each call touches one owner's index only (a store on a sharded backend keeps an owner's
+///   index in one shard), and is bounded by the store's time limit.
+///
+/// Times are the caller's milliseconds since the epoch; records are destroyed through
+/// [`Store::destroy`](crate::Store::destroy), not by the index.
+pub trait OwnerIndex: Send + Sync {
+    /// Adds or rewrites `entry` in `owner`'s index, to last until `until` (never shortened).
+    fn index<'a>(
+        &'a self,
+        owner: &'a str,
+        entry: &'a IndexEntry,
+        until: u64,
+        now: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Removes the entries with these handles from `owner`'s index.
+    fn unindex<'a>(
+        &'a self,
+        owner: &'a str,
+        handles: &'a [Handle],
+        now: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// `owner`'s entries that have not lapsed, each with the state of its record.
+    fn entries<'a>(
+        &'a self,
+        owner: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<Indexed>, StoreError>>;
+}
+
+/// One of an owner's sessions, as an app shows it: what a listing returns.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// Pass it back to revoke this session. Not a credential.
+    pub handle: Handle,
+    /// When the session was bound to its owner (ms since the epoch): the login.
+    pub created: u64,
+    /// When the session was last written, to within [`index_slack_ms`] (ms since the epoch).
+    pub last_seen: u64,
+    /// When the server forgets the session unless it is used again (ms since the epoch).
+    pub expires: u64,
+    /// The app's device description.
+    pub device: Option<String>,
+    /// Whether it is the session of the request that asked.
+    pub current: bool,
+}
+
+impl fmt::Debug for SessionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionInfo")
+            .field("handle", &self.handle)
+            .field("created", &self.created)
+            .field("last_seen", &self.last_seen)
+            .field("expires", &self.expires)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serialize for Handle {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// The info encoding of an entry: what a store keeps beside the handle (JSON), so every store
+/// keeps entries alike.
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    k: String,
+    c: u64,
+    s: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    d: Option<String>,
+}
+
+impl IndexEntry {
+    /// The entry as JSON bytes (everything but the handle), for stores that keep bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let e = StoredEntry {
+            k: self.key.as_str().to_owned(),
+            c: self.since,
+            s: self.seen,
+            d: self.device.clone(),
+        };
+        serde_json::to_vec(&e).unwrap_or_default()
+    }
+
+    /// An entry from [`IndexEntry::encode`]'s bytes; `None` if they are not one, or if the
+    /// handle is not the key's (a foreign or corrupt entry is never trusted).
+    pub fn decode(handle: &str, bytes: &[u8]) -> Option<IndexEntry> {
+        let e: StoredEntry = serde_json::from_slice(bytes).ok()?;
+        let key = StoreKey::from_raw(e.k);
+        let handle = Handle::parse(handle).filter(|h| *h == Handle::of(&key))?;
+        Some(IndexEntry {
+            handle,
+            key,
+            since: e.c,
+            seen: e.s,
+            device: e.d,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_stable_opaque_and_checked() {
+        let k = StoreKey::from_raw("sess:xyz");
+        assert_eq!(Handle::of(&k), Handle::of(&k));
+        assert_ne!(Handle::of(&k), Handle::of(&StoreKey::from_raw("sess:xyz2")));
+        assert_eq!(Handle::parse(""), None);
+        assert_eq!(Handle::parse(&"a".repeat(23)), None);
+        assert_eq!(Handle::parse(&"a/".repeat(11)), None);
+    }
+
+    #[test]
+    fn entries_round_trip_and_a_foreign_handle_is_refused() {
+        let key = StoreKey::from_raw("sess:k");
+        let e = IndexEntry {
+            handle: Handle::of(&key),
+            key,
+            since: 1,
+            seen: 2,
+            device: Some("Firefox".into()),
+        };
+        let bytes = e.encode();
+        assert_eq!(
+            IndexEntry::decode(e.handle.as_str(), &bytes),
+            Some(e.clone())
+        );
+        let other = Handle::of(&StoreKey::from_raw("sess:other"));
+        assert_eq!(IndexEntry::decode(other.as_str(), &bytes), None);
+        assert_eq!(IndexEntry::decode(e.handle.as_str(), b"{"), None);
+        assert!(!format!("{e:?}").contains("sess:k"));
+        assert!(!format!("{e:?}").contains("Firefox"));
+    }
+
+    #[test]
+    fn bindings_round_trip_and_bad_owners_are_refused() {
+        let b = Binding {
+            owner: "user-42".into(),
+            device: None,
+            since: 5,
+            indexed_until: 9,
+        };
+        assert_eq!(Binding::from_value(&b.to_value()), Some(b.clone()));
+        assert!(!format!("{b:?}").contains("user-42"));
+        let empty = Binding {
+            owner: String::new(),
+            ..b
+        };
+        assert_eq!(Binding::from_value(&empty.to_value()), None);
+        assert_eq!(Binding::from_value(&serde_json::json!("x")), None);
+        assert_eq!(check_owner(&"x".repeat(257)), Err(OwnerError::BadOwner));
+        assert_eq!(check_device(&"x".repeat(257)), Err(OwnerError::BadDevice));
+    }
+
+    #[test]
+    fn slack_is_a_tenth_within_bounds() {
+        assert_eq!(index_slack_ms(5_000), 1_000);
+        assert_eq!(index_slack_ms(60_000), 6_000);
+        assert_eq!(index_slack_ms(86_400_000), 600_000);
+    }
+}

@@ -1,0 +1,326 @@
+//! A user's sessions: binding a session to an owner, listing an owner's sessions, revoking one,
+//! all, or all but the current one ("log out everywhere else").
+//!
+//! The store keeps an index per owner (see `session_core::owner`). The index is written before
+//! the record, so every live owned session is listed; revoking destroys the records first and
+//! then removes their entries, so a session is never unlisted while alive.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use session_core::driver::SessionDriver;
+use session_core::expiry::STORE_TTL_MARGIN_MS;
+use session_core::owner::{
+    Binding, Handle, IN_FLIGHT_GRACE_MS, IndexEntry, Indexed, OwnerIndex, check_owner,
+};
+use session_core::{Destroyed, DynStore, SessionError, SessionInfo, StoreKey};
+
+use crate::Error;
+use crate::handle::Session;
+use crate::shared::{Backend, Shared};
+
+/// Regenerate successors a revoke follows from each session (as a logout does).
+const MAX_SUCCESSORS: usize = 8;
+
+/// Listing and revoking an owner's sessions outside a request (admin tools, a password reset
+/// job): from [`SessionLayer::owners`](crate::SessionLayer::owners). Inside a handler, the
+/// same operations are on [`Session`], which also knows which session is the caller's.
+#[derive(Clone)]
+pub struct Owners {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Owners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owners").finish_non_exhaustive()
+    }
+}
+
+impl Owners {
+    pub(crate) fn new(shared: Arc<Shared>) -> Option<Owners> {
+        index_of(&shared).ok()?;
+        Some(Owners { shared })
+    }
+
+    /// The owner's live sessions (`current` is always `false` here).
+    pub async fn list(&self, owner: &str) -> Result<Vec<SessionInfo>, Error> {
+        list(&self.shared, owner, None).await
+    }
+
+    /// Revokes one session by the handle a listing gave; `false` if the owner has no session
+    /// with that handle.
+    pub async fn revoke(&self, owner: &str, handle: &str) -> Result<bool, Error> {
+        Ok(revoke_one(&self.shared, owner, handle).await?.is_some())
+    }
+
+    /// Revokes every session of the owner ("log out everywhere"); how many were live.
+    pub async fn revoke_all(&self, owner: &str) -> Result<usize, Error> {
+        revoke_all(&self.shared, owner, None).await
+    }
+}
+
+/// The store and its owner index, or [`Error::NoOwnerIndex`].
+fn index_of(shared: &Shared) -> Result<(&dyn DynStore, &dyn OwnerIndex), Error> {
+    match &shared.backend {
+        Backend::Store(store) if !shared.config.koa_compat() => {
+            let index = store.owner_index_dyn().ok_or(Error::NoOwnerIndex)?;
+            Ok((store.as_ref(), index))
+        }
+        _ => Err(Error::NoOwnerIndex),
+    }
+}
+
+/// Files the session under `key` in its owner's index, to last until the binding says: the
+/// commit's step before it writes an owned record.
+pub(crate) async fn file(
+    shared: &Shared,
+    binding: &Binding,
+    key: &StoreKey,
+    now: u64,
+) -> Result<(), Error> {
+    let (_, index) = index_of(shared)?;
+    let entry = IndexEntry {
+        handle: Handle::of(key),
+        key: key.clone(),
+        since: binding.since,
+        seen: now,
+        device: binding.device.clone(),
+    };
+    shared
+        .timed(index.index(&binding.owner, &entry, binding.indexed_until, now))
+        .await
+}
+
+/// Removes the entry of an ended session from its owner's index. Best effort: an entry left
+/// behind names no live record, so it is never listed, and goes with its time or with the
+/// owner's next listing.
+pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u64) {
+    let Ok((_, index)) = index_of(shared) else {
+        return;
+    };
+    let handles = [Handle::of(key)];
+    if let Err(e) = shared.timed(index.unindex(owner, &handles, now)).await {
+        tracing::debug!(target: "session", error = %e, "could not remove an ended session from its owner's index; it is no longer listed and lapses by itself");
+    }
+}
+
+/// The owner's live sessions; `current` marks the one filed under `current`. Entries whose
+/// record has been gone for longer than a request can take are removed on the way.
+async fn list(
+    shared: &Shared,
+    owner: &str,
+    current: Option<&Handle>,
+) -> Result<Vec<SessionInfo>, Error> {
+    check_owner(owner).map_err(SessionError::from)?;
+    let (_, index) = index_of(shared)?;
+    let now = shared.config.now_ms();
+    let found = shared.timed(index.entries(owner, now)).await?;
+    let mut dead = Vec::new();
+    let mut out = Vec::with_capacity(found.len());
+    for Indexed {
+        entry, record_ttl, ..
+    } in found
+    {
+        let Some(ttl) = record_ttl else {
+            if now.saturating_sub(entry.seen) > IN_FLIGHT_GRACE_MS {
+                dead.push(entry.handle);
+            }
+            continue;
+        };
+        // The record outlives the session by a margin (so a request at the last moment still
+        // finds it): a session within that margin has expired.
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let expires = now
+            .saturating_add(ttl_ms)
+            .saturating_sub(STORE_TTL_MARGIN_MS);
+        if expires <= now {
+            continue;
+        }
+        out.push(SessionInfo {
+            current: current == Some(&entry.handle),
+            handle: entry.handle,
+            created: entry.since,
+            last_seen: entry.seen,
+            expires,
+            device: entry.device,
+        });
+    }
+    if !dead.is_empty()
+        && let Err(e) = shared.timed(index.unindex(owner, &dead, now)).await
+    {
+        tracing::debug!(target: "session", error = %e, "could not drop owner-index entries of ended sessions");
+    }
+    out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.handle.cmp(&b.handle)));
+    Ok(out)
+}
+
+/// Destroys the record under `key` and the successors regenerates moved it to; whether a
+/// record or marker was there.
+async fn end_chain(shared: &Shared, store: &dyn DynStore, key: StoreKey) -> Result<bool, Error> {
+    let mut found = false;
+    let mut next = Some(key);
+    for _ in 0..=MAX_SUCCESSORS {
+        let Some(key) = next.take() else { break };
+        match shared.timed(store.destroy_dyn(&key)).await? {
+            Destroyed::Removed => found = true,
+            Destroyed::Missing => {}
+            Destroyed::Superseded(successor) => {
+                found = true;
+                next = Some(successor);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Ends the sessions of `targets` (all at once: pipelined on one connection, spread over the
+/// nodes on Cluster), then removes from the index the entries whose record was there, or whose
+/// record has been gone for longer than a request can take. An entry written a moment ago with
+/// no record yet stays: its request may be creating the record, which then lives on listed.
+/// How many sessions were live; the first store failure, after the others were tried.
+async fn end_entries(
+    shared: &Shared,
+    owner: &str,
+    targets: Vec<IndexEntry>,
+) -> Result<usize, Error> {
+    let (store, index) = index_of(shared)?;
+    let now = shared.config.now_ms();
+    let ended = join_all(
+        targets
+            .iter()
+            .map(|e| end_chain(shared, store, e.key.clone())),
+    )
+    .await;
+    let (mut count, mut gone, mut failure) = (0, Vec::new(), None);
+    for (entry, result) in targets.into_iter().zip(ended) {
+        match result {
+            Ok(true) => {
+                count += 1;
+                gone.push(entry.handle);
+            }
+            Ok(false) if now.saturating_sub(entry.seen) > IN_FLIGHT_GRACE_MS => {
+                gone.push(entry.handle);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if !gone.is_empty() {
+        let unindexed = shared.timed(index.unindex(owner, &gone, now)).await;
+        if let Err(e) = unindexed {
+            failure.get_or_insert(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(count),
+    }
+}
+
+/// Revokes one session by handle: the entry, if the owner's index has it.
+async fn revoke_one(shared: &Shared, owner: &str, handle: &str) -> Result<Option<Handle>, Error> {
+    check_owner(owner).map_err(SessionError::from)?;
+    let (_, index) = index_of(shared)?;
+    let Some(handle) = Handle::parse(handle) else {
+        return Ok(None);
+    };
+    let now = shared.config.now_ms();
+    let found = shared.timed(index.entries(owner, now)).await?;
+    let Some(target) = found
+        .into_iter()
+        .map(|i| i.entry)
+        .find(|e| e.handle == handle)
+    else {
+        return Ok(None);
+    };
+    end_entries(shared, owner, vec![target]).await?;
+    Ok(Some(handle))
+}
+
+/// Revokes every session of the owner but the one filed under `keep`.
+async fn revoke_all(shared: &Shared, owner: &str, keep: Option<&Handle>) -> Result<usize, Error> {
+    check_owner(owner).map_err(SessionError::from)?;
+    let (_, index) = index_of(shared)?;
+    let now = shared.config.now_ms();
+    let found = shared.timed(index.entries(owner, now)).await?;
+    let targets: Vec<IndexEntry> = found
+        .into_iter()
+        .map(|i| i.entry)
+        .filter(|e| Some(&e.handle) != keep)
+        .collect();
+    end_entries(shared, owner, targets).await
+}
+
+/// Owner operations on a request's session.
+impl Session {
+    /// Binds this session to `owner` (an app-chosen user id), so it is listed among the
+    /// owner's sessions and ends with a revoke of them. Call it at login, right after
+    /// [`Session::regenerate`]. Binding costs one store call at commit; a session without an
+    /// owner costs nothing extra.
+    ///
+    /// Fails with [`Error::NoOwnerIndex`] in cookie mode, under the koa-compat preset, or on a
+    /// store that keeps no owner index; with a [`SessionError`] for an empty or over-long
+    /// owner id, or when the session is bound to another owner and was not regenerated first.
+    pub async fn set_owner(&self, owner: &str) -> Result<(), Error> {
+        index_of(&self.0.shared)?;
+        Ok(self.with(|s| s.set_owner(owner, None)).await??)
+    }
+
+    /// [`Session::set_owner`] with a description of the device (what the app wants its users
+    /// to see in a listing, e.g. "Firefox on Linux"; at most 256 bytes).
+    pub async fn set_owner_with_device(&self, owner: &str, device: &str) -> Result<(), Error> {
+        index_of(&self.0.shared)?;
+        Ok(self.with(|s| s.set_owner(owner, Some(device))).await??)
+    }
+
+    /// The owner this session is bound to, if any.
+    pub async fn owner(&self) -> Result<Option<String>, Error> {
+        self.with(|s| s.owner().map(str::to_owned)).await
+    }
+
+    /// The handle of this request's session, if it has a record.
+    async fn current_handle(&self) -> Result<Option<Handle>, Error> {
+        let id = self.with(|s| s.id().cloned()).await?;
+        Ok(id.map(|id| Handle::of(&self.store_key(&id))))
+    }
+
+    /// The owner's live sessions, newest activity first; `current` marks this request's own.
+    /// A listing shows handles, never ids, store keys or cookie values.
+    pub async fn list_sessions(&self, owner: &str) -> Result<Vec<SessionInfo>, Error> {
+        let current = self.current_handle().await?;
+        list(&self.0.shared, owner, current.as_ref()).await
+    }
+
+    /// Revokes one of the owner's sessions by the handle a listing gave; `false` if the owner
+    /// has no session with that handle. The revoked session's next request is anonymous (a
+    /// request of it already in flight can't bring it back). Revoking this request's own
+    /// session also ends it here: the response removes its cookies.
+    pub async fn revoke_session(&self, owner: &str, handle: &str) -> Result<bool, Error> {
+        let current = self.current_handle().await?;
+        let revoked = revoke_one(&self.0.shared, owner, handle).await?;
+        if revoked.is_some() && revoked == current {
+            self.with(|s| s.destroy()).await?;
+        }
+        Ok(revoked.is_some())
+    }
+
+    /// Revokes every session of the owner ("log out everywhere"), this request's own too if
+    /// it is one of them; how many were live.
+    pub async fn revoke_all_sessions(&self, owner: &str) -> Result<usize, Error> {
+        let ended = revoke_all(&self.0.shared, owner, None).await?;
+        let mine = self.with(|s| s.owner() == Some(owner)).await?;
+        if mine {
+            self.with(|s| s.destroy()).await?;
+        }
+        Ok(ended)
+    }
+
+    /// Revokes every session of the owner except this request's own ("log out everywhere
+    /// else", e.g. after a password change); how many were ended.
+    pub async fn revoke_other_sessions(&self, owner: &str) -> Result<usize, Error> {
+        let current = self.current_handle().await?;
+        revoke_all(&self.0.shared, owner, current.as_ref()).await
+    }
+}
