@@ -65,6 +65,55 @@ async fn cluster_conformance_and_failover() {
         }
     }
 
+    // A user's sessions on the cluster: 100 sessions of one owner, their records spread over
+    // the shards, are all listed and all revoked; another owner's session is untouched.
+    {
+        let store = RedisStore::cluster(cluster.urls()).build().await.unwrap();
+        let config = session_core::Config::builder()
+            .key(b"cluster e2e key, 32 bytes or more!".to_vec())
+            .build()
+            .unwrap();
+        let layer = session_hyper::SessionLayer::store(config.clone(), store.clone())
+            .build()
+            .unwrap();
+        let owners = layer.owners().unwrap();
+        let url = serve(layer).await;
+        let mut clients = Vec::new();
+        let mut masters = std::collections::HashSet::new();
+        for _ in 0..100 {
+            let c = jar_client();
+            let res = c.get(format!("{url}/login?ada")).send().await.unwrap();
+            let id = res
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| v.strip_prefix("koa.sess="))
+                .and_then(|v| v.split(';').next())
+                .and_then(|v| config.ids().parse(v))
+                .unwrap();
+            let key = store.redis_key(&config.key_derivation().derive(&id));
+            masters.insert(cluster.master_of(&key).await);
+            assert_eq!(res.text().await.unwrap(), "in");
+            clients.push(c);
+        }
+        assert!(masters.len() > 1, "the records are spread over the shards");
+        let bob = jar_client();
+        bob.get(format!("{url}/login?bob")).send().await.unwrap();
+        assert_eq!(owners.list("ada").await.unwrap().len(), 100);
+        assert_eq!(owners.revoke_all("ada").await.unwrap(), 100);
+        assert!(owners.list("ada").await.unwrap().is_empty());
+        for c in &clients {
+            assert_eq!(
+                text(c, format!("{url}/read")).await,
+                "{}",
+                "revoked on every shard"
+            );
+        }
+        assert_eq!(owners.list("bob").await.unwrap().len(), 1);
+        assert_ne!(text(&bob, format!("{url}/read")).await, "{}");
+    }
+
     // Failover: sessions spread over the three shards; one master is killed while every
     // session is read in a loop. Sessions on other shards must keep working throughout;
     // those on the killed shard fail fast, then recover once its replica is promoted.

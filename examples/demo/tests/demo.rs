@@ -270,3 +270,124 @@ async fn redis_store() {
     every_route(&["--store", &url]).await;
     every_route(&["--store", &url, "--koa-compat"]).await;
 }
+
+/// The owner routes' contract: three sessions of one owner and one of another; the listing's
+/// fields; revoke all but the current one; revoke one (404 when unknown); revoke all.
+async fn owner_routes(args: &[&str]) {
+    let d = start(args).await;
+    let url = &d.url;
+    let bind = |c: &reqwest::Client, owner: &str| {
+        c.put(format!("{url}/session/owner"))
+            .body(format!(r#"{{"owner":"{owner}","device":"test"}}"#))
+            .send()
+    };
+    let mut ada = Vec::new();
+    for _ in 0..3 {
+        let c = client();
+        assert_eq!(text(&c, format!("{url}/")).await, "1 views");
+        assert_eq!(bind(&c, "ada lovelace").await.unwrap().status(), 204);
+        ada.push(c);
+    }
+    let bob = client();
+    text(&bob, format!("{url}/")).await;
+    assert_eq!(bind(&bob, "bob").await.unwrap().status(), 204);
+    let bad = ada[0]
+        .put(format!("{url}/session/owner"))
+        .body(r#"{"owner":""}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let list = |c: &reqwest::Client, owner: &str| {
+        let u = format!("{url}/owners/{owner}/sessions");
+        let c = c.clone();
+        async move {
+            let r = c.get(u).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            v.as_array().unwrap().clone()
+        }
+    };
+    let l = list(&ada[0], "ada%20lovelace").await;
+    assert_eq!(l.len(), 3, "{l:?}");
+    for e in &l {
+        for f in ["handle", "created", "last_seen", "expires"] {
+            assert!(e[f].is_string() || e[f].is_u64(), "{f} in {e}");
+        }
+        assert!(e["current"].is_boolean());
+    }
+    let mine: Vec<&serde_json::Value> = l.iter().filter(|e| e["current"] == true).collect();
+    assert_eq!(mine.len(), 1);
+
+    let r = ada[0]
+        .delete(format!("{url}/owners/ada%20lovelace/sessions?keep=current"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let l = list(&ada[0], "ada%20lovelace").await;
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["current"], true);
+    for c in &ada[1..] {
+        let r = c.get(format!("{url}/session")).send().await.unwrap();
+        assert_eq!(r.headers()["x-session-new"], "true", "revoked");
+    }
+    assert_eq!(list(&bob, "bob").await.len(), 1);
+
+    // One by handle, then the same handle again (404), then all.
+    let other = client();
+    text(&other, format!("{url}/")).await;
+    bind(&other, "ada lovelace").await.unwrap();
+    let l = list(&ada[0], "ada%20lovelace").await;
+    let h = l.iter().find(|e| e["current"] == false).unwrap()["handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let one = format!("{url}/owners/ada%20lovelace/sessions/{h}");
+    assert_eq!(ada[0].delete(&one).send().await.unwrap().status(), 204);
+    assert_eq!(ada[0].delete(&one).send().await.unwrap().status(), 404);
+    let r = ada[0]
+        .delete(format!("{url}/owners/ada%20lovelace/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(list(&bob, "ada%20lovelace").await.is_empty());
+    let r = ada[0].get(format!("{url}/session")).send().await.unwrap();
+    assert_eq!(r.headers()["x-session-new"], "true");
+    let r = bob.get(format!("{url}/session")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["x-session-new"],
+        "false",
+        "bob's session is untouched"
+    );
+    drop(d);
+}
+
+#[tokio::test]
+async fn owner_routes_on_the_memory_store() {
+    owner_routes(&["--store", "memory"]).await;
+}
+
+#[tokio::test]
+async fn owner_routes_refuse_cookie_mode() {
+    let d = start(&["--store", "cookie"]).await;
+    let c = client();
+    text(&c, format!("{}/", d.url)).await;
+    let r = c
+        .put(format!("{}/session/owner", d.url))
+        .body(r#"{"owner":"ada"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r.text().await.unwrap().contains("owner index"));
+}
+
+#[cfg(feature = "redis-tests")]
+#[tokio::test]
+async fn owner_routes_on_redis() {
+    let url = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    owner_routes(&["--store", &url]).await;
+}

@@ -1,16 +1,23 @@
-//! Login with `regenerate()`, a protected page, logout with `destroy()`.
+//! Login with `regenerate()`, a protected page, an account page that lists the user's
+//! sessions (revoke one, or log out everywhere else), logout with `destroy()`.
 //!
-//! `cargo run -p login`, then:
-//! - `POST /login` with body `user=NAME` logs in (a new session id: no fixation),
+//! `cargo run -p login`, then open <http://127.0.0.1:3000/account> in a browser, or:
+//! - `POST /login` with body `user=NAME` logs in (a new session id: no fixation) and binds the
+//!   session to NAME with a summary of the browser as its device,
 //! - `GET /private` answers 401 until then,
+//! - `GET /account` shows the user's sessions: device, login time, last activity, expiry,
+//!   with a button to revoke each other one and one to log out everywhere else,
+//! - `POST /account/revoke` with body `handle=H` revokes one of the user's sessions,
+//! - `POST /account/logout-others` ends every session of the user but this one,
 //! - `POST /logout` ends the session (record deleted, cookies removed).
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, Response, StatusCode, body::Incoming};
-use session_hyper::{Config, MemoryStore, Session, SessionLayer};
+use hyper::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, body::Incoming};
+use session_hyper::{Config, MemoryStore, Session, SessionInfo, SessionLayer};
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
@@ -18,40 +25,190 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
+fn html(body: String) -> Response<Full<Bytes>> {
+    let mut r = reply(StatusCode::OK, body);
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+fn see_other(to: &'static str) -> Response<Full<Bytes>> {
+    let mut r = reply(StatusCode::SEE_OTHER, "");
+    r.headers_mut()
+        .insert(LOCATION, hyper::header::HeaderValue::from_static(to));
+    r
+}
+
+/// The value of `name` in an `application/x-www-form-urlencoded` body.
+fn form_value(body: &[u8], name: &str) -> Option<String> {
+    let body = String::from_utf8_lossy(body).replace('+', " ");
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// Text for an HTML page: the user's name and the device summary come from the client.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A short description of the browser, from its User-Agent: what a user recognises in a list
+/// of their sessions.
+fn device_of(headers: &HeaderMap) -> String {
+    let ua = headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let browser = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(needle, _)| ua.contains(needle))
+    .map_or("A browser", |(_, name)| name);
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("Windows", "Windows"),
+        ("Mac OS", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(needle, _)| ua.contains(needle))
+    .map(|(_, name)| *name);
+    match os {
+        Some(os) => format!("{browser} on {os}"),
+        None => browser.to_owned(),
+    }
+}
+
+/// Seconds since the epoch as UTC `YYYY-MM-DD HH:MM`.
+fn when(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+fn account_page(user: &str, sessions: &[SessionInfo]) -> String {
+    let mut rows = String::new();
+    for s in sessions {
+        let device = escape(s.device.as_deref().unwrap_or("unknown device"));
+        let action = if s.current {
+            "<strong>this browser</strong>".to_owned()
+        } else {
+            format!(
+                r#"<form method="post" action="/account/revoke"><input type="hidden" name="handle" value="{}"><button>Revoke</button></form>"#,
+                escape(s.handle.as_str())
+            )
+        };
+        rows.push_str(&format!(
+            "<tr><td>{device}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>\n",
+            when(s.created),
+            when(s.last_seen),
+            when(s.expires)
+        ));
+    }
+    format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Your sessions</title></head>
+<body>
+<h1>Signed in as {user}</h1>
+<table border="1" cellpadding="4">
+<tr><th>Device</th><th>Signed in</th><th>Last active</th><th>Expires</th><th></th></tr>
+{rows}</table>
+<form method="post" action="/account/logout-others"><button>Log out everywhere else</button></form>
+<form method="post" action="/logout"><button>Log out</button></form>
+</body></html>
+"#,
+        user = escape(user)
+    )
+}
+
 async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let Ok(session) = Session::from_request(&req) else {
         // Only reachable if the service is mounted without the session layer.
         return Ok(Response::new(Full::from("session layer missing")));
     };
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let device = device_of(req.headers());
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let res = async {
-        Ok::<_, session_hyper::Error>(match (req.method().clone(), req.uri().path()) {
-            (Method::POST, "/login") => {
-                let body = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let form = String::from_utf8_lossy(&body);
-                let Some(user) = form.strip_prefix("user=").filter(|u| !u.is_empty()) else {
+        let user: Option<String> = session.get("user").await?;
+        Ok::<_, session_hyper::Error>(match (method, path.as_str(), user) {
+            (Method::POST, "/login", _) => {
+                let Some(user) = form_value(&body, "user").filter(|u| !u.is_empty()) else {
                     return Ok(reply(StatusCode::BAD_REQUEST, "send user=NAME"));
                 };
-                // A privilege change: new id, same data, old id dead.
+                // A privilege change: new id, same data, old id dead; then the session is
+                // listed among the user's (one more store call, at login only).
                 session.regenerate().await?;
-                session.insert("user", user).await?;
+                session.insert("user", &user).await?;
+                session.set_owner_with_device(&user, &device).await?;
                 reply(StatusCode::OK, format!("welcome, {user}"))
             }
-            (Method::GET, "/private") => match session.get::<String>("user").await? {
-                Some(user) => reply(StatusCode::OK, format!("secret page for {user}")),
-                None => reply(StatusCode::UNAUTHORIZED, "log in first"),
-            },
-            (Method::POST, "/logout") => {
+            (Method::GET, "/private", Some(user)) => {
+                reply(StatusCode::OK, format!("secret page for {user}"))
+            }
+            (Method::GET, "/account", Some(user)) => {
+                let sessions = session.list_sessions(&user).await?;
+                html(account_page(&user, &sessions))
+            }
+            (Method::POST, "/account/revoke", Some(user)) => {
+                let handle = form_value(&body, "handle").unwrap_or_default();
+                // Scoped to the user's own index: another user's handle is unknown here.
+                if session.revoke_session(&user, &handle).await? {
+                    see_other("/account")
+                } else {
+                    reply(StatusCode::NOT_FOUND, "no such session")
+                }
+            }
+            (Method::POST, "/account/logout-others", Some(user)) => {
+                session.revoke_other_sessions(&user).await?;
+                see_other("/account")
+            }
+            (Method::POST, "/logout", _) => {
                 session.destroy().await?;
                 reply(StatusCode::OK, "bye")
             }
+            (_, "/private" | "/account" | "/account/revoke" | "/account/logout-others", None) => {
+                reply(StatusCode::UNAUTHORIZED, "log in first")
+            }
             _ => reply(
                 StatusCode::NOT_FOUND,
-                "try POST /login, GET /private, POST /logout",
+                "try POST /login, GET /private, GET /account, POST /logout",
             ),
         })
     }
@@ -69,4 +226,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = layer.wrap(hyper::service::service_fn(route));
     example_support::serve(example_support::port_arg(3000)?, service).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_escapes() {
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        assert_eq!(when(1_700_000_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(
+            form_value(b"user=ada+l%C3%B6&x=1", "user").as_deref(),
+            Some("ada lö")
+        );
+    }
 }

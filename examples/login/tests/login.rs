@@ -34,3 +34,125 @@ async fn login_private_logout() {
         401
     );
 }
+
+/// The account page: the user's sessions with this browser marked, a revoke button for the
+/// others, "log out everywhere else"; a handle of another user's session is unknown here.
+#[tokio::test]
+async fn account_page_lists_and_revokes_the_users_sessions() {
+    let app = example_support::start(env!("CARGO_BIN_EXE_login"), &[])
+        .await
+        .unwrap();
+    let url = &app.url;
+    let browser = |ua: &str| {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .user_agent(ua)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let login = |c: reqwest::Client, user: &'static str| {
+        let url = url.clone();
+        async move {
+            let r = c
+                .post(format!("{url}/login"))
+                .body(format!("user={user}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            c
+        }
+    };
+    let page = |c: reqwest::Client| {
+        let url = url.clone();
+        async move { c.get(format!("{url}/account")).send().await.unwrap() }
+    };
+    let laptop = login(
+        browser("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"),
+        "ada",
+    )
+    .await;
+    let phone = login(
+        browser("Mozilla/5.0 (Linux; Android 14) Chrome/130.0"),
+        "ada",
+    )
+    .await;
+    let tablet = login(browser("<script>alert(1)</script>"), "ada").await;
+    let bob = login(browser("curl/8.0"), "bob").await;
+
+    let r = page(laptop.clone()).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Firefox on Linux") && body.contains("Chrome on Android"));
+    assert!(!body.contains("<script>"), "client text is escaped");
+    assert_eq!(body.matches("this browser").count(), 1);
+    let handles: Vec<String> = body
+        .split(r#"name="handle" value=""#)
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(handles.len(), 2, "a revoke button for each other session");
+
+    // Bob sees only his own session and can't revoke Ada's.
+    let bob_page = page(bob.clone()).await.text().await.unwrap();
+    assert!(
+        !bob_page.contains(r#"name="handle""#),
+        "bob has one session: his own"
+    );
+    for h in &handles {
+        // Bob posting Ada's handles: unknown in his own index, nothing ends.
+        let r = bob
+            .post(format!("{url}/account/revoke"))
+            .body(format!("handle={h}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+    assert_eq!(page(phone.clone()).await.status(), 200);
+
+    // Revoke the phone from the laptop.
+    let phone_handle = {
+        let phone_page = page(phone.clone()).await.text().await.unwrap();
+        let mine = phone_page
+            .split("<tr>")
+            .find(|row| row.contains("this browser"))
+            .unwrap();
+        assert!(mine.contains("Chrome on Android"));
+        handles
+            .iter()
+            .find(|h| !phone_page.contains(&format!(r#"value="{h}""#)))
+            .unwrap()
+            .clone()
+    };
+    let r = laptop
+        .post(format!("{url}/account/revoke"))
+        .body(format!("handle={phone_handle}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        page(phone.clone()).await.status(),
+        401,
+        "the phone is logged out"
+    );
+    assert_eq!(page(tablet.clone()).await.status(), 200);
+
+    // Log out everywhere else: the tablet goes, the laptop and bob stay.
+    let r = laptop
+        .post(format!("{url}/account/logout-others"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(page(tablet).await.status(), 401);
+    let body = page(laptop.clone()).await.text().await.unwrap();
+    assert_eq!(
+        body.matches("<tr><td>").count(),
+        1,
+        "only this browser is left"
+    );
+    assert_eq!(page(bob).await.status(), 200);
+}

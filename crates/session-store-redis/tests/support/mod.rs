@@ -269,7 +269,8 @@ impl Drop for Cluster {
 }
 
 /// The test app: `/views` counts, `/read` answers the data, `/slow-set?k=v` loads, waits
-/// 100 ms (so two requests overlap) and sets one key.
+/// 100 ms (so two requests overlap) and sets one key, `/login?OWNER` regenerates and binds
+/// the session to OWNER.
 pub async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let s = Session::from_request(&req).unwrap();
     let path = req.uri().path().to_owned();
@@ -282,6 +283,13 @@ pub async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
                 format!("{n} views")
             }
             "/read" => serde_json::Value::Object(s.data().await?).to_string(),
+            "/login" => {
+                // `/login?OWNER`: a new id, bound to the owner.
+                s.regenerate().await?;
+                s.insert("user", &query).await?;
+                s.set_owner(&query).await?;
+                "in".into()
+            }
             "/slow-set" => {
                 s.get_value("x").await?;
                 tokio::time::sleep(Duration::from_millis(100)).await;
