@@ -73,6 +73,9 @@ pub trait SessionDriver: sealed::Sealed + Sized {
     fn stored_data(&self) -> Data;
     /// The session's owner binding, if it has one.
     fn binding(&self) -> Option<&Binding>;
+    /// The identity the next commit ends, if any (after a destroy, a regenerate, or a session
+    /// that could not start live).
+    fn retired(&self) -> Option<&Retired>;
     /// Gives the session the id its new record was created under.
     fn assign_id(&mut self, id: SessionId);
     /// Records that the commit's write succeeded (`Some` with the meta written) or that the
@@ -111,6 +114,9 @@ impl SessionDriver for SessionState {
     }
     fn binding(&self) -> Option<&Binding> {
         SessionState::binding(self)
+    }
+    fn retired(&self) -> Option<&Retired> {
+        SessionState::retired(self)
     }
     fn assign_id(&mut self, id: SessionId) {
         SessionState::assign_id(self, id);

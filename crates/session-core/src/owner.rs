@@ -42,6 +42,12 @@ pub const MAX_OWNER_BYTES: usize = 256;
 /// Longest device description, in bytes.
 pub const MAX_DEVICE_BYTES: usize = 256;
 
+/// How far the clocks of the app servers sharing a store may disagree, in ms: index entries are
+/// dropped, and an index expires, only this long after their time by the caller's clock, so a
+/// server whose clock runs ahead can't drop another's live entry. (Beyond this, plus the
+/// slack and the record's 10 s margin, a live session could drop out of its owner's listing.)
+pub const CLOCK_SKEW_ALLOWANCE_MS: u64 = 60_000;
+
 /// How long an index entry whose record is missing is kept anyway, in ms: a request that wrote
 /// the entry may still be creating the record (a store call answers within its time limit,
 /// seconds; this is a minute).

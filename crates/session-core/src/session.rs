@@ -50,7 +50,7 @@ pub enum SessionError {
 
 /// An identity the commit must end: its record is deleted (or, after a regenerate, replaced by
 /// a marker naming the new one) and, unless a new session replaces it, its cookies are removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Retired {
     /// The old id (store mode); `None` in cookie mode.
     pub id: Option<SessionId>,
@@ -63,6 +63,18 @@ pub struct Retired {
     /// The owner the old identity was bound to, whose index lists it (its entry goes once the
     /// identity has ended).
     pub owner: Option<String>,
+}
+
+impl std::fmt::Debug for Retired {
+    // The owner id names a user: kept out of `Debug` like session data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retired")
+            .field("id", &self.id)
+            .field("record_exists", &self.record_exists)
+            .field("regenerated", &self.regenerated)
+            .field("owner", &self.owner.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Why a request's session is anonymous and must leave the client's cookies alone.

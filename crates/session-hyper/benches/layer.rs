@@ -3,6 +3,9 @@
 //! counter changes, so every request loads, saves and sets the cookie) and new visitors. Also
 //! prints heap allocations per request, counted by a global allocator.
 //!
+//! Also a login of a new visitor without and with `set_owner`, and a returning user whose
+//! session is bound to an owner.
+//!
 //! Run: `cargo bench -p session-hyper --bench layer`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 // The counting global allocator needs `unsafe`; it only forwards to the system allocator.
@@ -54,6 +57,35 @@ async fn counter(req: Request<()>) -> Result<Res, Infallible> {
     let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0) + 1;
     let _ = s.insert("views", n).await;
     Ok(Response::new(Full::from(format!("{n} views"))))
+}
+
+/// A login of a new visitor: a new id and the user's name; with `?own`, also bound to the user
+/// (one of 10,000 users, so each owner's index stays small, as in real traffic).
+async fn login(req: Request<()>) -> Result<Res, Infallible> {
+    let Ok(s) = Session::from_request(&req) else {
+        return Ok(Response::new(Full::from("no session")));
+    };
+    let user = format!(
+        "user-{}",
+        NEXT_USER.fetch_add(1, Ordering::Relaxed) % 10_000
+    );
+    let _ = s.regenerate().await;
+    let _ = s.insert("user", &user).await;
+    if req.uri().query() == Some("own") {
+        let _ = s.set_owner_with_device(&user, "Firefox on Linux").await;
+    }
+    Ok(Response::new(Full::from("welcome")))
+}
+
+static NEXT_USER: AtomicU64 = AtomicU64::new(0);
+
+/// `/login...` logs in, anything else counts.
+async fn counter_or_login(req: Request<()>) -> Result<Res, Infallible> {
+    if req.uri().path() == "/login" {
+        login(req).await
+    } else {
+        counter(req).await
+    }
 }
 
 fn config() -> Config {
@@ -127,6 +159,27 @@ fn bench(c: &mut Criterion) {
         });
         println!("{name}_returning: {per:.1} heap allocations per request (the request included)");
     }
+    // A user's sessions: what binding adds to a login, and what a bound session's requests
+    // cost beside an unbound one's (the memory store: no round trips to hide the work).
+    let mut svc = layer("memory").wrap(service_fn(login));
+    for (name, uri) in [("login", "/login"), ("login_set_owner", "/login?own")] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let req = Request::get(uri).body(()).expect("request");
+                send(&rt, &mut svc, req)
+            })
+        });
+    }
+    let mut svc = layer("memory").wrap(service_fn(counter_or_login));
+    let owned = send(
+        &rt,
+        &mut svc,
+        Request::get("/login?own").body(()).expect("request"),
+    );
+    let jar = cookie_header(&owned);
+    g.bench_function("memory_returning_owned", |b| {
+        b.iter(|| send(&rt, &mut svc, request(Some(&jar))))
+    });
     let mut svc = service_fn(bare);
     let per = allocations_per_call(|| {
         send(&rt, &mut svc, request(None));

@@ -123,6 +123,11 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         (plan, work, s.had_cookie())
     };
     tracing::debug!(target: "session", action = ?plan.action, row = ?plan.row, "commit");
+    if plan.index.is_some() {
+        // Bound through a `before_save` hook where no index is kept (cookie mode, koa-compat):
+        // an error the app sees rather than a binding silently dropped.
+        owners::check_index(shared)?;
+    }
 
     let outcome = match &shared.backend {
         Backend::Store(store) => store_write(session, store.as_ref(), &plan, work).await?,
@@ -241,9 +246,10 @@ async fn store_write(
                 .await;
             let outcome = match ended {
                 Ok(Supersede::Replaced) => {
-                    // The old id's entry goes: the session is listed under its new one.
-                    if let Some(owner) = plan.retire.as_ref().and_then(|r| r.owner.as_deref()) {
-                        owners::unfile(shared, owner, &old_key, config.now_ms()).await;
+                    // The old id's entry goes (the session is listed under its new one), off
+                    // the request's path: a login costs one index call.
+                    if let Some(owner) = plan.retire.as_ref().and_then(|r| r.owner.clone()) {
+                        owners::unfile_later(&session.0.shared, owner, old_key);
                     }
                     return Ok(Outcome::Write {
                         id: Some(id),
@@ -287,6 +293,11 @@ async fn store_write(
                 owners::file(shared, binding, &key, config.now_ms()).await?;
             }
             let got = shared.timed(store.save_dyn(&key, change, ttl)).await?;
+            if let (Some(binding), Updated::NotFound | Updated::Superseded) = (&plan.index, got) {
+                // The entry just written names a record that is gone (revoked, or moved to a
+                // new id whose own entry lists it): it goes again.
+                owners::unfile(shared, &binding.owner, &key, config.now_ms()).await;
+            }
             let meta = plan.meta;
             Ok(told(got, id, Record { data, meta }))
         }

@@ -63,6 +63,58 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # A user's sessions ("log out everywhere")
+//! [`Session::set_owner`] binds a session to its user at login; [`Session::list_sessions`]
+//! lists the user's sessions by opaque handle (never an id, store key or cookie value);
+//! [`Session::revoke_session`], [`Session::revoke_other_sessions`] and
+//! [`Session::revoke_all_sessions`] end them, and [`SessionLayer::owners`] does the same
+//! outside a request. The store keeps an index per owner that cleans itself; requests of
+//! sessions without an owner never touch it. Cookie mode, the koa-compat preset and the Redis
+//! store in koa's format keep no index ([`Error::NoOwnerIndex`]).
+//!
+//! ```
+//! # #[cfg(feature = "memory")] {
+//! use std::convert::Infallible;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper::{Request, Response, service::Service};
+//! use session_hyper::{Config, MemoryStore, Session, SessionLayer};
+//!
+//! async fn login(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+//!     let Ok(session) = Session::from_request(&req) else {
+//!         return Ok(Response::new(Full::from("not behind SessionLayer")));
+//!     };
+//!     let done = async {
+//!         session.regenerate().await?; // a new id at login
+//!         session.insert("user", "ada").await?;
+//!         session.set_owner_with_device("ada", "Firefox on Linux").await
+//!     };
+//!     Ok(Response::new(Full::from(match done.await {
+//!         Ok(()) => "welcome",
+//!         Err(_) => "failed",
+//!     })))
+//! }
+//!
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # rt.block_on(async {
+//! let config = Config::builder().key(b"a 32-byte (or longer) secret key!".to_vec()).build()?;
+//! let layer = SessionLayer::store(config, MemoryStore::new()).build()?;
+//! let owners = layer.owners().ok_or("the memory store keeps an owner index")?;
+//! let service = layer.wrap(hyper::service::service_fn(login));
+//! for _ in 0..2 {
+//!     service.call(Request::new(Full::default())).await?; // two browsers log in
+//! }
+//! let listed = owners.list("ada").await?;
+//! assert_eq!(listed.len(), 2);
+//! assert_eq!(listed[0].device.as_deref(), Some("Firefox on Linux"));
+//! assert_eq!(owners.revoke_all("ada").await?, 2); // log out everywhere
+//! assert!(owners.list("ada").await?.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # axum
 //! Add the layer with `Router::layer(layer)`. With the `axum` feature a handler takes the
 //! session as an argument and returns [`Error`] with `?`: a store failure becomes 503 with

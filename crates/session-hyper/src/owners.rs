@@ -11,9 +11,10 @@ use futures_util::future::join_all;
 use session_core::driver::SessionDriver;
 use session_core::expiry::STORE_TTL_MARGIN_MS;
 use session_core::owner::{
-    Binding, Handle, IN_FLIGHT_GRACE_MS, IndexEntry, Indexed, OwnerIndex, check_owner,
+    Binding, CLOCK_SKEW_ALLOWANCE_MS, Handle, IN_FLIGHT_GRACE_MS, IndexEntry, Indexed, OWNER_KEY,
+    OwnerIndex, check_owner,
 };
-use session_core::{Destroyed, DynStore, SessionError, SessionInfo, StoreKey};
+use session_core::{Destroyed, DynStore, Loaded, SessionError, SessionInfo, StoreKey};
 
 use crate::Error;
 use crate::handle::Session;
@@ -44,19 +45,27 @@ impl Owners {
 
     /// The owner's live sessions (`current` is always `false` here).
     pub async fn list(&self, owner: &str) -> Result<Vec<SessionInfo>, Error> {
-        list(&self.shared, owner, None).await
+        list(&self.shared, owner, &[]).await
     }
 
     /// Revokes one session by the handle a listing gave; `false` if the owner has no session
     /// with that handle.
     pub async fn revoke(&self, owner: &str, handle: &str) -> Result<bool, Error> {
-        Ok(revoke_one(&self.shared, owner, handle).await?.is_some())
+        Ok(revoke_one(&self.shared, owner, handle, &[])
+            .await?
+            .is_some())
     }
 
     /// Revokes every session of the owner ("log out everywhere"); how many were live.
     pub async fn revoke_all(&self, owner: &str) -> Result<usize, Error> {
-        revoke_all(&self.shared, owner, None).await
+        revoke_all(&self.shared, owner, &[]).await
     }
+}
+
+/// The time the index calls measure against: the caller's clock less the allowed skew, so a
+/// server whose clock runs ahead never drops an entry another server still counts on.
+fn index_time(now: u64) -> u64 {
+    now.saturating_sub(CLOCK_SKEW_ALLOWANCE_MS)
 }
 
 /// The store and its owner index, or [`Error::NoOwnerIndex`].
@@ -68,6 +77,20 @@ fn index_of(shared: &Shared) -> Result<(&dyn DynStore, &dyn OwnerIndex), Error> 
         }
         _ => Err(Error::NoOwnerIndex),
     }
+}
+
+/// Fails with [`Error::NoOwnerIndex`] unless this layer keeps an owner index.
+pub(crate) fn check_index(shared: &Shared) -> Result<(), Error> {
+    index_of(shared).map(|_| ())
+}
+
+/// [`unfile`] in the background, off the request's path.
+pub(crate) fn unfile_later(shared: &Arc<Shared>, owner: String, key: StoreKey) {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let now = shared.config.now_ms();
+        unfile(&shared, &owner, &key, now).await;
+    });
 }
 
 /// Files the session under `key` in its owner's index, to last until the binding says: the
@@ -86,8 +109,9 @@ pub(crate) async fn file(
         seen: now,
         device: binding.device.clone(),
     };
+    let at = index_time(now);
     shared
-        .timed(index.index(&binding.owner, &entry, binding.indexed_until, now))
+        .timed(index.index(&binding.owner, &entry, binding.indexed_until, at))
         .await
 }
 
@@ -99,22 +123,21 @@ pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u6
         return;
     };
     let handles = [Handle::of(key)];
-    if let Err(e) = shared.timed(index.unindex(owner, &handles, now)).await {
+    if let Err(e) = shared
+        .timed(index.unindex(owner, &handles, index_time(now)))
+        .await
+    {
         tracing::debug!(target: "session", error = %e, "could not remove an ended session from its owner's index; it is no longer listed and lapses by itself");
     }
 }
 
-/// The owner's live sessions; `current` marks the one filed under `current`. Entries whose
+/// The owner's live sessions; `current` marks the ones filed under `mine`. Entries whose
 /// record has been gone for longer than a request can take are removed on the way.
-async fn list(
-    shared: &Shared,
-    owner: &str,
-    current: Option<&Handle>,
-) -> Result<Vec<SessionInfo>, Error> {
+async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<SessionInfo>, Error> {
     check_owner(owner).map_err(SessionError::from)?;
     let (_, index) = index_of(shared)?;
     let now = shared.config.now_ms();
-    let found = shared.timed(index.entries(owner, now)).await?;
+    let found = shared.timed(index.entries(owner, index_time(now))).await?;
     let mut dead = Vec::new();
     let mut out = Vec::with_capacity(found.len());
     for Indexed {
@@ -137,7 +160,7 @@ async fn list(
             continue;
         }
         out.push(SessionInfo {
-            current: current == Some(&entry.handle),
+            current: mine.contains(&entry.handle),
             handle: entry.handle,
             created: entry.since,
             last_seen: entry.seen,
@@ -146,7 +169,9 @@ async fn list(
         });
     }
     if !dead.is_empty()
-        && let Err(e) = shared.timed(index.unindex(owner, &dead, now)).await
+        && let Err(e) = shared
+            .timed(index.unindex(owner, &dead, index_time(now)))
+            .await
     {
         tracing::debug!(target: "session", error = %e, "could not drop owner-index entries of ended sessions");
     }
@@ -154,23 +179,52 @@ async fn list(
     Ok(out)
 }
 
-/// Destroys the record under `key` and the successors regenerates moved it to; whether a
-/// record or marker was there.
-async fn end_chain(shared: &Shared, store: &dyn DynStore, key: StoreKey) -> Result<bool, Error> {
+/// Destroys the record under an entry's `key` and the successors regenerates moved it to
+/// *while they are still the owner's* and not among `keep`: a session that changed hands at a
+/// regenerate (someone else logged in on that browser) is never ended by a revoke of the
+/// previous owner, nor the caller's own session by "log out everywhere else". Whether a record
+/// or marker was there.
+async fn end_chain(
+    shared: &Shared,
+    store: &dyn DynStore,
+    owner: &str,
+    key: StoreKey,
+    keep: &[Handle],
+) -> Result<bool, Error> {
     let mut found = false;
-    let mut next = Some(key);
-    for _ in 0..=MAX_SUCCESSORS {
-        let Some(key) = next.take() else { break };
-        match shared.timed(store.destroy_dyn(&key)).await? {
-            Destroyed::Removed => found = true,
-            Destroyed::Missing => {}
+    let mut next = match shared.timed(store.destroy_dyn(&key)).await? {
+        Destroyed::Removed => return Ok(true),
+        Destroyed::Missing => return Ok(false),
+        Destroyed::Superseded(successor) => successor,
+    };
+    for _ in 0..MAX_SUCCESSORS {
+        if keep.contains(&Handle::of(&next)) {
+            return Ok(found);
+        }
+        // A live successor is ended only if it is bound to the same owner (a key's owner never
+        // changes: binding to another owner takes a new id); a marker is passed through.
+        match shared.timed(store.load_dyn(&next)).await? {
+            Loaded::Live(record) if owned_by(&record.data, owner) => {}
+            Loaded::Live(_) | Loaded::Missing => return Ok(found),
+            Loaded::Superseded => {}
+        }
+        match shared.timed(store.destroy_dyn(&next)).await? {
+            Destroyed::Removed => return Ok(true),
+            Destroyed::Missing => return Ok(found),
             Destroyed::Superseded(successor) => {
                 found = true;
-                next = Some(successor);
+                next = successor;
             }
         }
     }
     Ok(found)
+}
+
+/// Whether stored data carries a binding to `owner`.
+fn owned_by(data: &session_core::Data, owner: &str) -> bool {
+    data.get(OWNER_KEY)
+        .and_then(Binding::from_value)
+        .is_some_and(|b| b.owner == owner)
 }
 
 /// Ends the sessions of `targets` (all at once: pipelined on one connection, spread over the
@@ -182,13 +236,14 @@ async fn end_entries(
     shared: &Shared,
     owner: &str,
     targets: Vec<IndexEntry>,
+    keep: &[Handle],
 ) -> Result<usize, Error> {
     let (store, index) = index_of(shared)?;
     let now = shared.config.now_ms();
     let ended = join_all(
         targets
             .iter()
-            .map(|e| end_chain(shared, store, e.key.clone())),
+            .map(|e| end_chain(shared, store, owner, e.key.clone(), keep)),
     )
     .await;
     let (mut count, mut gone, mut failure) = (0, Vec::new(), None);
@@ -208,7 +263,9 @@ async fn end_entries(
         }
     }
     if !gone.is_empty() {
-        let unindexed = shared.timed(index.unindex(owner, &gone, now)).await;
+        let unindexed = shared
+            .timed(index.unindex(owner, &gone, index_time(now)))
+            .await;
         if let Err(e) = unindexed {
             failure.get_or_insert(e);
         }
@@ -220,14 +277,19 @@ async fn end_entries(
 }
 
 /// Revokes one session by handle: the entry, if the owner's index has it.
-async fn revoke_one(shared: &Shared, owner: &str, handle: &str) -> Result<Option<Handle>, Error> {
+async fn revoke_one(
+    shared: &Shared,
+    owner: &str,
+    handle: &str,
+    keep: &[Handle],
+) -> Result<Option<Handle>, Error> {
     check_owner(owner).map_err(SessionError::from)?;
     let (_, index) = index_of(shared)?;
     let Some(handle) = Handle::parse(handle) else {
         return Ok(None);
     };
     let now = shared.config.now_ms();
-    let found = shared.timed(index.entries(owner, now)).await?;
+    let found = shared.timed(index.entries(owner, index_time(now))).await?;
     let Some(target) = found
         .into_iter()
         .map(|i| i.entry)
@@ -235,22 +297,22 @@ async fn revoke_one(shared: &Shared, owner: &str, handle: &str) -> Result<Option
     else {
         return Ok(None);
     };
-    end_entries(shared, owner, vec![target]).await?;
+    end_entries(shared, owner, vec![target], keep).await?;
     Ok(Some(handle))
 }
 
-/// Revokes every session of the owner but the one filed under `keep`.
-async fn revoke_all(shared: &Shared, owner: &str, keep: Option<&Handle>) -> Result<usize, Error> {
+/// Revokes every session of the owner but the ones filed under `keep`.
+async fn revoke_all(shared: &Shared, owner: &str, keep: &[Handle]) -> Result<usize, Error> {
     check_owner(owner).map_err(SessionError::from)?;
     let (_, index) = index_of(shared)?;
     let now = shared.config.now_ms();
-    let found = shared.timed(index.entries(owner, now)).await?;
+    let found = shared.timed(index.entries(owner, index_time(now))).await?;
     let targets: Vec<IndexEntry> = found
         .into_iter()
         .map(|i| i.entry)
-        .filter(|e| Some(&e.handle) != keep)
+        .filter(|e| !keep.contains(&e.handle))
         .collect();
-    end_entries(shared, owner, targets).await
+    end_entries(shared, owner, targets, keep).await
 }
 
 /// Owner operations on a request's session.
@@ -280,17 +342,31 @@ impl Session {
         self.with(|s| s.owner().map(str::to_owned)).await
     }
 
-    /// The handle of this request's session, if it has a record.
-    async fn current_handle(&self) -> Result<Option<Handle>, Error> {
-        let id = self.with(|s| s.id().cloned()).await?;
-        Ok(id.map(|id| Handle::of(&self.store_key(&id))))
+    /// The handles this request's session is filed under: its id's, and after a
+    /// `regenerate()` not yet committed, the id it is leaving (whose record the commit moves
+    /// to the new one).
+    async fn own_handles(&self) -> Result<Vec<Handle>, Error> {
+        let ids = self
+            .with(|s| {
+                let leaving = s
+                    .retired()
+                    .filter(|r| r.regenerated && r.record_exists)
+                    .and_then(|r| r.id.clone());
+                (s.id().cloned(), leaving)
+            })
+            .await?;
+        Ok([ids.0, ids.1]
+            .into_iter()
+            .flatten()
+            .map(|id| Handle::of(&self.store_key(&id)))
+            .collect())
     }
 
     /// The owner's live sessions, newest activity first; `current` marks this request's own.
     /// A listing shows handles, never ids, store keys or cookie values.
     pub async fn list_sessions(&self, owner: &str) -> Result<Vec<SessionInfo>, Error> {
-        let current = self.current_handle().await?;
-        list(&self.0.shared, owner, current.as_ref()).await
+        let mine = self.own_handles().await?;
+        list(&self.0.shared, owner, &mine).await
     }
 
     /// Revokes one of the owner's sessions by the handle a listing gave; `false` if the owner
@@ -298,9 +374,16 @@ impl Session {
     /// request of it already in flight can't bring it back). Revoking this request's own
     /// session also ends it here: the response removes its cookies.
     pub async fn revoke_session(&self, owner: &str, handle: &str) -> Result<bool, Error> {
-        let current = self.current_handle().await?;
-        let revoked = revoke_one(&self.0.shared, owner, handle).await?;
-        if revoked.is_some() && revoked == current {
+        let mine = self.own_handles().await?;
+        // Revoking one's own session by its handle ends it; a stale handle of an old id never
+        // reaches this session through the id's successors.
+        let keep: Vec<Handle> = mine
+            .iter()
+            .filter(|h| h.as_str() != handle)
+            .cloned()
+            .collect();
+        let revoked = revoke_one(&self.0.shared, owner, handle, &keep).await?;
+        if revoked.as_ref().is_some_and(|h| mine.contains(h)) {
             self.with(|s| s.destroy()).await?;
         }
         Ok(revoked.is_some())
@@ -309,7 +392,7 @@ impl Session {
     /// Revokes every session of the owner ("log out everywhere"), this request's own too if
     /// it is one of them; how many were live.
     pub async fn revoke_all_sessions(&self, owner: &str) -> Result<usize, Error> {
-        let ended = revoke_all(&self.0.shared, owner, None).await?;
+        let ended = revoke_all(&self.0.shared, owner, &[]).await?;
         let mine = self.with(|s| s.owner() == Some(owner)).await?;
         if mine {
             self.with(|s| s.destroy()).await?;
@@ -318,9 +401,10 @@ impl Session {
     }
 
     /// Revokes every session of the owner except this request's own ("log out everywhere
-    /// else", e.g. after a password change); how many were ended.
+    /// else", e.g. after a password change, also right after a `regenerate()`); how many were
+    /// ended.
     pub async fn revoke_other_sessions(&self, owner: &str) -> Result<usize, Error> {
-        let current = self.current_handle().await?;
-        revoke_all(&self.0.shared, owner, current.as_ref()).await
+        let mine = self.own_handles().await?;
+        revoke_all(&self.0.shared, owner, &mine).await
     }
 }

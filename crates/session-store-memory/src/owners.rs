@@ -1,6 +1,6 @@
 //! The memory store's owner index: per owner, its entries by handle with their times.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use session_core::owner::{Handle, IndexEntry, Indexed};
@@ -15,11 +15,40 @@ pub(crate) struct Owners {
 #[derive(Default)]
 struct OwnerEntries {
     entries: HashMap<Handle, (IndexEntry, u64)>,
+    /// The entries by time, so dropping the lapsed ones costs what they are, not what the
+    /// owner has.
+    by_until: BTreeSet<(u64, Handle)>,
 }
 
 impl OwnerEntries {
     fn prune(&mut self, now: u64) {
-        self.entries.retain(|_, (_, until)| *until > now);
+        while let Some((until, _)) = self.by_until.first()
+            && *until <= now
+        {
+            if let Some((_, handle)) = self.by_until.pop_first() {
+                self.entries.remove(&handle);
+            }
+        }
+    }
+
+    fn insert(&mut self, entry: &IndexEntry, until: u64) {
+        let until = match self.entries.get(&entry.handle) {
+            Some((_, old)) => {
+                let old = *old;
+                self.by_until.remove(&(old, entry.handle.clone()));
+                until.max(old)
+            }
+            None => until,
+        };
+        self.by_until.insert((until, entry.handle.clone()));
+        self.entries
+            .insert(entry.handle.clone(), (entry.clone(), until));
+    }
+
+    fn remove(&mut self, handle: &Handle) {
+        if let Some((_, until)) = self.entries.remove(handle) {
+            self.by_until.remove(&(until, handle.clone()));
+        }
     }
 }
 
@@ -34,12 +63,7 @@ impl Owners {
         let mut map = self.lock();
         let o = map.entry(owner.to_owned()).or_default();
         o.prune(now);
-        let until = match o.entries.get(&entry.handle) {
-            Some((_, old)) => until.max(*old),
-            None => until,
-        };
-        o.entries
-            .insert(entry.handle.clone(), (entry.clone(), until));
+        o.insert(entry, until);
     }
 
     /// Removes entries by handle; an owner left with none goes.
@@ -49,7 +73,7 @@ impl Owners {
             return;
         };
         for h in handles {
-            o.entries.remove(h);
+            o.remove(h);
         }
         o.prune(now);
         if o.entries.is_empty() {

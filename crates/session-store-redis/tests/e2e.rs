@@ -182,6 +182,64 @@ async fn round_trips_per_request() {
     }
 }
 
+/// What a user's sessions cost in round trips, counted by Redis (`MONITOR`): binding at login
+/// is one more than a login without it, requests of a bound session cost what any session's
+/// do, a logout of one one more (its index entry), and requests of sessions without an owner
+/// never touch an index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_round_trips() {
+    let server = Server::start(&[]);
+    let cfg = Config::builder().key(KEY.to_vec()).build().unwrap();
+    let store = RedisStore::builder(server.url()).build().await.unwrap();
+    let layer = SessionLayer::store(cfg, store).build().unwrap();
+    let owners = layer.owners().unwrap();
+    let url = serve(layer).await;
+    let (plain, owned) = (jar_client(), jar_client());
+    // Warm up: every script gets loaded once (an EVALSHA misses once per script).
+    for c in [&plain, &owned] {
+        text(c, format!("{url}/views")).await;
+    }
+    text(&plain, format!("{url}/login?warm")).await;
+    owners.list("warm").await.unwrap();
+    text(&plain, format!("{url}/logout")).await;
+    text(&plain, format!("{url}/views")).await;
+    text(&plain, format!("{url}/views")).await;
+    let count = |c: &reqwest::Client, path: &str| {
+        let (c, u) = (c.clone(), format!("{url}{path}"));
+        client_commands(server.port, async move {
+            text(&c, u).await;
+        })
+    };
+    let plain_login = count(&plain, "/plain-login?ada").await;
+    let owned_login = count(&owned, "/login?ada").await;
+    println!("login {plain_login:?}, login + set_owner {owned_login:?}");
+    assert_eq!(
+        owned_login.len(),
+        plain_login.len() + 1,
+        "binding is one round trip"
+    );
+    for (path, want) in [("/read", 1), ("/views", 2)] {
+        let (a, b) = (count(&plain, path).await, count(&owned, path).await);
+        assert_eq!((a.len(), b.len()), (want, want), "{path}: {a:?} / {b:?}");
+    }
+    let list = client_commands(server.port, async {
+        assert_eq!(owners.list("ada").await.unwrap().len(), 1);
+    })
+    .await;
+    println!("listing one session: {list:?}");
+    assert_eq!(list.len(), 2, "the index, then one probe per session");
+    let (a, b) = (
+        count(&plain, "/logout").await,
+        count(&owned, "/logout").await,
+    );
+    println!("logout {a:?}, logout of a bound session {b:?}");
+    assert_eq!(
+        b.len(),
+        a.len() + 1,
+        "a bound session's logout removes its entry"
+    );
+}
+
 /// A record written the way a Koa app's Redis store writes it loads here, and ours loads there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn koa_compat_records_both_ways() {

@@ -270,7 +270,7 @@ impl Drop for Cluster {
 
 /// The test app: `/views` counts, `/read` answers the data, `/slow-set?k=v` loads, waits
 /// 100 ms (so two requests overlap) and sets one key, `/login?OWNER` regenerates and binds
-/// the session to OWNER.
+/// the session to OWNER (`/plain-login?USER` without binding), `/logout` destroys.
 pub async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let s = Session::from_request(&req).unwrap();
     let path = req.uri().path().to_owned();
@@ -283,6 +283,16 @@ pub async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
                 format!("{n} views")
             }
             "/read" => serde_json::Value::Object(s.data().await?).to_string(),
+            "/plain-login" => {
+                // A login that binds no owner, to compare with `/login`.
+                s.regenerate().await?;
+                s.insert("user", &query).await?;
+                "in".into()
+            }
+            "/logout" => {
+                s.destroy().await?;
+                "bye".into()
+            }
             "/login" => {
                 // `/login?OWNER`: a new id, bound to the owner.
                 s.regenerate().await?;

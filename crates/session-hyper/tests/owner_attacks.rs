@@ -1,0 +1,659 @@
+//! Attacks on a user's sessions from an outside review: a password change that regenerates
+//! and then logs out the other devices; a revoke following an old id into a session that
+//! changed hands (another user logged in on that browser); a `clear()` racing a bind; a longer
+//! max-age, key rotation and browser-session cookies keeping the entry; a `before_save` hook
+//! binding where no index is kept; revokes racing re-logins; clock skew between app servers
+//! sharing Redis (`--features redis-tests` and `REDIS_URL`); what a login costs.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, dead_code)]
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
+use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
+use session_core::{
+    BoxFuture, Change, Config, Created, Destroyed, Loaded, ManualClock, MaxAge, Meta, Record,
+    Store, StoreError, StoreKey, Supersede, Updated,
+};
+use session_hyper::{Session, SessionLayer};
+use session_store_memory::MemoryStore;
+use support::{KEY1, KEY2, browser, get, listen};
+
+const T0: u64 = 1_700_000_000_000;
+
+/// A memory store whose owner-index calls can be delayed (per owner) or made to fail.
+#[derive(Clone, Default)]
+struct Wrap {
+    store: MemoryStore,
+    delay_owner: Arc<Mutex<Option<(String, u64)>>>,
+    fail_unindex: Arc<AtomicBool>,
+    fail_index: Arc<AtomicBool>,
+    index_calls: Arc<AtomicU64>,
+}
+
+impl OwnerIndex for Wrap {
+    fn index<'a>(
+        &'a self,
+        owner: &'a str,
+        entry: &'a IndexEntry,
+        until: u64,
+        now: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.index_calls.fetch_add(1, Ordering::SeqCst);
+            let d = self.delay_owner.lock().unwrap().clone();
+            if let Some((o, ms)) = d
+                && o == owner
+            {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if self.fail_index.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            OwnerIndex::index(&self.store, owner, entry, until, now).await
+        })
+    }
+    fn unindex<'a>(
+        &'a self,
+        owner: &'a str,
+        handles: &'a [Handle],
+        now: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.index_calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail_unindex.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            OwnerIndex::unindex(&self.store, owner, handles, now).await
+        })
+    }
+    fn entries<'a>(
+        &'a self,
+        owner: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<Indexed>, StoreError>> {
+        Box::pin(async move {
+            self.index_calls.fetch_add(1, Ordering::SeqCst);
+            OwnerIndex::entries(&self.store, owner, now).await
+        })
+    }
+}
+
+impl Store for Wrap {
+    fn owner_index(&self) -> Option<&dyn OwnerIndex> {
+        Some(self)
+    }
+    async fn create(&self, k: &StoreKey, r: &Record, ttl: Duration) -> Result<Created, StoreError> {
+        self.store.create(k, r, ttl).await
+    }
+    async fn load(&self, k: &StoreKey) -> Result<Loaded, StoreError> {
+        self.store.load(k).await
+    }
+    async fn save(
+        &self,
+        k: &StoreKey,
+        c: Change<'_>,
+        ttl: Duration,
+    ) -> Result<Updated, StoreError> {
+        self.store.save(k, c, ttl).await
+    }
+    async fn destroy(&self, k: &StoreKey) -> Result<Destroyed, StoreError> {
+        self.store.destroy(k).await
+    }
+    async fn supersede(
+        &self,
+        k: &StoreKey,
+        n: &StoreKey,
+        ttl: Duration,
+    ) -> Result<Supersede, StoreError> {
+        self.store.supersede(k, n, ttl).await
+    }
+    async fn touch(&self, k: &StoreKey, m: Meta, ttl: Duration) -> Result<Updated, StoreError> {
+        self.store.touch(k, m, ttl).await
+    }
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+fn param(req: &Request<Incoming>, name: &str) -> String {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
+}
+
+async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let s = Session::from_request(&req).unwrap();
+    let (owner, path) = (param(&req, "owner"), req.uri().path().to_owned());
+    let r = async {
+        Ok::<_, session_hyper::Error>(match path.as_str() {
+            "/login" => {
+                s.regenerate().await?;
+                s.insert("user", &owner).await?;
+                s.set_owner(&owner).await?;
+                reply(StatusCode::OK, "in")
+            }
+            "/bind" => {
+                // bind without regenerate (an already-anonymous session)
+                s.insert("user", &owner).await?;
+                s.set_owner(&owner).await?;
+                reply(StatusCode::OK, "bound")
+            }
+            "/reauth" => {
+                // password change: new id, then log out every other session
+                s.regenerate().await?;
+                s.set_owner(&owner).await?;
+                let n = s.revoke_other_sessions(&owner).await?;
+                reply(StatusCode::OK, n.to_string())
+            }
+            "/reauth-commit" => {
+                s.regenerate().await?;
+                s.set_owner(&owner).await?;
+                s.commit().await?;
+                let n = s.revoke_other_sessions(&owner).await?;
+                reply(StatusCode::OK, n.to_string())
+            }
+            "/whoami" => {
+                let user: Option<String> = s.get("user").await?;
+                reply(StatusCode::OK, user.unwrap_or_else(|| "anonymous".into()))
+            }
+            "/slow-read" => {
+                let user: Option<String> = s.get("user").await?;
+                tokio::time::sleep(Duration::from_millis(
+                    param(&req, "ms").parse().unwrap_or(100),
+                ))
+                .await;
+                reply(StatusCode::OK, user.unwrap_or_else(|| "anonymous".into()))
+            }
+            "/clear" => {
+                let _ = s.get_value("user").await?;
+                tokio::time::sleep(Duration::from_millis(
+                    param(&req, "ms").parse().unwrap_or(0),
+                ))
+                .await;
+                s.clear().await?;
+                s.insert("kept", 1).await?;
+                reply(StatusCode::OK, "cleared")
+            }
+            "/extend" => {
+                s.set_max_age(MaxAge::Ms(param(&req, "ms").parse().unwrap()))
+                    .await?;
+                reply(StatusCode::OK, "ok")
+            }
+            "/logout" => {
+                s.destroy().await?;
+                reply(StatusCode::OK, "bye")
+            }
+            "/list" => {
+                let list = s.list_sessions(&owner).await?;
+                reply(StatusCode::OK, serde_json::to_string(&list).unwrap())
+            }
+            "/revoke-all" => {
+                let n = s.revoke_all_sessions(&owner).await?;
+                reply(StatusCode::OK, n.to_string())
+            }
+            "/revoke-others" => {
+                let n = s.revoke_other_sessions(&owner).await?;
+                reply(StatusCode::OK, n.to_string())
+            }
+            _ => reply(StatusCode::NOT_FOUND, "nf"),
+        })
+    }
+    .await;
+    Ok(r.unwrap_or_else(|e| reply(e.status(), e.to_string())))
+}
+
+fn cfg(clock: &ManualClock, max_age: MaxAge, rolling: bool, keys: &[&[u8]]) -> Config {
+    Config::builder()
+        .keys(keys.iter().map(|k| k.to_vec()))
+        .max_age(max_age)
+        .rolling(rolling)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap()
+}
+
+async fn list(c: &reqwest::Client, url: &str, owner: &str) -> Vec<Value> {
+    let r = get(c, &format!("{url}/list?owner={owner}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str::<Vec<Value>>(&r.body).unwrap()
+}
+
+async fn who(c: &reqwest::Client, url: &str) -> String {
+    get(c, &format!("{url}/whoami")).await.body
+}
+
+fn setup(max_age: MaxAge, rolling: bool) -> (Wrap, ManualClock, SessionLayer) {
+    let clock = ManualClock::new(T0);
+    let store = MemoryStore::builder()
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let w = Wrap {
+        store,
+        ..Default::default()
+    };
+    let layer = SessionLayer::store(cfg(&clock, max_age, rolling, &[KEY1]), w.clone())
+        .build()
+        .unwrap();
+    (w, clock, layer)
+}
+
+/// A1: password change = regenerate + revoke_other_sessions in one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauth_revoke_others_keeps_own_session() {
+    let (_w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let (a, b) = (browser(), browser());
+    assert_eq!(get(&a, &format!("{url}/login?owner=ada")).await.status, 200);
+    assert_eq!(get(&b, &format!("{url}/login?owner=ada")).await.status, 200);
+    let r = get(&a, &format!("{url}/reauth?owner=ada")).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "1"),
+        "one other session ended"
+    );
+    let (wa, wb) = (who(&a, &url).await, who(&b, &url).await);
+    assert_eq!(wb, "anonymous");
+    assert_eq!(
+        wa, "ada",
+        "the session that changed its password was logged out by its own revoke_other_sessions"
+    );
+}
+
+/// A2: a revoke of alice follows a stale entry of alice's old id into bob's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_follows_stale_entry_into_another_owners_session() {
+    let (w, clock, layer) = setup(MaxAge::Ms(100_000), true);
+    let owners = layer.owners().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let x = browser();
+    get(&x, &format!("{url}/login?owner=alice")).await;
+    // Past the slack: alice's next request refreshes her entry (rolling).
+    clock.advance(Duration::from_secs(15));
+    *w.delay_owner.lock().unwrap() = Some(("alice".into(), 300));
+    let x2 = x.clone();
+    let u2 = url.clone();
+    let inflight = tokio::spawn(async move { get(&x2, &format!("{u2}/whoami")).await.body });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Bob logs in on the same browser meanwhile (regenerate + bind bob).
+    let r = get(&x, &format!("{url}/login?owner=bob")).await;
+    assert_eq!(r.status, 200);
+    inflight.await.unwrap();
+    *w.delay_owner.lock().unwrap() = None;
+    assert_eq!(who(&x, &url).await, "bob");
+    assert!(owners.list("alice").await.unwrap().is_empty());
+    assert_eq!(owners.revoke_all("alice").await.unwrap(), 0);
+    let now = who(&x, &url).await;
+    assert_eq!(now, "bob", "alice's revoke-all ended bob's session");
+}
+
+/// A2b: same, with the best-effort unfile failing (no race needed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_follows_unfiled_entry_into_another_owners_session() {
+    let (w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
+    let owners = layer.owners().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let x = browser();
+    get(&x, &format!("{url}/login?owner=alice")).await;
+    w.fail_unindex.store(true, Ordering::SeqCst);
+    assert_eq!(get(&x, &format!("{url}/login?owner=bob")).await.status, 200);
+    w.fail_unindex.store(false, Ordering::SeqCst);
+    assert_eq!(owners.revoke_all("alice").await.unwrap(), 0);
+    let now = who(&x, &url).await;
+    assert_eq!(now, "bob");
+}
+
+/// A3: an unbound session is bound without regenerate while another request of it (loaded
+/// before the bind) clears its data: the binding is dropped from the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_racing_bind_drops_binding() {
+    let (_w, clock, layer) = setup(MaxAge::Ms(100_000), true);
+    let owners = layer.owners().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let x = browser();
+    get(&x, &format!("{url}/clear")).await; // anonymous session with data
+    let x2 = x.clone();
+    let u2 = url.clone();
+    let slow = tokio::spawn(async move { get(&x2, &format!("{u2}/clear?ms=200")).await.status });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(&x, &format!("{url}/bind?owner=ada")).await.status, 200);
+    slow.await.unwrap();
+    assert_eq!(owners.list("ada").await.unwrap().len(), 1);
+    // keep using the session for a while (rolling)
+    for _ in 0..30 {
+        clock.advance(Duration::from_secs(10));
+        get(&x, &format!("{url}/whoami")).await;
+    }
+    let l = owners.list("ada").await.unwrap();
+    assert_eq!(l.len(), 1, "a bound session in use is listed");
+    assert_eq!(owners.revoke_all("ada").await.unwrap(), 1);
+    assert_eq!(who(&x, &url).await, "anonymous");
+}
+
+/// A4: set_max_age far beyond the original: the entry must follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_max_age_extends_entry() {
+    let (_w, clock, layer) = setup(MaxAge::Ms(60_000), false);
+    let owners = layer.owners().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let x = browser();
+    get(&x, &format!("{url}/login?owner=ada")).await;
+    get(&x, &format!("{url}/extend?ms=3600000")).await;
+    clock.advance(Duration::from_secs(1800));
+    assert_eq!(who(&x, &url).await, "ada");
+    assert_eq!(owners.list("ada").await.unwrap().len(), 1);
+}
+
+/// A5: key rotation re-sign and session-cookie max-age keep the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resign_and_browser_session_keep_entry() {
+    let clock = ManualClock::new(T0);
+    let store = MemoryStore::builder()
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let w = Wrap {
+        store,
+        ..Default::default()
+    };
+    let old = SessionLayer::store(cfg(&clock, MaxAge::Session, true, &[KEY1]), w.clone())
+        .build()
+        .unwrap();
+    let new = SessionLayer::store(cfg(&clock, MaxAge::Session, true, &[KEY2, KEY1]), w.clone())
+        .build()
+        .unwrap();
+    let owners = new.owners().unwrap();
+    let u_old = listen(old.wrap(hyper::service::service_fn(app))).await;
+    let u_new = listen(new.wrap(hyper::service::service_fn(app))).await;
+    let x = browser();
+    // jar is per-host:port; copy cookie manually via raw header
+    let r = get(&x, &format!("{u_old}/login?owner=ada")).await;
+    let cookies: Vec<String> = support::pairs(&r);
+    let raw = support::raw();
+    let hdr = cookies.join("; ");
+    let mut last = 0;
+    for i in 0..2000u64 {
+        clock.advance(Duration::from_secs(60));
+        let r = support::send(raw.get(format!("{u_new}/whoami")).header("cookie", &hdr)).await;
+        if r.body != "ada" {
+            panic!("session lost at step {i}: {}", r.body);
+        }
+        let l = owners.list("ada").await.unwrap();
+        if l.len() != 1 {
+            panic!("live session unlisted at step {i}");
+        }
+        last = i;
+    }
+    assert_eq!(last, 1999);
+}
+
+/// C: binding through the before_save hook in cookie mode / koa-compat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_binds_in_cookie_mode() {
+    let hooks = session_core::Hooks::new().before_save(|s| {
+        let _ = s.set_owner("alice@example.com", Some("Firefox"));
+    });
+    let c = Config::builder()
+        .key(KEY1.to_vec())
+        .hooks(hooks.clone())
+        .build()
+        .unwrap();
+    let layer = SessionLayer::cookie(c).build().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let r = get(&browser(), &format!("{url}/clear")).await;
+    assert_eq!(
+        r.status, 500,
+        "cookie mode keeps no index: {:?}",
+        r.set_cookies
+    );
+    let k = Config::builder()
+        .key(KEY1.to_vec())
+        .koa_compat(true)
+        .hooks(hooks)
+        .build()
+        .unwrap();
+    let layer = SessionLayer::store(k, MemoryStore::new()).build().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let r = get(&browser(), &format!("{url}/clear")).await;
+    assert_eq!(r.status, 500, "koa-compat keeps no index: {}", r.body);
+}
+
+/// M1: revoke_all races a re-login (regenerate of an already-bound session) and rolling
+/// requests that refresh the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoke_races_relogin_and_refresh() {
+    let (_w, clock, layer) = setup(MaxAge::Ms(100_000), true);
+    let owners = layer.owners().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let mut bad = Vec::new();
+    for round in 0..300 {
+        let o = format!("r{round}");
+        let x = browser();
+        get(&x, &format!("{url}/login?owner={o}")).await;
+        clock.advance(Duration::from_secs(12)); // past slack: next request refreshes index
+        let (lu, wu) = (format!("{url}/login?owner={o}"), format!("{url}/whoami"));
+        let relogin = get(&x, &lu);
+        let touch = get(&x, &wu);
+        let rv = async {
+            for _ in 0..(round % 3) {
+                tokio::task::yield_now().await;
+            }
+            owners.revoke_all(&o).await.unwrap()
+        };
+        let (_, _, _) = tokio::join!(relogin, touch, rv);
+        let alive = who(&x, &url).await != "anonymous";
+        let listed = owners.list(&o).await.unwrap().len();
+        if alive && listed == 0 {
+            bad.push(format!("{round}: alive but unlisted"));
+        }
+        if alive {
+            owners.revoke_all(&o).await.unwrap();
+            if who(&x, &url).await != "anonymous" {
+                bad.push(format!("{round}: survived 2nd revoke"));
+            }
+        }
+        // later: advance past entry lifetime and check nothing alive
+        clock.advance(Duration::from_secs(30));
+        if who(&x, &url).await != "anonymous" {
+            bad.push(format!("{round}: came back"));
+        }
+    }
+    assert!(bad.is_empty(), "{} failures: {bad:?}", bad.len());
+}
+
+#[cfg(feature = "redis-tests")]
+mod on_redis {
+    use super::*;
+
+    struct Skewed(i64);
+    impl session_core::Clock for Skewed {
+        fn now_ms(&self) -> u64 {
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            (n + self.0) as u64
+        }
+    }
+
+    async fn store(prefix: &str) -> session_store_redis::RedisStore {
+        let url = std::env::var("REDIS_URL").unwrap();
+        session_store_redis::RedisStore::builder(url)
+            .prefix(prefix.to_owned())
+            .build()
+            .await
+            .unwrap()
+    }
+
+    fn layer(
+        st: session_store_redis::RedisStore,
+        max_age: MaxAge,
+        rolling: bool,
+        skew: i64,
+    ) -> SessionLayer {
+        let c = Config::builder()
+            .key(KEY1.to_vec())
+            .max_age(max_age)
+            .rolling(rolling)
+            .clock(Arc::new(Skewed(skew)))
+            .build()
+            .unwrap();
+        SessionLayer::store(c, st).build().unwrap()
+    }
+
+    fn pfx() -> String {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        format!(
+            "atk{}:",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_reauth_revoke_others() {
+        let l = layer(store(&pfx()).await, MaxAge::Ms(86_400_000), false, 0);
+        let url = listen(l.wrap(hyper::service::service_fn(app))).await;
+        let (a, b) = (browser(), browser());
+        get(&a, &format!("{url}/login?owner=ada")).await;
+        get(&b, &format!("{url}/login?owner=ada")).await;
+        let r = get(&a, &format!("{url}/reauth?owner=ada")).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "1"));
+        assert_eq!(who(&a, &url).await, "ada");
+        assert_eq!(who(&b, &url).await, "anonymous");
+    }
+
+    /// Two app servers whose clocks differ by 14 s share one Redis.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_clock_skew_unlists_live_session() {
+        let p = pfx();
+        let slow = layer(store(&p).await, MaxAge::Ms(5_000), false, -7_000);
+        let fast = layer(store(&p).await, MaxAge::Ms(5_000), false, 7_000);
+        let owners_slow = slow.owners().unwrap();
+        let us = listen(slow.wrap(hyper::service::service_fn(app))).await;
+        let uf = listen(fast.wrap(hyper::service::service_fn(app))).await;
+        let (x, y) = (browser(), browser());
+        get(&x, &format!("{us}/login?owner=ada")).await;
+        get(&y, &format!("{uf}/login?owner=ada")).await;
+        get(&y, &format!("{uf}/logout")).await;
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        let alive = who(&x, &us).await;
+        let listed = owners_slow.list("ada").await.unwrap().len();
+        let n = owners_slow.revoke_all("ada").await.unwrap();
+        let after = who(&x, &us).await;
+        assert_eq!(
+            (alive.as_str(), listed, n, after.as_str()),
+            ("ada", 1, 1, "anonymous"),
+            "a live session stays listed and revocable under 14 s of clock skew"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_revoke_races_relogin() {
+        let l = layer(store(&pfx()).await, MaxAge::Ms(86_400_000), true, 0);
+        let owners = l.owners().unwrap();
+        let url = listen(l.wrap(hyper::service::service_fn(app))).await;
+        let mut bad = Vec::new();
+        for round in 0..200 {
+            let o = format!("r{round}");
+            let x = browser();
+            get(&x, &format!("{url}/login?owner={o}")).await;
+            let (lu, wu, cu) = (
+                format!("{url}/login?owner={o}"),
+                format!("{url}/whoami"),
+                format!("{url}/clear"),
+            );
+            let rv = async {
+                for _ in 0..(round % 4) {
+                    tokio::task::yield_now().await;
+                }
+                owners.revoke_all(&o).await.unwrap()
+            };
+            let _ = tokio::join!(get(&x, &lu), get(&x, &wu), get(&x, &cu), rv);
+            let alive = who(&x, &url).await != "anonymous";
+            let listed = owners.list(&o).await.unwrap().len();
+            if alive && listed == 0 {
+                bad.push(format!("{round}: alive unlisted"));
+            }
+            if alive {
+                owners.revoke_all(&o).await.unwrap();
+                if who(&x, &url).await != "anonymous" {
+                    bad.push(format!("{round}: survived"));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{} failures: {bad:?}", bad.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauth_with_commit_first_control() {
+    let (_w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let (a, b) = (browser(), browser());
+    get(&a, &format!("{url}/login?owner=ada")).await;
+    get(&b, &format!("{url}/login?owner=ada")).await;
+    let r = get(&a, &format!("{url}/reauth-commit?owner=ada")).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "1"));
+    assert_eq!(who(&a, &url).await, "ada");
+    assert_eq!(who(&b, &url).await, "anonymous");
+}
+
+/// Same owner: a re-login whose old-id unfile failed, then "log out other devices".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_others_after_relogin_kills_self() {
+    let (w, clock, layer) = setup(MaxAge::Ms(100_000), true);
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let x = browser();
+    get(&x, &format!("{url}/login?owner=ada")).await;
+    // race variant: an in-flight rolling request of the old id re-files its entry after the
+    // re-login removed it
+    clock.advance(Duration::from_secs(15));
+    *w.delay_owner.lock().unwrap() = Some(("ada".into(), 300));
+    let (x2, u2) = (x.clone(), url.clone());
+    let inflight = tokio::spawn(async move { get(&x2, &format!("{u2}/whoami")).await.body });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    *w.delay_owner.lock().unwrap() = None;
+    get(&x, &format!("{url}/login?owner=ada")).await;
+    inflight.await.unwrap();
+    let r = get(&x, &format!("{url}/revoke-others?owner=ada")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        who(&x, &url).await,
+        "ada",
+        "log out everywhere else kept the caller"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_costs() {
+    let (w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let x = browser();
+    get(&x, &format!("{url}/clear")).await;
+    let c0 = w.index_calls.load(Ordering::SeqCst);
+    get(&x, &format!("{url}/login?owner=ada")).await;
+    let c1 = w.index_calls.load(Ordering::SeqCst);
+    get(&x, &format!("{url}/login?owner=ada")).await;
+    let c2 = w.index_calls.load(Ordering::SeqCst);
+    get(&x, &format!("{url}/login?owner=bob")).await;
+    let c3 = w.index_calls.load(Ordering::SeqCst);
+    assert_eq!(c1 - c0, 1, "a first login is one index call");
+    // A re-login also removes the old id's entry, in the background (off the request's path).
+    assert!(c2 - c1 <= 2 && c3 - c2 <= 2, "{} {}", c2 - c1, c3 - c2);
+}
