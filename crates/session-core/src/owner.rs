@@ -19,7 +19,9 @@
 //!   itself without a background task or keyspace notifications.
 //! - Writing the index first means a live owned session is always listed; an entry whose
 //!   record is gone (a failed create, a revoke racing a login) is never shown, and is dropped
-//!   once its record is known to be gone for longer than [`IN_FLIGHT_GRACE_MS`].
+//!   by a listing or a revoke once its record is missing and the entry was last written more
+//!   than [`IN_FLIGHT_GRACE_MS`] ago (a younger one may belong to a login still creating its
+//!   record).
 
 use std::fmt;
 use std::time::Duration;
@@ -39,7 +41,7 @@ pub const OWNER_KEY: &str = "_owner";
 /// Longest owner id, in bytes.
 pub const MAX_OWNER_BYTES: usize = 256;
 
-/// Longest device description, in bytes.
+/// Longest device description, in bytes (a longer one is cut).
 pub const MAX_DEVICE_BYTES: usize = 256;
 
 /// How far the clocks of the app servers sharing a store may disagree, in ms: index entries are
@@ -48,9 +50,9 @@ pub const MAX_DEVICE_BYTES: usize = 256;
 /// slack and the record's 10 s margin, a live session could drop out of its owner's listing.)
 pub const CLOCK_SKEW_ALLOWANCE_MS: u64 = 60_000;
 
-/// How long an index entry whose record is missing is kept anyway, in ms: a request that wrote
-/// the entry may still be creating the record (a store call answers within its time limit,
-/// seconds; this is a minute).
+/// How long after its last write an index entry whose record is missing is kept anyway, in ms:
+/// the request that wrote it may still be creating the record (a store call answers within its
+/// time limit, seconds; this is a minute).
 pub const IN_FLIGHT_GRACE_MS: u64 = 60_000;
 
 /// The most an index entry's time runs ahead of its record's expiry: the tenth of the
@@ -163,9 +165,6 @@ pub enum OwnerError {
     /// Empty, or longer than [`MAX_OWNER_BYTES`].
     #[error("an owner id must be 1 to {MAX_OWNER_BYTES} bytes")]
     BadOwner,
-    /// Longer than [`MAX_DEVICE_BYTES`].
-    #[error("a device description must be at most {MAX_DEVICE_BYTES} bytes")]
-    BadDevice,
 }
 
 /// Checks an owner id: 1 to [`MAX_OWNER_BYTES`] bytes.
@@ -176,12 +175,14 @@ pub fn check_owner(owner: &str) -> Result<(), OwnerError> {
     Ok(())
 }
 
-/// Checks a device description: at most [`MAX_DEVICE_BYTES`] bytes.
-pub fn check_device(device: &str) -> Result<(), OwnerError> {
-    if device.len() > MAX_DEVICE_BYTES {
-        return Err(OwnerError::BadDevice);
+/// A device description cut to at most [`MAX_DEVICE_BYTES`] bytes (at a character boundary):
+/// a long User-Agent never fails a login.
+pub fn clip_device(device: &str) -> &str {
+    let mut end = device.len().min(MAX_DEVICE_BYTES);
+    while !device.is_char_boundary(end) {
+        end -= 1;
     }
-    Ok(())
+    &device[..end]
 }
 
 /// One session in an owner's index.
@@ -193,8 +194,7 @@ pub struct IndexEntry {
     pub key: StoreKey,
     /// When the session was bound to the owner (ms since the epoch).
     pub since: u64,
-    /// When the entry was last written (ms since the epoch): the session's last write, to
-    /// within [`index_slack_ms`].
+    /// When the entry was last written (ms since the epoch); see [`SessionInfo::last_seen`].
     pub seen: u64,
     /// The app's device description.
     pub device: Option<String>,
@@ -224,7 +224,7 @@ pub struct Indexed {
 
 /// An owner's index of sessions: the store side of listing and revoking a user's sessions.
 ///
-/// Contract (checked for each store by `session_core::testing::check_owner_index`):
+/// Contract (checked for each store by `session_core::testing::run_owner_index`):
 /// - [`OwnerIndex::index`] adds or rewrites one entry, and in the same atomic step drops the
 ///   owner's entries whose `until` is not after `now` and makes the index itself expire with
 ///   its latest entry (no background task, no keyspace notifications); an entry's `until` only
@@ -270,7 +270,11 @@ pub struct SessionInfo {
     pub handle: Handle,
     /// When the session was bound to its owner (ms since the epoch): the login.
     pub created: u64,
-    /// When the session was last written, to within [`index_slack_ms`] (ms since the epoch).
+    /// When the session's index entry was last written (ms since the epoch): at login, at a
+    /// regenerate, and whenever a write (a save, or a `rolling`/`renew` extension) moves the
+    /// session's expiry past its entry's, so for a session in use it lags the last write by
+    /// at most [`index_slack_ms`]. A session that is only read, without `rolling`, keeps its
+    /// login time here.
     pub last_seen: u64,
     /// When the server forgets the session unless it is used again (ms since the epoch).
     pub expires: u64,
@@ -295,6 +299,14 @@ impl fmt::Debug for SessionInfo {
 impl Serialize for Handle {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Handle {
+    /// A handle in a request body: refused unless it has a handle's shape.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Handle, D::Error> {
+        let s = String::deserialize(d)?;
+        Handle::parse(&s).ok_or_else(|| serde::de::Error::custom("not a session handle"))
     }
 }
 
@@ -390,7 +402,9 @@ mod tests {
         assert_eq!(Binding::from_value(&empty.to_value()), None);
         assert_eq!(Binding::from_value(&serde_json::json!("x")), None);
         assert_eq!(check_owner(&"x".repeat(257)), Err(OwnerError::BadOwner));
-        assert_eq!(check_device(&"x".repeat(257)), Err(OwnerError::BadDevice));
+        assert_eq!(clip_device(&"x".repeat(300)).len(), MAX_DEVICE_BYTES);
+        assert_eq!(clip_device(&"é".repeat(200)).len(), MAX_DEVICE_BYTES);
+        assert_eq!(clip_device("Firefox"), "Firefox");
     }
 
     #[test]

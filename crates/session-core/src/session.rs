@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::expiry::MAX_AGE_CAP_MS;
 use crate::id::SessionId;
-use crate::owner::{Binding, OWNER_KEY, OwnerError, check_device, check_owner};
+use crate::owner::{Binding, OWNER_KEY, OwnerError, check_owner, clip_device};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
 
 mod start;
@@ -294,9 +294,9 @@ impl SessionState {
         self.owner_dirty = self.owner.is_some();
     }
 
-    /// Binds the session to an owner (an app-chosen user id, e.g. after a login), so it is
-    /// listed among the owner's sessions and ends with a revoke of them; `device` is what the
-    /// app wants shown for it (a user-agent summary). The middleware writes the owner's index
+    /// Binds the session to an owner (an app-chosen user id of 1 to 256 bytes, e.g. after a
+    /// login), so it is listed among the owner's sessions and ends with a revoke of them;
+    /// `device` is what the app wants shown for it (a user-agent summary; cut to 256 bytes). The middleware writes the owner's index
     /// at commit, before the record.
     ///
     /// Binding again to the same owner only updates the device. A session bound to another
@@ -304,10 +304,7 @@ impl SessionState {
     /// request.
     pub fn set_owner(&mut self, owner: &str, device: Option<&str>) -> Result<(), SessionError> {
         check_owner(owner)?;
-        if let Some(d) = device {
-            check_device(d)?;
-        }
-        let device = device.map(str::to_owned);
+        let device = device.map(|d| clip_device(d).to_owned());
         match &mut self.owner {
             Some(b) if b.owner == owner => {
                 if b.device != device {

@@ -48,8 +48,8 @@ impl Owners {
         list(&self.shared, owner, &[]).await
     }
 
-    /// Revokes one session by the handle a listing gave; `false` if the owner has no session
-    /// with that handle.
+    /// Revokes one session by the handle a listing gave; `false` if the owner has no live
+    /// session with that handle (a malformed handle, another owner's, or one that has ended).
     pub async fn revoke(&self, owner: &str, handle: &str) -> Result<bool, Error> {
         Ok(revoke_one(&self.shared, owner, handle, &[])
             .await?
@@ -144,21 +144,13 @@ async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<Sessi
         entry, record_ttl, ..
     } in found
     {
-        let Some(ttl) = record_ttl else {
-            if now.saturating_sub(entry.seen) > IN_FLIGHT_GRACE_MS {
-                dead.push(entry.handle);
-            }
-            continue;
-        };
-        // The record outlives the session by a margin (so a request at the last moment still
-        // finds it): a session within that margin has expired.
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let expires = now
-            .saturating_add(ttl_ms)
-            .saturating_sub(STORE_TTL_MARGIN_MS);
-        if expires <= now {
+        if record_ttl.is_none() && now.saturating_sub(entry.seen) > IN_FLIGHT_GRACE_MS {
+            dead.push(entry.handle);
             continue;
         }
+        let Some(expires) = expires(record_ttl, now) else {
+            continue;
+        };
         out.push(SessionInfo {
             current: mine.contains(&entry.handle),
             handle: entry.handle,
@@ -290,15 +282,25 @@ async fn revoke_one(
     };
     let now = shared.config.now_ms();
     let found = shared.timed(index.entries(owner, index_time(now))).await?;
-    let Some(target) = found
-        .into_iter()
-        .map(|i| i.entry)
-        .find(|e| e.handle == handle)
-    else {
+    let Some(target) = found.into_iter().find(|i| i.entry.handle == handle) else {
         return Ok(None);
     };
-    end_entries(shared, owner, vec![target], keep).await?;
-    Ok(Some(handle))
+    // Known means what a listing shows: a live session. An entry of one that has ended is
+    // cleaned up all the same, and reported unknown.
+    let listed = expires(target.record_ttl, now).is_some();
+    end_entries(shared, owner, vec![target.entry], keep).await?;
+    Ok(listed.then_some(handle))
+}
+
+/// When a session whose record has `record_ttl` left ends (ms since the epoch), if it has not:
+/// the record outlives the session by a margin (so a request at the last moment still finds
+/// it), and a session within that margin has expired.
+fn expires(record_ttl: Option<std::time::Duration>, now: u64) -> Option<u64> {
+    let ttl_ms = u64::try_from(record_ttl?.as_millis()).unwrap_or(u64::MAX);
+    let expires = now
+        .saturating_add(ttl_ms)
+        .saturating_sub(STORE_TTL_MARGIN_MS);
+    (expires > now).then_some(expires)
 }
 
 /// Revokes every session of the owner but the ones filed under `keep`.
@@ -316,6 +318,15 @@ async fn revoke_all(shared: &Shared, owner: &str, keep: &[Handle]) -> Result<usi
 }
 
 /// Owner operations on a request's session.
+///
+/// The `owner` these methods take is trusted: they list or revoke whatever owner they are
+/// given (a handle is only looked up among that owner's sessions). Take it from the session
+/// ([`Session::owner`]) or from the app's own authorization, never from the request as sent.
+///
+/// Errors: [`Error::NoOwnerIndex`] where no index is kept (cookie mode, koa-compat, the Redis
+/// store in koa's format); [`Error::Session`] with [`SessionError::Owner`] for an empty or
+/// over-long owner id, or [`SessionError::OwnerChange`] when binding a session bound to
+/// another owner without `regenerate()` first; [`Error::Store`] when the store fails (a 503).
 impl Session {
     /// Binds this session to `owner` (an app-chosen user id), so it is listed among the
     /// owner's sessions and ends with a revoke of them. Call it at login, right after
@@ -337,7 +348,8 @@ impl Session {
         Ok(self.with(|s| s.set_owner(owner, Some(device))).await??)
     }
 
-    /// The owner this session is bound to, if any.
+    /// The owner this session is bound to, if any: the owner to list and revoke for on an
+    /// account page.
     pub async fn owner(&self) -> Result<Option<String>, Error> {
         self.with(|s| s.owner().map(str::to_owned)).await
     }
@@ -363,16 +375,20 @@ impl Session {
     }
 
     /// The owner's live sessions, newest activity first; `current` marks this request's own.
-    /// A listing shows handles, never ids, store keys or cookie values.
+    /// A listing shows handles, never ids, store keys or cookie values. A session bound in
+    /// this request is filed at its commit, so it is listed from the next request on (or after
+    /// [`Session::commit`]). Costs one index call and one read per session listed.
     pub async fn list_sessions(&self, owner: &str) -> Result<Vec<SessionInfo>, Error> {
         let mine = self.own_handles().await?;
         list(&self.0.shared, owner, &mine).await
     }
 
-    /// Revokes one of the owner's sessions by the handle a listing gave; `false` if the owner
-    /// has no session with that handle. The revoked session's next request is anonymous (a
-    /// request of it already in flight can't bring it back). Revoking this request's own
-    /// session also ends it here: the response removes its cookies.
+    /// Revokes one of the owner's sessions by the handle a listing gave
+    /// ([`SessionInfo::handle`]`.as_str()`); `false` if the owner has no live session with that
+    /// handle (a malformed handle, another owner's, or one that has ended). The revoked
+    /// session's next request is anonymous (a request of it already in flight can't bring it
+    /// back). Revoking this request's own session also ends it here: the response removes its
+    /// cookies.
     pub async fn revoke_session(&self, owner: &str, handle: &str) -> Result<bool, Error> {
         let mine = self.own_handles().await?;
         // Revoking one's own session by its handle ends it; a stale handle of an old id never

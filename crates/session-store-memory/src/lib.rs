@@ -18,6 +18,13 @@
 //! - **Regenerate-safe**: [`Store::supersede`] leaves a short-lived marker under the old id, so a
 //!   regenerate racing a destroy never keeps the destroyed data alive, and requests that still
 //!   carry the old id are told it was superseded.
+//! - **A user's sessions**: keeps an owner index ([`OwnerIndex`]) under one lock of its own
+//!   (taken by logins, logouts, listings and revokes, and by a bound session's write once per
+//!   index slack: requests of sessions without an owner never take it).
+//!   Each write to an owner's entries drops the lapsed ones in time order; an owner never
+//!   written again keeps its lapsed entries until [`MemoryStore::sweep`] (the [`Sweeper`]) drops
+//!   them. It holds one entry per bound session (a few hundred bytes with the device text), not
+//!   counted against the byte cap.
 //! - **Fast and compact**: sessions are spread over independently locked shards; no lock is
 //!   held across an `.await` (every operation is synchronous inside). Records are kept as
 //!   compact JSON bytes (the repository's BENCHMARKS.md has the memory per session).

@@ -39,6 +39,18 @@
 //!   Redis's `OOM` under `noeviction` become [`StoreError`]s, and a connection that died is
 //!   replaced, so the store recovers by itself when Redis comes back. A command that fails on a
 //!   dropped connection is retried once on a fresh one (every command here is idempotent).
+//! - **A user's sessions** ([`Format::V1`]): the store keeps an owner index
+//!   ([`OwnerIndex`](session_core::OwnerIndex)) per owner: a sorted set `<prefix>owner:{hex}`
+//!   (handle -> the entry's time, ms) and a hash `<prefix>owner:{hex}:e` (handle -> the entry's
+//!   JSON: store key, bind time, last write, device), where `hex` is the owner id hex-encoded,
+//!   so both keys share a hash tag and each index call is one script on one Cluster slot. Each
+//!   write drops the owner's lapsed entries and sets both keys' TTL to the latest entry: the
+//!   index cleans itself without keyspace notifications or a background task. A listing is one
+//!   script for the index and one read-only probe per session (all in flight at once). The koa
+//!   format keeps no index (koa drops the `_owner` binding when it writes a record). Needs
+//!   Redis 6.2 or newer (`ZADD ... GT`). Under `volatile-ttl` an owner's index outlives its
+//!   sessions (its TTL is its latest entry's time plus a minute), so it is evicted after them,
+//!   roughly (Redis samples); `noeviction` keeps it exact.
 //! - Passwords in the URL never appear in `Debug` or logs. ACL users (`redis://user:pass@...`)
 //!   work; `rediss://` (TLS, through rustls with the ring provider) needs the `tls` feature.
 //!

@@ -13,7 +13,9 @@
 //! `X-Session-New`; `PUT /session` merges a JSON object (a null value removes the key);
 //! `DELETE /session` destroys; `POST /session/regenerate` regenerates.
 //!
-//! A user's sessions (memory and Redis stores, not koa-compat; `NAME` percent-encoded):
+//! A user's sessions (memory and Redis stores, not koa-compat; `NAME` percent-encoded; a test
+//! contract with no authorization: an app takes the owner from the session or its own login,
+//! never from the URL, as `examples/login` does):
 //! `PUT /session/owner` with `{"owner":"NAME"}` (and optionally `"device":"..."`) binds the
 //! current session (204); `GET /owners/NAME/sessions` answers a JSON array of `{handle,
 //! created, last_seen, expires, device, current}` (times in ms since the epoch);

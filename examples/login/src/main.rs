@@ -96,7 +96,7 @@ fn device_of(headers: &HeaderMap) -> String {
     }
 }
 
-/// Seconds since the epoch as UTC `YYYY-MM-DD HH:MM`.
+/// Milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM`.
 fn when(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rest) = (secs / 86_400, secs % 86_400);
@@ -142,7 +142,7 @@ fn account_page(user: &str, sessions: &[SessionInfo]) -> String {
 <body>
 <h1>Signed in as {user}</h1>
 <table border="1" cellpadding="4">
-<tr><th>Device</th><th>Signed in</th><th>Last active</th><th>Expires</th><th></th></tr>
+<tr><th>Device</th><th>Signed in</th><th>Last seen</th><th>Expires</th><th></th></tr>
 {rows}</table>
 <form method="post" action="/account/logout-others"><button>Log out everywhere else</button></form>
 <form method="post" action="/logout"><button>Log out</button></form>
