@@ -385,7 +385,11 @@ async fn expired_sessions_leave_listings_and_the_index_shrinks_without_a_task() 
     clock.advance(Duration::from_secs(61));
     let admin = browser();
     assert!(list(&admin, &url, "ada").await.is_empty());
-    let r = get(&admin, &format!("{url}/revoke?owner=ada&handle={}", before[0])).await;
+    let r = get(
+        &admin,
+        &format!("{url}/revoke?owner=ada&handle={}", before[0]),
+    )
+    .await;
     assert_eq!(r.status, 404, "an ended session is not revocable");
     // The revoke cleaned up that one entry; the other two lapse by themselves.
     assert_eq!(probe.store.owner_entries(), 2);
