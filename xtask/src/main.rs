@@ -1,19 +1,25 @@
 //! Project automation.
 //!
 //! - `cargo xtask ci`: format check, `tidy`, clippy `-D warnings`, every test (the Redis ones
-//!   against a `redis-server` this command starts, installed with apt-get when missing and
-//!   running as root), docs without warnings, and `cargo publish --dry-run` of every library
+//!   against a `redis-server` this command starts, the PostgreSQL ones against a throwaway
+//!   cluster it starts, each installed with apt-get when missing and running as root), docs without warnings, and `cargo publish --dry-run` of every library
 //!   crate.
 //! - `cargo xtask tidy`: module docs, unused dependencies, over-long files (see `tidy.rs`).
 //! - `cargo xtask test-redis`: every Redis-backed test, against `REDIS_URL` if set, else a
 //!   `redis-server` it starts on a free loopback port without persistence and stops after.
+//! - `cargo xtask test-postgres`: every PostgreSQL-backed test, against `DATABASE_URL` if set,
+//!   else a throwaway cluster it starts (see `postgres.rs`) and stops after.
 //! - `cargo xtask bench`: the side-by-side load benchmark of BENCHMARKS.md (builds `bench/`).
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+mod postgres;
+mod system;
 mod tidy;
+
+use system::{install_with_apt, is_root};
 
 /// The crates that are published, in dependency order.
 const LIBRARIES: &[&str] = &[
@@ -21,6 +27,7 @@ const LIBRARIES: &[&str] = &[
     "session-cookie",
     "session-store-memory",
     "session-store-redis",
+    "session-store-postgres",
     "session-hyper",
 ];
 
@@ -33,6 +40,9 @@ commands:
   test-redis  the Redis-backed tests, the attack suite's Redis half included (REDIS_URL, or a
               redis-server started here; the fault and cluster tests start servers and a
               six-node cluster of their own)
+  test-postgres  the PostgreSQL-backed tests (DATABASE_URL, or a throwaway cluster started
+              here: initdb in a temporary directory, pg_ctl on a free loopback port, no fsync;
+              installed with apt-get when missing and running as root)
   bench       side-by-side load test: bare hyper, ours (cookie, memory, Redis), tower-sessions;
               every server measured back to back with bare hyper (BENCH_SECS per measurement,
               default 5; BENCH_RUNS, default 3; BENCH_CONNS, default 32; BENCH_KINDS=a,b,...)";
@@ -43,6 +53,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("tidy") => tidy::run(),
         Some("test-redis") => test_redis(),
+        Some("test-postgres") => test_postgres(),
         Some("bench") => bench(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
@@ -146,34 +157,6 @@ fn redis() -> Result<(String, Option<RedisServer>), String> {
     Ok((url, Some(server)))
 }
 
-/// Whether this process runs as root (Linux: the effective uid in `/proc/self/status`).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
-
-/// `apt-get install` of a Debian package (non-interactive).
-fn install_with_apt(package: &str) -> Result<(), String> {
-    let run = |args: &[&str]| -> Result<(), String> {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("could not run apt-get: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("`apt-get {}` failed ({status})", args.join(" ")))
-        }
-    };
-    run(&["update", "-qq"])?;
-    run(&["install", "-y", "-qq", package])
-}
-
 fn test_redis() -> Result<(), String> {
     let (url, _server) = redis()?;
     cargo(
@@ -189,6 +172,25 @@ fn test_redis() -> Result<(), String> {
             "session-store-redis/redis-tests,session-store-redis/tls,demo/redis-tests,session-hyper/redis-tests",
         ],
         &[("REDIS_URL", &url)],
+    )
+}
+
+fn test_postgres() -> Result<(), String> {
+    let (url, _server) = postgres::postgres()?;
+    let bin = postgres::find_bin()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    cargo(
+        &[
+            "test",
+            "-p",
+            "session-store-postgres",
+            "-p",
+            "demo",
+            "--features",
+            "session-store-postgres/postgres-tests,demo/postgres-tests",
+        ],
+        &[("DATABASE_URL", &url), ("PG_BIN", &bin)],
     )
 }
 
@@ -208,11 +210,16 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     {
-        // `--all-features` turns on the Redis tests; they run against this server.
+        // `--all-features` turns on the Redis and PostgreSQL tests; they run against these
+        // servers (the fault tests start servers of their own, with PG_BIN).
         let (url, _server) = redis()?;
+        let (db, _pg) = postgres::postgres()?;
+        let bin = postgres::find_bin()
+            .map(|b| b.to_string_lossy().into_owned())
+            .unwrap_or_default();
         cargo(
             &["test", "--workspace", "--all-features"],
-            &[("REDIS_URL", &url)],
+            &[("REDIS_URL", &url), ("DATABASE_URL", &db), ("PG_BIN", &bin)],
         )?;
     }
     cargo(

@@ -23,6 +23,7 @@ const PACKAGES: &[&str] = &[
     "crates/session-cookie",
     "crates/session-store-memory",
     "crates/session-store-redis",
+    "crates/session-store-postgres",
     "crates/session-hyper",
     "examples/support",
     "examples/counter",

@@ -24,8 +24,8 @@
 //!
 //! # One crate to start
 //! This crate re-exports what an app names: [`Config`] and its option types, the [`Store`]
-//! trait, [`MemoryStore`] (feature `memory`, on by default) and [`RedisStore`] (feature
-//! `redis`; `redis-tls` for `rediss://`). With the `axum` feature, [`Session`] is a handler
+//! trait, [`MemoryStore`] (feature `memory`, on by default), [`RedisStore`] (feature
+//! `redis`; `redis-tls` for `rediss://`) and `PostgresStore` (feature `postgres`). With the `axum` feature, [`Session`] is a handler
 //! argument and [`Error`] a handler's error type (see the `axum` section below). The crates
 //! behind it (`session-core`, `session-cookie`, `session-store-memory`,
 //! `session-store-redis`) stay usable on their own.
@@ -153,6 +153,9 @@ pub use session_core::{
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use session_store_memory::MemoryStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use session_store_postgres::PostgresStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use session_store_redis::{Format as RedisFormat, RedisStore};

@@ -1,7 +1,7 @@
 //! A configurable session server for trying every option from the command line.
 //!
 //! ```text
-//! demo --port P --store cookie|memory|redis://HOST:PORT[/DB] --keys k1,k2
+//! demo --port P --store cookie|memory|redis://HOST:PORT[/DB]|postgres://... --keys k1,k2
 //!      --algorithm sha1|sha256|sha512 --cookie-name NAME --max-age MS|session
 //!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
 //! ```
@@ -32,10 +32,11 @@ use serde_json::Value;
 use session_core::{Algorithm, Config, MaxAge};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
+use session_store_postgres::PostgresStore;
 use session_store_redis::{Format, RedisStore};
 
 const USAGE: &str =
-    "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]] [--keys k1,k2]
+    "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]|postgres://...] [--keys k1,k2]
             [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
             [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]";
 
@@ -292,11 +293,11 @@ fn on_error(e: &session_hyper::Error) -> Response<Bytes> {
     r
 }
 
-/// The layer, the memory store's sweeper (if any), and the store as it may be printed (a
+/// The layer, the store's sweeper (memory and PostgreSQL), and the store as it may be printed (a
 /// Redis URL without its password).
 async fn build(
     args: &Args,
-) -> Result<(SessionLayer, Option<session_store_memory::Sweeper>, String), String> {
+) -> Result<(SessionLayer, Option<Box<dyn std::any::Any + Send>>, String), String> {
     let keys = match &args.keys {
         Some(k) => k.iter().map(|k| k.as_bytes().to_vec()).collect(),
         None => {
@@ -327,13 +328,32 @@ async fn build(
         b = b.id_prefix(p.clone());
     }
     let config = b.build().map_err(|e| format!("configuration: {e}"))?;
-    let mut sweeper = None;
+    let mut sweeper: Option<Box<dyn std::any::Any + Send>> = None;
     let mut shown = args.store.clone();
     let builder = match args.store.as_str() {
         "cookie" => SessionLayer::cookie(config),
         "memory" => {
             let store = MemoryStore::new();
-            sweeper = Some(store.start_sweeper(std::time::Duration::from_secs(60)));
+            sweeper = Some(Box::new(
+                store.start_sweeper(std::time::Duration::from_secs(60)),
+            ));
+            SessionLayer::store(config, store)
+        }
+        s if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+            if args.koa_compat {
+                return Err("--koa-compat needs --store memory, cookie or redis://".into());
+            }
+            let store = PostgresStore::builder(s)
+                .build()
+                .map_err(|e| e.to_string())?;
+            shown = store.redacted_url().to_owned();
+            store
+                .migrate()
+                .await
+                .map_err(|e| format!("could not create the sessions table: {e}"))?;
+            sweeper = Some(Box::new(
+                store.start_sweeper(std::time::Duration::from_secs(60)),
+            ));
             SessionLayer::store(config, store)
         }
         s if s.starts_with("redis://") || s.starts_with("rediss://") => {

@@ -1,0 +1,20 @@
+//! The store contract and the owner index (`session_core::testing`) against a real PostgreSQL.
+//! Needs `--features postgres-tests` and `DATABASE_URL` (`cargo xtask test-postgres` and
+//! `cargo xtask ci` start a throwaway server and set both).
+#![cfg(feature = "postgres-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use session_core::testing::{run_all, run_owner_index};
+use support::{Real, store};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance() {
+    run_all(&Real(store("conf").await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_index_conformance() {
+    run_owner_index(&Real(store("conf_owner").await)).await;
+}

@@ -1,0 +1,207 @@
+//! Failures, each with a bounded time to the error and to recovery: the server stopped and
+//! restarted, the pool's connections killed with `pg_terminate_backend`, a statement blocked by
+//! a lock past the statement timeout, a read-only server. Needs `--features postgres-tests`,
+//! `DATABASE_URL` and `PG_BIN` (`cargo xtask test-postgres` / `cargo xtask ci`).
+#![cfg(feature = "postgres-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use session_core::testing::set;
+use session_core::{Change, Created, Data, MaxAge, Meta, Record, Store, StoreError, StoreKey};
+use session_store_postgres::PostgresStore;
+use support::{Cluster, unique_table, url};
+
+fn record() -> Record {
+    Record {
+        data: json!({"n": 1}).as_object().cloned().unwrap(),
+        meta: Meta {
+            expire: None,
+            max_age: MaxAge::Session,
+            created: None,
+        },
+    }
+}
+
+const TTL: Duration = Duration::from_secs(600);
+
+async fn fast_store(url: String, name: &str) -> PostgresStore {
+    let s = PostgresStore::builder(url)
+        .table(unique_table(name))
+        .application_name(unique_table(name))
+        .connect_timeout(Duration::from_millis(500))
+        .checkout_timeout(Duration::from_millis(500))
+        .statement_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+/// Calls `load` until it succeeds; how long that took. Every failed call must have returned
+/// within `bound`.
+async fn until_ok(store: &PostgresStore, key: &StoreKey, bound: Duration) -> Duration {
+    let t = Instant::now();
+    loop {
+        let call = Instant::now();
+        match store.load(key).await {
+            Ok(_) => return t.elapsed(),
+            Err(e) => {
+                assert!(
+                    call.elapsed() < bound,
+                    "a failure took {:?}: {e}",
+                    call.elapsed()
+                );
+                assert!(e.is_transient(), "an outage is transient: {e}");
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "no recovery in 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_fails_fast_and_a_restarted_one_is_used_again() {
+    let cluster = Cluster::start();
+    let store = fast_store(cluster.url(), "restart").await;
+    let key = StoreKey::from_raw("sess:restart");
+    assert_eq!(
+        store.create(&key, &record(), TTL).await.unwrap(),
+        Created::Inserted
+    );
+    cluster.down();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let e = store.load(&key).await.unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+    cluster.up();
+    let took = until_ok(&store, &key, Duration::from_secs(2)).await;
+    println!("recovered {took:?} after the restart");
+    assert!(took < Duration::from_secs(5), "recovery took {took:?}");
+    // The data survived (a real restart, not a new database).
+    assert!(store.load(&key).await.unwrap().into_record().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connections_are_replaced() {
+    let name = unique_table("kill");
+    let store = PostgresStore::builder(url())
+        .table(name.clone())
+        .application_name(name.clone())
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let key = StoreKey::from_raw("sess:kill");
+    store.create(&key, &record(), TTL).await.unwrap();
+    // Open several pooled connections.
+    let loads = (0..8).map(|_| store.load(&key));
+    futures_util::future::join_all(loads).await;
+    // The kill runs on a connection of its own.
+    let (client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let killed = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    assert!(!killed.is_empty(), "the pool had connections to kill");
+    // Every call after the kill succeeds or fails fast, and the pool heals at once.
+    let mut errors = 0;
+    let t = Instant::now();
+    for _ in 0..50 {
+        let call = Instant::now();
+        if let Err(e) = store.load(&key).await {
+            errors += 1;
+            assert!(call.elapsed() < Duration::from_secs(2), "{e}");
+        }
+    }
+    println!(
+        "{errors} of 50 calls failed after the kill; {:?} for all",
+        t.elapsed()
+    );
+    assert!(
+        errors <= 1,
+        "a dead connection is retried once on a new one: {errors} errors"
+    );
+    let took = until_ok(&store, &key, Duration::from_secs(2)).await;
+    assert!(took < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_blocked_by_a_lock_is_cancelled_at_the_statement_timeout() {
+    let store = fast_store(url(), "lock").await;
+    let key = StoreKey::from_raw("sess:lock");
+    store.create(&key, &record(), TTL).await.unwrap();
+    let (mut client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tx = client.transaction().await.unwrap();
+    let table = store.table().to_owned();
+    tx.batch_execute(&format!("LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let delta = set(&[("a", json!(1))]);
+    let e = store
+        .save(
+            &key,
+            Change {
+                delta: &delta,
+                data: &Data::new(),
+                meta: record().meta,
+            },
+            TTL,
+        )
+        .await
+        .unwrap_err();
+    let took = t.elapsed();
+    println!("blocked save failed after {took:?}: {e}");
+    assert!(matches!(e, StoreError::Timeout(_)), "{e}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    tx.rollback().await.unwrap();
+    let took = until_ok(&store, &key, Duration::from_secs(2)).await;
+    assert!(took < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_server_refuses_writes_with_a_typed_error() {
+    let writer = fast_store(url(), "ro").await;
+    let key = StoreKey::from_raw("sess:ro");
+    writer.create(&key, &record(), TTL).await.unwrap();
+    let table = writer.table().to_owned();
+    let ro_url = if url().contains('?') {
+        format!("{}&options=-c%20default_transaction_read_only%3Don", url())
+    } else {
+        format!("{}?options=-c%20default_transaction_read_only%3Don", url())
+    };
+    let reader = PostgresStore::builder(ro_url).table(table).build().unwrap();
+    assert!(
+        reader.load(&key).await.unwrap().into_record().is_some(),
+        "reads work"
+    );
+    let t = Instant::now();
+    let e = reader
+        .create(&StoreKey::from_raw("sess:ro2"), &record(), TTL)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Rejected(_)), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(
+        !format!("{e}").contains("postgres://"),
+        "no connection string in errors"
+    );
+}

@@ -1,0 +1,267 @@
+//! Test support: a store on its own fresh table of `DATABASE_URL`, and the conformance harness.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use session_store_postgres::PostgresStore;
+
+/// The database the tests use (set by `cargo xtask test-postgres`).
+pub fn url() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL: run through `cargo xtask test-postgres` or `cargo xtask ci`")
+}
+
+/// A table name no other test uses.
+pub fn unique_table(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t_{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// A migrated store on a fresh table.
+pub async fn store(name: &str) -> PostgresStore {
+    let s = PostgresStore::builder(url())
+        .table(unique_table(name))
+        .build()
+        .unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+pub struct Real(pub PostgresStore);
+
+impl session_core::testing::Harness for Real {
+    type S = PostgresStore;
+    fn store(&self) -> &PostgresStore {
+        &self.0
+    }
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+    async fn ttl(&self, key: &session_core::StoreKey) -> Option<Duration> {
+        self.0.ttl(key).await.unwrap()
+    }
+    fn short_ttl(&self) -> Duration {
+        Duration::from_millis(300)
+    }
+    fn record_limit(&self) -> usize {
+        session_store_postgres::DEFAULT_MAX_RECORD_BYTES
+    }
+}
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use session_hyper::{Session, SessionLayer};
+
+/// The test app: `/views` counts, `/read` answers the data, `/slow-set?k=v` loads, waits
+/// 100 ms (so two requests overlap) and sets one key, `/regenerate`, `/logout`,
+/// `/login?OWNER` regenerates and binds.
+pub async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let s = Session::from_request(&req).unwrap();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let out = async {
+        Ok::<_, session_hyper::Error>(match path.as_str() {
+            "/views" => {
+                let n: u64 = s.get("views").await?.unwrap_or(0) + 1;
+                s.insert("views", n).await?;
+                format!("{n} views")
+            }
+            "/read" => serde_json::Value::Object(s.data().await?).to_string(),
+            "/slow-set" => {
+                s.get_value("x").await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let (k, v) = query.split_once('=').unwrap();
+                s.insert(k, v).await?;
+                "ok".into()
+            }
+            "/regenerate" => {
+                s.regenerate().await?;
+                "regenerated".into()
+            }
+            "/logout" => {
+                s.destroy().await?;
+                "bye".into()
+            }
+            "/login" => {
+                s.regenerate().await?;
+                s.insert("user", &query).await?;
+                s.set_owner(&query).await?;
+                "in".into()
+            }
+            _ => "?".into(),
+        })
+    }
+    .await;
+    Ok(match out {
+        Ok(body) => Response::new(Full::from(body)),
+        Err(e) => e.response(),
+    })
+}
+
+/// Serves the test app behind `layer` on a fresh loopback port; its URL.
+pub async fn serve(layer: SessionLayer) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = layer.wrap(hyper::service::service_fn(app));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A client with a cookie jar, like a browser.
+pub fn jar_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// GET `url`: status and body.
+pub async fn get(c: &reqwest::Client, url: String) -> (u16, String) {
+    let r = c.get(url).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+pub const KEY: &[u8] = b"postgres e2e key, 32 bytes or more";
+
+/// A session layer on `store`.
+pub fn layer(store: PostgresStore, rolling: bool) -> SessionLayer {
+    let config = session_core::Config::builder()
+        .key(KEY.to_vec())
+        .rolling(rolling)
+        .build()
+        .unwrap();
+    SessionLayer::store(config, store).build().unwrap()
+}
+
+/// A PostgreSQL cluster of a test's own (for stopping and restarting it): `initdb` into a
+/// temporary directory with the binaries in `PG_BIN` (set by `cargo xtask test-postgres` and
+/// `cargo xtask ci`), `pg_ctl` on a free loopback port; as root, run as the `postgres` user.
+pub struct Cluster {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+impl Cluster {
+    fn cmd(&self, program: &str) -> std::process::Command {
+        let path = self.bin.join(program);
+        if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+
+    fn run(&self, mut c: std::process::Command) {
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            c,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn start() -> Cluster {
+        let bin = std::env::var("PG_BIN").expect("PG_BIN: run through `cargo xtask test-postgres`");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("pg-faults-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres:", &dir.to_string_lossy()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let c = Cluster {
+            bin: bin.into(),
+            dir,
+            port,
+        };
+        let mut init = c.cmd("initdb");
+        init.args([
+            "-D",
+            &c.data(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+        ]);
+        c.run(init);
+        c.up();
+        c
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().into_owned()
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts (or restarts) the server, waiting until it accepts connections.
+    pub fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.to_string_lossy()
+        );
+        let mut ctl = self.cmd("pg_ctl");
+        ctl.args(["-D", &self.data(), "-o", &options, "-l"])
+            .arg(self.dir.join("log"))
+            .args(["-w", "start"]);
+        self.run(ctl);
+    }
+
+    /// Stops the server at once (`-m immediate`: like a crash).
+    pub fn down(&self) {
+        let mut ctl = self.cmd("pg_ctl");
+        ctl.args(["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+        self.run(ctl);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd("pg_ctl")
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
