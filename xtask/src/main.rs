@@ -353,7 +353,7 @@ impl Drop for BenchServer {
     }
 }
 
-fn bench_server(kind: &str, redis_url: &str) -> Result<BenchServer, String> {
+fn bench_server(kind: &str, redis_url: &str, db_url: &str) -> Result<BenchServer, String> {
     use std::io::{BufRead, BufReader};
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -361,6 +361,7 @@ fn bench_server(kind: &str, redis_url: &str) -> Result<BenchServer, String> {
         .port();
     let mut child = Command::new("bench/target/release/server")
         .args([kind, &port.to_string(), redis_url])
+        .env("DATABASE_URL", db_url)
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not start the {kind} server: {e}"))?;
@@ -420,6 +421,7 @@ fn bench() -> Result<(), String> {
         &[],
     )?;
     let (redis_url, _redis) = redis()?;
+    let (db_url, _pg) = postgres::postgres()?;
     // Explanatory rows beside the issue's: `bare-cookies` is bare hyper sending the two static
     // `Set-Cookie` headers our default writes (what the wire format alone costs);
     // `memory-lite` is ours with tower-sessions' default cookie shape (one unsigned cookie, no
@@ -435,6 +437,8 @@ fn bench() -> Result<(), String> {
         "ts-memory",
         "ts-memory-signed",
         "ts-redis",
+        "postgres",
+        "ts-postgres",
     ];
     let chosen = std::env::var("BENCH_KINDS").ok();
     let kinds: Vec<&str> = match &chosen {
@@ -451,7 +455,7 @@ fn bench() -> Result<(), String> {
     // such pair; the table quotes medians of those paired ratios.
     let mut points: HashMap<(usize, usize), Vec<Point>> = HashMap::new();
     let mut ratios: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
-    let bare = bench_server("bare", &redis_url)?;
+    let bare = bench_server("bare", &redis_url, &db_url)?;
     for run in 1..=runs {
         for (ki, kind) in kinds.iter().enumerate().skip(1) {
             // Every server starts from an empty Redis.
@@ -459,7 +463,7 @@ fn bench() -> Result<(), String> {
                 .args(["-u", &redis_url, "FLUSHALL"])
                 .stdout(Stdio::null())
                 .status();
-            let server = bench_server(kind, &redis_url)?;
+            let server = bench_server(kind, &redis_url, &db_url)?;
             for (si, scenario) in scenarios.iter().enumerate() {
                 bench_load(&bare.url, conns, 1.0, scenario)?; // warm-up
                 bench_load(&server.url, conns, 1.0, scenario)?;
@@ -512,6 +516,8 @@ fn bench() -> Result<(), String> {
                 "cookie" | "memory-lite" => &["ts-memory"],
                 "memory" => &["ts-memory", "ts-memory-signed"],
                 "redis" => &["ts-redis"],
+                // The two targets: beside tower-sessions' sqlx store, and our Redis.
+                "postgres" => &["ts-postgres", "redis"],
                 _ => &[],
             };
             let vs_peer = peers

@@ -1,5 +1,6 @@
 //! One benchmark server: `server KIND PORT [REDIS_URL]`, KIND one of bare, bare-cookies, cookie,
-//! memory, memory-lite, redis, ts-memory, ts-memory-signed, ts-redis. Every kind answers `GET /`
+//! memory, memory-lite, redis, postgres, ts-memory, ts-memory-signed, ts-redis, ts-postgres
+//! (the postgres kinds read `DATABASE_URL`). Every kind answers `GET /`
 //! by incrementing the session's `views` (bare kinds: a constant body). Two tokio worker
 //! threads. Prints `ready` when listening.
 
@@ -72,7 +73,7 @@ where
     }
 }
 
-/// Our middleware for `kind`: cookie, memory, memory-lite or redis.
+/// Our middleware for `kind`: cookie, memory, memory-lite, redis or postgres (`DATABASE_URL`).
 async fn our_layer(kind: &str, redis_url: &str) -> SessionLayer {
     let config = Config::builder().key(KEY.to_vec()).build().expect("config");
     let builder = match kind {
@@ -97,12 +98,21 @@ async fn our_layer(kind: &str, redis_url: &str) -> SessionLayer {
             }
             SessionLayer::store(config, builder.build().await.expect("redis"))
         }
+        "postgres" => {
+            let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+            let store = session_store_postgres::PostgresStore::builder(url)
+                .build()
+                .expect("postgres");
+            store.migrate().await.expect("migrate");
+            SessionLayer::store(config, store)
+        }
         other => panic!("unknown server kind {other:?}"),
     };
     builder.build().expect("layer")
 }
 
-/// tower-sessions for `kind`: ts-memory, ts-memory-signed or ts-redis.
+/// tower-sessions for `kind`: ts-memory, ts-memory-signed, ts-redis or ts-postgres (its sqlx
+/// store, `DATABASE_URL`).
 async fn serve_theirs(kind: &str, port: u16, redis_url: &str) {
     use hyper_util::service::TowerToHyperService;
     use tower::Layer;
@@ -132,6 +142,14 @@ async fn serve_theirs(kind: &str, port: u16, redis_url: &str) {
             let _ = pool.connect();
             pool.wait_for_connect().await.expect("redis");
             let store = tower_sessions_redis_store::RedisStore::new(pool);
+            let layer = SessionManagerLayer::new(store).with_secure(false);
+            serve(port, TowerToHyperService::new(layer.layer(handler()))).await
+        }
+        "ts-postgres" => {
+            let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+            let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
+            let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
+            store.migrate().await.expect("migrate");
             let layer = SessionManagerLayer::new(store).with_secure(false);
             serve(port, TowerToHyperService::new(layer.layer(handler()))).await
         }

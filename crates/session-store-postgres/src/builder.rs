@@ -132,7 +132,8 @@ impl PostgresStoreBuilder {
     }
 
     /// Builds the store (no connection is made yet; call
-    /// [`PostgresStore::migrate`] to create the schema).
+    /// [`PostgresStore::migrate`] to create the schema). Call it within a tokio runtime: the
+    /// pool starts its task that retires idle connections.
     pub fn build(self) -> Result<PostgresStore, BuildError> {
         if !valid_table(&self.table) {
             return Err(BuildError::Table(self.table));
@@ -164,13 +165,14 @@ impl PostgresStoreBuilder {
                 if let Some(name) = &self.application_name {
                     config.application_name(name);
                 }
+                let display = shown(&config);
                 let manager = PostgresConnectionManager::new(config, NoTls);
                 let pool = Pool::builder()
                     .max_size(self.pool_size)
                     .connection_timeout(self.checkout_timeout)
                     .test_on_check_out(false)
                     .build_unchecked(manager);
-                (pool, redact(&url))
+                (pool, display)
             }
         };
         // A whole call: a checkout, maybe a connect, and the statement (once more after a
@@ -182,6 +184,7 @@ impl PostgresStoreBuilder {
                     pool,
                     limit,
                     statement_timeout: self.statement_timeout,
+                    checkout_timeout: self.checkout_timeout,
                 },
                 sql: Sql::new(&self.table),
                 table: self.table,
@@ -192,7 +195,34 @@ impl PostgresStoreBuilder {
     }
 }
 
+/// What `Debug` shows of a parsed connection string: user, hosts, ports and database, rebuilt
+/// from the parsed settings (so no spelling of a password in the string can slip through).
+fn shown(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(h, p)| match h {
+            Host::Tcp(name) => format!("{name}:{p}"),
+            Host::Unix(path) => format!("{}:{p}", path.display()),
+        })
+        .collect();
+    format!(
+        "postgres://{}{}@{}/{}",
+        config.get_user().unwrap_or(""),
+        if config.get_password().is_some() {
+            ":<redacted>"
+        } else {
+            ""
+        },
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
 /// The connection string without its password (URL or `key=value` form).
+#[cfg(test)]
 pub(crate) fn redact(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme) = out.find("://") {
@@ -239,8 +269,8 @@ mod tests {
         assert_eq!(redact("postgres://db/app"), "postgres://db/app");
     }
 
-    #[test]
-    fn mistakes_fail_at_build() {
+    #[tokio::test]
+    async fn mistakes_fail_at_build() {
         assert!(matches!(
             PostgresStore::builder("postgres://db/app")
                 .table("a;b")
@@ -255,5 +285,16 @@ mod tests {
         ));
         let e = PostgresStore::builder("postgres://ada:s3cret@db:notaport/app").build();
         assert!(matches!(&e, Err(BuildError::Url(m)) if !m.contains("s3cret")));
+        for url in [
+            "host=db user=ada password = s3cret dbname=app",
+            "host=db user=ada password='s3 cret' dbname=app",
+            "postgres://ada:s3cret@db:5433/app",
+            "postgres://db/app?password=s3cret",
+        ] {
+            let s = PostgresStore::builder(url).build().unwrap();
+            let shown = format!("{s:?} {}", s.redacted_url());
+            assert!(!shown.contains("s3"), "{shown}");
+            assert!(shown.contains("db:") && shown.contains("/app"), "{shown}");
+        }
     }
 }

@@ -61,13 +61,19 @@ pub(crate) struct Db {
     pub(crate) limit: Duration,
     /// The server's `statement_timeout` (what a cancelled statement reports).
     pub(crate) statement_timeout: Duration,
+    /// The pool's checkout time limit (what a checkout that found no connection reports).
+    pub(crate) checkout_timeout: Duration,
 }
 
 impl Db {
-    /// Runs `op` on a pooled connection within the time limit; a call that failed because its
-    /// connection died (a restarted server, `pg_terminate_backend`) is tried again on another
-    /// one, up to [`TRIES`] times in all (every statement here is idempotent).
-    pub(crate) async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    /// Runs `op` on a pooled connection within the time limit. With `retry` (reads only), a
+    /// call that failed because its connection died (a restarted server,
+    /// `pg_terminate_backend`) is tried again on another one, up to [`TRIES`] times in all. A
+    /// write is never sent twice: its connection may have died after the server committed it,
+    /// and a second run would answer for the changed row (a destroy finding nothing, a create
+    /// colliding with itself); it fails with a transient error instead. Connections already
+    /// known dead are skipped before anything is sent.
+    pub(crate) async fn run<T, F, Fut>(&self, retry: bool, op: F) -> Result<T, StoreError>
     where
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
@@ -80,7 +86,7 @@ impl Db {
                 let conn = self.checkout().await?;
                 match op(conn).await {
                     Ok(v) => return Ok(v),
-                    Err(e) if tries < TRIES && lost_connection(&e) => {
+                    Err(e) if retry && tries < TRIES && lost_connection(&e) => {
                         tracing::debug!(target: "session::postgres", "a pooled connection died; retrying on another");
                     }
                     Err(e) => return Err(store_error(&e, statement)),
@@ -99,7 +105,7 @@ impl Db {
         let idle = self.pool.state().connections as usize;
         for _ in 0..=idle {
             let conn = self.pool.get_owned().await.map_err(|e| match e {
-                RunError::TimedOut => StoreError::Timeout(self.limit),
+                RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
                 RunError::User(e) => store_error(&e, self.limit),
             })?;
             if !conn.is_closed() {

@@ -90,7 +90,7 @@ impl OwnerIndex for PostgresStore {
         Box::pin(async move {
             let (now, owner) = (int(now), hex(owner));
             let rows = self
-                .query(
+                .read(
                     &self.sql().owner_entries,
                     &[(&owner, Type::TEXT), (&now, Type::INT8)],
                 )

@@ -112,7 +112,8 @@ impl Sql {
             // The lazy delete of a row a load found expired.
             delete_expired: format!("DELETE FROM {t} WHERE key = $1 AND expires_at <= now()"),
             // Applies the delta to the live, unsuperseded row if the result fits the limit:
-            // `(data - removed) || set` merges per top-level key. Answers (found, superseded,
+            // `(data - removed) || set` merges per top-level key. The size is what a create
+            // counts: each key's bytes plus its value's JSON text. Answers (found, superseded,
             // updated, size of the merged data).
             save: format!(
                 "WITH cur AS (
@@ -122,15 +123,19 @@ impl Sql {
                      SELECT key, CASE WHEN $2 THEN $3::jsonb
                                       ELSE (data - $4::text[]) || $3::jsonb END AS d
                      FROM cur WHERE successor IS NULL),
+                 size AS (
+                     SELECT new.key, (SELECT coalesce(sum(octet_length(k) + octet_length(v)), 0)
+                                      FROM jsonb_each_text(new.d) AS e(k, v)) AS n
+                     FROM new),
                  upd AS (
                      UPDATE {t} s SET data = new.d, expire = $5, max_age = $6, created = $7,
                          expires_at = now() + $8::bigint {ms}
-                     FROM new WHERE s.key = new.key AND octet_length(new.d::text) <= $9
+                     FROM new, size WHERE s.key = new.key AND size.n <= $9
                      RETURNING 1)
                  SELECT (SELECT count(*) FROM cur),
                         (SELECT count(*) FROM cur WHERE successor IS NOT NULL),
                         (SELECT count(*) FROM upd),
-                        (SELECT octet_length(d::text) FROM new)"
+                        (SELECT n FROM size)"
             ),
             // (found, superseded, updated)
             touch: format!(

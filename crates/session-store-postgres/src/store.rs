@@ -64,10 +64,44 @@ fn encode(pairs: impl Iterator<Item = (String, Value)>) -> Result<(Value, usize)
     for (k, v) in pairs {
         let text = serde_json::to_string(&v)
             .map_err(|e| StoreError::Backend(format!("could not encode a session value: {e}")))?;
+        let k = encode_key(k);
         bytes += k.len() + text.len();
         out.insert(k, Value::String(text));
     }
     Ok((Value::Object(out), bytes))
+}
+
+/// Marks a key stored in hex (Postgres text can't hold a NUL).
+const HEX_KEY: char = '\u{1}';
+
+/// A key as stored: itself, or (if it holds a NUL or starts with [`HEX_KEY`]) the marker and
+/// its bytes in hex, so every key round-trips.
+pub(crate) fn encode_key(k: String) -> String {
+    if !k.contains('\0') && !k.starts_with(HEX_KEY) {
+        return k;
+    }
+    let mut out = String::with_capacity(1 + 2 * k.len());
+    out.push(HEX_KEY);
+    for b in k.bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn decode_key(k: String) -> Result<String, StoreError> {
+    let Some(hex) = k.strip_prefix(HEX_KEY) else {
+        return Ok(k);
+    };
+    let bad = || StoreError::Corrupt("a stored key is not valid hex".into());
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    String::from_utf8(bytes).map_err(|_| bad())
 }
 
 fn decode(stored: Value) -> Result<Data, StoreError> {
@@ -81,7 +115,7 @@ fn decode(stored: Value) -> Result<Data, StoreError> {
         };
         let value = serde_json::from_str(&text)
             .map_err(|e| StoreError::Corrupt(format!("a stored value is not JSON: {e}")))?;
-        data.insert(k, value);
+        data.insert(decode_key(k)?, value);
     }
     Ok(data)
 }
@@ -119,9 +153,15 @@ impl PostgresStore {
     /// run at every start). [`schema`](crate::schema) gives the same SQL for those who manage
     /// schemas themselves.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let sql = self.sql().migrate.clone();
+        // `CREATE ... IF NOT EXISTS` is not safe against itself: app servers starting together
+        // take a transaction-scoped advisory lock of this table's first.
+        let sql = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({}); {} COMMIT;",
+            lock_id(&self.inner.table),
+            self.sql().migrate
+        );
         self.db()
-            .run(|c| {
+            .run(false, |c| {
                 let sql = sql.clone();
                 async move { c.batch_execute(&sql).await }
             })
@@ -154,7 +194,7 @@ impl PostgresStore {
         let k = key.as_str().to_owned();
         let rows = self
             .db()
-            .run(|c| {
+            .run(true, |c| {
                 let (sql, k) = (sql.clone(), k.clone());
                 async move { c.query_typed(&sql, &[(&k, Type::TEXT)]).await }
             })
@@ -178,16 +218,42 @@ impl PostgresStore {
         });
     }
 
-    /// Runs one statement with typed parameters (one round trip: no separate prepare).
+    /// Runs one statement with typed parameters (one round trip: no separate prepare); sent
+    /// at most once.
     pub(crate) async fn query(
         &self,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         self.db()
-            .run(|c| async move { c.query_typed(sql, params).await })
+            .run(false, |c| async move { c.query_typed(sql, params).await })
             .await
     }
+
+    /// [`PostgresStore::query`] for a read: tried again on another connection if its own died.
+    pub(crate) async fn read(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.db()
+            .run(true, |c| async move { c.query_typed(sql, params).await })
+            .await
+    }
+}
+
+/// The advisory lock a migration of `table` takes (FNV-1a of the name: the same on every app
+/// server).
+fn lock_id(table: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in b"session-store-postgres/migrate/"
+        .iter()
+        .chain(table.as_bytes())
+    {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
 }
 
 /// Three counts a CTE statement answers: (found, superseded, written).
@@ -254,7 +320,7 @@ impl Store for PostgresStore {
 
     async fn load(&self, key: &StoreKey) -> Result<Loaded, StoreError> {
         let k = key.as_str();
-        let rows = self.query(&self.sql().load, &[(&k, Type::TEXT)]).await?;
+        let rows = self.read(&self.sql().load, &[(&k, Type::TEXT)]).await?;
         let Some(row) = rows.first() else {
             return Ok(Loaded::Missing);
         };
@@ -285,10 +351,10 @@ impl Store for PostgresStore {
             encode(delta.set.iter().cloned())?
         };
         check(size, limit)?;
-        let removed: Vec<&str> = if delta.replace {
+        let removed: Vec<String> = if delta.replace {
             Vec::new()
         } else {
-            delta.removed.iter().map(String::as_str).collect()
+            delta.removed.iter().cloned().map(encode_key).collect()
         };
         let m = change.meta;
         let (k, replace, expire, age, created, ttl) = (
@@ -321,7 +387,7 @@ impl Store for PostgresStore {
             // Found, not superseded, not written: the merged record was over the limit.
             let size = rows
                 .first()
-                .and_then(|r| r.get::<_, Option<i32>>(3))
+                .and_then(|r| r.get::<_, Option<i64>>(3))
                 .and_then(|s| usize::try_from(s).ok())
                 .unwrap_or(usize::MAX);
             return Err(StoreError::TooLarge { size, limit });
@@ -407,6 +473,12 @@ mod tests {
         let (stored, size) = encode(data.clone().into_iter()).unwrap();
         assert!(size > 0);
         assert_eq!(decode(stored).unwrap(), data);
+        let Value::Object(odd) = json!({"a\u{0}b": 1, "\u{1}x": 2, "": 3}) else {
+            panic!()
+        };
+        let (stored, _) = encode(odd.clone().into_iter()).unwrap();
+        assert!(!stored.to_string().contains("\\u0000"));
+        assert_eq!(decode(stored).unwrap(), odd);
         assert!(decode(json!({"a": 1})).is_err());
         assert!(decode(json!([1])).is_err());
     }

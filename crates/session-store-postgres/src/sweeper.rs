@@ -60,7 +60,7 @@ impl PostgresStore {
             .map(|v| (v as &(dyn tokio_postgres::types::ToSql + Sync), Type::INT8))
             .collect();
         self.db()
-            .run(|c| {
+            .run(false, |c| {
                 let params = &params;
                 async move { c.execute_typed(sql, params).await }
             })

@@ -193,6 +193,11 @@ impl Cluster {
 
     pub fn start() -> Cluster {
         let bin = std::env::var("PG_BIN").expect("PG_BIN: run through `cargo xtask test-postgres`");
+        Cluster::start_in(bin.into())
+    }
+
+    /// A cluster with the server binaries in `bin`.
+    pub fn start_in(bin: std::path::PathBuf) -> Cluster {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -207,11 +212,7 @@ impl Cluster {
                 .unwrap();
             assert!(ok.success());
         }
-        let c = Cluster {
-            bin: bin.into(),
-            dir,
-            port,
-        };
+        let c = Cluster { bin, dir, port };
         let mut init = c.cmd("initdb");
         init.args([
             "-D",
