@@ -138,8 +138,12 @@ fn main() {
                 .pool_size(pool)
                 .build()
                 .unwrap();
-            let r = run(store.clone(), keys.clone(), 64, secs, false).await;
-            let w = run(store, keys.clone(), 64, secs, true).await;
+            let tasks = std::env::var("BENCH_TASKS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(64);
+            let r = run(store.clone(), keys.clone(), tasks, secs, false).await;
+            let w = run(store, keys.clone(), tasks, secs, true).await;
             println!("{name:<34} {r:>14.0} {w:>14.0}");
         }
     });

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bb8::Pool;
 use bb8_postgres::PostgresConnectionManager;
+use tokio::sync::Semaphore;
 use tokio_postgres::NoTls;
 
 use crate::connection::{Db, PgPool};
@@ -147,8 +148,8 @@ impl PostgresStoreBuilder {
                 return Err(BuildError::ZeroDuration(name));
             }
         }
-        let (pool, url) = match self.source {
-            Source::Pool(pool) => (pool, "<existing pool>".to_owned()),
+        let (pool, url, permits) = match self.source {
+            Source::Pool(pool) => (pool, "<existing pool>".to_owned(), None),
             Source::Url(url) => {
                 let mut config: tokio_postgres::Config = url
                     .parse()
@@ -172,7 +173,8 @@ impl PostgresStoreBuilder {
                     .connection_timeout(self.checkout_timeout)
                     .test_on_check_out(false)
                     .build_unchecked(manager);
-                (pool, display)
+                let permits = Some(Arc::new(Semaphore::new(self.pool_size as usize)));
+                (pool, display, permits)
             }
         };
         // A whole call: a checkout, maybe a connect, and the statement (once more after a
@@ -185,6 +187,7 @@ impl PostgresStoreBuilder {
                     limit,
                     statement_timeout: self.statement_timeout,
                     checkout_timeout: self.checkout_timeout,
+                    permits,
                 },
                 sql: Sql::new(&self.table),
                 table: self.table,

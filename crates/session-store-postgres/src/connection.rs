@@ -2,11 +2,13 @@
 //! mapping of Postgres failures to typed [`StoreError`]s (never with the connection string).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
 use session_core::StoreError;
+use tokio::sync::Semaphore;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -63,6 +65,11 @@ pub(crate) struct Db {
     pub(crate) statement_timeout: Duration,
     /// The pool's checkout time limit (what a checkout that found no connection reports).
     pub(crate) checkout_timeout: Duration,
+    /// One permit per pooled connection, handed out first come first served: bb8 hands a
+    /// returned connection to whichever task asks next, so under load a task that loops
+    /// (every request: a load, then a save) can take it again ahead of those waiting, and
+    /// they time out. With the permits, at most one task per connection asks the pool.
+    pub(crate) permits: Option<Arc<Semaphore>>,
 }
 
 impl Db {
@@ -80,6 +87,15 @@ impl Db {
     {
         let (limit, statement) = (self.limit, self.statement_timeout);
         let attempt = async {
+            let _permit = match &self.permits {
+                Some(p) => Some(
+                    tokio::time::timeout(self.checkout_timeout, Arc::clone(p).acquire_owned())
+                        .await
+                        .map_err(|_| StoreError::Timeout(self.checkout_timeout))?
+                        .map_err(|_| StoreError::Unavailable("the pool is closed".into()))?,
+                ),
+                None => None,
+            };
             let mut tries = 0;
             loop {
                 tries += 1;
