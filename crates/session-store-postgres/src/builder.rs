@@ -5,11 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bb8::Pool;
-use bb8_postgres::PostgresConnectionManager;
 use tokio::sync::Semaphore;
-use tokio_postgres::NoTls;
 
-use crate::connection::{Db, PgPool};
+use crate::connection::{Db, Manager, PgPool, Pools};
 use crate::sql::{Sql, valid_table};
 use crate::store::{Inner, PostgresStore};
 
@@ -149,7 +147,7 @@ impl PostgresStoreBuilder {
             }
         }
         let (pool, url, permits) = match self.source {
-            Source::Pool(pool) => (pool, "<existing pool>".to_owned(), None),
+            Source::Pool(pool) => (Pools::Shared(pool), "<existing pool>".to_owned(), None),
             Source::Url(url) => {
                 let mut config: tokio_postgres::Config = url
                     .parse()
@@ -167,14 +165,14 @@ impl PostgresStoreBuilder {
                     config.application_name(name);
                 }
                 let display = shown(&config);
-                let manager = PostgresConnectionManager::new(config, NoTls);
+                let manager = Manager { config };
                 let pool = Pool::builder()
                     .max_size(self.pool_size)
                     .connection_timeout(self.checkout_timeout)
                     .test_on_check_out(false)
                     .build_unchecked(manager);
                 let permits = Some(Arc::new(Semaphore::new(self.pool_size as usize)));
-                (pool, display, permits)
+                (Pools::Own(pool), display, permits)
             }
         };
         // A whole call: a checkout, maybe a connect, and the statement (once more after a

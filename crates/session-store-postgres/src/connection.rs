@@ -8,14 +8,109 @@ use std::time::Duration;
 use bb8::{Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
 use session_core::StoreError;
+use std::collections::HashMap;
+
 use tokio::sync::Semaphore;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 /// The pool type a store can be built on (what [`crate::PostgresStore::from_pool`] takes).
 pub type PgPool = Pool<PostgresConnectionManager<NoTls>>;
 
-pub(crate) type Conn = PooledConnection<'static, PostgresConnectionManager<NoTls>>;
+/// A connection the store made itself, with the statements it prepared on it.
+pub(crate) struct PgConn {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+}
+
+/// Makes the store's own connections (`tokio-postgres`, the same as `bb8-postgres` does, plus a
+/// statement cache per connection).
+pub(crate) struct Manager {
+    pub(crate) config: tokio_postgres::Config,
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(target: "session::postgres", error = %e, "a connection ended");
+            }
+        });
+        Ok(PgConn {
+            client,
+            prepared: HashMap::new(),
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
+        conn.client.simple_query("").await.map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// The store's pool: its own (statements prepared once per connection), or an app's
+/// `bb8-postgres` pool (statements sent with their types each time: no cache to keep there).
+#[derive(Clone)]
+pub(crate) enum Pools {
+    Own(Pool<Manager>),
+    Shared(PgPool),
+}
+
+/// A pooled connection of either kind.
+pub(crate) enum Conn {
+    Own(PooledConnection<'static, Manager>),
+    Shared(PooledConnection<'static, PostgresConnectionManager<NoTls>>),
+}
+
+impl Conn {
+    fn is_closed(&self) -> bool {
+        match self {
+            Conn::Own(c) => c.client.is_closed(),
+            Conn::Shared(c) => c.is_closed(),
+        }
+    }
+
+    /// Runs one statement: on the store's own connections, a statement prepared once per
+    /// connection (one round trip after the first); else sent with its types (one round trip).
+    pub(crate) async fn query(
+        mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        match &mut self {
+            Conn::Own(c) => {
+                let statement = match c.prepared.get(sql) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+                        let s = c.client.prepare_typed(sql, &types).await?;
+                        c.prepared.insert(sql.to_owned(), s.clone());
+                        s
+                    }
+                };
+                let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+                c.client.query(&statement, &values).await
+            }
+            Conn::Shared(c) => c.query_typed(sql, params).await,
+        }
+    }
+
+    /// Statements without parameters (the schema).
+    pub(crate) async fn batch_execute(self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        match &self {
+            Conn::Own(c) => c.client.batch_execute(sql).await,
+            Conn::Shared(c) => c.batch_execute(sql).await,
+        }
+    }
+}
 
 /// A Postgres failure as a [`StoreError`]: a statement cancelled by `statement_timeout` is a
 /// timeout, a read-only server (a replica, or a primary demoted) refuses writes, a lost
@@ -58,7 +153,7 @@ const TRIES: u32 = 3;
 /// The pool and the time limit of one call.
 #[derive(Clone)]
 pub(crate) struct Db {
-    pub(crate) pool: PgPool,
+    pub(crate) pool: Pools,
     /// Bounds a whole call: checkout plus statement.
     pub(crate) limit: Duration,
     /// The server's `statement_timeout` (what a cancelled statement reports).
@@ -73,6 +168,19 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// Connections open, and idle.
+    pub(crate) fn connections(&self) -> usize {
+        self.state().0
+    }
+
+    pub(crate) fn state(&self) -> (usize, usize) {
+        let s = match &self.pool {
+            Pools::Own(p) => p.state(),
+            Pools::Shared(p) => p.state(),
+        };
+        (s.connections as usize, s.idle_connections as usize)
+    }
+
     /// Runs `op` on a pooled connection within the time limit. With `retry` (reads only), a
     /// call that failed because its connection died (a restarted server,
     /// `pg_terminate_backend`) is tried again on another one, up to [`TRIES`] times in all. A
@@ -118,12 +226,15 @@ impl Db {
     /// A connection from the pool, skipping those already known dead (their socket closed:
     /// a restart or a terminated backend), which the pool then replaces. No round trip.
     async fn checkout(&self) -> Result<Conn, StoreError> {
-        let idle = self.pool.state().connections as usize;
-        for _ in 0..=idle {
-            let conn = self.pool.get_owned().await.map_err(|e| match e {
-                RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
-                RunError::User(e) => store_error(&e, self.limit),
-            })?;
+        let map = |e: RunError<tokio_postgres::Error>| match e {
+            RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
+            RunError::User(e) => store_error(&e, self.limit),
+        };
+        for _ in 0..=self.connections() {
+            let conn = match &self.pool {
+                Pools::Own(p) => Conn::Own(p.get_owned().await.map_err(map)?),
+                Pools::Shared(p) => Conn::Shared(p.get_owned().await.map_err(map)?),
+            };
             if !conn.is_closed() {
                 return Ok(conn);
             }

@@ -7,10 +7,13 @@
 //! - **No resurrection**: a save or touch updates only a live row (never an upsert), so a
 //!   session destroyed or expired meanwhile stays gone; a regenerate's supersede replaces the
 //!   live row by a marker row in one statement.
-//! - **One statement per call**, one round trip each: statements are sent with their parameter
-//!   types (no separate prepare). A load is one statement, a changing request's commit one
-//!   more. Where a write must tell "gone" from "superseded" from "too large", the same statement
-//!   answers all of it.
+//! - **One statement per call**, one round trip each: every statement is prepared once per
+//!   connection and cached (on a pool the app passes in, [`PostgresStore::from_pool`], they
+//!   are sent with their types instead). A load is one statement, a changing request's commit
+//!   one more (a save that writes nothing asks why in a second one: gone, superseded, or too
+//!   large).
+//! - **Fair under load**: one permit per pooled connection, handed out first come first served,
+//!   so a busy task can't take a returned connection ahead of those waiting.
 //! - **Expiry by the database's clock** (`expires_at`, `now()` on the server), so app servers
 //!   never disagree about it. Expired rows are never returned. A load deletes the row it finds
 //!   expired, a create takes an expired row's place, and [`PostgresStore::start_sweeper`] (or

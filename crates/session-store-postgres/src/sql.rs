@@ -9,6 +9,7 @@ pub(crate) struct Sql {
     pub(crate) load: String,
     pub(crate) delete_expired: String,
     pub(crate) save: String,
+    pub(crate) save_why: String,
     pub(crate) touch: String,
     pub(crate) destroy: String,
     pub(crate) supersede: String,
@@ -92,6 +93,11 @@ impl Sql {
     pub(crate) fn new(table: &str) -> Sql {
         let (t, o) = names(table);
         let ms = "* interval '1 millisecond'";
+        let merged = "(CASE WHEN $2 THEN $3::jsonb ELSE (data - $4::text[]) || $3::jsonb END)";
+        let size = format!(
+            "(SELECT coalesce(sum(octet_length(k) + octet_length(v)), 0)
+              FROM jsonb_each_text({merged}) AS e(k, v))"
+        );
         Sql {
             migrate: schema(table),
             // An expired row counts as nothing: a create takes its place.
@@ -111,31 +117,22 @@ impl Sql {
             ),
             // The lazy delete of a row a load found expired.
             delete_expired: format!("DELETE FROM {t} WHERE key = $1 AND expires_at <= now()"),
-            // Applies the delta to the live, unsuperseded row if the result fits the limit:
-            // `(data - removed) || set` merges per top-level key. The size is what a create
-            // counts: each key's bytes plus its value's JSON text. Answers (found, superseded,
-            // updated, size of the merged data).
+            // Applies the delta to the live, unsuperseded row if the result fits the limit, in
+            // one UPDATE: `(data - removed) || set` merges per top-level key, computed from the
+            // row as it is when the update runs (a concurrent save is waited for and merged
+            // over, never lost). The size is what a create counts: each key's bytes plus its
+            // value's JSON text. No row: `save_why` tells gone from superseded from too large.
             save: format!(
-                "WITH cur AS (
-                     SELECT key, successor, data FROM {t}
-                     WHERE key = $1 AND expires_at > now() FOR UPDATE),
-                 new AS (
-                     SELECT key, CASE WHEN $2 THEN $3::jsonb
-                                      ELSE (data - $4::text[]) || $3::jsonb END AS d
-                     FROM cur WHERE successor IS NULL),
-                 size AS (
-                     SELECT new.key, (SELECT coalesce(sum(octet_length(k) + octet_length(v)), 0)
-                                      FROM jsonb_each_text(new.d) AS e(k, v)) AS n
-                     FROM new),
-                 upd AS (
-                     UPDATE {t} s SET data = new.d, expire = $5, max_age = $6, created = $7,
-                         expires_at = now() + $8::bigint {ms}
-                     FROM new, size WHERE s.key = new.key AND size.n <= $9
-                     RETURNING 1)
-                 SELECT (SELECT count(*) FROM cur),
-                        (SELECT count(*) FROM cur WHERE successor IS NOT NULL),
-                        (SELECT count(*) FROM upd),
-                        (SELECT n FROM size)"
+                "UPDATE {t} SET data = {merged}, expire = $5, max_age = $6, created = $7,
+                     expires_at = now() + $8::bigint {ms}
+                 WHERE key = $1 AND expires_at > now() AND successor IS NULL
+                   AND {size} <= $9
+                 RETURNING 1"
+            ),
+            // Why a save wrote nothing: (superseded, size of the merged data), no row if gone.
+            save_why: format!(
+                "SELECT successor IS NOT NULL, {size} FROM {t}
+                 WHERE key = $1 AND expires_at > now()"
             ),
             // (found, superseded, updated)
             touch: format!(
@@ -173,12 +170,14 @@ impl Sql {
             sweep: format!(
                 "DELETE FROM {t} WHERE key IN (
                      SELECT key FROM {t} WHERE expires_at <= now()
-                     LIMIT $1 FOR UPDATE SKIP LOCKED)"
+                     LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING 1"
             ),
             sweep_owners: format!(
                 "DELETE FROM {o} WHERE (owner, handle) IN (
                      SELECT owner, handle FROM {o} WHERE until <= $1
-                     LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING 1"
             ),
             // Drops the owner's lapsed entries (but the one written) and writes the entry; its
             // time never shrinks.

@@ -30,12 +30,12 @@ pub(crate) struct Inner {
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.inner.db.pool.state();
+        let (connections, idle) = self.inner.db.state();
         f.debug_struct("PostgresStore")
             .field("url", &self.inner.url)
             .field("table", &self.inner.table)
-            .field("connections", &state.connections)
-            .field("idle", &state.idle_connections)
+            .field("connections", &connections)
+            .field("idle", &idle)
             .finish_non_exhaustive()
     }
 }
@@ -196,7 +196,7 @@ impl PostgresStore {
             .db()
             .run(true, |c| {
                 let (sql, k) = (sql.clone(), k.clone());
-                async move { c.query_typed(&sql, &[(&k, Type::TEXT)]).await }
+                async move { c.query(&sql, &[(&k, Type::TEXT)]).await }
             })
             .await?;
         Ok(rows
@@ -218,15 +218,15 @@ impl PostgresStore {
         });
     }
 
-    /// Runs one statement with typed parameters (one round trip: no separate prepare); sent
-    /// at most once.
+    /// Runs one statement with typed parameters (prepared once per connection); sent at most
+    /// once.
     pub(crate) async fn query(
         &self,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         self.db()
-            .run(false, |c| async move { c.query_typed(sql, params).await })
+            .run(false, |c| async move { c.query(sql, params).await })
             .await
     }
 
@@ -237,7 +237,7 @@ impl PostgresStore {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         self.db()
-            .run(true, |c| async move { c.query_typed(sql, params).await })
+            .run(true, |c| async move { c.query(sql, params).await })
             .await
     }
 }
@@ -366,33 +366,57 @@ impl Store for PostgresStore {
             ms(ttl),
         );
         let lim = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self
-            .query(
-                &self.sql().save,
-                &[
-                    (&k, Type::TEXT),
-                    (&replace, Type::BOOL),
-                    (&set, Type::JSONB),
-                    (&removed, Type::TEXT_ARRAY),
-                    (&expire, Type::INT8),
-                    (&age, Type::INT8),
-                    (&created, Type::INT8),
-                    (&ttl, Type::INT8),
-                    (&lim, Type::INT8),
-                ],
-            )
-            .await?;
-        let (found, superseded, written) = counts(&rows);
-        if found > 0 && superseded == 0 && written == 0 {
-            // Found, not superseded, not written: the merged record was over the limit.
-            let size = rows
-                .first()
-                .and_then(|r| r.get::<_, Option<i64>>(3))
+        // A row that changed between the update and the question why (a concurrent save made
+        // it fit) is tried again; a few rounds of that mean something is wrong.
+        for _ in 0..3 {
+            let rows = self
+                .query(
+                    &self.sql().save,
+                    &[
+                        (&k, Type::TEXT),
+                        (&replace, Type::BOOL),
+                        (&set, Type::JSONB),
+                        (&removed, Type::TEXT_ARRAY),
+                        (&expire, Type::INT8),
+                        (&age, Type::INT8),
+                        (&created, Type::INT8),
+                        (&ttl, Type::INT8),
+                        (&lim, Type::INT8),
+                    ],
+                )
+                .await?;
+            if !rows.is_empty() {
+                return Ok(Updated::Updated);
+            }
+            // Nothing written (the rare path): gone, superseded, or over the limit.
+            let why = self
+                .read(
+                    &self.sql().save_why,
+                    &[
+                        (&k, Type::TEXT),
+                        (&replace, Type::BOOL),
+                        (&set, Type::JSONB),
+                        (&removed, Type::TEXT_ARRAY),
+                    ],
+                )
+                .await?;
+            let Some(row) = why.first() else {
+                return Ok(Updated::NotFound);
+            };
+            if row.get::<_, bool>(0) {
+                return Ok(Updated::Superseded);
+            }
+            let size = row
+                .get::<_, Option<i64>>(1)
                 .and_then(|s| usize::try_from(s).ok())
                 .unwrap_or(usize::MAX);
-            return Err(StoreError::TooLarge { size, limit });
+            if size > limit {
+                return Err(StoreError::TooLarge { size, limit });
+            }
         }
-        Ok(updated(found, superseded, written))
+        Err(StoreError::Backend(
+            "a save kept racing concurrent changes of its record".into(),
+        ))
     }
 
     async fn destroy(&self, key: &StoreKey) -> Result<Destroyed, StoreError> {

@@ -62,7 +62,7 @@ impl PostgresStore {
         self.db()
             .run(false, |c| {
                 let params = &params;
-                async move { c.execute_typed(sql, params).await }
+                async move { c.query(sql, params).await.map(|rows| rows.len() as u64) }
             })
             .await
     }
