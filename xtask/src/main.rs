@@ -188,7 +188,7 @@ fn test_postgres() -> Result<(), String> {
             "-p",
             "demo",
             "--features",
-            "session-store-postgres/postgres-tests,demo/postgres-tests",
+            "session-store-postgres/postgres-tests,session-store-postgres/tls,demo/postgres-tests",
         ],
         &[("DATABASE_URL", &url), ("PG_BIN", &bin)],
     )

@@ -29,6 +29,9 @@ pub enum BuildError {
     /// A time limit of zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// The TLS configuration can't be used (feature `tls`).
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 enum Source {
@@ -46,6 +49,8 @@ pub struct PostgresStoreBuilder {
     statement_timeout: Duration,
     max_record_bytes: usize,
     application_name: Option<String>,
+    #[cfg(feature = "tls")]
+    tls: Option<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for PostgresStoreBuilder {
@@ -82,7 +87,49 @@ impl PostgresStoreBuilder {
             statement_timeout: Duration::from_secs(1),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             application_name: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Connects over TLS with this rustls configuration (feature `tls`). The connection
+    /// string's `sslmode` says whether TLS is required (`require`) or tried first (`prefer`,
+    /// the default). Only for connections the store makes (not [`PostgresStore::from_pool`]).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, config: rustls::ClientConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Connects over TLS trusting only the PEM root certificate(s) given (a private CA or a
+    /// self-signed server certificate; feature `tls`). An unreadable PEM fails at
+    /// [`PostgresStoreBuilder::build`].
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_root_certificate(self, pem: &[u8]) -> Result<Self, BuildError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert =
+                cert.map_err(|_| BuildError::Tls("the root certificate is not PEM".into()))?;
+            roots
+                .add(cert)
+                .map_err(|e| BuildError::Tls(format!("unusable root certificate: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(BuildError::Tls("no certificate in the PEM".into()));
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| BuildError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(self.tls(config))
     }
 
     /// The `application_name` the store's connections show in `pg_stat_activity` (default:
@@ -165,7 +212,11 @@ impl PostgresStoreBuilder {
                     config.application_name(name);
                 }
                 let display = shown(&config);
-                let manager = Manager { config };
+                let manager = Manager {
+                    config,
+                    #[cfg(feature = "tls")]
+                    tls: self.tls.map(tokio_postgres_rustls::MakeRustlsConnect::new),
+                };
                 let pool = Pool::builder()
                     .max_size(self.pool_size)
                     .connection_timeout(self.checkout_timeout)

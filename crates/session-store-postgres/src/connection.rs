@@ -28,6 +28,20 @@ pub(crate) struct PgConn {
 /// statement cache per connection).
 pub(crate) struct Manager {
     pub(crate) config: tokio_postgres::Config,
+    /// TLS through rustls (feature `tls`); `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+fn spawn_connection<F>(connection: F)
+where
+    F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(target: "session::postgres", error = %e, "a connection ended");
+        }
+    });
 }
 
 impl bb8::ManageConnection for Manager {
@@ -35,12 +49,17 @@ impl bb8::ManageConnection for Manager {
     type Error = tokio_postgres::Error;
 
     async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let (client, connection) = self.config.connect(tls.clone()).await?;
+            spawn_connection(connection);
+            return Ok(PgConn {
+                client,
+                prepared: HashMap::new(),
+            });
+        }
         let (client, connection) = self.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(target: "session::postgres", error = %e, "a connection ended");
-            }
-        });
+        spawn_connection(connection);
         Ok(PgConn {
             client,
             prepared: HashMap::new(),

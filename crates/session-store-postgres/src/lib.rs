@@ -28,6 +28,9 @@
 //!   or read-only (a replica promoted the wrong way round) gives a [`StoreError`] at once or
 //!   within its limit, and the pool replaces dead connections, so the store recovers when the
 //!   database does. Passwords never appear in `Debug` or logs.
+//! - **TLS** (feature `tls`): through rustls with the ring provider,
+//!   [`PostgresStoreBuilder::tls`] or [`PostgresStoreBuilder::tls_root_certificate`] with
+//!   `sslmode=require` in the connection string.
 //! - **A user's sessions**: the owner index (see `session_core::owner`) is a table beside the
 //!   sessions (`<table>_owners`), one statement per call; a listing joins the sessions table.
 //!

@@ -158,6 +158,8 @@ pub struct Cluster {
     bin: std::path::PathBuf,
     dir: std::path::PathBuf,
     pub port: u16,
+    /// Server options beyond the port, socket and fsync (e.g. TLS).
+    extra: String,
 }
 
 fn is_root() -> bool {
@@ -212,7 +214,12 @@ impl Cluster {
                 .unwrap();
             assert!(ok.success());
         }
-        let c = Cluster { bin, dir, port };
+        let c = Cluster {
+            bin,
+            dir,
+            port,
+            extra: String::new(),
+        };
         let mut init = c.cmd("initdb");
         init.args([
             "-D",
@@ -223,6 +230,35 @@ impl Cluster {
             "--no-sync",
         ]);
         c.run(init);
+        c.up();
+        c
+    }
+
+    /// A cluster that also serves TLS with the test-only self-signed certificate in
+    /// tests/data (for `localhost` and 127.0.0.1).
+    pub fn start_tls() -> Cluster {
+        let mut c = Cluster::start();
+        c.down();
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        for f in ["test-cert.pem", "test-key.pem"] {
+            let to = c.dir.join(f);
+            std::fs::copy(data.join(f), &to).unwrap();
+            let mut perms = std::fs::metadata(&to).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+            std::fs::set_permissions(&to, perms).unwrap();
+            if is_root() {
+                let ok = std::process::Command::new("chown")
+                    .args(["postgres:", &to.to_string_lossy()])
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }
+        }
+        c.extra = format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            c.dir.join("test-cert.pem").to_string_lossy(),
+            c.dir.join("test-key.pem").to_string_lossy()
+        );
         c.up();
         c
     }
@@ -238,9 +274,10 @@ impl Cluster {
     /// Starts (or restarts) the server, waiting until it accepts connections.
     pub fn up(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
             self.port,
-            self.dir.to_string_lossy()
+            self.dir.to_string_lossy(),
+            self.extra
         );
         let mut ctl = self.cmd("pg_ctl");
         ctl.args(["-D", &self.data(), "-o", &options, "-l"])
