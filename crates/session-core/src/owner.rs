@@ -167,6 +167,23 @@ pub enum OwnerError {
     BadOwner,
 }
 
+/// `text`'s bytes in lowercase hex: how a store names an owner (or any app-chosen text) where
+/// its keys or columns can't hold every character (a Redis Cluster hash tag must not contain
+/// `}`; PostgreSQL text refuses a NUL), keeping distinct texts distinct.
+///
+/// ```
+/// assert_eq!(session_core::owner::hex("a}\0"), "617d00");
+/// ```
+pub fn hex(text: &str) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * text.len());
+    for b in text.bytes() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 /// Checks an owner id: 1 to [`MAX_OWNER_BYTES`] bytes.
 pub fn check_owner(owner: &str) -> Result<(), OwnerError> {
     if owner.is_empty() || owner.len() > MAX_OWNER_BYTES {

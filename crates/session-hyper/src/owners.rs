@@ -93,6 +93,23 @@ pub(crate) fn unfile_later(shared: &Arc<Shared>, owner: String, key: StoreKey) {
     });
 }
 
+/// The owner index, for a valid owner id.
+fn owner_index<'a>(shared: &'a Shared, owner: &str) -> Result<&'a dyn OwnerIndex, Error> {
+    check_owner(owner).map_err(SessionError::from)?;
+    Ok(index_of(shared)?.1)
+}
+
+/// The time now and `owner`'s entries that have not lapsed.
+async fn entries(
+    shared: &Shared,
+    index: &dyn OwnerIndex,
+    owner: &str,
+) -> Result<(u64, Vec<Indexed>), Error> {
+    let now = shared.config.now_ms();
+    let found = shared.timed(index.entries(owner, index_time(now))).await?;
+    Ok((now, found))
+}
+
 /// Files the session under `key` in its owner's index, to last until the binding says: the
 /// commit's step before it writes an owned record.
 pub(crate) async fn file(
@@ -134,10 +151,8 @@ pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u6
 /// The owner's live sessions; `current` marks the ones filed under `mine`. Entries whose
 /// record has been gone for longer than a request can take are removed on the way.
 async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<SessionInfo>, Error> {
-    check_owner(owner).map_err(SessionError::from)?;
-    let (_, index) = index_of(shared)?;
-    let now = shared.config.now_ms();
-    let found = shared.timed(index.entries(owner, index_time(now))).await?;
+    let index = owner_index(shared, owner)?;
+    let (now, found) = entries(shared, index, owner).await?;
     let mut dead = Vec::new();
     let mut out = Vec::with_capacity(found.len());
     for Indexed {
@@ -275,13 +290,11 @@ async fn revoke_one(
     handle: &str,
     keep: &[Handle],
 ) -> Result<Option<Handle>, Error> {
-    check_owner(owner).map_err(SessionError::from)?;
-    let (_, index) = index_of(shared)?;
+    let index = owner_index(shared, owner)?;
     let Some(handle) = Handle::parse(handle) else {
         return Ok(None);
     };
-    let now = shared.config.now_ms();
-    let found = shared.timed(index.entries(owner, index_time(now))).await?;
+    let (now, found) = entries(shared, index, owner).await?;
     let Some(target) = found.into_iter().find(|i| i.entry.handle == handle) else {
         return Ok(None);
     };
@@ -305,10 +318,8 @@ fn expires(record_ttl: Option<std::time::Duration>, now: u64) -> Option<u64> {
 
 /// Revokes every session of the owner but the ones filed under `keep`.
 async fn revoke_all(shared: &Shared, owner: &str, keep: &[Handle]) -> Result<usize, Error> {
-    check_owner(owner).map_err(SessionError::from)?;
-    let (_, index) = index_of(shared)?;
-    let now = shared.config.now_ms();
-    let found = shared.timed(index.entries(owner, index_time(now))).await?;
+    let index = owner_index(shared, owner)?;
+    let (_, found) = entries(shared, index, owner).await?;
     let targets: Vec<IndexEntry> = found
         .into_iter()
         .map(|i| i.entry)

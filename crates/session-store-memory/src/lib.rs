@@ -237,10 +237,15 @@ impl MemoryStore {
 
     /// The remaining TTL of the record under `key`, `None` if there is no live record.
     pub fn ttl(&self, key: &StoreKey) -> Option<Duration> {
+        self.ttl_where(key, |_| true)
+    }
+
+    /// The remaining TTL of the entry under `key` if it has not expired and passes `keep`.
+    fn ttl_where(&self, key: &StoreKey, keep: impl Fn(&Entry) -> bool) -> Option<Duration> {
         let now = self.now();
         let shard = self.shard(key.as_str());
         let e = shard.map.get(key.as_str())?;
-        (e.expires_at > now).then(|| Duration::from_millis(e.expires_at - now))
+        (e.expires_at > now && keep(e)).then(|| Duration::from_millis(e.expires_at - now))
     }
 
     /// Number of records held (expired ones not yet reclaimed included).
@@ -281,10 +286,7 @@ impl MemoryStore {
 
     /// The remaining TTL of the live record under `key` (not a supersede marker).
     fn live_ttl(&self, key: &StoreKey) -> Option<Duration> {
-        let now = self.now();
-        let shard = self.shard(key.as_str());
-        let e = shard.map.get(key.as_str())?;
-        (e.expires_at > now && !e.is_marker()).then(|| Duration::from_millis(e.expires_at - now))
+        self.ttl_where(key, |e| !e.is_marker())
     }
 
     /// Entries held in the owner index (lapsed ones not yet dropped included).

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
+// The owner id is stored as hex: an app's id may hold any text, and Postgres text refuses a NUL.
+use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex, hex};
 use session_core::{BoxFuture, StoreError, StoreKey};
 use tokio_postgres::types::Type;
 
@@ -12,17 +13,6 @@ use crate::store::PostgresStore;
 
 fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// The owner id as stored: hex, since an app's id may hold any text (Postgres `text` refuses
-/// a NUL).
-fn hex(owner: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(2 * owner.len());
-    for b in owner.bytes() {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 impl OwnerIndex for PostgresStore {

@@ -8,6 +8,7 @@ pub(crate) struct Sql {
     pub(crate) create: String,
     pub(crate) load: String,
     pub(crate) delete_expired: String,
+    pub(crate) ttl: String,
     pub(crate) save: String,
     pub(crate) save_why: String,
     pub(crate) touch: String,
@@ -117,6 +118,11 @@ impl Sql {
             ),
             // The lazy delete of a row a load found expired.
             delete_expired: format!("DELETE FROM {t} WHERE key = $1 AND expires_at <= now()"),
+            // The time a row (record or marker) has left, for tests and monitoring.
+            ttl: format!(
+                "SELECT (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::bigint FROM {t}
+                 WHERE key = $1 AND expires_at > now()"
+            ),
             // Applies the delta to the live, unsuperseded row if the result fits the limit, in
             // one UPDATE: `(data - removed) || set` merges per top-level key, computed from the
             // row as it is when the update runs (a concurrent save is waited for and merged

@@ -80,11 +80,8 @@ pub(crate) fn encode_key(k: String) -> String {
     if !k.contains('\0') && !k.starts_with(HEX_KEY) {
         return k;
     }
-    let mut out = String::with_capacity(1 + 2 * k.len());
-    out.push(HEX_KEY);
-    for b in k.bytes() {
-        out.push_str(&format!("{b:02x}"));
-    }
+    let mut out = String::from(HEX_KEY);
+    out.push_str(&session_core::owner::hex(&k));
     out
 }
 
@@ -181,24 +178,8 @@ impl PostgresStore {
     /// The time the live record under `key` has left (for tests and monitoring); `None` if
     /// there is none.
     pub async fn ttl(&self, key: &StoreKey) -> Result<Option<Duration>, StoreError> {
-        let t = self.inner.table.clone();
-        let quoted = t
-            .split('.')
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(".");
-        let sql = format!(
-            "SELECT (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::bigint FROM {quoted}
-             WHERE key = $1 AND expires_at > now()"
-        );
-        let k = key.as_str().to_owned();
-        let rows = self
-            .db()
-            .run(true, |c| {
-                let (sql, k) = (sql.clone(), k.clone());
-                async move { c.query(&sql, &[(&k, Type::TEXT)]).await }
-            })
-            .await?;
+        let k = key.as_str();
+        let rows = self.read(&self.sql().ttl, &[(&k, Type::TEXT)]).await?;
         Ok(rows
             .first()
             .and_then(|r| r.get::<_, Option<i64>>(0))

@@ -4,7 +4,6 @@
 //! itself without keyspace notifications (which Cluster does not forward and managed Redis
 //! often disables).
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -18,10 +17,7 @@ impl RedisStore {
     /// The two keys of `owner`'s index. The owner id is hex-encoded inside the hash tag: any
     /// text (braces included) makes a key of its own, and both keys share a slot.
     pub(crate) fn owner_keys(&self, owner: &str) -> (String, String) {
-        let mut tag = String::with_capacity(2 * owner.len());
-        for b in owner.bytes() {
-            let _ = write!(tag, "{b:02x}");
-        }
+        let tag = session_core::owner::hex(owner);
         let set = format!("{}owner:{{{tag}}}", self.prefix());
         let entries = format!("{set}:e");
         (set, entries)
