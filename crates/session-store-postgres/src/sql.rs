@@ -205,7 +205,7 @@ impl Sql {
                         (EXTRACT(EPOCH FROM (s.expires_at - now())) * 1000)::bigint
                  FROM {o} e
                  LEFT JOIN {t} s ON s.key = e.key AND s.expires_at > now()
-                                AND s.successor IS NULL
+                                AND s.successor IS NULL AND isfinite(s.expires_at)
                  WHERE e.owner = $1 AND e.until > $2"
             ),
         }

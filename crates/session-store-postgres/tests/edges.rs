@@ -139,3 +139,54 @@ async fn keys_holding_a_nul_round_trip() {
     let want = json!({"\u{1}x": 2, "plain": 3, "c\u{0}d": 4});
     assert_eq!(serde_json::Value::Object(r.data), want);
 }
+
+/// A session row another program gave an infinite expiry doesn't break its owner's listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_expiry_does_not_break_the_listing() {
+    use session_core::owner::{Handle, IndexEntry, OwnerIndex};
+    let store = PostgresStore::builder(url())
+        .table(unique_table("inf"))
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let key = StoreKey::from_raw("sess:inf");
+    store
+        .create(
+            &key,
+            &Record {
+                data: Data::new(),
+                meta: meta(),
+            },
+            TTL,
+        )
+        .await
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute(
+            &format!(
+                "UPDATE \"{}\" SET expires_at = 'infinity' WHERE key = $1",
+                store.table()
+            ),
+            &[&key.as_str()],
+        )
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let entry = IndexEntry {
+        handle: Handle::of(&key),
+        key: key.clone(),
+        since: now,
+        seen: now,
+        device: None,
+    };
+    store.index("ada", &entry, now + 60_000, now).await.unwrap();
+    let listed = store.entries("ada", now).await;
+    assert!(listed.is_ok(), "{listed:?}");
+}

@@ -23,6 +23,29 @@ impl RedisStore {
         (set, entries)
     }
 
+    /// Runs an owner-index script. Another program's value of another type at an index key
+    /// (`WRONGTYPE`) would fail every login of that owner for good: like a corrupt record, it is
+    /// logged without its content and deleted (both keys: the index is rebuilt by the owner's
+    /// next writes), and the script runs once more.
+    async fn index_script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        set: &str,
+        entries: &str,
+        args: &[Vec<u8>],
+    ) -> Result<T, StoreError> {
+        match self.db().invoke_keys(script, &[set, entries], args).await {
+            Err(StoreError::Corrupt(why)) => {
+                tracing::warn!(target: "session", reason = %why, "an owner index holds a foreign value; deleting it");
+                for k in [set, entries] {
+                    self.db().eval_reply(&SCRIPTS.v1_destroy, k).await?;
+                }
+                self.db().invoke_keys(script, &[set, entries], args).await
+            }
+            other => other,
+        }
+    }
+
     async fn record_ttl(
         &self,
         key: &session_core::StoreKey,
@@ -58,8 +81,7 @@ impl OwnerIndex for RedisStore {
                 entry.encode(),
             ];
             let _: i64 = self
-                .db()
-                .invoke_keys(&SCRIPTS.owner_index, &[&set, &entries], &args)
+                .index_script(&SCRIPTS.owner_index, &set, &entries, &args)
                 .await?;
             Ok(())
         })
@@ -77,8 +99,7 @@ impl OwnerIndex for RedisStore {
             args.push(now.to_string().into_bytes());
             args.extend(handles.iter().map(|h| h.as_str().as_bytes().to_vec()));
             let _: i64 = self
-                .db()
-                .invoke_keys(&SCRIPTS.owner_unindex, &[&set, &entries], &args)
+                .index_script(&SCRIPTS.owner_unindex, &set, &entries, &args)
                 .await?;
             Ok(())
         })
@@ -92,10 +113,10 @@ impl OwnerIndex for RedisStore {
         Box::pin(async move {
             let (set, entries) = self.owner_keys(owner);
             let flat: Vec<Vec<u8>> = self
-                .db()
-                .invoke_keys(
+                .index_script(
                     &SCRIPTS.owner_entries,
-                    &[&set, &entries],
+                    &set,
+                    &entries,
                     &[now.to_string().into_bytes()],
                 )
                 .await?;

@@ -271,3 +271,68 @@ async fn a_tampered_size_counter_is_recounted() {
     );
     assert_eq!((failed, wrong_count, let_through), (0, 0, 0));
 }
+
+/// A foreign value at an owner's index key (another program, another type) and a foreign
+/// score (+inf) neither fail every login of that owner nor drop the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_owner_index_is_replaced_not_a_failure_loop() {
+    use session_core::owner::{Handle, IndexEntry, OwnerIndex};
+    let store = RedisStore::builder(support::shared_url())
+        .prefix(support::unique_prefix("owner_foreign"))
+        .build()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let entry = |k: &str| {
+        let key = StoreKey::from_raw(k);
+        IndexEntry {
+            handle: Handle::of(&key),
+            key,
+            since: now,
+            seen: now,
+            device: None,
+        }
+    };
+    let client = redis::Client::open(support::shared_url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let prefix = store.redis_key(&StoreKey::from_raw(""));
+    let set = format!("{prefix}owner:{{616461}}");
+    let _: () = redis::cmd("SET")
+        .arg(&set)
+        .arg("x")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        store
+            .index("ada", &entry("a"), now + 60_000, now)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.entries("ada", now).await.unwrap().len(), 1);
+    let _: () = redis::cmd("ZADD")
+        .arg(&set)
+        .arg("+inf")
+        .arg("junk")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    store
+        .index("ada", &entry("b"), now + 60_000, now)
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&set)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "the index must keep a TTL, not be deleted: {ttl}");
+    assert_eq!(
+        store.entries("ada", now).await.unwrap().len(),
+        2,
+        "both real entries stay listed"
+    );
+}

@@ -15,7 +15,12 @@ local function settle(now)
     redis.call('DEL', KEYS[1], KEYS[2])
     return 0
   end
-  local ttl = string.format('%d', math.max(tonumber(latest[2]) - now, 1))
+  -- A foreign score (+inf, or beyond ten years) must not overflow PEXPIRE into a delete.
+  local left = tonumber(latest[2]) - now
+  if left ~= left or left > 315576000000 then
+    left = 315576000000
+  end
+  local ttl = string.format('%d', math.max(left, 1))
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
   return redis.call('ZCARD', KEYS[1])
