@@ -199,6 +199,13 @@ async fn end_chain(
     keep: &[Handle],
 ) -> Result<bool, Error> {
     let mut found = false;
+    // The entry's own record is left alone if another owner's binding is on it (two binds of
+    // one session racing without a regenerate filed it under both owners).
+    if let Loaded::Live(record) = shared.timed(store.load_dyn(&key)).await?
+        && bound_elsewhere(&record.data, owner)
+    {
+        return Ok(false);
+    }
     let mut next = match shared.timed(store.destroy_dyn(&key)).await? {
         Destroyed::Removed => return Ok(true),
         Destroyed::Missing => return Ok(false),
@@ -225,6 +232,13 @@ async fn end_chain(
         }
     }
     Ok(found)
+}
+
+/// Whether stored data carries a binding to an owner other than `owner`.
+fn bound_elsewhere(data: &session_core::Data, owner: &str) -> bool {
+    data.get(OWNER_KEY)
+        .and_then(Binding::from_value)
+        .is_some_and(|b| b.owner != owner)
 }
 
 /// Whether stored data carries a binding to `owner`.

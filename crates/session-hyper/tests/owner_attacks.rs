@@ -657,3 +657,34 @@ async fn login_costs() {
     // A re-login also removes the old id's entry, in the background (off the request's path).
     assert!(c2 - c1 <= 2 && c3 - c2 <= 2, "{} {}", c2 - c1, c3 - c2);
 }
+
+/// Two binds of one session race without a regenerate (ada's, then bob's): the key is filed
+/// under both owners, the record says bob. Ada's "log out everywhere" must not end bob's
+/// session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_never_ends_a_session_bound_to_another_owner() {
+    let (w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
+    let owners = layer.owners().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let x = browser();
+    assert_eq!(get(&x, &format!("{url}/bind?owner=bob")).await.status, 200);
+    let bobs = owners.list("bob").await.unwrap();
+    assert_eq!(bobs.len(), 1);
+    // Ada's index names the same key, as the losing side of the race leaves it.
+    let entry = OwnerIndex::entries(&w.store, "bob", T0)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap()
+        .entry;
+    OwnerIndex::index(&w.store, "ada", &entry, T0 + 86_400_000, T0)
+        .await
+        .unwrap();
+    assert_eq!(owners.revoke_all("ada").await.unwrap(), 0);
+    assert_eq!(
+        who(&x, &url).await,
+        "bob",
+        "ada's revoke ended bob's session"
+    );
+}
