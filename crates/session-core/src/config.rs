@@ -9,7 +9,7 @@ mod cookie;
 mod error;
 mod keys;
 
-pub use cookie::{CookieOptions, Priority, SameSite, SecurePolicy};
+pub use cookie::{CookieMode, CookieOptions, Priority, SameSite, SecurePolicy};
 pub use error::ConfigError;
 pub use keys::{Algorithm, MAX_KEYS, MIN_KEY_LEN, Secret, validate_keys};
 
@@ -26,6 +26,7 @@ use crate::session::Rules;
 #[derive(Clone)]
 pub struct Config {
     pub(crate) cookie: CookieOptions,
+    pub(crate) cookie_mode: CookieMode,
     pub(crate) signed: bool,
     pub(crate) keys: Vec<Secret>,
     pub(crate) algorithm: Algorithm,
@@ -47,6 +48,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("cookie", &self.cookie)
+            .field("cookie_mode", &self.cookie_mode)
             .field("signed", &self.signed)
             .field("keys", &format_args!("<{} redacted>", self.keys.len()))
             .field("algorithm", &self.algorithm)
@@ -74,7 +76,12 @@ impl Config {
     pub fn cookie(&self) -> &CookieOptions {
         &self.cookie
     }
-    /// Whether cookies are signed.
+    /// How a cookie-mode session is carried.
+    pub fn cookie_mode(&self) -> CookieMode {
+        self.cookie_mode
+    }
+
+    /// Whether cookies are signed (or, in [`CookieMode::Encrypted`], encrypted) with keys.
     pub fn signed(&self) -> bool {
         self.signed
     }
@@ -168,6 +175,7 @@ impl Config {
 #[derive(Default)]
 pub struct ConfigBuilder {
     cookie: CookieOptions,
+    cookie_mode: CookieMode,
     unsigned: bool,
     keys: Vec<Secret>,
     algorithm: Option<Algorithm>,
@@ -231,6 +239,13 @@ impl ConfigBuilder {
     /// Cookie `Priority`.
     pub fn priority(mut self, priority: Priority) -> Self {
         self.cookie.priority = Some(priority);
+        self
+    }
+    /// How a cookie-mode session is carried (default [`CookieMode::Signed`], koa's). An
+    /// [`CookieMode::Encrypted`] session needs keys of at least 32 bytes (the legacy key
+    /// rules don't apply to it) and is not koa-compatible.
+    pub fn cookie_mode(mut self, mode: CookieMode) -> Self {
+        self.cookie_mode = mode;
         self
     }
     /// Turns signing off (koa's `signed: false`); only sensible behind another integrity layer.
@@ -376,7 +391,17 @@ impl ConfigBuilder {
             return Err(ConfigError::PrefixNeedsSecure("__Secure-"));
         }
         let signed = !self.unsigned;
-        let legacy = self.legacy_keys || self.koa_compat;
+        let encrypted = self.cookie_mode == CookieMode::Encrypted;
+        if encrypted && !signed {
+            return Err(ConfigError::Encryption("they need keys (unsigned is set)"));
+        }
+        if encrypted && self.koa_compat {
+            return Err(ConfigError::Encryption(
+                "koa-compat carries koa's readable base64 JSON",
+            ));
+        }
+        // An encryption key must be a strong one, whatever the legacy setting.
+        let legacy = (self.legacy_keys || self.koa_compat) && !encrypted;
         if signed {
             validate_keys(&self.keys, legacy)?;
         }
@@ -447,6 +472,7 @@ impl ConfigBuilder {
         });
         Ok(Config {
             cookie: self.cookie,
+            cookie_mode: self.cookie_mode,
             signed,
             keys: if signed { self.keys } else { Vec::new() },
             algorithm,

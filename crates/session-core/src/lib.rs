@@ -97,7 +97,8 @@ pub mod testing;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{
-    Algorithm, Config, ConfigBuilder, ConfigError, CookieOptions, Priority, SameSite, SecurePolicy,
+    Algorithm, Config, ConfigBuilder, ConfigError, CookieMode, CookieOptions, Priority, SameSite,
+    SecurePolicy,
 };
 pub use events::Event;
 pub use hooks::Hooks;

@@ -25,6 +25,22 @@ pub enum SecurePolicy {
     Never,
 }
 
+/// How a cookie-mode session (the cookie is the session) is carried. Store mode carries only a
+/// signed id and is not affected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CookieMode {
+    /// koa's: base64 of the session JSON, signed in a `.sig` companion cookie. Anyone who sees
+    /// the cookie can read the session, no one without a key can change it; a Koa app with
+    /// the same keys reads and writes it too.
+    #[default]
+    Signed,
+    /// The session JSON encrypted and authenticated (XChaCha20-Poly1305, `session-cookie`'s
+    /// `EncryptedCodec`) under a subkey of each key of the list, bound to the cookie name; one
+    /// cookie, no `.sig`. Unreadable and unforgeable without a key; not readable by Koa.
+    Encrypted,
+}
+
 /// The cookie `Priority` attribute (a Chromium extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {

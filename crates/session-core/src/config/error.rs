@@ -41,6 +41,10 @@ pub enum ConfigError {
         /// Position in the key list.
         index: usize,
     },
+    /// [`CookieMode::Encrypted`](crate::CookieMode::Encrypted) combined with an option it
+    /// can't work with.
+    #[error("encrypted cookies can't be used here: {0}")]
+    Encryption(&'static str),
     /// The cookie name is not an RFC 6265 token.
     #[error("cookie name {0:?} is not a valid cookie token")]
     InvalidCookieName(String),

@@ -274,3 +274,40 @@ fn debug_hides_keys() {
     assert!(!dbg.contains("0123456789abcdef"));
     assert!(!format!("{:?}", c.keys()[0]).contains("0123"));
 }
+
+#[test]
+fn encrypted_cookie_mode_rules() {
+    let c = base().cookie_mode(CookieMode::Encrypted).build().unwrap();
+    assert_eq!(c.cookie_mode(), CookieMode::Encrypted);
+    assert_eq!(base().build().unwrap().cookie_mode(), CookieMode::Signed);
+    // No keys to derive from, or koa's readable format: refused, not silently signed.
+    assert!(matches!(
+        Config::builder()
+            .unsigned()
+            .cookie_mode(CookieMode::Encrypted)
+            .build(),
+        Err(ConfigError::Encryption(_))
+    ));
+    assert!(matches!(
+        base()
+            .koa_compat(true)
+            .cookie_mode(CookieMode::Encrypted)
+            .build(),
+        Err(ConfigError::Encryption(_))
+    ));
+    // A short legacy key signs (with a warning) but never encrypts.
+    let short = || Config::builder().key("k1").legacy_keys(true);
+    assert!(short().build().is_ok());
+    assert!(matches!(
+        short().cookie_mode(CookieMode::Encrypted).build(),
+        Err(ConfigError::KeyTooShort { .. })
+    ));
+    assert!(matches!(
+        Config::builder()
+            .key("keyboard cat")
+            .legacy_keys(true)
+            .cookie_mode(CookieMode::Encrypted)
+            .build(),
+        Err(ConfigError::KeyTooShort { .. } | ConfigError::PlaceholderKey { .. })
+    ));
+}
