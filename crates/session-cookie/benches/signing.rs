@@ -1,12 +1,13 @@
-//! Sign + verify of a typical session cookie against the bare HMAC work it can't avoid, and
-//! the cookie-mode codec. Run: `cargo bench -p session-cookie --bench signing`.
+//! Sign + verify of a typical session cookie against the bare HMAC work it can't avoid, the
+//! cookie-mode codec, and the encrypted codec beside the signed one for the same session. Run:
+//! `cargo bench -p session-cookie --bench signing`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
-use session_cookie::{Codec, Keygrip, KoaCodec, SessionCookies};
+use session_cookie::{Codec, EncryptedCodec, Incoming, Keygrip, KoaCodec, SessionCookies};
 use session_core::keys::Secret;
 use session_core::{Algorithm, Config, MaxAge, Meta, Record};
 
@@ -130,15 +131,20 @@ fn cookies(c: &mut Criterion) {
     });
 }
 
-fn codec(c: &mut Criterion) {
-    let mut record = Record {
+/// A session with a one-day max-age and no data yet.
+fn empty_record() -> Record {
+    Record {
         data: Default::default(),
         meta: Meta {
             expire: Some(1_700_086_400_000),
             max_age: MaxAge::Ms(86_400_000),
             created: None,
         },
-    };
+    }
+}
+
+fn codec(c: &mut Criterion) {
+    let mut record = empty_record();
     for i in 0..10 {
         record.data.insert(
             format!("key{i}"),
@@ -153,5 +159,95 @@ fn codec(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, sign_verify, cookies, codec);
+/// A typical cookie-mode session both ways, from the record to the `Set-Cookie` value and from
+/// the request's `Cookie` header back to the record: signed (koa's base64 JSON, HMAC-SHA-256 in
+/// a `.sig` cookie) and encrypted (XChaCha20-Poly1305, one cookie).
+fn signed_vs_encrypted(c: &mut Criterion) {
+    let mut record = empty_record();
+    record.data.insert("user".into(), serde_json::json!("ada"));
+    record.data.insert("views".into(), serde_json::json!(42));
+    record
+        .data
+        .insert("csrf".into(), serde_json::json!("kq3JX0ZpW8oT1yC5nLm2"));
+    record
+        .data
+        .insert("cart".into(), serde_json::json!([101, 202, 303]));
+    let config = Config::builder().key(KEY.to_vec()).build().unwrap();
+    let signed_jar = SessionCookies::from_config(&config).unwrap();
+    let plain_jar = SessionCookies::new(config.cookie().clone(), None);
+    let enc = EncryptedCodec::from_config(&config).unwrap();
+    let mut g = c.benchmark_group("cookie_mode_typical_session");
+    g.bench_function("signed_write_then_read", |b| {
+        b.iter(|| {
+            let value = KoaCodec.encode(black_box(&record)).unwrap();
+            let set = signed_jar
+                .write(&value, Some(1_700_086_400_000), 1_700_000_000_000, true)
+                .unwrap();
+            let sig = set.sig.as_deref().unwrap().split(';').next().unwrap();
+            let header = format!("koa.sess={value}; {sig}");
+            let Incoming::Valid { value, .. } = signed_jar.read([header.as_bytes()]) else {
+                panic!()
+            };
+            KoaCodec.decode(value, MaxAge::Session).unwrap()
+        })
+    });
+    g.bench_function("encrypted_write_then_read", |b| {
+        b.iter(|| {
+            let value = enc.encode(black_box(&record)).unwrap();
+            let set = plain_jar
+                .write(&value, Some(1_700_086_400_000), 1_700_000_000_000, true)
+                .unwrap();
+            let header = set.value.split(';').next().unwrap();
+            let Incoming::Valid { value, .. } = plain_jar.read([header.as_bytes()]) else {
+                panic!()
+            };
+            enc.decode_with_key(value, MaxAge::Session).unwrap()
+        })
+    });
+    // The codecs alone (no cookie formatting or parsing).
+    g.bench_function("signed_codec_encode_sign_verify_decode", |b| {
+        let named = Keygrip::new(&[Secret::new(KEY.to_vec())], Algorithm::Sha256)
+            .unwrap()
+            .with_prefix(b"koa.sess=");
+        b.iter(|| {
+            let value = KoaCodec.encode(black_box(&record)).unwrap();
+            let sig = named.sign(value.as_bytes());
+            named.verify(value.as_bytes(), sig.as_str()).unwrap();
+            KoaCodec.decode(&value, MaxAge::Session).unwrap()
+        })
+    });
+    g.bench_function("encrypted_codec_encode_decode", |b| {
+        b.iter(|| {
+            let value = enc.encode(black_box(&record)).unwrap();
+            enc.decode_with_key(&value, MaxAge::Session).unwrap()
+        })
+    });
+    // Opening a value under the fourth key of a rotation list (every key tried).
+    let old = EncryptedCodec::new(
+        "koa.sess",
+        &[Secret::new(b"an old key of 32 bytes or longer".to_vec())],
+    )
+    .unwrap();
+    let rotated = EncryptedCodec::new(
+        "koa.sess",
+        &[
+            Secret::new(b"key one, 32 bytes or longer.....".to_vec()),
+            Secret::new(b"key two, 32 bytes or longer.....".to_vec()),
+            Secret::new(b"key three, 32 bytes or longer...".to_vec()),
+            Secret::new(b"an old key of 32 bytes or longer".to_vec()),
+        ],
+    )
+    .unwrap();
+    let old_value = old.encode(&record).unwrap();
+    g.bench_function("encrypted_decode_under_fourth_key", |b| {
+        b.iter(|| {
+            rotated
+                .decode_with_key(black_box(&old_value), MaxAge::Session)
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, sign_verify, cookies, codec, signed_vs_encrypted);
 criterion_main!(benches);

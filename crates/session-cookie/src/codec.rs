@@ -5,6 +5,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use session_core::{MaxAge, Record};
 
+use crate::keygrip::KeyMatch;
+
 /// An encoding failure (a custom codec's; koa's encoding can't fail).
 #[derive(Debug, thiserror::Error)]
 #[error("session payload could not be encoded: {0}")]
@@ -13,13 +15,45 @@ pub struct CodecError(pub String);
 /// Turns a session record into a cookie value and back.
 ///
 /// `decode` must never panic and returns `None` for anything it can't read: the session then
-/// starts over. It only ever sees values whose signature already verified.
+/// starts over. A codec that does not [authenticate](Codec::authenticates) its values only
+/// ever sees values whose signature already verified.
 pub trait Codec: Send + Sync + 'static {
     /// The cookie value for `record`. Must consist of cookie-octets (RFC 6265), or writing the
     /// cookie fails with an error.
     fn encode(&self, record: &Record) -> Result<String, CodecError>;
     /// The record in `value`; `default_max_age` applies when the payload carries none.
     fn decode(&self, value: &str, default_max_age: MaxAge) -> Option<Record>;
+
+    /// [`Codec::decode`], also saying which of the codec's keys opened the value. A value
+    /// opened with an older key is written again (under the newest) on that response, as a
+    /// cookie signed with an older key is re-signed: key rotation without logging anyone out.
+    ///
+    /// The default is for codecs without keys of their own: the record of
+    /// [`Codec::decode`], opened with the "newest" key.
+    fn decode_with_key(&self, value: &str, default_max_age: MaxAge) -> Option<Decoded> {
+        self.decode(value, default_max_age).map(|record| Decoded {
+            record,
+            key: KeyMatch::Newest,
+        })
+    }
+
+    /// Whether the codec authenticates its own values (an AEAD, like [`EncryptedCodec`]): the
+    /// session cookie then goes without a `.sig` cookie, and `decode` sees whatever the client
+    /// sent. Default `false`: the middleware signs the value.
+    ///
+    /// [`EncryptedCodec`]: crate::EncryptedCodec
+    fn authenticates(&self) -> bool {
+        false
+    }
+}
+
+/// A record read from a cookie value, and the key that opened it ([`Codec::decode_with_key`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The session record.
+    pub record: Record,
+    /// The key that opened it: an older one means the value must be written again.
+    pub key: KeyMatch,
 }
 
 /// koa-session's codec: standard base64 (with `+/` and `=` padding) of the UTF-8 JSON, keys in

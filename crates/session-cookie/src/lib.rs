@@ -12,6 +12,8 @@
 //!   attributes, and an error instead of a cookie over 4096 bytes.
 //! - [`Codec`] / [`KoaCodec`]: the cookie-mode payload, koa's base64 of the session JSON with
 //!   `_expire`/`_maxAge`, decoded as leniently as Node does.
+//! - [`EncryptedCodec`]: the session JSON sealed with XChaCha20-Poly1305 under a subkey of each
+//!   key of the list, bound to the cookie name, one cookie and no `.sig`; rotation as signing's.
 //!
 //! # Example
 //! ```
@@ -41,11 +43,13 @@
 //! ```
 
 mod codec;
+mod encrypted;
 mod jar;
 mod keygrip;
 pub mod parse;
 
-pub use codec::{Codec, CodecError, KoaCodec, node_base64_decode};
+pub use codec::{Codec, CodecError, Decoded, KoaCodec, node_base64_decode};
+pub use encrypted::{ENCRYPTED_PREFIX, EncryptedCodec, encrypted_len};
 pub use jar::{
     CookieError, Incoming, MAX_AGE_CAP_SECS, MAX_CANDIDATES, MAX_COOKIE_BYTES,
     MAX_DESTROY_CANDIDATES, MAX_SIGNATURE_CANDIDATES, SessionCookies, SetCookies, Verified,
