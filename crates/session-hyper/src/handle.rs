@@ -378,20 +378,24 @@ fn first_live_payload(
     codec: &dyn session_cookie::Codec,
     payloads: &Candidates<String>,
 ) -> (Source, bool) {
-    let decode = |c: &Candidate<String>| match codec.decode(&c.value, config.max_age()) {
-        Some(record) => Source::Cookie(record),
-        None => Source::Undecodable,
+    // Re-sign (re-encrypt) when the signature or the codec's own key was an older one.
+    let decode = |c: &Candidate<String>| match codec.decode_with_key(&c.value, config.max_age()) {
+        Some(d) => (
+            Source::Cookie(d.record),
+            c.resign || d.key != session_cookie::KeyMatch::Newest,
+        ),
+        None => (Source::Undecodable, c.resign),
     };
     for candidate in payloads.iter() {
-        let source = decode(candidate);
+        let (source, resign) = decode(candidate);
         if session_core::driver::is_live_now(config, &source) {
-            return (source, candidate.resign);
+            return (source, resign);
         }
     }
     if payloads.unchecked {
         return (Source::Ambiguous, false);
     }
-    (decode(&payloads.first), payloads.first.resign)
+    decode(&payloads.first)
 }
 
 /// Store errors are not `Clone` (they may wrap sources); rebuild an equivalent one.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, COOKIE};
 use http::{HeaderName, HeaderValue, Request, Response};
-use session_cookie::{Codec, Incoming, KoaCodec, SessionCookies};
-use session_core::{Config, ConfigError, Store};
+use session_cookie::{Codec, EncryptedCodec, Incoming, KoaCodec, SessionCookies};
+use session_core::{Config, ConfigError, CookieMode, Store};
 
 use crate::Error;
 use crate::handle::{Candidate, Candidates, Presented, Session};
@@ -49,12 +49,20 @@ pub enum BuildError {
     /// `Retry-After` must be a valid header value.
     #[error("invalid Retry-After value")]
     RetryAfter,
+    /// [`CookieMode::Encrypted`] is for cookie mode: in store mode the cookie carries only a
+    /// signed id, and the data never leaves the server.
+    #[error("encrypted cookies are a cookie-mode setting; store mode keeps the data on the server")]
+    EncryptedNeedsCookieMode,
+    /// A custom codec with [`CookieMode::Encrypted`]: the codec would replace the encryption.
+    #[error("a custom codec replaces the encrypted codec; choose one")]
+    CodecWithEncryption,
 }
 
 /// Builds a [`SessionLayer`].
 pub struct SessionLayerBuilder {
     config: Config,
     backend: Backend,
+    custom_codec: bool,
     trust_proxy: bool,
     external_key: Option<HeaderName>,
     save_on_server_error: bool,
@@ -73,7 +81,9 @@ impl SessionLayer {
         SessionLayerBuilder::new(config, Backend::Store(Arc::new(store)))
     }
 
-    /// Cookie mode: the session is the signed cookie (koa's base64 JSON). No server state, so no
+    /// Cookie mode: the session is the cookie. By default koa's signed base64 JSON (readable by
+    /// whoever sees the cookie, unforgeable); with [`CookieMode::Encrypted`] in the
+    /// configuration, encrypted and authenticated ([`EncryptedCodec`]). No server state, so no
     /// revocation: keep max-age short and use the `valid` hook (see `session-core`).
     pub fn cookie(config: Config) -> SessionLayerBuilder {
         SessionLayerBuilder::new(config, Backend::Cookie(Arc::new(KoaCodec)))
@@ -99,6 +109,7 @@ impl SessionLayerBuilder {
         Self {
             config,
             backend,
+            custom_codec: false,
             trust_proxy: false,
             external_key: None,
             save_on_server_error: false,
@@ -109,10 +120,12 @@ impl SessionLayerBuilder {
         }
     }
 
-    /// Cookie mode with your own payload encoding (koa's `encode`/`decode`).
+    /// Cookie mode with your own payload encoding (koa's `encode`/`decode`). The value is
+    /// signed in a `.sig` cookie unless the codec [authenticates](Codec::authenticates) it.
     pub fn codec(mut self, codec: impl Codec) -> Self {
         if let Backend::Cookie(_) = self.backend {
             self.backend = Backend::Cookie(Arc::new(codec));
+            self.custom_codec = true;
         }
         self
     }
@@ -168,11 +181,29 @@ impl SessionLayerBuilder {
     }
 
     /// Builds the layer.
-    pub fn build(self) -> Result<SessionLayer, BuildError> {
+    pub fn build(mut self) -> Result<SessionLayer, BuildError> {
         if self.external_key.is_some() && matches!(self.backend, Backend::Cookie(_)) {
             return Err(BuildError::ExternalKeyWithoutStore);
         }
-        let cookies = SessionCookies::from_config(&self.config)?;
+        if self.config.cookie_mode() == CookieMode::Encrypted {
+            match self.backend {
+                Backend::Store(_) => return Err(BuildError::EncryptedNeedsCookieMode),
+                Backend::Cookie(_) if self.custom_codec => {
+                    return Err(BuildError::CodecWithEncryption);
+                }
+                Backend::Cookie(_) => {
+                    let codec = EncryptedCodec::from_config(&self.config)?;
+                    self.backend = Backend::Cookie(Arc::new(codec));
+                }
+            }
+        }
+        let cookies = match &self.backend {
+            // The value authenticates itself: one cookie, no `.sig`.
+            Backend::Cookie(codec) if codec.authenticates() => {
+                SessionCookies::new(self.config.cookie().clone(), None)
+            }
+            _ => SessionCookies::from_config(&self.config)?,
+        };
         let retry_after = HeaderValue::from_str(&self.retry_after_secs.to_string())
             .map_err(|_| BuildError::RetryAfter)?;
         Ok(SessionLayer {
@@ -385,9 +416,19 @@ async fn finish<B: From<Bytes>>(
 
 impl Session {
     /// A cookie signed with an older key must be re-signed even if the handler never touched
-    /// the session; that needs the session's expiry, so it is loaded (once, per rotation).
+    /// the session; that needs the session's expiry, so it is loaded (once, per rotation). A
+    /// codec that authenticates its own values tells the key only once it opens one, so its
+    /// payloads are always opened (no I/O: one decryption).
     fn needs_commit_load(&self) -> bool {
-        !self.is_loaded() && self.0.incoming.needs_resign()
+        if self.is_loaded() {
+            return false;
+        }
+        let incoming = &self.0.incoming;
+        incoming.needs_resign()
+            || matches!(
+                (incoming, &self.0.shared.backend),
+                (Presented::Payloads(_), Backend::Cookie(codec)) if codec.authenticates()
+            )
     }
 }
 

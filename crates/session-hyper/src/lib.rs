@@ -63,6 +63,41 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Cookie mode: signed or encrypted
+//! [`SessionLayer::cookie`] keeps the whole session in the cookie, no store. By default it is
+//! koa's: base64 JSON signed in a `.sig` cookie, which anyone who sees the cookie can read. With
+//! [`CookieMode::Encrypted`] the JSON is sealed with XChaCha20-Poly1305 under a subkey of each
+//! key, bound to the cookie name, in one cookie; a cookie sealed under an older key is sealed
+//! again under the newest on the next response. Neither mode can revoke a copy of a cookie
+//! before it expires: sessions that log users in belong in a store.
+//! ```
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # rt.block_on(async {
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper::{Request, Response, header::SET_COOKIE, service::Service};
+//! use session_hyper::{Config, CookieMode, Session, SessionLayer};
+//!
+//! let config = Config::builder()
+//!     .keys([b"this month's key, 32 bytes or more".to_vec(), b"last month's key, 32 bytes or more".to_vec()])
+//!     .cookie_mode(CookieMode::Encrypted)
+//!     .build()?;
+//! let layer = SessionLayer::cookie(config).build()?;
+//! let service = layer.wrap(hyper::service::service_fn(|req: Request<Full<Bytes>>| async move {
+//!     let session = Session::from_request(&req).expect("behind the layer");
+//!     session.insert("user", "ada").await?;
+//!     Ok::<_, session_hyper::Error>(Response::new(Full::<Bytes>::default()))
+//! }));
+//! let res = service.call(Request::new(Full::default())).await?;
+//! let cookies: Vec<_> = res.headers().get_all(SET_COOKIE).iter().collect();
+//! assert_eq!(cookies.len(), 1); // no `.sig`
+//! let value = cookies[0].to_str()?;
+//! assert!(value.starts_with("koa.sess=v1.") && !value.contains("ada"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # A user's sessions ("log out everywhere")
 //! [`Session::set_owner`] binds a session to its user at login; [`Session::list_sessions`]
 //! lists the user's sessions by opaque handle (never an id, store key or cookie value);
@@ -147,8 +182,8 @@ pub use owners::Owners;
 
 // What an app names, so this crate is the only session dependency it needs.
 pub use session_core::{
-    Algorithm, Config, ConfigError, CookieOptions, Data, DynStore, Event, Handle, Hooks, MaxAge,
-    Priority, SameSite, SecurePolicy, SessionInfo, Store, StoreError,
+    Algorithm, Config, ConfigError, CookieMode, CookieOptions, Data, DynStore, Event, Handle,
+    Hooks, MaxAge, Priority, SameSite, SecurePolicy, SessionInfo, Store, StoreError,
 };
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
