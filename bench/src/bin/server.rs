@@ -1,4 +1,5 @@
 //! One benchmark server: `server KIND PORT [REDIS_URL]`, KIND one of bare, bare-cookies, cookie,
+//! encrypted (cookie mode, encrypted),
 //! memory, memory-lite, redis, postgres, ts-memory, ts-memory-signed, ts-redis, ts-postgres
 //! (the postgres kinds read `DATABASE_URL`). Every kind answers `GET /`
 //! by incrementing the session's `views` (bare kinds: a constant body). Two tokio worker
@@ -73,11 +74,19 @@ where
     }
 }
 
-/// Our middleware for `kind`: cookie, memory, memory-lite, redis or postgres (`DATABASE_URL`).
+/// Our middleware for `kind`: cookie, encrypted, memory, memory-lite, redis or postgres
+/// (`DATABASE_URL`).
 async fn our_layer(kind: &str, redis_url: &str) -> SessionLayer {
     let config = Config::builder().key(KEY.to_vec()).build().expect("config");
     let builder = match kind {
         "cookie" => SessionLayer::cookie(config),
+        "encrypted" => SessionLayer::cookie(
+            Config::builder()
+                .key(KEY.to_vec())
+                .cookie_mode(session_core::CookieMode::Encrypted)
+                .build()
+                .expect("config"),
+        ),
         "memory" => SessionLayer::store(config, session_store_memory::MemoryStore::new()),
         "memory-lite" => {
             // tower-sessions' default cookie shape: one unsigned id cookie, no expiry.

@@ -4,7 +4,11 @@
 //! demo --port P --store cookie|memory|redis://HOST:PORT[/DB]|postgres://... --keys k1,k2
 //!      --algorithm sha1|sha256|sha512 --cookie-name NAME --max-age MS|session
 //!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
+//!      [--encrypt]
 //! ```
+//!
+//! `--encrypt` (with `--store cookie`): the session cookie is encrypted (XChaCha20-Poly1305
+//! under a subkey of each key), one cookie without `.sig`; keys must be 32 bytes or more.
 //!
 //! A session that would outgrow the store's record limit (64 KiB) or the 4096-byte cookie
 //! answers 413; other session failures 503 with `Retry-After` (store down) or 500.
@@ -29,7 +33,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use serde_json::Value;
-use session_core::{Algorithm, Config, MaxAge};
+use session_core::{Algorithm, Config, CookieMode, MaxAge};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 use session_store_postgres::PostgresStore;
@@ -38,7 +42,8 @@ use session_store_redis::{Format, RedisStore};
 const USAGE: &str =
     "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]|postgres://...] [--keys k1,k2]
             [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
-            [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]";
+            [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
+            [--encrypt]";
 
 /// Largest `PUT /session` body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -57,6 +62,7 @@ struct Args {
     renew: bool,
     guest: bool,
     trust_proxy: bool,
+    encrypt: bool,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -73,6 +79,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         renew: false,
         guest: false,
         trust_proxy: false,
+        encrypt: false,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -103,6 +110,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--renew" => a.renew = true,
             "--guest" => a.guest = true,
             "--trust-proxy" => a.trust_proxy = true,
+            "--encrypt" => a.encrypt = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
@@ -309,12 +317,18 @@ async fn build(
             vec![k.to_vec()]
         }
     };
+    if args.encrypt && args.store != "cookie" {
+        return Err("--encrypt needs --store cookie (a store keeps the data on the server)".into());
+    }
     let mut b = Config::builder()
         .keys(keys)
         .koa_compat(args.koa_compat)
         .rolling(args.rolling)
         .renew(args.renew)
         .guest(args.guest);
+    if args.encrypt {
+        b = b.cookie_mode(CookieMode::Encrypted);
+    }
     if let Some(a) = args.algorithm {
         b = b.algorithm(a);
     }

@@ -106,6 +106,33 @@ async fn cookie_mode_with_options() {
 }
 
 #[tokio::test]
+async fn encrypted_cookie_mode() {
+    every_route(&["--store", "cookie", "--encrypt", "--cookie-name", "sid"]).await;
+    // One cookie, no `.sig`, and nothing of the session readable in it.
+    let d = start(&["--store", "cookie", "--encrypt", "--cookie-name", "sid"]).await;
+    let c = client();
+    let r = c
+        .put(format!("{}/session", d.url))
+        .body(r#"{"user":"ada-lovelace"}"#)
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].starts_with("sid=v1."), "{cookies:?}");
+    assert!(!cookies[0].contains("ada") && !cookies[0].contains("user"));
+    assert_eq!(
+        text(&c, format!("{}/session", d.url)).await,
+        r#"{"user":"ada-lovelace"}"#
+    );
+}
+
+#[tokio::test]
 async fn koa_compat_with_prefix_and_renew() {
     every_route(&[
         "--store",
@@ -157,6 +184,9 @@ async fn bad_options_are_refused_with_a_message() {
         &["--prefix", "a;b"],
         &["--prefix", "a b"],
         &["--prefix", &long_prefix],
+        // Encryption is a cookie-mode setting, and not koa's.
+        &["--store", "memory", "--encrypt"],
+        &["--store", "cookie", "--encrypt", "--koa-compat"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_demo"))
             .args(["--port", "0"])
