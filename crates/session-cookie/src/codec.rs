@@ -15,8 +15,9 @@ pub struct CodecError(pub String);
 /// Turns a session record into a cookie value and back.
 ///
 /// `decode` must never panic and returns `None` for anything it can't read: the session then
-/// starts over. A codec that does not [authenticate](Codec::authenticates) its values only
-/// ever sees values whose signature already verified.
+/// starts over. A codec that does not [authenticate](Codec::authenticates) its values sees, in
+/// a signed configuration, only values whose signature already verified; one that does sees
+/// whatever the client sent.
 pub trait Codec: Send + Sync + 'static {
     /// The cookie value for `record`. Must consist of cookie-octets (RFC 6265), or writing the
     /// cookie fails with an error.
@@ -39,7 +40,8 @@ pub trait Codec: Send + Sync + 'static {
 
     /// Whether the codec authenticates its own values (an AEAD, like [`EncryptedCodec`]): the
     /// session cookie then goes without a `.sig` cookie, and `decode` sees whatever the client
-    /// sent. Default `false`: the middleware signs the value.
+    /// sent. Default `false`: the middleware signs the value. `session-hyper` takes an
+    /// authenticating codec only in `CookieMode::Encrypted`, and requires one there.
     ///
     /// [`EncryptedCodec`]: crate::EncryptedCodec
     fn authenticates(&self) -> bool {

@@ -214,7 +214,7 @@ impl SessionCookies {
                             unchecked = true;
                         }
                     }
-                } else if n == sig_name && !v.is_empty() {
+                } else if n == sig_name && !v.is_empty() && self.value_grip.is_some() {
                     if ns < S {
                         sigs[ns] = v;
                         ns += 1;

@@ -53,9 +53,17 @@ pub enum BuildError {
     /// signed id, and the data never leaves the server.
     #[error("encrypted cookies are a cookie-mode setting; store mode keeps the data on the server")]
     EncryptedNeedsCookieMode,
-    /// A custom codec with [`CookieMode::Encrypted`]: the codec would replace the encryption.
-    #[error("a custom codec replaces the encrypted codec; choose one")]
+    /// A custom codec that does not [authenticate](Codec::authenticates) its values with
+    /// [`CookieMode::Encrypted`]: its cookies would be neither encrypted nor signed.
+    #[error(
+        "encrypted cookie mode needs a codec that authenticates its values; this one would go unsigned"
+    )]
     CodecWithEncryption,
+    /// A custom codec that [authenticates](Codec::authenticates) its values, without
+    /// [`CookieMode::Encrypted`]: dropping the `.sig` cookie is the configuration's decision
+    /// (set the mode), never a codec's alone.
+    #[error("a codec that authenticates its own values needs CookieMode::Encrypted")]
+    AuthenticatingCodec,
 }
 
 /// Builds a [`SessionLayer`].
@@ -120,8 +128,10 @@ impl SessionLayerBuilder {
         }
     }
 
-    /// Cookie mode with your own payload encoding (koa's `encode`/`decode`). The value is
-    /// signed in a `.sig` cookie unless the codec [authenticates](Codec::authenticates) it.
+    /// Cookie mode with your own payload encoding (koa's `encode`/`decode`). Under
+    /// [`CookieMode::Signed`] the codec must not [authenticate](Codec::authenticates) its
+    /// values (they are signed in a `.sig` cookie); under [`CookieMode::Encrypted`] it must,
+    /// and replaces the built-in [`EncryptedCodec`]. A mismatch fails at build.
     pub fn codec(mut self, codec: impl Codec) -> Self {
         if let Backend::Cookie(_) = self.backend {
             self.backend = Backend::Cookie(Arc::new(codec));
@@ -185,17 +195,26 @@ impl SessionLayerBuilder {
         if self.external_key.is_some() && matches!(self.backend, Backend::Cookie(_)) {
             return Err(BuildError::ExternalKeyWithoutStore);
         }
-        if self.config.cookie_mode() == CookieMode::Encrypted {
-            match self.backend {
-                Backend::Store(_) => return Err(BuildError::EncryptedNeedsCookieMode),
-                Backend::Cookie(_) if self.custom_codec => {
-                    return Err(BuildError::CodecWithEncryption);
-                }
-                Backend::Cookie(_) => {
-                    let codec = EncryptedCodec::from_config(&self.config)?;
-                    self.backend = Backend::Cookie(Arc::new(codec));
+        let encrypted = self.config.cookie_mode() == CookieMode::Encrypted;
+        match &self.backend {
+            Backend::Store(_) if encrypted => return Err(BuildError::EncryptedNeedsCookieMode),
+            Backend::Store(_) => {}
+            // A codec that authenticates its own values goes without `.sig`: only in the mode
+            // that says so, never by a codec's say-so alone.
+            Backend::Cookie(codec) if self.custom_codec => {
+                if codec.authenticates() != encrypted {
+                    return Err(if encrypted {
+                        BuildError::CodecWithEncryption
+                    } else {
+                        BuildError::AuthenticatingCodec
+                    });
                 }
             }
+            Backend::Cookie(_) if encrypted => {
+                let codec = EncryptedCodec::from_config(&self.config)?;
+                self.backend = Backend::Cookie(Arc::new(codec));
+            }
+            Backend::Cookie(_) => {}
         }
         let cookies = match &self.backend {
             // The value authenticates itself: one cookie, no `.sig`.
@@ -417,18 +436,27 @@ async fn finish<B: From<Bytes>>(
 impl Session {
     /// A cookie signed with an older key must be re-signed even if the handler never touched
     /// the session; that needs the session's expiry, so it is loaded (once, per rotation). A
-    /// codec that authenticates its own values tells the key only once it opens one, so its
-    /// payloads are always opened (no I/O: one decryption).
+    /// codec that authenticates its own values tells the key only once it opens one: its
+    /// payloads are opened here (no I/O, no hook, no event) and the session is loaded only when
+    /// one opened with an older key, exactly as a signature would have told. Any other
+    /// untouched request commits nothing, in every mode.
     fn needs_commit_load(&self) -> bool {
         if self.is_loaded() {
             return false;
         }
-        let incoming = &self.0.incoming;
-        incoming.needs_resign()
-            || matches!(
-                (incoming, &self.0.shared.backend),
-                (Presented::Payloads(_), Backend::Cookie(codec)) if codec.authenticates()
-            )
+        let inner = &self.0;
+        match (&inner.incoming, &inner.shared.backend) {
+            (Presented::Payloads(payloads), Backend::Cookie(codec)) if codec.authenticates() => {
+                let max_age = inner.shared.config.max_age();
+                payloads.iter().any(|c| {
+                    c.resign
+                        || codec
+                            .decode_with_key(&c.value, max_age)
+                            .is_some_and(|d| d.key != session_cookie::KeyMatch::Newest)
+                })
+            }
+            (incoming, _) => incoming.needs_resign(),
+        }
     }
 }
 

@@ -6,12 +6,13 @@
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use session_cookie::{Codec, EncryptedCodec, KeyMatch};
 use session_core::keys::Secret;
-use session_core::{Config, ConfigBuilder, CookieMode, ManualClock, MaxAge};
+use session_core::{Config, ConfigBuilder, CookieMode, Hooks, ManualClock, MaxAge, Record};
 use session_hyper::{BuildError, SessionLayer};
 use session_store_memory::MemoryStore;
 use support::*;
@@ -115,7 +116,7 @@ fn login_logout_and_expiry() {
 
 #[test]
 fn rotation_across_restarts_with_a_new_key_list() {
-    with_capture(|secrets| async move {
+    let log = with_capture(|secrets| async move {
         // Before: [K1].
         let old = app(encrypted(&[KEY1], |b| b)).await;
         let b = raw();
@@ -161,6 +162,7 @@ fn rotation_across_restarts_with_a_new_key_list() {
         let r = with_cookie(&format!("{retired}/views"), &made_under_k1).await;
         assert_eq!((r.status, r.body.as_str()), (200, "1 views"));
     });
+    assert!(!log.contains(std::str::from_utf8(KEY3).unwrap()));
 }
 
 #[test]
@@ -287,14 +289,19 @@ fn planted_cookies_neither_hide_nor_end_the_session() {
         .await;
         assert_eq!(r.status, 200);
         assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
-        // A live session of someone else ahead of the real one: the first live one wins (the
-        // browser sends the more specific path first), as in signed mode.
-        let r = send(raw().get(format!("{url}/whoami")).header(
-            "cookie",
-            format!("koa.sess={real}; koa.sess={someone_else}"),
-        ))
-        .await;
-        assert_eq!(r.body, "ada");
+        // Behind another live session the real one is not what the request sees: the first
+        // live value wins, as in signed mode. That is the documented limit (an attacker's own
+        // live cookie planted ahead, login CSRF), which a `__Host-` name prevents.
+        for (order, want) in [
+            (
+                format!("koa.sess={someone_else}; koa.sess={real}"),
+                "anonymous",
+            ),
+            (format!("koa.sess={real}; koa.sess={someone_else}"), "ada"),
+        ] {
+            let r = send(raw().get(format!("{url}/whoami")).header("cookie", order)).await;
+            assert_eq!(r.body, want);
+        }
     });
 }
 
@@ -410,4 +417,107 @@ fn wrong_combinations_fail_at_construction() {
     ] {
         assert!(b.cookie_mode(CookieMode::Encrypted).build().is_err());
     }
+}
+
+/// Rule 1 holds in every mode: a request whose handler never touches the session writes
+/// nothing, fires no event and runs no hook, under `rolling` and `renew` too, whatever cookie
+/// it carried (live, garbage, expired, a signed-mode value, a stray `.sig`). Only a live
+/// session opened with an older key is written again, as a signature would have told.
+#[test]
+fn untouched_requests_commit_nothing_in_either_mode() {
+    with_capture(|secrets| async move {
+        for encrypted_mode in [false, true] {
+            for (rolling, renew) in [(false, false), (true, false), (false, true)] {
+                let clock = ManualClock::new(T0);
+                let events = Arc::new(AtomicUsize::new(0));
+                let valid = Arc::new(AtomicUsize::new(0));
+                let (e, v) = (Arc::clone(&events), Arc::clone(&valid));
+                let hooks = Hooks::new()
+                    .on_event(move |_| {
+                        e.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .valid(move |_| {
+                        v.fetch_add(1, Ordering::SeqCst);
+                        true
+                    });
+                let mut b = Config::builder()
+                    .key(KEY1.to_vec())
+                    .clock(Arc::new(clock.clone()))
+                    .max_age(MaxAge::Ms(60_000))
+                    .rolling(rolling)
+                    .renew(renew)
+                    .hooks(hooks);
+                if encrypted_mode {
+                    b = b.cookie_mode(CookieMode::Encrypted);
+                }
+                let url = app(b.build().unwrap()).await;
+                let case = format!("encrypted={encrypted_mode} rolling={rolling} renew={renew}");
+                let r = get(&raw(), &format!("{url}/login?user=ada")).await;
+                secrets.note(&r);
+                let live = pairs(&r).join("; ");
+                // Late in the session, where `renew` would extend a touched one.
+                clock.advance(Duration::from_secs(40));
+                events.store(0, Ordering::SeqCst);
+                valid.store(0, Ordering::SeqCst);
+                let sent = [
+                    live.clone(),
+                    "koa.sess=v1.garbage".to_owned(),
+                    "koa.sess=eyJ2aWV3cyI6MX0=".to_owned(),
+                    format!("{live}; koa.sess.sig=AAAA"),
+                ];
+                for cookies in &sent {
+                    let r = send(raw().get(format!("{url}/noop")).header("cookie", cookies)).await;
+                    assert!(
+                        r.set_cookies.is_empty(),
+                        "{case} {cookies}: {:?}",
+                        r.set_cookies
+                    );
+                }
+                // Expired, untouched: nothing either.
+                clock.advance(Duration::from_secs(30));
+                let r = send(raw().get(format!("{url}/noop")).header("cookie", &live)).await;
+                assert!(r.set_cookies.is_empty(), "{case}: {:?}", r.set_cookies);
+                assert_eq!(events.load(Ordering::SeqCst), 0, "{case}: events");
+                assert_eq!(valid.load(Ordering::SeqCst), 0, "{case}: valid hook calls");
+                // The same requests, touched: the session is what the mode says (a check that
+                // the requests above did carry a session).
+                let r = send(raw().get(format!("{url}/whoami")).header("cookie", &live)).await;
+                assert_eq!(r.body, "anonymous", "{case}: expired by now");
+            }
+        }
+    });
+}
+
+/// Dropping the `.sig` cookie is the configuration's decision: a custom codec that claims to
+/// authenticate its values is refused in signed mode (a forged payload would otherwise be
+/// taken), and encrypted mode takes a custom codec only if it authenticates.
+#[test]
+fn a_codec_can_not_turn_signing_off_by_itself() {
+    struct Claims;
+    impl Codec for Claims {
+        fn encode(&self, r: &Record) -> Result<String, session_cookie::CodecError> {
+            session_cookie::KoaCodec.encode(r)
+        }
+        fn decode(&self, v: &str, m: MaxAge) -> Option<Record> {
+            session_cookie::KoaCodec.decode(v, m)
+        }
+        fn authenticates(&self) -> bool {
+            true
+        }
+    }
+    let signed = Config::builder().key(KEY1.to_vec()).build().unwrap();
+    assert!(matches!(
+        SessionLayer::cookie(signed).codec(Claims).build(),
+        Err(BuildError::AuthenticatingCodec)
+    ));
+    // An authenticating codec of the app's own in encrypted mode is used as given.
+    with_capture(|secrets| async move {
+        let cfg = encrypted(&[KEY2], |b| b);
+        let own = EncryptedCodec::new("koa.sess", &[Secret::new(KEY1.to_vec())]).unwrap();
+        let url = serve(SessionLayer::cookie(cfg).codec(own).build().unwrap()).await;
+        let r = get(&raw(), &format!("{url}/login?user=ada")).await;
+        secrets.note(&r);
+        let value = cookie(&r, "koa.sess").unwrap();
+        assert!(open(&[KEY1], &value).is_some() && open(&[KEY2], &value).is_none());
+    });
 }

@@ -105,13 +105,11 @@ fn rejects_open_to_nothing() {
 #[test]
 fn debug_shows_no_key() {
     let codec = EncryptedCodec::new("sid", &[Secret::new(vec![7u8; 32])]).unwrap();
-    let shown = format!("{codec:?}");
-    assert!(
-        shown.contains("<1 redacted>") && shown.contains("sid"),
-        "{shown}"
+    // Exactly this: a field added later must be redacted on purpose.
+    assert_eq!(
+        format!("{codec:?}"),
+        r#"EncryptedCodec { keys: <1 redacted>, aad: "session-cookie v1\0sid" }"#
     );
-    let sub = subkey(&[7u8; 32]);
-    assert!(!shown.contains(&format!("{:?}", &sub[..4])));
 }
 
 #[test]
