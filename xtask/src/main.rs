@@ -11,15 +11,16 @@
 //!   else a throwaway cluster it starts (see `postgres.rs`) and stops after.
 //! - `cargo xtask bench`: the side-by-side load benchmark of BENCHMARKS.md (builds `bench/`).
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
 
+mod bench;
 mod postgres;
+mod redis;
 mod system;
 mod tidy;
 
-use system::{install_with_apt, is_root};
+use redis::redis;
+use system::cargo;
 
 /// The crates that are published, in dependency order.
 const LIBRARIES: &[&str] = &[
@@ -45,7 +46,9 @@ commands:
               installed with apt-get when missing and running as root)
   bench       side-by-side load test: bare hyper, ours (cookie, memory, Redis), tower-sessions;
               every server measured back to back with bare hyper (BENCH_SECS per measurement,
-              default 5; BENCH_RUNS, default 3; BENCH_CONNS, default 32; BENCH_KINDS=a,b,...)";
+              default 5; BENCH_RUNS, default 3; BENCH_CONNS, default 32; BENCH_KINDS=a,b,...;
+              BENCH_SCENARIOS=returning,new,read,mixed,rolling-read), with the server's CPU,
+              Redis's CPU and Redis commands per request";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(),
         Some("test-redis") => test_redis(),
         Some("test-postgres") => test_postgres(),
-        Some("bench") => bench(),
+        Some("bench") => bench::run(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -68,93 +71,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
-    eprintln!("xtask: cargo {}", args.join(" "));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args(args)
-        .envs(env.iter().copied())
-        .status()
-        .map_err(|e| format!("could not run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
-    }
-}
-
-/// A redis-server started for the tests; stopped on drop, whatever happened.
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        eprintln!("xtask: stopped the redis-server at {}", self.url);
-    }
-}
-
-/// `REDIS_URL` when set (nothing started), else a fresh redis-server.
-fn redis() -> Result<(String, Option<RedisServer>), String> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        eprintln!("xtask: using REDIS_URL");
-        return Ok((url, None));
-    }
-    let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned());
-    let found = Command::new(&bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found && bin == "redis-server" && is_root() {
-        eprintln!("xtask: redis-server not found; installing it with apt-get");
-        install_with_apt("redis-server")?;
-    } else if !found {
-        return Err(format!(
-            "`{bin}` was not found. Install it (Debian/Ubuntu: `apt-get install redis-server`), \
-             set REDIS_SERVER_BIN to its path, or point REDIS_URL at a running Redis"
-        ));
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
-    let child = Command::new(&bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--daemonize", "no", "--logfile", ""])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start {bin}: {e}"))?;
-    let url = format!("redis://127.0.0.1:{port}/0");
-    let server = RedisServer {
-        child,
-        url: url.clone(),
-    };
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return Err("redis-server did not start within 10 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!("xtask: started redis-server at {url}");
-    Ok((url, Some(server)))
 }
 
 fn test_redis() -> Result<(), String> {
@@ -320,229 +236,6 @@ fn remove_dir(path: &std::path::Path) -> Result<(), String> {
     }
 }
 
-/// One measurement from the load generator.
-#[derive(Clone, Copy, Default)]
-struct Point {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-fn env_num(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// A bench server process, killed when dropped.
-struct BenchServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for BenchServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bench_server(kind: &str, redis_url: &str, db_url: &str) -> Result<BenchServer, String> {
-    use std::io::{BufRead, BufReader};
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let mut child = Command::new("bench/target/release/server")
-        .args([kind, &port.to_string(), redis_url])
-        .env("DATABASE_URL", db_url)
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not start the {kind} server: {e}"))?;
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
-    }
-    let server = BenchServer {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    if line.trim() != "ready" {
-        return Err(format!("the {kind} server did not start"));
-    }
-    Ok(server)
-}
-
-/// One load-generator run against `url`.
-fn bench_load(url: &str, conns: usize, secs: f64, scenario: &str) -> Result<Point, String> {
-    let out = Command::new("bench/target/release/load")
-        .args([url, &conns.to_string(), &secs.to_string(), scenario])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let out = String::from_utf8_lossy(&out.stdout).into_owned();
-    let field = |name: &str| -> f64 {
-        out.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    if field("errors") > 0.0 {
-        eprintln!(
-            "xtask: warning: {url} {scenario} had errors: {}",
-            out.trim()
-        );
-    }
-    if field("requests") == 0.0 {
-        return Err(format!(
-            "no request succeeded against {url}: {}",
-            out.trim()
-        ));
-    }
-    Ok(Point {
-        rps: field("rps"),
-        p50_us: field("p50_us"),
-        p99_us: field("p99_us"),
-    })
-}
-
-fn bench() -> Result<(), String> {
-    use std::collections::HashMap;
-    let secs = env_num("BENCH_SECS", 5.0);
-    let runs = env_num("BENCH_RUNS", 3.0) as usize;
-    let conns = env_num("BENCH_CONNS", 32.0) as usize;
-    cargo(
-        &["build", "--release", "--manifest-path", "bench/Cargo.toml"],
-        &[],
-    )?;
-    let (redis_url, _redis) = redis()?;
-    let (db_url, _pg) = postgres::postgres()?;
-    // Explanatory rows beside the issue's: `bare-cookies` is bare hyper sending the two static
-    // `Set-Cookie` headers our default writes (what the wire format alone costs);
-    // `memory-lite` is ours with tower-sessions' default cookie shape (one unsigned cookie, no
-    // expiry); `ts-memory-signed` is tower-sessions with signed cookies like ours.
-    // `BENCH_KINDS=memory,ts-memory,...` runs a subset (bare always runs: it is the yardstick).
-    let all = [
-        "bare",
-        "bare-cookies",
-        "cookie",
-        "encrypted",
-        "memory",
-        "memory-lite",
-        "redis",
-        "ts-memory",
-        "ts-memory-signed",
-        "ts-redis",
-        "postgres",
-        "ts-postgres",
-    ];
-    let chosen = std::env::var("BENCH_KINDS").ok();
-    let kinds: Vec<&str> = match &chosen {
-        Some(list) => all
-            .iter()
-            .copied()
-            .filter(|k| *k == "bare" || list.split(',').any(|c| c.trim() == *k))
-            .collect(),
-        None => all.to_vec(),
-    };
-    let scenarios = ["returning", "new"];
-    // These machines' speed drifts by tens of percent over minutes, so every server is measured
-    // right next to bare hyper (alternating which goes first) and each ratio comes from one
-    // such pair; the table quotes medians of those paired ratios.
-    let mut points: HashMap<(usize, usize), Vec<Point>> = HashMap::new();
-    let mut ratios: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
-    let bare = bench_server("bare", &redis_url, &db_url)?;
-    for run in 1..=runs {
-        for (ki, kind) in kinds.iter().enumerate().skip(1) {
-            // Every server starts from an empty Redis.
-            let _ = Command::new("redis-cli")
-                .args(["-u", &redis_url, "FLUSHALL"])
-                .stdout(Stdio::null())
-                .status();
-            let server = bench_server(kind, &redis_url, &db_url)?;
-            for (si, scenario) in scenarios.iter().enumerate() {
-                bench_load(&bare.url, conns, 1.0, scenario)?; // warm-up
-                bench_load(&server.url, conns, 1.0, scenario)?;
-                let (b, k) = if run % 2 == 1 {
-                    let b = bench_load(&bare.url, conns, secs, scenario)?;
-                    (b, bench_load(&server.url, conns, secs, scenario)?)
-                } else {
-                    let k = bench_load(&server.url, conns, secs, scenario)?;
-                    (bench_load(&bare.url, conns, secs, scenario)?, k)
-                };
-                eprintln!(
-                    "xtask: run {run} {kind:>16} {scenario:>9}: {:>7.0} req/s, bare beside it {:>7.0} req/s: {:.2}",
-                    k.rps,
-                    b.rps,
-                    k.rps / b.rps
-                );
-                ratios.entry((ki, si)).or_default().push(k.rps / b.rps);
-                points.entry((ki, si)).or_default().push(k);
-                points.entry((0, si)).or_default().push(b);
-            }
-        }
-    }
-    drop(bare);
-    let med = |ki: usize, si: usize| -> Point {
-        let list = points.get(&(ki, si)).map(Vec::as_slice).unwrap_or_default();
-        let of = |f: fn(&Point) -> f64| median(list.iter().map(f).collect());
-        Point {
-            rps: of(|p| p.rps),
-            p50_us: of(|p| p.p50_us),
-            p99_us: of(|p| p.p99_us),
-        }
-    };
-    let ratio = |ki: usize, si: usize| -> f64 {
-        if ki == 0 {
-            return 1.0;
-        }
-        median(ratios.get(&(ki, si)).cloned().unwrap_or_default())
-    };
-    println!(
-        "\n{runs} runs, {secs} s per measurement, {conns} connections (one virtual user each), 2 server worker threads; \
-         req/s and latencies are medians over all measurements, ratios are medians of ratios \
-         measured back to back with bare hyper\n"
-    );
-    println!("| scenario | server | req/s | p50 | p99 | × bare hyper | × peer |");
-    println!("|---|---|---|---|---|---|---|");
-    for (si, scenario) in scenarios.iter().enumerate() {
-        for (ki, kind) in kinds.iter().enumerate() {
-            let p = med(ki, si);
-            let peers: &[&str] = match *kind {
-                "cookie" | "memory-lite" => &["ts-memory"],
-                // Encrypted cookies beside signed ones (target: at most 1.3 × the cost).
-                "encrypted" => &["cookie"],
-                "memory" => &["ts-memory", "ts-memory-signed"],
-                "redis" => &["ts-redis"],
-                // The issue's two targets: beside tower-sessions' sqlx store, and our Redis.
-                "postgres" => &["ts-postgres", "redis"],
-                _ => &[],
-            };
-            let vs_peer = peers
-                .iter()
-                .filter_map(|peer| {
-                    let pi = kinds.iter().position(|k| k == peer)?;
-                    Some(format!("{:.2} ({peer})", ratio(ki, si) / ratio(pi, si)))
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            println!(
-                "| {scenario} | {kind} | {:.0} | {:.0} µs | {:.0} µs | {:.2} | {vs_peer} |",
-                p.rps,
-                p.p50_us,
-                p.p99_us,
-                ratio(ki, si)
-            );
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -552,7 +245,7 @@ mod tests {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
         if let Ok(uid) = uid {
-            assert_eq!(super::is_root(), uid == "0");
+            assert_eq!(crate::system::is_root(), uid == "0");
         }
     }
 }

@@ -30,3 +30,19 @@ pub(crate) fn install_with_apt(package: &str) -> Result<(), String> {
     run(&["update", "-qq"])?;
     run(&["install", "-y", "-qq", package])
 }
+
+/// Runs cargo (the one running xtask) with `args` and extra environment.
+pub(crate) fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}

@@ -1,7 +1,9 @@
-//! The load generator: `load URL CONNS SECS returning|new`. Each connection is one virtual user
-//! with its own cookie jar (returning: sends back what it was given, so its counter changes on
-//! every request; new: never sends a cookie). Prints one line:
-//! `rps=N p50_us=N p99_us=N requests=N errors=N max_views=N`.
+//! The load generator: `load URL CONNS SECS SCENARIO`. Each connection is one virtual user
+//! with its own cookie jar. Scenarios: `returning` (sends back what it was given and asks for
+//! `/`, so its counter changes on every request), `new` (never sends a cookie), `read`
+//! (`/` once, then `/read`: the session is read and never changed), `mixed` (every tenth
+//! request `/`, the others `/read`), `rolling-read` (as `read`; the server runs with `rolling`).
+//! Prints one line: `rps=N p50_us=N p99_us=N requests=N errors=N max_views=N`.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ fn main() {
     let url = a.get(1).expect("load URL CONNS SECS returning|new").clone();
     let conns: usize = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
     let secs: f64 = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
-    let returning = a.get(4).map(String::as_str) != Some("new");
+    let scenario = Scenario::parse(a.get(4).map_or("returning", String::as_str));
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -32,7 +34,7 @@ fn main() {
         for _ in 0..conns {
             let addr = addr.clone();
             tasks.push(tokio::spawn(async move {
-                user(&addr, deadline, returning).await
+                user(&addr, deadline, scenario).await
             }));
         }
         let mut lat = Vec::new();
@@ -63,8 +65,41 @@ fn main() {
     );
 }
 
+/// What a virtual user asks for.
+#[derive(Clone, Copy)]
+enum Scenario {
+    Returning,
+    New,
+    /// Reads after a first write; `every`: one write per this many requests (0: none).
+    Reads {
+        every: u64,
+    },
+}
+
+impl Scenario {
+    fn parse(s: &str) -> Self {
+        match s {
+            "new" => Self::New,
+            "read" | "rolling-read" => Self::Reads { every: 0 },
+            "mixed" => Self::Reads { every: 10 },
+            "returning" => Self::Returning,
+            other => panic!("unknown scenario {other:?}"),
+        }
+    }
+
+    /// The path of a user's `n`th request (from 0).
+    fn path(self, n: u64) -> &'static str {
+        match self {
+            Self::Reads { every } if n > 0 && !n.is_multiple_of(every) => "/read",
+            _ => "/",
+        }
+    }
+}
+
 /// One virtual user on one keep-alive connection until the deadline.
-async fn user(addr: &str, deadline: Instant, returning: bool) -> (Vec<u32>, u64, u64) {
+async fn user(addr: &str, deadline: Instant, scenario: Scenario) -> (Vec<u32>, u64, u64) {
+    let returning = !matches!(scenario, Scenario::New);
+    let mut sent = 0u64;
     let mut lat = Vec::with_capacity(100_000);
     let (mut errors, mut max_views) = (0u64, 0u64);
     // The jar keeps its strings and the `Cookie` header it last built: a returning user whose
@@ -91,6 +126,8 @@ async fn user(addr: &str, deadline: Instant, returning: bool) -> (Vec<u32>, u64,
         tokio::spawn(conn);
         while Instant::now() < deadline {
             let mut req = Request::new(Empty::new());
+            *req.uri_mut() = hyper::Uri::from_static(scenario.path(sent));
+            sent += 1;
             req.headers_mut().insert(HOST, host.clone());
             if returning {
                 if cookie_header.is_none() && !jar.is_empty() {

@@ -1,9 +1,10 @@
 //! One benchmark server: `server KIND PORT [REDIS_URL]`, KIND one of bare, bare-cookies, cookie,
 //! encrypted (cookie mode, encrypted),
 //! memory, memory-lite, redis, postgres, ts-memory, ts-memory-signed, ts-redis, ts-postgres
-//! (the postgres kinds read `DATABASE_URL`). Every kind answers `GET /`
-//! by incrementing the session's `views` (bare kinds: a constant body). Two tokio worker
-//! threads. Prints `ready` when listening.
+//! (the postgres kinds read `DATABASE_URL`). Every kind answers `GET /` by incrementing the
+//! session's `views` and `GET /read` by reading it without a change (bare kinds: a constant
+//! body). `BENCH_ROLLING=1` turns on `rolling` (tower-sessions: expiry on inactivity). Two tokio
+//! worker threads. Prints `ready` when listening.
 
 use std::convert::Infallible;
 
@@ -31,22 +32,32 @@ async fn bare_cookies(_req: Request<Incoming>) -> Result<Res, Infallible> {
     Ok(r)
 }
 
+fn rolling() -> bool {
+    std::env::var("BENCH_ROLLING").is_ok_and(|v| v == "1")
+}
+
 async fn ours(req: Request<Incoming>) -> Result<Res, Infallible> {
     let Ok(s) = Session::from_request(&req) else {
         return Ok(Response::new(Full::from("no session")));
     };
-    let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0) + 1;
-    let _ = s.insert("views", n).await;
-    Ok(Response::new(Full::from(format!("{n} views"))))
+    let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0);
+    if req.uri().path() == "/read" {
+        return Ok(Response::new(Full::from(format!("{n} views"))));
+    }
+    let _ = s.insert("views", n + 1).await;
+    Ok(Response::new(Full::from(format!("{} views", n + 1))))
 }
 
 async fn theirs(req: Request<Incoming>) -> Result<Res, Infallible> {
     let Some(s) = req.extensions().get::<tower_sessions::Session>().cloned() else {
         return Ok(Response::new(Full::from("no session")));
     };
-    let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0) + 1;
-    let _ = s.insert("views", n).await;
-    Ok(Response::new(Full::from(format!("{n} views"))))
+    let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0);
+    if req.uri().path() == "/read" {
+        return Ok(Response::new(Full::from(format!("{n} views"))));
+    }
+    let _ = s.insert("views", n + 1).await;
+    Ok(Response::new(Full::from(format!("{} views", n + 1))))
 }
 
 async fn serve<S>(port: u16, service: S)
@@ -77,12 +88,17 @@ where
 /// Our middleware for `kind`: cookie, encrypted, memory, memory-lite, redis or postgres
 /// (`DATABASE_URL`).
 async fn our_layer(kind: &str, redis_url: &str) -> SessionLayer {
-    let config = Config::builder().key(KEY.to_vec()).build().expect("config");
+    let config = Config::builder()
+        .key(KEY.to_vec())
+        .rolling(rolling())
+        .build()
+        .expect("config");
     let builder = match kind {
         "cookie" => SessionLayer::cookie(config),
         "encrypted" => SessionLayer::cookie(
             Config::builder()
                 .key(KEY.to_vec())
+                .rolling(rolling())
                 .cookie_mode(session_core::CookieMode::Encrypted)
                 .build()
                 .expect("config"),
@@ -92,6 +108,7 @@ async fn our_layer(kind: &str, redis_url: &str) -> SessionLayer {
             // tower-sessions' default cookie shape: one unsigned id cookie, no expiry.
             let config = Config::builder()
                 .unsigned()
+                .rolling(rolling())
                 .max_age(session_core::MaxAge::Session)
                 .build()
                 .expect("config");
@@ -127,16 +144,26 @@ async fn serve_theirs(kind: &str, port: u16, redis_url: &str) {
     use tower::Layer;
     use tower_sessions::{MemoryStore, SessionManagerLayer};
     let handler = || tower::service_fn(theirs);
+    // tower-sessions' `rolling`: an expiry on inactivity, which every request extends.
+    // Without it, its default: a browser-session cookie and a store expiry of two weeks.
+    let expiry = if rolling() {
+        tower_sessions::Expiry::OnInactivity(tower_sessions::cookie::time::Duration::days(1))
+    } else {
+        tower_sessions::Expiry::OnSessionEnd
+    };
     match kind {
         "ts-memory" => {
-            let layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
+            let layer = SessionManagerLayer::new(MemoryStore::default())
+                .with_secure(false)
+                .with_expiry(expiry);
             serve(port, TowerToHyperService::new(layer.layer(handler()))).await
         }
         "ts-memory-signed" => {
             let key = tower_sessions::cookie::Key::from(&[7u8; 64]);
             let layer = SessionManagerLayer::new(MemoryStore::default())
                 .with_secure(false)
-                .with_signed(key);
+                .with_signed(key)
+                .with_expiry(expiry);
             serve(port, TowerToHyperService::new(layer.layer(handler()))).await
         }
         "ts-redis" => {
@@ -151,7 +178,9 @@ async fn serve_theirs(kind: &str, port: u16, redis_url: &str) {
             let _ = pool.connect();
             pool.wait_for_connect().await.expect("redis");
             let store = tower_sessions_redis_store::RedisStore::new(pool);
-            let layer = SessionManagerLayer::new(store).with_secure(false);
+            let layer = SessionManagerLayer::new(store)
+                .with_secure(false)
+                .with_expiry(expiry);
             serve(port, TowerToHyperService::new(layer.layer(handler()))).await
         }
         "ts-postgres" => {
@@ -159,7 +188,9 @@ async fn serve_theirs(kind: &str, port: u16, redis_url: &str) {
             let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
             let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
             store.migrate().await.expect("migrate");
-            let layer = SessionManagerLayer::new(store).with_secure(false);
+            let layer = SessionManagerLayer::new(store)
+                .with_secure(false)
+                .with_expiry(expiry);
             serve(port, TowerToHyperService::new(layer.layer(handler()))).await
         }
         other => panic!("unknown server kind {other:?}"),
