@@ -9,8 +9,8 @@
 mod support;
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,125 +18,13 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
-use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
-use session_core::{
-    BoxFuture, Change, Config, Created, Destroyed, Loaded, ManualClock, MaxAge, Meta, Record,
-    Store, StoreError, StoreKey, Supersede, Updated,
-};
+use session_core::owner::OwnerIndex;
+use session_core::{Config, ManualClock, MaxAge};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
-use support::{KEY1, KEY2, browser, get, listen};
+use support::{KEY1, KEY2, Probe, browser, get, listen, param, reply};
 
 const T0: u64 = 1_700_000_000_000;
-
-/// A memory store whose owner-index calls can be delayed (per owner) or made to fail.
-#[derive(Clone, Default)]
-struct Wrap {
-    store: MemoryStore,
-    delay_owner: Arc<Mutex<Option<(String, u64)>>>,
-    fail_unindex: Arc<AtomicBool>,
-    fail_index: Arc<AtomicBool>,
-    index_calls: Arc<AtomicU64>,
-}
-
-impl OwnerIndex for Wrap {
-    fn index<'a>(
-        &'a self,
-        owner: &'a str,
-        entry: &'a IndexEntry,
-        until: u64,
-        now: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.index_calls.fetch_add(1, Ordering::SeqCst);
-            let d = self.delay_owner.lock().unwrap().clone();
-            if let Some((o, ms)) = d
-                && o == owner
-            {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            if self.fail_index.load(Ordering::SeqCst) {
-                return Err(StoreError::Unavailable("down".into()));
-            }
-            OwnerIndex::index(&self.store, owner, entry, until, now).await
-        })
-    }
-    fn unindex<'a>(
-        &'a self,
-        owner: &'a str,
-        handles: &'a [Handle],
-        now: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.index_calls.fetch_add(1, Ordering::SeqCst);
-            if self.fail_unindex.load(Ordering::SeqCst) {
-                return Err(StoreError::Unavailable("down".into()));
-            }
-            OwnerIndex::unindex(&self.store, owner, handles, now).await
-        })
-    }
-    fn entries<'a>(
-        &'a self,
-        owner: &'a str,
-        now: u64,
-    ) -> BoxFuture<'a, Result<Vec<Indexed>, StoreError>> {
-        Box::pin(async move {
-            self.index_calls.fetch_add(1, Ordering::SeqCst);
-            OwnerIndex::entries(&self.store, owner, now).await
-        })
-    }
-}
-
-impl Store for Wrap {
-    fn owner_index(&self) -> Option<&dyn OwnerIndex> {
-        Some(self)
-    }
-    async fn create(&self, k: &StoreKey, r: &Record, ttl: Duration) -> Result<Created, StoreError> {
-        self.store.create(k, r, ttl).await
-    }
-    async fn load(&self, k: &StoreKey) -> Result<Loaded, StoreError> {
-        self.store.load(k).await
-    }
-    async fn save(
-        &self,
-        k: &StoreKey,
-        c: Change<'_>,
-        ttl: Duration,
-    ) -> Result<Updated, StoreError> {
-        self.store.save(k, c, ttl).await
-    }
-    async fn destroy(&self, k: &StoreKey) -> Result<Destroyed, StoreError> {
-        self.store.destroy(k).await
-    }
-    async fn supersede(
-        &self,
-        k: &StoreKey,
-        n: &StoreKey,
-        ttl: Duration,
-    ) -> Result<Supersede, StoreError> {
-        self.store.supersede(k, n, ttl).await
-    }
-    async fn touch(&self, k: &StoreKey, m: Meta, ttl: Duration) -> Result<Updated, StoreError> {
-        self.store.touch(k, m, ttl).await
-    }
-}
-
-fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r
-}
-
-fn param(req: &Request<Incoming>, name: &str) -> String {
-    req.uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default()
-}
 
 async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let s = Session::from_request(&req).unwrap();
@@ -239,15 +127,12 @@ async fn who(c: &reqwest::Client, url: &str) -> String {
     get(c, &format!("{url}/whoami")).await.body
 }
 
-fn setup(max_age: MaxAge, rolling: bool) -> (Wrap, ManualClock, SessionLayer) {
+fn setup(max_age: MaxAge, rolling: bool) -> (Probe, ManualClock, SessionLayer) {
     let clock = ManualClock::new(T0);
     let store = MemoryStore::builder()
         .clock(Arc::new(clock.clone()))
         .build();
-    let w = Wrap {
-        store,
-        ..Default::default()
-    };
+    let w = Probe::new(store);
     let layer = SessionLayer::store(cfg(&clock, max_age, rolling, &[KEY1]), w.clone())
         .build()
         .unwrap();
@@ -367,10 +252,7 @@ async fn resign_and_browser_session_keep_entry() {
     let store = MemoryStore::builder()
         .clock(Arc::new(clock.clone()))
         .build();
-    let w = Wrap {
-        store,
-        ..Default::default()
-    };
+    let w = Probe::new(store);
     let old = SessionLayer::store(cfg(&clock, MaxAge::Session, true, &[KEY1]), w.clone())
         .build()
         .unwrap();

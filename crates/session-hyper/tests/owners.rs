@@ -25,23 +25,6 @@ use support::*;
 const T0: u64 = 1_700_000_000_000;
 const NAME: &str = "koa.sess";
 
-fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r
-}
-
-fn param(req: &Request<Incoming>, name: &str) -> String {
-    req.uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default()
-}
-
 /// An account app: log in (regenerate, bind), count views, list and revoke sessions.
 async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let s = Session::from_request(&req).unwrap();

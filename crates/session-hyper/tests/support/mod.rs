@@ -1,11 +1,12 @@
 //! Test support: a real server on a loopback port, a store wrapper that counts calls and can
-//! be switched to fail or hang, and a tracing capture.
+//! be switched to fail or hang (its owner index also delayed per owner, or failed), and a
+//! tracing capture.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +38,12 @@ pub struct Probe {
     pub writes: Arc<AtomicUsize>,
     /// Owner-index calls (index, unindex, entries).
     pub index_calls: Arc<AtomicUsize>,
+    /// Index writes of this owner wait this many ms.
+    pub delay_owner: Arc<Mutex<Option<(String, u64)>>>,
+    /// Index writes fail.
+    pub fail_index: Arc<AtomicBool>,
+    /// Index removals fail.
+    pub fail_unindex: Arc<AtomicBool>,
 }
 
 impl Probe {
@@ -72,6 +79,15 @@ impl session_core::OwnerIndex for Probe {
         Box::pin(async move {
             self.gate().await?;
             self.index_calls.fetch_add(1, Ordering::SeqCst);
+            let delay = self.delay_owner.lock().unwrap().clone();
+            if let Some((o, ms)) = delay
+                && o == owner
+            {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if self.fail_index.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
             session_core::OwnerIndex::index(&self.store, owner, entry, until, now).await
         })
     }
@@ -84,6 +100,9 @@ impl session_core::OwnerIndex for Probe {
         Box::pin(async move {
             self.gate().await?;
             self.index_calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail_unindex.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
             session_core::OwnerIndex::unindex(&self.store, owner, handles, now).await
         })
     }
@@ -146,10 +165,20 @@ impl Store for Probe {
     }
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+/// A response of `status` with `body`.
+pub fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r
+}
+
+/// The value of query parameter `name` (empty when absent).
+pub fn param(req: &Request<Incoming>, name: &str) -> String {
+    query(req)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
 }
 
 fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
@@ -163,7 +192,7 @@ fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
 }
 
 fn fail(e: session_hyper::Error) -> Response<Full<Bytes>> {
-    text(
+    reply(
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("handler saw: {e}"),
     )
@@ -179,18 +208,18 @@ async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
             "/views" => {
                 let n: u64 = s.get("views").await?.unwrap_or(0) + 1;
                 s.insert("views", n).await?;
-                text(StatusCode::OK, format!("{n} views"))
+                reply(StatusCode::OK, format!("{n} views"))
             }
             "/read" => {
                 let data = s.data().await?;
-                text(StatusCode::OK, Value::Object(data).to_string())
+                reply(StatusCode::OK, Value::Object(data).to_string())
             }
-            "/noop" => text(StatusCode::OK, "no session"),
+            "/noop" => reply(StatusCode::OK, "no session"),
             "/set" => {
                 for (k, v) in &q {
                     s.insert(k, v).await?;
                 }
-                text(StatusCode::OK, "set")
+                reply(StatusCode::OK, "set")
             }
             "/slow-set" => {
                 // Load, wait, then change one key: two of these overlap.
@@ -199,7 +228,7 @@ async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
                 for (k, v) in &q {
                     s.insert(k, v).await?;
                 }
-                text(StatusCode::OK, "set")
+                reply(StatusCode::OK, "set")
             }
             "/login" => {
                 s.regenerate().await?;
@@ -209,36 +238,36 @@ async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
                 s.insert("user", user).await?;
-                text(StatusCode::OK, "logged in")
+                reply(StatusCode::OK, "logged in")
             }
             "/logout" => {
                 s.destroy().await?;
-                text(StatusCode::OK, "bye")
+                reply(StatusCode::OK, "bye")
             }
             "/whoami" => {
                 let user: Option<String> = s.get("user").await?;
-                text(StatusCode::OK, user.unwrap_or_else(|| "anonymous".into()))
+                reply(StatusCode::OK, user.unwrap_or_else(|| "anonymous".into()))
             }
             "/explode" => {
                 s.insert("should_not_persist", true).await?;
-                text(StatusCode::INTERNAL_SERVER_ERROR, "boom")
+                reply(StatusCode::INTERNAL_SERVER_ERROR, "boom")
             }
             "/big" => {
                 s.insert("big", "x".repeat(5000)).await?;
-                text(StatusCode::OK, "big")
+                reply(StatusCode::OK, "big")
             }
             "/commit-big" => {
                 s.insert("big", "x".repeat(5000)).await?;
                 match s.commit().await {
-                    Ok(()) => text(StatusCode::OK, "committed"),
+                    Ok(()) => reply(StatusCode::OK, "committed"),
                     Err(e) => {
                         // The app sees the error and puts the session back in a state that fits.
                         s.remove("big").await?;
-                        text(StatusCode::PAYLOAD_TOO_LARGE, format!("too big: {e}"))
+                        reply(StatusCode::PAYLOAD_TOO_LARGE, format!("too big: {e}"))
                     }
                 }
             }
-            _ => text(StatusCode::NOT_FOUND, "not found"),
+            _ => reply(StatusCode::NOT_FOUND, "not found"),
         })
     }
     .await;
