@@ -21,6 +21,24 @@ pub(crate) struct Sql {
     pub(crate) owner_entries: String,
 }
 
+/// An update of the live row under `$1` that is not a supersede marker (`set` is its `SET`
+/// list), answering `(found, superseded, updated)` in one row: the row is locked first, so the
+/// answer describes the row the update saw.
+fn guarded_update(t: &str, set: &str) -> String {
+    format!(
+        "WITH cur AS (
+             SELECT key, successor FROM {t}
+             WHERE key = $1 AND expires_at > now() FOR UPDATE),
+         upd AS (
+             UPDATE {t} s SET {set}
+             FROM cur WHERE s.key = cur.key AND cur.successor IS NULL
+             RETURNING 1)
+         SELECT (SELECT count(*) FROM cur),
+                (SELECT count(*) FROM cur WHERE successor IS NOT NULL),
+                (SELECT count(*) FROM upd)"
+    )
+}
+
 /// Whether `name` is a table name this store accepts: an identifier (letters, digits, `_`, not
 /// starting with a digit, at most 50 bytes so the derived names fit Postgres's 63), optionally
 /// schema-qualified (`schema.table`).
@@ -140,37 +158,21 @@ impl Sql {
                 "SELECT successor IS NOT NULL, {size} FROM {t}
                  WHERE key = $1 AND expires_at > now()"
             ),
-            // (found, superseded, updated)
-            touch: format!(
-                "WITH cur AS (
-                     SELECT key, successor FROM {t}
-                     WHERE key = $1 AND expires_at > now() FOR UPDATE),
-                 upd AS (
-                     UPDATE {t} s SET expire = $2, max_age = $3, created = $4,
-                         expires_at = now() + $5::bigint {ms}
-                     FROM cur WHERE s.key = cur.key AND cur.successor IS NULL
-                     RETURNING 1)
-                 SELECT (SELECT count(*) FROM cur),
-                        (SELECT count(*) FROM cur WHERE successor IS NOT NULL),
-                        (SELECT count(*) FROM upd)"
+            touch: guarded_update(
+                &t,
+                &format!(
+                    "expire = $2, max_age = $3, created = $4, expires_at = now() + $5::bigint {ms}"
+                ),
             ),
             // What was there: the successor of a live marker, whether the row was live.
             destroy: format!(
                 "DELETE FROM {t} WHERE key = $1 RETURNING successor, expires_at > now()"
             ),
-            // (found, superseded, replaced)
-            supersede: format!(
-                "WITH cur AS (
-                     SELECT key, successor FROM {t}
-                     WHERE key = $1 AND expires_at > now() FOR UPDATE),
-                 upd AS (
-                     UPDATE {t} s SET successor = $2, data = '{{}}'::jsonb,
-                         expires_at = now() + $3::bigint {ms}
-                     FROM cur WHERE s.key = cur.key AND cur.successor IS NULL
-                     RETURNING 1)
-                 SELECT (SELECT count(*) FROM cur),
-                        (SELECT count(*) FROM cur WHERE successor IS NOT NULL),
-                        (SELECT count(*) FROM upd)"
+            supersede: guarded_update(
+                &t,
+                &format!(
+                    "successor = $2, data = '{{}}'::jsonb, expires_at = now() + $3::bigint {ms}"
+                ),
             ),
             // A batch of expired rows (`SKIP LOCKED`: two sweepers never wait on each other).
             sweep: format!(
