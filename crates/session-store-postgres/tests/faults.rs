@@ -11,20 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use session_core::testing::set;
-use session_core::{Change, Created, Data, MaxAge, Meta, Record, Store, StoreError, StoreKey};
+use session_core::{Change, Created, Data, Store, StoreError, StoreKey};
 use session_store_postgres::PostgresStore;
-use support::{Cluster, unique_table, url};
-
-fn record() -> Record {
-    Record {
-        data: json!({"n": 1}).as_object().cloned().unwrap(),
-        meta: Meta {
-            expire: None,
-            max_age: MaxAge::Session,
-            created: None,
-        },
-    }
-}
+use support::{Cluster, small_record, unique_table, url};
 
 const TTL: Duration = Duration::from_secs(600);
 
@@ -69,7 +58,7 @@ async fn a_stopped_server_fails_fast_and_a_restarted_one_is_used_again() {
     let store = fast_store(cluster.url(), "restart").await;
     let key = StoreKey::from_raw("sess:restart");
     assert_eq!(
-        store.create(&key, &record(), TTL).await.unwrap(),
+        store.create(&key, &small_record(), TTL).await.unwrap(),
         Created::Inserted
     );
     cluster.down();
@@ -101,7 +90,7 @@ async fn killed_connections_are_replaced() {
         .unwrap();
     store.migrate().await.unwrap();
     let key = StoreKey::from_raw("sess:kill");
-    store.create(&key, &record(), TTL).await.unwrap();
+    store.create(&key, &small_record(), TTL).await.unwrap();
     // Open several pooled connections.
     let loads = (0..8).map(|_| store.load(&key));
     futures_util::future::join_all(loads).await;
@@ -144,7 +133,7 @@ async fn killed_connections_are_replaced() {
 async fn a_statement_blocked_by_a_lock_is_cancelled_at_the_statement_timeout() {
     let store = fast_store(url(), "lock").await;
     let key = StoreKey::from_raw("sess:lock");
-    store.create(&key, &record(), TTL).await.unwrap();
+    store.create(&key, &small_record(), TTL).await.unwrap();
     let (mut client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -162,7 +151,7 @@ async fn a_statement_blocked_by_a_lock_is_cancelled_at_the_statement_timeout() {
             Change {
                 delta: &delta,
                 data: &Data::new(),
-                meta: record().meta,
+                meta: small_record().meta,
             },
             TTL,
         )
@@ -181,7 +170,7 @@ async fn a_statement_blocked_by_a_lock_is_cancelled_at_the_statement_timeout() {
 async fn a_read_only_server_refuses_writes_with_a_typed_error() {
     let writer = fast_store(url(), "ro").await;
     let key = StoreKey::from_raw("sess:ro");
-    writer.create(&key, &record(), TTL).await.unwrap();
+    writer.create(&key, &small_record(), TTL).await.unwrap();
     let table = writer.table().to_owned();
     let ro_url = if url().contains('?') {
         format!("{}&options=-c%20default_transaction_read_only%3Don", url())
@@ -195,7 +184,7 @@ async fn a_read_only_server_refuses_writes_with_a_typed_error() {
     );
     let t = Instant::now();
     let e = reader
-        .create(&StoreKey::from_raw("sess:ro2"), &record(), TTL)
+        .create(&StoreKey::from_raw("sess:ro2"), &small_record(), TTL)
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Rejected(_)), "{e}");

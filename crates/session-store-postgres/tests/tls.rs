@@ -8,21 +8,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
+use session_core::{Created, Store, StoreKey};
 use session_store_postgres::PostgresStore;
-use support::Cluster;
-
-fn record() -> Record {
-    Record {
-        data: json!({"n": 1}).as_object().cloned().unwrap(),
-        meta: Meta {
-            expire: None,
-            max_age: MaxAge::Session,
-            created: None,
-        },
-    }
-}
+use support::{Cluster, small_record};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslmode_require_with_a_private_root() {
@@ -44,14 +32,14 @@ async fn sslmode_require_with_a_private_root() {
     let key = StoreKey::from_raw("sess:tls");
     assert_eq!(
         store
-            .create(&key, &record(), Duration::from_secs(60))
+            .create(&key, &small_record(), Duration::from_secs(60))
             .await
             .unwrap(),
         Created::Inserted
     );
     assert_eq!(
         store.load(&key).await.unwrap().into_record(),
-        Some(record())
+        Some(small_record())
     );
 
     // The connections really are TLS.

@@ -6,6 +6,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use session_store_postgres::PostgresStore;
 
 /// The database the tests use (set by `cargo xtask test-postgres`).
+/// A one-key browser-session record.
+pub fn small_record() -> session_core::Record {
+    session_core::Record {
+        data: serde_json::json!({"n": 1}).as_object().cloned().unwrap(),
+        meta: session_core::Meta {
+            expire: None,
+            max_age: session_core::MaxAge::Session,
+            created: None,
+        },
+    }
+}
+
 pub fn url() -> String {
     std::env::var("DATABASE_URL")
         .expect("DATABASE_URL: run through `cargo xtask test-postgres` or `cargo xtask ci`")
