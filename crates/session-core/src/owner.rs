@@ -339,6 +339,18 @@ struct StoredEntry {
 }
 
 impl IndexEntry {
+    /// The entry of the session under `key` (its handle derived from the key, so the two always
+    /// agree), bound at `since` and written at `seen`.
+    pub fn new(key: StoreKey, since: u64, seen: u64, device: Option<String>) -> Self {
+        Self {
+            handle: Handle::of(&key),
+            key,
+            since,
+            seen,
+            device,
+        }
+    }
+
     /// The entry as JSON bytes (everything but the handle), for stores that keep bytes.
     pub fn encode(&self) -> Vec<u8> {
         let e = StoredEntry {
@@ -383,13 +395,7 @@ mod tests {
     #[test]
     fn entries_round_trip_and_a_foreign_handle_is_refused() {
         let key = StoreKey::from_raw("sess:k");
-        let e = IndexEntry {
-            handle: Handle::of(&key),
-            key,
-            since: 1,
-            seen: 2,
-            device: Some("Firefox".into()),
-        };
+        let e = IndexEntry::new(key, 1, 2, Some("Firefox".into()));
         let bytes = e.encode();
         assert_eq!(
             IndexEntry::decode(e.handle.as_str(), &bytes),

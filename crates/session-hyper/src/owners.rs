@@ -119,13 +119,7 @@ pub(crate) async fn file(
     now: u64,
 ) -> Result<(), Error> {
     let (_, index) = index_of(shared)?;
-    let entry = IndexEntry {
-        handle: Handle::of(key),
-        key: key.clone(),
-        since: binding.since,
-        seen: now,
-        device: binding.device.clone(),
-    };
+    let entry = IndexEntry::new(key.clone(), binding.since, now, binding.device.clone());
     let at = index_time(now);
     shared
         .timed(index.index(&binding.owner, &entry, binding.indexed_until, at))

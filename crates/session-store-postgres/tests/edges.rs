@@ -143,7 +143,7 @@ async fn keys_holding_a_nul_round_trip() {
 /// A session row another program gave an infinite expiry doesn't break its owner's listing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_expiry_does_not_break_the_listing() {
-    use session_core::owner::{Handle, IndexEntry, OwnerIndex};
+    use session_core::owner::{IndexEntry, OwnerIndex};
     let store = PostgresStore::builder(url())
         .table(unique_table("inf"))
         .build()
@@ -179,13 +179,7 @@ async fn an_infinite_expiry_does_not_break_the_listing() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let entry = IndexEntry {
-        handle: Handle::of(&key),
-        key: key.clone(),
-        since: now,
-        seen: now,
-        device: None,
-    };
+    let entry = IndexEntry::new(key.clone(), now, now, None);
     store.index("ada", &entry, now + 60_000, now).await.unwrap();
     let listed = store.entries("ada", now).await;
     assert!(listed.is_ok(), "{listed:?}");

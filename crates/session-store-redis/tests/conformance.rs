@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use session_core::StoreKey;
+use session_core::owner::IndexEntry;
 use session_core::testing::{run_all, run_owner_index};
 use session_store_redis::{Format, RedisStore};
 use support::Real;
@@ -31,11 +32,10 @@ async fn owner_index_conformance() {
     run_owner_index(&Real(store)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_owner_index_expires_with_its_latest_entry() {
-    use session_core::owner::{Handle, IndexEntry, OwnerIndex};
+/// A store under a fresh prefix, and the time now (ms since the epoch).
+async fn owner_store(name: &str) -> (RedisStore, u64) {
     let store = RedisStore::builder(support::shared_url())
-        .prefix(support::unique_prefix("owner_ttl"))
+        .prefix(support::unique_prefix(name))
         .build()
         .await
         .unwrap();
@@ -43,16 +43,14 @@ async fn the_owner_index_expires_with_its_latest_entry() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let entry = |k: &str| {
-        let key = StoreKey::from_raw(k);
-        IndexEntry {
-            handle: Handle::of(&key),
-            key,
-            since: now,
-            seen: now,
-            device: None,
-        }
-    };
+    (store, now)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_index_expires_with_its_latest_entry() {
+    use session_core::owner::OwnerIndex;
+    let (store, now) = owner_store("owner_ttl").await;
+    let entry = |k: &str| IndexEntry::new(StoreKey::from_raw(k), now, now, None);
     store.index("u", &entry("a"), now + 400, now).await.unwrap();
     store
         .index("u", &entry("b"), now + 90_000, now)
@@ -276,26 +274,9 @@ async fn a_tampered_size_counter_is_recounted() {
 /// score (+inf) neither fail every login of that owner nor drop the index.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_owner_index_is_replaced_not_a_failure_loop() {
-    use session_core::owner::{Handle, IndexEntry, OwnerIndex};
-    let store = RedisStore::builder(support::shared_url())
-        .prefix(support::unique_prefix("owner_foreign"))
-        .build()
-        .await
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let entry = |k: &str| {
-        let key = StoreKey::from_raw(k);
-        IndexEntry {
-            handle: Handle::of(&key),
-            key,
-            since: now,
-            seen: now,
-            device: None,
-        }
-    };
+    use session_core::owner::OwnerIndex;
+    let (store, now) = owner_store("owner_foreign").await;
+    let entry = |k: &str| IndexEntry::new(StoreKey::from_raw(k), now, now, None);
     let client = redis::Client::open(support::shared_url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let prefix = store.redis_key(&StoreKey::from_raw(""));

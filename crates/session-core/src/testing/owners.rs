@@ -42,13 +42,7 @@ fn owner(name: &str) -> String {
 }
 
 fn entry(k: &StoreKey, since: u64, device: Option<&str>) -> IndexEntry {
-    IndexEntry {
-        handle: Handle::of(k),
-        key: k.clone(),
-        since,
-        seen: since + 1,
-        device: device.map(str::to_owned),
-    }
+    IndexEntry::new(k.clone(), since, since + 1, device.map(str::to_owned))
 }
 
 async fn put<H: Harness>(h: &H, owner: &str, e: &IndexEntry, until: u64, now: u64) {
