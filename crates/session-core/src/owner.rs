@@ -244,8 +244,9 @@ pub struct Indexed {
 /// Contract (checked for each store by `session_core::testing::run_owner_index`):
 /// - [`OwnerIndex::index`] adds or rewrites one entry, and in the same atomic step drops the
 ///   owner's entries whose `until` is not after `now` and makes the index itself expire with
-///   its latest entry (no background task, no keyspace notifications); an entry's `until` only
-///   ever grows (a late write of an older time must not shorten it);
+///   its latest entry (on a backend with TTLs, without a background task or keyspace
+///   notifications; a SQL store leaves lapsed rows, never listed, to its sweep); an entry's
+///   `until` only ever grows (a late write of an older time must not shorten it);
 /// - [`OwnerIndex::unindex`] removes entries by handle (unknown ones are ignored);
 /// - [`OwnerIndex::entries`] returns every entry whose `until` is after `now`, with the time
 ///   left on the live record under its key ([`Indexed::record_ttl`]);

@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt as _;
+use futures_util::stream;
 use session_core::driver::SessionDriver;
 use session_core::expiry::STORE_TTL_MARGIN_MS;
 use session_core::owner::{
@@ -22,6 +23,11 @@ use crate::shared::{Backend, Shared};
 
 /// Regenerate successors a revoke follows from each session (as a logout does).
 const MAX_SUCCESSORS: usize = 8;
+
+/// Sessions a listing or a revoke works on at once: enough to keep a pipeline or a pool busy,
+/// few enough that an owner with thousands of sessions doesn't queue every other request
+/// behind them (a pool's checkout limit would fail them all).
+const CONCURRENT: usize = 32;
 
 /// Listing and revoking an owner's sessions outside a request (admin tools, a password reset
 /// job): from [`SessionLayer::owners`](crate::SessionLayer::owners). Inside a handler, the
@@ -143,12 +149,15 @@ pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u6
 }
 
 /// The owner's live sessions; `current` marks the ones filed under `mine`. Entries whose
-/// record has been gone for longer than a request can take are removed on the way.
+/// record has been gone for longer than a request can take, or whose record is bound to
+/// another owner (two binds of one session racing without a regenerate filed it under both),
+/// are removed on the way.
 async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<SessionInfo>, Error> {
+    let (store, _) = index_of(shared)?;
     let index = owner_index(shared, owner)?;
     let (now, found) = entries(shared, index, owner).await?;
     let mut dead = Vec::new();
-    let mut out = Vec::with_capacity(found.len());
+    let mut live = Vec::with_capacity(found.len());
     for Indexed {
         entry, record_ttl, ..
     } in found
@@ -157,9 +166,23 @@ async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<Sessi
             dead.push(entry.handle);
             continue;
         }
-        let Some(expires) = expires(record_ttl, now) else {
+        if let Some(expires) = expires(record_ttl, now) {
+            live.push((entry, expires));
+        }
+    }
+    // Whose binding each record carries: one read per live session, a few at a time.
+    let checks: Vec<_> = live
+        .iter()
+        .map(|(entry, _)| foreign(shared, store, owner, &entry.key))
+        .collect();
+    let checked: Vec<Result<bool, Error>> =
+        stream::iter(checks).buffered(CONCURRENT).collect().await;
+    let mut out = Vec::with_capacity(live.len());
+    for ((entry, expires), foreign) in live.into_iter().zip(checked) {
+        if foreign? {
+            dead.push(entry.handle);
             continue;
-        };
+        }
         out.push(SessionInfo {
             current: mine.contains(&entry.handle),
             handle: entry.handle,
@@ -180,6 +203,30 @@ async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<Sessi
     Ok(out)
 }
 
+/// Whether the live record under `key` is bound to another owner than `owner`.
+async fn foreign(
+    shared: &Shared,
+    store: &dyn DynStore,
+    owner: &str,
+    key: &StoreKey,
+) -> Result<bool, Error> {
+    Ok(match shared.timed(store.load_dyn(key)).await? {
+        Loaded::Live(record) => bound_elsewhere(&record.data, owner),
+        _ => false,
+    })
+}
+
+/// What a revoke found under an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// A live session (or a regenerate's successor of it) was ended.
+    Ended,
+    /// Nothing live was there.
+    Gone,
+    /// The record is bound to another owner: left alone, and the entry is not this owner's.
+    Foreign,
+}
+
 /// Destroys the record under an entry's `key` and the successors regenerates moved it to
 /// *while they are still the owner's* and not among `keep`: a session that changed hands at a
 /// regenerate (someone else logged in on that browser) is never ended by a revoke of the
@@ -191,41 +238,40 @@ async fn end_chain(
     owner: &str,
     key: StoreKey,
     keep: &[Handle],
-) -> Result<bool, Error> {
+) -> Result<Ending, Error> {
+    let ended = |found: bool| if found { Ending::Ended } else { Ending::Gone };
     let mut found = false;
     // The entry's own record is left alone if another owner's binding is on it (two binds of
     // one session racing without a regenerate filed it under both owners).
-    if let Loaded::Live(record) = shared.timed(store.load_dyn(&key)).await?
-        && bound_elsewhere(&record.data, owner)
-    {
-        return Ok(false);
+    if foreign(shared, store, owner, &key).await? {
+        return Ok(Ending::Foreign);
     }
     let mut next = match shared.timed(store.destroy_dyn(&key)).await? {
-        Destroyed::Removed => return Ok(true),
-        Destroyed::Missing => return Ok(false),
+        Destroyed::Removed => return Ok(Ending::Ended),
+        Destroyed::Missing => return Ok(Ending::Gone),
         Destroyed::Superseded(successor) => successor,
     };
     for _ in 0..MAX_SUCCESSORS {
         if keep.contains(&Handle::of(&next)) {
-            return Ok(found);
+            return Ok(ended(found));
         }
         // A live successor is ended only if it is bound to the same owner (a key's owner never
         // changes: binding to another owner takes a new id); a marker is passed through.
         match shared.timed(store.load_dyn(&next)).await? {
             Loaded::Live(record) if owned_by(&record.data, owner) => {}
-            Loaded::Live(_) | Loaded::Missing => return Ok(found),
+            Loaded::Live(_) | Loaded::Missing => return Ok(ended(found)),
             Loaded::Superseded => {}
         }
         match shared.timed(store.destroy_dyn(&next)).await? {
-            Destroyed::Removed => return Ok(true),
-            Destroyed::Missing => return Ok(found),
+            Destroyed::Removed => return Ok(Ending::Ended),
+            Destroyed::Missing => return Ok(ended(found)),
             Destroyed::Superseded(successor) => {
                 found = true;
                 next = successor;
             }
         }
     }
-    Ok(found)
+    Ok(ended(found))
 }
 
 /// Whether stored data carries a binding to an owner other than `owner`.
@@ -242,9 +288,10 @@ fn owned_by(data: &session_core::Data, owner: &str) -> bool {
         .is_some_and(|b| b.owner == owner)
 }
 
-/// Ends the sessions of `targets` (all at once: pipelined on one connection, spread over the
-/// nodes on Cluster), then removes from the index the entries whose record was there, or whose
-/// record has been gone for longer than a request can take. An entry written a moment ago with
+/// Ends the sessions of `targets` (concurrently: pipelined on one connection, spread over the
+/// nodes on Cluster, a few at a time), then removes from the index the entries whose record was
+/// there or is bound to another owner, or whose record has been gone for longer than a request
+/// can take. An entry written a moment ago with
 /// no record yet stays: its request may be creating the record, which then lives on listed.
 /// How many sessions were live; the first store failure, after the others were tried.
 async fn end_entries(
@@ -255,23 +302,23 @@ async fn end_entries(
 ) -> Result<usize, Error> {
     let (store, index) = index_of(shared)?;
     let now = shared.config.now_ms();
-    let ended = join_all(
-        targets
-            .iter()
-            .map(|e| end_chain(shared, store, owner, e.key.clone(), keep)),
-    )
-    .await;
+    let ends: Vec<_> = targets
+        .iter()
+        .map(|e| end_chain(shared, store, owner, e.key.clone(), keep))
+        .collect();
+    let ended: Vec<Result<Ending, Error>> = stream::iter(ends).buffered(CONCURRENT).collect().await;
     let (mut count, mut gone, mut failure) = (0, Vec::new(), None);
     for (entry, result) in targets.into_iter().zip(ended) {
         match result {
-            Ok(true) => {
+            Ok(Ending::Ended) => {
                 count += 1;
                 gone.push(entry.handle);
             }
-            Ok(false) if now.saturating_sub(entry.seen) > IN_FLIGHT_GRACE_MS => {
+            Ok(Ending::Foreign) => gone.push(entry.handle),
+            Ok(Ending::Gone) if now.saturating_sub(entry.seen) > IN_FLIGHT_GRACE_MS => {
                 gone.push(entry.handle);
             }
-            Ok(false) => {}
+            Ok(Ending::Gone) => {}
             Err(e) => {
                 failure.get_or_insert(e);
             }
@@ -306,11 +353,12 @@ async fn revoke_one(
     let Some(target) = found.into_iter().find(|i| i.entry.handle == handle) else {
         return Ok(None);
     };
-    // Known means what a listing shows: a live session. An entry of one that has ended is
-    // cleaned up all the same, and reported unknown.
+    // Known means what a listing shows: a live session of this owner, which the revoke ended.
+    // An entry of one that has ended, or of a record bound to another owner, is cleaned up all
+    // the same, and reported unknown.
     let listed = expires(target.record_ttl, now).is_some();
-    end_entries(shared, owner, vec![target.entry], keep).await?;
-    Ok(listed.then_some(handle))
+    let ended = end_entries(shared, owner, vec![target.entry], keep).await?;
+    Ok((listed && ended > 0).then_some(handle))
 }
 
 /// When a session whose record has `record_ttl` left ends (ms since the epoch), if it has not:

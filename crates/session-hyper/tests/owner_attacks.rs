@@ -38,7 +38,12 @@ async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
                 reply(StatusCode::OK, "in")
             }
             "/bind" => {
-                // bind without regenerate (an already-anonymous session)
+                // bind without regenerate (an already-anonymous session), `ms` after loading it
+                let _ = s.get_value("user").await?;
+                tokio::time::sleep(Duration::from_millis(
+                    param(&req, "ms").parse().unwrap_or(0),
+                ))
+                .await;
                 s.insert("user", &owner).await?;
                 s.set_owner(&owner).await?;
                 reply(StatusCode::OK, "bound")
@@ -358,6 +363,53 @@ async fn revoke_races_relogin_and_refresh() {
     assert!(bad.is_empty(), "{} failures: {bad:?}", bad.len());
 }
 
+/// Two binds of one session race without a regenerate, `rounds` times: whichever lands last owns
+/// the record, and only its owner lists the session or can revoke it. The other owner's index
+/// names the key too (its entry was written first); its listing must not show the session, and
+/// its revoke by that handle must answer "unknown" and leave the session alive.
+async fn racing_binds_list_and_revoke_only_the_winner(layer: SessionLayer, rounds: usize) {
+    let owners = layer.owners().unwrap();
+    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let mut failures = Vec::new();
+    for r in 0..rounds {
+        let (ada, bob) = (format!("ada{r}"), format!("bob{r}"));
+        let x = browser();
+        assert_eq!(get(&x, &format!("{url}/clear")).await.status, 200);
+        let (to_ada, to_bob) = (
+            format!("{url}/bind?owner={ada}&ms=30"),
+            format!("{url}/bind?owner={bob}&ms=30"),
+        );
+        let (a, b) = tokio::join!(get(&x, &to_ada), get(&x, &to_bob));
+        assert_eq!((a.status, b.status), (200, 200));
+        let winner = who(&x, &url).await;
+        let loser = if winner == ada { &bob } else { &ada };
+        let (won, lost) = (
+            owners.list(&winner).await.unwrap(),
+            owners.list(loser).await.unwrap(),
+        );
+        if won.len() != 1 || !lost.is_empty() {
+            failures.push(format!("round {r}: listed {} / {}", won.len(), lost.len()));
+            continue;
+        }
+        let handle = won[0].handle.as_str().to_owned();
+        if owners.revoke(loser, &handle).await.unwrap() || who(&x, &url).await != winner {
+            failures.push(format!(
+                "round {r}: the loser's revoke answered or ended it"
+            ));
+        }
+        if !owners.revoke(&winner, &handle).await.unwrap() || who(&x, &url).await != "anonymous" {
+            failures.push(format!("round {r}: the owner's revoke did not end it"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_binds_on_memory() {
+    let (_w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
+    racing_binds_list_and_revoke_only_the_winner(layer, 200).await;
+}
+
 #[cfg(feature = "redis-tests")]
 mod on_redis {
     use super::*;
@@ -405,6 +457,12 @@ mod on_redis {
             "atk{}:",
             b.iter().map(|x| format!("{x:02x}")).collect::<String>()
         )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_binds_on_redis() {
+        let l = layer(store(&pfx()).await, MaxAge::Ms(86_400_000), false, 0);
+        racing_binds_list_and_revoke_only_the_winner(l, 150).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,9 @@
 //!   never disagree about it. Expired rows are never returned. A load deletes the row it finds
 //!   expired, a create takes an expired row's place, and [`PostgresStore::start_sweeper`] (or
 //!   [`PostgresStore::sweep`] from a job) deletes the rest in batches of 1000 (`SKIP LOCKED`,
-//!   so several app servers can sweep).
+//!   so several app servers can sweep). The owner index's lapsed rows go the same way: an
+//!   owner's next write drops its own, and the sweep deletes those of owners who never come
+//!   back (a table has no TTL; run the sweeper where owners are bound).
 //! - **Bounded records**: every create and save is held to a limit after the merge (64 KiB of
 //!   stored data by default, [`PostgresStoreBuilder::max_record_bytes`]), checked in the same
 //!   statement; a write beyond it is [`StoreError::TooLarge`] and changes nothing.

@@ -113,3 +113,71 @@ async fn revokes_racing_saves() {
     }
     assert!(failures.is_empty(), "rounds that failed: {failures:?}");
 }
+
+/// "Log out everywhere" for an owner with thousands of sessions: one call ends them all,
+/// without a store timeout, while another user's requests keep being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_thousands_of_sessions_of_one_owner() {
+    use session_core::owner::{IndexEntry, OwnerIndex};
+    use session_core::{MaxAge, Meta, Record, Store, StoreKey};
+    use std::time::{Duration, Instant};
+    const N: usize = 9000;
+    let st = store("many").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let record = Record {
+        data: json!({"n": 1}).as_object().cloned().unwrap(),
+        meta: Meta {
+            expire: Some(now + 86_400_000),
+            max_age: MaxAge::Ms(86_400_000),
+            created: Some(now),
+        },
+    };
+    let keys: Vec<StoreKey> = (0..N)
+        .map(|i| StoreKey::from_raw(format!("sess:many:{i}")))
+        .collect();
+    for chunk in keys.chunks(64) {
+        futures_util::future::join_all(chunk.iter().map(|k| async {
+            st.create(k, &record, Duration::from_secs(86_400))
+                .await
+                .unwrap();
+            let entry = IndexEntry::new(k.clone(), now, now, None);
+            st.index("many", &entry, now + 86_400_000, now)
+                .await
+                .unwrap();
+        }))
+        .await;
+    }
+    let l = layer(st, false);
+    let owners = l.owners().unwrap();
+    assert_eq!(owners.list("many").await.unwrap().len(), N);
+    let url = serve(l).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bystander = {
+        let (url, stop) = (url.clone(), stop.clone());
+        tokio::spawn(async move {
+            let c = jar_client();
+            let mut failed = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if get(&c, format!("{url}/views")).await.0 != 200 {
+                    failed += 1;
+                }
+            }
+            failed
+        })
+    };
+    let t = Instant::now();
+    let revoked = owners.revoke_all("many").await;
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    println!("revoked {revoked:?} in {took:?}");
+    assert_eq!(revoked.unwrap(), N);
+    assert_eq!(
+        bystander.await.unwrap(),
+        0,
+        "another user's requests failed"
+    );
+    assert!(owners.list("many").await.unwrap().is_empty());
+}

@@ -227,7 +227,11 @@ async fn owner_round_trips() {
     })
     .await;
     println!("listing one session: {list:?}");
-    assert_eq!(list.len(), 2, "the index, then one probe per session");
+    assert_eq!(
+        list.len(),
+        3,
+        "the index, then per session a probe and a read of the record (its binding)"
+    );
     let (a, b) = (
         count(&plain, "/logout").await,
         count(&owned, "/logout").await,
