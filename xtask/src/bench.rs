@@ -25,7 +25,7 @@ const SCENARIOS: [&str; 5] = ["returning", "new", "read", "mixed", "rolling-read
 /// (what the wire format alone costs); `memory-lite` is ours with tower-sessions' default cookie
 /// shape (one unsigned cookie, no expiry); `ts-memory-signed` is tower-sessions with signed
 /// cookies like ours; `encrypted` is our cookie mode with `CookieMode::Encrypted`.
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 15] = [
     "bare",
     "bare-cookies",
     "cookie",
@@ -33,9 +33,12 @@ const KINDS: [&str; 12] = [
     "memory",
     "memory-lite",
     "redis",
+    "redis-cache",
     "ts-memory",
     "ts-memory-signed",
     "ts-redis",
+    "actix-cookie",
+    "actix-redis",
     "postgres",
     "ts-postgres",
 ];
@@ -43,11 +46,14 @@ const KINDS: [&str; 12] = [
 /// The peers a kind's ratio is quoted against.
 fn peers(kind: &str) -> &'static [&'static str] {
     match kind {
-        "cookie" | "memory-lite" => &["ts-memory"],
+        "memory-lite" => &["ts-memory"],
         // Encrypted cookies beside signed ones (target: at most 1.3 × the cost).
         "encrypted" => &["cookie"],
         "memory" => &["ts-memory", "ts-memory-signed"],
-        "redis" => &["ts-redis", "memory"],
+        "cookie" => &["ts-memory", "actix-cookie"],
+        "redis" => &["ts-redis", "actix-redis", "memory"],
+        // The client cache's targets: beside the memory store and the best Redis peer.
+        "redis-cache" => &["memory", "redis", "ts-redis", "actix-redis"],
         // The PostgreSQL issue's two targets: beside tower-sessions' sqlx store, and our Redis.
         "postgres" => &["ts-postgres", "redis"],
         _ => &[],

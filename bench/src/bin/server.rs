@@ -1,12 +1,16 @@
 //! One benchmark server: `server KIND PORT [REDIS_URL]`, KIND one of bare, bare-cookies, cookie,
 //! encrypted (cookie mode, encrypted),
-//! memory, memory-lite, redis, postgres, ts-memory, ts-memory-signed, ts-redis, ts-postgres
-//! (the postgres kinds read `DATABASE_URL`). Every kind answers `GET /` by incrementing the
+//! memory, memory-lite, redis, redis-cache (with the client cache), postgres, ts-memory,
+//! ts-memory-signed, ts-redis, ts-postgres (the postgres kinds read `DATABASE_URL`),
+//! actix-cookie, actix-redis (actix-web with actix-session). Every kind answers `GET /` by incrementing the
 //! session's `views` and `GET /read` by reading it without a change (bare kinds: a constant
 //! body). `BENCH_ROLLING=1` turns on `rolling` (tower-sessions: expiry on inactivity). Two tokio
 //! worker threads. Prints `ready` when listening.
 
 use std::convert::Infallible;
+
+#[path = "../peers/actix.rs"]
+mod actix_peer;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -114,8 +118,11 @@ async fn our_layer(kind: &str, redis_url: &str) -> SessionLayer {
                 .expect("config");
             SessionLayer::store(config, session_store_memory::MemoryStore::new())
         }
-        "redis" => {
+        "redis" | "redis-cache" => {
             let mut builder = session_store_redis::RedisStore::builder(redis_url);
+            if kind == "redis-cache" {
+                builder = builder.client_cache(64 << 20);
+            }
             if let Some(n) = std::env::var("BENCH_REDIS_POOL")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -208,6 +215,9 @@ fn main() {
         .get(3)
         .cloned()
         .unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
+    if kind.starts_with("actix-") {
+        return actix_peer::serve(&kind, port, &redis_url, rolling());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -11,6 +11,7 @@ use session_core::MaxAge;
 use crate::connection::{Pool, Redis};
 use crate::pool::{Failures, Manager, Sink};
 use crate::store::{Format, RedisStore};
+use crate::tracking::ClientCache;
 
 /// A building failure: an invalid URL or cluster configuration (with the `tls` feature, also
 /// a root certificate that can't be read). Building never connects.
@@ -19,6 +20,9 @@ pub enum RedisBuildError {
     /// The URL, the cluster configuration or the TLS root certificate was refused (the
     /// reason, as redis-rs gives it).
     InvalidUrl(String),
+    /// [`RedisStoreBuilder::client_cache`] was asked for where it can't work yet (the
+    /// reason).
+    ClientCacheUnsupported(&'static str),
 }
 
 impl std::error::Error for RedisBuildError {}
@@ -27,6 +31,7 @@ impl fmt::Display for RedisBuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidUrl(why) => write!(f, "invalid Redis URL: {why}"),
+            Self::ClientCacheUnsupported(why) => write!(f, "no client cache here: {why}"),
         }
     }
 }
@@ -114,6 +119,7 @@ pub struct RedisStoreBuilder {
     test_on_checkout: bool,
     koa_default_max_age: MaxAge,
     max_record_bytes: usize,
+    client_cache: Option<usize>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -133,6 +139,7 @@ impl fmt::Debug for RedisStoreBuilder {
             )
             .field("prefix", &self.prefix)
             .field("format", &self.format)
+            .field("client_cache", &self.client_cache)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +159,7 @@ impl RedisStoreBuilder {
             test_on_checkout: false,
             koa_default_max_age: MaxAge::Ms(86_400_000),
             max_record_bytes: 64 * 1024,
+            client_cache: None,
         }
     }
 
@@ -206,6 +214,40 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Keeps up to `max_bytes` of recently read sessions in this process, kept right by Redis
+    /// (server-assisted client-side caching, Redis 6 or newer): a load of a session that
+    /// nobody changed since this process last read it costs no round trip.
+    ///
+    /// - **Correct across app servers.** The cache reads through one extra connection with
+    ///   `CLIENT TRACKING` on: Redis remembers which keys this process holds and, when any
+    ///   client changes, deletes, or expires one (a save, a logout or a revoke on another app
+    ///   server, a Koa app, `redis-cli`), pushes an invalidation on that connection. Redis
+    ///   queues it while it runs the write, before the writer's own reply: by the time a
+    ///   logout has returned on one server, the invalidation is on its way to the others, and
+    ///   lands after one network hop (measured against a local Redis: see the repository's
+    ///   BENCHMARKS.md). Writes this process makes drop its own copy at once.
+    /// - **A lost or silent connection drops the whole cache.** A closed connection does so at
+    ///   once; a connection that goes silent without closing (a network partition) is caught
+    ///   by a `PING` every 250 ms: entries are only served while a `PING` sent less than 1 s
+    ///   ago has been answered. So a copy is never served more than 1 s after a write it
+    ///   missed. Meanwhile loads go through the pool as without the cache.
+    /// - **Bounded memory**: least recently used sessions leave first once `max_bytes` (keys,
+    ///   fields, and a few hundred bytes of overhead per session) is reached; an entry is
+    ///   never served past its Redis TTL. Redis keeps a table of the tracked keys too (bounded
+    ///   by its `tracking-table-max-keys`).
+    /// - **`rolling`**: a rolling session's touch goes through the tracking connection and
+    ///   moves the cached copy's expiry, so a rolling read costs one round trip (the touch,
+    ///   which also confirms no login superseded the session) instead of two.
+    ///
+    /// Only for [`Format::V1`] on one server (not [`RedisStore::cluster`] yet, nor
+    /// [`RedisStore::from_pool`], which gives no URL to connect with): [`Self::build`] fails
+    /// with [`RedisBuildError::ClientCacheUnsupported`] otherwise. `0` turns it off (the
+    /// default).
+    pub fn client_cache(mut self, max_bytes: usize) -> Self {
+        self.client_cache = (max_bytes > 0).then_some(max_bytes);
+        self
+    }
+
     /// Trusts this PEM root certificate for `rediss://` (instead of the system's roots); for
     /// servers with a private CA.
     #[cfg(feature = "tls")]
@@ -235,10 +277,39 @@ impl RedisStoreBuilder {
     /// Builds the store. No connection is made yet: the pool connects on first use, so an app
     /// starts even while Redis is down (requests then get fast errors).
     pub async fn build(mut self) -> Result<RedisStore, RedisBuildError> {
+        if self.client_cache.is_some() {
+            match (&self.source, self.format) {
+                (Source::Cluster(_), _) => {
+                    return Err(RedisBuildError::ClientCacheUnsupported(
+                        "not on Redis Cluster yet",
+                    ));
+                }
+                (Source::Pool(_), _) => {
+                    return Err(RedisBuildError::ClientCacheUnsupported(
+                        "an existing pool gives no URL for the tracking connection",
+                    ));
+                }
+                (Source::Url(_), Format::Koa) => {
+                    return Err(RedisBuildError::ClientCacheUnsupported(
+                        "only for the V1 record format",
+                    ));
+                }
+                (Source::Url(_), Format::V1) => {}
+            }
+        }
         let source = std::mem::replace(&mut self.source, Source::Cluster(Vec::new()));
+        let mut cache = None;
         let (pool, url) = match source {
             Source::Url(url) => {
                 let client = self.client(&url)?;
+                if let Some(max_bytes) = self.client_cache {
+                    cache = Some(ClientCache::new(
+                        resp3(&client)?,
+                        max_bytes,
+                        self.checkout_timeout,
+                        self.command_timeout,
+                    ));
+                }
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.checkout_timeout))
                     .set_response_timeout(Some(self.command_timeout));
@@ -296,8 +367,20 @@ impl RedisStoreBuilder {
             self.format,
             self.koa_default_max_age,
             self.max_record_bytes,
+            cache,
         ))
     }
+}
+
+/// A client like `client` that speaks RESP3 (the pushes of client tracking need it).
+fn resp3(client: &redis::Client) -> Result<redis::Client, RedisBuildError> {
+    let info = client.get_connection_info().clone();
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    redis::Client::open(info.set_redis_settings(settings))
+        .map_err(|e| RedisBuildError::InvalidUrl(e.to_string()))
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl redis::aio::ConnectionLike for AnyConn {
 }
 
 /// Maps a Redis error to a store error, without keys or values in the message.
-fn store_error(e: &RedisError) -> StoreError {
+pub(crate) fn store_error(e: &RedisError) -> StoreError {
     if e.is_timeout() {
         return StoreError::Timeout(Duration::ZERO);
     }

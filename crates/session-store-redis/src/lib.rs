@@ -67,6 +67,20 @@
 //!   `{"_superseded":"<successor key>","_expire":1,"_maxAge":1}`: a Koa app reading it sees an
 //!   expired session and starts a new one.
 //!
+//! # Client-side cache
+//! [`RedisStoreBuilder::client_cache`] (opt-in) keeps recently read sessions in the app
+//! server's memory, kept right by Redis's server-assisted client-side caching (`CLIENT
+//! TRACKING` over RESP3): a read of a session nobody changed since costs no round trip, and a
+//! read under `rolling` one (its touch) instead of two. A save, logout or revoke on any app
+//! server (or any other Redis client) drops the others' copies: Redis pushes the invalidation
+//! while it runs the write, so it arrives about when the writer's own reply does (measured on
+//! loopback: p50 1 µs, p99 150 µs after the write returned, `cargo xtask test-redis`, test
+//! `a_write_on_one_server_reaches_the_others_cache`). A lost connection drops the whole
+//! cache, and a silent one (a partition) is caught within 1 s, the bound on a stale read
+//! when the network fails. Memory is bounded in bytes (least recently used first out). One
+//! server only for now: not on Cluster ([`RedisBuildError::ClientCacheUnsupported`]).
+//! [`RedisStore::client_cache_stats`] tells how it does.
+//!
 //! # Redis Cluster
 //! [`RedisStore::cluster`] takes seed nodes and works exactly as on one server, delta writes
 //! and the koa format included: every command and script touches one key, so no hash tags are
@@ -107,6 +121,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod cache;
 mod connection;
 mod koa;
 mod limit;
@@ -114,7 +129,9 @@ mod owners;
 mod pool;
 mod scripts;
 mod store;
+mod tracking;
 mod v1;
 
 pub use builder::{RedisBuildError, RedisStoreBuilder};
+pub use cache::CacheStats;
 pub use store::{Format, RedisStore};

@@ -9,9 +9,11 @@ use session_core::{
     Supersede, Updated,
 };
 
+use crate::cache::CacheStats;
 use crate::connection::Redis;
 use crate::koa;
 use crate::scripts::{SCRIPTS, destroyed};
+use crate::tracking::ClientCache;
 use crate::v1;
 
 /// How sessions are laid out in Redis.
@@ -33,6 +35,7 @@ pub struct RedisStore {
     format: Format,
     koa_default_max_age: MaxAge,
     max_record_bytes: usize,
+    cache: Option<ClientCache>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -42,6 +45,7 @@ impl fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .field("format", &self.format)
             .field("pool", &self.redis.pool_state())
+            .field("client_cache", &self.cache.as_ref().map(ClientCache::stats))
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +68,7 @@ impl RedisStore {
         format: Format,
         koa_default_max_age: MaxAge,
         max_record_bytes: usize,
+        cache: Option<ClientCache>,
     ) -> Self {
         Self {
             redis,
@@ -72,6 +77,21 @@ impl RedisStore {
             format,
             koa_default_max_age,
             max_record_bytes,
+            cache,
+        }
+    }
+
+    /// What the client cache holds and has done; `None` without one (see
+    /// [`RedisStoreBuilder::client_cache`](crate::RedisStoreBuilder::client_cache)).
+    pub fn client_cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(ClientCache::stats)
+    }
+
+    /// After a write through the pool: this process's cached copy of `k` is dropped at once
+    /// (Redis's push for it may still be on its way).
+    fn written(&self, k: &str) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(k);
         }
     }
 
@@ -133,7 +153,10 @@ impl Store for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Loaded, StoreError> {
         let k = self.redis_key(key);
         match self.format {
-            Format::V1 => v1::load(&self.redis, &k).await,
+            Format::V1 => match &self.cache {
+                Some(cache) => cache.load(&self.redis, &k).await,
+                None => v1::load(&self.redis, &k).await,
+            },
             Format::Koa => koa::load(&self.redis, &k, self.koa_default_max_age).await,
         }
     }
@@ -145,10 +168,12 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<Updated, StoreError> {
         let (k, ttl, limit) = (self.redis_key(key), ms(ttl), self.max_record_bytes);
-        match self.format {
+        let saved = match self.format {
             Format::V1 => v1::save(&self.redis, &k, change, ttl, limit).await,
             Format::Koa => koa::save(&self.redis, &k, change, ttl, limit).await,
-        }
+        };
+        self.written(&k);
+        saved
     }
 
     async fn destroy(&self, key: &StoreKey) -> Result<Destroyed, StoreError> {
@@ -157,8 +182,10 @@ impl Store for RedisStore {
             Format::V1 => &SCRIPTS.v1_destroy,
             Format::Koa => &SCRIPTS.koa_destroy,
         };
-        let reply = self.redis.eval_reply(script, &self.redis_key(key)).await?;
-        Ok(destroyed(reply, &self.prefix))
+        let k = self.redis_key(key);
+        let reply = self.redis.eval_reply(script, &k).await;
+        self.written(&k);
+        Ok(destroyed(reply?, &self.prefix))
     }
 
     async fn supersede(
@@ -168,10 +195,12 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<Supersede, StoreError> {
         let (k, next, ttl) = (self.redis_key(key), self.redis_key(successor), ms(ttl));
-        match self.format {
+        let done = match self.format {
             Format::V1 => v1::supersede(&self.redis, &k, &next, ttl).await,
             Format::Koa => koa::supersede(&self.redis, &k, &next, ttl).await,
-        }
+        };
+        self.written(&k);
+        done
     }
 
     async fn touch(
@@ -182,7 +211,10 @@ impl Store for RedisStore {
     ) -> Result<Updated, StoreError> {
         let (k, ttl) = (self.redis_key(key), ms(ttl));
         match self.format {
-            Format::V1 => v1::touch(&self.redis, &k, &meta, ttl).await,
+            Format::V1 => match &self.cache {
+                Some(cache) => cache.touch(&self.redis, &k, &meta, ttl).await,
+                None => v1::touch(&self.redis, &k, &meta, ttl).await,
+            },
             Format::Koa => koa::touch(&self.redis, &k, &meta, ttl).await,
         }
     }

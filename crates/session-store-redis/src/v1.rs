@@ -15,7 +15,7 @@ use crate::scripts::{SCRIPTS, superseded, updated};
 /// The store's version tag in [`Format::V1`](crate::Format::V1) records.
 const V1_TAG: &str = "1";
 
-fn meta_field(m: &Meta) -> String {
+pub(crate) fn meta_field(m: &Meta) -> String {
     format!(
         "{},{},{}",
         m.expire.unwrap_or(0),
@@ -54,7 +54,7 @@ fn data_field(name: &str) -> Vec<u8> {
 }
 
 /// Decodes a V1 hash (`HGETALL` reply).
-fn decode_v1(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Loaded, StoreError> {
+pub(crate) fn decode(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Loaded, StoreError> {
     if fields.is_empty() {
         return Ok(Loaded::Missing);
     }
@@ -117,7 +117,7 @@ pub(crate) async fn create(
 
 /// Reads the record under `k` (one `HGETALL`).
 pub(crate) async fn load(db: &Redis, k: &str) -> Result<Loaded, StoreError> {
-    decode_v1(db.hgetall(k).await?)
+    decode(db.hgetall(k).await?)
 }
 
 /// Applies this request's delta (or, after `clear()`, its whole data) to the live record.
@@ -225,15 +225,15 @@ mod tests {
                 .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()))
                 .collect()
         };
-        assert_eq!(decode_v1(Vec::new()).unwrap(), Loaded::Missing);
+        assert_eq!(decode(Vec::new()).unwrap(), Loaded::Missing);
         assert_eq!(
-            decode_v1(f(&[("_v", "1"), ("_sup", "sess:next")])).unwrap(),
+            decode(f(&[("_v", "1"), ("_sup", "sess:next")])).unwrap(),
             Loaded::Superseded
         );
-        assert!(decode_v1(f(&[("_v", "2"), ("_m", "0,0,0")])).is_err());
-        assert!(decode_v1(f(&[("_v", "1")])).is_err());
-        assert!(decode_v1(f(&[("_v", "1"), ("_m", "0,0,0"), ("d:a", "{")])).is_err());
-        let r = decode_v1(f(&[("_v", "1"), ("_m", "5,10,0"), ("d:a", "[1]")]))
+        assert!(decode(f(&[("_v", "2"), ("_m", "0,0,0")])).is_err());
+        assert!(decode(f(&[("_v", "1")])).is_err());
+        assert!(decode(f(&[("_v", "1"), ("_m", "0,0,0"), ("d:a", "{")])).is_err());
+        let r = decode(f(&[("_v", "1"), ("_m", "5,10,0"), ("d:a", "[1]")]))
             .unwrap()
             .into_record()
             .unwrap();
