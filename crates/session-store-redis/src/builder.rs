@@ -220,29 +220,37 @@ impl RedisStoreBuilder {
     ///
     /// - **Correct across app servers.** The cache reads through one extra connection with
     ///   `CLIENT TRACKING` on: Redis remembers which keys this process holds and, when any
-    ///   client changes, deletes, or expires one (a save, a logout or a revoke on another app
-    ///   server, a Koa app, `redis-cli`), pushes an invalidation on that connection. Redis
-    ///   queues it while it runs the write, before the writer's own reply: by the time a
-    ///   logout has returned on one server, the invalidation is on its way to the others, and
-    ///   lands after one network hop (measured against a local Redis: see the repository's
-    ///   BENCHMARKS.md). Writes this process makes drop its own copy at once.
+    ///   client changes, deletes or expires one (a save, a logout or a revoke on another app
+    ///   server, a Koa app, `redis-cli`, `FLUSHDB`), pushes an invalidation on that
+    ///   connection. Redis queues it while it runs the write, before the writer's own reply:
+    ///   by the time a logout has returned on one server, the invalidation is on its way to
+    ///   the others, and lands after one network hop (measured against a local Redis: see the
+    ///   repository's BENCHMARKS.md). Writes this process makes drop its own copy at once. Not
+    ///   covered: `SWAPDB` (Redis sends no invalidation for it).
     /// - **A lost or silent connection drops the whole cache.** A closed connection does so at
     ///   once; a connection that goes silent without closing (a network partition) is caught
     ///   by a `PING` every 250 ms: entries are only served while a `PING` sent less than 1 s
     ///   ago has been answered. So a copy is never served more than 1 s after a write it
-    ///   missed. Meanwhile loads go through the pool as without the cache.
-    /// - **Bounded memory**: least recently used sessions leave first once `max_bytes` (keys,
-    ///   fields, and a few hundred bytes of overhead per session) is reached; an entry is
-    ///   never served past its Redis TTL. Redis keeps a table of the tracked keys too (bounded
-    ///   by its `tracking-table-max-keys`).
+    ///   missed. Without a working tracking connection, loads go through the pool as they
+    ///   would without the cache; the connection is (re)opened in the background, at most once
+    ///   a second, so no request waits for it. The first failure to open it is logged as a
+    ///   warning: an ACL user needs `HELLO`, `CLIENT|TRACKING` and `PING`.
+    /// - **Bounded memory**: least recently used sessions leave first once `max_bytes` is
+    ///   reached, counted as the decoded records take it in memory (keys, JSON nodes and text,
+    ///   a few hundred bytes of bookkeeping per session): an estimate, within a small factor of
+    ///   the allocator's figure. An entry is never served past its Redis TTL. Redis keeps a
+    ///   table of the keys each tracking connection read (sessions that were not found
+    ///   included), bounded by its `tracking-table-max-keys`; past that bound Redis drops
+    ///   entries and invalidates them, which costs hits, never correctness.
     /// - **`rolling`**: a rolling session's touch goes through the tracking connection and
     ///   moves the cached copy's expiry, so a rolling read costs one round trip (the touch,
-    ///   which also confirms no login superseded the session) instead of two.
+    ///   which at commit still confirms no login superseded the session before the cookie goes
+    ///   out) instead of two.
     ///
     /// Only for [`Format::V1`] on one server (not [`RedisStore::cluster`] yet, nor
     /// [`RedisStore::from_pool`], which gives no URL to connect with): [`Self::build`] fails
     /// with [`RedisBuildError::ClientCacheUnsupported`] otherwise. `0` turns it off (the
-    /// default).
+    /// default). [`RedisStore::client_cache_stats`] tells how it does.
     pub fn client_cache(mut self, max_bytes: usize) -> Self {
         self.client_cache = (max_bytes > 0).then_some(max_bytes);
         self

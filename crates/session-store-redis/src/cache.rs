@@ -15,9 +15,41 @@ use std::time::Instant;
 use lru::LruCache;
 use session_core::{Meta, Record};
 
-/// Bytes counted for an entry beyond its key and its fields (the map, the JSON values' nodes,
-/// the LRU links): a rough, deliberately generous figure, so the bound holds for small records.
+/// Bytes counted for an entry beyond its key and its decoded data (the map's and the LRU's
+/// links, the pending bookkeeping): a rough, deliberately generous figure.
 const ENTRY_OVERHEAD: usize = 256;
+/// Bytes counted per object member beyond its name and value (the map's index and hash).
+const MEMBER_OVERHEAD: usize = 32;
+
+/// What a decoded JSON value takes in memory, roughly: its node, and its text, elements or
+/// members (a `[0,0,...]` of 2 bytes per element on the wire takes a whole node each).
+fn value_bytes(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    std::mem::size_of::<Value>()
+        + match v {
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+            Value::String(s) => s.capacity(),
+            Value::Array(items) => items.iter().map(value_bytes).sum(),
+            Value::Object(members) => members
+                .iter()
+                .map(|(k, v)| {
+                    std::mem::size_of::<String>() + k.capacity() + MEMBER_OVERHEAD + value_bytes(v)
+                })
+                .sum(),
+        }
+}
+
+/// What a cached record takes in memory, roughly, its key included.
+pub(crate) fn entry_bytes(key: &str, record: &Record) -> usize {
+    let data: usize = record
+        .data
+        .iter()
+        .map(|(k, v)| {
+            std::mem::size_of::<String>() + k.capacity() + MEMBER_OVERHEAD + value_bytes(v)
+        })
+        .sum();
+    2 * key.len() + data + ENTRY_OVERHEAD
+}
 
 /// What the client cache holds and has done, for monitoring and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +67,9 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Times the whole cache was dropped: the tracking connection was lost, or went silent.
     pub flushes: u64,
+    /// Whether the tracking connection is up (without it, loads go through the pool,
+    /// uncached).
+    pub tracking: bool,
 }
 
 struct Entry {
@@ -125,9 +160,9 @@ impl Table {
         self.stats.misses += 1;
     }
 
-    /// Stores a record read from Redis; `payload` is the bytes of its fields.
-    pub(crate) fn insert(&mut self, key: &str, record: Record, until: Instant, payload: usize) {
-        let bytes = key.len() + payload + ENTRY_OVERHEAD;
+    /// Stores a record read from Redis.
+    pub(crate) fn insert(&mut self, key: &str, record: Record, until: Instant) {
+        let bytes = entry_bytes(key, &record);
         if bytes > self.max_bytes {
             return;
         }
@@ -151,11 +186,14 @@ impl Table {
     }
 
     /// After a touch this process made: the cached record (if still there) carries the new
-    /// expiry.
+    /// expiry, and a fill still in flight (which may have read the old one) is kept out.
     pub(crate) fn extend(&mut self, key: &str, meta: Meta, until: Instant) {
         if let Some(e) = self.lru.get_mut(key) {
             e.record.meta = meta;
             e.until = until;
+        }
+        if let Some(p) = self.pending.get_mut(key) {
+            p.version += 1;
         }
     }
 
@@ -247,28 +285,125 @@ mod tests {
 
     #[test]
     fn the_byte_bound_holds_and_evicts_the_least_recently_used() {
-        let mut t = Table::new(3 * (1 + 10 + ENTRY_OVERHEAD));
+        let one = entry_bytes("a", &record(1));
+        let mut t = Table::new(3 * one);
         for k in ["a", "b", "c"] {
-            t.insert(k, record(1), later(), 10);
+            t.insert(k, record(1), later());
         }
         assert!(t.get("a", Instant::now()).is_some());
-        t.insert("d", record(1), later(), 10);
-        assert!(t.stats().bytes <= 3 * (1 + 10 + ENTRY_OVERHEAD));
+        t.insert("d", record(1), later());
+        assert!(t.stats().bytes <= 3 * one);
         assert!(
             t.get("b", Instant::now()).is_none(),
             "b was least recently used"
         );
         assert!(t.get("a", Instant::now()).is_some());
         // A record larger than the whole bound is never stored.
-        t.insert("huge", record(1), later(), 1 << 20);
+        let mut huge = record(1);
+        huge.data
+            .insert("big".into(), serde_json::json!(vec![0u8; 100]));
+        t.insert("huge", huge, later());
         assert!(t.get("huge", Instant::now()).is_none());
         assert_eq!(t.stats().entries, 3);
     }
 
     #[test]
+    fn decoded_values_are_counted_as_they_sit_in_memory() {
+        // 30,000 zeros are 60 KB on the wire and over a megabyte decoded.
+        let mut r = record(1);
+        r.data
+            .insert("a".into(), serde_json::json!(vec![0u8; 30_000]));
+        assert!(entry_bytes("k", &r) >= 30_000 * std::mem::size_of::<serde_json::Value>());
+    }
+
+    #[test]
+    fn a_touch_keeps_a_fill_that_read_the_old_expiry_out() {
+        let mut t = Table::new(1 << 20);
+        t.insert("k", record(1), later());
+        let fill = t.begin("k");
+        let m = Meta {
+            expire: Some(9),
+            max_age: MaxAge::Ms(9),
+            created: None,
+        };
+        t.extend("k", m, later());
+        assert!(!t.end("k", fill));
+        assert_eq!(t.get("k", Instant::now()).unwrap().meta, m);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Begin(usize),
+        Invalidate(usize),
+        Flush,
+        /// Ends the n-th outstanding operation (modulo their number).
+        End(usize),
+        Insert(usize, usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..3usize).prop_map(Op::Begin),
+            (0..3usize).prop_map(Op::Invalidate),
+            Just(Op::Flush),
+            any::<usize>().prop_map(Op::End),
+            (0..3usize, 0..2000usize).prop_map(|(k, n)| Op::Insert(k, n)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a model: an operation ends clean exactly when neither its key was
+        /// invalidated nor the table flushed since it began; the bookkeeping empties once every
+        /// operation ended; the byte bound always holds.
+        #[test]
+        fn tickets_match_the_model(ops in proptest::collection::vec(op(), 1..300)) {
+            const KEYS: [&str; 3] = ["a", "b", "c"];
+            let bound = 4_000;
+            let mut t = Table::new(bound);
+            // Outstanding: (key, ticket, dirty in the model).
+            let mut open: Vec<(usize, Ticket, bool)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Begin(k) => open.push((k, t.begin(KEYS[k]), false)),
+                    Op::Invalidate(k) => {
+                        t.invalidate(KEYS[k]);
+                        for o in open.iter_mut().filter(|o| o.0 == k) {
+                            o.2 = true;
+                        }
+                    }
+                    Op::Flush => {
+                        t.flush();
+                        for o in &mut open {
+                            o.2 = true;
+                        }
+                    }
+                    Op::End(i) if !open.is_empty() => {
+                        let (k, ticket, dirty) = open.remove(i % open.len());
+                        proptest::prop_assert_eq!(t.end(KEYS[k], ticket), !dirty);
+                    }
+                    Op::End(_) => {}
+                    Op::Insert(k, n) => {
+                        let mut r = record(1);
+                        r.data.insert("s".into(), serde_json::json!("x".repeat(n)));
+                        t.insert(KEYS[k], r, later());
+                    }
+                }
+                proptest::prop_assert!(t.stats().bytes <= bound);
+                let held: usize = t.lru.iter().map(|(_, e)| e.bytes).sum();
+                proptest::prop_assert_eq!(held, t.stats().bytes);
+            }
+            for (k, ticket, dirty) in open.drain(..) {
+                proptest::prop_assert_eq!(t.end(KEYS[k], ticket), !dirty);
+            }
+            proptest::prop_assert!(t.pending.is_empty());
+        }
+    }
+
+    #[test]
     fn an_entry_past_its_ttl_is_not_served() {
         let mut t = Table::new(1 << 20);
-        t.insert("k", record(1), Instant::now(), 10);
+        t.insert("k", record(1), Instant::now());
         assert!(t.get("k", Instant::now()).is_none());
         assert_eq!(t.stats().entries, 0);
         assert_eq!(t.stats().bytes, 0);

@@ -77,8 +77,9 @@
 //! loopback: p50 1 µs, p99 150 µs after the write returned, `cargo xtask test-redis`, test
 //! `a_write_on_one_server_reaches_the_others_cache`). A lost connection drops the whole
 //! cache, and a silent one (a partition) is caught within 1 s, the bound on a stale read
-//! when the network fails. Memory is bounded in bytes (least recently used first out). One
-//! server only for now: not on Cluster ([`RedisBuildError::ClientCacheUnsupported`]).
+//! when the network fails; meanwhile loads go through the pool. Memory is bounded in bytes
+//! (least recently used first out). One server only for now: not on Cluster
+//! ([`RedisBuildError::ClientCacheUnsupported`]). The builder's method has the details.
 //! [`RedisStore::client_cache_stats`] tells how it does.
 //!
 //! # Redis Cluster

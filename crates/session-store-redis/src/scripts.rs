@@ -24,7 +24,8 @@ pub(crate) struct Scripts {
     /// (written before it existed, or changed by another program) is counted from its fields,
     /// and a save is refused as too large only on a true count.
     pub(crate) v1_save: Script,
-    /// Extends a live record (never a marker) and rewrites its meta.
+    /// Extends a live record (never a marker) and rewrites its meta; ends with a read, so the
+    /// client cache's connection that runs it keeps tracking the key.
     pub(crate) v1_touch: Script,
     /// Deletes whatever is there (a foreign value too); the successor's key when it was a
     /// marker, else DEL's count.

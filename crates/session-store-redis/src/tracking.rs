@@ -10,12 +10,17 @@
 //! - Writes this process makes through the pool (saves, destroys, supersedes) drop the key
 //!   here as soon as they return (read-your-writes on this process does not wait for Redis's
 //!   push); a touch this process made through the tracking connection (`NOLOOP`: no push for
-//!   it) moves the cached record's expiry instead, so a `rolling` session keeps its entry.
+//!   it) moves the cached record's expiry instead, so a `rolling` session keeps its entry. A
+//!   write drops the key from the writer's tracking table too, so the touch script ends with a
+//!   read of the key: Redis goes on tracking it for this connection.
 //! - A lost connection drops the whole table (the pushes it would have carried are gone), and
 //!   so does a silent one: a `PING` goes out every [`HEARTBEAT`], and entries are served only
 //!   while a `PING` sent less than [`MAX_SILENCE`] ago has been answered. While there is no
-//!   tracking connection, loads go through the pool, uncached, and a new connection is tried
-//!   at most every [`RECONNECT_EVERY`].
+//!   tracking connection (or with one not proved alive lately), loads go through the pool,
+//!   uncached, and a new connection is opened in the background, at most every
+//!   [`RECONNECT_EVERY`]: no request waits for a connect.
+//! - Every operation's ticket ends exactly once, also when the request is dropped half-way
+//!   ([`Claim`]), so nothing is left behind in the table's bookkeeping.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -25,7 +30,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use session_core::{Loaded, Meta, StoreError, Updated};
 
-use crate::cache::{CacheStats, Table};
+use crate::cache::{CacheStats, Table, Ticket};
 use crate::connection::{Redis, store_error};
 use crate::scripts::{SCRIPTS, updated};
 use crate::v1;
@@ -51,10 +56,12 @@ struct Inner {
     command_timeout: Duration,
     /// The tracking connection in use, if any.
     link: Mutex<Option<Link>>,
-    /// Serialises connecting.
-    connecting: tokio::sync::Mutex<()>,
+    /// A connect is under way (in the background: no request waits for it).
+    connecting: AtomicBool,
     /// No new connection before this.
     retry_at: Mutex<Option<Instant>>,
+    /// Whether the latest connect failed (the first failure of a run is logged as a warning).
+    failing: AtomicBool,
     /// The reference for the [`Link::proven`] times.
     origin: Instant,
 }
@@ -67,13 +74,46 @@ struct Link {
     proven: Arc<AtomicU64>,
 }
 
+/// An operation in flight on a key: its [`Ticket`] ends exactly once, when the operation
+/// finishes or, if the request is dropped half-way (a timeout, a client gone), on drop.
+struct Claim<'a> {
+    inner: &'a Inner,
+    key: &'a str,
+    ticket: Option<Ticket>,
+}
+
+impl<'a> Claim<'a> {
+    fn new(inner: &'a Inner, table: &mut Table, key: &'a str) -> Self {
+        Self {
+            inner,
+            key,
+            ticket: Some(table.begin(key)),
+        }
+    }
+
+    /// Ends the operation; whether nothing invalidated the key meanwhile.
+    fn end(mut self, table: &mut Table) -> bool {
+        self.ticket
+            .take()
+            .is_some_and(|ticket| table.end(self.key, ticket))
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            lock(&self.inner.table).end(self.key, ticket);
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The bytes of a `HGETALL` reply's fields and values.
-fn payload(fields: &[(Vec<u8>, Vec<u8>)]) -> usize {
-    fields.iter().map(|(f, v)| f.len() + v.len()).sum()
+/// Whether `e` means the connection can't be used any more.
+fn broken(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
 impl ClientCache {
@@ -92,15 +132,19 @@ impl ClientCache {
                 connect_timeout,
                 command_timeout,
                 link: Mutex::new(None),
-                connecting: tokio::sync::Mutex::new(()),
+                connecting: AtomicBool::new(false),
                 retry_at: Mutex::new(None),
+                failing: AtomicBool::new(false),
                 origin: Instant::now(),
             }),
         }
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
-        lock(&self.inner.table).stats()
+        CacheStats {
+            tracking: self.inner.current().is_some(),
+            ..lock(&self.inner.table).stats()
+        }
     }
 
     /// `key` was written by this process through the pool: drop it.
@@ -109,72 +153,61 @@ impl ClientCache {
     }
 
     /// Loads `key` from the cache, else through the tracking connection (and keeps it), else
-    /// through the pool.
+    /// (no connection, or one not proved alive lately, or one that just failed) through the
+    /// pool, uncached.
     pub(crate) async fn load(&self, db: &Redis, key: &str) -> Result<Loaded, StoreError> {
-        let Some(link) = self.link().await else {
-            lock(&self.inner.table).missed();
+        let inner = &*self.inner;
+        let now = Instant::now();
+        let link = self.link().filter(|l| inner.is_fresh(l, now));
+        let Some(link) = link else {
+            lock(&inner.table).missed();
             return v1::load(db, key).await;
         };
-        let now = Instant::now();
-        let ticket = {
-            let mut table = lock(&self.inner.table);
-            if self.inner.is_fresh(&link, now)
-                && let Some(record) = table.get(key, now)
-            {
+        let claim = {
+            let mut table = lock(&inner.table);
+            if let Some(record) = table.get(key, now) {
                 return Ok(Loaded::Live(record));
             }
             table.missed();
-            table.begin(key)
+            Claim::new(inner, &mut table, key)
         };
         let mut conn = link.conn.clone();
         let mut pipe = redis::pipe();
         pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
         let reply = tokio::time::timeout(
-            self.inner.command_timeout,
+            inner.command_timeout,
             pipe.query_async::<(Vec<(Vec<u8>, Vec<u8>)>, i64)>(&mut conn),
         )
         .await;
         match reply {
             Ok(Ok((fields, pttl))) => {
-                let bytes = payload(&fields);
                 let loaded = v1::decode(fields);
-                let mut table = lock(&self.inner.table);
-                let clean = table.end(key, ticket);
+                let mut table = lock(&inner.table);
+                let clean = claim.end(&mut table);
                 if clean
                     && pttl > 0
                     && link.alive.load(Ordering::Acquire)
                     && let Ok(Loaded::Live(record)) = &loaded
                 {
                     let until = now + Duration::from_millis(pttl.unsigned_abs());
-                    table.insert(key, record.clone(), until, bytes);
+                    table.insert(key, record.clone(), until);
                 }
                 loaded
             }
-            Ok(Err(e)) => {
-                let broken = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
-                {
-                    let mut table = lock(&self.inner.table);
-                    table.end(key, ticket);
-                    if broken {
-                        self.inner.drop_link(&link, &mut table);
-                    }
-                }
-                if !broken {
-                    return Err(store_error(&e));
-                }
+            Ok(Err(e)) if !broken(&e) => Err(store_error(&e)),
+            // The tracking connection failed or stalled: given up, and the load goes through
+            // the pool (bounded by the pool's own timeouts).
+            Ok(Err(_)) | Err(_) => {
+                inner.drop_link(&link, &mut lock(&inner.table));
+                drop(claim);
                 v1::load(db, key).await
-            }
-            Err(_) => {
-                let mut table = lock(&self.inner.table);
-                table.end(key, ticket);
-                self.inner.drop_link(&link, &mut table);
-                Err(StoreError::Timeout(self.inner.command_timeout))
             }
         }
     }
 
-    /// Extends `key` through the tracking connection (no push for it comes back), moving the
-    /// cached record's expiry; without a connection, through the pool.
+    /// Extends `key` through the tracking connection (no push for it comes back, and the
+    /// script's final read keeps the key tracked), moving the cached record's expiry; without
+    /// a connection, through the pool.
     pub(crate) async fn touch(
         &self,
         db: &Redis,
@@ -182,89 +215,96 @@ impl ClientCache {
         meta: &Meta,
         ttl_ms: u64,
     ) -> Result<Updated, StoreError> {
-        let Some(link) = self.link().await else {
+        let inner = &*self.inner;
+        let Some(link) = self.link() else {
             let done = v1::touch(db, key, meta, ttl_ms).await;
             self.invalidate(key);
             return done;
         };
         let started = Instant::now();
-        let ticket = lock(&self.inner.table).begin(key);
+        let claim = Claim::new(inner, &mut lock(&inner.table), key);
         let mut conn = link.conn.clone();
         let mut inv = SCRIPTS.v1_touch.key(key);
         inv.arg(ttl_ms).arg(v1::meta_field(meta));
-        let reply = tokio::time::timeout(
-            self.inner.command_timeout,
-            inv.invoke_async::<i64>(&mut conn),
-        )
-        .await;
-        let broken = {
-            let mut table = lock(&self.inner.table);
-            let clean = table.end(key, ticket);
+        let reply =
+            tokio::time::timeout(inner.command_timeout, inv.invoke_async::<i64>(&mut conn)).await;
+        let retry = {
+            let mut table = lock(&inner.table);
+            let clean = claim.end(&mut table);
             match &reply {
-                Ok(Ok(code)) => {
-                    if clean && updated(*code) == Updated::Updated {
-                        table.extend(key, *meta, started + Duration::from_millis(ttl_ms));
-                    } else {
-                        table.invalidate(key);
-                    }
+                Ok(Ok(code)) if clean && updated(*code) == Updated::Updated => {
+                    table.extend(key, *meta, started + Duration::from_millis(ttl_ms));
                     false
                 }
-                Ok(Err(e)) => {
+                Ok(Ok(_)) => {
                     table.invalidate(key);
-                    let broken = e.is_io_error() || e.is_connection_dropped();
-                    if broken || e.is_timeout() {
-                        self.inner.drop_link(&link, &mut table);
-                    }
-                    broken
-                }
-                Err(_) => {
-                    table.invalidate(key);
-                    self.inner.drop_link(&link, &mut table);
                     false
+                }
+                Ok(Err(e)) if !broken(e) => {
+                    table.invalidate(key);
+                    false
+                }
+                Ok(Err(_)) | Err(_) => {
+                    table.invalidate(key);
+                    inner.drop_link(&link, &mut table);
+                    true
                 }
             }
         };
         match reply {
             Ok(Ok(code)) => Ok(updated(code)),
-            // A touch is idempotent: once more through the pool.
-            Ok(Err(_)) if broken => v1::touch(db, key, meta, ttl_ms).await,
-            Ok(Err(e)) if e.is_timeout() => Err(StoreError::Timeout(self.inner.command_timeout)),
-            Ok(Err(e)) => Err(store_error(&e)),
-            Err(_) => Err(StoreError::Timeout(self.inner.command_timeout)),
+            Ok(Err(e)) if !retry => Err(store_error(&e)),
+            // The tracking connection failed or stalled; a touch is idempotent: once more
+            // through the pool.
+            _ => {
+                let done = v1::touch(db, key, meta, ttl_ms).await;
+                self.invalidate(key);
+                done
+            }
         }
     }
 
-    /// The tracking connection, opening one if there is none (at most every
-    /// [`RECONNECT_EVERY`]); `None` when Redis can't be reached.
-    async fn link(&self) -> Option<Link> {
+    /// The tracking connection; without one, starts opening one in the background (at most
+    /// every [`RECONNECT_EVERY`]) and returns `None`: no request ever waits for a connect.
+    fn link(&self) -> Option<Link> {
         if let Some(link) = self.inner.current() {
             return Some(link);
         }
         if lock(&self.inner.retry_at).is_some_and(|at| Instant::now() < at) {
             return None;
         }
-        let _one = self.inner.connecting.lock().await;
-        if let Some(link) = self.inner.current() {
-            return Some(link);
+        if self.inner.connecting.swap(true, Ordering::AcqRel) {
+            return None;
         }
-        match tokio::time::timeout(self.inner.connect_timeout, self.inner.connect()).await {
-            Ok(Ok(link)) => {
-                *lock(&self.inner.retry_at) = None;
-                *lock(&self.inner.link) = Some(link.clone());
-                tokio::spawn(heartbeat(Arc::downgrade(&self.inner), link.clone()));
-                Some(link)
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let made = tokio::time::timeout(inner.connect_timeout, inner.connect()).await;
+            match made {
+                Ok(Ok(link)) => {
+                    *lock(&inner.retry_at) = None;
+                    inner.failing.store(false, Ordering::Release);
+                    *lock(&inner.link) = Some(link.clone());
+                    tokio::spawn(heartbeat(Arc::downgrade(&inner), link));
+                }
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => format!("{:?}", e.kind()),
+                        _ => "timed out".to_owned(),
+                    };
+                    // The first failure of a run is worth a warning: a Redis without
+                    // `CLIENT TRACKING` (older than 6) or an ACL that refuses it would
+                    // otherwise leave the cache off without a word.
+                    if inner.failing.swap(true, Ordering::AcqRel) {
+                        tracing::debug!(target: "session::redis", reason = %why, "client cache: no tracking connection");
+                    } else {
+                        tracing::warn!(target: "session::redis", reason = %why, "client cache: no tracking connection; loads go through the pool, uncached");
+                    }
+                    *lock(&inner.retry_at) = Some(Instant::now() + RECONNECT_EVERY);
+                }
             }
-            Ok(Err(e)) => {
-                tracing::debug!(target: "session::redis", kind = ?e.kind(), "client cache: no tracking connection");
-                *lock(&self.inner.retry_at) = Some(Instant::now() + RECONNECT_EVERY);
-                None
-            }
-            Err(_) => {
-                tracing::debug!(target: "session::redis", "client cache: connecting timed out");
-                *lock(&self.inner.retry_at) = Some(Instant::now() + RECONNECT_EVERY);
-                None
-            }
-        }
+            inner.connecting.store(false, Ordering::Release);
+        });
+        None
     }
 }
 

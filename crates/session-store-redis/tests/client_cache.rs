@@ -15,81 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use session_core::testing::{run_all, run_owner_index};
-use session_core::{Change, Data, Delta, Loaded, MaxAge, Meta, Record, Store, StoreKey, Updated};
+use session_core::{Data, Loaded, MaxAge, Meta, Record, Store, Updated};
 use session_store_redis::{Format, RedisBuildError, RedisStore};
 use support::Real;
-
-/// Far beyond what the invalidation takes on loopback (well under a millisecond), so a
-/// loaded CI machine doesn't fail the test; the measured figures are printed.
-const BOUND: Duration = Duration::from_millis(200);
-
-async fn cached(url: &str, prefix: &str) -> RedisStore {
-    RedisStore::builder(url)
-        .prefix(prefix)
-        .client_cache(16 << 20)
-        .build()
-        .await
-        .unwrap()
-}
-
-fn meta() -> Meta {
-    Meta {
-        expire: None,
-        max_age: MaxAge::Session,
-        created: None,
-    }
-}
-
-fn record(n: u64) -> Record {
-    let mut data = Data::new();
-    data.insert("n".into(), json!(n));
-    Record { data, meta: meta() }
-}
-
-fn key(name: &str) -> StoreKey {
-    StoreKey::from_raw(format!("sess:{name}"))
-}
-
-/// The `n` of the record under `k`, `None` when there is none.
-async fn n_of(store: &RedisStore, k: &StoreKey) -> Option<u64> {
-    match store.load(k).await.unwrap() {
-        Loaded::Live(r) => r.data.get("n").and_then(serde_json::Value::as_u64),
-        _ => None,
-    }
-}
-
-async fn set_n(store: &RedisStore, k: &StoreKey, n: u64) {
-    let mut delta = Delta::default();
-    delta.set.push(("n".into(), json!(n)));
-    let data = record(n).data;
-    let change = Change {
-        data: &data,
-        delta: &delta,
-        meta: meta(),
-    };
-    let got = store
-        .save(k, change, Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(got, Updated::Updated);
-}
-
-/// Two stores with caches on the shared server (two app servers), and a key holding
-/// `record(0)`.
-async fn two_servers(name: &str) -> (RedisStore, RedisStore, StoreKey) {
-    let url = support::shared_url();
-    let prefix = support::unique_prefix(name);
-    let (a, b) = (cached(&url, &prefix).await, cached(&url, &prefix).await);
-    let k = key(name);
-    b.create(&k, &record(0), Duration::from_secs(60))
-        .await
-        .unwrap();
-    (a, b, k)
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
-}
+use support::cache::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_through_the_cache() {
@@ -299,7 +228,7 @@ async fn a_killed_tracking_connection_drops_the_cache() {
         assert!(a.client_cache_stats().unwrap().flushes > flushes);
     }
     // Caching works again on a new connection.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let a = warm(a).await;
     let hits = a.client_cache_stats().unwrap().hits;
     for _ in 0..3 {
         assert_eq!(n_of(&a, &k).await, Some(119));
@@ -312,13 +241,16 @@ async fn a_killed_tracking_connection_drops_the_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_server_stops_the_cache() {
     let server = support::Server::start(&[]);
-    let a = RedisStore::builder(server.url())
-        .client_cache(1 << 20)
-        .command_timeout(Duration::from_millis(300))
-        .checkout_timeout(Duration::from_millis(300))
-        .build()
-        .await
-        .unwrap();
+    let a = warm(
+        RedisStore::builder(server.url())
+            .client_cache(1 << 20)
+            .command_timeout(Duration::from_millis(300))
+            .checkout_timeout(Duration::from_millis(300))
+            .build()
+            .await
+            .unwrap(),
+    )
+    .await;
     let k = key("paused");
     a.create(&k, &record(5), Duration::from_secs(60))
         .await
@@ -353,13 +285,6 @@ async fn a_silent_server_stops_the_cache() {
     }
 }
 
-async fn n_of_or_none(store: &RedisStore, k: &StoreKey) -> Option<u64> {
-    match store.load(k).await {
-        Ok(Loaded::Live(r)) => r.data.get("n").and_then(serde_json::Value::as_u64),
-        _ => None,
-    }
-}
-
 /// A restarted server (which keeps nothing): the sessions it lost are not served from the
 /// cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,12 +314,7 @@ async fn a_restarted_server_leaves_nothing_cached() {
 async fn memory_stays_within_the_bound() {
     let url = support::shared_url();
     let bound = 64 * 1024;
-    let store = RedisStore::builder(&url)
-        .prefix(support::unique_prefix("cache_bound"))
-        .client_cache(bound)
-        .build()
-        .await
-        .unwrap();
+    let store = cached_within(&url, &support::unique_prefix("cache_bound"), bound).await;
     let mut data = Data::new();
     data.insert("blob".into(), json!("x".repeat(1000)));
     let big = Record { data, meta: meta() };

@@ -2,6 +2,8 @@
 //! that stop, pause or fill it), and the shared server `cargo xtask test-redis` started.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cache;
+
 use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

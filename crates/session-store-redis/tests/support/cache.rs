@@ -1,0 +1,110 @@
+//! Helpers of the client cache tests: stores with a cache, records with a counter `n`.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use session_core::{Change, Data, Delta, Loaded, MaxAge, Meta, Record, Store, StoreKey, Updated};
+use session_store_redis::RedisStore;
+
+/// Far beyond what the invalidation takes on loopback (well under a millisecond), so a
+/// loaded CI machine doesn't fail the test; the measured figures are printed.
+pub const BOUND: Duration = Duration::from_millis(200);
+
+pub async fn cached(url: &str, prefix: &str) -> RedisStore {
+    cached_within(url, prefix, 16 << 20).await
+}
+
+/// A store with a cache of `bound` bytes, its tracking connection up.
+pub async fn cached_within(url: &str, prefix: &str, bound: usize) -> RedisStore {
+    warm(
+        RedisStore::builder(url)
+            .prefix(prefix)
+            .client_cache(bound)
+            .build()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// `store` once its tracking connection is up (it opens in the background on first use; until
+/// then loads go through the pool).
+pub async fn warm(store: RedisStore) -> RedisStore {
+    let t = Instant::now();
+    while !store.client_cache_stats().unwrap().tracking {
+        store.load(&key("warm-up")).await.unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no tracking connection"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store
+}
+
+pub fn meta() -> Meta {
+    Meta {
+        expire: None,
+        max_age: MaxAge::Session,
+        created: None,
+    }
+}
+
+pub fn record(n: u64) -> Record {
+    let mut data = Data::new();
+    data.insert("n".into(), json!(n));
+    Record { data, meta: meta() }
+}
+
+pub fn key(name: &str) -> StoreKey {
+    StoreKey::from_raw(format!("sess:{name}"))
+}
+
+/// The `n` of the record under `k`, `None` when there is none.
+pub async fn n_of(store: &RedisStore, k: &StoreKey) -> Option<u64> {
+    match store.load(k).await.unwrap() {
+        Loaded::Live(r) => r.data.get("n").and_then(serde_json::Value::as_u64),
+        _ => None,
+    }
+}
+
+pub async fn set_n(store: &RedisStore, k: &StoreKey, n: u64) {
+    let mut delta = Delta::default();
+    delta.set.push(("n".into(), json!(n)));
+    let data = record(n).data;
+    let change = Change {
+        data: &data,
+        delta: &delta,
+        meta: meta(),
+    };
+    let got = store
+        .save(k, change, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(got, Updated::Updated);
+}
+
+/// Two stores with caches on the shared server (two app servers), and a key holding
+/// `record(0)`.
+pub async fn two_servers(name: &str) -> (RedisStore, RedisStore, StoreKey) {
+    let url = super::shared_url();
+    let prefix = super::unique_prefix(name);
+    let (a, b) = (cached(&url, &prefix).await, cached(&url, &prefix).await);
+    let k = key(name);
+    b.create(&k, &record(0), Duration::from_secs(60))
+        .await
+        .unwrap();
+    (a, b, k)
+}
+
+pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+pub async fn n_of_or_none(store: &RedisStore, k: &StoreKey) -> Option<u64> {
+    match store.load(k).await {
+        Ok(Loaded::Live(r)) => r.data.get("n").and_then(serde_json::Value::as_u64),
+        _ => None,
+    }
+}
