@@ -106,6 +106,11 @@ pub struct Plan {
     /// listed. Set when the session was just bound or regenerated, or when the write moves
     /// the record's expiry past its entry's; `None` otherwise (no index call).
     pub index: Option<Binding>,
+    /// Store mode: whether the response sends the session cookie. False only for a save of an
+    /// existing session whose cookie would stay the same but for an expiry moved by less than
+    /// the refresh threshold ([`ConfigBuilder::cookie_refresh`](crate::ConfigBuilder::cookie_refresh)).
+    /// Cookie mode always sends its cookie when it writes.
+    pub send_cookie: bool,
 }
 
 /// Decides the commit. `session` is `None` when the handler never touched it.
@@ -124,6 +129,7 @@ pub fn decide(session: Option<&SessionState>, config: &Config, now: u64) -> Plan
         ttl_ms: fresh.1,
         retire: s.retired().cloned(),
         index: None,
+        send_cookie: action != Action::Save || cookie_moves(s.meta(), &fresh.0, config),
     };
     let is_new = s.is_new() && s.id().is_none();
     if s.is_stale() && s.retired().is_none() && !s.wants_regenerate() {
@@ -190,6 +196,7 @@ pub fn decide(session: Option<&SessionState>, config: &Config, now: u64) -> Plan
             ttl_ms,
             retire: None,
             index: None,
+            send_cookie: true,
         };
     }
     nothing(Row::Unchanged, None)
@@ -258,12 +265,34 @@ fn nothing(row: Row, retire: Option<Retired>) -> Plan {
         },
         ttl_ms: 0,
         retire,
+        send_cookie: false,
         index: None,
     }
 }
 
 /// The koa fields and store TTL of a write made now: `_expire = now + maxAge`, capped by the
 /// absolute lifetime; TTL = time left + 10 s (a browser-session record lives the session TTL).
+/// Whether a save that moves the session from `old` to `new` changes its cookie beyond the
+/// refresh threshold: another max-age, another browser-session flag, or an expiry in another
+/// step of `threshold × max-age`. So the cookie the browser holds never expires a full step
+/// before the record, and a busy session re-sends it about once per step.
+pub(crate) fn cookie_moves(old: &Meta, new: &Meta, config: &Config) -> bool {
+    if config.refresh_ppm == 0 || config.rolling || old.max_age != new.max_age {
+        return true;
+    }
+    match (old.expire, new.expire, new.max_age) {
+        (None, None, _) => false,
+        (Some(old), Some(new), MaxAge::Ms(max_age)) => {
+            let step =
+                u64::try_from(u128::from(max_age) * u128::from(config.refresh_ppm) / 1_000_000)
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+            old / step != new / step
+        }
+        _ => true,
+    }
+}
+
 fn fresh_meta(s: &SessionState, config: &Config, now: u64) -> (Meta, u64) {
     extend(
         s.meta(),

@@ -79,6 +79,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     let shared = &*inner.shared;
     let config = &shared.config;
     let now = config.now_ms();
+    let cookie_mode = matches!(shared.backend, Backend::Cookie(_));
     let (plan, work, had_cookie) = {
         let mut st = session.lock();
         let Some(s) = st.session.as_mut() else {
@@ -87,7 +88,6 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         let plan: Plan = decide::prepare(Some(s), config, now);
         // Store mode writes only the id and expiry into the cookie: the data is copied out only
         // where a store or the cookie payload needs it.
-        let cookie_mode = matches!(shared.backend, Backend::Cookie(_));
         let whole_records = match &shared.backend {
             Backend::Store(store) => !store.merges_deltas_dyn(),
             Backend::Cookie(_) => true,
@@ -147,6 +147,9 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     };
 
     let headers = match &outcome {
+        // A save that moved the store-mode cookie's expiry by less than the refresh threshold:
+        // the browser's cookie stays as it is (`Plan::send_cookie`).
+        Outcome::Write { .. } if !cookie_mode && !plan.send_cookie => Headers::default(),
         Outcome::Write { id, record } => {
             // The signature the request came with still signs the same id: no new HMAC needed.
             let verified = id

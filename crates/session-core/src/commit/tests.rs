@@ -355,3 +355,4 @@ fn before_save_changes_turn_touch_into_save() {
 }
 
 mod owners;
+mod refresh;

@@ -45,6 +45,10 @@ pub enum ConfigError {
     /// can't work with.
     #[error("encrypted cookies can't be used here: {0}")]
     Encryption(&'static str),
+    /// [`ConfigBuilder::cookie_refresh`](crate::ConfigBuilder::cookie_refresh) out of range,
+    /// or combined with koa-compat.
+    #[error("cookie refresh threshold refused: {0}")]
+    CookieRefresh(&'static str),
     /// The cookie name is not an RFC 6265 token.
     #[error("cookie name {0:?} is not a valid cookie token")]
     InvalidCookieName(String),

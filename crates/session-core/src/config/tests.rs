@@ -311,3 +311,35 @@ fn encrypted_cookie_mode_rules() {
         Err(ConfigError::KeyTooShort { .. } | ConfigError::PlaceholderKey { .. })
     ));
 }
+
+#[test]
+fn cookie_refresh_is_checked_at_construction() {
+    assert_eq!(base().build().unwrap().cookie_refresh(), 0.01);
+    assert_eq!(
+        base().koa_compat(true).build().unwrap().cookie_refresh(),
+        0.0
+    );
+    assert_eq!(
+        base().cookie_refresh(0.5).build().unwrap().cookie_refresh(),
+        0.5
+    );
+    assert_eq!(
+        base()
+            .koa_compat(true)
+            .cookie_refresh(0.0)
+            .build()
+            .unwrap()
+            .cookie_refresh(),
+        0.0
+    );
+    for bad in [f64::NAN, -0.01, 0.51, f64::INFINITY] {
+        assert!(matches!(
+            base().cookie_refresh(bad).build(),
+            Err(ConfigError::CookieRefresh(_))
+        ));
+    }
+    assert!(matches!(
+        base().koa_compat(true).cookie_refresh(0.01).build(),
+        Err(ConfigError::CookieRefresh(_))
+    ));
+}

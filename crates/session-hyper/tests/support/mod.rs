@@ -24,6 +24,24 @@ use session_store_memory::MemoryStore;
 
 pub const KEY1: &[u8] = b"test key one: 32 bytes or longer";
 pub const KEY2: &[u8] = b"test key two: 32 bytes or longer";
+/// Where the manual clocks of the tests start (ms since the epoch).
+pub const T0: u64 = 1_700_000_000_000;
+
+/// A memory store and config sharing one manual clock.
+pub fn clocked(
+    f: impl FnOnce(session_core::ConfigBuilder) -> session_core::ConfigBuilder,
+) -> (session_core::Config, Probe, session_core::ManualClock) {
+    let clock = session_core::ManualClock::new(T0);
+    let store = MemoryStore::builder()
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let cfg = f(session_core::Config::builder()
+        .key(KEY1.to_vec())
+        .clock(Arc::new(clock.clone())))
+    .build()
+    .unwrap();
+    (cfg, Probe::new(store), clock)
+}
 
 /// What the wrapped store does.
 pub const OK: u8 = 0;
