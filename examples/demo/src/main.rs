@@ -43,7 +43,7 @@ const USAGE: &str =
     "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]|postgres://...] [--keys k1,k2]
             [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
             [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
-            [--encrypt]";
+            [--encrypt] [--client-cache BYTES]";
 
 /// Largest `PUT /session` body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -63,6 +63,8 @@ struct Args {
     guest: bool,
     trust_proxy: bool,
     encrypt: bool,
+    /// Redis: the client cache's size in bytes (0: off).
+    client_cache: usize,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -80,6 +82,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         guest: false,
         trust_proxy: false,
         encrypt: false,
+        client_cache: 0,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -111,6 +114,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--guest" => a.guest = true,
             "--trust-proxy" => a.trust_proxy = true,
             "--encrypt" => a.encrypt = true,
+            "--client-cache" => {
+                a.client_cache = value()?
+                    .parse()
+                    .map_err(|e| format!("--client-cache: {e}"))?
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
@@ -379,6 +387,7 @@ async fn build(
             };
             let store = RedisStore::builder(s)
                 .format(format)
+                .client_cache(args.client_cache)
                 .build()
                 .await
                 .map_err(|e| e.to_string())?;
