@@ -362,11 +362,15 @@ impl RedisStoreBuilder {
                 )
             }
         };
+        let preferred = cache
+            .clone()
+            .map(|c| Arc::new(c) as Arc<dyn crate::connection::Preferred>);
         let redis = Redis::new(
             pool,
             self.checkout_timeout,
             self.command_timeout,
             self.pool_size,
+            preferred,
         );
         Ok(RedisStore::new(
             redis,

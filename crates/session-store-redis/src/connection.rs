@@ -100,6 +100,15 @@ fn breaks_connection(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
+/// A connection used instead of the pool while it has one: the client cache's tracking
+/// connection, so a request's load and its write share one connection (and batch with other
+/// requests' on it), and this process's own writes (`NOLOOP`) cost Redis no invalidation push
+/// back to it.
+pub(crate) trait Preferred: Send + Sync {
+    /// The connection and the flag that reports it broken, if there is a healthy one.
+    fn connection(&self) -> Option<(redis::aio::MultiplexedConnection, Arc<AtomicBool>)>;
+}
+
 /// The store's way to Redis: a pool and the timeouts that bound every call. Cheap to clone
 /// (clones share the pool).
 #[derive(Clone)]
@@ -109,6 +118,7 @@ pub(crate) struct Redis {
     command_timeout: Duration,
     /// Bounds the broken connections a checkout may drop before giving up.
     pool_size: u32,
+    preferred: Option<Arc<dyn Preferred>>,
 }
 
 impl Redis {
@@ -117,12 +127,14 @@ impl Redis {
         checkout_timeout: Duration,
         command_timeout: Duration,
         pool_size: u32,
+        preferred: Option<Arc<dyn Preferred>>,
     ) -> Self {
         Self {
             pool,
             checkout_timeout,
             command_timeout,
             pool_size,
+            preferred,
         }
     }
 
@@ -145,19 +157,26 @@ impl Redis {
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let mut attempt = 0;
+        // A failure on the preferred (tracking) connection gives the command one more go on
+        // the pool without using up its retry: a restarted Redis kills both at once.
+        let mut preferred_failed = false;
         loop {
             attempt += 1;
-            let (conn, broken) = self.checkout().await?;
+            let (conn, broken, preferred) = self.checkout().await?;
+            let retry_free = preferred && !preferred_failed;
             match tokio::time::timeout(self.command_timeout, op(conn)).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => {
                     if breaks_connection(&e) {
                         broken.store(true, Ordering::Relaxed);
+                        let dropped = e.is_connection_dropped() || e.is_io_error();
+                        if retry_free && (dropped || e.is_timeout()) {
+                            preferred_failed = true;
+                            attempt -= 1;
+                            continue;
+                        }
                         // A timeout is not retried: the caller already waited its full budget.
-                        if attempt == 1
-                            && !e.is_timeout()
-                            && (e.is_connection_dropped() || e.is_io_error())
-                        {
+                        if attempt == 1 && !e.is_timeout() && dropped {
                             tracing::debug!(target: "session::redis", "connection dropped; retrying once");
                             continue;
                         }
@@ -169,14 +188,25 @@ impl Redis {
                 }
                 Err(_) => {
                     broken.store(true, Ordering::Relaxed);
+                    if retry_free {
+                        // The tracking connection stalled while the pool may be fine (every
+                        // command here is idempotent).
+                        preferred_failed = true;
+                        attempt -= 1;
+                        continue;
+                    }
                     return Err(StoreError::Timeout(self.command_timeout));
                 }
             }
         }
     }
 
-    /// A healthy connection (a clone; the pool slot is released on return) and its broken flag.
-    async fn checkout(&self) -> Result<(AnyConn, Arc<AtomicBool>), StoreError> {
+    /// A healthy connection (a clone; the pool slot is released on return), its broken flag,
+    /// and whether it is the preferred one.
+    async fn checkout(&self) -> Result<(AnyConn, Arc<AtomicBool>, bool), StoreError> {
+        if let Some((conn, broken)) = self.preferred.as_ref().and_then(|p| p.connection()) {
+            return Ok((AnyConn::Single(conn), broken, true));
+        }
         let (pool, failures) = match &self.pool {
             Pool::Own { pool, failures } => (pool, failures),
             Pool::Cluster { client, conn } => {
@@ -189,6 +219,7 @@ impl Redis {
                     Ok(Ok(c)) => Ok((
                         AnyConn::Cluster(c.clone()),
                         Arc::new(AtomicBool::new(false)),
+                        false,
                     )),
                     Ok(Err(e)) => Err(store_error(&e)),
                     Err(_) => Err(StoreError::Timeout(self.checkout_timeout)),
@@ -200,6 +231,7 @@ impl Redis {
                 return Ok((
                     AnyConn::Single((*conn).clone()),
                     Arc::new(AtomicBool::new(false)),
+                    false,
                 ));
             }
         };
@@ -223,7 +255,11 @@ impl Redis {
             let conn = got.map_err(|e| self.checkout_error(&e))?;
             let c: &Conn = &conn;
             if !c.broken.load(Ordering::Relaxed) {
-                return Ok((AnyConn::Single(c.inner.clone()), Arc::clone(&c.broken)));
+                return Ok((
+                    AnyConn::Single(c.inner.clone()),
+                    Arc::clone(&c.broken),
+                    false,
+                ));
             }
             // Dropping it now makes bb8 check `has_broken` and discard it.
         }

@@ -1,15 +1,17 @@
 //! The client cache ([`RedisStoreBuilder::client_cache`](crate::RedisStoreBuilder::client_cache)):
 //! one RESP3 connection with `CLIENT TRACKING ON NOLOOP`, through which every cache fill
-//! (`HGETALL` and `PTTL` of the key, pipelined: one round trip) and every touch goes, so Redis
-//! remembers which keys this process holds and pushes an `invalidate` for each of them on the
-//! same connection as soon as any client changes, deletes or expires it.
+//! (`HGETALL` and `PTTL` of the key, pipelined: one round trip), every touch and, while it is
+//! up, every other command of the store goes ([`Preferred`](crate::connection::Preferred)), so
+//! Redis remembers which keys this process holds and pushes an `invalidate` for each of them on
+//! the same connection as soon as any *other* client changes, deletes or expires it. A
+//! request's load and write share the connection (batched with other requests' as on the
+//! pool's one connection), and this process's own writes cost no push back (`NOLOOP`).
 //!
 //! - A push is handled in the connection's reader as it is read (the push sender is a plain
 //!   callback), before any reply that follows it on the wire; with the [`Ticket`]s of the table,
 //!   a reply read before a write never outlives that write's invalidation.
-//! - Writes this process makes through the pool (saves, destroys, supersedes) drop the key
-//!   here as soon as they return (read-your-writes on this process does not wait for Redis's
-//!   push); a touch this process made through the tracking connection (`NOLOOP`: no push for
+//! - Writes this process makes (saves, destroys, supersedes; `NOLOOP` sends no push for them)
+//!   drop the key here as soon as they return; a touch this process made through the tracking connection (`NOLOOP`: no push for
 //!   it) moves the cached record's expiry instead, so a `rolling` session keeps its entry. A
 //!   write drops the key from the writer's tracking table too, so the touch script ends with a
 //!   read of the key: Redis goes on tracking it for this connection.
@@ -70,6 +72,8 @@ struct Inner {
 struct Link {
     conn: MultiplexedConnection,
     alive: Arc<AtomicBool>,
+    /// Raised by the store's other commands on this connection when one finds it dead.
+    broken: Arc<AtomicBool>,
     /// When (µs after [`Inner::origin`]) the latest answered `PING` was sent.
     proven: Arc<AtomicU64>,
 }
@@ -308,12 +312,28 @@ impl ClientCache {
     }
 }
 
+impl crate::connection::Preferred for ClientCache {
+    /// Every command of the store runs on the tracking connection while it is up and proved
+    /// alive lately; else on the pool.
+    fn connection(&self) -> Option<(MultiplexedConnection, Arc<AtomicBool>)> {
+        let link = self.link()?;
+        self.inner
+            .is_fresh(&link, Instant::now())
+            .then(|| (link.conn.clone(), Arc::clone(&link.broken)))
+    }
+}
+
 impl Inner {
     fn current(&self) -> Option<Link> {
-        lock(&self.link)
+        let link = lock(&self.link)
             .as_ref()
             .filter(|l| l.alive.load(Ordering::Acquire))
-            .cloned()
+            .cloned()?;
+        if link.broken.load(Ordering::Acquire) {
+            self.drop_link(&link, &mut lock(&self.table));
+            return None;
+        }
+        Some(link)
     }
 
     fn micros(&self, at: Instant) -> u64 {
@@ -366,6 +386,7 @@ impl Inner {
         Ok(Link {
             conn,
             alive,
+            broken: Arc::new(AtomicBool::new(false)),
             proven: Arc::new(AtomicU64::new(self.micros(sent))),
         })
     }
