@@ -32,7 +32,8 @@
 //!   as a whole.
 //! - **Round trips**: a load is one `HGETALL`; a commit is one script call. A read-only request
 //!   costs one round trip, a changing one two, and so does a read under `rolling` (its touch is
-//!   the commit: it extends the session only if no login superseded it meanwhile).
+//!   the commit: it extends the session only if no login superseded it meanwhile). With the
+//!   client cache a read of an unchanged session costs none and a rolling read one.
 //! - **Failures are fast and typed**: the pool checkout, connect and every command are bounded
 //!   by short timeouts (defaults: checkout 1 s, command 1 s), and a refused connection fails the
 //!   request at once instead of waiting the timeout out; a refused connection, a timeout, or
