@@ -129,7 +129,12 @@ pub fn decide(session: Option<&SessionState>, config: &Config, now: u64) -> Plan
         ttl_ms: fresh.1,
         retire: s.retired().cloned(),
         index: None,
-        send_cookie: action != Action::Save || cookie_moves(s.meta(), &fresh.0, config),
+        // A save sends the cookie when its expiry moves a step, when it carries a new max-age,
+        // or when it came signed with an older key (re-signed now, not a step later).
+        send_cookie: action != Action::Save
+            || s.needs_resign()
+            || s.max_age_was_set()
+            || cookie_moves(s.meta(), &fresh.0, config),
     };
     let is_new = s.is_new() && s.id().is_none();
     if s.is_stale() && s.retired().is_none() && !s.wants_regenerate() {

@@ -344,9 +344,11 @@ impl ConfigBuilder {
     /// and a response whose save changed nothing in the cookie carries no `Set-Cookie` (two
     /// headers of some 200 bytes less per response). How: the cookie goes out when the new
     /// expiry falls into another step of `fraction × max-age` than the session's current
-    /// expiry, so a busy session re-sends it about once per step. New sessions, regenerated
-    /// ids, key rotation, a changed max-age, `rolling` (it re-sends on every response, as its
-    /// name promises) and `renew` always send it; browser-session cookies (no expiry) are only
+    /// expiry, so a busy session re-sends it about once per step; a response that crossed a
+    /// step and never reached the browser (the client went away) leaves its cookie one more
+    /// step behind until the next crossing. New sessions, regenerated ids, key rotation (a
+    /// cookie signed with an older key), a changed max-age, `rolling` (it re-sends on every
+    /// response, as its name promises) and `renew` always send it; browser-session cookies (no expiry) are only
     /// sent when they change. At most `0.5`; [`ConfigBuilder::build`] fails on a value outside
     /// `0..=0.5` or above `0` under koa-compat. Cookie mode ignores it (the cookie is the
     /// data).

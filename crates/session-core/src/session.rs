@@ -118,6 +118,8 @@ pub struct SessionState {
     replaced: bool,
     meta: Meta,
     forced: bool,
+    /// `set_max_age()` ran since the baseline: the cookie must carry the new max-age.
+    max_age_set: bool,
     regenerate: bool,
     /// The owner binding, kept out of the handler's data (stored under
     /// [`OWNER_KEY`](crate::owner::OWNER_KEY)).
@@ -269,6 +271,7 @@ impl SessionState {
         self.originals.clear();
         self.replaced = false;
         self.forced = false;
+        self.max_age_set = false;
         self.regenerate = false;
     }
 
@@ -367,6 +370,7 @@ impl SessionState {
             MaxAge::Session => MaxAge::Session,
         };
         self.forced = true;
+        self.max_age_set = true;
     }
 
     /// The session's koa fields as loaded or last written.
@@ -479,6 +483,11 @@ impl SessionState {
     pub(crate) fn is_forced(&self) -> bool {
         self.forced
     }
+
+    /// Whether `set_max_age()` ran since the baseline.
+    pub(crate) fn max_age_was_set(&self) -> bool {
+        self.max_age_set
+    }
     pub(crate) fn wants_regenerate(&self) -> bool {
         self.regenerate
     }
@@ -503,6 +512,7 @@ impl SessionState {
         self.originals.clear();
         self.replaced = false;
         self.forced = false;
+        self.max_age_set = false;
         self.regenerate = false;
         self.resign = false;
         self.owner = None;
@@ -516,6 +526,7 @@ impl SessionState {
         self.originals.clear();
         self.replaced = false;
         self.forced = false;
+        self.max_age_set = false;
         self.regenerate = false;
         self.retire = None;
         self.stale = None;

@@ -97,3 +97,26 @@ async fn a_browser_session_cookie_is_sent_once() {
         );
     }
 }
+
+/// Keys rotated (a new key first): a returning user's next save, whatever step its expiry is
+/// in, re-signs the cookie with the new key, so the old key can be dropped a request later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_re_signs_on_the_next_save() {
+    let store = session_store_memory::MemoryStore::new();
+    let layer = |keys: Vec<Vec<u8>>| {
+        let cfg = session_core::Config::builder().keys(keys).build().unwrap();
+        SessionLayer::store(cfg, Probe::new(store.clone()))
+            .build()
+            .unwrap()
+    };
+    let old = serve(layer(vec![KEY1.to_vec()])).await;
+    let rotated = serve(layer(vec![KEY2.to_vec(), KEY1.to_vec()])).await;
+    let only_new = serve(layer(vec![KEY2.to_vec()])).await;
+    let b = browser();
+    assert_eq!(get(&b, &format!("{old}/views")).await.body, "1 views");
+    let r = get(&b, &format!("{rotated}/views")).await;
+    assert_eq!(r.body, "2 views");
+    assert_eq!(r.set_cookies.len(), 2, "the save re-signs with the new key");
+    // The old key is gone: the session goes on.
+    assert_eq!(get(&b, &format!("{only_new}/views")).await.body, "3 views");
+}

@@ -54,6 +54,29 @@ fn koa_compat_rolling_zero_and_a_new_max_age_send_on_every_save() {
 }
 
 #[test]
+fn a_save_under_a_rotated_key_or_a_new_max_age_sends_at_once() {
+    let c = cfg(|b| b);
+    // A cookie signed with an older key, and a data change in the same request.
+    let mut s = stored(&c, json!({"n": 1}), NOW + DAY);
+    s.set_resign(true);
+    s.insert("n", 2).unwrap();
+    let p = decide(Some(&s), &c, NOW + 1000);
+    assert_eq!((p.action, p.row), (Action::Save, Row::Changed));
+    assert!(p.send_cookie, "the re-sign waits for no step");
+    // A max-age shortened by ten minutes, five minutes after the last save: the expiry moves
+    // less than a step, the cookie's Max-Age changes.
+    let mut s = stored(&c, json!({"n": 1}), NOW + DAY);
+    s.set_max_age(MaxAge::Ms(DAY - 600_000));
+    let p = decide(Some(&s), &c, NOW + 300_000);
+    assert_eq!(p.row, Row::Forced);
+    assert!(p.send_cookie);
+    // A plain save() of the same session without either sends nothing new.
+    let mut s = stored(&c, json!({"n": 1}), NOW + DAY);
+    s.save();
+    assert!(!decide(Some(&s), &c, NOW + 1000).send_cookie);
+}
+
+#[test]
 fn every_other_write_sends_the_cookie() {
     let c = cfg(|b| b.renew(true));
     // A new session, a regenerate, a renew's touch and a re-sign all send it.
