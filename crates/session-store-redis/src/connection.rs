@@ -157,8 +157,8 @@ impl Redis {
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let mut attempt = 0;
-        // A failure on the preferred (tracking) connection gives the command one more go on
-        // the pool without using up its retry: a restarted Redis kills both at once.
+        // A dropped preferred (tracking) connection gives the command one more go on the pool
+        // without using up its retry: a restarted Redis kills both at once.
         let mut preferred_failed = false;
         loop {
             attempt += 1;
@@ -170,7 +170,9 @@ impl Redis {
                     if breaks_connection(&e) {
                         broken.store(true, Ordering::Relaxed);
                         let dropped = e.is_connection_dropped() || e.is_io_error();
-                        if retry_free && (dropped || e.is_timeout()) {
+                        // Not after a timeout: the command may still run, and a create, a
+                        // supersede or a destroy run twice answers wrongly.
+                        if retry_free && dropped && !e.is_timeout() {
                             preferred_failed = true;
                             attempt -= 1;
                             continue;
@@ -188,13 +190,6 @@ impl Redis {
                 }
                 Err(_) => {
                     broken.store(true, Ordering::Relaxed);
-                    if retry_free {
-                        // The tracking connection stalled while the pool may be fine (every
-                        // command here is idempotent).
-                        preferred_failed = true;
-                        attempt -= 1;
-                        continue;
-                    }
                     return Err(StoreError::Timeout(self.command_timeout));
                 }
             }

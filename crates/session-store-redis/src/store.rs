@@ -50,6 +50,21 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// Drops a key from the client cache when it goes out of scope (see
+/// [`RedisStore::writing`]).
+struct Written<'a> {
+    cache: Option<&'a ClientCache>,
+    key: &'a str,
+}
+
+impl Drop for Written<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache {
+            cache.invalidate(self.key);
+        }
+    }
+}
+
 /// A TTL in whole milliseconds, at least 1.
 /// A TTL in ms for PEXPIRE: at least 1, and clamped to
 /// [`MAX_STORE_TTL`](session_core::expiry::MAX_STORE_TTL) (Redis refuses an expiry time that
@@ -87,11 +102,15 @@ impl RedisStore {
         self.cache.as_ref().map(ClientCache::stats)
     }
 
-    /// After a write through the pool: this process's cached copy of `k` is dropped at once
-    /// (Redis's push for it may still be on its way).
-    fn written(&self, k: &str) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate(k);
+    /// Taken before a write of `k`: when the write returns, or when the request is dropped
+    /// while it runs (a timeout, a client gone: the command may still run in Redis), this
+    /// process's cached copy of `k` is dropped. No push comes for it: the write ran on the
+    /// tracking connection (`NOLOOP`), or Redis's push is still on its way. A fill sent after
+    /// the drop goes out behind the write on the same connection, so it reads the write.
+    fn writing<'a>(&'a self, k: &'a str) -> Written<'a> {
+        Written {
+            cache: self.cache.as_ref(),
+            key: k,
         }
     }
 
@@ -168,12 +187,11 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<Updated, StoreError> {
         let (k, ttl, limit) = (self.redis_key(key), ms(ttl), self.max_record_bytes);
-        let saved = match self.format {
+        let _written = self.writing(&k);
+        match self.format {
             Format::V1 => v1::save(&self.redis, &k, change, ttl, limit).await,
             Format::Koa => koa::save(&self.redis, &k, change, ttl, limit).await,
-        };
-        self.written(&k);
-        saved
+        }
     }
 
     async fn destroy(&self, key: &StoreKey) -> Result<Destroyed, StoreError> {
@@ -183,9 +201,9 @@ impl Store for RedisStore {
             Format::Koa => &SCRIPTS.koa_destroy,
         };
         let k = self.redis_key(key);
-        let reply = self.redis.eval_reply(script, &k).await;
-        self.written(&k);
-        Ok(destroyed(reply?, &self.prefix))
+        let _written = self.writing(&k);
+        let reply = self.redis.eval_reply(script, &k).await?;
+        Ok(destroyed(reply, &self.prefix))
     }
 
     async fn supersede(
@@ -195,12 +213,11 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<Supersede, StoreError> {
         let (k, next, ttl) = (self.redis_key(key), self.redis_key(successor), ms(ttl));
-        let done = match self.format {
+        let _written = self.writing(&k);
+        match self.format {
             Format::V1 => v1::supersede(&self.redis, &k, &next, ttl).await,
             Format::Koa => koa::supersede(&self.redis, &k, &next, ttl).await,
-        };
-        self.written(&k);
-        done
+        }
     }
 
     async fn touch(

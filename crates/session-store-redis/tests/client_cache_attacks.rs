@@ -214,6 +214,19 @@ async fn no_request_waits_for_the_tracking_connection() {
     }
 }
 
+/// A store on `url` with a cache and a 200 ms command timeout, its tracking connection up.
+async fn quick(url: &str) -> RedisStore {
+    warm(
+        RedisStore::builder(url)
+            .command_timeout(Duration::from_millis(200))
+            .client_cache(1 << 20)
+            .build()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 /// A TCP proxy to `upstream` that, once `freeze` is set, stops passing bytes on the connections
 /// that turned client tracking on (an idle-connection drop in a NAT), and only those.
 async fn freezing_proxy(upstream: u16, freeze: Arc<AtomicBool>) -> u16 {
@@ -269,15 +282,7 @@ async fn a_black_holed_tracking_connection_leaves_loads_on_the_pool() {
     let freeze = Arc::new(AtomicBool::new(false));
     let port = freezing_proxy(upstream.port, Arc::clone(&freeze)).await;
     let via_proxy = format!("redis://127.0.0.1:{port}/0");
-    let a = warm(
-        RedisStore::builder(&via_proxy)
-            .command_timeout(Duration::from_millis(200))
-            .client_cache(1 << 20)
-            .build()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let a = quick(&via_proxy).await;
     let b = RedisStore::builder(upstream.url()).build().await.unwrap();
     let k = support::cache::key("bh");
     a.create(&k, &record(1), Duration::from_secs(60))
@@ -313,4 +318,65 @@ async fn a_black_holed_tracking_connection_leaves_loads_on_the_pool() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("stale reads during the first second of silence: {stale}");
+}
+
+/// A write dropped while Redis holds it (the middleware's store timeout, a client gone): it
+/// still runs, and no push comes back for it (it ran on the tracking connection), yet this
+/// process never serves the copy it had from before; and a create that timed out is not run a
+/// second time on the pool (it would answer "collision" for its own record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_or_timed_out_write_is_never_undone_by_the_cache() {
+    let server = support::Server::start(&[]);
+    let url = server.url();
+    let a = quick(&url).await;
+    // The destroy script is loaded (a dropped EVALSHA that met NOSCRIPT would never run).
+    a.destroy(&support::cache::key("load-the-script"))
+        .await
+        .unwrap();
+    for round in 0..20u64 {
+        let k = support::cache::key(&format!("dropped{round}"));
+        a.create(&k, &record(1), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(n_of(&a, &k).await, Some(1));
+        assert_eq!(n_of(&a, &k).await, Some(1));
+        support::cmd(&url, &["CLIENT", "PAUSE", "150", "WRITE"]).await;
+        // The logout's request gives up after 30 ms; Redis runs the destroy later.
+        let gave_up = tokio::time::timeout(Duration::from_millis(30), a.destroy(&k))
+            .await
+            .is_err();
+        assert!(gave_up);
+        let t = Instant::now();
+        loop {
+            match a.load(&k).await {
+                Ok(Loaded::Missing) => break,
+                Ok(Loaded::Live(_)) => {
+                    assert!(
+                        t.elapsed() < Duration::from_secs(1),
+                        "round {round}: a logout undone"
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            t.elapsed() >= Duration::from_millis(100),
+            "the pause held the destroy"
+        );
+    }
+    // A create that outlives its command timeout fails; it is not run again.
+    let k = support::cache::key("slow-create");
+    support::cmd(&url, &["CLIENT", "PAUSE", "300", "WRITE"]).await;
+    let got = a.create(&k, &record(1), Duration::from_secs(60)).await;
+    assert!(
+        matches!(got, Err(session_core::StoreError::Timeout(_))),
+        "{got:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let t = Instant::now();
+    while n_of(&a, &k).await != Some(1) {
+        assert!(t.elapsed() < Duration::from_secs(2), "the create never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
