@@ -333,8 +333,12 @@ async fn foreign_owner_rows() {
 /// device string straight into the index.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_owner_many_entries_huge_device() {
+    // Sizes, not speed, are under test: a loaded CI machine may take over the default second
+    // to list 5,000 entries with a megabyte among them.
     let s = PostgresStore::builder(url())
         .table(unique_table("rv_huge"))
+        .checkout_timeout(Duration::from_secs(10))
+        .statement_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
     s.migrate().await.unwrap();
