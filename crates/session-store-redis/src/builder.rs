@@ -218,15 +218,16 @@ impl RedisStoreBuilder {
     /// (server-assisted client-side caching, Redis 6 or newer): a load of a session that
     /// nobody changed since this process last read it costs no round trip.
     ///
-    /// - **Correct across app servers.** The cache reads through one extra connection with
-    ///   `CLIENT TRACKING` on: Redis remembers which keys this process holds and, when any
-    ///   client changes, deletes or expires one (a save, a logout or a revoke on another app
-    ///   server, a Koa app, `redis-cli`, `FLUSHDB`), pushes an invalidation on that
-    ///   connection. Redis queues it while it runs the write, before the writer's own reply:
-    ///   by the time a logout has returned on one server, the invalidation is on its way to
-    ///   the others, and lands after one network hop (measured against a local Redis: see the
-    ///   repository's BENCHMARKS.md). Writes this process makes drop its own copy at once. Not
-    ///   covered: `SWAPDB` (Redis sends no invalidation for it).
+    /// - **Correct across app servers.** The store opens one more connection, with
+    ///   `CLIENT TRACKING` on, and runs its commands on it while it is up (the pool is the
+    ///   fallback): Redis remembers which keys this process holds and, when another client
+    ///   changes, deletes or expires one (a save, a logout or a revoke on another app server, a
+    ///   Koa app, `redis-cli`, `FLUSHDB`), pushes an invalidation on that connection. Redis
+    ///   queues it while it runs the write, before the writer's own reply: by the time a logout
+    ///   has returned on one server, the invalidation is on its way to the others, and lands
+    ///   after one network hop (measured against a local Redis: see the repository's
+    ///   BENCHMARKS.md). Writes this process makes drop its own copy as they return, or as
+    ///   their request is dropped. Not covered: `SWAPDB` (Redis sends no invalidation for it).
     /// - **A lost or silent connection drops the whole cache.** A closed connection does so at
     ///   once; a connection that goes silent without closing (a network partition) is caught
     ///   by a `PING` every 250 ms: entries are only served while a `PING` sent less than 1 s
