@@ -1,28 +1,85 @@
 //! Login with `regenerate()`, a protected page, an account page that lists the user's
 //! sessions (revoke one, or log out everywhere else), logout with `destroy()`.
 //!
-//! `cargo run -p login`, then open <http://127.0.0.1:3000/account> in a browser, or:
+//! `cargo run -p login`, then open <http://127.0.0.1:3000/> in a browser: a login form (any
+//! name, no password store), then a page with the session (user, views, signed in, expires),
+//! your sessions and logout. Or, as an HTTP client:
+//! - `GET /` shows the login form, or the session page (each visit counts a view),
 //! - `POST /login` with body `user=NAME` logs in (a new session id: no fixation) and binds the
-//!   session to NAME with a summary of the browser as its device,
+//!   session to NAME with a summary of the browser as its device (a browser's form post is
+//!   sent on to `/` with a 303, other clients get `welcome, NAME`),
 //! - `GET /private` answers 401 until then,
 //! - `GET /account` shows the user's sessions: device, login time, last activity, expiry,
 //!   with a button to revoke each other one and one to log out everywhere else,
 //! - `POST /account/revoke` with body `handle=H` revokes one of the user's sessions,
 //! - `POST /account/logout-others` ends every session of the user but this one,
-//! - `POST /logout` ends the session (record deleted, cookies removed).
+//! - `POST /logout` ends the session (record deleted, cookies removed; a browser is sent on to
+//!   `/`).
+//!
+//! Every page is sent with `Cache-Control: no-store`, so the back button after a logout shows
+//! no private page from the browser's cache.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
+use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, body::Incoming};
 use session_hyper::{Config, MemoryStore, Session, SessionInfo, SessionLayer};
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
+    // Private pages must not come back from the browser's cache after a logout.
+    r.headers_mut().insert(
+        CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
     r
+}
+
+/// Whether the request is a browser's navigation (a form post wants a redirect, not text).
+fn from_browser(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+const LOGIN_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Sign in</title></head>
+<body>
+<h1>Sign in</h1>
+<form method="post" action="/login">
+<label>Name <input name="user" autofocus required></label>
+<button>Sign in</button>
+</form>
+<p>Any name will do: this example keeps no passwords.</p>
+</body></html>
+"#;
+
+/// The session page: who, how many views, since when, until when.
+fn home_page(user: &str, views: u64, current: Option<&SessionInfo>) -> String {
+    let (created, expires) = current.map_or(("?".to_owned(), "?".to_owned()), |s| {
+        (when(s.created), when(s.expires))
+    });
+    format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Signed in</title></head>
+<body>
+<h1>Hello, {user}</h1>
+<table border="1" cellpadding="4">
+<tr><th>User</th><td id="user">{user}</td></tr>
+<tr><th>Views</th><td id="views">{views}</td></tr>
+<tr><th>Signed in</th><td id="created">{created}</td></tr>
+<tr><th>Expires</th><td id="expires">{expires}</td></tr>
+</table>
+<p><a href="/account">Your sessions</a></p>
+<form method="post" action="/logout"><button>Log out</button></form>
+</body></html>
+"#,
+        user = escape(user)
+    )
 }
 
 fn html(body: String) -> Response<Full<Bytes>> {
@@ -141,6 +198,7 @@ fn account_page(user: &str, sessions: &[SessionInfo]) -> String {
 <html><head><meta charset="utf-8"><title>Your sessions</title></head>
 <body>
 <h1>Signed in as {user}</h1>
+<p><a href="/">Back</a></p>
 <table border="1" cellpadding="4">
 <tr><th>Device</th><th>Signed in</th><th>Last seen</th><th>Expires</th><th></th></tr>
 {rows}</table>
@@ -159,6 +217,7 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     };
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let device = device_of(req.headers());
+    let browser = from_browser(req.headers());
     let body = req
         .into_body()
         .collect()
@@ -177,8 +236,19 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
                 session.regenerate().await?;
                 session.insert("user", &user).await?;
                 session.set_owner_with_device(&user, &device).await?;
-                reply(StatusCode::OK, format!("welcome, {user}"))
+                if browser {
+                    see_other("/")
+                } else {
+                    reply(StatusCode::OK, format!("welcome, {user}"))
+                }
             }
+            (Method::GET, "/", Some(user)) => {
+                let views: u64 = session.get("views").await?.unwrap_or(0) + 1;
+                session.insert("views", views).await?;
+                let sessions = session.list_sessions(&user).await?;
+                html(home_page(&user, views, sessions.iter().find(|s| s.current)))
+            }
+            (Method::GET, "/", None) => html(LOGIN_PAGE.to_owned()),
             (Method::GET, "/private", Some(user)) => {
                 reply(StatusCode::OK, format!("secret page for {user}"))
             }
@@ -201,14 +271,18 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
             }
             (Method::POST, "/logout", _) => {
                 session.destroy().await?;
-                reply(StatusCode::OK, "bye")
+                if browser {
+                    see_other("/")
+                } else {
+                    reply(StatusCode::OK, "bye")
+                }
             }
             (_, "/private" | "/account" | "/account/revoke" | "/account/logout-others", None) => {
                 reply(StatusCode::UNAUTHORIZED, "log in first")
             }
             _ => reply(
                 StatusCode::NOT_FOUND,
-                "try POST /login, GET /private, GET /account, POST /logout",
+                "try GET /, POST /login, GET /private, GET /account, POST /logout",
             ),
         })
     }

@@ -156,3 +156,58 @@ async fn account_page_lists_and_revokes_the_users_sessions() {
     );
     assert_eq!(page(bob).await.status(), 200);
 }
+
+/// As a person in a browser uses it: the login form, a form post that lands on the session
+/// page, views counted, logout back to the form; every page `no-store`.
+#[tokio::test]
+async fn the_pages_a_browser_sees() {
+    let app = example_support::start(env!("CARGO_BIN_EXE_login"), &[])
+        .await
+        .unwrap();
+    let url = &app.url;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static("text/html,*/*;q=0.8"),
+    );
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let page = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        r.text().await.unwrap()
+    };
+    let form = page(c.get(format!("{url}/")).send().await.unwrap()).await;
+    assert!(
+        form.contains(r#"<form method="post" action="/login">"#),
+        "{form}"
+    );
+    // The form post is sent on to `/` (reqwest follows the 303 as a browser does).
+    let home = page(
+        c.post(format!("{url}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("user=ada+<b>")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(home.contains("Hello, ada &lt;b&gt;"), "{home}");
+    assert!(home.contains(r#"<td id="views">1</td>"#), "{home}");
+    assert!(!home.contains(r#"<td id="expires">?</td>"#), "{home}");
+    let again = page(c.get(format!("{url}/")).send().await.unwrap()).await;
+    assert!(again.contains(r#"<td id="views">2</td>"#), "{again}");
+    let after = page(c.post(format!("{url}/logout")).send().await.unwrap()).await;
+    assert!(after.contains(r#"action="/login""#), "{after}");
+    assert_eq!(
+        c.get(format!("{url}/private"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
