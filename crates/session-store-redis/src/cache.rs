@@ -116,13 +116,17 @@ impl Table {
 
     /// The live record cached under `key`, if any and not past its TTL.
     pub(crate) fn get(&mut self, key: &str, now: Instant) -> Option<Record> {
-        let fresh = self.lru.get(key).map(|e| e.until > now)?;
-        if !fresh {
-            self.remove(key);
-            return None;
+        // One lookup on a hit (it also marks the entry most recently used).
+        let hit = match self.lru.get(key) {
+            Some(e) if e.until > now => Some(e.record.clone()),
+            Some(_) => None,
+            None => return None,
+        };
+        match hit {
+            Some(_) => self.stats.hits += 1,
+            None => self.remove(key),
         }
-        self.stats.hits += 1;
-        self.lru.peek(key).map(|e| e.record.clone())
+        hit
     }
 
     /// Notes an operation on `key` starting.

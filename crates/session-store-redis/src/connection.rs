@@ -96,7 +96,7 @@ pub(crate) fn store_error(e: &RedisError) -> StoreError {
 }
 
 /// Whether the connection that produced `e` should be thrown away.
-fn breaks_connection(e: &RedisError) -> bool {
+pub(crate) fn breaks_connection(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 

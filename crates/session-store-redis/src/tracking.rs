@@ -33,7 +33,7 @@ use redis::{PushInfo, PushKind, Value};
 use session_core::{Loaded, Meta, StoreError, Updated};
 
 use crate::cache::{CacheStats, Table, Ticket};
-use crate::connection::{Redis, store_error};
+use crate::connection::{Redis, breaks_connection as broken, store_error};
 use crate::scripts::{SCRIPTS, updated};
 use crate::v1;
 
@@ -113,11 +113,6 @@ impl Drop for Claim<'_> {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Whether `e` means the connection can't be used any more.
-fn broken(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
 impl ClientCache {
