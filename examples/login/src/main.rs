@@ -3,12 +3,15 @@
 //!
 //! `cargo run -p login`, then open <http://127.0.0.1:3000/> in a browser: a login form (any
 //! name, no password store), then a page with the session (user, views, signed in, expires),
-//! your sessions and logout. Or, as an HTTP client:
+//! your sessions and logout. Sessions live in memory; `--store redis://HOST:PORT[/DB]` keeps
+//! them in Redis, so they survive a restart (with the same `SESSION_KEYS`). Or, as an HTTP
+//! client:
 //! - `GET /` shows the login form, or the session page (each visit counts a view),
 //! - `POST /login` with body `user=NAME` logs in (a new session id: no fixation) and binds the
 //!   session to NAME with a summary of the browser as its device (a browser's form post is
 //!   sent on to `/` with a 303, other clients get `welcome, NAME`),
-//! - `GET /private` answers 401 until then,
+//! - `GET /private` answers 401 until then (a browser is sent to the login form instead, and
+//!   back to `/private` once logged in: the page it asked for is kept in the session),
 //! - `GET /account` shows the user's sessions: device, login time, last activity, expiry,
 //!   with a button to revoke each other one and one to log out everywhere else,
 //! - `POST /account/revoke` with body `handle=H` revokes one of the user's sessions,
@@ -25,7 +28,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, body::Incoming};
-use session_hyper::{Config, MemoryStore, Session, SessionInfo, SessionLayer};
+use session_hyper::{Config, MemoryStore, RedisStore, Session, SessionInfo, SessionLayer};
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
@@ -231,13 +234,20 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
                 let Some(user) = form_value(&body, "user").filter(|u| !u.is_empty()) else {
                     return Ok(reply(StatusCode::BAD_REQUEST, "send user=NAME"));
                 };
-                // A privilege change: new id, same data, old id dead; then the session is
-                // listed among the user's (one more store call, at login only).
+                // A privilege change: new id, same data (the page asked for before login
+                // among it), old id dead; then the session is listed among the user's (one
+                // more store call, at login only).
                 session.regenerate().await?;
                 session.insert("user", &user).await?;
                 session.set_owner_with_device(&user, &device).await?;
+                let back = session.remove("return_to").await?;
                 if browser {
-                    see_other("/")
+                    // Only a path this app put there: never an open redirect.
+                    see_other(match back.as_ref().and_then(|v| v.as_str()) {
+                        Some("/private") => "/private",
+                        Some("/account") => "/account",
+                        _ => "/",
+                    })
                 } else {
                     reply(StatusCode::OK, format!("welcome, {user}"))
                 }
@@ -277,6 +287,11 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
                     reply(StatusCode::OK, "bye")
                 }
             }
+            (Method::GET, p @ ("/private" | "/account"), None) if browser => {
+                // A session before login: it remembers where to go back to.
+                session.insert("return_to", p).await?;
+                see_other("/")
+            }
             (_, "/private" | "/account" | "/account/revoke" | "/account/logout-others", None) => {
                 reply(StatusCode::UNAUTHORIZED, "log in first")
             }
@@ -296,7 +311,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::builder()
         .keys(example_support::keys_from_env()?)
         .build()?;
-    let layer = SessionLayer::store(config, MemoryStore::new()).build()?;
+    let layer = match example_support::arg("--store").as_deref() {
+        None | Some("memory") => SessionLayer::store(config, MemoryStore::new()),
+        Some(url) if url.starts_with("redis://") => {
+            SessionLayer::store(config, RedisStore::builder(url).build().await?)
+        }
+        Some(other) => {
+            return Err(format!("--store: {other:?} is neither memory nor redis://...").into());
+        }
+    }
+    .build()?;
     let service = layer.wrap(hyper::service::service_fn(route));
     example_support::serve(example_support::port_arg(3000)?, service).await?;
     Ok(())

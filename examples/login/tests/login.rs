@@ -202,12 +202,27 @@ async fn the_pages_a_browser_sees() {
     assert!(again.contains(r#"<td id="views">2</td>"#), "{again}");
     let after = page(c.post(format!("{url}/logout")).send().await.unwrap()).await;
     assert!(after.contains(r#"action="/login""#), "{after}");
-    assert_eq!(
-        c.get(format!("{url}/private"))
+    // A private page asked for while logged out: the login form, then back to that page.
+    let form = page(c.get(format!("{url}/private")).send().await.unwrap()).await;
+    assert!(form.contains(r#"action="/login""#), "{form}");
+    let back = c
+        .post(format!("{url}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.url().path(), "/private");
+    assert_eq!(back.text().await.unwrap(), "secret page for bob");
+    // Used once: the next login goes to `/`.
+    let home = page(
+        c.post(format!("{url}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("user=bob")
             .send()
             .await
-            .unwrap()
-            .status(),
-        401
-    );
+            .unwrap(),
+    )
+    .await;
+    assert!(home.contains("Hello, bob"), "{home}");
 }

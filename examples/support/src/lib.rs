@@ -47,11 +47,14 @@ pub fn keys_from_env() -> Result<Vec<Vec<u8>>, getrandom::Error> {
     })
 }
 
+/// The value that follows `flag` on the command line (`--store redis://...`), if any.
+pub fn arg(flag: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != flag).nth(1)
+}
+
 /// The value of `--port`, or `default`.
 pub fn port_arg(default: u16) -> Result<u16, std::num::ParseIntError> {
-    std::env::args()
-        .skip_while(|a| a != "--port")
-        .nth(1)
+    arg("--port")
         .map(|p| p.parse())
         .transpose()
         .map(|p| p.unwrap_or(default))
