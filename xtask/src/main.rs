@@ -2,18 +2,23 @@
 //!
 //! - `cargo xtask ci`: format check, `tidy`, clippy `-D warnings`, every test (the Redis ones
 //!   against a `redis-server` this command starts, the PostgreSQL ones against a throwaway
-//!   cluster it starts, each installed with apt-get when missing and running as root), docs without warnings, and `cargo publish --dry-run` of every library
-//!   crate.
+//!   cluster it starts, the browser ones in Chromium through a chromedriver it starts, each
+//!   installed with apt-get when missing and running as root), docs without warnings, and
+//!   `cargo publish --dry-run` of every library crate.
 //! - `cargo xtask tidy`: module docs, unused dependencies, over-long files (see `tidy.rs`).
 //! - `cargo xtask test-redis`: every Redis-backed test, against `REDIS_URL` if set, else a
 //!   `redis-server` it starts on a free loopback port without persistence and stops after.
 //! - `cargo xtask test-postgres`: every PostgreSQL-backed test, against `DATABASE_URL` if set,
 //!   else a throwaway cluster it starts (see `postgres.rs`) and stops after.
+//! - `cargo xtask test-browser`: the browser tests (`browser-tests/`): headless Chromium driven
+//!   through a chromedriver this command starts, against the examples and a Redis; it says how
+//!   to install Chromium when it is missing (`cargo xtask ci` installs it, as root).
 //! - `cargo xtask bench`: the side-by-side load benchmark of BENCHMARKS.md (builds `bench/`).
 
 use std::process::ExitCode;
 
 mod bench;
+mod browser;
 mod postgres;
 mod redis;
 mod system;
@@ -35,7 +40,7 @@ const LIBRARIES: &[&str] = &[
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci          format check, tidy, clippy -D warnings, every test (starts redis-server), docs,
+  ci          format check, tidy, clippy -D warnings, every test (starts redis-server, PostgreSQL, chromedriver), docs,
               cargo publish --dry-run of every library crate
   tidy        module docs, unused dependencies, files over 600 lines without a reason
   test-redis  the Redis-backed tests, the attack suite's Redis half included (REDIS_URL, or a
@@ -44,6 +49,10 @@ commands:
   test-postgres  the PostgreSQL-backed tests (DATABASE_URL, or a throwaway cluster started
               here: initdb in a temporary directory, pg_ctl on a free loopback port, no fsync;
               installed with apt-get when missing and running as root)
+  test-browser  the browser tests: the login example and the demo in headless Chromium through
+              chromedriver (both must be installed: apt-get install chromium chromium-driver),
+              their sessions in REDIS_URL or a redis-server started here; screenshots of every
+              page under target/tmp/browser/<test>/
   bench       side-by-side load test: bare hyper, ours (cookie, memory, Redis), tower-sessions;
               every server measured back to back with bare hyper (BENCH_SECS per measurement,
               default 5; BENCH_RUNS, default 3; BENCH_CONNS, default 32; BENCH_KINDS=a,b,...;
@@ -57,6 +66,7 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(),
         Some("test-redis") => test_redis(),
         Some("test-postgres") => test_postgres(),
+        Some("test-browser") => test_browser(),
         Some("bench") => bench::run(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
@@ -110,6 +120,21 @@ fn test_postgres() -> Result<(), String> {
     )
 }
 
+fn test_browser() -> Result<(), String> {
+    let driver = browser::chromedriver(false)?;
+    let (url, _server) = redis()?;
+    // The tests start the examples' binaries from the target directory.
+    cargo(&["build", "-p", "login", "-p", "demo"], &[])?;
+    cargo(
+        &["test", "-p", "browser-tests", "--features", "browser"],
+        &[
+            ("REDIS_URL", &url),
+            ("WEBDRIVER_URL", &driver.url),
+            ("CHROME_BIN", &driver.chrome),
+        ],
+    )
+}
+
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
     tidy::run()?;
@@ -126,8 +151,10 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     {
-        // `--all-features` turns on the Redis and PostgreSQL tests; they run against these
-        // servers (the fault tests start servers of their own, with PG_BIN).
+        // `--all-features` turns on the Redis, PostgreSQL and browser tests; they run against
+        // these servers (the fault tests start servers of their own, with PG_BIN). The
+        // browser tests start the examples' binaries, which this same run builds.
+        let driver = browser::chromedriver(true)?;
         let (url, _server) = redis()?;
         let (db, _pg) = postgres::postgres()?;
         let bin = postgres::find_bin()
@@ -135,7 +162,13 @@ fn ci() -> Result<(), String> {
             .unwrap_or_default();
         cargo(
             &["test", "--workspace", "--all-features"],
-            &[("REDIS_URL", &url), ("DATABASE_URL", &db), ("PG_BIN", &bin)],
+            &[
+                ("REDIS_URL", &url),
+                ("DATABASE_URL", &db),
+                ("PG_BIN", &bin),
+                ("WEBDRIVER_URL", &driver.url),
+                ("CHROME_BIN", &driver.chrome),
+            ],
         )?;
     }
     cargo(

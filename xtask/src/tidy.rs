@@ -30,6 +30,7 @@ const PACKAGES: &[&str] = &[
     "examples/login",
     "examples/axum",
     "examples/demo",
+    "browser-tests",
     "xtask",
     "bench",
 ];

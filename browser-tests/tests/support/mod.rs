@@ -1,0 +1,310 @@
+//! What the browser tests share: a Chromium session over WebDriver that keeps a screenshot of
+//! each page it looks at, an example server started for one test, and the Redis the examples
+//! store their sessions in.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cookie::Cookie;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long a page may take to show what a step waits for.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A headless Chromium, its own profile (cookies, cache, history) for this test.
+pub struct Browser {
+    client: Option<Client>,
+    shots: PathBuf,
+    taken: AtomicUsize,
+}
+
+impl Browser {
+    /// A new browser window for `test`; its screenshots go to
+    /// `target/tmp/browser/<test>/` (emptied first).
+    pub async fn open(test: &str) -> Browser {
+        let webdriver = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| {
+            panic!(
+                "WEBDRIVER_URL is not set: run the browser tests with `cargo xtask test-browser`"
+            )
+        });
+        let mut options = json!({
+            "args": [
+                "--headless=new",
+                // Root in a container has no user namespace to sandbox in.
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--disable-gpu",
+                "--no-first-run",
+                "--window-size=1000,700",
+            ],
+        });
+        if let Ok(bin) = std::env::var("CHROME_BIN") {
+            options["binary"] = Value::String(bin);
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&webdriver)
+            .await
+            .unwrap_or_else(|e| panic!("could not open Chromium through {webdriver}: {e}"));
+        let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("browser")
+            .join(test);
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser {
+            client: Some(client),
+            shots,
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client()
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("could not open {url}: {e}"));
+    }
+
+    /// Saves what the window shows as `NN-name.png`.
+    pub async fn shot(&self, name: &str) {
+        let n = self.taken.fetch_add(1, Ordering::Relaxed);
+        if let Ok(png) = self.client().screenshot().await {
+            let _ = std::fs::write(self.shots.join(format!("{n:02}-{name}.png")), png);
+        }
+    }
+
+    /// The page's visible text.
+    pub async fn text(&self) -> String {
+        match self.client().find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits until the page's text contains `needle`, and answers the text.
+    pub async fn wait_text(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.text().await;
+            if text.contains(needle) {
+                return text;
+            }
+            if start.elapsed() > PATIENCE {
+                self.shot("timed-out").await;
+                panic!("the page never showed {needle:?}; it shows:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every cookie the browser holds for the current page, `HttpOnly` ones included (the
+    /// browser's own store, not `document.cookie`).
+    pub async fn cookies(&self) -> Vec<Cookie<'static>> {
+        self.client().get_all_cookies().await.unwrap()
+    }
+
+    pub async fn cookie(&self, name: &str) -> Option<Cookie<'static>> {
+        self.cookies().await.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Types `user` into the login form and sends it.
+    pub async fn log_in(&self, user: &str) {
+        let c = self.client();
+        let field = c.wait().for_element(Locator::Css("input[name=user]")).await;
+        let field = field.unwrap_or_else(|e| panic!("no login form: {e}"));
+        field.send_keys(user).await.unwrap();
+        self.click(Locator::Css("form[action='/login'] button"))
+            .await;
+    }
+
+    /// Clicks the button labelled `label`.
+    pub async fn press(&self, label: &str) {
+        let xpath = format!("//button[normalize-space()='{label}']");
+        self.click(Locator::XPath(&xpath)).await;
+    }
+
+    async fn click(&self, at: Locator<'_>) {
+        let el = self
+            .client()
+            .find(at)
+            .await
+            .unwrap_or_else(|e| panic!("nothing to click at {at:?}: {e}"));
+        el.click().await.unwrap();
+    }
+
+    /// Submits a form the page did not show: `POST action` with `fields`, as a navigation
+    /// (what a second login form in the same browser would send).
+    pub async fn post_form(&self, action: &str, fields: &[(&str, &str)]) {
+        let fields: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect();
+        self.client()
+            .execute(
+                "const f = document.createElement('form');
+                 f.method = 'post'; f.action = arguments[0];
+                 for (const [k, v] of Object.entries(arguments[1])) {
+                   const i = document.createElement('input');
+                   i.name = k; i.value = v; f.appendChild(i);
+                 }
+                 document.body.appendChild(f); f.submit();",
+                vec![json!(action), Value::Object(fields)],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// A `fetch` from the page (same origin, its cookies): the status and the body.
+    pub async fn fetch(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let r = self
+            .client()
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 fetch(arguments[1], { method: arguments[0], body: arguments[2] })
+                   .then(async r => done([r.status, await r.text()]))
+                   .catch(e => done([0, String(e)]));",
+                vec![json!(method), json!(path), json!(body)],
+            )
+            .await
+            .unwrap();
+        (
+            r[0].as_u64().unwrap_or(0) as u16,
+            r[1].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    /// Runs a script in the page and waits for the value it passes to its last argument.
+    pub async fn run_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client().execute_async(script, args).await.unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let failing = std::thread::panicking();
+        let shots = self.shots.clone();
+        // A multi-thread runtime (every browser test uses one): end the WebDriver session
+        // now, so no Chromium outlives its test, whether it passed or not.
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async move {
+                if failing && let Ok(png) = client.screenshot().await {
+                    let _ = std::fs::write(shots.join("failed.png"), png);
+                }
+                let _ = client.close().await;
+            })
+        });
+    }
+}
+
+/// An example server (`login` or `demo`) running for one test; killed when dropped.
+pub struct App {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _child: Child,
+}
+
+impl App {
+    /// Starts the example `name` with `--port 0`, `args` and `SESSION_KEYS=keys`.
+    pub async fn start(name: &str, args: &[&str], keys: &str) -> App {
+        let bin = example(name);
+        let mut child = Command::new(&bin)
+            .args(["--port", "0"])
+            .args(args)
+            .env("SESSION_KEYS", keys)
+            // The tests provoke warnings on purpose (oversized sessions); errors still show.
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", bin.display()));
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not start"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} exited at start"));
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{name} printed {line:?}"))
+            .to_owned();
+        App { url, _child: child }
+    }
+
+    /// The same server under the name `localhost` (a secure context for `Secure` cookies).
+    pub fn localhost(&self) -> String {
+        self.url.replace("127.0.0.1", "localhost")
+    }
+}
+
+/// The example binary `name`: `<NAME>_BIN`, or beside this test's own directory
+/// (`target/debug/`), where `cargo xtask test-browser` builds it.
+fn example(name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(format!("{}_BIN", name.to_uppercase())) {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run the browser tests with `cargo xtask test-browser` (it builds the examples)",
+        bin.display()
+    );
+    bin
+}
+
+/// The Redis the examples store sessions in (`REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        panic!("REDIS_URL is not set: run the browser tests with `cargo xtask test-browser`")
+    })
+}
+
+pub async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The Redis key of the session whose id the browser holds in its cookie.
+pub fn store_key(id: &str) -> String {
+    session_core::id::KeyDerivation::default()
+        .derive(&session_core::SessionId::new_unchecked(id.to_owned()))
+        .as_str()
+        .to_owned()
+}
+
+/// The fields of a session's Redis hash (empty when there is no record).
+pub async fn record(id: &str) -> std::collections::HashMap<String, String> {
+    redis::cmd("HGETALL")
+        .arg(store_key(id))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap()
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

@@ -1,0 +1,104 @@
+//! Chromium and chromedriver for the browser tests: found on the machine (Debian's `chromium`
+//! and `chromium-driver`, or `CHROME_BIN` / `CHROMEDRIVER`), installed with apt-get only where
+//! the caller allows it (`cargo xtask ci` as root), and chromedriver started on a free
+//! loopback port for the length of the run.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::system::{install_with_apt, is_root};
+
+/// How to get what is missing.
+const INSTALL: &str = "install Debian's Chromium and its driver (`apt-get install chromium chromium-driver`), \
+     or set CHROME_BIN and CHROMEDRIVER to a Chromium and the chromedriver of its version";
+
+/// A chromedriver started for the tests; stopped on drop, whatever happened.
+pub(crate) struct Driver {
+    child: Child,
+    /// `http://127.0.0.1:PORT` (WEBDRIVER_URL for the tests).
+    pub(crate) url: String,
+    /// The Chromium binary the tests ask chromedriver to run (CHROME_BIN for the tests).
+    pub(crate) chrome: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        eprintln!("xtask: stopped chromedriver at {}", self.url);
+    }
+}
+
+/// `name` as found on `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Chromium and chromedriver, as (chrome, driver); `None` for what is missing.
+fn find() -> (Option<PathBuf>, Option<PathBuf>) {
+    let chrome = match std::env::var_os("CHROME_BIN") {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => ["chromium", "chromium-browser", "google-chrome"]
+            .iter()
+            .find_map(|n| on_path(n)),
+    };
+    let driver = match std::env::var_os("CHROMEDRIVER") {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => on_path("chromedriver"),
+    };
+    (chrome, driver)
+}
+
+/// Starts chromedriver. With `install` (and running as root), a missing Chromium or driver is
+/// installed with apt-get first; otherwise the error says what to install.
+pub(crate) fn chromedriver(install: bool) -> Result<Driver, String> {
+    let (mut chrome, mut driver) = find();
+    if (chrome.is_none() || driver.is_none()) && install && is_root() {
+        eprintln!("xtask: Chromium or chromedriver not found; installing them with apt-get");
+        install_with_apt("chromium")?;
+        install_with_apt("chromium-driver")?;
+        (chrome, driver) = find();
+    }
+    let (Some(chrome), Some(driver)) = (chrome, driver) else {
+        return Err(format!(
+            "the browser tests need Chromium and chromedriver: {INSTALL}"
+        ));
+    };
+    start(&chrome, &driver)
+}
+
+fn start(chrome: &Path, driver: &Path) -> Result<Driver, String> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not start {}: {e}", driver.display()))?;
+    let d = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        chrome: chrome.to_string_lossy().into_owned(),
+    };
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t.elapsed() > Duration::from_secs(10) {
+            return Err("chromedriver did not start within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "xtask: started chromedriver at {} for {}",
+        d.url,
+        chrome.display()
+    );
+    Ok(d)
+}
