@@ -296,3 +296,76 @@ async fn two_tabs_log_out_and_log_in_together() {
         lost.len()
     );
 }
+
+/// Whether the browser is logged in as eve (its next request to `/` says).
+async fn logged_in(b: &Browser, app: &App) -> bool {
+    b.goto(&format!("{}/", app.url)).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Hello, eve") || text.contains("Sign in"),
+        "{text}"
+    );
+    text.contains("Hello, eve")
+}
+
+/// One user in three browsers (three profiles): the account page of one lists all three,
+/// revokes one of the others (that browser is logged out on its next request, the third is
+/// not), then logs out everywhere else (the third is logged out too); the first stays in.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoke_one_session_then_every_other_one() {
+    let app = login_app(KEY_1).await;
+    let a = Browser::open("revoke_one_session_then_every_other_one").await;
+    let others = [
+        Browser::open("revoke_one_session_then_every_other_one-b").await,
+        Browser::open("revoke_one_session_then_every_other_one-c").await,
+    ];
+    for b in [&a, &others[0], &others[1]] {
+        b.goto(&format!("{}/", app.url)).await;
+        b.log_in("eve").await;
+        b.wait_text("Hello, eve").await;
+    }
+    let rows = |b: &Browser| {
+        let c = b.client().clone();
+        async move {
+            c.find_all(fantoccini::Locator::Css("tr"))
+                .await
+                .unwrap()
+                .len()
+                - 1
+        }
+    };
+    a.goto(&format!("{}/account", app.url)).await;
+    a.wait_text("this browser").await;
+    a.shot("three-sessions").await;
+    assert_eq!(rows(&a).await, 3);
+
+    a.press("Revoke").await;
+    a.wait_text("Signed in as eve").await;
+    a.shot("one-revoked").await;
+    assert_eq!(rows(&a).await, 2);
+    let still = [
+        logged_in(&others[0], &app).await,
+        logged_in(&others[1], &app).await,
+    ];
+    assert_eq!(
+        still.iter().filter(|s| **s).count(),
+        1,
+        "one revoke, one browser logged out: {still:?}"
+    );
+
+    a.press("Log out everywhere else").await;
+    a.wait_text("Signed in as eve").await;
+    a.shot("only-this-browser").await;
+    assert_eq!(rows(&a).await, 1);
+    for b in &others {
+        assert!(
+            !logged_in(b, &app).await,
+            "a session outlived log out everywhere else"
+        );
+        b.shot("logged-out-elsewhere").await;
+    }
+    assert!(
+        logged_in(&a, &app).await,
+        "the browser that logged out the others is still in"
+    );
+}
