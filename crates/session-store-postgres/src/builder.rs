@@ -7,7 +7,7 @@ use std::time::Duration;
 use bb8::Pool;
 use tokio::sync::Semaphore;
 
-use crate::connection::{Db, Manager, PgPool, Pools};
+use crate::connection::{Db, Failures, Manager, PgPool, Pools, Sink};
 use crate::sql::{Sql, valid_table};
 use crate::store::{Inner, PostgresStore};
 
@@ -212,8 +212,10 @@ impl PostgresStoreBuilder {
                     config.application_name(name);
                 }
                 let display = shown(&config);
+                let failures = Failures::new();
                 let manager = Manager {
                     config,
+                    failures: Arc::clone(&failures),
                     #[cfg(feature = "tls")]
                     tls: self.tls.map(tokio_postgres_rustls::MakeRustlsConnect::new),
                 };
@@ -221,9 +223,14 @@ impl PostgresStoreBuilder {
                     .max_size(self.pool_size)
                     .connection_timeout(self.checkout_timeout)
                     .test_on_check_out(false)
+                    // A failed connect is reported at once (bb8 would retry it with a backoff
+                    // of 200 ms and more, and report only when the checkout gave up); the next
+                    // checkout makes a new attempt.
+                    .retry_connection(false)
+                    .error_sink(Box::new(Sink(Arc::clone(&failures))))
                     .build_unchecked(manager);
                 let permits = Some(Arc::new(Semaphore::new(self.pool_size as usize)));
-                (Pools::Own(pool), display, permits)
+                (Pools::Own(pool, failures), display, permits)
             }
         };
         // A whole call: a checkout, maybe a connect, and the statement (once more after a

@@ -26,8 +26,13 @@ pub(crate) struct PgConn {
 
 /// Makes the store's own connections (`tokio-postgres`, the same as `bb8-postgres` does, plus a
 /// statement cache per connection).
+///
+/// A failed connect is announced through [`Failures`]: bb8 hands a connect error to its error
+/// sink, not to the callers waiting for a connection, so without this every request would wait
+/// out the whole checkout timeout although the server refused at once.
 pub(crate) struct Manager {
     pub(crate) config: tokio_postgres::Config,
+    pub(crate) failures: Arc<Failures>,
     /// TLS through rustls (feature `tls`); `None`: plain TCP.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
@@ -44,11 +49,81 @@ where
     });
 }
 
+/// Failed connects of the store's own pool, announced to the checkouts waiting for a
+/// connection so they fail at once (the checkout timeout then only bounds a silent server).
+///
+/// The manager notes a failed connect; the announcement comes from bb8's error sink, which bb8
+/// calls only after it has given the failed attempt's slot back, so the next checkout starts a
+/// new attempt instead of waiting for one that is already over.
+#[derive(Debug)]
+pub(crate) struct Failures {
+    /// The latest failure's kind (no address, no credentials), sent on each failure.
+    news: tokio::sync::watch::Sender<&'static str>,
+    noted: std::sync::Mutex<Option<&'static str>>,
+}
+
+impl Failures {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            news: tokio::sync::watch::Sender::new(""),
+            noted: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn note(&self, e: &tokio_postgres::Error) {
+        let refused = std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        let kind = if refused {
+            "postgres refused the connection"
+        } else {
+            "could not connect to postgres"
+        };
+        *self.noted.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+    }
+
+    fn announce(&self) {
+        let noted = self.noted.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(kind) = noted {
+            // Every failure is news, the same kind again included.
+            self.news.send_modify(|k| *k = kind);
+        }
+    }
+}
+
+/// bb8's error sink: announces a connect failure the manager noted.
+#[derive(Debug, Clone)]
+pub(crate) struct Sink(pub(crate) Arc<Failures>);
+
+impl bb8::ErrorSink<tokio_postgres::Error> for Sink {
+    fn sink(&self, _error: tokio_postgres::Error) {
+        self.0.announce();
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<tokio_postgres::Error>> {
+        Box::new(self.clone())
+    }
+}
+
 impl bb8::ManageConnection for Manager {
     type Connection = PgConn;
     type Error = tokio_postgres::Error;
 
     async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
+        self.open().await.inspect_err(|e| self.failures.note(e))
+    }
+
+    async fn is_valid(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
+        conn.client.simple_query("").await.map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+impl Manager {
+    async fn open(&self) -> Result<PgConn, tokio_postgres::Error> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             let (client, connection) = self.config.connect(tls.clone()).await?;
@@ -65,21 +140,13 @@ impl bb8::ManageConnection for Manager {
             prepared: HashMap::new(),
         })
     }
-
-    async fn is_valid(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
-        conn.client.simple_query("").await.map(|_| ())
-    }
-
-    fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.client.is_closed()
-    }
 }
 
 /// The store's pool: its own (statements prepared once per connection), or an app's
 /// `bb8-postgres` pool (statements sent with their types each time: no cache to keep there).
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Own(Pool<Manager>),
+    Own(Pool<Manager>, Arc<Failures>),
     Shared(PgPool),
 }
 
@@ -194,7 +261,7 @@ impl Db {
 
     pub(crate) fn state(&self) -> (usize, usize) {
         let s = match &self.pool {
-            Pools::Own(p) => p.state(),
+            Pools::Own(p, _) => p.state(),
             Pools::Shared(p) => p.state(),
         };
         (s.connections as usize, s.idle_connections as usize)
@@ -251,7 +318,23 @@ impl Db {
         };
         for _ in 0..=self.connections() {
             let conn = match &self.pool {
-                Pools::Own(p) => Conn::Own(p.get_owned().await.map_err(map)?),
+                Pools::Own(p, failures) => {
+                    // A connect that fails while this checkout waits ends the wait (the
+                    // server refused or is unreachable); only silence waits out the timeout.
+                    let mut failed = failures.news.subscribe();
+                    let got = {
+                        let get = std::pin::pin!(p.get_owned());
+                        let failure = std::pin::pin!(failed.changed());
+                        match futures_util::future::select(get, failure).await {
+                            futures_util::future::Either::Left((got, _)) => Some(got),
+                            futures_util::future::Either::Right(_) => None,
+                        }
+                    };
+                    match got {
+                        Some(got) => Conn::Own(got.map_err(map)?),
+                        None => return Err(StoreError::Unavailable((*failed.borrow()).into())),
+                    }
+                }
                 Pools::Shared(p) => Conn::Shared(p.get_owned().await.map_err(map)?),
             };
             if !conn.is_closed() {

@@ -28,8 +28,11 @@
 //!   bounded (1 s each by default), and `statement_timeout` is set on the server too, so a
 //!   statement blocked by a lock is cancelled there. A database that is down, slow, restarted
 //!   or read-only (a replica promoted the wrong way round) gives a [`StoreError`] at once or
-//!   within its limit, and the pool replaces dead connections, so the store recovers when the
-//!   database does. Passwords never appear in `Debug` or logs.
+//!   within its limit: a refused connection (the database stopped) fails every waiting call at
+//!   once instead of the checkout limit; only silence waits out the limits. The pool replaces
+//!   dead connections, so the store recovers when the database does (with the store's own
+//!   pool; an app's pool given to [`PostgresStore::from_pool`] keeps its own connect policy).
+//!   Passwords never appear in `Debug` or logs.
 //! - **TLS** (feature `tls`): through rustls with the ring provider,
 //!   [`PostgresStoreBuilder::tls`] or [`PostgresStoreBuilder::tls_root_certificate`] with
 //!   `sslmode=require` in the connection string.

@@ -80,6 +80,54 @@ async fn a_stopped_server_fails_fast_and_a_restarted_one_is_used_again() {
     assert!(store.load(&key).await.unwrap().into_record().is_some());
 }
 
+/// A stopped server refuses connections: with the default timeouts (a 1 s checkout) every
+/// call fails with "refused", none by a timeout: 100 calls one after another and 100 at once
+/// (they queue for the pool's 16 slots, a connect attempt per wave), each within 300 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_fails_at_once_not_at_the_checkout_timeout() {
+    let cluster = Cluster::start();
+    let store = PostgresStore::builder(cluster.url())
+        .table(unique_table("refused"))
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let key = StoreKey::from_raw("sess:refused");
+    store.create(&key, &small_record(), TTL).await.unwrap();
+    cluster.down();
+    let check = |e: session_core::StoreError, took: Duration, bound: Duration| {
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("refused"), "{e}");
+        assert!(took < bound, "a refused call took {took:?}: {e}");
+    };
+    for _ in 0..100 {
+        let t = Instant::now();
+        let e = store.load(&key).await.unwrap_err();
+        check(e, t.elapsed(), Duration::from_millis(300));
+    }
+    let calls = (0..100).map(|_| {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let r = store.load(&key).await;
+            (r.err(), t.elapsed())
+        })
+    });
+    let mut slowest = Duration::ZERO;
+    for call in futures_util::future::join_all(calls).await {
+        let (e, took) = call.unwrap();
+        slowest = slowest.max(took);
+        check(
+            e.expect("the server is down"),
+            took,
+            Duration::from_millis(300),
+        );
+    }
+    println!("100 calls at once on a refusing server: the slowest failed in {slowest:?}");
+    cluster.up();
+    let took = until_ok(&store, &key, Duration::from_secs(2)).await;
+    assert!(took < Duration::from_secs(5), "recovery took {took:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_connections_are_replaced() {
     let name = unique_table("kill");
