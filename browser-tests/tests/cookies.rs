@@ -158,6 +158,8 @@ async fn a_host_prefixed_session_works_in_the_browser() {
         &[
             "--store",
             "memory",
+            "--keys",
+            KEY,
             "--cookie-name",
             "__Host-sid",
             "--max-age",
@@ -196,7 +198,7 @@ async fn a_host_prefixed_session_works_in_the_browser() {
 /// keeps the last good one. 200 more oversized writes change nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cookie_session_past_4096_bytes_keeps_the_last_good_cookie() {
-    let app = App::start("demo", &["--store", "cookie"], KEY).await;
+    let app = App::start("demo", &["--store", "cookie", "--keys", KEY], KEY).await;
     let b = Browser::open("a_cookie_session_past_4096_bytes_keeps_the_last_good_cookie").await;
     b.goto(&format!("{}/", app.url)).await;
     b.wait_text("1 views").await;

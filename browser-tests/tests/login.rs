@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{App, Browser, now, record, redis_url};
+use support::{App, Browser, now, record, redis_url, unique};
 
 const KEY_1: &str = "browser-test-key-one-0123456789abcdef";
 const KEY_2: &str = "browser-test-key-two-0123456789abcdef";
@@ -36,8 +36,9 @@ async fn log_in_reload_log_out_and_go_back() {
     b.shot("login-form").await;
     assert!(b.cookies().await.is_empty(), "a login form sets no cookie");
 
-    b.log_in("ada").await;
-    b.wait_text("Hello, ada").await;
+    let ada = unique("ada");
+    b.log_in(&ada).await;
+    b.wait_text(&format!("Hello, {ada}")).await;
     b.shot("signed-in").await;
     assert_eq!(views(&b).await, 1);
     let sent_at = now();
@@ -63,11 +64,11 @@ async fn log_in_reload_log_out_and_go_back() {
             expires - sent_at
         );
     }
-    assert_eq!(record(id.value()).await["d:user"], "\"ada\"");
+    assert_eq!(record(id.value()).await["d:user"], format!("\"{ada}\""));
 
     for n in 2..=3 {
         b.client().refresh().await.unwrap();
-        b.wait_text("Hello, ada").await;
+        b.wait_text(&format!("Hello, {ada}")).await;
         assert_eq!(views(&b).await, n);
     }
     b.shot("reloaded").await;
@@ -82,7 +83,7 @@ async fn log_in_reload_log_out_and_go_back() {
         .click()
         .await
         .unwrap();
-    b.wait_text("Signed in as ada").await;
+    b.wait_text(&format!("Signed in as {ada}")).await;
     b.shot("account").await;
     b.press("Log out").await;
     b.wait_text("Sign in").await;
@@ -106,7 +107,7 @@ async fn log_in_reload_log_out_and_go_back() {
     let text = b.text().await;
     b.shot("back-after-logout").await;
     assert!(
-        !text.contains("ada"),
+        !text.contains(&ada),
         "back after logout shows private data:\n{text}"
     );
     assert!(text.contains("Sign in"), "back after logout shows:\n{text}");
@@ -124,13 +125,14 @@ async fn login_gives_the_browser_a_new_id() {
     let before = b.cookie("koa.sess").await.expect("a session before login");
     assert_eq!(record(before.value()).await["d:return_to"], "\"/private\"");
 
-    b.log_in("bob").await;
-    b.wait_text("secret page for bob").await;
+    let bob = unique("bob");
+    b.log_in(&bob).await;
+    b.wait_text(&format!("secret page for {bob}")).await;
     b.shot("back-at-private").await;
     let after = b.cookie("koa.sess").await.expect("a session after login");
     assert_ne!(after.value(), before.value(), "login kept the pre-login id");
     let new = record(after.value()).await;
-    assert_eq!(new["d:user"], "\"bob\"");
+    assert_eq!(new["d:user"], format!("\"{bob}\""));
     assert!(!new.contains_key("d:return_to"), "used once");
     let old = record(before.value()).await;
     assert!(
@@ -145,11 +147,13 @@ async fn login_gives_the_browser_a_new_id() {
 #[tokio::test(flavor = "multi_thread")]
 async fn key_rotation_keeps_the_browser_logged_in() {
     let b = Browser::open("key_rotation_keeps_the_browser_logged_in").await;
+    let cy = unique("cy");
+    let hello = format!("Hello, {cy}");
     let (id, sig) = {
         let app = login_app(KEY_1).await;
         b.goto(&format!("{}/", app.url)).await;
-        b.log_in("cy").await;
-        b.wait_text("Hello, cy").await;
+        b.log_in(&cy).await;
+        b.wait_text(&hello).await;
         b.shot("signed-in-key-1").await;
         (
             b.cookie("koa.sess").await.unwrap().value().to_owned(),
@@ -161,7 +165,7 @@ async fn key_rotation_keeps_the_browser_logged_in() {
     {
         let app = login_app(&rotated).await;
         b.goto(&format!("{}/", app.url)).await;
-        b.wait_text("Hello, cy").await;
+        b.wait_text(&hello).await;
         b.shot("after-rotation").await;
         assert_eq!(views(&b).await, 2);
         assert_eq!(
@@ -175,7 +179,7 @@ async fn key_rotation_keeps_the_browser_logged_in() {
     {
         let app = login_app(KEY_2).await;
         b.goto(&format!("{}/", app.url)).await;
-        b.wait_text("Hello, cy").await;
+        b.wait_text(&hello).await;
         b.shot("old-key-retired").await;
         assert_eq!(views(&b).await, 3);
     }
@@ -197,13 +201,16 @@ async fn two_tabs_log_out_and_log_in_together() {
     let b = Browser::open("two_tabs_log_out_and_log_in_together").await;
     let c = b.client();
     b.goto(&format!("{}/", app.url)).await;
-    b.log_in("dee").await;
-    b.wait_text("Hello, dee").await;
+    // Names unique to this run: other tests share the Redis (and its owner indexes).
+    let dee = unique("dee");
+    let hello = format!("Hello, {dee}");
+    b.log_in(&dee).await;
+    b.wait_text(&hello).await;
     let tab_a = c.window().await.unwrap();
     let tab_b = c.new_window(true).await.unwrap().handle;
     c.switch_to_window(tab_b.clone()).await.unwrap();
     b.goto(&format!("{}/", app.url)).await;
-    b.wait_text("Hello, dee").await;
+    b.wait_text(&hello).await;
     b.shot("second-tab").await;
     b.press("Log out").await;
     b.wait_text("Sign in").await;
@@ -213,13 +220,15 @@ async fn two_tabs_log_out_and_log_in_together() {
     c.refresh().await.unwrap();
     b.wait_text("Sign in").await;
     b.shot("first-tab-logged-out").await;
-    b.log_in("u0").await;
-    b.wait_text("Hello, u0").await;
+    let run = unique("u");
+    let user = |i: usize| format!("{run}_{i}");
+    b.log_in(&user(0)).await;
+    b.wait_text(&format!("Hello, {}", user(0))).await;
 
     // Tab B fires requests back to back until told to stop; it keeps what each answered.
     c.switch_to_window(tab_b.clone()).await.unwrap();
     b.goto(&format!("{}/", app.url)).await;
-    b.wait_text("Hello, u0").await;
+    b.wait_text(&format!("Hello, {}", user(0))).await;
     c.execute(
         "window.seen = []; window.stop = false;
          (async () => {
@@ -241,7 +250,7 @@ async fn two_tabs_log_out_and_log_in_together() {
     let rounds = 30;
     let mut lost = Vec::new();
     for i in 1..=rounds {
-        let user = format!("u{i}");
+        let user = user(i);
         b.post_form("/login", &[("user", &user)]).await;
         b.wait_text(&format!("Hello, {user}")).await;
         // The login holds through the other tab's requests.
@@ -284,7 +293,7 @@ async fn two_tabs_log_out_and_log_in_together() {
         failed.is_empty(),
         "requests of the other tab failed: {failed:?}"
     );
-    let last = format!("200 u{rounds}");
+    let last = format!("200 {}", user(rounds));
     let strays: Vec<&String> = seen[before..].iter().filter(|s| **s != last).collect();
     assert!(
         strays.is_empty() && seen.len() > before,
@@ -297,15 +306,13 @@ async fn two_tabs_log_out_and_log_in_together() {
     );
 }
 
-/// Whether the browser is logged in as eve (its next request to `/` says).
-async fn logged_in(b: &Browser, app: &App) -> bool {
+/// Whether the browser is logged in as `user` (its next request to `/` says).
+async fn logged_in(b: &Browser, app: &App, user: &str) -> bool {
     b.goto(&format!("{}/", app.url)).await;
     let text = b.text().await;
-    assert!(
-        text.contains("Hello, eve") || text.contains("Sign in"),
-        "{text}"
-    );
-    text.contains("Hello, eve")
+    let hello = format!("Hello, {user}");
+    assert!(text.contains(&hello) || text.contains("Sign in"), "{text}");
+    text.contains(&hello)
 }
 
 /// One user in three browsers (three profiles): the account page of one lists all three,
@@ -314,6 +321,7 @@ async fn logged_in(b: &Browser, app: &App) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn revoke_one_session_then_every_other_one() {
     let app = login_app(KEY_1).await;
+    let eve = unique("eve");
     let a = Browser::open("revoke_one_session_then_every_other_one").await;
     let others = [
         Browser::open("revoke_one_session_then_every_other_one-b").await,
@@ -321,8 +329,8 @@ async fn revoke_one_session_then_every_other_one() {
     ];
     for b in [&a, &others[0], &others[1]] {
         b.goto(&format!("{}/", app.url)).await;
-        b.log_in("eve").await;
-        b.wait_text("Hello, eve").await;
+        b.log_in(&eve).await;
+        b.wait_text(&format!("Hello, {eve}")).await;
     }
     let rows = |b: &Browser| {
         let c = b.client().clone();
@@ -340,12 +348,12 @@ async fn revoke_one_session_then_every_other_one() {
     assert_eq!(rows(&a).await, 3);
 
     a.press("Revoke").await;
-    a.wait_text("Signed in as eve").await;
+    a.wait_text(&format!("Signed in as {eve}")).await;
     a.shot("one-revoked").await;
     assert_eq!(rows(&a).await, 2);
     let still = [
-        logged_in(&others[0], &app).await,
-        logged_in(&others[1], &app).await,
+        logged_in(&others[0], &app, &eve).await,
+        logged_in(&others[1], &app, &eve).await,
     ];
     assert_eq!(
         still.iter().filter(|s| **s).count(),
@@ -354,18 +362,18 @@ async fn revoke_one_session_then_every_other_one() {
     );
 
     a.press("Log out everywhere else").await;
-    a.wait_text("Signed in as eve").await;
+    a.wait_text(&format!("Signed in as {eve}")).await;
     a.shot("only-this-browser").await;
     assert_eq!(rows(&a).await, 1);
     for b in &others {
         assert!(
-            !logged_in(b, &app).await,
+            !logged_in(b, &app, &eve).await,
             "a session outlived log out everywhere else"
         );
         b.shot("logged-out-elsewhere").await;
     }
     assert!(
-        logged_in(&a, &app).await,
+        logged_in(&a, &app, &eve).await,
         "the browser that logged out the others is still in"
     );
 }

@@ -301,6 +301,18 @@ pub async fn record(id: &str) -> std::collections::HashMap<String, String> {
         .unwrap()
 }
 
+/// `name` made unique to this run (`name_` and letters and digits): the tests share one Redis
+/// with each other and with other suites, and a user's owner index is keyed by the name.
+pub fn unique(name: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{name}_{}x{nanos:x}x{n}", std::process::id())
+}
+
 /// Seconds since the epoch, now.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
