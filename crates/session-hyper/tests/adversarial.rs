@@ -224,12 +224,19 @@ impl Backend {
 
     #[cfg(feature = "redis-tests")]
     async fn redis(format: session_store_redis::Format) -> Backend {
+        Self::redis_with(format, 0).await
+    }
+
+    /// Redis with a client cache of `cache` bytes (0: none).
+    #[cfg(feature = "redis-tests")]
+    async fn redis_with(format: session_store_redis::Format, cache: usize) -> Backend {
         let url = std::env::var("REDIS_URL")
             .expect("REDIS_URL: run with `cargo xtask test-redis`, which starts a redis-server");
         let prefix = format!("{}:", unique("attack"));
         let store = session_store_redis::RedisStore::builder(url)
             .prefix(prefix.clone())
             .format(format)
+            .client_cache(cache)
             .build()
             .await
             .unwrap();
@@ -649,6 +656,9 @@ async fn backends() -> Vec<Backend> {
     {
         all.push(Backend::redis(session_store_redis::Format::V1).await);
         all.push(Backend::redis(session_store_redis::Format::Koa).await);
+        // The same attacks through the client cache: its copies must never serve what the
+        // store would refuse (a destroyed, superseded or planted session).
+        all.push(Backend::redis_with(session_store_redis::Format::V1, 1 << 20).await);
     }
     all
 }
