@@ -409,7 +409,7 @@ impl ConfigBuilder {
         if c.same_site == SameSite::None && never {
             return Err(ConfigError::SameSiteNoneWithoutSecure);
         }
-        if c.name.starts_with("__Host-") {
+        if cookie::has_prefix(&c.name, "__Host-") {
             if never {
                 return Err(ConfigError::PrefixNeedsSecure("__Host-"));
             }
@@ -420,7 +420,7 @@ impl ConfigBuilder {
                 return Err(ConfigError::HostPrefixWithPath);
             }
         }
-        if c.name.starts_with("__Secure-") && never {
+        if cookie::has_prefix(&c.name, "__Secure-") && never {
             return Err(ConfigError::PrefixNeedsSecure("__Secure-"));
         }
         let signed = !self.unsigned;

@@ -101,6 +101,14 @@ impl CookieOptions {
     }
 
     fn needs_secure(&self) -> bool {
-        self.name.starts_with("__Host-") || self.name.starts_with("__Secure-")
+        has_prefix(&self.name, "__Host-") || has_prefix(&self.name, "__Secure-")
     }
+}
+
+/// Whether the cookie `name` carries `prefix` as browsers read it: ASCII case-insensitively
+/// (Chromium treats `__host-id` as a `__Host-` cookie and drops it unless it is `Secure`,
+/// host-only and on `Path=/`).
+pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }

@@ -105,6 +105,36 @@ fn host_prefix_rules() {
             .unwrap_err(),
         ConfigError::PrefixNeedsSecure("__Secure-")
     );
+    // Browsers read the prefixes in any case.
+    for name in ["__host-id", "__HOST-id", "__Host-"] {
+        let host = || base().cookie_name(name);
+        assert_eq!(
+            host().secure(SecurePolicy::Never).build().unwrap_err(),
+            ConfigError::PrefixNeedsSecure("__Host-"),
+            "{name}"
+        );
+        assert_eq!(
+            host().domain("example.com").build().unwrap_err(),
+            ConfigError::HostPrefixWithDomain
+        );
+        assert!(host().build().unwrap().cookie().secure_for(false), "{name}");
+    }
+    assert_eq!(
+        base()
+            .cookie_name("__SECURE-id")
+            .secure(SecurePolicy::Never)
+            .build()
+            .unwrap_err(),
+        ConfigError::PrefixNeedsSecure("__Secure-")
+    );
+    assert!(
+        !base()
+            .cookie_name("_Host-id")
+            .build()
+            .unwrap()
+            .cookie()
+            .secure_for(false)
+    );
 }
 
 #[test]
