@@ -117,6 +117,37 @@ async fn we_refuse_exactly_the_cookies_the_browser_refuses() {
             "__Secure-id",
             true,
         ),
+        // Browsers read the prefixes in any case.
+        (
+            "__host- without Secure",
+            vec!["__host-id=a; Path=/; HttpOnly".into()],
+            "__host-id",
+            config("__host-id")
+                .secure(SecurePolicy::Never)
+                .build()
+                .is_ok(),
+        ),
+        (
+            "__HOST- with a Domain",
+            vec!["__HOST-id=a; Secure; Path=/; Domain=localhost; HttpOnly".into()],
+            "__HOST-id",
+            config("__HOST-id").domain("localhost").build().is_ok(),
+        ),
+        (
+            "__SECURE- without Secure",
+            vec!["__SECURE-id=a; Path=/; HttpOnly".into()],
+            "__SECURE-id",
+            config("__SECURE-id")
+                .secure(SecurePolicy::Never)
+                .build()
+                .is_ok(),
+        ),
+        (
+            "__host- as we write it",
+            ours(&config("__host-id").build().unwrap(), "a").unwrap(),
+            "__host-id",
+            true,
+        ),
         (
             "name and value of 4096 bytes",
             ours(&config("big").build().unwrap(), &fits).unwrap(),
@@ -266,4 +297,33 @@ async fn a_cookie_session_past_4096_bytes_keeps_the_last_good_cookie() {
     b.goto(&format!("{}/", app.url)).await;
     b.wait_text("2 views").await;
     b.shot("still-the-same-session").await;
+}
+
+/// A cookie first set by a response to a nested path (`/session/owner`, whose default cookie
+/// path would be `/session`) still covers the whole site: `Path=/` is sent, and the browser
+/// keeps it for `/`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cookie_set_from_a_nested_path_covers_the_whole_site() {
+    let app = App::start("demo", &["--store", "memory", "--keys", KEY], KEY).await;
+    let b = Browser::open("a_cookie_set_from_a_nested_path_covers_the_whole_site").await;
+    b.goto(&format!("{}/nothing-here", app.url)).await;
+    assert!(b.cookies().await.is_empty());
+    let owner = format!(r#"{{"owner":"{}"}}"#, support::unique("nested"));
+    let (status, _) = b.fetch("PUT", "/session/owner", Some(&owner)).await;
+    assert_eq!(status, 204, "binding the session answered {status}");
+    // Seen from this page (`/nothing-here`): a cookie of path `/session` would not be.
+    let mut held = Vec::new();
+    for name in ["koa.sess", "koa.sess.sig"] {
+        let c = b
+            .cookie(name)
+            .await
+            .unwrap_or_else(|| panic!("{name} is not sent to /nothing-here"));
+        assert_eq!(c.path(), Some("/"), "{name}");
+        held.push(c.value().to_owned());
+    }
+    b.goto(&format!("{}/", app.url)).await;
+    b.wait_text("1 views").await;
+    b.shot("one-view").await;
+    // The same session at `/`: its id did not change.
+    assert_eq!(b.cookie("koa.sess").await.unwrap().value(), held[0]);
 }
