@@ -3,6 +3,7 @@
 //! the caller allows it (`cargo xtask ci` as root), and chromedriver started on a free
 //! loopback port for the length of the run.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +26,26 @@ pub(crate) struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Asked to shut down, chromedriver ends every session it still has (a test process
+        // that died leaves its Chromium behind otherwise); killed if it does not within 5 s.
+        if let Some(port) = self.url.rsplit(':').next() {
+            let _ =
+                TcpStream::connect(("127.0.0.1", port.parse().unwrap_or(0))).and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    s.write_all(
+                        b"GET /shutdown HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                    )?;
+                    let mut sink = Vec::new();
+                    s.read_to_end(&mut sink).map(|_| ())
+                });
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         eprintln!("xtask: stopped chromedriver at {}", self.url);
@@ -54,9 +75,9 @@ fn find() -> (Option<PathBuf>, Option<PathBuf>) {
     (chrome, driver)
 }
 
-/// Starts chromedriver. With `install` (and running as root), a missing Chromium or driver is
+/// Chromium and chromedriver. With `install` (and running as root), what is missing is
 /// installed with apt-get first; otherwise the error says what to install.
-pub(crate) fn chromedriver(install: bool) -> Result<Driver, String> {
+pub(crate) fn ensure(install: bool) -> Result<(PathBuf, PathBuf), String> {
     let (mut chrome, mut driver) = find();
     if (chrome.is_none() || driver.is_none()) && install && is_root() {
         eprintln!("xtask: Chromium or chromedriver not found; installing them with apt-get");
@@ -64,11 +85,17 @@ pub(crate) fn chromedriver(install: bool) -> Result<Driver, String> {
         install_with_apt("chromium-driver")?;
         (chrome, driver) = find();
     }
-    let (Some(chrome), Some(driver)) = (chrome, driver) else {
-        return Err(format!(
+    match (chrome, driver) {
+        (Some(chrome), Some(driver)) => Ok((chrome, driver)),
+        _ => Err(format!(
             "the browser tests need Chromium and chromedriver: {INSTALL}"
-        ));
-    };
+        )),
+    }
+}
+
+/// Starts chromedriver (after [`ensure`] with `install`).
+pub(crate) fn chromedriver(install: bool) -> Result<Driver, String> {
+    let (chrome, driver) = ensure(install)?;
     start(&chrome, &driver)
 }
 
@@ -83,13 +110,19 @@ fn start(chrome: &Path, driver: &Path) -> Result<Driver, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("could not start {}: {e}", driver.display()))?;
-    let d = Driver {
+    let mut d = Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
         chrome: chrome.to_string_lossy().into_owned(),
     };
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            return Err(format!(
+                "{} exited at start ({status}); run it by hand to see why",
+                driver.display()
+            ));
+        }
         if t.elapsed() > Duration::from_secs(10) {
             return Err("chromedriver did not start within 10 s".into());
         }

@@ -136,6 +136,9 @@ fn test_browser() -> Result<(), String> {
 }
 
 fn ci() -> Result<(), String> {
+    // What the tests need of the machine comes first: a fresh machine fails (or installs, as
+    // root) before anything is built.
+    browser::ensure(true)?;
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
     tidy::run()?;
     cargo(
