@@ -162,6 +162,12 @@ async fn login_gives_the_browser_a_new_id() {
     b.shot("sent-to-login").await;
     let before = b.cookie("koa.sess").await.expect("a session before login");
     assert_eq!(record(before.value()).await["d:return_to"], "\"/private\"");
+    // A pre-login session lives a quarter of an hour, not a day.
+    let left = before.expires_datetime().unwrap().unix_timestamp() - now();
+    assert!(
+        (840..=905).contains(&left),
+        "the pre-login session expires in {left} s"
+    );
 
     let bob = unique("bob");
     b.log_in(&bob).await;

@@ -28,7 +28,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, body::Incoming};
-use session_hyper::{Config, MemoryStore, RedisStore, Session, SessionInfo, SessionLayer};
+use session_hyper::{Config, MaxAge, MemoryStore, RedisStore, Session, SessionInfo, SessionLayer};
+
+/// How long a session lives before login (it only remembers the page asked for) and after.
+const PRE_LOGIN: MaxAge = MaxAge::Ms(15 * 60 * 1000);
+const SIGNED_IN: MaxAge = MaxAge::Ms(24 * 60 * 60 * 1000);
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
@@ -238,6 +242,7 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
                 // among it), old id dead; then the session is listed among the user's (one
                 // more store call, at login only).
                 session.regenerate().await?;
+                session.set_max_age(SIGNED_IN).await?;
                 session.insert("user", &user).await?;
                 session.set_owner_with_device(&user, &device).await?;
                 let back = session.remove("return_to").await?;
@@ -288,8 +293,11 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
                 }
             }
             (Method::GET, p @ ("/private" | "/account"), None) if browser => {
-                // A session before login: it remembers where to go back to.
+                // A session before login: it remembers where to go back to, for a quarter of
+                // an hour (anyone can make one: it should not take the store's space for a
+                // day).
                 session.insert("return_to", p).await?;
+                session.set_max_age(PRE_LOGIN).await?;
                 see_other("/")
             }
             (_, "/private" | "/account" | "/account/revoke" | "/account/logout-others", None) => {
@@ -310,6 +318,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     example_support::init_tracing();
     let config = Config::builder()
         .keys(example_support::keys_from_env()?)
+        .max_age(SIGNED_IN)
         .build()?;
     let layer = match example_support::arg("--store").as_deref() {
         None | Some("memory") => SessionLayer::store(config, MemoryStore::new()),
