@@ -85,12 +85,35 @@ pub(crate) fn ensure(install: bool) -> Result<(PathBuf, PathBuf), String> {
         install_with_apt("chromium-driver")?;
         (chrome, driver) = find();
     }
-    match (chrome, driver) {
-        (Some(chrome), Some(driver)) => Ok((chrome, driver)),
-        _ => Err(format!(
+    let (Some(chrome), Some(driver)) = (chrome, driver) else {
+        return Err(format!(
             "the browser tests need Chromium and chromedriver: {INSTALL}"
-        )),
+        ));
+    };
+    // chromedriver drives only the Chromium of its own major version.
+    let (c, d) = (major_version(&chrome), major_version(&driver));
+    if let (Some(c), Some(d)) = (c, d)
+        && c != d
+    {
+        return Err(format!(
+            "{} is version {c} but {} is version {d}: {INSTALL}",
+            chrome.display(),
+            driver.display()
+        ));
     }
+    Ok((chrome, driver))
+}
+
+/// The major version `bin --version` prints (`Chromium 156.0...`, `ChromeDriver 156.0...`).
+fn major_version(bin: &Path) -> Option<u32> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().find(|w| w.contains('.'))?;
+    version.split('.').next()?.parse().ok()
 }
 
 /// Starts chromedriver (after [`ensure`] with `install`).
