@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
@@ -50,54 +51,72 @@ where
 }
 
 /// Failed connects of the store's own pool, announced to the checkouts waiting for a
-/// connection so they fail at once (the checkout timeout then only bounds a silent server).
+/// connection so that they fail at once when no connection can come to them (the checkout
+/// timeout then only bounds a silent server).
 ///
-/// The manager notes a failed connect; the announcement comes from bb8's error sink, which bb8
-/// calls only after it has given the failed attempt's slot back, so the next checkout starts a
-/// new attempt instead of waiting for one that is already over.
+/// bb8 calls its error sink for each failed connect (this pool tests no connection on
+/// checkout, so nothing else reaches the sink), after it has given the attempt's slot back:
+/// each call is announced, so no failure is missed, and the next checkout starts a new
+/// attempt instead of waiting for one that is over. A waiting checkout that hears of a
+/// failure gives up only when no connection could still come to it: none open (a busy one
+/// comes back) and no connect under way. So one refused connect (the server's
+/// `max_connections`, a server starting up) fails nobody while other connections serve.
 #[derive(Debug)]
 pub(crate) struct Failures {
     /// The latest failure's kind (no address, no credentials), sent on each failure.
-    news: tokio::sync::watch::Sender<&'static str>,
-    noted: std::sync::Mutex<Option<&'static str>>,
+    news: tokio::sync::watch::Sender<String>,
+    /// Connects under way.
+    connecting: AtomicUsize,
 }
 
 impl Failures {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
-            news: tokio::sync::watch::Sender::new(""),
-            noted: std::sync::Mutex::new(None),
+            news: tokio::sync::watch::Sender::new(String::new()),
+            connecting: AtomicUsize::new(0),
         })
     }
 
-    fn note(&self, e: &tokio_postgres::Error) {
+    fn announce(&self, e: &tokio_postgres::Error) {
         let refused = std::error::Error::source(e)
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
-        let kind = if refused {
-            "postgres refused the connection"
-        } else {
-            "could not connect to postgres"
+        let kind = match e.code() {
+            _ if refused => "postgres refused the connection".to_owned(),
+            // The server's reason by its code (too many connections, starting up, a login
+            // refused): never the connection string.
+            Some(code) => format!("could not connect to postgres ({})", code.code()),
+            None => "could not connect to postgres".to_owned(),
         };
-        *self.noted.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
-    }
-
-    fn announce(&self) {
-        let noted = self.noted.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(kind) = noted {
-            // Every failure is news, the same kind again included.
-            self.news.send_modify(|k| *k = kind);
-        }
+        tracing::debug!(target: "session::postgres", error = %e, "a connect failed");
+        // Every failure is news, the same kind again included.
+        self.news.send_modify(|k| *k = kind);
     }
 }
 
-/// bb8's error sink: announces a connect failure the manager noted.
+/// Counts a connect under way for as long as it lives (also when bb8 drops it).
+struct Connecting<'a>(&'a AtomicUsize);
+
+impl<'a> Connecting<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Connecting(n)
+    }
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// bb8's error sink: announces a failed connect.
 #[derive(Debug, Clone)]
 pub(crate) struct Sink(pub(crate) Arc<Failures>);
 
 impl bb8::ErrorSink<tokio_postgres::Error> for Sink {
-    fn sink(&self, _error: tokio_postgres::Error) {
-        self.0.announce();
+    fn sink(&self, error: tokio_postgres::Error) {
+        self.0.announce(&error);
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<tokio_postgres::Error>> {
@@ -110,7 +129,9 @@ impl bb8::ManageConnection for Manager {
     type Error = tokio_postgres::Error;
 
     async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
-        self.open().await.inspect_err(|e| self.failures.note(e))
+        // Ends (and stops counting) before bb8 hands a failure to the sink.
+        let _connecting = Connecting::new(&self.failures.connecting);
+        self.open().await
     }
 
     async fn is_valid(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
@@ -319,20 +340,26 @@ impl Db {
         for _ in 0..=self.connections() {
             let conn = match &self.pool {
                 Pools::Own(p, failures) => {
-                    // A connect that fails while this checkout waits ends the wait (the
-                    // server refused or is unreachable); only silence waits out the timeout.
+                    // A connect that fails while this checkout waits ends the wait when no
+                    // connection can come to it any more (the server refused or is
+                    // unreachable); only silence waits out the timeout.
                     let mut failed = failures.news.subscribe();
                     let got = {
-                        let get = std::pin::pin!(p.get_owned());
-                        let failure = std::pin::pin!(failed.changed());
-                        match futures_util::future::select(get, failure).await {
-                            futures_util::future::Either::Left((got, _)) => Some(got),
-                            futures_util::future::Either::Right(_) => None,
+                        let mut get = std::pin::pin!(p.get_owned());
+                        loop {
+                            let failure = std::pin::pin!(failed.changed());
+                            match futures_util::future::select(get.as_mut(), failure).await {
+                                futures_util::future::Either::Left((got, _)) => break Some(got),
+                                futures_util::future::Either::Right(_)
+                                    if p.state().connections > 0
+                                        || failures.connecting.load(Ordering::SeqCst) > 0 => {}
+                                futures_util::future::Either::Right(_) => break None,
+                            }
                         }
                     };
                     match got {
                         Some(got) => Conn::Own(got.map_err(map)?),
-                        None => return Err(StoreError::Unavailable((*failed.borrow()).into())),
+                        None => return Err(StoreError::Unavailable(failed.borrow().clone())),
                     }
                 }
                 Pools::Shared(p) => Conn::Shared(p.get_owned().await.map_err(map)?),

@@ -128,6 +128,58 @@ async fn a_refused_connection_fails_at_once_not_at_the_checkout_timeout() {
     assert!(took < Duration::from_secs(5), "recovery took {took:?}");
 }
 
+/// A connect refused while other connections serve (the server's connection limit reached:
+/// here a role allowed 2 connections, the store's pool 8) fails nobody: the calls waiting
+/// for a connection get one of the two as it comes back. 10 bursts of 50 calls at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_extra_connection_fails_nobody_while_others_serve() {
+    let cluster = Cluster::start();
+    let (admin, conn) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute(
+            "CREATE ROLE limited LOGIN CONNECTION LIMIT 2;
+             GRANT ALL ON SCHEMA public TO limited;",
+        )
+        .await
+        .unwrap();
+    let url = format!("postgres://limited@127.0.0.1:{}/postgres", cluster.port);
+    let store = PostgresStore::builder(url)
+        .table(unique_table("limited"))
+        .pool_size(8)
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let key = StoreKey::from_raw("sess:limited");
+    store.create(&key, &small_record(), TTL).await.unwrap();
+    let mut failed = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let calls = (0..50).map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = store.load(&key).await;
+                (r.err(), t.elapsed())
+            })
+        });
+        for call in futures_util::future::join_all(calls).await {
+            let (e, took) = call.unwrap();
+            slowest = slowest.max(took);
+            failed.extend(e.map(|e| e.to_string()));
+        }
+    }
+    println!("500 calls on 2 allowed connections: the slowest took {slowest:?}");
+    assert!(
+        failed.is_empty(),
+        "{} of 500 failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_connections_are_replaced() {
     let name = unique_table("kill");

@@ -232,15 +232,23 @@ impl Redis {
         };
         // Connections flagged broken are dropped as they come out; bounded by the pool size.
         for _ in 0..=self.pool_size {
-            // A connect that fails while this checkout waits ends the wait (Redis refused or
-            // is unreachable); only silence waits out the timeout.
+            // A connect that fails while this checkout waits ends the wait when no connection
+            // can come to it any more (Redis refused or is unreachable); only silence waits
+            // out the timeout.
             let mut failed = failures.news.subscribe();
             let got = {
-                let get = std::pin::pin!(pool.get());
-                let failure = std::pin::pin!(failed.changed());
-                match futures_util::future::select(get, failure).await {
-                    futures_util::future::Either::Left((got, _)) => Some(got),
-                    futures_util::future::Either::Right(_) => None,
+                let mut get = std::pin::pin!(pool.get());
+                loop {
+                    let failure = std::pin::pin!(failed.changed());
+                    match futures_util::future::select(get.as_mut(), failure).await {
+                        futures_util::future::Either::Left((got, _)) => break Some(got),
+                        // A connection can still come: one open (a busy one comes back) or
+                        // a connect under way.
+                        futures_util::future::Either::Right(_)
+                            if pool.state().connections > 0
+                                || failures.connecting.load(Ordering::SeqCst) > 0 => {}
+                        futures_util::future::Either::Right(_) => break None,
+                    }
                 }
             };
             let Some(got) = got else {

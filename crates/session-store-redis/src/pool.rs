@@ -13,7 +13,7 @@
 //! multiplexing is for) and nobody queues for a slot while another request waits on Redis.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use redis::aio::MultiplexedConnection;
 
@@ -45,49 +45,67 @@ pub(crate) struct Failure {
     pub(crate) kind: String,
 }
 
-/// Failed connects, announced to the checkouts waiting for a connection so they fail at once
-/// (the checkout timeout then only bounds a silent server).
+/// Failed connects, announced to the checkouts waiting for a connection so that they fail at
+/// once when no connection can come to them (the checkout timeout then only bounds a silent
+/// server).
 ///
-/// The manager notes a failed connect; the announcement comes from bb8's error sink, which bb8
-/// calls only after it has given the failed attempt's slot back, so the next checkout starts a
-/// new attempt instead of waiting for one that is already over.
+/// Every error bb8 hands its sink is announced (a failed connect, after bb8 has given the
+/// attempt's slot back, so the next checkout starts a new attempt; or a failed checkout PING
+/// when `test_on_checkout` is on): none is missed. A waiting checkout that hears of one gives
+/// up only when no connection could still come to it: none open (a busy one comes back) and
+/// no connect under way. So one refused connect (Redis's `maxclients`) fails nobody while
+/// other connections serve.
 #[derive(Debug)]
 pub(crate) struct Failures {
     pub(crate) news: tokio::sync::watch::Sender<Failure>,
-    noted: std::sync::Mutex<Option<String>>,
+    /// Connects under way.
+    pub(crate) connecting: AtomicUsize,
 }
 
 impl Failures {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             news: tokio::sync::watch::Sender::new(Failure::default()),
-            noted: std::sync::Mutex::new(None),
+            connecting: AtomicUsize::new(0),
         })
     }
 
-    fn note(&self, kind: String) {
-        *self.noted.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
-    }
-
-    fn announce(&self) {
-        let noted = self.noted.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(kind) = noted {
-            self.news.send_modify(|f| {
-                f.count += 1;
-                f.kind = kind;
-            });
-        }
+    fn announce(&self, e: &redis::RedisError) {
+        let kind = if e.is_connection_refusal() {
+            "connection refused".to_owned()
+        } else {
+            format!("connect failed ({:?})", e.kind())
+        };
+        self.news.send_modify(|f| {
+            f.count += 1;
+            f.kind = kind;
+        });
     }
 }
 
-/// bb8's error sink: announces a connect failure the manager noted (other errors, such as a
-/// failed checkout PING, are left to bb8, which replaces that connection by itself).
+/// Counts a connect under way for as long as it lives (also when bb8 drops it).
+struct Connecting<'a>(&'a AtomicUsize);
+
+impl<'a> Connecting<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Connecting(n)
+    }
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// bb8's error sink: announces the failure.
 #[derive(Debug, Clone)]
 pub(crate) struct Sink(pub(crate) Arc<Failures>);
 
 impl bb8::ErrorSink<redis::RedisError> for Sink {
-    fn sink(&self, _error: redis::RedisError) {
-        self.0.announce();
+    fn sink(&self, error: redis::RedisError) {
+        self.0.announce(&error);
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<redis::RedisError>> {
@@ -100,22 +118,12 @@ impl bb8::ManageConnection for Manager {
     type Error = redis::RedisError;
 
     async fn connect(&self) -> Result<Conn, redis::RedisError> {
-        let inner = match self
+        // Ends (and stops counting) before bb8 hands a failure to the sink.
+        let _connecting = Connecting::new(&self.failures.connecting);
+        let inner = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                let kind = if e.is_connection_refusal() {
-                    "connection refused".to_owned()
-                } else {
-                    format!("connect failed ({:?})", e.kind())
-                };
-                self.failures.note(kind);
-                return Err(e);
-            }
-        };
+            .await?;
         Ok(Conn {
             inner,
             broken: Arc::new(AtomicBool::new(false)),

@@ -122,6 +122,40 @@ async fn refused_connections_fail_at_once() {
     );
 }
 
+/// A connect refused while other connections serve (Redis's `maxclients` reached: 2 here, a
+/// pool of 8) fails nobody: waiting calls get a connection that is open or being opened.
+/// 10 bursts of 50 calls at once, from a cold pool, with and without a PING on checkout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_extra_connection_fails_nobody_while_others_serve() {
+    let server = Server::start(&["--maxclients", "2"]);
+    for test_on_checkout in [false, true] {
+        let s = RedisStore::builder(server.url())
+            .pool_size(8)
+            .test_on_checkout(test_on_checkout)
+            .build()
+            .await
+            .unwrap();
+        let k = key(1);
+        let mut failed = Vec::new();
+        for _ in 0..10 {
+            let all = futures_util::future::join_all((0..50).map(|_| s.load(&k))).await;
+            failed.extend(
+                all.into_iter()
+                    .filter_map(|r| r.err().map(|e| e.to_string())),
+            );
+        }
+        assert!(
+            failed.is_empty(),
+            "test_on_checkout {test_on_checkout}: {} of 500 failed: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(3)]
+        );
+        drop(s);
+        // The server lets the closed connections go before the next pool connects.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_server_times_out_within_the_command_timeout() {
     let server = Server::start(&[]);
