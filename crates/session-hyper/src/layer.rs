@@ -423,7 +423,11 @@ async fn finish<B: From<Bytes>>(
             }
         }
         None if clear_sig => {
-            let removal = shared.cookies.sig_removal(session.0.secure);
+            // `Secure` as the cookie itself gets it (a `__Host-` name, `SameSite=None`,
+            // `SecurePolicy::Always`): a browser drops a removal it would not accept as a
+            // cookie.
+            let secure = shared.config.cookie().secure_for(session.0.secure);
+            let removal = shared.cookies.sig_removal(secure);
             if let Ok(v) = HeaderValue::from_str(&removal) {
                 headers.append(http::header::SET_COOKIE, v);
             }

@@ -232,6 +232,43 @@ fn old_key_cookie_is_accepted_and_resigned_with_attributes_kept() {
     });
 }
 
+/// The removal of a bad signature cookie gets `Secure` whenever the cookie itself would (a
+/// `__Host-`/`__Secure-` name in any case, `SameSite=None`, `SecurePolicy::Always`), also on
+/// a plain-HTTP request: a browser drops a removal it would not take as a cookie, and the
+/// stale `.sig` would stay.
+#[test]
+fn a_bad_signature_is_removed_with_the_cookies_own_secure_rule() {
+    with_capture(|secrets| async move {
+        type Setup = fn(ConfigBuilder) -> ConfigBuilder;
+        let cases: [(&str, Setup, bool); 5] = [
+            ("__Host-sid", |b| b.cookie_name("__Host-sid"), true),
+            ("__host-sid", |b| b.cookie_name("__host-sid"), true),
+            ("__Secure-sid", |b| b.cookie_name("__Secure-sid"), true),
+            (
+                "koa.sess",
+                |b| b.same_site(session_core::SameSite::None),
+                true,
+            ),
+            ("koa.sess", |b| b, false),
+        ];
+        for (name, setup, secure) in cases {
+            let (cfg, probe, _) = clocked(setup);
+            let url = store_app(cfg, &probe).await;
+            let r = get(&raw(), &format!("{url}/views")).await;
+            secrets.note(&r);
+            let id = cookie(&r, name).unwrap();
+            let bad = format!("{name}={id}; {name}.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA");
+            let r = send(raw().get(format!("{url}/read")).header("cookie", bad)).await;
+            let removal = r
+                .set_cookies
+                .iter()
+                .find(|c| c.starts_with(&format!("{name}.sig=;")))
+                .unwrap_or_else(|| panic!("{name}: no removal of the bad signature"));
+            assert_eq!(removal.contains("; Secure"), secure, "{name}: {removal}");
+        }
+    });
+}
+
 #[test]
 fn tampered_garbage_and_oversized_cookies_give_a_new_session() {
     with_capture(|secrets| async move {
