@@ -7,7 +7,6 @@
 //! request.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
 use crate::postgres;
@@ -136,10 +135,7 @@ impl Drop for BenchServer {
 impl BenchServer {
     fn start(kind: &str, redis_url: &str, db_url: &str, rolling: bool) -> Result<Self, String> {
         use std::io::{BufRead, BufReader};
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+        let port = crate::system::free_port()?;
         let mut child = Command::new("bench/target/release/server")
             .args([kind, &port.to_string(), redis_url])
             .env("DATABASE_URL", db_url)

@@ -4,12 +4,12 @@
 //! loopback port for the length of the run.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::system::{install_with_apt, is_root};
+use crate::system::{free_port, install_with_apt, is_root, wait_listening};
 
 /// How to get what is missing.
 const INSTALL: &str = "install Debian's Chromium and its driver (`apt-get install chromium chromium-driver`), \
@@ -123,10 +123,7 @@ pub(crate) fn chromedriver(install: bool) -> Result<Driver, String> {
 }
 
 fn start(chrome: &Path, driver: &Path) -> Result<Driver, String> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
+    let port = free_port()?;
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -138,19 +135,7 @@ fn start(chrome: &Path, driver: &Path) -> Result<Driver, String> {
         url: format!("http://127.0.0.1:{port}"),
         chrome: chrome.to_string_lossy().into_owned(),
     };
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = d.child.try_wait() {
-            return Err(format!(
-                "{} exited at start ({status}); run it by hand to see why",
-                driver.display()
-            ));
-        }
-        if t.elapsed() > Duration::from_secs(10) {
-            return Err("chromedriver did not start within 10 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(&mut d.child, port, &driver.display().to_string())?;
     eprintln!(
         "xtask: started chromedriver at {} for {}",
         d.url,

@@ -3,7 +3,6 @@
 //! the server binaries are installed with apt-get when missing, and the cluster runs as the
 //! `postgres` user (the server refuses to run as root).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -93,10 +92,7 @@ pub(crate) fn postgres() -> Result<(String, Option<PgServer>), String> {
 
 /// `initdb` (trust auth, no sync) and `pg_ctl start` on a free port, waiting until it is up.
 pub(crate) fn start(bin: &Path) -> Result<PgServer, String> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
+    let port = crate::system::free_port()?;
     let dir = std::env::temp_dir().join(format!("xtask-pg-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {dir:?}: {e}"))?;
     if is_root() {

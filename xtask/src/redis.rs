@@ -1,10 +1,8 @@
 //! A throwaway `redis-server` for the tests and the benchmark (or `REDIS_URL`).
 
-use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::system::{install_with_apt, is_root};
+use crate::system::{free_port, install_with_apt, is_root, wait_listening};
 
 /// A redis-server started for the tests; stopped on drop, whatever happened.
 pub(crate) struct RedisServer {
@@ -42,10 +40,7 @@ pub(crate) fn redis() -> Result<(String, Option<RedisServer>), String> {
              set REDIS_SERVER_BIN to its path, or point REDIS_URL at a running Redis"
         ));
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
+    let port = free_port()?;
     let child = Command::new(&bin)
         .args([
             "--port",
@@ -63,17 +58,11 @@ pub(crate) fn redis() -> Result<(String, Option<RedisServer>), String> {
         .spawn()
         .map_err(|e| format!("could not start {bin}: {e}"))?;
     let url = format!("redis://127.0.0.1:{port}/0");
-    let server = RedisServer {
+    let mut server = RedisServer {
         child,
         url: url.clone(),
     };
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return Err("redis-server did not start within 10 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(&mut server.child, port, "redis-server")?;
     eprintln!("xtask: started redis-server at {url}");
     Ok((url, Some(server)))
 }

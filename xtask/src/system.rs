@@ -1,7 +1,9 @@
-//! What the commands need of the machine: whether they run as root, and installing a Debian
-//! package.
+//! What the commands need of the machine: whether they run as root, installing a Debian
+//! package, a free loopback port, and waiting for a server started on it.
 
-use std::process::Command;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// Whether this process runs as root (Linux: the effective uid in `/proc/self/status`).
 pub(crate) fn is_root() -> bool {
@@ -45,4 +47,30 @@ pub(crate) fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     } else {
         Err(format!("`cargo {}` failed ({status})", args.join(" ")))
     }
+}
+
+/// A loopback port nothing listens on now (the kernel's pick).
+pub(crate) fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// Waits until `child` (`what`) listens on `port`: an error if it exits first or is not up
+/// within 10 s.
+pub(crate) fn wait_listening(child: &mut Child, port: u16, what: &str) -> Result<(), String> {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{what} exited at start ({status}); run it by hand to see why"
+            ));
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            return Err(format!("{what} did not start within 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }

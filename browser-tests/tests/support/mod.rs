@@ -4,15 +4,12 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cookie::Cookie;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 /// How long a page may take to show what a step waits for.
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -215,35 +212,22 @@ impl Drop for Browser {
 pub struct App {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    _child: Child,
+    _running: example_support::Running,
 }
 
 impl App {
     /// Starts the example `name` with `--port 0`, `args` and `SESSION_KEYS=keys`.
     pub async fn start(name: &str, args: &[&str], keys: &str) -> App {
         let bin = example(name);
-        let mut child = Command::new(&bin)
-            .args(["--port", "0"])
-            .args(args)
-            .env("SESSION_KEYS", keys)
-            // The tests provoke warnings on purpose (oversized sessions); errors still show.
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {}: {e}", bin.display()));
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        // The tests provoke warnings on purpose (oversized sessions); errors still show.
+        let env = [("SESSION_KEYS", keys), ("RUST_LOG", "error")];
+        let running = example_support::start_with_env(&bin.to_string_lossy(), args, &env)
             .await
-            .unwrap_or_else(|_| panic!("{name} did not start"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("{name} exited at start"));
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{name} printed {line:?}"))
-            .to_owned();
-        App { url, _child: child }
+            .unwrap_or_else(|| panic!("{} did not start", bin.display()));
+        App {
+            url: running.url.clone(),
+            _running: running,
+        }
     }
 
     /// The same server under the name `localhost` (a secure context for `Secure` cookies).

@@ -252,7 +252,7 @@ impl Redis {
                 }
             };
             let Some(got) = got else {
-                let kind = failed.borrow().kind.clone();
+                let kind = failed.borrow().clone();
                 return Err(StoreError::Unavailable(kind));
             };
             let conn = got.map_err(|e| self.checkout_error(&e))?;

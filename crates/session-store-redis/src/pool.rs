@@ -37,14 +37,6 @@ pub(crate) struct Manager {
     pub(crate) failures: Arc<Failures>,
 }
 
-/// The latest failed connect: a counter (so every failure is news) and its kind, for the
-/// error message (no address or credentials).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Failure {
-    pub(crate) count: u64,
-    pub(crate) kind: String,
-}
-
 /// Failed connects, announced to the checkouts waiting for a connection so that they fail at
 /// once when no connection can come to them (the checkout timeout then only bounds a silent
 /// server).
@@ -57,7 +49,8 @@ pub(crate) struct Failure {
 /// other connections serve.
 #[derive(Debug)]
 pub(crate) struct Failures {
-    pub(crate) news: tokio::sync::watch::Sender<Failure>,
+    /// The latest failure's kind (no address or credentials), sent on each failure.
+    pub(crate) news: tokio::sync::watch::Sender<String>,
     /// Connects under way.
     pub(crate) connecting: AtomicUsize,
 }
@@ -65,7 +58,7 @@ pub(crate) struct Failures {
 impl Failures {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
-            news: tokio::sync::watch::Sender::new(Failure::default()),
+            news: tokio::sync::watch::Sender::new(String::new()),
             connecting: AtomicUsize::new(0),
         })
     }
@@ -76,10 +69,8 @@ impl Failures {
         } else {
             format!("connect failed ({:?})", e.kind())
         };
-        self.news.send_modify(|f| {
-            f.count += 1;
-            f.kind = kind;
-        });
+        // Every failure is news, the same kind again included.
+        self.news.send_modify(|k| *k = kind);
     }
 }
 

@@ -92,9 +92,15 @@ pub struct Running {
 /// Starts the example binary `bin` (a test's `env!("CARGO_BIN_EXE_...")`) with `--port 0` and
 /// `args`, and waits for its `listening on` line. `None` if it exited instead (bad options).
 pub async fn start(bin: &str, args: &[&str]) -> Option<Running> {
+    start_with_env(bin, args, &[]).await
+}
+
+/// [`start`] with environment variables set for the binary (`SESSION_KEYS`, `RUST_LOG`).
+pub async fn start_with_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Running> {
     let mut child = tokio::process::Command::new(bin)
         .args(["--port", "0"])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
