@@ -295,9 +295,15 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
             (Method::GET, p @ ("/private" | "/account"), None) if browser => {
                 // A session before login: it remembers where to go back to, for a quarter of
                 // an hour (anyone can make one: it should not take the store's space for a
-                // day).
-                session.insert("return_to", p).await?;
-                session.set_max_age(PRE_LOGIN).await?;
+                // day). Written only when it changes: a write on every visit would re-send the
+                // pre-login cookie, and an answer read after a login's would put it back.
+                let known: Option<String> = session.get("return_to").await?;
+                if known.as_deref() != Some(p) {
+                    if session.is_new().await? {
+                        session.set_max_age(PRE_LOGIN).await?;
+                    }
+                    session.insert("return_to", p).await?;
+                }
                 see_other("/")
             }
             (_, "/private" | "/account" | "/account/revoke" | "/account/logout-others", None) => {

@@ -226,3 +226,92 @@ async fn the_pages_a_browser_sees() {
     .await;
     assert!(home.contains("Hello, bob"), "{home}");
 }
+
+/// A busy browser around a login: a pre-login session (a private page asked for), then a login
+/// while 10 more visits to that page race it on the pre-login cookie, 30 rounds. The visits
+/// write nothing and send no cookie (the page is already remembered), so none can put the
+/// pre-login cookie back after the login's; every login holds, with a day's max-age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_login_visits_racing_a_login_send_no_cookie() {
+    use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
+    let app = example_support::start(env!("CARGO_BIN_EXE_login"), &[])
+        .await
+        .unwrap();
+    let url = app.url.clone();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let set_cookies = |r: &reqwest::Response| -> Vec<String> {
+        let all = r.headers().get_all(SET_COOKIE).iter();
+        all.map(|v| v.to_str().unwrap().to_owned()).collect()
+    };
+    let jar = |set: &[String]| -> String {
+        let pairs = set.iter().map(|c| c.split(';').next().unwrap().to_owned());
+        pairs.collect::<Vec<_>>().join("; ")
+    };
+    let mut sent = Vec::new();
+    for round in 0..30 {
+        let r = c
+            .get(format!("{url}/private"))
+            .header(ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap();
+        let pre = set_cookies(&r);
+        assert!(pre.iter().any(|c| c.contains("Max-Age=900")), "{pre:?}");
+        let pre = jar(&pre);
+        let login = {
+            let (c, url, pre) = (c.clone(), url.clone(), pre.clone());
+            tokio::spawn(async move {
+                let r = c
+                    .post(format!("{url}/login"))
+                    .header(ACCEPT, "text/html")
+                    .header(COOKIE, pre)
+                    .body(format!("user=u{round}"))
+                    .send()
+                    .await
+                    .unwrap();
+                set_cookies(&r)
+            })
+        };
+        let visits: Vec<_> = (0..10)
+            .map(|_| {
+                let (c, url, pre) = (c.clone(), url.clone(), pre.clone());
+                tokio::spawn(async move {
+                    let r = c
+                        .get(format!("{url}/private"))
+                        .header(ACCEPT, "text/html")
+                        .header(COOKIE, pre)
+                        .send()
+                        .await
+                        .unwrap();
+                    set_cookies(&r)
+                })
+            })
+            .collect();
+        let signed_in = login.await.unwrap();
+        assert!(
+            signed_in.iter().any(|c| c.contains("Max-Age=86400")),
+            "{signed_in:?}"
+        );
+        for v in visits {
+            sent.extend(v.await.unwrap());
+        }
+        let page = c
+            .get(format!("{url}/"))
+            .header(ACCEPT, "text/html")
+            .header(COOKIE, jar(&signed_in))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains(&format!("Hello, u{round}")),
+            "round {round}: {page}"
+        );
+    }
+    assert!(sent.is_empty(), "pre-login visits sent cookies: {sent:?}");
+}
