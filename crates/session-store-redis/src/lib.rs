@@ -39,7 +39,14 @@
 //!   request at once instead of waiting the timeout out; a refused connection, a timeout, or
 //!   Redis's `OOM` under `noeviction` become [`StoreError`]s, and a connection that died is
 //!   replaced, so the store recovers by itself when Redis comes back. A command that fails on a
-//!   dropped connection is retried once on a fresh one (every command here is idempotent).
+//!   dropped connection is retried once on a fresh one when a second run answers as the first
+//!   would (a drop can come after Redis ran the command, before its reply arrived): loads,
+//!   saves, touches, a supersede (it recognises its own marker), a create (a second run
+//!   reports a collision and the middleware writes under a new id). A destroy is not: a second
+//!   run after the first removed a supersede marker could no longer name the session a racing
+//!   login made, so the logout would leave that session alive; its error goes to the caller
+//!   (the logout answers 503 and can be sent again). On Redis Cluster the cluster connection
+//!   retries a command on a dropped connection by itself, a destroy included.
 //! - **A user's sessions** ([`Format::V1`]): the store keeps an owner index
 //!   ([`OwnerIndex`](session_core::OwnerIndex)) per owner: a sorted set `<prefix>owner:{hex}`
 //!   (handle -> the entry's time, ms) and a hash `<prefix>owner:{hex}:e` (handle -> the entry's

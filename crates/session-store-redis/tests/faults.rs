@@ -333,3 +333,180 @@ async fn acl_user_and_existing_pool() {
     let shared = RedisStore::from_pool(pool).build().await.unwrap();
     assert!(shared.load(&key(1)).await.unwrap().record().is_some());
 }
+
+/// A TCP proxy in front of Redis that, once armed, lets the next command through and drops the
+/// connection when its reply comes back: Redis ran the command, the store never hears of it.
+struct ReplyDropper {
+    url: String,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ReplyDropper {
+    async fn start(upstream: u16) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}/0", listener.local_addr().unwrap());
+        let armed = Arc::new(AtomicBool::new(false));
+        let arm = Arc::clone(&armed);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let armed = Arc::clone(&arm);
+                tokio::spawn(async move {
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(n @ 1..) = sr.read(&mut buf).await {
+                        if armed.swap(false, Ordering::SeqCst) {
+                            // Both halves of the client's socket go: it sees the connection
+                            // close with its command answered by Redis and the answer lost.
+                            up.abort();
+                            return;
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        Self { url, armed }
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A reply lost to a dropped connection after Redis ran the command (the store retries such a
+/// command once): a login's supersede still reports the session replaced (a second run that
+/// answered "already superseded" dropped the login's new record and logged the user out), and
+/// a logout's destroy of a superseded id never answers "nothing there" (a second run, finding
+/// the marker gone, could not name the successor, and the session a racing login made would
+/// outlive the logout): it names the successor or fails. Saves, touches and creates are safe to
+/// run twice and still answer as done. 200 rounds per format, zero wrong answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_never_turns_a_login_or_a_logout_into_a_wrong_answer() {
+    use session_core::{Change, Delta, Destroyed, Supersede, Updated};
+    use session_store_redis::Format;
+    let server = Server::start(&[]);
+    let proxy = ReplyDropper::start(server.port).await;
+    for format in [Format::V1, Format::Koa] {
+        let prefix = format!("lost:{format:?}:");
+        let s = RedisStore::builder(&proxy.url)
+            .format(format)
+            .prefix(&prefix)
+            .build()
+            .await
+            .unwrap();
+        let direct = RedisStore::builder(server.url())
+            .format(format)
+            .prefix(&prefix)
+            .build()
+            .await
+            .unwrap();
+        // Each script once, unarmed: a first call's `NOSCRIPT` answer must not be what is lost.
+        let (a, b) = (key(1), key(2));
+        let r = rec(json!({"n": 0}));
+        s.create(&a, &r, TTL).await.unwrap();
+        s.create(&b, &r, TTL).await.unwrap();
+        s.touch(&b, r.meta, TTL).await.unwrap();
+        let delta = Delta {
+            replace: false,
+            set: [("n".to_owned(), json!(1))].into_iter().collect(),
+            removed: Vec::new(),
+        };
+        let change = Change {
+            delta: &delta,
+            data: &r.data,
+            meta: r.meta,
+        };
+        s.save(&b, change, TTL).await.unwrap();
+        s.supersede(&a, &b, TTL).await.unwrap();
+        s.destroy(&a).await.unwrap();
+        s.destroy(&b).await.unwrap();
+
+        let (mut destroy_failed, mut create_collided) = (0, 0);
+        for i in 0..200 {
+            let (old, new) = (key(10_000 + 2 * i), key(10_001 + 2 * i));
+            let r = rec(json!({"user": "u", "n": i}));
+            s.create(&old, &r, TTL).await.unwrap();
+            s.create(&new, &r, TTL).await.unwrap();
+
+            proxy.arm();
+            let got = s.supersede(&old, &new, TTL).await;
+            assert!(
+                matches!(got, Ok(Supersede::Replaced)),
+                "{format:?} round {i}: a supersede whose reply was lost answered {got:?}"
+            );
+            assert!(matches!(
+                direct.load(&old).await.unwrap(),
+                Loaded::Superseded
+            ));
+            assert!(direct.load(&new).await.unwrap().record().is_some());
+
+            // A save and a touch of the successor, each with its reply lost.
+            let delta = Delta {
+                replace: false,
+                set: [("n".to_owned(), json!(-1))].into_iter().collect(),
+                removed: Vec::new(),
+            };
+            let mut data = r.data.clone();
+            data.insert("n".into(), json!(-1));
+            let change = Change {
+                delta: &delta,
+                data: &data,
+                meta: r.meta,
+            };
+            proxy.arm();
+            let got = s.save(&new, change, TTL).await;
+            assert!(
+                matches!(got, Ok(Updated::Updated)),
+                "{format:?} save: {got:?}"
+            );
+            proxy.arm();
+            let got = s.touch(&new, r.meta, TTL).await;
+            assert!(
+                matches!(got, Ok(Updated::Updated)),
+                "{format:?} touch: {got:?}"
+            );
+            let loaded = direct.load(&new).await.unwrap().into_record().unwrap();
+            assert_eq!(loaded.data.get("n"), Some(&json!(-1)));
+
+            // The logout through the old id.
+            proxy.arm();
+            match s.destroy(&old).await {
+                Ok(Destroyed::Superseded(next)) => assert_eq!(next, new),
+                Err(StoreError::Unavailable(_)) => destroy_failed += 1,
+                other => panic!(
+                    "{format:?} round {i}: a destroy of a superseded id whose reply was lost \
+                     answered {other:?}: the successor would outlive the logout"
+                ),
+            }
+            assert!(matches!(direct.load(&old).await.unwrap(), Loaded::Missing));
+            s.destroy(&new).await.unwrap();
+
+            // A create whose reply was lost: a collision at worst (the middleware then writes
+            // under a new id), never an error.
+            let fresh = key(1_000_000 + i);
+            proxy.arm();
+            match s.create(&fresh, &r, TTL).await {
+                Ok(Created::Inserted) => {}
+                Ok(Created::Collision) => create_collided += 1,
+                other => panic!("{format:?} create: {other:?}"),
+            }
+            assert!(direct.load(&fresh).await.unwrap().record().is_some());
+        }
+        // Every armed reply was really lost (the proxy dropped it), so each destroy failed
+        // and each create ran twice.
+        assert_eq!(destroy_failed, 200, "{format:?}");
+        assert_eq!(create_collided, 200, "{format:?}");
+    }
+}
