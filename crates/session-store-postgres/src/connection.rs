@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bb8::{Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
@@ -63,35 +63,124 @@ where
 /// `max_connections`, a server starting up) fails nobody while other connections serve.
 #[derive(Debug)]
 pub(crate) struct Failures {
-    /// The latest failure's kind (no address, no credentials), sent on each failure.
-    news: tokio::sync::watch::Sender<String>,
+    /// The latest failure (no address, no credentials), sent on each failure.
+    news: tokio::sync::watch::Sender<Failure>,
     /// Connects under way.
     connecting: AtomicUsize,
+    /// No connect is tried before this instant: the server itself refused the last one.
+    held: std::sync::Mutex<Option<Instant>>,
+}
+
+/// How long the pool tries no new connection after the server itself refused one (its
+/// connection limit, a login it refuses, a server starting up): each attempt costs the server
+/// a process and, with a password, a SCRAM exchange, so a pool that kept trying on every
+/// request (as many as the requests waiting) loaded a full or misconfigured server the most
+/// when it could least take it. Calls meanwhile get a pooled connection if one is open, or
+/// the refusal's error at once. A refused TCP connect (no server) costs nothing and is not
+/// held off: a restarted server is used again at once.
+pub(crate) const HOLD_OFF: Duration = Duration::from_millis(500);
+
+/// Why one of the store's own connects failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// Not tried: the server refused one moments ago (see [`HOLD_OFF`]).
+    #[error("no connect tried: postgres refused one less than {HOLD_OFF:?} ago")]
+    HeldOff,
 }
 
 impl Failures {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
-            news: tokio::sync::watch::Sender::new(String::new()),
+            news: tokio::sync::watch::Sender::new(Failure::Outage(String::new())),
             connecting: AtomicUsize::new(0),
+            held: std::sync::Mutex::new(None),
         })
     }
 
-    fn announce(&self, e: &tokio_postgres::Error) {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn announce(&self, e: &ConnectError) {
+        let e = match e {
+            ConnectError::Postgres(e) => e,
+            // The refusal that holds connects off, once more.
+            ConnectError::HeldOff => {
+                self.news.send_modify(|_| {});
+                return;
+            }
+        };
+        if e.code().is_some() {
+            *self.held() = Some(Instant::now() + HOLD_OFF);
+        }
         let refused = std::error::Error::source(e)
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
-        let kind = match e.code() {
-            _ if refused => "postgres refused the connection".to_owned(),
-            // The server's reason by its code (too many connections, starting up, a login
-            // refused): never the connection string.
-            Some(code) => format!("could not connect to postgres ({})", code.code()),
-            None => "could not connect to postgres".to_owned(),
+        let failure = match e.code() {
+            _ if refused => Failure::Outage("postgres refused the connection".to_owned()),
+            Some(code) if login_refused(code) => Failure::Login(code.code().to_owned()),
+            // The server's reason by its code (too many connections, starting up): never the
+            // connection string.
+            Some(code) => {
+                Failure::Outage(format!("could not connect to postgres ({})", code.code()))
+            }
+            None => Failure::Outage("could not connect to postgres".to_owned()),
         };
-        tracing::debug!(target: "session::postgres", error = %e, "a connect failed");
+        match failure {
+            Failure::Login(_) => {
+                tracing::error!(target: "session::postgres", error = %e, "postgres refused the store's login")
+            }
+            Failure::Outage(_) => {
+                tracing::debug!(target: "session::postgres", error = %e, "a connect failed")
+            }
+        }
         // Every failure is news, the same kind again included.
-        self.news.send_modify(|k| *k = kind);
+        self.news.send_modify(|f| *f = failure);
     }
+}
+
+/// What a failed connect says to the checkouts waiting for it.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The server is down, refusing connections, full or starting: worth a retry later.
+    Outage(String),
+    /// The server refused the login (its SQLSTATE): the connection string's user, password
+    /// or database is wrong, which no retry mends.
+    Login(String),
+}
+
+impl Failure {
+    fn to_error(&self) -> StoreError {
+        match self {
+            Failure::Outage(kind) => StoreError::Unavailable(kind.clone()),
+            Failure::Login(code) => login_error(code),
+        }
+    }
+}
+
+/// Whether the server refused the login itself (a wrong user or password, a database that
+/// doesn't exist, no right to connect to it), as opposed to being unable to serve now.
+fn login_refused(code: &SqlState) -> bool {
+    [
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+        SqlState::INVALID_PASSWORD,
+        SqlState::INVALID_CATALOG_NAME,
+        SqlState::INSUFFICIENT_PRIVILEGE,
+    ]
+    .contains(code)
+}
+
+/// A refused login as a store error: not transient (a 500, not a 503 that invites retries),
+/// and naming what to check, never the connection string.
+fn login_error(code: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "postgres refused the login ({code}): check the user, password and database of the \
+         connection string"
+    ))
 }
 
 /// Counts a connect under way for as long as it lives (also when bb8 drops it).
@@ -114,28 +203,37 @@ impl Drop for Connecting<'_> {
 #[derive(Debug, Clone)]
 pub(crate) struct Sink(pub(crate) Arc<Failures>);
 
-impl bb8::ErrorSink<tokio_postgres::Error> for Sink {
-    fn sink(&self, error: tokio_postgres::Error) {
+impl bb8::ErrorSink<ConnectError> for Sink {
+    fn sink(&self, error: ConnectError) {
         self.0.announce(&error);
     }
 
-    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<tokio_postgres::Error>> {
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<ConnectError>> {
         Box::new(self.clone())
     }
 }
 
 impl bb8::ManageConnection for Manager {
     type Connection = PgConn;
-    type Error = tokio_postgres::Error;
+    type Error = ConnectError;
 
-    async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
+    async fn connect(&self) -> Result<PgConn, ConnectError> {
+        if self
+            .failures
+            .held()
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Err(ConnectError::HeldOff);
+        }
         // Ends (and stops counting) before bb8 hands a failure to the sink.
         let _connecting = Connecting::new(&self.failures.connecting);
-        self.open().await
+        let conn = self.open().await?;
+        *self.failures.held() = None;
+        Ok(conn)
     }
 
-    async fn is_valid(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
-        conn.client.simple_query("").await.map(|_| ())
+    async fn is_valid(&self, conn: &mut PgConn) -> Result<(), ConnectError> {
+        Ok(conn.client.simple_query("").await.map(|_| ())?)
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
@@ -235,6 +333,12 @@ pub(crate) fn store_error(e: &tokio_postgres::Error, limit: Duration) -> StoreEr
             | SqlState::TOO_MANY_CONNECTIONS => StoreError::Unavailable(code.code().to_owned()),
             SqlState::DISK_FULL | SqlState::OUT_OF_MEMORY => {
                 StoreError::Rejected(code.code().to_owned())
+            }
+            // At connect only (a shared pool's connect error comes here).
+            ref c
+                if login_refused(c) && e.as_db_error().is_some_and(|d| d.severity() == "FATAL") =>
+            {
+                login_error(c.code())
             }
             _ => StoreError::Backend(format!("postgres error {}", code.code())),
         };
@@ -358,8 +462,14 @@ impl Db {
                         }
                     };
                     match got {
-                        Some(got) => Conn::Own(got.map_err(map)?),
-                        None => return Err(StoreError::Unavailable(failed.borrow().clone())),
+                        Some(got) => Conn::Own(got.map_err(|e| match e {
+                            RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
+                            RunError::User(ConnectError::Postgres(e)) => {
+                                store_error(&e, self.limit)
+                            }
+                            RunError::User(ConnectError::HeldOff) => failed.borrow().to_error(),
+                        })?),
+                        None => return Err(failed.borrow().to_error()),
                     }
                 }
                 Pools::Shared(p) => Conn::Shared(p.get_owned().await.map_err(map)?),

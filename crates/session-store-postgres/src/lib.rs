@@ -32,6 +32,13 @@
 //!   once instead of the checkout limit; only silence waits out the limits. The pool replaces
 //!   dead connections, so the store recovers when the database does (with the store's own
 //!   pool; an app's pool given to [`PostgresStore::from_pool`] keeps its own connect policy).
+//!   A login the server refuses (a wrong user or password, a database that doesn't exist, no
+//!   right to connect: SQLSTATE `28000`, `28P01`, `3D000`, `42501`) is not an outage but a
+//!   mistake to fix: a [`StoreError::Backend`] that names the code (not transient, so the
+//!   middleware answers 500 rather than a 503 inviting retries), logged at `error`. After the
+//!   server itself refused a connect (its connection limit, a refused login, a server starting
+//!   up), the pool tries no new connection for half a second, since each try costs the server
+//!   a process: calls meanwhile use the connections open, or get the refusal's error at once.
 //!   Passwords never appear in `Debug` or logs.
 //! - **TLS** (feature `tls`): through rustls with the ring provider,
 //!   [`PostgresStoreBuilder::tls`] or [`PostgresStoreBuilder::tls_root_certificate`] with
