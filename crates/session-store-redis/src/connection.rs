@@ -71,6 +71,9 @@ pub(crate) fn store_error(e: &RedisError) -> StoreError {
     if e.is_timeout() {
         return StoreError::Timeout(Duration::ZERO);
     }
+    if login_refused(e) {
+        return login_error();
+    }
     if e.code() == Some("OOM") {
         return StoreError::Rejected("Redis is out of memory (maxmemory reached)".into());
     }
@@ -86,13 +89,11 @@ pub(crate) fn store_error(e: &RedisError) -> StoreError {
     {
         return StoreError::Unavailable(format!("{:?}", e.kind()));
     }
-    match e.kind() {
-        ErrorKind::AuthenticationFailed => StoreError::Unavailable("authentication failed".into()),
-        kind => StoreError::Backend(format!(
-            "Redis error {kind:?}{}",
-            e.code().map(|c| format!(" ({c})")).unwrap_or_default()
-        )),
-    }
+    StoreError::Backend(format!(
+        "Redis error {:?}{}",
+        e.kind(),
+        e.code().map(|c| format!(" ({c})")).unwrap_or_default()
+    ))
 }
 
 /// Whether a command may run again after its connection dropped under it. A drop can come
@@ -110,6 +111,19 @@ pub(crate) enum Rerun {
     /// alive. The error goes to the caller instead (a logout answered 503 is tried again by
     /// the user; one answered as done would not be).
     Never,
+}
+
+/// Whether Redis refused the login (a wrong user or password, or none where one is needed).
+pub(crate) fn login_refused(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+}
+
+/// A refused login as a store error: not transient (a 500, not a 503 that invites retries),
+/// naming what to check, never the URL.
+pub(crate) fn login_error() -> StoreError {
+    StoreError::Backend(
+        "Redis refused the login: check the user and password of the store's URL".into(),
+    )
 }
 
 /// Whether the connection that produced `e` should be thrown away.
@@ -270,8 +284,7 @@ impl Redis {
                 }
             };
             let Some(got) = got else {
-                let kind = failed.borrow().clone();
-                return Err(StoreError::Unavailable(kind));
+                return Err(failed.borrow().to_error());
             };
             let conn = got.map_err(|e| self.checkout_error(&e))?;
             let c: &Conn = &conn;

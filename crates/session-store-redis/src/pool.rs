@@ -49,8 +49,8 @@ pub(crate) struct Manager {
 /// other connections serve.
 #[derive(Debug)]
 pub(crate) struct Failures {
-    /// The latest failure's kind (no address or credentials), sent on each failure.
-    pub(crate) news: tokio::sync::watch::Sender<String>,
+    /// The latest failure (no address or credentials), sent on each failure.
+    pub(crate) news: tokio::sync::watch::Sender<Failure>,
     /// Connects under way.
     pub(crate) connecting: AtomicUsize,
 }
@@ -58,19 +58,40 @@ pub(crate) struct Failures {
 impl Failures {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
-            news: tokio::sync::watch::Sender::new(String::new()),
+            news: tokio::sync::watch::Sender::new(Failure::Outage(String::new())),
             connecting: AtomicUsize::new(0),
         })
     }
 
     fn announce(&self, e: &redis::RedisError) {
-        let kind = if e.is_connection_refusal() {
-            "connection refused".to_owned()
+        let failure = if e.is_connection_refusal() {
+            Failure::Outage("connection refused".to_owned())
+        } else if crate::connection::login_refused(e) {
+            tracing::error!(target: "session::redis", "Redis refused the store's login");
+            Failure::Login
         } else {
-            format!("connect failed ({:?})", e.kind())
+            Failure::Outage(format!("connect failed ({:?})", e.kind()))
         };
         // Every failure is news, the same kind again included.
-        self.news.send_modify(|k| *k = kind);
+        self.news.send_modify(|f| *f = failure);
+    }
+}
+
+/// What a failed connect says to the checkouts waiting for it.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// Redis is down, refusing or full: worth a retry later.
+    Outage(String),
+    /// Redis refused the login (a wrong user or password): no retry mends it.
+    Login,
+}
+
+impl Failure {
+    pub(crate) fn to_error(&self) -> session_core::StoreError {
+        match self {
+            Failure::Outage(kind) => session_core::StoreError::Unavailable(kind.clone()),
+            Failure::Login => crate::connection::login_error(),
+        }
     }
 }
 

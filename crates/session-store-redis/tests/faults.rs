@@ -294,6 +294,8 @@ async fn pool_exhaustion_errors_fast_and_recovers() {
     );
 }
 
+/// An ACL user's URL works, its password stays out of `Debug`, and a refused login is a
+/// configuration error; an app's own bb8-redis pool works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_user_and_existing_pool() {
     let server = Server::start(&[
@@ -321,8 +323,28 @@ async fn acl_user_and_existing_pool() {
         .build()
         .await
         .unwrap();
-    let err = wrong.load(&key(1)).await.unwrap_err();
-    assert!(!err.to_string().contains("nope"), "{err}");
+    // A refused login (a wrong password, or none) is the operator's to fix, not an outage:
+    // not transient (the middleware answers 500, not a 503 inviting retries), fast, saying
+    // what to check, never the password. 100 calls each.
+    let none = RedisStore::builder(format!("redis://127.0.0.1:{}/0", server.port))
+        .build()
+        .await
+        .unwrap();
+    for store in [&wrong, &none] {
+        for _ in 0..100 {
+            let t = std::time::Instant::now();
+            let err = store.load(&key(1)).await.unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("nope"), "{shown}");
+            assert!(!err.is_transient(), "{shown}");
+            assert!(shown.contains("refused the login"), "{shown}");
+            assert!(
+                t.elapsed() < Duration::from_millis(300),
+                "{:?}",
+                t.elapsed()
+            );
+        }
+    }
     // An app's own bb8-redis pool.
     let manager = bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap();
     let pool = bb8::Pool::builder()
