@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::cluster_async::ClusterConnection;
-use redis::{ErrorKind, FromRedisValue, RedisError, Script};
+use redis::{FromRedisValue, RedisError, Script};
 use session_core::StoreError;
 
-use crate::pool::{Conn, Failures, Manager};
+use crate::pool::{Conn, Failures, Manager, login_error, login_refused};
 
 /// The pool in use.
 #[derive(Clone)]
@@ -111,19 +111,6 @@ pub(crate) enum Rerun {
     /// alive. The error goes to the caller instead (a logout answered 503 is tried again by
     /// the user; one answered as done would not be).
     Never,
-}
-
-/// Whether Redis refused the login (a wrong user or password, or none where one is needed).
-pub(crate) fn login_refused(e: &RedisError) -> bool {
-    e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
-}
-
-/// A refused login as a store error: not transient (a 500, not a 503 that invites retries),
-/// naming what to check, never the URL.
-pub(crate) fn login_error() -> StoreError {
-    StoreError::Backend(
-        "Redis refused the login: check the user and password of the store's URL".into(),
-    )
 }
 
 /// Whether the connection that produced `e` should be thrown away.

@@ -38,7 +38,7 @@
 //!   by short timeouts (defaults: checkout 1 s, command 1 s), and a refused connection fails the
 //!   request at once instead of waiting the timeout out; a refused connection, a timeout, or
 //!   Redis's `OOM` under `noeviction` become [`StoreError`]s (a refused login, a wrong
-//!   password or none, is a [`StoreError::Backend`]: not transient, so the middleware answers
+//!   password or none, is a `StoreError::Backend`: not transient, so the middleware answers
 //!   500, not a 503 inviting retries), and a connection that died is
 //!   replaced, so the store recovers by itself when Redis comes back. A command that fails on a
 //!   dropped connection is retried once on a fresh one when a second run answers as the first

@@ -66,7 +66,7 @@ impl Failures {
     fn announce(&self, e: &redis::RedisError) {
         let failure = if e.is_connection_refusal() {
             Failure::Outage("connection refused".to_owned())
-        } else if crate::connection::login_refused(e) {
+        } else if login_refused(e) {
             tracing::error!(target: "session::redis", "Redis refused the store's login");
             Failure::Login
         } else {
@@ -75,6 +75,20 @@ impl Failures {
         // Every failure is news, the same kind again included.
         self.news.send_modify(|f| *f = failure);
     }
+}
+
+/// Whether Redis refused the login (a wrong user or password, or none where one is needed).
+pub(crate) fn login_refused(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+}
+
+/// A refused login as a store error: not transient (a 500, not a 503 that invites retries),
+/// naming what to check, never the URL.
+pub(crate) fn login_error() -> session_core::StoreError {
+    session_core::StoreError::Backend(
+        "Redis refused the login: check the user and password of the store's URL".into(),
+    )
 }
 
 /// What a failed connect says to the checkouts waiting for it.
@@ -90,7 +104,7 @@ impl Failure {
     pub(crate) fn to_error(&self) -> session_core::StoreError {
         match self {
             Failure::Outage(kind) => session_core::StoreError::Unavailable(kind.clone()),
-            Failure::Login => crate::connection::login_error(),
+            Failure::Login => login_error(),
         }
     }
 }
