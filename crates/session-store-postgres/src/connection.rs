@@ -77,7 +77,8 @@ pub(crate) struct Failures {
 /// request (as many as the requests waiting) loaded a full or misconfigured server the most
 /// when it could least take it. Calls meanwhile get a pooled connection if one is open, or
 /// the refusal's error at once. A refused TCP connect (no server) costs nothing and is not
-/// held off: a restarted server is used again at once.
+/// held off, nor is a server starting up (57P03): a restarted server is used again as soon
+/// as it takes connections.
 pub(crate) const HOLD_OFF: Duration = Duration::from_millis(500);
 
 /// Why one of the store's own connects failed.
@@ -114,7 +115,9 @@ impl Failures {
                 return;
             }
         };
-        if e.code().is_some() {
+        // A server starting up (57P03) is about to take connections: not held off, or every
+        // restart would fail calls for the hold-off after the server is ready.
+        if e.code().is_some_and(|c| *c != SqlState::CANNOT_CONNECT_NOW) {
             *self.held() = Some(Instant::now() + HOLD_OFF);
         }
         let refused = std::error::Error::source(e)
@@ -130,12 +133,18 @@ impl Failures {
             }
             None => Failure::Outage("could not connect to postgres".to_owned()),
         };
-        match failure {
-            Failure::Login(_) => {
-                tracing::error!(target: "session::postgres", error = %e, "postgres refused the store's login")
+        // tokio-postgres shows a server's refusal as "db error": its code and message (no
+        // credential in either) say what happened. A refused login is logged at `error` once
+        // per run of the same refusal (a request per hold-off would repeat it otherwise).
+        let reason = e.as_db_error().map(|d| d.message()).unwrap_or_default();
+        let code = e.code().map(SqlState::code).unwrap_or_default();
+        match &failure {
+            Failure::Login(now) if !matches!(&*self.news.borrow(), Failure::Login(was) if was == now) =>
+            {
+                tracing::error!(target: "session::postgres", code, reason, "postgres refused the store's login")
             }
-            Failure::Outage(_) => {
-                tracing::debug!(target: "session::postgres", error = %e, "a connect failed")
+            _ => {
+                tracing::debug!(target: "session::postgres", error = %e, code, reason, "a connect failed")
             }
         }
         // Every failure is news, the same kind again included.

@@ -35,10 +35,12 @@
 //!   A login the server refuses (a wrong user or password, a database that doesn't exist, no
 //!   right to connect: SQLSTATE `28000`, `28P01`, `3D000`, `42501`) is not an outage but a
 //!   mistake to fix: a [`StoreError::Backend`] that names the code (not transient, so the
-//!   middleware answers 500 rather than a 503 inviting retries), logged at `error`. After the
-//!   server itself refused a connect (its connection limit, a refused login, a server starting
-//!   up), the pool tries no new connection for half a second, since each try costs the server
-//!   a process: calls meanwhile use the connections open, or get the refusal's error at once.
+//!   middleware answers 500 rather than a 503 inviting retries), logged at `error` (once per
+//!   run of the same refusal). After the server itself refused a connect (its connection
+//!   limit, a refused login), the pool tries no new connection for half a second, since each
+//!   try costs the server a process: calls meanwhile use the connections open, or get the
+//!   refusal's error at once. A server starting up (`57P03`) is not held off, so a restarted
+//!   one is used as soon as it takes connections.
 //!   Passwords never appear in `Debug` or logs.
 //! - **TLS** (feature `tls`): through rustls with the ring provider,
 //!   [`PostgresStoreBuilder::tls`] or [`PostgresStoreBuilder::tls_root_certificate`] with

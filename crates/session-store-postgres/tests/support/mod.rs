@@ -318,6 +318,21 @@ impl Cluster {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
 
+    /// Starts the server without waiting: it answers "starting up" (57P03) until it is ready.
+    pub fn up_without_waiting(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
+            self.port,
+            self.dir.to_string_lossy(),
+            self.extra
+        );
+        let mut ctl = self.cmd("pg_ctl");
+        ctl.args(["-D", &self.data(), "-o", &options, "-l"])
+            .arg(self.dir.join("log"))
+            .args(["-W", "start"]);
+        self.run(ctl);
+    }
+
     /// Stops the server at once (`-m immediate`: like a crash).
     pub fn down(&self) {
         let mut ctl = self.cmd("pg_ctl");
