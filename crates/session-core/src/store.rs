@@ -69,8 +69,9 @@ pub enum Destroyed {
     Removed,
     /// Nothing was there (never written, already destroyed, or expired).
     Missing,
-    /// A supersede marker was deleted; the session lives on under this key, and a caller
-    /// ending the session must destroy it too.
+    /// A supersede marker was there (deleted, or left to its short TTL: it holds no data);
+    /// the session lives on under this key, and a caller ending the session must destroy it
+    /// too.
     Superseded(StoreKey),
 }
 
@@ -109,7 +110,10 @@ pub struct Change<'a> {
 ///   reports not-found or superseded (it never brings back a destroyed session and never
 ///   writes over a marker);
 /// - `destroy` deletes and is idempotent, and says what was there (a marker names the
-///   successor, so a logout that arrives with a superseded id can end the successor too);
+///   successor, so a logout that arrives with a superseded id can end the successor too). A
+///   store may leave a marker to its TTL instead of deleting it, so that a destroy run twice
+///   (a store that resends a command whose reply a dropped connection lost) names the
+///   successor again;
 /// - `touch` extends the TTL of a live record and sets the new meta without rewriting the data;
 /// - `supersede` atomically replaces a live record by a short-lived marker naming its successor,
 ///   and reports when the record was already gone or superseded;
@@ -144,7 +148,8 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Updated, StoreError>> + Send;
 
-    /// Deletes whatever is under `key` (no error if there is nothing) and says what it was.
+    /// Deletes whatever is under `key` (no error if there is nothing; a supersede marker may
+    /// be left to its TTL) and says what it was.
     fn destroy(&self, key: &StoreKey)
     -> impl Future<Output = Result<Destroyed, StoreError>> + Send;
 

@@ -576,8 +576,18 @@ pub async fn supersede_leaves_a_marker<H: Harness>(h: &H) {
     // The successor is untouched, and destroying the old id names it.
     assert_eq!(load(h, &new).await, Some(r));
     assert_eq!(destroy(h, &old).await, Destroyed::Superseded(new.clone()));
-    assert_eq!(load(h, &old).await, None, "destroy must remove the marker");
-    assert_eq!(destroy(h, &old).await, Destroyed::Missing);
+    // A store may keep the marker until its grace ends, so that a destroy run twice (its
+    // first reply lost) names the successor again; either way the old id holds no session.
+    let got = h.store().load(&old).await;
+    assert!(
+        matches!(got, Ok(Loaded::Missing | Loaded::Superseded)),
+        "a destroyed marker must not load as a session: {got:?}"
+    );
+    let again = destroy(h, &old).await;
+    assert!(
+        again == Destroyed::Missing || again == Destroyed::Superseded(new.clone()),
+        "a second destroy of a superseded id: {again:?}"
+    );
 }
 
 /// `supersede` of a record destroyed meanwhile reports it and writes nothing; a second

@@ -1,6 +1,6 @@
 //! Connections: the pool in use (ours, the app's, or a cluster connection), the handle that
 //! runs one command or script under the checkout and command timeouts (retrying once on a
-//! dropped connection what may run twice), and the mapping of Redis errors to store errors.
+//! dropped connection), and the mapping of Redis errors to store errors.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,23 +96,6 @@ pub(crate) fn store_error(e: &RedisError) -> StoreError {
     ))
 }
 
-/// Whether a command may run again after its connection dropped under it. A drop can come
-/// after Redis ran the command and before its reply arrived, so only a command whose second
-/// run answers as its first would may be sent again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Rerun {
-    /// Reads, saves (a delta set again is the same delta), touches, supersedes (the script
-    /// answers `replaced` again when the marker already names the same successor), creates (a
-    /// second run reports a collision, and the middleware writes under a new id), the owner
-    /// index's scripts.
-    Safe,
-    /// A destroy: after a first run removed a supersede marker, a second finds nothing and
-    /// can't name the successor, so the logout would leave the session a racing login made
-    /// alive. The error goes to the caller instead (a logout answered 503 is tried again by
-    /// the user; one answered as done would not be).
-    Never,
-}
-
 /// Whether the connection that produced `e` should be thrown away.
 pub(crate) fn breaks_connection(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
@@ -168,8 +151,14 @@ impl Redis {
     }
 
     /// Runs one command (or script) on a pooled connection, bounded by the checkout and command
-    /// timeouts; on a dropped connection, retries once on a fresh one if `rerun` allows it.
-    async fn run<T, F, Fut>(&self, rerun: Rerun, op: F) -> Result<T, StoreError>
+    /// timeouts; on a dropped connection, retries once on a fresh one.
+    ///
+    /// A drop can come after Redis ran the command and before its reply arrived, so every
+    /// command sent here must answer a second run as it answered the first: reads, saves (the
+    /// same delta again), touches, a create or a supersede (each recognises what its own first
+    /// run wrote), a destroy (a supersede marker is left to its TTL and named every time; a
+    /// live record a first run removed is reported as missing), the owner index's scripts.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: Fn(AnyConn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
@@ -187,8 +176,7 @@ impl Redis {
                 Ok(Err(e)) => {
                     if breaks_connection(&e) {
                         broken.store(true, Ordering::Relaxed);
-                        let dropped =
-                            (e.is_connection_dropped() || e.is_io_error()) && rerun == Rerun::Safe;
+                        let dropped = e.is_connection_dropped() || e.is_io_error();
                         // Not after a timeout: the command may still run, and a create, a
                         // supersede or a destroy run twice answers wrongly.
                         if retry_free && dropped && !e.is_timeout() {
@@ -298,12 +286,11 @@ impl Redis {
     /// Runs a one-key script; its reply.
     async fn invoke<T: FromRedisValue>(
         &self,
-        rerun: Rerun,
         script: &Script,
         k: &str,
         args: &[Vec<u8>],
     ) -> Result<T, StoreError> {
-        self.run(rerun, |mut c| {
+        self.run(|mut c| {
             let mut inv = script.key(k);
             for a in args {
                 inv.arg(a.as_slice());
@@ -320,7 +307,7 @@ impl Redis {
         keys: &[&str],
         args: &[Vec<u8>],
     ) -> Result<T, StoreError> {
-        self.run(Rerun::Safe, |mut c| {
+        self.run(|mut c| {
             let mut inv = script.prepare_invoke();
             for k in keys {
                 inv.key(*k);
@@ -333,29 +320,28 @@ impl Redis {
         .await
     }
 
-    /// Runs a one-key script that may run twice ([`Rerun::Safe`]); its integer reply.
+    /// Runs a one-key script; its integer reply.
     pub(crate) async fn eval(
         &self,
         script: &Script,
         k: &str,
         args: &[Vec<u8>],
     ) -> Result<i64, StoreError> {
-        self.invoke(Rerun::Safe, script, k, args).await
+        self.invoke(script, k, args).await
     }
 
     /// Runs a one-key script without arguments; its raw reply.
     pub(crate) async fn eval_reply(
         &self,
-        rerun: Rerun,
         script: &Script,
         k: &str,
     ) -> Result<redis::Value, StoreError> {
-        self.invoke(rerun, script, k, &[]).await
+        self.invoke(script, k, &[]).await
     }
 
     /// `GET key`.
     pub(crate) async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(Rerun::Safe, |mut c| {
+        self.run(|mut c| {
             let k = k.to_owned();
             async move { redis::cmd("GET").arg(k).query_async(&mut c).await }
         })
@@ -364,33 +350,16 @@ impl Redis {
 
     /// `HGETALL key`: the field-value pairs (none when the key is absent).
     pub(crate) async fn hgetall(&self, k: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.run(Rerun::Safe, |mut c| {
+        self.run(|mut c| {
             let k = k.to_owned();
             async move { redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
         })
         .await
     }
 
-    /// `SET key value NX PX ttl_ms`; whether it was written.
-    pub(crate) async fn set_nx_px(
-        &self,
-        k: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<bool, StoreError> {
-        let written: Option<String> = self
-            .run(Rerun::Safe, |mut c| {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(k).arg(value).arg("NX").arg("PX").arg(ttl_ms);
-                async move { cmd.query_async(&mut c).await }
-            })
-            .await?;
-        Ok(written.is_some())
-    }
-
     /// `PTTL key`: milliseconds left, -1 without TTL, -2 when the key is absent.
     pub(crate) async fn pttl(&self, k: &str) -> Result<i64, StoreError> {
-        self.run(Rerun::Safe, |mut c| {
+        self.run(|mut c| {
             let k = k.to_owned();
             async move { redis::cmd("PTTL").arg(k).query_async(&mut c).await }
         })

@@ -1,7 +1,7 @@
 //! The [`Format::Koa`](crate::Format::Koa) record: koa-session's JSON string under the raw id,
 //! written whole (last writer wins, as in koa); a supersede marker is a JSON object whose
-//! first key is `_superseded`. The store operations on it (`SET NX` for a create, the
-//! `koa_*` scripts for the other writes; destroy is shared, in `store`).
+//! first key is `_superseded`. The store operations on it (the `koa_*` scripts for the
+//! writes; destroy is shared, in `store`).
 
 use serde_json::Value;
 use session_core::{Change, Created, Loaded, MaxAge, Meta, Record, StoreError, Supersede, Updated};
@@ -24,7 +24,8 @@ fn koa_marker(successor: &str) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
 }
 
-/// Writes a new record under `k` unless the key exists (`SET NX`).
+/// Writes a new record under `k` unless the key exists (a `SET NX` that recognises its own
+/// first run).
 pub(crate) async fn create(
     db: &Redis,
     k: &str,
@@ -34,7 +35,8 @@ pub(crate) async fn create(
 ) -> Result<Created, StoreError> {
     let json = Record::koa_json(&record.data, &record.meta);
     check_size(json.len(), limit)?;
-    Ok(if db.set_nx_px(k, &json, ttl_ms).await? {
+    let args = [json, ttl_ms.to_string().into_bytes()];
+    Ok(if db.eval(&SCRIPTS.koa_create, k, &args).await? == 1 {
         Created::Inserted
     } else {
         Created::Collision

@@ -10,7 +10,8 @@
 //! - **Regenerate-safe**: `supersede` replaces the old id's record by a marker naming the new
 //!   one (lifetime: the session config's `supersede_grace`), in one script: a regenerate racing
 //!   a logout can't keep the logged-out data alive, and requests still carrying the old id are
-//!   told it was superseded.
+//!   told it was superseded (also after a logout: a destroy of the old id ends the successor
+//!   and leaves the marker, which holds no data, to its TTL).
 //! - **Bounded records**: the whole record stays within [`RedisStoreBuilder::max_record_bytes`]
 //!   (64 KiB) after every write. The hash keeps its data's byte count (`_n`); a save script
 //!   computes the new size from the fields it changes (one `HSTRLEN` each) and refuses, writing
@@ -41,14 +42,15 @@
 //!   password or none, is a `StoreError::Backend`: not transient, so the middleware answers
 //!   500, not a 503 inviting retries), and a connection that died is
 //!   replaced, so the store recovers by itself when Redis comes back. A command that fails on a
-//!   dropped connection is retried once on a fresh one when a second run answers as the first
-//!   would (a drop can come after Redis ran the command, before its reply arrived): loads,
-//!   saves, touches, a supersede (it recognises its own marker), a create (a second run
-//!   reports a collision and the middleware writes under a new id). A destroy is not: a second
-//!   run after the first removed a supersede marker could no longer name the session a racing
-//!   login made, so the logout would leave that session alive; its error goes to the caller
-//!   (the logout answers 503 and can be sent again). On Redis Cluster the cluster connection
-//!   retries a command on a dropped connection by itself, a destroy included.
+//!   dropped connection is retried once on a fresh one. The drop can come after Redis ran the
+//!   command, before its reply arrived, so every command answers a second run as it answered
+//!   the first: a create or a supersede recognises what its own first run wrote (a second run
+//!   answered "collision" or "already superseded" before, which left an orphan record or
+//!   dropped the login's new one), and a destroy leaves a supersede marker to its TTL and
+//!   names its successor every time, so a logout run twice still reaches the session a
+//!   racing login made (a live record a first run removed is reported missing the second
+//!   time). The same holds on Redis Cluster, whose connection resends such a command by
+//!   itself.
 //! - **A user's sessions** ([`Format::V1`]): the store keeps an owner index
 //!   ([`OwnerIndex`](session_core::OwnerIndex)) per owner: a sorted set `<prefix>owner:{hex}`
 //!   (handle -> the entry's time, ms) and a hash `<prefix>owner:{hex}:e` (handle -> the entry's

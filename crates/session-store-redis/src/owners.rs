@@ -38,10 +38,7 @@ impl RedisStore {
             Err(StoreError::Corrupt(why)) => {
                 tracing::warn!(target: "session", reason = %why, "an owner index holds a foreign value; deleting it");
                 for k in [set, entries] {
-                    // A foreign value: no marker to lose, so a second run does no harm.
-                    self.db()
-                        .eval_reply(crate::connection::Rerun::Safe, &SCRIPTS.v1_destroy, k)
-                        .await?;
+                    self.db().eval_reply(&SCRIPTS.v1_destroy, k).await?;
                 }
                 self.db().invoke_keys(script, &[set, entries], args).await
             }

@@ -67,7 +67,10 @@ impl Failures {
         let failure = if e.is_connection_refusal() {
             Failure::Outage("connection refused".to_owned())
         } else if login_refused(e) {
-            tracing::error!(target: "session::redis", "Redis refused the store's login");
+            // Once per run of refusals: every request tries a connect, and would log again.
+            if !matches!(*self.news.borrow(), Failure::Login) {
+                tracing::error!(target: "session::redis", "Redis refused the store's login");
+            }
             Failure::Login
         } else {
             Failure::Outage(format!("connect failed ({:?})", e.kind()))

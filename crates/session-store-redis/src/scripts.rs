@@ -38,6 +38,8 @@ pub(crate) struct Scripts {
     pub(crate) koa_touch: Script,
     /// `SET XX` that never writes over a marker.
     pub(crate) koa_save: Script,
+    /// `SET NX` that recognises its own first run.
+    pub(crate) koa_create: Script,
     /// Deletes whatever is there; the successor's key when it was a marker (read from its
     /// JSON), else DEL's count.
     pub(crate) koa_destroy: Script,
@@ -64,6 +66,7 @@ impl Scripts {
             v1_supersede: Script::new(include_str!("scripts/v1_supersede.lua")),
             koa_touch: Script::new(include_str!("scripts/koa_touch.lua")),
             koa_save: Script::new(include_str!("scripts/koa_save.lua")),
+            koa_create: Script::new(include_str!("scripts/koa_create.lua")),
             koa_destroy: Script::new(include_str!("scripts/koa_destroy.lua")),
             koa_supersede: Script::new(include_str!("scripts/koa_supersede.lua")),
             owner_index: Script::new(concat!(

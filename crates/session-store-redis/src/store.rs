@@ -10,7 +10,7 @@ use session_core::{
 };
 
 use crate::cache::CacheStats;
-use crate::connection::{Redis, Rerun};
+use crate::connection::Redis;
 use crate::koa;
 use crate::scripts::{SCRIPTS, destroyed};
 use crate::tracking::ClientCache;
@@ -202,8 +202,7 @@ impl Store for RedisStore {
         };
         let k = self.redis_key(key);
         let _written = self.writing(&k);
-        // Never sent twice: see `Rerun::Never`.
-        let reply = self.redis.eval_reply(Rerun::Never, script, &k).await?;
+        let reply = self.redis.eval_reply(script, &k).await?;
         Ok(destroyed(reply, &self.prefix))
     }
 
