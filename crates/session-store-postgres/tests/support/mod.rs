@@ -296,6 +296,23 @@ impl Cluster {
         self.pg_ctl_start("-W");
     }
 
+    /// From now on, TCP logins other than `postgres`'s need a password (SCRAM), as on a
+    /// real server; the socket stays trusted.
+    pub fn require_passwords(&self) {
+        let hba = "local all all trust\n\
+                   host all postgres 127.0.0.1/32 trust\n\
+                   host all all 127.0.0.1/32 scram-sha-256\n";
+        std::fs::write(self.dir.join("data/pg_hba.conf"), hba).unwrap();
+        let mut ctl = self.cmd("pg_ctl");
+        ctl.args(["-D", &self.data(), "reload"]);
+        self.run(ctl);
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
     fn pg_ctl_start(&self, wait: &str) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
