@@ -72,7 +72,7 @@ pub(crate) struct Failures {
 }
 
 /// How long the pool tries no new connection after the server itself refused one (its
-/// connection limit, a login it refuses, a server starting up): each attempt costs the server
+/// connection limit, a login it refuses): each attempt costs the server
 /// a process and, with a password, a SCRAM exchange, so a pool that kept trying on every
 /// request (as many as the requests waiting) loaded a full or misconfigured server the most
 /// when it could least take it. Calls meanwhile get a pooled connection if one is open, or
@@ -345,7 +345,9 @@ pub(crate) fn store_error(e: &tokio_postgres::Error, limit: Duration) -> StoreEr
             }
             // At connect only (a shared pool's connect error comes here).
             ref c
-                if login_refused(c) && e.as_db_error().is_some_and(|d| d.severity() == "FATAL") =>
+                if login_refused(c)
+                    && e.as_db_error().and_then(|d| d.parsed_severity())
+                        == Some(tokio_postgres::error::Severity::Fatal) =>
             {
                 login_error(c.code())
             }
