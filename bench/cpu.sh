@@ -8,7 +8,8 @@
 # `bench/cpu.sh returning 4 redis redis:LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`.
 # Needs `cargo build --release --manifest-path bench/Cargo.toml`, a redis-server at REDIS_URL
 # (default redis://127.0.0.1:6379/0; it is flushed before each server) and, for the postgres
-# kinds, DATABASE_URL. Reports requests/s and the CPU (user + system, from /proc) per request
+# kinds, DATABASE_URL. A spec's ENV may be BENCH_SERVER=PATH: another build of the server (to
+# compare two builds, alternating). Reports requests/s and the CPU (user + system, from /proc) per request
 # of the app server, of Redis (its `INFO`), and of every process of the `postgres` user.
 set -eu
 cd "$(dirname "$0")/.."
@@ -28,7 +29,9 @@ for spec in "$@"; do
     [[ $spec == *:* ]] && env=("${spec#*:}")
     redis-cli -u "$redis" FLUSHALL >/dev/null
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    env "${env[@]}" bench/target/release/server "$kind" "$port" "$redis" >/dev/null &
+    bin=bench/target/release/server
+    [[ ${env[0]:-} == BENCH_SERVER=* ]] && bin=${env[0]#BENCH_SERVER=} && env=()
+    env "${env[@]}" "$bin" "$kind" "$port" "$redis" >/dev/null &
     server=$!
     sleep 1
     bench/target/release/load "http://127.0.0.1:$port" 32 1 "$scenario" >/dev/null
