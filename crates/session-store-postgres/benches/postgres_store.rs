@@ -132,7 +132,10 @@ fn main() {
         }
         println!("PostgreSQL store, 2 worker threads, 64 concurrent tasks, {secs} s per row");
         println!("{:<34} {:>14} {:>14}", "setup", "load/s", "load+save/s");
-        for (pool, name) in [(4, "4 shared connections (the default)"), (16, "16 shared connections")] {
+        for (pool, name) in [
+            (4, "4 shared connections (the default)"),
+            (16, "16 shared connections"),
+        ] {
             let store = PostgresStore::builder(&url)
                 .table(&table)
                 .pool_size(pool)
