@@ -1,6 +1,6 @@
 //! Load and load + save throughput against a real PostgreSQL (`DATABASE_URL`, or a throwaway
-//! cluster started here with the binaries of `PG_BIN` or `/usr/lib/postgresql/*/bin`), with 4
-//! (the default) and 16 shared connections.
+//! cluster started here with the binaries of `PG_BIN` or `/usr/lib/postgresql/*/bin`), for two
+//! pool sizes.
 //!
 //! Run: `cargo bench -p session-store-postgres --bench postgres_store` (`BENCH_SECS`, default 5).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -132,10 +132,7 @@ fn main() {
         }
         println!("PostgreSQL store, 2 worker threads, 64 concurrent tasks, {secs} s per row");
         println!("{:<34} {:>14} {:>14}", "setup", "load/s", "load+save/s");
-        for (pool, name) in [
-            (4, "4 shared connections (the default)"),
-            (16, "16 shared connections"),
-        ] {
+        for (pool, name) in [(16, "pool of 16 (the default)"), (4, "pool of 4")] {
             let store = PostgresStore::builder(&url)
                 .table(&table)
                 .pool_size(pool)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bb8::Pool;
+use tokio::sync::Semaphore;
 
 use crate::connection::{Db, Failures, Manager, PgPool, Pools, Sink};
 use crate::sql::{Sql, valid_table};
@@ -80,7 +81,7 @@ impl PostgresStoreBuilder {
         Self {
             source,
             table: "sessions".into(),
-            pool_size: 4,
+            pool_size: 16,
             connect_timeout: Duration::from_secs(1),
             checkout_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(1),
@@ -144,14 +145,7 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// Connections the store keeps open (default 4; opened when the store is built). Each is
-    /// shared: a call's statement goes out on the next connection in turn, behind those of
-    /// other calls, and PostgreSQL answers them back to back, which costs it far less than
-    /// one request per connection (a process wake-up and switch per statement). Raise it
-    /// towards the database server's cores when it has more than a few; mind that a
-    /// statement waiting on a row lock holds up the calls queued behind it on its
-    /// connection, for at most the statement timeout. An app's own pool
-    /// ([`PostgresStore::from_pool`]) is used one call per connection, as such pools are.
+    /// Connections in the pool (default 16).
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n.max(1);
         self
@@ -199,8 +193,8 @@ impl PostgresStoreBuilder {
                 return Err(BuildError::ZeroDuration(name));
             }
         }
-        let (pool, url) = match self.source {
-            Source::Pool(pool) => (Pools::Shared(pool), "<existing pool>".to_owned()),
+        let (pool, url, permits) = match self.source {
+            Source::Pool(pool) => (Pools::Shared(pool), "<existing pool>".to_owned(), None),
             Source::Url(url) => {
                 let mut config: tokio_postgres::Config = url
                     .parse()
@@ -229,17 +223,14 @@ impl PostgresStoreBuilder {
                     .max_size(self.pool_size)
                     .connection_timeout(self.checkout_timeout)
                     .test_on_check_out(false)
-                    // All the connections stay open and are handed out in turn (bb8's FIFO
-                    // order): a call gives its slot back at once and shares the connection,
-                    // so the calls spread over every connection.
-                    .min_idle(Some(self.pool_size))
                     // A failed connect is reported at once (bb8 would retry it with a backoff
                     // of 200 ms and more, and report only when the checkout gave up); the next
                     // checkout makes a new attempt.
                     .retry_connection(false)
                     .error_sink(Box::new(Sink(Arc::clone(&failures))))
                     .build_unchecked(manager);
-                (Pools::Own(pool, failures), display)
+                let permits = Some(Arc::new(Semaphore::new(self.pool_size as usize)));
+                (Pools::Own(pool, failures), display, permits)
             }
         };
         // A whole call: a checkout, maybe a connect, and the statement (once more after a
@@ -252,6 +243,7 @@ impl PostgresStoreBuilder {
                     limit,
                     statement_timeout: self.statement_timeout,
                     checkout_timeout: self.checkout_timeout,
+                    permits,
                 },
                 sql: Sql::new(&self.table),
                 table: self.table,

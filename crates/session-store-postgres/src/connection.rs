@@ -11,6 +11,7 @@ use bb8_postgres::PostgresConnectionManager;
 use session_core::StoreError;
 use std::collections::HashMap;
 
+use tokio::sync::Semaphore;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row, Statement};
@@ -18,21 +19,10 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 /// The pool type a store can be built on (what [`crate::PostgresStore::from_pool`] takes).
 pub type PgPool = Pool<PostgresConnectionManager<NoTls>>;
 
-/// A connection the store made itself, with the statements it prepared on it. Shared: a call
-/// takes it from the pool and gives the pool slot back at once, so the statements of many
-/// requests go out on one connection back to back (tokio-postgres pipelines them) instead of
-/// one request per connection. PostgreSQL then answers them without a wake-up and a process
-/// switch per statement: with 4 shared connections a returning request cost it about 91 µs
-/// of CPU instead of 124 µs with 16 connections used one request at a time, and the bench
-/// server served 1.2-1.3 times the requests (BENCHMARKS.md).
+/// A connection the store made itself, with the statements it prepared on it.
 pub(crate) struct PgConn {
-    shared: Arc<Shared>,
-}
-
-/// What the calls on one connection share.
-pub(crate) struct Shared {
     client: Client,
-    prepared: std::sync::Mutex<HashMap<String, Statement>>,
+    prepared: HashMap<String, Statement>,
 }
 
 /// Makes the store's own connections (`tokio-postgres`, the same as `bb8-postgres` does, plus a
@@ -252,22 +242,11 @@ impl bb8::ManageConnection for Manager {
     }
 
     async fn is_valid(&self, conn: &mut PgConn) -> Result<(), ConnectError> {
-        Ok(conn.shared.client.simple_query("").await.map(|_| ())?)
+        Ok(conn.client.simple_query("").await.map(|_| ())?)
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.shared.client.is_closed()
-    }
-}
-
-impl PgConn {
-    fn new(client: Client) -> Self {
-        PgConn {
-            shared: Arc::new(Shared {
-                client,
-                prepared: std::sync::Mutex::new(HashMap::new()),
-            }),
-        }
+        conn.client.is_closed()
     }
 }
 
@@ -277,11 +256,17 @@ impl Manager {
         if let Some(tls) = &self.tls {
             let (client, connection) = self.config.connect(tls.clone()).await?;
             spawn_connection(connection);
-            return Ok(PgConn::new(client));
+            return Ok(PgConn {
+                client,
+                prepared: HashMap::new(),
+            });
         }
         let (client, connection) = self.config.connect(NoTls).await?;
         spawn_connection(connection);
-        Ok(PgConn::new(client))
+        Ok(PgConn {
+            client,
+            prepared: HashMap::new(),
+        })
     }
 }
 
@@ -293,10 +278,9 @@ pub(crate) enum Pools {
     Shared(PgPool),
 }
 
-/// A connection of either kind: one of ours, shared (its pool slot already given back), or a
-/// pooled one of an app's pool, held for the call.
+/// A pooled connection of either kind.
 pub(crate) enum Conn {
-    Own(Arc<Shared>),
+    Own(PooledConnection<'static, Manager>),
     Shared(PooledConnection<'static, PostgresConnectionManager<NoTls>>),
 }
 
@@ -317,23 +301,12 @@ impl Conn {
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         match &mut self {
             Conn::Own(c) => {
-                let cached = c
-                    .prepared
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .get(sql)
-                    .cloned();
-                let statement = match cached {
-                    Some(s) => s,
+                let statement = match c.prepared.get(sql) {
+                    Some(s) => s.clone(),
                     None => {
-                        // Two calls may prepare the same statement at once: the later one's
-                        // is kept, both work.
                         let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
                         let s = c.client.prepare_typed(sql, &types).await?;
-                        c.prepared
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(sql.to_owned(), s.clone());
+                        c.prepared.insert(sql.to_owned(), s.clone());
                         s
                     }
                 };
@@ -409,6 +382,11 @@ pub(crate) struct Db {
     pub(crate) statement_timeout: Duration,
     /// The pool's checkout time limit (what a checkout that found no connection reports).
     pub(crate) checkout_timeout: Duration,
+    /// One permit per pooled connection, handed out first come first served: bb8 hands a
+    /// returned connection to whichever task asks next, so under load a task that loops
+    /// (every request: a load, then a save) can take it again ahead of those waiting, and
+    /// they time out. With the permits, at most one task per connection asks the pool.
+    pub(crate) permits: Option<Arc<Semaphore>>,
 }
 
 impl Db {
@@ -439,6 +417,15 @@ impl Db {
     {
         let (limit, statement) = (self.limit, self.statement_timeout);
         let attempt = async {
+            let _permit = match &self.permits {
+                Some(p) => Some(
+                    tokio::time::timeout(self.checkout_timeout, Arc::clone(p).acquire_owned())
+                        .await
+                        .map_err(|_| StoreError::Timeout(self.checkout_timeout))?
+                        .map_err(|_| StoreError::Unavailable("the pool is closed".into()))?,
+                ),
+                None => None,
+            };
             let mut tries = 0;
             loop {
                 tries += 1;
@@ -486,17 +473,13 @@ impl Db {
                         }
                     };
                     match got {
-                        // The slot goes back at once: the connection is shared.
-                        Some(got) => Conn::Own(Arc::clone(
-                            &got.map_err(|e| match e {
-                                RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
-                                RunError::User(ConnectError::Postgres(e)) => {
-                                    store_error(&e, self.limit)
-                                }
-                                RunError::User(ConnectError::HeldOff) => failed.borrow().to_error(),
-                            })?
-                            .shared,
-                        )),
+                        Some(got) => Conn::Own(got.map_err(|e| match e {
+                            RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
+                            RunError::User(ConnectError::Postgres(e)) => {
+                                store_error(&e, self.limit)
+                            }
+                            RunError::User(ConnectError::HeldOff) => failed.borrow().to_error(),
+                        })?),
                         None => return Err(failed.borrow().to_error()),
                     }
                 }

@@ -42,14 +42,6 @@
 //!   refusal's error at once. A server starting up (`57P03`) is not held off, so a restarted
 //!   one is used as soon as it takes connections.
 //!   Passwords never appear in `Debug` or logs.
-//! - **Shared connections**: the store keeps a few connections open (4 by default,
-//!   [`PostgresStoreBuilder::pool_size`]) and sends the statements of concurrent calls on
-//!   them back to back, as the Redis store does on its one connection: PostgreSQL answers a
-//!   queue of statements without a process switch per statement, about a quarter less of its
-//!   CPU per request and 1.2-1.3 times the requests per second of one request per
-//!   connection. The price: a statement waiting on a row lock another transaction holds
-//!   delays the calls queued behind it on its connection, for at most the statement timeout
-//!   (then the server cancels it); tested with 200 calls beside a locked row.
 //! - **TLS** (feature `tls`): through rustls with the ring provider,
 //!   [`PostgresStoreBuilder::tls`] or [`PostgresStoreBuilder::tls_root_certificate`] with
 //!   `sslmode=require` in the connection string.
