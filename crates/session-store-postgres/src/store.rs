@@ -151,9 +151,13 @@ impl PostgresStore {
     /// schemas themselves.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // `CREATE ... IF NOT EXISTS` is not safe against itself: app servers starting together
-        // take a transaction-scoped advisory lock of this table's first.
+        // take a transaction-scoped advisory lock of this table's first. The statements go as
+        // one simple query, which PostgreSQL runs as one implicit transaction (the lock lasts
+        // to its end); no explicit `BEGIN`: a statement that failed (the lock waited past the
+        // statement timeout, a missing right) would skip the `COMMIT` and leave the pooled
+        // connection in an aborted transaction, failing every later call on it.
         let sql = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({}); {} COMMIT;",
+            "SELECT pg_advisory_xact_lock({}); {}",
             lock_id(&self.inner.table),
             self.sql().migrate
         );

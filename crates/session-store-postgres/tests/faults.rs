@@ -500,6 +500,58 @@ async fn a_row_locked_elsewhere_holds_up_no_other_session() {
     }
 }
 
+/// The advisory lock `migrate` takes (the store's own derivation, FNV-1a of a fixed prefix
+/// and the table name).
+fn migrate_lock(table: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in b"session-store-postgres/migrate/"
+        .iter()
+        .chain(table.as_bytes())
+    {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// A `migrate` that fails half-way (here it waits past the statement timeout for the lock
+/// another app server holds while it migrates) leaves no pooled connection in a broken
+/// transaction: 100 loads and saves after it all work. (With an explicit `BEGIN`, the failed
+/// statement skipped the `COMMIT`, and every later call on that connection failed with
+/// 25P02.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_migrate_leaves_every_connection_usable() {
+    let store = fast_store(url(), "migfail").await;
+    let key = StoreKey::from_raw("sess:migfail");
+    store.create(&key, &small_record(), TTL).await.unwrap();
+    let (admin, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let lock = migrate_lock(store.table());
+    admin
+        .query("SELECT pg_advisory_lock($1)", &[&lock])
+        .await
+        .unwrap();
+    let e = store.migrate().await.unwrap_err();
+    assert!(matches!(e, StoreError::Timeout(_)), "{e}");
+    admin
+        .query("SELECT pg_advisory_unlock($1)", &[&lock])
+        .await
+        .unwrap();
+    for i in 0..100 {
+        store.load(&key).await.unwrap();
+        let delta = set(&[("n", json!(i))]);
+        let change = Change {
+            delta: &delta,
+            data: &Data::new(),
+            meta: small_record().meta,
+        };
+        store.save(&key, change, TTL).await.unwrap();
+    }
+    store.migrate().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_server_refuses_writes_with_a_typed_error() {
     let writer = fast_store(url(), "ro").await;
