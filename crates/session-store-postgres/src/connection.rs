@@ -23,6 +23,11 @@ pub type PgPool = Pool<PostgresConnectionManager<NoTls>>;
 pub(crate) struct PgConn {
     client: Client,
     prepared: HashMap<String, Statement>,
+    /// Set while a call waits for the server's answer, cleared when it comes: still set when
+    /// the pool gets the connection back, the call was given up at its time limit without an
+    /// answer (a server that stopped answering on this connection, a network path that drops
+    /// it silently), and the connection is not handed out again.
+    unanswered: bool,
 }
 
 /// Makes the store's own connections (`tokio-postgres`, the same as `bb8-postgres` does, plus a
@@ -246,7 +251,7 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.client.is_closed()
+        conn.client.is_closed() || conn.unanswered
     }
 }
 
@@ -259,6 +264,7 @@ impl Manager {
             return Ok(PgConn {
                 client,
                 prepared: HashMap::new(),
+                unanswered: false,
             });
         }
         let (client, connection) = self.config.connect(NoTls).await?;
@@ -266,6 +272,7 @@ impl Manager {
         Ok(PgConn {
             client,
             prepared: HashMap::new(),
+            unanswered: false,
         })
     }
 }
@@ -287,7 +294,7 @@ pub(crate) enum Conn {
 impl Conn {
     fn is_closed(&self) -> bool {
         match self {
-            Conn::Own(c) => c.client.is_closed(),
+            Conn::Own(c) => c.client.is_closed() || c.unanswered,
             Conn::Shared(c) => c.is_closed(),
         }
     }
@@ -301,26 +308,35 @@ impl Conn {
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         match &mut self {
             Conn::Own(c) => {
+                c.unanswered = true;
                 let statement = match c.prepared.get(sql) {
                     Some(s) => s.clone(),
                     None => {
                         let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-                        let s = c.client.prepare_typed(sql, &types).await?;
+                        let s = c.client.prepare_typed(sql, &types).await;
+                        let s = s.inspect_err(|_| c.unanswered = false)?;
                         c.prepared.insert(sql.to_owned(), s.clone());
                         s
                     }
                 };
                 let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
-                c.client.query(&statement, &values).await
+                let rows = c.client.query(&statement, &values).await;
+                c.unanswered = false;
+                rows
             }
             Conn::Shared(c) => c.query_typed(sql, params).await,
         }
     }
 
     /// Statements without parameters (the schema).
-    pub(crate) async fn batch_execute(self, sql: &str) -> Result<(), tokio_postgres::Error> {
-        match &self {
-            Conn::Own(c) => c.client.batch_execute(sql).await,
+    pub(crate) async fn batch_execute(mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        match &mut self {
+            Conn::Own(c) => {
+                c.unanswered = true;
+                let done = c.client.batch_execute(sql).await;
+                c.unanswered = false;
+                done
+            }
             Conn::Shared(c) => c.batch_execute(sql).await,
         }
     }

@@ -552,6 +552,74 @@ async fn a_failed_migrate_leaves_every_connection_usable() {
     store.migrate().await.unwrap();
 }
 
+/// A connection that stops answering without closing (its backend stopped here with
+/// SIGSTOP; a network path that drops packets looks the same) costs at most one timed-out call
+/// each, then the pool replaces it: 30 loads after stopping the backends of all 4 of the
+/// store's connections, at most 4 time out and the last 20 all work. (Before, a connection
+/// given up at the time limit went back to the pool as healthy, and every call that drew it
+/// timed out again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_stops_answering_is_replaced_after_one_timeout() {
+    let cluster = Cluster::start();
+    let app = "silent-backends";
+    let store = PostgresStore::builder(cluster.url())
+        .table(unique_table("silent"))
+        .application_name(app)
+        .pool_size(4)
+        .connect_timeout(Duration::from_millis(500))
+        .checkout_timeout(Duration::from_millis(500))
+        .statement_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let key = StoreKey::from_raw("sess:silent");
+    store.create(&key, &small_record(), TTL).await.unwrap();
+    // Open all 4 connections.
+    futures_util::future::join_all((0..16).map(|_| store.load(&key))).await;
+    let (admin, conn) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let pids: Vec<i32> = admin
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!pids.is_empty());
+    let signal = |sig: &str| {
+        for pid in &pids {
+            let ok = std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    };
+    signal("-STOP");
+    let mut timeouts = 0;
+    for i in 0..30 {
+        match store.load(&key).await {
+            Ok(_) => {}
+            Err(StoreError::Timeout(_)) => {
+                timeouts += 1;
+                assert!(i < 10, "call {i} still timed out");
+            }
+            Err(e) => panic!("call {i}: {e}"),
+        }
+    }
+    signal("-CONT");
+    println!(
+        "{} stopped backends: {timeouts} of 30 calls timed out",
+        pids.len()
+    );
+    assert!(timeouts <= pids.len(), "{timeouts} timeouts");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_server_refuses_writes_with_a_typed_error() {
     let writer = fast_store(url(), "ro").await;
