@@ -118,12 +118,7 @@ async fn log_in_reload_log_out_and_go_back() {
     b.press("Log out").await;
     b.wait_text("Sign in").await;
     b.shot("logged-out").await;
-    let left: Vec<String> = b
-        .cookies()
-        .await
-        .iter()
-        .map(|c| c.name().to_owned())
-        .collect();
+    let left = b.cookie_names().await;
     assert!(left.is_empty(), "cookies left after logout: {left:?}");
     assert!(
         record(id.value()).await.is_empty(),
@@ -332,12 +327,7 @@ async fn two_tabs_log_out_and_log_in_together() {
         "requests after the logout were someone's: {:?}",
         &seen[from..]
     );
-    let left: Vec<String> = b
-        .cookies()
-        .await
-        .iter()
-        .map(|c| c.name().to_owned())
-        .collect();
+    let left = b.cookie_names().await;
     assert!(left.is_empty(), "cookies after the logout: {left:?}");
     assert!(record(&id).await.is_empty(), "the record came back");
     // Tab A still shows the old page until its next request.

@@ -112,6 +112,15 @@ impl Browser {
         self.client().get_all_cookies().await.unwrap()
     }
 
+    /// The names of the cookies the browser holds.
+    pub async fn cookie_names(&self) -> Vec<String> {
+        self.cookies()
+            .await
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect()
+    }
+
     pub async fn cookie(&self, name: &str) -> Option<Cookie<'static>> {
         self.cookies().await.into_iter().find(|c| c.name() == name)
     }

@@ -47,11 +47,7 @@ fn now_ms() -> u64 {
 }
 
 async fn raw() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
+    support::client(&url()).await
 }
 
 async fn save_set(

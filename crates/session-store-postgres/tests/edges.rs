@@ -161,10 +161,7 @@ async fn an_infinite_expiry_does_not_break_the_listing() {
         )
         .await
         .unwrap();
-    let (client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = support::client(&url()).await;
     client
         .execute(
             &format!(

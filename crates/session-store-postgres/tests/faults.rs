@@ -135,10 +135,7 @@ async fn a_refused_connection_fails_at_once_not_at_the_checkout_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_extra_connection_fails_nobody_while_others_serve() {
     let cluster = Cluster::start();
-    let (admin, conn) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let admin = support::client(&cluster.url()).await;
     admin
         .batch_execute(
             "CREATE ROLE limited LOGIN CONNECTION LIMIT 2;
@@ -246,10 +243,7 @@ async fn a_starting_server_is_used_as_soon_as_it_takes_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_login_is_a_configuration_error_not_an_outage() {
     let cluster = Cluster::start();
-    let (admin, conn) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let admin = support::client(&cluster.url()).await;
     for sql in [
         "CREATE ROLE pw LOGIN PASSWORD 'right-one'",
         "CREATE ROLE nologin_db LOGIN PASSWORD 'right-one'",
@@ -346,10 +340,7 @@ async fn killed_connections_are_replaced() {
     let loads = (0..8).map(|_| store.load(&key));
     futures_util::future::join_all(loads).await;
     // The kill runs on a connection of its own.
-    let (client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = support::client(&url()).await;
     let killed = client
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
@@ -385,10 +376,7 @@ async fn a_statement_blocked_by_a_lock_is_cancelled_at_the_statement_timeout() {
     let store = fast_store(url(), "lock").await;
     let key = StoreKey::from_raw("sess:lock");
     store.create(&key, &small_record(), TTL).await.unwrap();
-    let (mut client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut client = support::client(&url()).await;
     let tx = client.transaction().await.unwrap();
     let table = store.table().to_owned();
     tx.batch_execute(&format!("LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE"))
@@ -434,10 +422,7 @@ async fn a_row_locked_elsewhere_holds_up_no_other_session() {
     for k in &others {
         store.create(k, &small_record(), TTL).await.unwrap();
     }
-    let (mut client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut client = support::client(&url()).await;
     let table = store.table().to_owned();
     for round in 0..5 {
         let tx = client.transaction().await.unwrap();
@@ -500,45 +485,25 @@ async fn a_row_locked_elsewhere_holds_up_no_other_session() {
     }
 }
 
-/// The advisory lock `migrate` takes (the store's own derivation, FNV-1a of a fixed prefix
-/// and the table name).
-fn migrate_lock(table: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in b"session-store-postgres/migrate/"
-        .iter()
-        .chain(table.as_bytes())
-    {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    i64::from_ne_bytes(h.to_ne_bytes())
-}
-
-/// A `migrate` that fails half-way (here it waits past the statement timeout for the lock
-/// another app server holds while it migrates) leaves no pooled connection in a broken
-/// transaction: 100 loads and saves after it all work. (With an explicit `BEGIN`, the failed
-/// statement skipped the `COMMIT`, and every later call on that connection failed with
-/// 25P02.)
+/// A `migrate` that fails half-way (here its `CREATE INDEX IF NOT EXISTS` waits past the
+/// statement timeout for a table another transaction holds locked) leaves no pooled
+/// connection in a broken transaction: 100 loads and saves after it all work. (With an
+/// explicit `BEGIN`, the failed statement skipped the `COMMIT`, and every later call on that
+/// connection failed with 25P02.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_migrate_leaves_every_connection_usable() {
     let store = fast_store(url(), "migfail").await;
     let key = StoreKey::from_raw("sess:migfail");
     store.create(&key, &small_record(), TTL).await.unwrap();
-    let (admin, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let lock = migrate_lock(store.table());
-    admin
-        .query("SELECT pg_advisory_lock($1)", &[&lock])
+    let mut admin = support::client(&url()).await;
+    let tx = admin.transaction().await.unwrap();
+    let table = store.table().to_owned();
+    tx.batch_execute(&format!("LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE"))
         .await
         .unwrap();
     let e = store.migrate().await.unwrap_err();
     assert!(matches!(e, StoreError::Timeout(_)), "{e}");
-    admin
-        .query("SELECT pg_advisory_unlock($1)", &[&lock])
-        .await
-        .unwrap();
+    tx.rollback().await.unwrap();
     for i in 0..100 {
         store.load(&key).await.unwrap();
         let delta = set(&[("n", json!(i))]);
@@ -576,10 +541,7 @@ async fn a_connection_that_stops_answering_is_replaced_after_one_timeout() {
     store.create(&key, &small_record(), TTL).await.unwrap();
     // Open all 4 connections.
     futures_util::future::join_all((0..16).map(|_| store.load(&key))).await;
-    let (admin, conn) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let admin = support::client(&cluster.url()).await;
     let pids: Vec<i32> = admin
         .query(
             "SELECT pid FROM pg_stat_activity WHERE application_name = $1",

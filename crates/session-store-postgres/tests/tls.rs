@@ -43,10 +43,7 @@ async fn sslmode_require_with_a_private_root() {
     );
 
     // The connections really are TLS.
-    let (client, conn) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = support::client(&cluster.url()).await;
     let ssl: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl",

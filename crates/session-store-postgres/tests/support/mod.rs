@@ -6,6 +6,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use session_store_postgres::PostgresStore;
 
 /// The database the tests use (set by `cargo xtask test-postgres`).
+/// A plain client of the server at `url` (for what a test does behind the store's back:
+/// locks, roles, `pg_stat_activity`).
+pub async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
 /// A one-key browser-session record.
 pub fn small_record() -> session_core::Record {
     session_core::Record {
