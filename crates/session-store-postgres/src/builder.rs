@@ -216,6 +216,7 @@ impl PostgresStoreBuilder {
                 let manager = Manager {
                     config,
                     failures: Arc::clone(&failures),
+                    stalled_after: self.statement_timeout + Duration::from_millis(500),
                     #[cfg(feature = "tls")]
                     tls: self.tls.map(tokio_postgres_rustls::MakeRustlsConnect::new),
                 };

@@ -23,11 +23,13 @@ pub type PgPool = Pool<PostgresConnectionManager<NoTls>>;
 pub(crate) struct PgConn {
     client: Client,
     prepared: HashMap<String, Statement>,
-    /// Set while a call waits for the server's answer, cleared when it comes: still set when
-    /// the pool gets the connection back, the call was given up at its time limit without an
-    /// answer (a server that stopped answering on this connection, a network path that drops
-    /// it silently), and the connection is not handed out again.
-    unanswered: bool,
+    /// Since when a call has waited for the server's answer; cleared when it comes. Still set
+    /// when the pool gets the connection back, the call was dropped unanswered: by a caller
+    /// that went away early (the connection is fine), or after the server should long have
+    /// answered (see [`Manager::stalled_after`]: a server that stopped answering on this
+    /// connection, a network path that drops it silently), and then the connection is not
+    /// handed out again.
+    waiting_since: Option<Instant>,
 }
 
 /// Makes the store's own connections (`tokio-postgres`, the same as `bb8-postgres` does, plus a
@@ -39,6 +41,11 @@ pub(crate) struct PgConn {
 pub(crate) struct Manager {
     pub(crate) config: tokio_postgres::Config,
     pub(crate) failures: Arc<Failures>,
+    /// A call dropped after waiting this long for an answer leaves its connection retired:
+    /// the server's `statement_timeout` plus a margin, by when the server answers even a
+    /// statement it cancels. (A call dropped sooner, its caller gone, leaves the connection
+    /// in use: retiring it would turn cancelled requests into reconnects.)
+    pub(crate) stalled_after: Duration,
     /// TLS through rustls (feature `tls`); `None`: plain TCP.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
@@ -251,7 +258,10 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.client.is_closed() || conn.unanswered
+        conn.client.is_closed()
+            || conn
+                .waiting_since
+                .is_some_and(|t| t.elapsed() >= self.stalled_after)
     }
 }
 
@@ -264,7 +274,7 @@ impl Manager {
             return Ok(PgConn {
                 client,
                 prepared: HashMap::new(),
-                unanswered: false,
+                waiting_since: None,
             });
         }
         let (client, connection) = self.config.connect(NoTls).await?;
@@ -272,7 +282,7 @@ impl Manager {
         Ok(PgConn {
             client,
             prepared: HashMap::new(),
-            unanswered: false,
+            waiting_since: None,
         })
     }
 }
@@ -294,7 +304,7 @@ pub(crate) enum Conn {
 impl Conn {
     fn is_closed(&self) -> bool {
         match self {
-            Conn::Own(c) => c.client.is_closed() || c.unanswered,
+            Conn::Own(c) => c.client.is_closed(),
             Conn::Shared(c) => c.is_closed(),
         }
     }
@@ -308,20 +318,20 @@ impl Conn {
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         match &mut self {
             Conn::Own(c) => {
-                c.unanswered = true;
+                c.waiting_since = Some(Instant::now());
                 let statement = match c.prepared.get(sql) {
                     Some(s) => s.clone(),
                     None => {
                         let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
                         let s = c.client.prepare_typed(sql, &types).await;
-                        let s = s.inspect_err(|_| c.unanswered = false)?;
+                        let s = s.inspect_err(|_| c.waiting_since = None)?;
                         c.prepared.insert(sql.to_owned(), s.clone());
                         s
                     }
                 };
                 let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
                 let rows = c.client.query(&statement, &values).await;
-                c.unanswered = false;
+                c.waiting_since = None;
                 rows
             }
             Conn::Shared(c) => c.query_typed(sql, params).await,
@@ -332,9 +342,9 @@ impl Conn {
     pub(crate) async fn batch_execute(mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
         match &mut self {
             Conn::Own(c) => {
-                c.unanswered = true;
+                c.waiting_since = Some(Instant::now());
                 let done = c.client.batch_execute(sql).await;
-                c.unanswered = false;
+                c.waiting_since = None;
                 done
             }
             Conn::Shared(c) => c.batch_execute(sql).await,

@@ -30,8 +30,8 @@
 //!   or read-only (a replica promoted the wrong way round) gives a [`StoreError`] at once or
 //!   within its limit: a refused connection (the database stopped) fails every waiting call at
 //!   once instead of the checkout limit; only silence waits out the limits. The pool replaces
-//!   dead connections (and one that stopped answering: a call given up at its time limit
-//!   retires its connection), so the store recovers when the database does (with the store's own
+//!   dead connections (and one that stopped answering: a call dropped unanswered well past
+//!   the statement timeout retires its connection; one whose caller went away early doesn't), so the store recovers when the database does (with the store's own
 //!   pool; an app's pool given to [`PostgresStore::from_pool`] keeps its own connect policy).
 //!   A login the server refuses (a wrong user or password, a database that doesn't exist, no
 //!   right to connect: SQLSTATE `28000`, `28P01`, `3D000`, `42501`) is not an outage but a

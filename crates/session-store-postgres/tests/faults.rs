@@ -542,16 +542,7 @@ async fn a_connection_that_stops_answering_is_replaced_after_one_timeout() {
     // Open all 4 connections.
     futures_util::future::join_all((0..16).map(|_| store.load(&key))).await;
     let admin = support::client(&cluster.url()).await;
-    let pids: Vec<i32> = admin
-        .query(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
-            &[&app],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let pids = app_pids(&admin, app).await;
     assert!(!pids.is_empty());
     let signal = |sig: &str| {
         for pid in &pids {
@@ -580,6 +571,65 @@ async fn a_connection_that_stops_answering_is_replaced_after_one_timeout() {
         pids.len()
     );
     assert!(timeouts <= pids.len(), "{timeouts} timeouts");
+}
+
+/// The backends of the connections named `app`, sorted.
+async fn app_pids(admin: &tokio_postgres::Client, app: &str) -> Vec<i32> {
+    let mut pids: Vec<i32> = admin
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// A call whose caller goes away early (a browser that navigated away, a request cut short
+/// by the app's own time limit) leaves its connection in the pool: 5 rounds of 50 loads, each
+/// dropped after 50 ms while a table lock holds them, and afterwards the store still uses the
+/// very connections it had (no connection retired, no reconnect per cancelled request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_dropped_early_by_their_callers_retire_no_connection() {
+    let app = unique_table("dropped-early");
+    let store = PostgresStore::builder(url())
+        .table(unique_table("dropped"))
+        .application_name(app.clone())
+        .pool_size(4)
+        .statement_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    let key = StoreKey::from_raw("sess:dropped");
+    store.create(&key, &small_record(), TTL).await.unwrap();
+    let mut admin = support::client(&url()).await;
+    futures_util::future::join_all((0..16).map(|_| store.load(&key))).await;
+    let before = app_pids(&admin, &app).await;
+    assert_eq!(before.len(), 4);
+    let table = store.table().to_owned();
+    for _ in 0..5 {
+        let tx = admin.transaction().await.unwrap();
+        tx.batch_execute(&format!("LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE"))
+            .await
+            .unwrap();
+        let calls =
+            (0..50).map(|_| tokio::time::timeout(Duration::from_millis(50), store.load(&key)));
+        for r in futures_util::future::join_all(calls).await {
+            assert!(r.is_err(), "a load got through the lock");
+        }
+        tx.rollback().await.unwrap();
+    }
+    futures_util::future::join_all((0..16).map(|_| store.load(&key))).await;
+    store.load(&key).await.unwrap();
+    assert_eq!(
+        app_pids(&admin, &app).await,
+        before,
+        "connections were replaced"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
