@@ -198,6 +198,16 @@ pub async fn create_reports_collision<H: Harness>(h: &H) {
         matches!(res, Ok(Created::Collision)),
         "second create must collide, got {res:?}"
     );
+    // Other data of the very same size and meta collides too (a store that recognises its
+    // own retried create must compare the data, not a summary of it).
+    let res = h
+        .store()
+        .create(&k, &record(json!({"owner": "other"})), LONG)
+        .await;
+    assert!(
+        matches!(res, Ok(Created::Collision)),
+        "a create of other data of the same size must collide, got {res:?}"
+    );
     assert_eq!(
         load(h, &k).await,
         Some(first),

@@ -2,14 +2,20 @@
 -- KEYS[1]: the session key.
 -- ARGV: ttl_ms, meta, data_bytes, field, value, field, value, ...
 -- Returns 1 (created) or 0 (the key exists); a failing write (e.g. OOM) deletes what was
--- written and returns the error. A record with this very meta and byte count answers 1: it is
--- this call's own first run, whose reply a dropped connection lost (the key is a fresh random
--- id nobody else writes).
+-- written and returns the error. A record of exactly these fields and values answers 1: it
+-- is this call's own first run, whose reply a dropped connection lost (anything else under
+-- the key, even of the same size, is a collision).
 local k = KEYS[1]
 if redis.call('EXISTS', k) == 1 then
-  local m = redis.pcall('HMGET', k, '_m', '_n')
-  if type(m) == 'table' and m[1] == ARGV[2] and m[2] == ARGV[3] then return 1 end
-  return 0
+  local n = redis.pcall('HLEN', k)
+  if type(n) ~= 'number' or n ~= 3 + (#ARGV - 3) / 2 then return 0 end
+  if redis.call('HGET', k, '_m') ~= ARGV[2] or redis.call('HGET', k, '_n') ~= ARGV[3] then
+    return 0
+  end
+  for i = 4, #ARGV, 2 do
+    if redis.call('HGET', k, ARGV[i]) ~= ARGV[i + 1] then return 0 end
+  end
+  return 1
 end
 redis.call('HSET', k, '_v', '1', '_m', ARGV[2], '_n', ARGV[3])
 redis.call('PEXPIRE', k, ARGV[1])
