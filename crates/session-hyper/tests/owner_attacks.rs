@@ -478,6 +478,31 @@ mod on_redis {
         assert_eq!(who(&b, &url).await, "anonymous");
     }
 
+    /// Redis leaves a supersede marker to its TTL when a logout destroys it (so a destroy
+    /// sent twice still names the successor). Within the grace, "log out everywhere" counts
+    /// each live session once and a second one counts none: a browser that logged in twice
+    /// and out (two markers behind it), another logged in twice and still in. 20 owners.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_revoke_counts_live_sessions_once_with_markers_left() {
+        let l = layer(store(&pfx()).await, MaxAge::Ms(86_400_000), false, 0);
+        let owners = l.owners().unwrap();
+        let url = listen(l.wrap(hyper::service::service_fn(app))).await;
+        for round in 0..20 {
+            let o = format!("m{round}");
+            let (a, b) = (browser(), browser());
+            for x in [&a, &a, &b, &b] {
+                get(x, &format!("{url}/login?owner={o}")).await;
+            }
+            get(&a, &format!("{url}/logout")).await;
+            assert_eq!(who(&a, &url).await, "anonymous");
+            assert_eq!(owners.list(&o).await.unwrap().len(), 1, "round {round}");
+            assert_eq!(owners.revoke_all(&o).await.unwrap(), 1, "round {round}");
+            assert_eq!(owners.revoke_all(&o).await.unwrap(), 0, "round {round}");
+            assert_eq!(who(&b, &url).await, "anonymous");
+            assert_eq!(owners.list(&o).await.unwrap().len(), 0, "round {round}");
+        }
+    }
+
     /// Two app servers whose clocks differ by 14 s share one Redis.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_clock_skew_unlists_live_session() {
