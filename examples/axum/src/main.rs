@@ -14,7 +14,8 @@ async fn views(session: Session) -> Result<String, Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    example_support::init_tracing();
+    // First, so that it lives as long as the process (the log writer's thread).
+    let _log = example_support::init_tracing();
     let config = Config::builder()
         .keys(example_support::keys_from_env()?)
         .build()?;

@@ -406,7 +406,8 @@ async fn build(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    example_support::init_tracing();
+    // First, so that it lives as long as the process (the log writer's thread).
+    let _log = example_support::init_tracing();
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(msg) => {

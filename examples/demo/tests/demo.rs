@@ -285,15 +285,21 @@ async fn the_redis_password_is_never_printed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    child.kill().await.unwrap();
+    // The log has its own writer thread: read up to the request's last event (the failure that
+    // answered 503) before stopping the demo, so everything the request logged is checked.
     let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .await
-        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut chunk = vec![0u8; 4096];
+    while !err.contains("session failure") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stderr.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no failure logged: {err}"))
+            .unwrap();
+        assert!(n > 0, "{err}");
+        err.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    child.kill().await.unwrap();
+    stderr.read_to_string(&mut err).await.unwrap();
     assert!(err.contains("store: redis://user:<redacted>@"), "{err}");
     assert!(!err.contains("hunter2secret"), "{err}");
 }

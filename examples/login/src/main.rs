@@ -321,7 +321,8 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    example_support::init_tracing();
+    // First, so that it lives as long as the process (the log writer's thread).
+    let _log = example_support::init_tracing();
     let config = Config::builder()
         .keys(example_support::keys_from_env()?)
         .max_age(SIGNED_IN)

@@ -2,7 +2,9 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! example_support::init_tracing(); // the library's events on stderr, filtered by RUST_LOG
+//! // The library's events on stderr, filtered by RUST_LOG, through a queue that never blocks:
+//! // keep the guard for the life of the process.
+//! let _log = example_support::init_tracing();
 //! let keys = example_support::keys_from_env()?; // SESSION_KEYS, or a random key with a warning
 //! let port = example_support::port_arg(3000)?; // --port N (0 picks a free port)
 //! # let _ = (keys, port); Ok(()) }
@@ -18,18 +20,8 @@ use hyper::{Request, Response};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
-/// Prints `tracing` events to stderr, filtered by `RUST_LOG` (default: warnings, and the
-/// session middleware's own events from `info` up, e.g. `session:missed`). Nothing the
-/// library logs carries an id, a cookie value, a key or session data.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,session=info"));
-    // A second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
+mod logging;
+pub use logging::{LOG_QUEUE_LINES, LogGuard, init_tracing, lossy_writer};
 
 /// Signing keys from `SESSION_KEYS` (comma-separated, newest first, 32 bytes or more each);
 /// without it, one random key for this run, with a warning (sessions end when the server stops).
