@@ -440,3 +440,115 @@ async fn owner_routes_on_redis() {
     let url = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
     owner_routes(&["--store", &url]).await;
 }
+
+/// The `Cookie` header of a validly signed session id that has no record: every request that
+/// sends it logs `session:missed` (at `info`).
+fn unknown_session_cookie() -> String {
+    use session_core::Algorithm;
+    use session_core::keys::Secret;
+    let Some(newest) = KEYS.split(',').next() else {
+        unreachable!()
+    };
+    let grip = session_cookie::Keygrip::new(&[Secret::new(newest)], Algorithm::Sha256).unwrap();
+    // 32 zero bytes: a well-formed id the demo never issued.
+    let id = "A".repeat(43);
+    let sig = grip.sign(format!("koa.sess={id}").as_bytes());
+    format!("koa.sess={id}; koa.sess.sig={}", sig.as_str())
+}
+
+/// A log nobody reads never stops the server. The demo runs with `RUST_LOG=info` and its
+/// stderr a pipe that stays full (held open, never read, as by a supervisor that buffers or a
+/// stuck journal); 5,000 requests that each log `session:missed`, 8 at a time, must all answer
+/// 200, each within a generous bound so that a hang fails the test instead of stalling it.
+/// Then, with stderr read at last, every event is either in the log or counted in a
+/// "N log lines dropped" line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_nobody_reads_never_stops_the_server() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    const REQUESTS: usize = 5_000;
+    const AT_ONCE: usize = 8;
+    // Only a hang comes near this.
+    const BOUND: Duration = Duration::from_secs(20);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args(["--port", "0", "--keys", KEYS, "--store", "memory"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Held open and not read until every request has answered.
+    let stderr = child.stderr.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), out.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = format!("{}/session", line.split_whitespace().nth(2).unwrap());
+    let cookie = unknown_session_cookie();
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..AT_ONCE {
+        let (client, url, cookie) = (client.clone(), url.clone(), cookie.clone());
+        let (next, stop) = (next.clone(), stop.clone());
+        tasks.spawn(async move {
+            let (mut answered, mut failed) = (0usize, Vec::new());
+            while !stop.load(Ordering::Relaxed) && next.fetch_add(1, Ordering::Relaxed) < REQUESTS {
+                let call = async {
+                    let r = client.get(&url).header("cookie", &cookie).send().await?;
+                    let status = r.status();
+                    r.text().await.map(|body| (status, body))
+                };
+                match tokio::time::timeout(BOUND, call).await {
+                    Ok(Ok((status, body))) if status == 200 && body == "{}" => answered += 1,
+                    other => {
+                        // One failure is enough: the others stop instead of waiting out theirs.
+                        stop.store(true, Ordering::Relaxed);
+                        failed.push(match other {
+                            Err(_) => "no answer in 20 s".to_owned(),
+                            Ok(r) => format!("{r:?}"),
+                        });
+                    }
+                }
+            }
+            (answered, failed)
+        });
+    }
+    let (mut answered, mut failed) = (0, Vec::new());
+    for (a, f) in tasks.join_all().await {
+        answered += a;
+        failed.extend(f);
+    }
+    eprintln!("log nobody reads: {answered} of {REQUESTS} answered, failures {failed:?}");
+    assert!(failed.is_empty(), "{answered} answered, then: {failed:?}");
+    assert_eq!(answered, REQUESTS);
+
+    // Read the log at last: each event was written, or counted in a report.
+    let mut err = BufReader::new(stderr).lines();
+    let (mut written, mut dropped) = (0usize, 0usize);
+    while written + dropped < REQUESTS {
+        let line = tokio::time::timeout(BOUND, err.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("log stalled at {written} written, {dropped} dropped"))
+            .unwrap()
+            .unwrap();
+        if line.contains("session:missed") {
+            written += 1;
+        } else if line.contains("log lines dropped") {
+            let n = line.split_whitespace().next().unwrap();
+            dropped += n.parse::<usize>().unwrap();
+        }
+    }
+    eprintln!("log nobody reads: {written} events written, {dropped} dropped and reported");
+    assert_eq!(written + dropped, REQUESTS);
+    // The queue filled: the test went through the dropping path, not only a deep buffer.
+    assert!(dropped > 0);
+}
