@@ -19,7 +19,10 @@
 //! | 10 | `unchanged` | otherwise | [`Action::Nothing`] |
 //!
 //! Rows 7 and 8 are skipped when the absolute lifetime already caps `_expire` where it is, since
-//! a write would change nothing; they then fall through to row 9.
+//! a write would change nothing; they then fall through to row 9. Row 7 also applies when the
+//! expiry has not moved yet (a request in the same millisecond as the write before it), once
+//! per request (not again after an early commit of the same request, `Session::commit` in
+//! session-hyper).
 //!
 //! Every response that sends an existing session's cookie again (rows 4, 6 to 9) makes a store
 //! call that only succeeds on a live record that no regenerate has superseded. A response that
@@ -176,7 +179,11 @@ pub fn decide(session: Option<&SessionState>, config: &Config, now: u64) -> Plan
         return write(create_or_save, Row::Changed);
     }
     let extends = fresh.0.expire != s.meta().expire || s.meta().expire.is_none();
-    if config.rolling && extends {
+    // Only the absolute lifetime holds `_expire` where it is (a write would change nothing);
+    // an expiry that merely has not moved yet (a request in the same millisecond as the last
+    // write) is still rolled: `rolling` re-sends the cookie on every response, once (not again
+    // after an early `commit()` of the same request).
+    if config.rolling && !s.was_written() && (extends || !capped(s, config, now)) {
         return write(Action::Touch, Row::Rolling);
     }
     if config.renew
@@ -295,6 +302,19 @@ pub(crate) fn cookie_moves(old: &Meta, new: &Meta, config: &Config) -> bool {
             old / step != new / step
         }
         _ => true,
+    }
+}
+
+/// Whether the absolute lifetime caps the session's expiry at `now`: a write made now could not
+/// move it.
+fn capped(s: &SessionState, config: &Config, now: u64) -> bool {
+    match (
+        config.absolute_lifetime_ms,
+        s.meta().created,
+        s.meta().expire,
+    ) {
+        (Some(abs), Some(created), Some(expire)) => expire >= created.saturating_add(abs).max(now),
+        _ => false,
     }
 }
 

@@ -111,6 +111,8 @@ pub struct SessionState {
     is_new: bool,
     had_cookie: bool,
     resign: bool,
+    /// A commit of this request wrote the session already (`rolling` has rolled it).
+    written: bool,
     data: Data,
     /// For each key touched since the baseline, its value at the baseline.
     originals: HashMap<String, Option<Value>>,
@@ -468,6 +470,11 @@ impl SessionState {
     }
 
     /// Whether the cookie must be re-signed with the newest key.
+    /// Whether a commit of this request already wrote the session.
+    pub(crate) fn was_written(&self) -> bool {
+        self.written
+    }
+
     pub(crate) fn needs_resign(&self) -> bool {
         self.resign
     }
@@ -536,6 +543,7 @@ impl SessionState {
             self.meta = meta;
             self.is_new = false;
             self.had_cookie = true;
+            self.written = true;
         } else if destroyed {
             self.had_cookie = false;
         }

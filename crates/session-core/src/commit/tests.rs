@@ -267,6 +267,12 @@ fn row7_rolling() {
     let p = decide(Some(&s), &c, NOW);
     assert_eq!((p.action, p.row), (Action::Touch, Row::Rolling));
     assert_eq!(p.meta.expire, Some(NOW + DAY));
+    // Back to back: the expiry written in this same millisecond can't move, and the cookie
+    // is still sent again (koa's `rolling`).
+    let s = stored(&c, json!({"views": 1}), NOW + DAY);
+    let p = decide(Some(&s), &c, NOW);
+    assert_eq!((p.action, p.row), (Action::Touch, Row::Rolling));
+    assert!(p.send_cookie);
 }
 
 #[test]
