@@ -17,7 +17,7 @@
 
 use crate::config::Config;
 use crate::id::SessionId;
-use crate::owner::Binding;
+use crate::owner::{Binding, Handle};
 use crate::record::{Data, Delta, Meta, Record};
 use crate::session::SessionState;
 use crate::session::starts_live;
@@ -76,6 +76,11 @@ pub trait SessionDriver: sealed::Sealed + Sized {
     /// The identity the next commit ends, if any (after a destroy, a regenerate, or a session
     /// that could not start live).
     fn retired(&self) -> Option<&Retired>;
+    /// Records, before the record of a regenerate of a bound session is created, that it
+    /// replaces the session filed under `predecessor` (the [`Handle`] of the old id's store
+    /// key): the binding written with the new record names it in its lineage, which a revoke of
+    /// the owner's other sessions reads to keep the caller's own.
+    fn descend_from(&mut self, predecessor: Handle);
     /// Gives the session the id its new record was created under.
     fn assign_id(&mut self, id: SessionId);
     /// Records that the commit's write succeeded (`Some` with the meta written) or that the
@@ -117,6 +122,9 @@ impl SessionDriver for SessionState {
     }
     fn retired(&self) -> Option<&Retired> {
         SessionState::retired(self)
+    }
+    fn descend_from(&mut self, predecessor: Handle) {
+        SessionState::descend_from(self, predecessor);
     }
     fn assign_id(&mut self, id: SessionId) {
         SessionState::assign_id(self, id);

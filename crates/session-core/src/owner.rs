@@ -132,6 +132,37 @@ pub struct Binding {
     /// entry is written again before the record's expiry passes it.
     #[serde(rename = "i", default)]
     pub indexed_until: u64,
+    /// The handles of the sessions this one was regenerated from, newest first (at most
+    /// [`MAX_LINEAGE`]): written by the middleware with the record a regenerate creates, before
+    /// the old id is superseded, and kept by every later write of the binding. A revoke of the
+    /// owner's other sessions keeps every session descended from the caller's ("log out
+    /// everywhere else" racing a login in another tab of the same browser). Empty in records
+    /// written before it existed; entries that are not handles are dropped on reading.
+    #[serde(
+        rename = "p",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient_lineage"
+    )]
+    pub lineage: Vec<Handle>,
+}
+
+/// The most ancestors a binding names ([`Binding::lineage`]): as many regenerate successors as
+/// a revoke follows.
+pub const MAX_LINEAGE: usize = 8;
+
+/// A stored lineage: the handles among the first [`MAX_LINEAGE`] values of an array, nothing
+/// from anything else (a lineage another program wrote never costs the binding).
+fn lenient_lineage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Handle>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let Some(items) = value.as_array() else {
+        return Ok(Vec::new());
+    };
+    Ok(items
+        .iter()
+        .take(MAX_LINEAGE)
+        .filter_map(|v| v.as_str().and_then(Handle::parse))
+        .collect())
 }
 
 impl fmt::Debug for Binding {
@@ -145,6 +176,23 @@ impl fmt::Debug for Binding {
 }
 
 impl Binding {
+    /// Records that this binding goes with the record a regenerate creates to replace the
+    /// session filed under `predecessor`: it becomes the newest of [`Binding::lineage`] (once,
+    /// however often a commit is retried), and the oldest beyond [`MAX_LINEAGE`] goes.
+    pub fn descend_from(&mut self, predecessor: Handle) {
+        if self.lineage.first() == Some(&predecessor) {
+            return;
+        }
+        self.lineage.insert(0, predecessor);
+        self.lineage.truncate(MAX_LINEAGE);
+    }
+
+    /// Whether this session descends, through regenerates, from a session filed under one of
+    /// `handles`.
+    pub fn descends_from(&self, handles: &[Handle]) -> bool {
+        self.lineage.iter().any(|h| handles.contains(h))
+    }
+
     /// The JSON value stored under [`OWNER_KEY`].
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
@@ -416,6 +464,7 @@ mod tests {
             device: None,
             since: 5,
             indexed_until: 9,
+            lineage: Vec::new(),
         };
         assert_eq!(Binding::from_value(&b.to_value()), Some(b.clone()));
         assert!(!format!("{b:?}").contains("user-42"));
@@ -429,6 +478,36 @@ mod tests {
         assert_eq!(clip_device(&"x".repeat(300)).len(), MAX_DEVICE_BYTES);
         assert_eq!(clip_device(&"é".repeat(200)).len(), MAX_DEVICE_BYTES);
         assert_eq!(clip_device("Firefox"), "Firefox");
+    }
+
+    #[test]
+    fn lineage_is_optional_bounded_and_lenient() {
+        let h = |k: &str| Handle::of(&StoreKey::from_raw(k));
+        // A binding written before the lineage existed reads with none, and writes none back.
+        let old = serde_json::json!({"o": "ada", "c": 1, "i": 2});
+        let b = Binding::from_value(&old).unwrap();
+        assert!(b.lineage.is_empty());
+        assert_eq!(b.to_value(), old);
+        // Each regenerate puts its predecessor first, once; the oldest beyond the bound go.
+        let mut b = b;
+        for i in 0..(MAX_LINEAGE + 2) {
+            b.descend_from(h(&format!("sess:{i}")));
+            b.descend_from(h(&format!("sess:{i}")));
+        }
+        assert_eq!(b.lineage.len(), MAX_LINEAGE);
+        assert_eq!(b.lineage[0], h(&format!("sess:{}", MAX_LINEAGE + 1)));
+        assert_eq!(Binding::from_value(&b.to_value()), Some(b.clone()));
+        assert!(b.descends_from(&[h("sess:2")]));
+        assert!(!b.descends_from(&[h("sess:1"), h("sess:other")]));
+        assert!(!format!("{b:?}").contains(b.lineage[0].as_str()));
+        // What another program wrote there costs neither the binding nor the good handles.
+        let odd = serde_json::json!({"o": "ada", "c": 1, "p": ["x", 7, h("sess:a")]});
+        assert_eq!(
+            Binding::from_value(&odd).unwrap().lineage,
+            vec![h("sess:a")]
+        );
+        let odd = serde_json::json!({"o": "ada", "c": 1, "p": "not a list"});
+        assert!(Binding::from_value(&odd).unwrap().lineage.is_empty());
     }
 
     #[test]

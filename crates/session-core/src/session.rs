@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::expiry::MAX_AGE_CAP_MS;
 use crate::id::SessionId;
-use crate::owner::{Binding, OWNER_KEY, OwnerError, check_owner, clip_device};
+use crate::owner::{Binding, Handle, OWNER_KEY, OwnerError, check_owner, clip_device};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
 
 mod start;
@@ -324,6 +324,7 @@ impl SessionState {
                     device,
                     since: 0,
                     indexed_until: 0,
+                    lineage: Vec::new(),
                 });
                 self.owner_dirty = true;
             }
@@ -452,6 +453,16 @@ impl SessionState {
                 b.since = now;
             }
             b.indexed_until = until;
+            self.owner_dirty = true;
+        }
+    }
+
+    /// Records that the record about to be created replaces the session filed under
+    /// `predecessor` (a regenerate of a bound session): its binding names it first in its
+    /// lineage.
+    pub(crate) fn descend_from(&mut self, predecessor: Handle) {
+        if let Some(b) = &mut self.owner {
+            b.descend_from(predecessor);
             self.owner_dirty = true;
         }
     }

@@ -110,7 +110,8 @@ pub struct Change<'a> {
 ///   reports not-found or superseded (it never brings back a destroyed session and never
 ///   writes over a marker);
 /// - `destroy` deletes and is idempotent, and says what was there (a marker names the
-///   successor, so a logout that arrives with a superseded id can end the successor too). A
+///   successor, so a logout that arrives with a superseded id can end the successor too); a
+///   destroy of a key nothing was created under leaves nothing a later create collides with. A
 ///   store may leave a marker to its TTL instead of deleting it, so that a destroy run twice
 ///   (a store that resends a command whose reply a dropped connection lost) names the
 ///   successor again;

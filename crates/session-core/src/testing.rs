@@ -65,6 +65,7 @@ pub async fn run_all<H: Harness>(h: &H) {
     odd_values_round_trip(h).await;
     concurrent_deltas_both_land(h).await;
     destroy_reports_what_was_there(h).await;
+    destroy_of_a_never_created_key_blocks_no_create(h).await;
     supersede_leaves_a_marker(h).await;
     supersede_of_a_gone_or_superseded_record(h).await;
     record_limit_holds_after_every_write(h).await;
@@ -552,6 +553,18 @@ pub async fn destroy_reports_what_was_there<H: Harness>(h: &H) {
     assert_eq!(destroy(h, &k).await, Destroyed::Removed);
     assert_eq!(destroy(h, &k).await, Destroyed::Missing);
     assert_eq!(destroy(h, &key("destroy_never")).await, Destroyed::Missing);
+}
+
+/// A destroy of a key nothing was ever created under leaves nothing behind that a create
+/// would collide with: a revoke that reaches a login's new id before the login created its
+/// record (the owner index is written first) must not block the login.
+pub async fn destroy_of_a_never_created_key_blocks_no_create<H: Harness>(h: &H) {
+    let k = key("destroy_then_create");
+    assert_eq!(destroy(h, &k).await, Destroyed::Missing);
+    let r = record(json!({"a": 1}));
+    must_create(h, &k, &r, LONG).await;
+    assert_eq!(load(h, &k).await, Some(r));
+    destroy(h, &k).await;
 }
 
 /// `supersede` replaces a live record by a marker: loads see it, writes don't pass it, a

@@ -7,6 +7,7 @@ use http::header::SET_COOKIE;
 use session_cookie::Incoming;
 use session_core::commit::{self as decide, Action, Plan};
 use session_core::driver::SessionDriver;
+use session_core::owner::Handle;
 use session_core::{
     Change, Created, Data, Delta, Destroyed, DynStore, Meta, Record, SessionId, StoreKey,
     Supersede, Updated,
@@ -86,6 +87,11 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
             return Ok(());
         };
         let plan: Plan = decide::prepare(Some(s), config, now);
+        if let (Action::Regenerate, Some(old)) = (plan.action, superseded_id(&plan)) {
+            // The new record names the old one's handle from its creation on: a revoke of the
+            // owner's other sessions that loaded the old id keeps it, whenever it looks.
+            s.descend_from(Handle::of(&session.store_key(old)));
+        }
         // Store mode writes only the id and expiry into the cookie: the data is copied out only
         // where a store or the cookie payload needs it.
         let whole_records = match &shared.backend {
@@ -224,11 +230,7 @@ async fn store_write(
         }
         Work::Touch { id: None, .. } => Ok(Outcome::Remove),
         Work::Create { record } => {
-            let regenerated = plan
-                .retire
-                .as_ref()
-                .and_then(|r| (r.regenerated && r.record_exists).then_some(r.id.as_ref()))
-                .flatten();
+            let regenerated = superseded_id(plan);
             if regenerated.is_none() {
                 // An identity that ends for good (destroyed, expired, rejected) goes first.
                 end_retired(session, store, plan).await?;
@@ -312,6 +314,13 @@ async fn store_write(
             Ok(Outcome::Remove)
         }
     }
+}
+
+/// The id a regenerate moves away from, when the plan creates its successor and then
+/// supersedes it (store mode: an id whose record exists).
+fn superseded_id(plan: &Plan) -> Option<&SessionId> {
+    let r = plan.retire.as_ref()?;
+    (r.regenerated && r.record_exists).then_some(r.id.as_ref())?
 }
 
 /// What the client is told after a save or touch of `id`: the cookie again, a removal (the

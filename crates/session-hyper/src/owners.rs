@@ -64,7 +64,7 @@ impl Owners {
 
     /// Revokes every session of the owner ("log out everywhere"); how many were live.
     pub async fn revoke_all(&self, owner: &str) -> Result<usize, Error> {
-        revoke_all(&self.shared, owner, &[]).await
+        revoke_all(&self.shared, owner, &[], Spare::Handles).await
     }
 }
 
@@ -225,41 +225,62 @@ enum Ending {
     Gone,
     /// The record is bound to another owner: left alone, and the entry is not this owner's.
     Foreign,
+    /// The caller's own session under a new id (or an old id of it): left alone, and listed.
+    Kept,
 }
 
-/// Destroys the record under an entry's `key` and the successors regenerates moved it to
-/// *while they are still the owner's* and not among `keep`: a session that changed hands at a
-/// regenerate (someone else logged in on that browser) is never ended by a revoke of the
-/// previous owner, nor the caller's own session by "log out everywhere else". Whether a record
-/// or marker was there.
+/// Which sessions a revoke spares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spare {
+    /// Only the ones filed under the handles given.
+    Handles,
+    /// Those, and every session descended from one of them through regenerates (its binding
+    /// names it in its lineage), with the sessions they descend from: the caller's own session
+    /// under whatever id a regenerate in another of its requests moved it to.
+    Lineage,
+}
+
+/// Ends the session whose record under an entry's `key` was found to be `first`, and the
+/// successors regenerates moved it to *while they are still the owner's* and neither among
+/// `keep` nor descended from one of them: a session that changed hands at a regenerate
+/// (someone else logged in on that browser) is never ended by a revoke of the previous owner,
+/// nor the caller's own session by "log out everywhere else". A record that was not there when
+/// looked for is left alone: a login may be creating it (and then lives on, listed).
 async fn end_chain(
     shared: &Shared,
     store: &dyn DynStore,
     owner: &str,
-    key: StoreKey,
+    key: &StoreKey,
+    first: Loaded,
     keep: &[Handle],
 ) -> Result<Ending, Error> {
     let ended = |found: bool| if found { Ending::Ended } else { Ending::Gone };
-    let mut found = false;
-    // The entry's own record is left alone if another owner's binding is on it (two binds of
-    // one session racing without a regenerate filed it under both owners).
-    if foreign(shared, store, owner, &key).await? {
-        return Ok(Ending::Foreign);
+    match first {
+        // The entry's own record is left alone if another owner's binding is on it (two binds
+        // of one session racing without a regenerate filed it under both owners).
+        Loaded::Live(record) if bound_elsewhere(&record.data, owner) => return Ok(Ending::Foreign),
+        Loaded::Missing => return Ok(Ending::Gone),
+        Loaded::Live(_) | Loaded::Superseded => {}
     }
-    let mut next = match shared.timed(store.destroy_dyn(&key)).await? {
+    let mut next = match shared.timed(store.destroy_dyn(key)).await? {
         Destroyed::Removed => return Ok(Ending::Ended),
         Destroyed::Missing => return Ok(Ending::Gone),
         Destroyed::Superseded(successor) => successor,
     };
+    let mut found = false;
     for _ in 0..MAX_SUCCESSORS {
         if keep.contains(&Handle::of(&next)) {
             return Ok(ended(found));
         }
         // A live successor is ended only if it is bound to the same owner (a key's owner never
-        // changes: binding to another owner takes a new id); a marker is passed through.
+        // changes: binding to another owner takes a new id) and is not the caller's own; a
+        // marker is passed through.
         match shared.timed(store.load_dyn(&next)).await? {
-            Loaded::Live(record) if owned_by(&record.data, owner) => {}
-            Loaded::Live(_) | Loaded::Missing => return Ok(ended(found)),
+            Loaded::Live(record) => match binding(&record.data) {
+                Some(b) if b.owner == owner && !b.descends_from(keep) => {}
+                _ => return Ok(ended(found)),
+            },
+            Loaded::Missing => return Ok(ended(found)),
             Loaded::Superseded => {}
         }
         match shared.timed(store.destroy_dyn(&next)).await? {
@@ -274,37 +295,94 @@ async fn end_chain(
     Ok(ended(found))
 }
 
-/// Whether stored data carries a binding to an owner other than `owner`.
-fn bound_elsewhere(data: &session_core::Data, owner: &str) -> bool {
-    data.get(OWNER_KEY)
-        .and_then(Binding::from_value)
-        .is_some_and(|b| b.owner != owner)
+/// The binding stored data carries, if any.
+fn binding(data: &session_core::Data) -> Option<Binding> {
+    data.get(OWNER_KEY).and_then(Binding::from_value)
 }
 
-/// Whether stored data carries a binding to `owner`.
-fn owned_by(data: &session_core::Data, owner: &str) -> bool {
-    data.get(OWNER_KEY)
-        .and_then(Binding::from_value)
-        .is_some_and(|b| b.owner == owner)
+/// Whether stored data carries a binding to an owner other than `owner`.
+fn bound_elsewhere(data: &session_core::Data, owner: &str) -> bool {
+    binding(data).is_some_and(|b| b.owner != owner)
+}
+
+/// The handles a revoke spares among `targets` (whose records were `found`): `keep`, and with
+/// [`Spare::Lineage`] every target of this owner descended from a spared one, with the ones it
+/// descends from, until no more join (a chain of regenerates: K kept, so S1, so S2).
+fn spared(
+    keep: &[Handle],
+    targets: &[IndexEntry],
+    found: &[Result<Loaded, Error>],
+    owner: &str,
+    spare: Spare,
+) -> Vec<Handle> {
+    let mut kept = keep.to_vec();
+    if spare == Spare::Handles {
+        return kept;
+    }
+    let mut lines: Vec<(&Handle, Vec<Handle>)> = targets
+        .iter()
+        .zip(found)
+        .filter_map(|(entry, found)| match found {
+            Ok(Loaded::Live(record)) => {
+                let b = binding(&record.data).filter(|b| b.owner == owner)?;
+                Some((&entry.handle, b.lineage))
+            }
+            _ => None,
+        })
+        .collect();
+    loop {
+        let mut grew = false;
+        lines.retain(|(handle, lineage)| {
+            let joins = kept.contains(handle) || lineage.iter().any(|h| kept.contains(h));
+            if joins {
+                for h in std::iter::once(*handle).chain(lineage) {
+                    if !kept.contains(h) {
+                        kept.push(h.clone());
+                    }
+                }
+                grew = true;
+            }
+            !joins
+        });
+        if !grew {
+            return kept;
+        }
+    }
 }
 
 /// Ends the sessions of `targets` (concurrently: pipelined on one connection, spread over the
-/// nodes on Cluster, a few at a time), then removes from the index the entries whose record was
-/// there or is bound to another owner, or whose record has been gone for longer than a request
-/// can take. An entry written a moment ago with
-/// no record yet stays: its request may be creating the record, which then lives on listed.
+/// nodes on Cluster, a few at a time): each record is read first, so that the caller's own
+/// sessions are known (see [`Spare`]) before anything is destroyed. Then removes from the
+/// index the entries whose record was there or is bound to another owner, or whose record has
+/// been gone for longer than a request can take. An entry written a moment ago with no record
+/// yet stays: its request may be creating the record, which then lives on listed.
 /// How many sessions were live; the first store failure, after the others were tried.
 async fn end_entries(
     shared: &Shared,
     owner: &str,
     targets: Vec<IndexEntry>,
     keep: &[Handle],
+    spare: Spare,
 ) -> Result<usize, Error> {
     let (store, index) = index_of(shared)?;
     let now = shared.config.now_ms();
+    let loads: Vec<_> = targets
+        .iter()
+        .map(|e| shared.timed(store.load_dyn(&e.key)))
+        .collect();
+    let found: Vec<Result<Loaded, Error>> =
+        stream::iter(loads).buffered(CONCURRENT).collect().await;
+    let keep = spared(keep, &targets, &found, owner, spare);
+    let keep = &keep;
     let ends: Vec<_> = targets
         .iter()
-        .map(|e| end_chain(shared, store, owner, e.key.clone(), keep))
+        .zip(found)
+        .map(|(entry, found)| async move {
+            if keep.contains(&entry.handle) {
+                return Ok(Ending::Kept);
+            }
+            end_chain(shared, store, owner, &entry.key, found?, keep).await
+        })
         .collect();
     let ended: Vec<Result<Ending, Error>> = stream::iter(ends).buffered(CONCURRENT).collect().await;
     let (mut count, mut gone, mut failure) = (0, Vec::new(), None);
@@ -318,7 +396,7 @@ async fn end_entries(
             Ok(Ending::Gone) if now.saturating_sub(entry.seen) > IN_FLIGHT_GRACE_MS => {
                 gone.push(entry.handle);
             }
-            Ok(Ending::Gone) => {}
+            Ok(Ending::Gone | Ending::Kept) => {}
             Err(e) => {
                 failure.get_or_insert(e);
             }
@@ -357,7 +435,7 @@ async fn revoke_one(
     // An entry of one that has ended, or of a record bound to another owner, is cleaned up all
     // the same, and reported unknown.
     let listed = expires(target.record_ttl, now).is_some();
-    let ended = end_entries(shared, owner, vec![target.entry], keep).await?;
+    let ended = end_entries(shared, owner, vec![target.entry], keep, Spare::Handles).await?;
     Ok((listed && ended > 0).then_some(handle))
 }
 
@@ -372,8 +450,14 @@ fn expires(record_ttl: Option<std::time::Duration>, now: u64) -> Option<u64> {
     (expires > now).then_some(expires)
 }
 
-/// Revokes every session of the owner but the ones filed under `keep`.
-async fn revoke_all(shared: &Shared, owner: &str, keep: &[Handle]) -> Result<usize, Error> {
+/// Revokes every session of the owner but the ones filed under `keep` (and, with
+/// [`Spare::Lineage`], their descendants).
+async fn revoke_all(
+    shared: &Shared,
+    owner: &str,
+    keep: &[Handle],
+    spare: Spare,
+) -> Result<usize, Error> {
     let index = owner_index(shared, owner)?;
     let (_, found) = entries(shared, index, owner).await?;
     let targets: Vec<IndexEntry> = found
@@ -381,7 +465,7 @@ async fn revoke_all(shared: &Shared, owner: &str, keep: &[Handle]) -> Result<usi
         .map(|i| i.entry)
         .filter(|e| !keep.contains(&e.handle))
         .collect();
-    end_entries(shared, owner, targets, keep).await
+    end_entries(shared, owner, targets, keep, spare).await
 }
 
 /// Owner operations on a request's session.
@@ -475,7 +559,7 @@ impl Session {
     /// Revokes every session of the owner ("log out everywhere"), this request's own too if
     /// it is one of them; how many were live.
     pub async fn revoke_all_sessions(&self, owner: &str) -> Result<usize, Error> {
-        let ended = revoke_all(&self.0.shared, owner, &[]).await?;
+        let ended = revoke_all(&self.0.shared, owner, &[], Spare::Handles).await?;
         let mine = self.with(|s| s.owner() == Some(owner)).await?;
         if mine {
             self.with(|s| s.destroy()).await?;
@@ -486,8 +570,19 @@ impl Session {
     /// Revokes every session of the owner except this request's own ("log out everywhere
     /// else", e.g. after a password change, also right after a `regenerate()`); how many were
     /// ended.
+    ///
+    /// This request's session is kept under every id a regenerate gives it, even in another
+    /// request of the same browser racing this one (a second tab logging in again, a token
+    /// refresh): a regenerate's new record names the ids it descends from from its creation
+    /// on, and every listed session descended from this one is kept while every other session
+    /// of the owner is ended.
     pub async fn revoke_other_sessions(&self, owner: &str) -> Result<usize, Error> {
-        let mine = self.own_handles().await?;
-        revoke_all(&self.0.shared, owner, &mine).await
+        let mut mine = self.own_handles().await?;
+        // The ids this session had before (markers of its earlier regenerates) are its own.
+        let lineage = self
+            .with(|s| s.binding().map(|b| b.lineage.clone()))
+            .await?;
+        mine.extend(lineage.unwrap_or_default());
+        revoke_all(&self.0.shared, owner, &mine, Spare::Lineage).await
     }
 }

@@ -124,3 +124,40 @@ fn a_foreign_binding_is_dropped_not_trusted() {
     assert_eq!(s.owner(), None);
     assert!(s.data().get(OWNER_KEY).is_none());
 }
+
+/// The lineage a regenerate's record carries is server-written: a handler can't set the
+/// binding's key; a write that refreshes the binding keeps it, as does binding again to the
+/// same owner; binding to another owner (after a regenerate) starts without it.
+#[test]
+fn the_lineage_is_kept_by_later_writes_and_never_set_by_a_handler() {
+    use crate::owner::Handle;
+    let c = cfg(|b| b.rolling(true));
+    let ttl = DAY + STORE_TTL_MARGIN_MS;
+    let old = Handle::of(&crate::StoreKey::from_raw("sess:old"));
+    let binding = json!({"o": "u", "c": 1, "i": NOW + ttl - 1, "p": [old.as_str()]});
+    let mut s = bound(&c, NOW + DAY - 5, binding.clone());
+    assert!(matches!(
+        s.insert(OWNER_KEY, json!({"o": "u", "c": 1, "p": []})),
+        Err(SessionError::ReservedKey(_))
+    ));
+    s.set_owner("u", None).unwrap();
+    let p = prepare(Some(&mut s), &c, NOW);
+    assert_eq!(p.action, Action::Save, "the entry is refreshed");
+    let (key, written) = &s.delta().set[0];
+    assert_eq!(key, OWNER_KEY);
+    assert_eq!(written["p"], json!([old.as_str()]), "{written}");
+
+    let mut s = bound(&c, NOW + DAY - 5, binding);
+    s.regenerate();
+    s.set_owner("someone else", None).unwrap();
+    s.descend_from(Handle::of(&crate::StoreKey::from_raw("sess:mid")));
+    let p = prepare(Some(&mut s), &c, NOW);
+    assert_eq!(p.action, Action::Regenerate);
+    let stored = &s.to_record().data[OWNER_KEY];
+    let lineage = crate::owner::Binding::from_value(stored).unwrap().lineage;
+    assert_eq!(
+        lineage.len(),
+        1,
+        "a new owner's binding names only the id it replaced"
+    );
+}
