@@ -216,26 +216,31 @@ impl RedisStoreBuilder {
 
     /// Keeps up to `max_bytes` of recently read sessions in this process, kept right by Redis
     /// (server-assisted client-side caching, Redis 6 or newer): a load of a session that
-    /// nobody changed since this process last read it costs no round trip.
+    /// nobody changed since this process last read it reads no record; it waits for a read
+    /// fence instead, a `PING` that many concurrent loads share.
     ///
-    /// - **Correct across app servers.** The store opens one more connection, with
-    ///   `CLIENT TRACKING` on, and runs its commands on it while it is up (the pool is the
-    ///   fallback): Redis remembers which keys this process holds and, when another client
-    ///   changes, deletes or expires one (a save, a logout or a revoke on another app server, a
-    ///   Koa app, `redis-cli`, `FLUSHDB`), pushes an invalidation on that connection. Redis
-    ///   queues it while it runs the write, before the writer's own reply: by the time a logout
-    ///   has returned on one server, the invalidation is on its way to the others, and lands
-    ///   after one network hop (measured against a local Redis: see the repository's
-    ///   BENCHMARKS.md). Writes this process makes drop its own copy as they return, or as
-    ///   their request is dropped. Not covered: `SWAPDB` (Redis sends no invalidation for it).
+    /// - **The rule: a load served from the cache reflects every write, logout and revoke
+    ///   whose answer any app server sharing the Redis had returned before the load began.**
+    ///   The store opens one more connection, with `CLIENT TRACKING` on, and runs its commands
+    ///   on it while it is up (the pool is the fallback): Redis remembers which keys this
+    ///   process holds and, when another client changes, deletes or expires one (a save, a
+    ///   logout or a revoke on another app server, a Koa app, `redis-cli`, `FLUSHDB`), queues
+    ///   an invalidation on that connection while it runs the write, before it answers the
+    ///   writer. A cached copy is served only after a `PING` sent on the same connection after
+    ///   the load began has come back, so every invalidation queued before it has been
+    ///   applied; one `PING` at a time is in flight, serving every load that began before it
+    ///   went out. A fence that doesn't come back within 250 ms (or the command timeout, if
+    ///   shorter) gives the connection up and the load reads Redis through the pool, as it
+    ///   would without the cache. Writes this process makes drop its own copy as they return,
+    ///   or as their request is dropped. Not covered: `SWAPDB` (Redis sends no invalidation
+    ///   for it). What it costs and saves, measured: the repository's BENCHMARKS.md.
     /// - **A lost or silent connection drops the whole cache.** A closed connection does so at
-    ///   once; a connection that goes silent without closing (a network partition) is caught
-    ///   by a `PING` every 250 ms: entries are only served while a `PING` sent less than 1 s
-    ///   ago has been answered. So a copy is never served more than 1 s after a write it
-    ///   missed. Without a working tracking connection, loads go through the pool as they
-    ///   would without the cache; the connection is (re)opened in the background, at most once
-    ///   a second, so no request waits for it. The first failure to open it is logged as a
-    ///   warning: an ACL user needs `HELLO`, `CLIENT|TRACKING` and `PING`.
+    ///   once; a connection that goes silent without closing (a network partition) fails the
+    ///   next read fence, or the `PING` sent every 250 ms when no load asks for one. Without a
+    ///   working tracking connection, loads go through the pool as they would without the
+    ///   cache; the connection is (re)opened in the background, at most once a second, so no
+    ///   request waits for it. The first failure to open it is logged as a warning: an ACL
+    ///   user needs `HELLO`, `CLIENT|TRACKING` and `PING`.
     /// - **Bounded memory**: least recently used sessions leave first once `max_bytes` is
     ///   reached, counted as the decoded records take it in memory (keys, JSON nodes and text,
     ///   a few hundred bytes of bookkeeping per session): an estimate, within a small factor of
@@ -244,9 +249,9 @@ impl RedisStoreBuilder {
     ///   included), bounded by its `tracking-table-max-keys`; past that bound Redis drops
     ///   entries and invalidates them, which costs hits, never correctness.
     /// - **`rolling`**: a rolling session's touch goes through the tracking connection and
-    ///   moves the cached copy's expiry, so a rolling read costs one round trip (the touch,
-    ///   which at commit still confirms no login superseded the session before the cookie goes
-    ///   out) instead of two.
+    ///   moves the cached copy's expiry, so a rolling read costs its fence and the touch
+    ///   (which at commit still confirms no login superseded the session before the cookie
+    ///   goes out) instead of a read and the touch.
     ///
     /// Only for [`Format::V1`] on one server (not [`RedisStore::cluster`] yet, nor
     /// [`RedisStore::from_pool`], which gives no URL to connect with): [`Self::build`] fails

@@ -59,7 +59,8 @@ pub struct CacheStats {
     pub entries: usize,
     /// Their bytes, as counted against the bound (keys, fields and a per-entry overhead).
     pub bytes: usize,
-    /// Loads answered from the cache (no round trip).
+    /// Loads answered from the cache (after their read fence: a `PING` shared by the loads
+    /// waiting for it, instead of reading the record).
     pub hits: u64,
     /// Loads that went to Redis.
     pub misses: u64,
@@ -67,6 +68,9 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Times the whole cache was dropped: the tracking connection was lost, or went silent.
     pub flushes: u64,
+    /// Read fences sent: `PING`s on the tracking connection that loads of cached records
+    /// waited for (each serves every load that began before it was sent).
+    pub fences: u64,
     /// Whether the tracking connection is up (without it, loads go through the pool,
     /// uncached).
     pub tracking: bool,
@@ -127,6 +131,11 @@ impl Table {
             None => self.remove(key),
         }
         hit
+    }
+
+    /// Whether a live record is cached under `key` (without marking it used or counting).
+    pub(crate) fn holds(&self, key: &str, now: Instant) -> bool {
+        self.lru.peek(key).is_some_and(|e| e.until > now)
     }
 
     /// Notes an operation on `key` starting.

@@ -34,7 +34,8 @@
 //! - **Round trips**: a load is one `HGETALL`; a commit is one script call. A read-only request
 //!   costs one round trip, a changing one two, and so does a read under `rolling` (its touch is
 //!   the commit: it extends the session only if no login superseded it meanwhile). With the
-//!   client cache a read of an unchanged session costs none and a rolling read one.
+//!   client cache a read of an unchanged session reads no record: it waits for a read fence,
+//!   a `PING` shared by the reads waiting at the time.
 //! - **Failures are fast and typed**: the pool checkout, connect and every command are bounded
 //!   by short timeouts (defaults: checkout 1 s, command 1 s), and a refused connection fails the
 //!   request at once instead of waiting the timeout out; a refused connection, a timeout, or
@@ -82,17 +83,16 @@
 //! # Client-side cache
 //! [`RedisStoreBuilder::client_cache`] (opt-in) keeps recently read sessions in the app
 //! server's memory, kept right by Redis's server-assisted client-side caching (`CLIENT
-//! TRACKING` over RESP3): a read of a session nobody changed since costs no round trip, and a
-//! read under `rolling` one (its touch) instead of two. A save, logout or revoke on any app
-//! server (or any other Redis client) drops the others' copies: Redis pushes the invalidation
-//! while it runs the write, so it arrives about when the writer's own reply does (measured on
-//! loopback: p50 1 µs, p99 150 µs after the write returned, `cargo xtask test-redis`, test
-//! `a_write_on_one_server_reaches_the_others_cache`). A lost connection drops the whole
-//! cache, and a silent one (a partition) is caught within 1 s, the bound on a stale read
-//! when the network fails; meanwhile loads go through the pool. Memory is bounded in bytes
-//! (least recently used first out). One server only for now: not on Cluster
-//! ([`RedisBuildError::ClientCacheUnsupported`]). The builder's method has the details.
-//! [`RedisStore::client_cache_stats`] tells how it does.
+//! TRACKING` over RESP3). **A read served from the cache reflects every write, logout and
+//! revoke whose answer any app server sharing the Redis had returned before the read began**:
+//! it is served only after a read fence, a `PING` on the tracking connection sent after the
+//! read began, has come back behind every invalidation Redis queued before it (one `PING` at a
+//! time serves all the reads waiting). So a cached read costs Redis a share of a `PING`
+//! instead of a `HGETALL`, and a rolling read its fence and its touch. A lost connection drops
+//! the whole cache, and a silent one fails the next fence; meanwhile loads go through the
+//! pool. Memory is bounded in bytes (least recently used first out). One server only for now:
+//! not on Cluster ([`RedisBuildError::ClientCacheUnsupported`]). The builder's method has the
+//! details. [`RedisStore::client_cache_stats`] tells how it does.
 //!
 //! # Redis Cluster
 //! [`RedisStore::cluster`] takes seed nodes and works exactly as on one server, delta writes
@@ -136,6 +136,7 @@
 mod builder;
 mod cache;
 mod connection;
+mod fence;
 mod koa;
 mod limit;
 mod owners;

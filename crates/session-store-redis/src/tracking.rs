@@ -10,14 +10,19 @@
 //! - A push is handled in the connection's reader as it is read (the push sender is a plain
 //!   callback), before any reply that follows it on the wire; with the [`Ticket`]s of the table,
 //!   a reply read before a write never outlives that write's invalidation.
+//! - A cached record is served only once a read fence sent after the load began has come back
+//!   ([`crate::fence`]): the reader may lag behind the socket under load, and the fence's reply
+//!   comes after every push queued before it. A fence that fails, or doesn't come back within
+//!   [`FENCE_TIMEOUT`], gives the connection up, and the load goes through the pool.
 //! - Writes this process makes (saves, destroys, supersedes; `NOLOOP` sends no push for them)
 //!   drop the key here as soon as they return; a touch this process made through the tracking connection (`NOLOOP`: no push for
 //!   it) moves the cached record's expiry instead, so a `rolling` session keeps its entry. A
 //!   write drops the key from the writer's tracking table too, so the touch script ends with a
 //!   read of the key: Redis goes on tracking it for this connection.
 //! - A lost connection drops the whole table (the pushes it would have carried are gone), and
-//!   so does a silent one: a `PING` goes out every [`HEARTBEAT`], and entries are served only
-//!   while a `PING` sent less than [`MAX_SILENCE`] ago has been answered. While there is no
+//!   so does a silent one: the fences' `PING`s (one goes out at least every [`HEARTBEAT`]) must
+//!   come back within [`MAX_SILENCE`], and the connection is used only while one sent less than
+//!   that long ago has. While there is no
 //!   tracking connection (or with one not proved alive lately), loads go through the pool,
 //!   uncached, and a new connection is opened in the background, at most every
 //!   [`RECONNECT_EVERY`]: no request waits for a connect.
@@ -34,6 +39,7 @@ use session_core::{Loaded, Meta, StoreError, Updated};
 
 use crate::cache::{CacheStats, Table, Ticket};
 use crate::connection::{Redis, breaks_connection as broken, store_error};
+use crate::fence::Fences;
 use crate::scripts::{SCRIPTS, updated};
 use crate::v1;
 
@@ -44,6 +50,9 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_millis(250);
 pub(crate) const MAX_SILENCE: Duration = Duration::from_secs(1);
 /// Least time between two attempts to open the tracking connection.
 pub(crate) const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// The longest a load waits for its read fence (or the command timeout, if shorter); past it,
+/// the tracking connection is given up and the load goes through the pool.
+pub(crate) const FENCE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The client cache. Cheap to clone.
 #[derive(Clone)]
@@ -66,6 +75,8 @@ struct Inner {
     failing: AtomicBool,
     /// The reference for the [`Link::proven`] times.
     origin: Instant,
+    /// Read fences sent (`PING`s that loads waited for).
+    fences: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -76,6 +87,8 @@ struct Link {
     broken: Arc<AtomicBool>,
     /// When (µs after [`Inner::origin`]) the latest answered `PING` was sent.
     proven: Arc<AtomicU64>,
+    /// The read fences of this connection.
+    fences: Arc<Fences>,
 }
 
 /// An operation in flight on a key: its [`Ticket`] ends exactly once, when the operation
@@ -135,6 +148,7 @@ impl ClientCache {
                 retry_at: Mutex::new(None),
                 failing: AtomicBool::new(false),
                 origin: Instant::now(),
+                fences: AtomicU64::new(0),
             }),
         }
     }
@@ -142,6 +156,7 @@ impl ClientCache {
     pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             tracking: self.inner.current().is_some(),
+            fences: self.inner.fences.load(Ordering::Relaxed),
             ..lock(&self.inner.table).stats()
         }
     }
@@ -151,9 +166,10 @@ impl ClientCache {
         lock(&self.inner.table).invalidate(key);
     }
 
-    /// Loads `key` from the cache, else through the tracking connection (and keeps it), else
-    /// (no connection, or one not proved alive lately, or one that just failed) through the
-    /// pool, uncached.
+    /// Loads `key` from the cache once a read fence sent after the load began is answered
+    /// ([`crate::fence`]), else through the tracking connection (and keeps it), else (no
+    /// connection, one not proved alive lately, or one that failed or stalled, its fence
+    /// included) through the pool, uncached.
     pub(crate) async fn load(&self, db: &Redis, key: &str) -> Result<Loaded, StoreError> {
         let inner = &*self.inner;
         let now = Instant::now();
@@ -162,9 +178,22 @@ impl ClientCache {
             lock(&inner.table).missed();
             return v1::load(db, key).await;
         };
+        if lock(&inner.table).holds(key, now) {
+            let timeout = FENCE_TIMEOUT.min(inner.command_timeout);
+            if !link.fences.wait(timeout).await {
+                // Silent, failed or reconnecting: this load goes to Redis, and so do the next
+                // ones until a new tracking connection is up.
+                {
+                    let mut table = lock(&inner.table);
+                    inner.drop_link(&link, &mut table);
+                    table.missed();
+                }
+                return v1::load(db, key).await;
+            }
+        }
         let claim = {
             let mut table = lock(&inner.table);
-            if let Some(record) = table.get(key, now) {
+            if let Some(record) = table.get(key, Instant::now()) {
                 return Ok(Loaded::Live(record));
             }
             table.missed();
@@ -283,7 +312,7 @@ impl ClientCache {
                     *lock(&inner.retry_at) = None;
                     inner.failing.store(false, Ordering::Release);
                     *lock(&inner.link) = Some(link.clone());
-                    tokio::spawn(heartbeat(Arc::downgrade(&inner), link));
+                    tokio::spawn(prove(Arc::downgrade(&inner), link));
                 }
                 failed => {
                     let why = match failed {
@@ -344,11 +373,14 @@ impl Inner {
                 < u64::try_from(MAX_SILENCE.as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// Gives up `link`: no entry it filled is served again.
+    /// Gives up `link`: no entry it filled is served again, and every load waiting for one of
+    /// its fences goes to Redis.
     fn drop_link(&self, link: &Link, table: &mut Table) {
         if link.alive.swap(false, Ordering::AcqRel) {
             table.flush();
         }
+        link.fences.fail();
+        link.fences.close();
     }
 
     async fn connect(self: &Arc<Self>) -> Result<Link, redis::RedisError> {
@@ -383,6 +415,7 @@ impl Inner {
             alive,
             broken: Arc::new(AtomicBool::new(false)),
             proven: Arc::new(AtomicU64::new(self.micros(sent))),
+            fences: Arc::new(Fences::new()),
         })
     }
 
@@ -395,6 +428,7 @@ impl Inner {
                     invalidate_all(&mut table, v);
                 }
             }
+            // The link's fences fail with their `PING`s (the connection is gone).
             PushKind::Disconnection if alive.swap(false, Ordering::AcqRel) => {
                 lock(&self.table).flush();
             }
@@ -424,18 +458,31 @@ fn invalidate_all(table: &mut Table, v: Value) {
     }
 }
 
-/// Proves `link` alive every [`HEARTBEAT`] until it fails or the store is gone.
-async fn heartbeat(inner: Weak<Inner>, link: Link) {
-    let mut every = tokio::time::interval(HEARTBEAT);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Proves `link` alive and answers its read fences: a `PING` as soon as a load waits for a
+/// fence (one in flight at a time, serving every load that began before it was sent), and at
+/// least every [`HEARTBEAT`]; until the connection fails or goes silent, or the store is gone.
+async fn prove(inner: Weak<Inner>, link: Link) {
+    let fences = &*link.fences;
+    let mut beat_at = Instant::now() + HEARTBEAT;
     loop {
-        every.tick().await;
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
         if !link.alive.load(Ordering::Acquire) {
+            fences.fail();
             return;
         }
+        if !fences.wanted() && Instant::now() < beat_at {
+            let requested = std::pin::pin!(fences.requested());
+            let beat = std::pin::pin!(tokio::time::sleep_until(beat_at.into()));
+            futures_util::future::select(requested, beat).await;
+            continue;
+        }
+        let Some(strong) = inner.upgrade() else {
+            fences.fail();
+            return;
+        };
+        if fences.wanted() {
+            strong.fences.fetch_add(1, Ordering::Relaxed);
+        }
+        let n = fences.next();
         let sent = Instant::now();
         let mut conn = link.conn.clone();
         let timeout = strong.command_timeout.min(MAX_SILENCE);
@@ -446,12 +493,15 @@ async fn heartbeat(inner: Weak<Inner>, link: Link) {
             Ok(Ok(()))
         );
         let Some(strong) = inner.upgrade() else {
+            fences.fail();
             return;
         };
         if ok {
             link.proven.fetch_max(strong.micros(sent), Ordering::AcqRel);
+            fences.answered(n);
+            beat_at = sent + HEARTBEAT;
         } else {
-            tracing::debug!(target: "session::redis", "client cache: tracking connection silent; dropping the cache");
+            tracing::debug!(target: "session::redis", "client cache: tracking connection silent or gone; dropping the cache");
             strong.drop_link(&link, &mut lock(&strong.table));
             return;
         }

@@ -1,5 +1,5 @@
 //! The client cache against a real redis-server: the conformance suite through it, hits that
-//! cost no round trip, and its promises attacked: two store instances (two app servers) where
+//! read no record (only a read fence), and its promises attacked: two store instances (two app servers) where
 //! one writes, destroys or touches while the other reads, the invalidation delay measured
 //! (p50/p99 printed), concurrent readers that must never go back in time, a killed tracking
 //! connection, a paused and a restarted server, the byte bound, and a logout on one app server
@@ -34,7 +34,7 @@ async fn conformance_through_the_cache() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_read_costs_no_round_trip() {
+async fn a_second_read_reads_no_record() {
     let url = support::shared_url();
     let store = cached(&url, &support::unique_prefix("cache_hit")).await;
     let k = key("hit");
@@ -62,6 +62,8 @@ async fn a_second_read_costs_no_round_trip() {
     let after = store.client_cache_stats().unwrap();
     assert_eq!(after.hits - before.hits, 100);
     assert_eq!(after.misses, before.misses);
+    // Each hit waited for a read fence (a PING; one at a time here, so one each).
+    assert_eq!(after.fences - before.fences, 100, "{after:?}");
     // Other tests share the server, so only this store's own reads are counted: none of the
     // hundred reached Redis (others' reads could only add calls; a miss here would be ours).
     let hgetall_after = calls(support::cmd(&url, &["INFO", "commandstats"]).await);
@@ -76,26 +78,26 @@ async fn a_second_read_costs_no_round_trip() {
     assert_eq!(n_of(&store, &later).await, Some(1));
 }
 
-/// Two app servers: one writes (saves, destroys), the other must see each write within the
-/// bound. Hundreds of rounds; the delay from the write's return to the first fresh read is
-/// measured.
+/// Two app servers: one writes (saves, destroys), the other must see each write as soon as it
+/// returned (its next read waits for a read fence). Hundreds of rounds; the delay from the
+/// write's return to the invalidation's arrival is measured.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_one_server_reaches_the_others_cache() {
     let (a, b, k) = two_servers("cache_two").await;
     let mut delays = Vec::new();
-    let mut stale_after_bound = 0;
-    // Waits until A has dropped its copy (no network: the stats), then checks A reads `want`;
-    // the delay from the write's return to the drop.
+    let mut stale = 0;
+    // Checks A reads `want` at once, then how long after the write's return A's copy had gone
+    // (no network: the stats).
     let observe = |dropped_before: u64, returned: Instant, want: Option<u64>| {
         let (a, k) = (&a, &k);
         async move {
+            let fresh = n_of(a, k).await == want;
             while a.client_cache_stats().unwrap().invalidations == dropped_before
-                && returned.elapsed() < BOUND
+                && returned.elapsed() < Duration::from_secs(5)
             {
                 tokio::task::yield_now().await;
             }
-            let delay = returned.elapsed();
-            (delay, n_of(a, k).await == want && delay < BOUND)
+            (returned.elapsed(), fresh)
         }
     };
     for n in 1..=400u64 {
@@ -108,7 +110,7 @@ async fn a_write_on_one_server_reaches_the_others_cache() {
             b.destroy(&k).await.unwrap();
             let (delay, fresh) = observe(dropped, Instant::now(), None).await;
             delays.push(delay);
-            stale_after_bound += u32::from(!fresh);
+            stale += u32::from(!fresh);
             b.create(&k, &record(n), Duration::from_secs(60))
                 .await
                 .unwrap();
@@ -117,17 +119,17 @@ async fn a_write_on_one_server_reaches_the_others_cache() {
             set_n(&b, &k, n).await;
             let (delay, fresh) = observe(dropped, Instant::now(), Some(n)).await;
             delays.push(delay);
-            stale_after_bound += u32::from(!fresh);
+            stale += u32::from(!fresh);
         }
     }
-    assert_eq!(stale_after_bound, 0, "reads stale past {BOUND:?}");
+    assert_eq!(stale, 0, "reads stale after the write returned");
     let stats = a.client_cache_stats().unwrap();
     assert!(stats.hits >= 400, "{stats:?}");
     assert!(stats.invalidations >= 400, "{stats:?}");
     assert_eq!(stats.flushes, 1, "only the first connect: {stats:?}");
     delays.sort();
     eprintln!(
-        "invalidation delay after the write returned, {} writes: p50 {:?}, p99 {:?}, max {:?}",
+        "invalidation applied after the write returned, {} writes: p50 {:?}, p99 {:?}, max {:?}",
         delays.len(),
         percentile(&delays, 50),
         percentile(&delays, 99),
@@ -135,8 +137,8 @@ async fn a_write_on_one_server_reaches_the_others_cache() {
     );
 }
 
-/// Readers on one server while another server counts up: once a write has returned (and the
-/// bound passed), no read starting later sees an older value, and no reader goes back in time.
+/// Readers on one server while another server counts up: once a write has returned, no read
+/// starting later sees an older value, and no reader goes back in time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_readers_never_go_back_in_time() {
     let (a, b, k) = two_servers("cache_race").await;
@@ -174,11 +176,11 @@ async fn concurrent_readers_never_go_back_in_time() {
     for r in readers {
         for (started, n) in r.await.unwrap() {
             reads += 1;
-            // The newest write that had returned at least BOUND before this read started.
+            // The newest write that had returned before this read started.
             let floor = written_at
                 .iter()
                 .rev()
-                .find(|(_, at)| *at + BOUND <= started)
+                .find(|(_, at)| *at <= started)
                 .map_or(0, |(n, _)| *n);
             assert!(
                 n >= floor,
@@ -230,14 +232,11 @@ async fn a_killed_tracking_connection_drops_the_cache() {
             panic!("CLIENT KILL");
         };
         set_n(&b, &k, 100 + round).await;
-        let t = Instant::now();
-        while n_of(&a, &k).await != Some(100 + round) {
-            assert!(
-                t.elapsed() < BOUND,
-                "a stale read after the connection was killed"
-            );
-            tokio::task::yield_now().await;
-        }
+        assert_eq!(
+            n_of(&a, &k).await,
+            Some(100 + round),
+            "a stale read after the connection was killed"
+        );
         assert!(a.client_cache_stats().unwrap().flushes > flushes);
     }
     // Caching works again on a new connection.
@@ -385,17 +384,10 @@ async fn a_touch_moves_the_cached_expiry() {
             hits + 1,
             "the touch kept the entry"
         );
-        let t = Instant::now();
-        loop {
-            let Loaded::Live(r) = b.load(&k).await.unwrap() else {
-                panic!("gone")
-            };
-            if r.meta.expire == Some(1_000_000 + i) {
-                break;
-            }
-            assert!(t.elapsed() < BOUND, "B kept the old expiry");
-            tokio::task::yield_now().await;
-        }
+        let Loaded::Live(r) = b.load(&k).await.unwrap() else {
+            panic!("gone")
+        };
+        assert_eq!(r.meta.expire, Some(1_000_000 + i), "B kept the old expiry");
     }
     // A touch of a destroyed record is reported, and nothing stays cached.
     b.destroy(&k).await.unwrap();
@@ -461,7 +453,6 @@ async fn a_logout_on_one_app_server_holds_on_the_other() {
     };
     let server_a = support::serve(layer(cached(&url, &prefix).await)).await;
     let server_b = support::serve(layer(cached(&url, &prefix).await)).await;
-    let mut immediate_stale = 0;
     for _ in 0..100 {
         let c = support::jar_client();
         assert_eq!(
@@ -483,27 +474,11 @@ async fn a_logout_on_one_app_server_holds_on_the_other() {
             support::text(&c, format!("{server_b}/views")).await,
             "3 views"
         );
-        immediate_stale += settle(&c, &server_a, r#"{"views":3}"#).await;
-        assert_eq!(support::text(&c, format!("{server_b}/logout")).await, "bye");
-        immediate_stale += settle(&c, &server_a, "{}").await;
-    }
-    eprintln!("A's first read after B's write was stale {immediate_stale} times in 200");
-}
-
-/// Reads `/read` on `server` until it answers `want` (within [`BOUND`]); whether the first
-/// answer was stale.
-async fn settle(c: &reqwest::Client, server: &str, want: &str) -> u32 {
-    let t = Instant::now();
-    let mut stale = 0;
-    loop {
-        let got = support::text(c, format!("{server}/read")).await;
-        if got == want {
-            return stale;
-        }
-        stale = 1;
-        assert!(
-            t.elapsed() < BOUND,
-            "still {got} instead of {want} after {BOUND:?}"
+        assert_eq!(
+            support::text(&c, format!("{server_a}/read")).await,
+            r#"{"views":3}"#
         );
+        assert_eq!(support::text(&c, format!("{server_b}/logout")).await, "bye");
+        assert_eq!(support::text(&c, format!("{server_a}/read")).await, "{}");
     }
 }

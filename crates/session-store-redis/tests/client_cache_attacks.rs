@@ -28,56 +28,27 @@ async fn writes_elsewhere_reach_a_cache_that_touches() {
             Updated::Updated
         );
         set_n(&b, &k, round).await;
-        let t = Instant::now();
-        while n_of(&a, &k).await != Some(round) {
-            assert!(
-                t.elapsed() < BOUND,
-                "round {round}: A missed B's save after its touch"
-            );
-            tokio::task::yield_now().await;
-        }
+        assert_eq!(
+            n_of(&a, &k).await,
+            Some(round),
+            "round {round}: A missed B's save after its touch"
+        );
     }
     assert_eq!(
         a.touch(&k, meta(), Duration::from_secs(60)).await.unwrap(),
         Updated::Updated
     );
     b.destroy(&k).await.unwrap();
-    let t = Instant::now();
-    while n_of(&a, &k).await.is_some() {
-        assert!(
-            t.elapsed() < BOUND,
-            "A served a logged-out session after its touch"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Kills every tracking connection (flag `t` in `CLIENT LIST`) on the server at `url`.
-async fn kill_tracking(url: &str) -> u64 {
-    let list = match support::cmd(url, &["CLIENT", "LIST"]).await {
-        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
-        redis::Value::VerbatimString { text, .. } | redis::Value::SimpleString(text) => text,
-        other => panic!("CLIENT LIST: {other:?}"),
-    };
-    let mut killed = 0;
-    for line in list.lines() {
-        let field = |name: &str| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix(name))
-                .unwrap_or_default()
-                .to_owned()
-        };
-        if field("flags=").contains('t') {
-            support::cmd(url, &["CLIENT", "KILL", "ID", &field("id=")]).await;
-            killed += 1;
-        }
-    }
-    killed
+    assert_eq!(
+        n_of(&a, &k).await,
+        None,
+        "A served a logged-out session after its touch"
+    );
 }
 
 /// B counts up to 400 while A reads (and, with `touch`, touches after every read, as
 /// `rolling` does) and, with `kill`, every tracking connection is killed every 15 ms. A read
-/// must never return a value older than one whose write returned [`BOUND`] before it started.
+/// must never return a value older than one whose write returned before it started.
 async fn stress(touch: bool, kill: bool) {
     let server = support::Server::start(&[]);
     let url = server.url();
@@ -117,14 +88,9 @@ async fn stress(touch: bool, kill: bool) {
                 if let Ok(Loaded::Live(r)) = a.load(&k).await {
                     reads += 1;
                     let v = r.data["n"].as_u64().unwrap();
-                    let bound = u64::try_from(BOUND.as_micros()).unwrap();
+                    // The newest value whose write had returned before this read started.
                     let floor = (0..=400u64)
-                        .filter(|i| {
-                            returned[*i as usize]
-                                .load(Ordering::Relaxed)
-                                .saturating_add(bound)
-                                <= started
-                        })
+                        .filter(|i| returned[*i as usize].load(Ordering::Relaxed) <= started)
                         .max()
                         .unwrap_or(0);
                     stale += u64::from(v < floor);
@@ -145,7 +111,7 @@ async fn stress(touch: bool, kill: bool) {
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    tokio::time::sleep(BOUND + Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
     stop.store(true, Ordering::Relaxed);
     let kills = killer.await.unwrap();
     let (stale, reads) = reader.await.unwrap();
@@ -275,7 +241,7 @@ async fn freezing_proxy(upstream: u16, freeze: Arc<AtomicBool>) -> u16 {
 
 /// Only the tracking connection goes silent; the pool is fine: every load still succeeds,
 /// within the command timeout plus a pool round trip, and none is served from the silent
-/// connection's cache after the silence bound.
+/// connection's cache (its read fence never comes back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_holed_tracking_connection_leaves_loads_on_the_pool() {
     let upstream = support::Server::start(&[]);
@@ -305,19 +271,13 @@ async fn a_black_holed_tracking_connection_leaves_loads_on_the_pool() {
         );
         match got {
             Some(2) => {}
-            Some(1) => {
-                stale += 1;
-                assert!(
-                    frozen.elapsed() < Duration::from_millis(1300),
-                    "stale {:?} after the silence began",
-                    frozen.elapsed()
-                );
-            }
+            Some(1) => stale += 1,
             other => panic!("{other:?}"),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("stale reads during the first second of silence: {stale}");
+    // A read fence can't come back on the silent connection: the load goes to Redis.
+    assert_eq!(stale, 0, "stale reads from a silent tracking connection");
 }
 
 /// A write dropped while Redis holds it (the middleware's store timeout, a client gone): it

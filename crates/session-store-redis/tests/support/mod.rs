@@ -272,7 +272,8 @@ impl Drop for Cluster {
 
 /// The test app: `/views` counts, `/read` answers the data, `/slow-set?k=v` loads, waits
 /// 100 ms (so two requests overlap) and sets one key, `/login?OWNER` regenerates and binds
-/// the session to OWNER (`/plain-login?USER` without binding), `/logout` destroys.
+/// the session to OWNER (`/plain-login?USER` without binding), `/logout` destroys,
+/// `/revoke-all` revokes every session of the session's owner.
 pub async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let s = Session::from_request(&req).unwrap();
     let path = req.uri().path().to_owned();
@@ -294,6 +295,13 @@ pub async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
             "/logout" => {
                 s.destroy().await?;
                 "bye".into()
+            }
+            "/revoke-all" => {
+                // "Log out everywhere" for the session's own owner.
+                match s.owner().await? {
+                    Some(owner) => s.revoke_all_sessions(&owner).await?.to_string(),
+                    None => "anonymous".into(),
+                }
             }
             "/login" => {
                 // `/login?OWNER`: a new id, bound to the owner.
