@@ -118,6 +118,21 @@ impl Failures {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Holds new connects off for [`HOLD_OFF`] if the server itself refused this one. Called
+    /// by the connect, before bb8 frees its pool slot: from the error sink (after the slot was
+    /// freed), a checkout on another thread could start a connect on the slot in between.
+    fn hold_off(&self, e: &tokio_postgres::Error) {
+        // A server starting up (57P03) is about to take connections: not held off, or every
+        // restart would fail calls for the hold-off after the server is ready.
+        if e.code().is_some_and(|c| *c != SqlState::CANNOT_CONNECT_NOW) {
+            // The event under the lock and before the instant the hold-off counts from (see
+            // `connect`): no connect's event falls within HOLD_OFF after it.
+            let mut held = self.held();
+            tracing::debug!(target: "session::postgres", "connects held off");
+            *held = Some(Instant::now() + HOLD_OFF);
+        }
+    }
+
     fn announce(&self, e: &ConnectError) {
         let e = match e {
             ConnectError::Postgres(e) => e,
@@ -127,11 +142,6 @@ impl Failures {
                 return;
             }
         };
-        // A server starting up (57P03) is about to take connections: not held off, or every
-        // restart would fail calls for the hold-off after the server is ready.
-        if e.code().is_some_and(|c| *c != SqlState::CANNOT_CONNECT_NOW) {
-            *self.held() = Some(Instant::now() + HOLD_OFF);
-        }
         let refused = std::error::Error::source(e)
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
@@ -239,18 +249,25 @@ impl bb8::ManageConnection for Manager {
     type Error = ConnectError;
 
     async fn connect(&self) -> Result<PgConn, ConnectError> {
-        if self
-            .failures
-            .held()
-            .is_some_and(|until| Instant::now() < until)
         {
-            return Err(ConnectError::HeldOff);
+            let held = self.failures.held();
+            if held.is_some_and(|until| Instant::now() < until) {
+                return Err(ConnectError::HeldOff);
+            }
+            // Under the lock, as is the event of a hold-off: the events come in the order the
+            // hold-off was checked and set (a fault test checks none of these begins within
+            // HOLD_OFF after one).
+            tracing::debug!(target: "session::postgres", "connecting");
         }
         // Ends (and stops counting) before bb8 hands a failure to the sink.
         let _connecting = Connecting::new(&self.failures.connecting);
-        let conn = self.open().await?;
-        *self.failures.held() = None;
-        Ok(conn)
+        // A connect that succeeds lifts no hold-off: it began before the refusal that set it
+        // (none begins during one), so it says nothing of the server since. (Lifting it let a
+        // whole second wave of connects follow a refused one at once.)
+        self.open().await.map_err(|e| {
+            self.failures.hold_off(&e);
+            e.into()
+        })
     }
 
     async fn is_valid(&self, conn: &mut PgConn) -> Result<(), ConnectError> {
