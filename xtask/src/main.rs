@@ -5,7 +5,8 @@
 //!   cluster it starts, the browser ones in Chromium through a chromedriver it starts, each
 //!   installed with apt-get when missing and running as root), docs without warnings, and
 //!   `cargo publish --dry-run` of every library crate.
-//! - `cargo xtask tidy`: module docs, unused dependencies, over-long files (see `tidy.rs`).
+//! - `cargo xtask tidy`: module docs, unused dependencies, over-long files, module cycles,
+//!   Markdown links (see `tidy.rs`).
 //! - `cargo xtask test-redis`: every Redis-backed test, against `REDIS_URL` if set, else a
 //!   `redis-server` it starts on a free loopback port without persistence and stops after.
 //! - `cargo xtask test-postgres`: every PostgreSQL-backed test, against `DATABASE_URL` if set,

@@ -7,10 +7,14 @@
 //! - no file of a `src/` folder is over [`MAX_LINES`] lines unless its module doc says why, in a
 //!   sentence starting with [`LONG_FILE_NOTE`];
 //! - the modules of a crate depend on each other one way: no module reaches (through
-//!   `crate::...` or `super::...` paths, outside its tests) a module that reaches it back.
+//!   `crate::...` or `super::...` paths, outside its tests) a module that reaches it back;
+//! - every relative link of the Markdown files git tracks leads to a file, and an `#anchor` to
+//!   a heading of it (as GitHub names them).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+mod links;
 
 /// Longest `src/` file without a word on why.
 const MAX_LINES: usize = 600;
@@ -47,6 +51,7 @@ pub fn run() -> Result<(), String> {
         check_dependencies(dir, &mut problems);
         check_module_cycles(dir, &sources, &mut problems);
     }
+    links::check(&mut problems);
     if problems.is_empty() {
         eprintln!("xtask: tidy: {} packages clean", PACKAGES.len());
         Ok(())

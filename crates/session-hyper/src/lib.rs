@@ -7,20 +7,16 @@
 //! decision of `session-core`: `Set-Cookie`, store writes, removal cookies on destroy. A store
 //! failure becomes a fast 503 with `Retry-After` (or the response of your error hook); a commit
 //! that fails after the handler ran replaces the response, it is never swallowed. Nothing is
-//! saved on a 5xx unless configured.
+//! saved on a 5xx unless configured. A session over its store's size limit or the cookie's
+//! 4096 bytes is an error the app sees ([`Error::is_too_large`]; 500 by default, or what
+//! [`SessionLayerBuilder::on_error`] says).
 //!
-//! Races and hostile input are handled by rule, not by luck:
-//! - a regenerate racing a destroy never keeps the destroyed session alive (in either order);
-//! - of several cookies of the session's name, the first that verifies and is a live session
-//!   wins, so a dead cookie planted ahead of the real one changes nothing;
-//! - a request that carries an id a regenerate has just superseded (a parallel request around a
-//!   login), or more cookies of the session's name than are checked (planted cookies), is
-//!   anonymous, writes nothing and sets no cookie unless it destroys or regenerates, so it can't
-//!   overwrite or remove the browser's newer cookie (a destroy then still ends the session
-//!   hidden among the cookies);
-//! - a record the store can't decode counts as missed: it is deleted and a new session starts;
-//! - a session over its store's size limit or the cookie's 4096 bytes is an error the app sees
-//!   ([`Error::is_too_large`]; 500 by default, or what [`SessionLayerBuilder::on_error`] says).
+//! Races and hostile input are handled by rule, not by luck: a logout is never undone by a
+//! concurrent request, parallel requests around a login keep the user logged in, planted
+//! cookies can't log anyone out, and a corrupt record is a new session. The rules are written
+//! out in [`session_core::behaviour`]; the repository's guide (`docs/`) has a chapter per
+//! topic (stores, cookie modes, a user's sessions, options, operations) and the attack that
+//! tests each promise.
 //!
 //! # One crate to start
 //! This crate re-exports what an app names: [`Config`] and its option types, the [`Store`]
@@ -28,7 +24,7 @@
 //! `redis`; `redis-tls` for `rediss://`) and `PostgresStore` (feature `postgres`). With the `axum` feature, [`Session`] is a handler
 //! argument and [`Error`] a handler's error type (see the `axum` section below). The crates
 //! behind it (`session-core`, `session-cookie`, `session-store-memory`,
-//! `session-store-redis`) stay usable on their own.
+//! `session-store-redis`, `session-store-postgres`) stay usable on their own.
 //!
 //! # Example (hyper)
 //! ```

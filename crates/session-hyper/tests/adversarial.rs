@@ -1,5 +1,6 @@
-//! The attack suite: every promise the README makes, tried the way an attacker or a busy
-//! browser would, over real TCP against a real server, on the memory store and on Redis.
+//! The attack suite: the promises of the guide's `docs/promises.md`, tried the way an attacker
+//! or a busy browser would, over real TCP against a real server, on the memory store and on
+//! Redis.
 //!
 //! Each attack counts what went wrong over its iterations and asserts zero. Cookies are kept by
 //! hand (no client jar) so a test sends exactly what it means to, planted cookies included.

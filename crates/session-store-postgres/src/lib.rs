@@ -49,6 +49,9 @@
 //! - **A user's sessions**: the owner index (see `session_core::owner`) is a table beside the
 //!   sessions (`<table>_owners`), one statement per call; a listing joins the sessions table.
 //!
+//! Deploying it (the sweeper, connections, TLS) is the chapter "Operations" of the guide in
+//! the repository (`docs/operations.md`).
+//!
 //! # Schema
 //! [`PostgresStore::migrate`] creates it (`IF NOT EXISTS`: safe at every start); [`schema`]
 //! gives the SQL for those who manage schemas themselves. For the default table `sessions`:

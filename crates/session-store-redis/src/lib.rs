@@ -21,8 +21,7 @@
 //!   can write to Redis can set it, and that program can write any record). Thousands of keys
 //!   per create or save are fine (the scripts write in chunks). The limit counts what the data
 //!   holds, not Redis's own overhead of some tens of bytes per hash field: a record of
-//!   thousands of tiny keys takes several times its counted size in Redis memory (8,000
-//!   one-byte keys: about 450 KB by `MEMORY USAGE`).
+//!   thousands of tiny keys takes several times its counted size in Redis memory.
 //! - **Foreign data is corrupt, not an outage**: a value of another Redis type under a session
 //!   key, or a hash this store can't read, is [`StoreError::Corrupt`]; the middleware then
 //!   deletes it and starts a new session.
@@ -61,9 +60,8 @@
 //!   index cleans itself without keyspace notifications or a background task. A listing is one
 //!   script for the index and one read-only probe per session (all in flight at once). The koa
 //!   format keeps no index (koa drops the `_owner` binding when it writes a record). Needs
-//!   Redis 6.2 or newer (`ZADD ... GT`). Under `volatile-ttl` an owner's index outlives its
-//!   sessions (its TTL is its latest entry's time plus a minute), so it is evicted after them,
-//!   roughly (Redis samples); `noeviction` keeps it exact.
+//!   Redis 6.2 or newer (`ZADD ... GT`). The index's TTL is its latest entry's time plus a
+//!   minute.
 //! - Passwords in the URL never appear in `Debug` or logs. ACL users (`redis://user:pass@...`)
 //!   work; `rediss://` (TLS, through rustls with the ring provider) needs the `tls` feature.
 //!
@@ -85,37 +83,27 @@
 //! server's memory, kept right by Redis's server-assisted client-side caching (`CLIENT
 //! TRACKING` over RESP3). **A read served from the cache reflects every write, logout and
 //! revoke whose answer any app server sharing the Redis had returned before the read began**:
-//! it is served only after a read fence, a `PING` on the tracking connection sent after the
-//! read began, has come back behind every invalidation Redis queued before it (one `PING` at a
-//! time serves all the reads waiting). So a cached read costs Redis a share of a `PING`
-//! instead of a `HGETALL`, and a rolling read its fence and its touch. A lost connection drops
-//! the whole cache, and a silent one fails the next fence; meanwhile loads go through the
-//! pool. Memory is bounded in bytes (least recently used first out). One server only for now:
-//! not on Cluster ([`RedisBuildError::ClientCacheUnsupported`]). The builder's method has the
-//! details. [`RedisStore::client_cache_stats`] tells how it does.
+//! instead of a `HGETALL` it waits for a read fence, a `PING` shared by the reads waiting.
+//! Memory is bounded in bytes. One server only for now: not on Cluster
+//! ([`RedisBuildError::ClientCacheUnsupported`]). The builder's method has the rule's
+//! mechanics, what happens when the connection is lost, and the costs;
+//! [`RedisStore::client_cache_stats`] tells how it does.
 //!
 //! # Redis Cluster
 //! [`RedisStore::cluster`] takes seed nodes and works exactly as on one server, delta writes
 //! and the koa format included: every command and script touches one key, so no hash tags are
 //! needed, and the `redis` crate's cluster connection follows `MOVED`/`ASK` and refreshes its
 //! slot map by itself. When a master dies, calls for its slots fail fast (within the command
-//! timeout) until a replica is promoted (a few seconds, set by the cluster's
-//! `cluster-node-timeout`; the repository's BENCHMARKS.md has measured failovers), then succeed again without
-//! restarting anything. Run the cluster with
-//! `cluster-require-full-coverage no`, or Redis stops serving *every* slot while one shard is
-//! down.
+//! timeout) until a replica is promoted, then succeed again without restarting anything.
 //!
 //! # What Redis does not promise
 //! Replication is asynchronous: an acknowledged write, a logout included, can be lost when a
 //! replica is promoted (in a cluster failover or a Sentinel switch), and the session then comes
-//! back. The store does not wait for replicas (no `WAIT`): it would add a round trip to every
-//! write and still guarantee nothing under partitions. What bounds the damage is the expiry kept
-//! inside every record (`_expire`, and the absolute lifetime when configured): a resurrected
-//! session still ends on time. For high-value sessions use a short max-age and an absolute
-//! lifetime. Use a dedicated Redis with `maxmemory-policy noeviction` (or `volatile-ttl`: every
-//! session key has a TTL, and the keys closest to expiry go first: supersede markers, then the
-//! sessions with the least time left); `allkeys-*` policies silently evict live sessions. Reads
-//! always go to masters (replica reads would break read-your-writes).
+//! back, until the expiry kept inside its record (`_expire`, and the absolute lifetime when
+//! configured) ends it. The store does not wait for replicas (no `WAIT`). Reads always go to
+//! masters (replica reads would break read-your-writes). How to deploy Redis for sessions (the
+//! eviction policy, Cluster settings, high-value sessions) is the chapter "Operations" of the
+//! guide in the repository (`docs/operations.md`).
 //!
 //! # Example
 //! ```no_run
