@@ -16,7 +16,7 @@ use session_core::{
 use crate::Error;
 use crate::handle::Session;
 use crate::headers::Headers;
-use crate::owners;
+use crate::index;
 use crate::shared::{Backend, Shared};
 
 /// Ids drawn before giving up on a create (a collision of 256-bit ids means a broken generator).
@@ -132,11 +132,11 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     if plan.index.is_some() {
         // Bound through a `before_save` hook where no index is kept (cookie mode, koa-compat):
         // an error the app sees rather than a binding silently dropped.
-        owners::check_index(shared)?;
+        index::check_index(shared)?;
     }
 
     let outcome = match &shared.backend {
-        Backend::Store(store) => store_write(session, store.as_ref(), &plan, work).await?,
+        Backend::Store(store) => store_write(session, store.as_ref(), &plan, work, now).await?,
         Backend::Cookie(_) => match work {
             Work::Destroy => Outcome::Remove,
             Work::Cookie { record, .. }
@@ -195,11 +195,14 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     Ok(())
 }
 
+/// The store's part of a commit, at the commit's time `now` (the index entries it files and
+/// removes are stamped with it: one clock reading per commit).
 async fn store_write(
     session: &Session,
     store: &dyn DynStore,
     plan: &Plan,
     work: Work,
+    now: u64,
 ) -> Result<Outcome, Error> {
     let shared = &*session.0.shared;
     let config = &shared.config;
@@ -233,9 +236,9 @@ async fn store_write(
             let regenerated = superseded_id(plan);
             if regenerated.is_none() {
                 // An identity that ends for good (destroyed, expired, rejected) goes first.
-                end_retired(session, store, plan).await?;
+                end_retired(session, store, plan, now).await?;
             }
-            let (id, key) = create_fresh(session, store, &record, ttl, plan).await?;
+            let (id, key) = create_fresh(session, store, &record, ttl, plan, now).await?;
             let Some(old) = regenerated else {
                 return Ok(Outcome::Write {
                     id: Some(id),
@@ -254,7 +257,7 @@ async fn store_write(
                     // The old id's entry goes (the session is listed under its new one), off
                     // the request's path: a login costs one index call.
                     if let Some(owner) = plan.retire.as_ref().and_then(|r| r.owner.clone()) {
-                        owners::unfile_later(&session.0.shared, owner, old_key);
+                        index::unfile_later(&session.0.shared, owner, old_key, now);
                     }
                     return Ok(Outcome::Write {
                         id: Some(id),
@@ -295,13 +298,13 @@ async fn store_write(
             let key = session.store_key(&id);
             if let Some(binding) = &plan.index {
                 // The index first: a session whose record is written is always listed.
-                owners::file(shared, binding, &key, config.now_ms()).await?;
+                index::file(shared, binding, &key, now).await?;
             }
             let got = shared.timed(store.save_dyn(&key, change, ttl)).await?;
             if let (Some(binding), Updated::NotFound | Updated::Superseded) = (&plan.index, got) {
                 // The entry just written names a record that is gone (revoked, or moved to a
                 // new id whose own entry lists it): it goes again.
-                owners::unfile(shared, &binding.owner, &key, config.now_ms()).await;
+                index::unfile(shared, &binding.owner, &key, now).await;
             }
             let meta = plan.meta;
             Ok(told(got, id, Record { data, meta }))
@@ -310,7 +313,7 @@ async fn store_write(
             let mut keys: Vec<StoreKey> = retired_key(session, plan).into_iter().collect();
             keys.extend(presented_keys(session, plan));
             end_sessions(session, store, keys).await?;
-            unfile_retired(session, plan).await;
+            unfile_retired(session, plan, now).await;
             Ok(Outcome::Remove)
         }
     }
@@ -344,6 +347,7 @@ async fn create_fresh(
     record: &Record,
     ttl: std::time::Duration,
     plan: &Plan,
+    now: u64,
 ) -> Result<(SessionId, StoreKey), Error> {
     let shared = &*session.0.shared;
     let config = &shared.config;
@@ -351,7 +355,7 @@ async fn create_fresh(
         let id = config.ids().generate().map_err(Error::Random)?;
         let key = config.key_derivation().derive(&id);
         if let Some(binding) = &plan.index {
-            owners::file(shared, binding, &key, config.now_ms()).await?;
+            index::file(shared, binding, &key, now).await?;
         }
         match shared.timed(store.create_dyn(&key, record, ttl)).await {
             Ok(Created::Inserted) => return Ok((id, key)),
@@ -371,21 +375,26 @@ async fn create_fresh(
 
 /// Deletes the record of the identity the plan ends, if it has one, and every session a
 /// regenerate moved it to meanwhile (a logout ends the session, whatever id it lives under).
-async fn end_retired(session: &Session, store: &dyn DynStore, plan: &Plan) -> Result<(), Error> {
+async fn end_retired(
+    session: &Session,
+    store: &dyn DynStore,
+    plan: &Plan,
+    now: u64,
+) -> Result<(), Error> {
     let keys: Vec<StoreKey> = retired_key(session, plan).into_iter().collect();
     end_sessions(session, store, keys).await?;
-    unfile_retired(session, plan).await;
+    unfile_retired(session, plan, now).await;
     Ok(())
 }
 
 /// Removes the ended identity from its owner's index, if it was bound (best effort).
-async fn unfile_retired(session: &Session, plan: &Plan) {
+async fn unfile_retired(session: &Session, plan: &Plan, now: u64) {
     let Some(retired) = &plan.retire else { return };
     let (Some(owner), Some(key)) = (retired.owner.as_deref(), retired_key(session, plan)) else {
         return;
     };
     let shared = &*session.0.shared;
-    owners::unfile(shared, owner, &key, shared.config.now_ms()).await;
+    index::unfile(shared, owner, &key, now).await;
 }
 
 /// The store key of the identity the plan ends, if a record exists for it.

@@ -167,6 +167,7 @@ mod commit;
 mod error;
 mod handle;
 mod headers;
+mod index;
 mod layer;
 mod owners;
 mod shared;

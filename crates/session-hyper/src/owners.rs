@@ -1,9 +1,10 @@
 //! A user's sessions: binding a session to an owner, listing an owner's sessions, revoking one,
 //! all, or all but the current one ("log out everywhere else").
 //!
-//! The store keeps an index per owner (see `session_core::owner`). The index is written before
-//! the record, so every live owned session is listed; revoking destroys the records first and
-//! then removes their entries, so a session is never unlisted while alive.
+//! The store keeps an index per owner (see `session_core::owner`). The commit writes an entry
+//! before the record (`crate::index`), so every live owned session is listed; revoking
+//! destroys the records first and then removes their entries, so a session is never unlisted
+//! while alive.
 
 use std::sync::Arc;
 
@@ -12,14 +13,14 @@ use futures_util::stream;
 use session_core::driver::SessionDriver;
 use session_core::expiry::STORE_TTL_MARGIN_MS;
 use session_core::owner::{
-    Binding, CLOCK_SKEW_ALLOWANCE_MS, Handle, IN_FLIGHT_GRACE_MS, IndexEntry, Indexed, OWNER_KEY,
-    OwnerIndex, check_owner,
+    Binding, Handle, IN_FLIGHT_GRACE_MS, IndexEntry, Indexed, OWNER_KEY, OwnerIndex, check_owner,
 };
 use session_core::{Destroyed, DynStore, Loaded, SessionError, SessionInfo, StoreKey};
 
 use crate::Error;
 use crate::handle::Session;
-use crate::shared::{Backend, Shared};
+use crate::index::{index_of, index_time};
+use crate::shared::Shared;
 
 /// Regenerate successors a revoke follows from each session (as a logout does).
 const MAX_SUCCESSORS: usize = 8;
@@ -68,37 +69,6 @@ impl Owners {
     }
 }
 
-/// The time the index calls measure against: the caller's clock less the allowed skew, so a
-/// server whose clock runs ahead never drops an entry another server still counts on.
-fn index_time(now: u64) -> u64 {
-    now.saturating_sub(CLOCK_SKEW_ALLOWANCE_MS)
-}
-
-/// The store and its owner index, or [`Error::NoOwnerIndex`].
-fn index_of(shared: &Shared) -> Result<(&dyn DynStore, &dyn OwnerIndex), Error> {
-    match &shared.backend {
-        Backend::Store(store) if !shared.config.koa_compat() => {
-            let index = store.owner_index_dyn().ok_or(Error::NoOwnerIndex)?;
-            Ok((store.as_ref(), index))
-        }
-        _ => Err(Error::NoOwnerIndex),
-    }
-}
-
-/// Fails with [`Error::NoOwnerIndex`] unless this layer keeps an owner index.
-pub(crate) fn check_index(shared: &Shared) -> Result<(), Error> {
-    index_of(shared).map(|_| ())
-}
-
-/// [`unfile`] in the background, off the request's path.
-pub(crate) fn unfile_later(shared: &Arc<Shared>, owner: String, key: StoreKey) {
-    let shared = Arc::clone(shared);
-    tokio::spawn(async move {
-        let now = shared.config.now_ms();
-        unfile(&shared, &owner, &key, now).await;
-    });
-}
-
 /// The owner index, for a valid owner id.
 fn owner_index<'a>(shared: &'a Shared, owner: &str) -> Result<&'a dyn OwnerIndex, Error> {
     check_owner(owner).map_err(SessionError::from)?;
@@ -114,38 +84,6 @@ async fn entries(
     let now = shared.config.now_ms();
     let found = shared.timed(index.entries(owner, index_time(now))).await?;
     Ok((now, found))
-}
-
-/// Files the session under `key` in its owner's index, to last until the binding says: the
-/// commit's step before it writes an owned record.
-pub(crate) async fn file(
-    shared: &Shared,
-    binding: &Binding,
-    key: &StoreKey,
-    now: u64,
-) -> Result<(), Error> {
-    let (_, index) = index_of(shared)?;
-    let entry = IndexEntry::new(key.clone(), binding.since, now, binding.device.clone());
-    let at = index_time(now);
-    shared
-        .timed(index.index(&binding.owner, &entry, binding.indexed_until, at))
-        .await
-}
-
-/// Removes the entry of an ended session from its owner's index. Best effort: an entry left
-/// behind names no live record, so it is never listed, and goes with its time or with the
-/// owner's next listing.
-pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u64) {
-    let Ok((_, index)) = index_of(shared) else {
-        return;
-    };
-    let handles = [Handle::of(key)];
-    if let Err(e) = shared
-        .timed(index.unindex(owner, &handles, index_time(now)))
-        .await
-    {
-        tracing::debug!(target: "session", error = %e, "could not remove an ended session from its owner's index; it is no longer listed and lapses by itself");
-    }
 }
 
 /// The owner's live sessions; `current` marks the ones filed under `mine`. Entries whose

@@ -1,0 +1,74 @@
+//! The owner-index bookkeeping of a commit: which index a layer keeps, filing a bound session
+//! in its owner's index before its record is written, and removing the entry of a session
+//! that ended. A leaf below the commit (`crate::commit`) and the owner API (`crate::owners`);
+//! every call takes the commit's (or the caller's) time instead of reading the clock.
+
+use std::sync::Arc;
+
+use session_core::owner::{Binding, CLOCK_SKEW_ALLOWANCE_MS, Handle, IndexEntry, OwnerIndex};
+use session_core::{DynStore, StoreKey};
+
+use crate::Error;
+use crate::shared::{Backend, Shared};
+
+/// The time the index calls measure against: the caller's clock less the allowed skew, so a
+/// server whose clock runs ahead never drops an entry another server still counts on.
+pub(crate) fn index_time(now: u64) -> u64 {
+    now.saturating_sub(CLOCK_SKEW_ALLOWANCE_MS)
+}
+
+/// The store and its owner index, or [`Error::NoOwnerIndex`].
+pub(crate) fn index_of(shared: &Shared) -> Result<(&dyn DynStore, &dyn OwnerIndex), Error> {
+    match &shared.backend {
+        Backend::Store(store) if !shared.config.koa_compat() => {
+            let index = store.owner_index_dyn().ok_or(Error::NoOwnerIndex)?;
+            Ok((store.as_ref(), index))
+        }
+        _ => Err(Error::NoOwnerIndex),
+    }
+}
+
+/// Fails with [`Error::NoOwnerIndex`] unless this layer keeps an owner index.
+pub(crate) fn check_index(shared: &Shared) -> Result<(), Error> {
+    index_of(shared).map(|_| ())
+}
+
+/// Files the session under `key` in its owner's index, to last until the binding says: the
+/// commit's step before it writes an owned record.
+pub(crate) async fn file(
+    shared: &Shared,
+    binding: &Binding,
+    key: &StoreKey,
+    now: u64,
+) -> Result<(), Error> {
+    let (_, index) = index_of(shared)?;
+    let entry = IndexEntry::new(key.clone(), binding.since, now, binding.device.clone());
+    let at = index_time(now);
+    shared
+        .timed(index.index(&binding.owner, &entry, binding.indexed_until, at))
+        .await
+}
+
+/// Removes the entry of an ended session from its owner's index. Best effort: an entry left
+/// behind names no live record, so it is never listed, and goes with its time or with the
+/// owner's next listing.
+pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u64) {
+    let Ok((_, index)) = index_of(shared) else {
+        return;
+    };
+    let handles = [Handle::of(key)];
+    if let Err(e) = shared
+        .timed(index.unindex(owner, &handles, index_time(now)))
+        .await
+    {
+        tracing::debug!(target: "session", error = %e, "could not remove an ended session from its owner's index; it is no longer listed and lapses by itself");
+    }
+}
+
+/// [`unfile`] in the background, off the request's path.
+pub(crate) fn unfile_later(shared: &Arc<Shared>, owner: String, key: StoreKey, now: u64) {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        unfile(&shared, &owner, &key, now).await;
+    });
+}
