@@ -217,7 +217,8 @@ impl RedisStoreBuilder {
     /// Keeps up to `max_bytes` of recently read sessions in this process, kept right by Redis
     /// (server-assisted client-side caching, Redis 6 or newer): a load of a session that
     /// nobody changed since this process last read it reads no record; it waits for a read
-    /// fence instead, a `PING` that many concurrent loads share.
+    /// fence instead, the reply to a command sent after it began on the same connection (a
+    /// write or a fill of another request, else a `PING` that many concurrent loads share).
     ///
     /// - **The rule: a load served from the cache reflects every write, logout and revoke
     ///   whose answer any app server sharing the Redis had returned before the load began.**
@@ -226,10 +227,12 @@ impl RedisStoreBuilder {
     ///   process holds and, when another client changes, deletes or expires one (a save, a
     ///   logout or a revoke on another app server, a Koa app, `redis-cli`, `FLUSHDB`), queues
     ///   an invalidation on that connection while it runs the write, before it answers the
-    ///   writer. A cached copy is served only after a `PING` sent on the same connection after
-    ///   the load began has come back, so every invalidation queued before it has been
-    ///   applied; one `PING` at a time is in flight, serving every load that began before it
-    ///   went out. A fence that doesn't come back within 250 ms (or the command timeout, if
+    ///   writer. A cached copy is served only after a command sent on the same connection
+    ///   after the load began has been answered, so every invalidation queued before it has
+    ///   been applied: another request's write or fill when there is one, else a `PING`, one
+    ///   at a time, serving every load that began before it went out (under load it lets the
+    ///   ready tasks run first, so the loads among them share it). A fence that doesn't come
+    ///   back within 250 ms (or the command timeout, if
     ///   shorter) gives the connection up and the load reads Redis through the pool, as it
     ///   would without the cache. Writes this process makes drop its own copy as they return,
     ///   or as their request is dropped. Not covered: `SWAPDB` (Redis sends no invalidation

@@ -106,8 +106,19 @@ pub(crate) fn breaks_connection(e: &RedisError) -> bool {
 /// requests' on it), and this process's own writes (`NOLOOP`) cost Redis no invalidation push
 /// back to it.
 pub(crate) trait Preferred: Send + Sync {
-    /// The connection and the flag that reports it broken, if there is a healthy one.
-    fn connection(&self) -> Option<(redis::aio::MultiplexedConnection, Arc<AtomicBool>)>;
+    /// The connection, if there is a healthy one.
+    fn connection(&self) -> Option<PreferredConn>;
+}
+
+/// The read fences of the preferred connection a command runs on, if it does.
+type Fenced = Option<Arc<crate::fence::Fences>>;
+
+/// The preferred connection: every command sent on it is a read fence of the client cache.
+pub(crate) struct PreferredConn {
+    pub(crate) conn: redis::aio::MultiplexedConnection,
+    /// Raised by a command that finds the connection dead.
+    pub(crate) broken: Arc<AtomicBool>,
+    pub(crate) fences: Arc<crate::fence::Fences>,
 }
 
 /// The store's way to Redis: a pool and the timeouts that bound every call. Cheap to clone
@@ -169,10 +180,17 @@ impl Redis {
         let mut preferred_failed = false;
         loop {
             attempt += 1;
-            let (conn, broken, preferred) = self.checkout().await?;
-            let retry_free = preferred && !preferred_failed;
+            let (conn, broken, fences) = self.checkout().await?;
+            let retry_free = fences.is_some() && !preferred_failed;
+            // On the preferred connection, the command is a read fence too.
+            let sent = fences.as_ref().map(crate::fence::Fences::send);
             match tokio::time::timeout(self.command_timeout, op(conn)).await {
-                Ok(Ok(v)) => return Ok(v),
+                Ok(Ok(v)) => {
+                    if let Some(sent) = sent {
+                        sent.answered();
+                    }
+                    return Ok(v);
+                }
                 Ok(Err(e)) => {
                     if breaks_connection(&e) {
                         broken.store(true, Ordering::Relaxed);
@@ -204,10 +222,10 @@ impl Redis {
     }
 
     /// A healthy connection (a clone; the pool slot is released on return), its broken flag,
-    /// and whether it is the preferred one.
-    async fn checkout(&self) -> Result<(AnyConn, Arc<AtomicBool>, bool), StoreError> {
-        if let Some((conn, broken)) = self.preferred.as_ref().and_then(|p| p.connection()) {
-            return Ok((AnyConn::Single(conn), broken, true));
+    /// and, for the preferred one, its read fences.
+    async fn checkout(&self) -> Result<(AnyConn, Arc<AtomicBool>, Fenced), StoreError> {
+        if let Some(p) = self.preferred.as_ref().and_then(|p| p.connection()) {
+            return Ok((AnyConn::Single(p.conn), p.broken, Some(p.fences)));
         }
         let (pool, failures) = match &self.pool {
             Pool::Own { pool, failures } => (pool, failures),
@@ -221,7 +239,7 @@ impl Redis {
                     Ok(Ok(c)) => Ok((
                         AnyConn::Cluster(c.clone()),
                         Arc::new(AtomicBool::new(false)),
-                        false,
+                        None,
                     )),
                     Ok(Err(e)) => Err(store_error(&e)),
                     Err(_) => Err(StoreError::Timeout(self.checkout_timeout)),
@@ -233,7 +251,7 @@ impl Redis {
                 return Ok((
                     AnyConn::Single((*conn).clone()),
                     Arc::new(AtomicBool::new(false)),
-                    false,
+                    None,
                 ));
             }
         };
@@ -267,7 +285,7 @@ impl Redis {
                 return Ok((
                     AnyConn::Single(c.inner.clone()),
                     Arc::clone(&c.broken),
-                    false,
+                    None,
                 ));
             }
             // Dropping it now makes bb8 check `has_broken` and discard it.

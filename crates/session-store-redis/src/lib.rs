@@ -34,7 +34,7 @@
 //!   costs one round trip, a changing one two, and so does a read under `rolling` (its touch is
 //!   the commit: it extends the session only if no login superseded it meanwhile). With the
 //!   client cache a read of an unchanged session reads no record: it waits for a read fence,
-//!   a `PING` shared by the reads waiting at the time.
+//!   usually a `PING` shared by the reads waiting at the time.
 //! - **Failures are fast and typed**: the pool checkout, connect and every command are bounded
 //!   by short timeouts (defaults: checkout 1 s, command 1 s), and a refused connection fails the
 //!   request at once instead of waiting the timeout out; a refused connection, a timeout, or
@@ -83,7 +83,8 @@
 //! server's memory, kept right by Redis's server-assisted client-side caching (`CLIENT
 //! TRACKING` over RESP3). **A read served from the cache reflects every write, logout and
 //! revoke whose answer any app server sharing the Redis had returned before the read began**:
-//! instead of a `HGETALL` it waits for a read fence, a `PING` shared by the reads waiting.
+//! instead of a `HGETALL` it waits for a read fence: the reply to any command sent after it
+//! began on the tracking connection, usually a `PING` shared by the reads waiting.
 //! Memory is bounded in bytes. One server only for now: not on Cluster
 //! ([`RedisBuildError::ClientCacheUnsupported`]). The builder's method has the rule's
 //! mechanics, what happens when the connection is lost, and the costs;

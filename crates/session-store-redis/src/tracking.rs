@@ -50,6 +50,9 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_millis(250);
 pub(crate) const MAX_SILENCE: Duration = Duration::from_secs(1);
 /// Least time between two attempts to open the tracking connection.
 pub(crate) const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// The most times the prover lets the other ready tasks run before it sends a fence `PING`
+/// while loads keep asking for one: they join the fence instead of needing the next one.
+const MAX_FENCE_YIELDS: usize = 8;
 /// The longest a load waits for its read fence (or the command timeout, if shorter); past it,
 /// the tracking connection is given up and the load goes through the pool.
 pub(crate) const FENCE_TIMEOUT: Duration = Duration::from_millis(250);
@@ -202,6 +205,7 @@ impl ClientCache {
         let mut conn = link.conn.clone();
         let mut pipe = redis::pipe();
         pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
+        let sent = link.fences.send();
         let reply = tokio::time::timeout(
             inner.command_timeout,
             pipe.query_async::<(Vec<(Vec<u8>, Vec<u8>)>, i64)>(&mut conn),
@@ -209,6 +213,7 @@ impl ClientCache {
         .await;
         match reply {
             Ok(Ok((fields, pttl))) => {
+                sent.answered();
                 let loaded = v1::decode(fields);
                 let mut table = lock(&inner.table);
                 let clean = claim.end(&mut table);
@@ -254,8 +259,12 @@ impl ClientCache {
         let mut conn = link.conn.clone();
         let mut inv = SCRIPTS.v1_touch.key(key);
         inv.arg(ttl_ms).arg(v1::meta_field(meta));
+        let sent = link.fences.send();
         let reply =
             tokio::time::timeout(inner.command_timeout, inv.invoke_async::<i64>(&mut conn)).await;
+        if let Ok(Ok(_)) = reply {
+            sent.answered();
+        }
         let retry = {
             let mut table = lock(&inner.table);
             let clean = claim.end(&mut table);
@@ -339,11 +348,15 @@ impl ClientCache {
 impl crate::connection::Preferred for ClientCache {
     /// Every command of the store runs on the tracking connection while it is up and proved
     /// alive lately; else on the pool.
-    fn connection(&self) -> Option<(MultiplexedConnection, Arc<AtomicBool>)> {
+    fn connection(&self) -> Option<crate::connection::PreferredConn> {
         let link = self.link()?;
         self.inner
             .is_fresh(&link, Instant::now())
-            .then(|| (link.conn.clone(), Arc::clone(&link.broken)))
+            .then(|| crate::connection::PreferredConn {
+                conn: link.conn.clone(),
+                broken: Arc::clone(&link.broken),
+                fences: Arc::clone(&link.fences),
+            })
     }
 }
 
@@ -475,6 +488,21 @@ async fn prove(inner: Weak<Inner>, link: Link) {
             futures_util::future::select(requested, beat).await;
             continue;
         }
+        if fences.wanted() {
+            // Let the tasks ready to run go first, as long as loads among them keep asking for
+            // a fence: they join this one (one `PING` serves them all). On an idle server the
+            // first pass brings nobody and the `PING` goes out at once.
+            for _ in 0..MAX_FENCE_YIELDS {
+                let asked = fences.asked();
+                tokio::task::yield_now().await;
+                if fences.asked() == asked {
+                    break;
+                }
+            }
+            if !fences.wanted() {
+                continue; // another command went out meanwhile and serves them
+            }
+        }
         let Some(strong) = inner.upgrade() else {
             fences.fail();
             return;
@@ -482,7 +510,7 @@ async fn prove(inner: Weak<Inner>, link: Link) {
         if fences.wanted() {
             strong.fences.fetch_add(1, Ordering::Relaxed);
         }
-        let n = fences.next();
+        let ping = link.fences.send();
         let sent = Instant::now();
         let mut conn = link.conn.clone();
         let timeout = strong.command_timeout.min(MAX_SILENCE);
@@ -498,11 +526,12 @@ async fn prove(inner: Weak<Inner>, link: Link) {
         };
         if ok {
             link.proven.fetch_max(strong.micros(sent), Ordering::AcqRel);
-            fences.answered(n);
+            ping.answered();
             beat_at = sent + HEARTBEAT;
         } else {
             tracing::debug!(target: "session::redis", "client cache: tracking connection silent or gone; dropping the cache");
             strong.drop_link(&link, &mut lock(&strong.table));
+            drop(ping);
             return;
         }
     }
