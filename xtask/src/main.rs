@@ -33,6 +33,7 @@ const LIBRARIES: &[&str] = &[
     "session-core",
     "session-cookie",
     "session-store-memory",
+    "session-pool",
     "session-store-redis",
     "session-store-postgres",
     "session-hyper",

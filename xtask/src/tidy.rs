@@ -26,6 +26,7 @@ const PACKAGES: &[&str] = &[
     "crates/session-core",
     "crates/session-cookie",
     "crates/session-store-memory",
+    "crates/session-pool",
     "crates/session-store-redis",
     "crates/session-store-postgres",
     "crates/session-hyper",

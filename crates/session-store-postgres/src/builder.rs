@@ -7,7 +7,7 @@ use std::time::Duration;
 use bb8::Pool;
 use tokio::sync::Semaphore;
 
-use crate::connection::{Db, Failures, Manager, PgPool, Pools, Sink};
+use crate::connection::{Db, Manager, PgPool, Pools, Server};
 use crate::sql::{Sql, valid_table};
 use crate::store::{Inner, PostgresStore};
 
@@ -212,26 +212,23 @@ impl PostgresStoreBuilder {
                     config.application_name(name);
                 }
                 let display = shown(&config);
-                let failures = Failures::new();
+                let connects = session_pool::Connects::new(Server);
                 let manager = Manager {
                     config,
-                    failures: Arc::clone(&failures),
+                    connects: Arc::clone(&connects),
                     stalled_after: self.statement_timeout + Duration::from_millis(500),
                     #[cfg(feature = "tls")]
                     tls: self.tls.map(tokio_postgres_rustls::MakeRustlsConnect::new),
                 };
-                let pool = Pool::builder()
+                // A failed connect is reported at once (`session_pool` turns bb8's retries
+                // off); the next checkout makes a new attempt.
+                let builder = Pool::builder()
                     .max_size(self.pool_size)
                     .connection_timeout(self.checkout_timeout)
-                    .test_on_check_out(false)
-                    // A failed connect is reported at once (bb8 would retry it with a backoff
-                    // of 200 ms and more, and report only when the checkout gave up); the next
-                    // checkout makes a new attempt.
-                    .retry_connection(false)
-                    .error_sink(Box::new(Sink(Arc::clone(&failures))))
-                    .build_unchecked(manager);
+                    .test_on_check_out(false);
+                let pool = session_pool::Pool::new(builder, &connects, manager);
                 let permits = Some(Arc::new(Semaphore::new(self.pool_size as usize)));
-                (Pools::Own(pool, failures), display, permits)
+                (Pools::Own(pool), display, permits)
             }
         };
         // A whole call: a checkout, maybe a connect, and the statement (once more after a

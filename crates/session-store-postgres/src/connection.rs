@@ -1,14 +1,16 @@
-//! The pool, the time limit on every call, one retry on a connection that died, and the
-//! mapping of Postgres failures to typed [`StoreError`]s (never with the connection string).
+//! The pool (its fast-failing checkout is `session_pool`'s; what the server's refusals mean
+//! and the hold-off after one are said here), the time limit on every call, one retry on a
+//! connection that died, and the mapping of Postgres failures to typed [`StoreError`]s (never
+//! with the connection string).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bb8::{Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
 use session_core::StoreError;
+use session_pool::CheckoutError;
 use std::collections::HashMap;
 
 use tokio::sync::Semaphore;
@@ -35,12 +37,12 @@ pub(crate) struct PgConn {
 /// Makes the store's own connections (`tokio-postgres`, the same as `bb8-postgres` does, plus a
 /// statement cache per connection).
 ///
-/// A failed connect is announced through [`Failures`]: bb8 hands a connect error to its error
-/// sink, not to the callers waiting for a connection, so without this every request would wait
-/// out the whole checkout timeout although the server refused at once.
+/// Each connect runs through the pool's [`Connects`](session_pool::Connects): a failed one
+/// reaches the checkouts waiting for a connection at once, and a refusal by the server holds
+/// new connects off (see [`Server`]).
 pub(crate) struct Manager {
     pub(crate) config: tokio_postgres::Config,
-    pub(crate) failures: Arc<Failures>,
+    pub(crate) connects: Arc<session_pool::Connects<Server>>,
     /// A call dropped after waiting this long for an answer leaves its connection retired:
     /// the server's `statement_timeout` plus a margin, by when the server answers even a
     /// statement it cancels. (A call dropped sooner, its caller gone, leaves the connection
@@ -62,26 +64,11 @@ where
     });
 }
 
-/// Failed connects of the store's own pool, announced to the checkouts waiting for a
-/// connection so that they fail at once when no connection can come to them (the checkout
-/// timeout then only bounds a silent server).
-///
-/// bb8 calls its error sink for each failed connect (this pool tests no connection on
-/// checkout, so nothing else reaches the sink), after it has given the attempt's slot back:
-/// each call is announced, so no failure is missed, and the next checkout starts a new
-/// attempt instead of waiting for one that is over. A waiting checkout that hears of a
-/// failure gives up only when no connection could still come to it: none open (a busy one
-/// comes back) and no connect under way. So one refused connect (the server's
-/// `max_connections`, a server starting up) fails nobody while other connections serve.
-#[derive(Debug)]
-pub(crate) struct Failures {
-    /// The latest failure (no address, no credentials), sent on each failure.
-    news: tokio::sync::watch::Sender<Failure>,
-    /// Connects under way.
-    connecting: AtomicUsize,
-    /// No connect is tried before this instant: the server itself refused the last one.
-    held: std::sync::Mutex<Option<Instant>>,
-}
+/// PostgreSQL as the store's own pool sees it: what its failed connects say to the waiting
+/// checkouts (bb8 calls its error sink for each failed connect; this pool tests no connection
+/// on checkout, so nothing else reaches it), which refusals hold new connects off, and the
+/// pool's debug events "connecting" and "connects held off" (a fault test reads them).
+pub(crate) struct Server;
 
 /// How long the pool tries no new connection after the server itself refused one (its
 /// connection limit, a login it refuses): each attempt costs the server
@@ -93,55 +80,11 @@ pub(crate) struct Failures {
 /// as it takes connections.
 pub(crate) const HOLD_OFF: Duration = Duration::from_millis(500);
 
-/// Why one of the store's own connects failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectError {
-    #[error(transparent)]
-    Postgres(#[from] tokio_postgres::Error),
-    /// Not tried: the server refused one moments ago (see [`HOLD_OFF`]).
-    #[error("no connect tried: postgres refused one less than {HOLD_OFF:?} ago")]
-    HeldOff,
-}
+impl session_pool::Backend for Server {
+    type Error = tokio_postgres::Error;
+    type Failure = Failure;
 
-impl Failures {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
-            news: tokio::sync::watch::Sender::new(Failure::Outage(String::new())),
-            connecting: AtomicUsize::new(0),
-            held: std::sync::Mutex::new(None),
-        })
-    }
-
-    fn held(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Holds new connects off for [`HOLD_OFF`] if the server itself refused this one. Called
-    /// by the connect, before bb8 frees its pool slot: from the error sink (after the slot was
-    /// freed), a checkout on another thread could start a connect on the slot in between.
-    fn hold_off(&self, e: &tokio_postgres::Error) {
-        // A server starting up (57P03) is about to take connections: not held off, or every
-        // restart would fail calls for the hold-off after the server is ready.
-        if e.code().is_some_and(|c| *c != SqlState::CANNOT_CONNECT_NOW) {
-            // The event under the lock and before the instant the hold-off counts from (see
-            // `connect`): no connect's event falls within HOLD_OFF after it.
-            let mut held = self.held();
-            tracing::debug!(target: "session::postgres", "connects held off");
-            *held = Some(Instant::now() + HOLD_OFF);
-        }
-    }
-
-    fn announce(&self, e: &ConnectError) {
-        let e = match e {
-            ConnectError::Postgres(e) => e,
-            // The refusal that holds connects off, once more.
-            ConnectError::HeldOff => {
-                self.news.send_modify(|_| {});
-                return;
-            }
-        };
+    fn failure(&self, e: &tokio_postgres::Error, last: Option<&Failure>) -> Failure {
         let refused = std::error::Error::source(e)
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
@@ -161,22 +104,37 @@ impl Failures {
         let reason = e.as_db_error().map(|d| d.message()).unwrap_or_default();
         let code = e.code().map(SqlState::code).unwrap_or_default();
         match &failure {
-            Failure::Login(now) if !matches!(&*self.news.borrow(), Failure::Login(was) if was == now) =>
-            {
+            Failure::Login(now) if !matches!(last, Some(Failure::Login(was)) if was == now) => {
                 tracing::error!(target: "session::postgres", code, reason, "postgres refused the store's login")
             }
             _ => {
                 tracing::debug!(target: "session::postgres", error = %e, code, reason, "a connect failed")
             }
         }
-        // Every failure is news, the same kind again included.
-        self.news.send_modify(|f| *f = failure);
+        failure
+    }
+
+    /// A refusal by the server itself (it answered with a code) holds connects off, except a
+    /// server starting up (57P03): it is about to take connections, and every restart would
+    /// fail calls for the hold-off after the server is ready.
+    fn hold_off(&self, e: &tokio_postgres::Error) -> Option<Duration> {
+        e.code()
+            .is_some_and(|c| *c != SqlState::CANNOT_CONNECT_NOW)
+            .then_some(HOLD_OFF)
+    }
+
+    fn connecting(&self) {
+        tracing::debug!(target: "session::postgres", "connecting");
+    }
+
+    fn holding_off(&self) {
+        tracing::debug!(target: "session::postgres", "connects held off");
     }
 }
 
 /// What a failed connect says to the checkouts waiting for it.
 #[derive(Debug, Clone)]
-enum Failure {
+pub(crate) enum Failure {
     /// The server is down, refusing connections, full or starting: worth a retry later.
     Outage(String),
     /// The server refused the login (its SQLSTATE): the connection string's user, password
@@ -214,67 +172,32 @@ fn login_error(code: &str) -> StoreError {
     ))
 }
 
-/// Counts a connect under way for as long as it lives (also when bb8 drops it).
-struct Connecting<'a>(&'a AtomicUsize);
+/// A pooled connection as bb8 holds it: counted by the pool while it lives.
+type Pooled = session_pool::Connection<PgConn>;
 
-impl<'a> Connecting<'a> {
-    fn new(n: &'a AtomicUsize) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
-        Connecting(n)
-    }
-}
-
-impl Drop for Connecting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// bb8's error sink: announces a failed connect.
-#[derive(Debug, Clone)]
-pub(crate) struct Sink(pub(crate) Arc<Failures>);
-
-impl bb8::ErrorSink<ConnectError> for Sink {
-    fn sink(&self, error: ConnectError) {
-        self.0.announce(&error);
-    }
-
-    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<ConnectError>> {
-        Box::new(self.clone())
-    }
-}
+/// What a connect, or a test of a connection, reports to bb8.
+type ConnectError = session_pool::ConnectError<tokio_postgres::Error>;
 
 impl bb8::ManageConnection for Manager {
-    type Connection = PgConn;
+    type Connection = Pooled;
     type Error = ConnectError;
 
-    async fn connect(&self) -> Result<PgConn, ConnectError> {
-        {
-            let held = self.failures.held();
-            if held.is_some_and(|until| Instant::now() < until) {
-                return Err(ConnectError::HeldOff);
-            }
-            // Under the lock, as is the event of a hold-off: the events come in the order the
-            // hold-off was checked and set (a fault test checks none of these begins within
-            // HOLD_OFF after one).
-            tracing::debug!(target: "session::postgres", "connecting");
-        }
-        // Ends (and stops counting) before bb8 hands a failure to the sink.
-        let _connecting = Connecting::new(&self.failures.connecting);
-        // A connect that succeeds lifts no hold-off: it began before the refusal that set it
-        // (none begins during one), so it says nothing of the server since. (Lifting it let a
-        // whole second wave of connects follow a refused one at once.)
-        self.open().await.map_err(|e| {
-            self.failures.hold_off(&e);
-            e.into()
-        })
+    /// Not tried while a refusal holds connects off; the events "connecting" and "connects
+    /// held off" under the hold-off's lock, the hold-off set before bb8 frees the slot, and a
+    /// connect that succeeds lifts no hold-off (see `session_pool::Backend::hold_off`).
+    async fn connect(&self) -> Result<Pooled, ConnectError> {
+        self.connects.connect(self.open()).await
     }
 
-    async fn is_valid(&self, conn: &mut PgConn) -> Result<(), ConnectError> {
-        Ok(conn.client.simple_query("").await.map(|_| ())?)
+    async fn is_valid(&self, conn: &mut Pooled) -> Result<(), ConnectError> {
+        conn.client
+            .simple_query("")
+            .await
+            .map(|_| ())
+            .map_err(session_pool::ConnectError::Failed)
     }
 
-    fn has_broken(&self, conn: &mut PgConn) -> bool {
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
         conn.client.is_closed()
             || conn
                 .waiting_since
@@ -308,7 +231,7 @@ impl Manager {
 /// `bb8-postgres` pool (statements sent with their types each time: no cache to keep there).
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Own(Pool<Manager>, Arc<Failures>),
+    Own(session_pool::Pool<Manager, Server>),
     Shared(PgPool),
 }
 
@@ -440,7 +363,7 @@ impl Db {
 
     pub(crate) fn state(&self) -> (usize, usize) {
         let s = match &self.pool {
-            Pools::Own(p, _) => p.state(),
+            Pools::Own(p) => p.state(),
             Pools::Shared(p) => p.state(),
         };
         (s.connections as usize, s.idle_connections as usize)
@@ -497,35 +420,17 @@ impl Db {
         };
         for _ in 0..=self.connections() {
             let conn = match &self.pool {
-                Pools::Own(p, failures) => {
-                    // A connect that fails while this checkout waits ends the wait when no
-                    // connection can come to it any more (the server refused or is
-                    // unreachable); only silence waits out the timeout.
-                    let mut failed = failures.news.subscribe();
-                    let got = {
-                        let mut get = std::pin::pin!(p.get_owned());
-                        loop {
-                            let failure = std::pin::pin!(failed.changed());
-                            match futures_util::future::select(get.as_mut(), failure).await {
-                                futures_util::future::Either::Left((got, _)) => break Some(got),
-                                futures_util::future::Either::Right(_)
-                                    if p.state().connections > 0
-                                        || failures.connecting.load(Ordering::SeqCst) > 0 => {}
-                                futures_util::future::Either::Right(_) => break None,
-                            }
-                        }
-                    };
-                    match got {
-                        Some(got) => Conn::Own(got.map_err(|e| match e {
-                            RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
-                            RunError::User(ConnectError::Postgres(e)) => {
-                                store_error(&e, self.limit)
-                            }
-                            RunError::User(ConnectError::HeldOff) => failed.borrow().to_error(),
-                        })?),
-                        None => return Err(failed.borrow().to_error()),
-                    }
-                }
+                // A connect that fails while this checkout waits ends the wait when no
+                // connection can come to it any more (the server refused or is unreachable);
+                // only silence waits out the timeout.
+                Pools::Own(p) => Conn::Own(p.get().await.map_err(|e| match e {
+                    CheckoutError::TimedOut => StoreError::Timeout(self.checkout_timeout),
+                    CheckoutError::Connect(e) => store_error(&e, self.limit),
+                    CheckoutError::Failed(failure) => failure.to_error(),
+                    CheckoutError::HeldOff => StoreError::Unavailable(format!(
+                        "no connect tried: postgres refused one less than {HOLD_OFF:?} ago"
+                    )),
+                })?),
                 Pools::Shared(p) => Conn::Shared(p.get_owned().await.map_err(map)?),
             };
             if !conn.is_closed() {

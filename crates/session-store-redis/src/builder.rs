@@ -9,7 +9,7 @@ use std::time::Duration;
 use session_core::MaxAge;
 
 use crate::connection::{Pool, Redis};
-use crate::pool::{Failures, Manager, Sink};
+use crate::pool::{Manager, Server};
 use crate::store::{Format, RedisStore};
 use crate::tracking::ClientCache;
 
@@ -330,20 +330,19 @@ impl RedisStoreBuilder {
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.checkout_timeout))
                     .set_response_timeout(Some(self.command_timeout));
-                let failures = Failures::new();
-                let pool = bb8::Pool::builder()
+                let connects = session_pool::Connects::new(Server);
+                let builder = bb8::Pool::builder()
                     .max_size(self.pool_size)
                     .min_idle(None)
                     .connection_timeout(self.checkout_timeout)
-                    .test_on_check_out(self.test_on_checkout)
-                    .retry_connection(false)
-                    .error_sink(Box::new(Sink(Arc::clone(&failures))))
-                    .build_unchecked(Manager {
-                        client,
-                        config,
-                        failures: Arc::clone(&failures),
-                    });
-                (Pool::Own { pool, failures }, redact(&url))
+                    .test_on_check_out(self.test_on_checkout);
+                let manager = Manager {
+                    client,
+                    config,
+                    connects: Arc::clone(&connects),
+                };
+                let pool = session_pool::Pool::new(builder, &connects, manager);
+                (Pool::Own(pool), redact(&url))
             }
             Source::Pool(pool) => (Pool::Shared(pool), "<existing pool>".to_owned()),
             Source::Cluster(nodes) => {

@@ -10,17 +10,14 @@ use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisError, Script};
 use session_core::StoreError;
 
-use crate::pool::{Conn, Failures, Manager, login_error, login_refused};
+use crate::pool::{Conn, Manager, Server, login_error, login_refused};
 
 /// The pool in use.
 #[derive(Clone)]
 pub(crate) enum Pool {
     /// Ours: dead connections are detected and replaced, failed connects reported at once
-    /// (see `pool`).
-    Own {
-        pool: bb8::Pool<Manager>,
-        failures: Arc<Failures>,
-    },
+    /// (see `pool` and `session_pool`).
+    Own(session_pool::Pool<Manager, Server>),
     /// The app's: its own settings (e.g. `test_on_check_out`) decide how dead connections go.
     Shared(bb8::Pool<bb8_redis::RedisConnectionManager>),
     /// A Redis Cluster: one multiplexed cluster connection (it follows `MOVED`/`ASK`, refreshes
@@ -153,7 +150,7 @@ impl Redis {
     /// The pool's state, for `Debug`.
     pub(crate) fn pool_state(&self) -> String {
         match &self.pool {
-            Pool::Own { pool, .. } => format!("{:?}", pool.state()),
+            Pool::Own(pool) => format!("{:?}", pool.state()),
             Pool::Shared(p) => format!("{:?}", p.state()),
             Pool::Cluster { conn, .. } => {
                 format!("cluster (connected: {})", conn.initialized())
@@ -227,8 +224,8 @@ impl Redis {
         if let Some(p) = self.preferred.as_ref().and_then(|p| p.connection()) {
             return Ok((AnyConn::Single(p.conn), p.broken, Some(p.fences)));
         }
-        let (pool, failures) = match &self.pool {
-            Pool::Own { pool, failures } => (pool, failures),
+        let pool = match &self.pool {
+            Pool::Own(pool) => pool,
             Pool::Cluster { client, conn } => {
                 let made = tokio::time::timeout(
                     self.checkout_timeout,
@@ -260,26 +257,15 @@ impl Redis {
             // A connect that fails while this checkout waits ends the wait when no connection
             // can come to it any more (Redis refused or is unreachable); only silence waits
             // out the timeout.
-            let mut failed = failures.news.subscribe();
-            let got = {
-                let mut get = std::pin::pin!(pool.get());
-                loop {
-                    let failure = std::pin::pin!(failed.changed());
-                    match futures_util::future::select(get.as_mut(), failure).await {
-                        futures_util::future::Either::Left((got, _)) => break Some(got),
-                        // A connection can still come: one open (a busy one comes back) or
-                        // a connect under way.
-                        futures_util::future::Either::Right(_)
-                            if pool.state().connections > 0
-                                || failures.connecting.load(Ordering::SeqCst) > 0 => {}
-                        futures_util::future::Either::Right(_) => break None,
-                    }
+            let conn = pool.get().await.map_err(|e| match e {
+                session_pool::CheckoutError::TimedOut => StoreError::Timeout(self.checkout_timeout),
+                session_pool::CheckoutError::Connect(e) => store_error(&e),
+                session_pool::CheckoutError::Failed(failure) => failure.to_error(),
+                // Not with this store (no refusal holds connects off).
+                session_pool::CheckoutError::HeldOff => {
+                    StoreError::Unavailable("connects held off".into())
                 }
-            };
-            let Some(got) = got else {
-                return Err(failed.borrow().to_error());
-            };
-            let conn = got.map_err(|e| self.checkout_error(&e))?;
+            })?;
             let c: &Conn = &conn;
             if !c.broken.load(Ordering::Relaxed) {
                 return Ok((

@@ -1,5 +1,6 @@
 //! The bb8 connection manager, with a broken flag so a multiplexed connection whose socket died
-//! is thrown away instead of handed out again.
+//! is thrown away instead of handed out again, and what Redis's failed connects say to the
+//! checkouts waiting for a connection (the fast-failing checkout itself is `session_pool`'s).
 //!
 //! bb8-redis's manager reports every connection as healthy (`has_broken` is always false) and
 //! can't take TLS roots or redis-rs's timeouts, so ours makes the connections itself; without a
@@ -13,7 +14,7 @@
 //! multiplexing is for) and nobody queues for a slot while another request waits on Redis.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis::aio::MultiplexedConnection;
 
@@ -26,57 +27,42 @@ pub(crate) struct Conn {
 
 /// Makes multiplexed connections from a `redis::Client` (built from the URL, with TLS roots
 /// when given), with redis-rs's own connect and reply timeouts set to the store's (its defaults
-/// are 1 s and 500 ms) so the two agree.
-///
-/// A failed connect is announced through [`Failures`]: bb8 hands a connect error to its error
-/// sink, not to the callers waiting for a connection, so without this every request would wait
-/// out the whole checkout timeout although Redis refused at once.
+/// are 1 s and 500 ms) so the two agree. Each connect runs through the pool's
+/// [`Connects`](session_pool::Connects), so that a failed one reaches the checkouts waiting
+/// for a connection at once (see `session_pool`).
 pub(crate) struct Manager {
     pub(crate) client: redis::Client,
     pub(crate) config: redis::AsyncConnectionConfig,
-    pub(crate) failures: Arc<Failures>,
+    pub(crate) connects: Arc<session_pool::Connects<Server>>,
 }
 
-/// Failed connects, announced to the checkouts waiting for a connection so that they fail at
-/// once when no connection can come to them (the checkout timeout then only bounds a silent
-/// server).
+/// Redis as the pool sees it: what its failed connects say to the waiting checkouts.
 ///
-/// Every error bb8 hands its sink is announced (a failed connect, after bb8 has given the
-/// attempt's slot back, so the next checkout starts a new attempt; or a failed checkout PING
-/// when `test_on_checkout` is on): none is missed. A waiting checkout that hears of one gives
-/// up only when no connection could still come to it: none open (a busy one comes back) and
-/// no connect under way. So one refused connect (Redis's `maxclients`) fails nobody while
-/// other connections serve.
-#[derive(Debug)]
-pub(crate) struct Failures {
-    /// The latest failure (no address or credentials), sent on each failure.
-    pub(crate) news: tokio::sync::watch::Sender<Failure>,
-    /// Connects under way.
-    pub(crate) connecting: AtomicUsize,
-}
+/// Every error bb8 hands its sink reads as a failure: a failed connect, or a failed checkout
+/// PING when `test_on_checkout` is on. No refusal holds connects off (the PostgreSQL store's
+/// hold-off): a checkout only picks a multiplexed connection and frees its slot at once, so a
+/// Redis at `maxclients` sees the refused connects of the first wave and hardly any after (6
+/// in 500 loads, 50 at once, on 2 allowed connections and a pool of 8), and each costs Redis
+/// an accept and a one-line reply, not a server process and a SCRAM exchange. A hold-off would
+/// only make a pool with no connection open fail requests after Redis had room again.
+pub(crate) struct Server;
 
-impl Failures {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
-            news: tokio::sync::watch::Sender::new(Failure::Outage(String::new())),
-            connecting: AtomicUsize::new(0),
-        })
-    }
+impl session_pool::Backend for Server {
+    type Error = redis::RedisError;
+    type Failure = Failure;
 
-    fn announce(&self, e: &redis::RedisError) {
-        let failure = if e.is_connection_refusal() {
+    fn failure(&self, e: &redis::RedisError, last: Option<&Failure>) -> Failure {
+        if e.is_connection_refusal() {
             Failure::Outage("connection refused".to_owned())
         } else if login_refused(e) {
             // Once per run of refusals: every request tries a connect, and would log again.
-            if !matches!(*self.news.borrow(), Failure::Login) {
+            if !matches!(last, Some(Failure::Login)) {
                 tracing::error!(target: "session::redis", "Redis refused the store's login");
             }
             Failure::Login
         } else {
             Failure::Outage(format!("connect failed ({:?})", e.kind()))
-        };
-        // Every failure is news, the same kind again included.
-        self.news.send_modify(|f| *f = failure);
+        }
     }
 }
 
@@ -112,58 +98,39 @@ impl Failure {
     }
 }
 
-/// Counts a connect under way for as long as it lives (also when bb8 drops it).
-struct Connecting<'a>(&'a AtomicUsize);
+/// A pooled connection as bb8 holds it: counted by the pool while it lives.
+type Pooled = session_pool::Connection<Conn>;
 
-impl<'a> Connecting<'a> {
-    fn new(n: &'a AtomicUsize) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
-        Connecting(n)
-    }
-}
-
-impl Drop for Connecting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// bb8's error sink: announces the failure.
-#[derive(Debug, Clone)]
-pub(crate) struct Sink(pub(crate) Arc<Failures>);
-
-impl bb8::ErrorSink<redis::RedisError> for Sink {
-    fn sink(&self, error: redis::RedisError) {
-        self.0.announce(&error);
-    }
-
-    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<redis::RedisError>> {
-        Box::new(self.clone())
-    }
-}
+/// What a connect, or a checkout PING, reports to bb8.
+type Error = session_pool::ConnectError<redis::RedisError>;
 
 impl bb8::ManageConnection for Manager {
-    type Connection = Conn;
-    type Error = redis::RedisError;
+    type Connection = Pooled;
+    type Error = Error;
 
-    async fn connect(&self) -> Result<Conn, redis::RedisError> {
-        // Ends (and stops counting) before bb8 hands a failure to the sink.
-        let _connecting = Connecting::new(&self.failures.connecting);
-        let inner = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
-        Ok(Conn {
-            inner,
-            broken: Arc::new(AtomicBool::new(false)),
-        })
+    async fn connect(&self) -> Result<Pooled, Error> {
+        self.connects
+            .connect(async {
+                let inner = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?;
+                Ok(Conn {
+                    inner,
+                    broken: Arc::new(AtomicBool::new(false)),
+                })
+            })
+            .await
     }
 
-    async fn is_valid(&self, conn: &mut Conn) -> Result<(), redis::RedisError> {
-        redis::cmd("PING").query_async::<()>(&mut conn.inner).await
+    async fn is_valid(&self, conn: &mut Pooled) -> Result<(), Error> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn.inner)
+            .await
+            .map_err(session_pool::ConnectError::Failed)
     }
 
-    fn has_broken(&self, conn: &mut Conn) -> bool {
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
         conn.broken.load(Ordering::Relaxed)
     }
 }
