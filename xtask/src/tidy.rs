@@ -25,6 +25,7 @@ const PACKAGES: &[&str] = &[
     "crates/session-store-redis",
     "crates/session-store-postgres",
     "crates/session-hyper",
+    "crates/session-testkit",
     "examples/support",
     "examples/counter",
     "examples/login",
