@@ -1,9 +1,23 @@
 //! The harness of the store conformance suite (`session_core::testing`) on a real server: time
-//! passes by sleeping, and the TTL is the server's.
+//! passes by sleeping, and the TTL is the server's; and the record the stores' own tests write.
 
 use std::time::Duration;
 
-use session_core::{Store, StoreError, StoreKey};
+use session_core::serde_json::Value;
+use session_core::{MaxAge, Meta, Record, Store, StoreError, StoreKey};
+
+/// A record of `data`'s keys whose own expiry is long past (1 ms after the epoch): a store
+/// keeps a record for the TTL it is given, whatever the record says.
+pub fn record(data: Value) -> Record {
+    Record {
+        data: data.as_object().cloned().unwrap_or_default(),
+        meta: Meta {
+            expire: Some(1),
+            max_age: MaxAge::Ms(1),
+            created: None,
+        },
+    }
+}
 
 /// A store on a real server, for `run_all` and `run_owner_index`.
 pub struct Real<S> {

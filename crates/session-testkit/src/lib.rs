@@ -17,8 +17,8 @@
 //!   server, plain commands;
 //! - `postgres` (feature `postgres`): a throwaway PostgreSQL cluster, the shared server, stores
 //!   on fresh tables, plain clients;
-//! - `conformance` (features `redis`, `postgres`): the store conformance suite's harness on a
-//!   real server.
+//! - `conformance` (feature `conformance`, part of `redis` and `postgres`): the store
+//!   conformance suite's harness on a real server, and the record the stores' tests write.
 //!
 //! A kit for tests: its helpers panic on a setup that fails, with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
