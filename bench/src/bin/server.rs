@@ -64,6 +64,8 @@ async fn theirs(req: Request<Incoming>) -> Result<Res, Infallible> {
     Ok(Response::new(Full::from(format!("{} views", n + 1))))
 }
 
+/// Serves `service` on 127.0.0.1:`port` (the test kit's accept loop: `TCP_NODELAY` on every
+/// connection), once listening printing `ready`.
 async fn serve<S>(port: u16, service: S)
 where
     S: hyper::service::Service<Request<Incoming>, Response = Res> + Clone + Send + 'static,
@@ -74,19 +76,7 @@ where
         .await
         .expect("bind");
     println!("ready");
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+    session_testkit::serve(listener, service).await;
 }
 
 /// Our middleware for `kind`: cookie, encrypted, memory, memory-lite, redis or postgres

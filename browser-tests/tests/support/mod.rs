@@ -221,7 +221,7 @@ impl Drop for Browser {
 pub struct App {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    _running: example_support::Running,
+    _running: session_testkit::process::Running,
 }
 
 impl App {
@@ -230,7 +230,7 @@ impl App {
         let bin = example(name);
         // The tests provoke warnings on purpose (oversized sessions); errors still show.
         let env = [("SESSION_KEYS", keys), ("RUST_LOG", "error")];
-        let running = example_support::start_with_env(&bin.to_string_lossy(), args, &env)
+        let running = session_testkit::process::start_with_env(&bin.to_string_lossy(), args, &env)
             .await
             .unwrap_or_else(|| panic!("{} did not start", bin.display()));
         App {
@@ -263,11 +263,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// The Redis the examples store sessions in (`REDIS_URL`).
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| {
-        panic!("REDIS_URL is not set: run the browser tests with `cargo xtask test-browser`")
-    })
-}
+pub use session_testkit::redis::shared_url as redis_url;
 
 pub async fn redis() -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis_url())
@@ -294,17 +290,9 @@ pub async fn record(id: &str) -> std::collections::HashMap<String, String> {
         .unwrap()
 }
 
-/// `name` made unique to this run (`name_` and letters and digits): the tests share one Redis
-/// with each other and with other suites, and a user's owner index is keyed by the name.
-pub fn unique(name: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{name}_{}x{nanos:x}x{n}", std::process::id())
-}
+/// A name unique to this run: the tests share one Redis with each other and with other
+/// suites, and a user's owner index is keyed by the name.
+pub use session_testkit::unique;
 
 /// Seconds since the epoch, now.
 pub fn now() -> i64 {

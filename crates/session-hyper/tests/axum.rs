@@ -3,11 +3,11 @@
 #![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use axum::{Router, routing};
 use session_hyper::{Config, Error, MemoryStore, Session, SessionLayer};
-use support::*;
+use session_testkit::capture::KEY1;
+use session_testkit::client::{browser, get, raw};
+use session_testkit::stores::{FAIL, Probe};
 
 async fn views(session: Session) -> Result<String, Error> {
     let n: u64 = session.get("views").await?.unwrap_or(0) + 1;

@@ -4,13 +4,14 @@
 //! send it on every save.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::time::Duration;
 
 use session_core::{Clock, ConfigBuilder, ManualClock, MaxAge};
 use session_hyper::SessionLayer;
-use support::*;
+use session_testkit::app::serve;
+use session_testkit::capture::{KEY1, KEY2};
+use session_testkit::client::{browser, get};
+use session_testkit::stores::{Probe, clocked};
 
 const DAY: u64 = 86_400_000;
 
@@ -26,7 +27,7 @@ async fn a_busy_session_sends_its_cookie_about_once_per_step() {
     let step = DAY / 100;
     let b = browser();
     let first = get(&b, &format!("{url}/views")).await;
-    let id = cookie(&first, "koa.sess").unwrap();
+    let id = first.cookie("koa.sess").unwrap();
     // When the browser's cookie was last sent (its expiry is that plus a day).
     let mut sent_at = clock.now_ms();
     let mut sends = 0;
@@ -34,7 +35,7 @@ async fn a_busy_session_sends_its_cookie_about_once_per_step() {
         clock.advance(Duration::from_secs(5));
         let r = get(&b, &format!("{url}/views")).await;
         assert_eq!(r.body, format!("{n} views"), "the session goes on");
-        if let Some(value) = cookie(&r, "koa.sess") {
+        if let Some(value) = r.cookie("koa.sess") {
             assert_eq!(value, id, "the same id, re-sent");
             assert!(r.set_cookies.iter().all(|c| c.contains("Max-Age=86400")));
             assert_eq!(r.set_cookies.len(), 2, "the id and its signature");

@@ -3,8 +3,6 @@
 //! contain a key or a cookie value.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,9 +13,11 @@ use session_core::keys::Secret;
 use session_core::{Config, ConfigBuilder, CookieMode, Hooks, ManualClock, MaxAge, Record};
 use session_hyper::{BuildError, SessionLayer};
 use session_store_memory::MemoryStore;
-use support::*;
+use session_testkit::app::serve;
+use session_testkit::capture::{KEY1, KEY2, with_capture};
+use session_testkit::client::{Reply, browser, get, get_with, raw, send};
+use session_testkit::stores::T0;
 
-const T0: u64 = 1_700_000_000_000;
 const KEY3: &[u8] = b"test key three: 32 bytes or more";
 
 fn encrypted(keys: &[&[u8]], f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
@@ -44,7 +44,7 @@ fn open(keys: &[&[u8]], value: &str) -> Option<(serde_json::Value, KeyMatch)> {
 }
 
 async fn with_cookie(url: &str, value: &str) -> Reply {
-    send(raw().get(url).header("cookie", format!("koa.sess={value}"))).await
+    get_with(url, &format!("koa.sess={value}")).await
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn counter_in_one_encrypted_cookie() {
             assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"));
             assert!(c.contains("Max-Age=86400") && c.contains("Expires="), "{c}");
             assert!(!c.contains("views"));
-            let value = cookie(&r, "koa.sess").unwrap();
+            let value = r.cookie("koa.sess").unwrap();
             let (data, key) = open(&[KEY1], &value).unwrap();
             assert_eq!(data["views"], n);
             assert_eq!(key, KeyMatch::Newest);
@@ -87,7 +87,7 @@ fn login_logout_and_expiry() {
         get(&b, &format!("{url}/views")).await;
         let r = get(&b, &format!("{url}/login?user=ada")).await;
         secrets.note(&r);
-        let before_logout = cookie(&r, "koa.sess").unwrap();
+        let before_logout = r.cookie("koa.sess").unwrap();
         assert_eq!(get(&b, &format!("{url}/whoami")).await.body, "ada");
         assert_eq!(get(&b, &format!("{url}/views")).await.body, "2 views");
         // Logout: one removal cookie, same attributes, nothing left.
@@ -128,7 +128,7 @@ fn rotation_across_restarts_with_a_new_key_list() {
             )
             .await;
             secrets.note(&r);
-            value = cookie(&r, "koa.sess").unwrap();
+            value = r.cookie("koa.sess").unwrap();
         }
         let made_under_k1 = value.clone();
         assert_eq!(open(&[KEY1], &value).unwrap().1, KeyMatch::Newest);
@@ -142,7 +142,7 @@ fn rotation_across_restarts_with_a_new_key_list() {
         let c = &r.set_cookies[0];
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"));
         assert!(c.contains("Max-Age="), "{c}");
-        value = cookie(&r, "koa.sess").unwrap();
+        value = r.cookie("koa.sess").unwrap();
         let (data, key) = open(&[KEY2], &value).unwrap();
         assert_eq!((data["views"].as_u64(), key), (Some(3), KeyMatch::Newest));
         // Once re-encrypted, nothing more to write.
@@ -171,7 +171,7 @@ fn every_altered_byte_is_a_new_session_never_an_error() {
         let url = app(encrypted(&[KEY1, KEY2], |b| b)).await;
         let r = get(&raw(), &format!("{url}/login?user=ada")).await;
         secrets.note(&r);
-        let value = cookie(&r, "koa.sess").unwrap();
+        let value = r.cookie("koa.sess").unwrap();
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
         let mut tried = 0;
         for (i, c) in value.bytes().enumerate() {
@@ -212,13 +212,8 @@ fn a_value_moved_to_another_cookie_name_or_mode_opens_to_nothing() {
         let bname = app(encrypted(&[KEY1], |b| b.cookie_name("b"))).await;
         let r = get(&raw(), &format!("{a}/login?user=ada")).await;
         secrets.note(&r);
-        let value = cookie(&r, "a").unwrap();
-        let r = send(
-            raw()
-                .get(format!("{bname}/whoami"))
-                .header("cookie", format!("b={value}")),
-        )
-        .await;
+        let value = r.cookie("a").unwrap();
+        let r = get_with(&format!("{bname}/whoami"), &format!("b={value}")).await;
         assert_eq!(r.body, "anonymous");
         // A signed-mode server with the same key takes neither the value nor makes one the
         // encrypted server takes.
@@ -234,21 +229,11 @@ fn a_value_moved_to_another_cookie_name_or_mode_opens_to_nothing() {
             .unwrap(),
         )
         .await;
-        let r = send(
-            raw()
-                .get(format!("{signed}/whoami"))
-                .header("cookie", format!("a={value}")),
-        )
-        .await;
+        let r = get_with(&format!("{signed}/whoami"), &format!("a={value}")).await;
         assert_eq!(r.body, "anonymous");
         let r = get(&raw(), &format!("{signed}/login?user=eve")).await;
-        let (v, sig) = (cookie(&r, "a").unwrap(), cookie(&r, "a.sig").unwrap());
-        let r = send(
-            raw()
-                .get(format!("{a}/whoami"))
-                .header("cookie", format!("a={v}; a.sig={sig}")),
-        )
-        .await;
+        let (v, sig) = (r.cookie("a").unwrap(), r.cookie("a.sig").unwrap());
+        let r = get_with(&format!("{a}/whoami"), &format!("a={v}; a.sig={sig}")).await;
         assert_eq!((r.status, r.body.as_str()), (200, "anonymous"));
     });
 }
@@ -259,34 +244,24 @@ fn planted_cookies_neither_hide_nor_end_the_session() {
         let url = app(encrypted(&[KEY1], |b| b)).await;
         let r = get(&raw(), &format!("{url}/login?user=ada")).await;
         secrets.note(&r);
-        let real = cookie(&r, "koa.sess").unwrap();
+        let real = r.cookie("koa.sess").unwrap();
         // A cookie of the same site made for another visitor (a live session, but not this
         // one) and garbage, planted ahead of the real one by a sibling subdomain.
         let r = get(&raw(), &format!("{url}/views")).await;
-        let someone_else = cookie(&r, "koa.sess").unwrap();
+        let someone_else = r.cookie("koa.sess").unwrap();
         for planted in 1..=7 {
             let mut header: Vec<String> = (0..planted)
                 .map(|i| format!("koa.sess=v1.garbage{i}"))
                 .collect();
             header.push(format!("koa.sess={real}"));
-            let r = send(
-                raw()
-                    .get(format!("{url}/whoami"))
-                    .header("cookie", header.join("; ")),
-            )
-            .await;
+            let r = get_with(&format!("{url}/whoami"), &header.join("; ")).await;
             assert_eq!(r.body, "ada", "{planted} planted");
             assert!(r.set_cookies.is_empty(), "the real cookie is left alone");
         }
         // More than are checked: anonymous, and no cookie is removed or replaced.
         let mut header: Vec<String> = (0..12).map(|i| format!("koa.sess=v1.junk{i}")).collect();
         header.push(format!("koa.sess={real}"));
-        let r = send(
-            raw()
-                .get(format!("{url}/views"))
-                .header("cookie", header.join("; ")),
-        )
-        .await;
+        let r = get_with(&format!("{url}/views"), &header.join("; ")).await;
         assert_eq!(r.status, 200);
         assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
         // Behind another live session the real one is not what the request sees: the first
@@ -299,7 +274,7 @@ fn planted_cookies_neither_hide_nor_end_the_session() {
             ),
             (format!("koa.sess={real}; koa.sess={someone_else}"), "ada"),
         ] {
-            let r = send(raw().get(format!("{url}/whoami")).header("cookie", order)).await;
+            let r = get_with(&format!("{url}/whoami"), &order).await;
             assert_eq!(r.body, want);
         }
     });
@@ -311,7 +286,7 @@ fn concurrent_requests_on_one_session_never_fail() {
         let url = app(encrypted(&[KEY2, KEY1], |b| b)).await;
         let r = get(&raw(), &format!("{url}/login?user=ada")).await;
         secrets.note(&r);
-        let value = cookie(&r, "koa.sess").unwrap();
+        let value = r.cookie("koa.sess").unwrap();
         let mut tasks = Vec::new();
         for i in 0..300 {
             let (url, value) = (url.clone(), value.clone());
@@ -332,7 +307,7 @@ fn concurrent_requests_on_one_session_never_fail() {
                 failures += 1;
             }
             // Each answer opens to ada's session under the newest key.
-            if let Some(v) = cookie(&r, "koa.sess") {
+            if let Some(v) = r.cookie("koa.sess") {
                 let (data, key) = open(&[KEY2], &v).unwrap();
                 assert_eq!(
                     (data["user"].as_str(), key),
@@ -454,7 +429,7 @@ fn untouched_requests_commit_nothing_in_either_mode() {
                 let case = format!("encrypted={encrypted_mode} rolling={rolling} renew={renew}");
                 let r = get(&raw(), &format!("{url}/login?user=ada")).await;
                 secrets.note(&r);
-                let live = pairs(&r).join("; ");
+                let live = r.pairs().join("; ");
                 // Late in the session, where `renew` would extend a touched one.
                 clock.advance(Duration::from_secs(40));
                 events.store(0, Ordering::SeqCst);
@@ -466,7 +441,7 @@ fn untouched_requests_commit_nothing_in_either_mode() {
                     format!("{live}; koa.sess.sig=AAAA"),
                 ];
                 for cookies in &sent {
-                    let r = send(raw().get(format!("{url}/noop")).header("cookie", cookies)).await;
+                    let r = get_with(&format!("{url}/noop"), cookies).await;
                     assert!(
                         r.set_cookies.is_empty(),
                         "{case} {cookies}: {:?}",
@@ -475,13 +450,13 @@ fn untouched_requests_commit_nothing_in_either_mode() {
                 }
                 // Expired, untouched: nothing either.
                 clock.advance(Duration::from_secs(30));
-                let r = send(raw().get(format!("{url}/noop")).header("cookie", &live)).await;
+                let r = get_with(&format!("{url}/noop"), &live).await;
                 assert!(r.set_cookies.is_empty(), "{case}: {:?}", r.set_cookies);
                 assert_eq!(events.load(Ordering::SeqCst), 0, "{case}: events");
                 assert_eq!(valid.load(Ordering::SeqCst), 0, "{case}: valid hook calls");
                 // The same requests, touched: the session is what the mode says (a check that
                 // the requests above did carry a session).
-                let r = send(raw().get(format!("{url}/whoami")).header("cookie", &live)).await;
+                let r = get_with(&format!("{url}/whoami"), &live).await;
                 assert_eq!(r.body, "anonymous", "{case}: expired by now");
             }
         }
@@ -517,7 +492,7 @@ fn a_codec_can_not_turn_signing_off_by_itself() {
         let url = serve(SessionLayer::cookie(cfg).codec(own).build().unwrap()).await;
         let r = get(&raw(), &format!("{url}/login?user=ada")).await;
         secrets.note(&r);
-        let value = cookie(&r, "koa.sess").unwrap();
+        let value = r.cookie("koa.sess").unwrap();
         assert!(open(&[KEY1], &value).is_some() && open(&[KEY2], &value).is_none());
     });
 }

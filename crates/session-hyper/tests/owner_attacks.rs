@@ -6,111 +6,19 @@
 //! sharing Redis (`--features redis-tests` and `REDIS_URL`); what a login costs.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, dead_code)]
 
-mod support;
-
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 use session_core::owner::OwnerIndex;
 use session_core::{Config, ManualClock, MaxAge};
-use session_hyper::{Session, SessionLayer};
+use session_hyper::SessionLayer;
 use session_store_memory::MemoryStore;
-use support::{KEY1, KEY2, Probe, browser, get, listen, param, reply};
-
-const T0: u64 = 1_700_000_000_000;
-
-async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let s = Session::from_request(&req).unwrap();
-    let (owner, path) = (param(&req, "owner"), req.uri().path().to_owned());
-    let r = async {
-        Ok::<_, session_hyper::Error>(match path.as_str() {
-            "/login" => {
-                s.regenerate().await?;
-                s.insert("user", &owner).await?;
-                s.set_owner(&owner).await?;
-                reply(StatusCode::OK, "in")
-            }
-            "/bind" => {
-                // bind without regenerate (an already-anonymous session), `ms` after loading it
-                let _ = s.get_value("user").await?;
-                tokio::time::sleep(Duration::from_millis(
-                    param(&req, "ms").parse().unwrap_or(0),
-                ))
-                .await;
-                s.insert("user", &owner).await?;
-                s.set_owner(&owner).await?;
-                reply(StatusCode::OK, "bound")
-            }
-            "/reauth" => {
-                // password change: new id, then log out every other session
-                s.regenerate().await?;
-                s.set_owner(&owner).await?;
-                let n = s.revoke_other_sessions(&owner).await?;
-                reply(StatusCode::OK, n.to_string())
-            }
-            "/reauth-commit" => {
-                s.regenerate().await?;
-                s.set_owner(&owner).await?;
-                s.commit().await?;
-                let n = s.revoke_other_sessions(&owner).await?;
-                reply(StatusCode::OK, n.to_string())
-            }
-            "/whoami" => {
-                let user: Option<String> = s.get("user").await?;
-                reply(StatusCode::OK, user.unwrap_or_else(|| "anonymous".into()))
-            }
-            "/slow-read" => {
-                let user: Option<String> = s.get("user").await?;
-                tokio::time::sleep(Duration::from_millis(
-                    param(&req, "ms").parse().unwrap_or(100),
-                ))
-                .await;
-                reply(StatusCode::OK, user.unwrap_or_else(|| "anonymous".into()))
-            }
-            "/clear" => {
-                let _ = s.get_value("user").await?;
-                tokio::time::sleep(Duration::from_millis(
-                    param(&req, "ms").parse().unwrap_or(0),
-                ))
-                .await;
-                s.clear().await?;
-                s.insert("kept", 1).await?;
-                reply(StatusCode::OK, "cleared")
-            }
-            "/extend" => {
-                s.set_max_age(MaxAge::Ms(param(&req, "ms").parse().unwrap()))
-                    .await?;
-                reply(StatusCode::OK, "ok")
-            }
-            "/logout" => {
-                s.destroy().await?;
-                reply(StatusCode::OK, "bye")
-            }
-            "/list" => {
-                let list = s.list_sessions(&owner).await?;
-                reply(StatusCode::OK, serde_json::to_string(&list).unwrap())
-            }
-            "/revoke-all" => {
-                let n = s.revoke_all_sessions(&owner).await?;
-                reply(StatusCode::OK, n.to_string())
-            }
-            "/revoke-others" => {
-                let n = s.revoke_other_sessions(&owner).await?;
-                reply(StatusCode::OK, n.to_string())
-            }
-            _ => reply(StatusCode::NOT_FOUND, "nf"),
-        })
-    }
-    .await;
-    Ok(r.unwrap_or_else(|e| reply(e.status(), e.to_string())))
-}
+use session_testkit::app::{owner_url, serve};
+use session_testkit::capture::{KEY1, KEY2};
+use session_testkit::client::{browser, get, raw, send};
+use session_testkit::stores::{Probe, T0};
 
 fn cfg(clock: &ManualClock, max_age: MaxAge, rolling: bool, keys: &[&[u8]]) -> Config {
     Config::builder()
@@ -123,7 +31,7 @@ fn cfg(clock: &ManualClock, max_age: MaxAge, rolling: bool, keys: &[&[u8]]) -> C
 }
 
 async fn list(c: &reqwest::Client, url: &str, owner: &str) -> Vec<Value> {
-    let r = get(c, &format!("{url}/list?owner={owner}")).await;
+    let r = get(c, &owner_url(url, owner, None)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     serde_json::from_str::<Vec<Value>>(&r.body).unwrap()
 }
@@ -148,7 +56,7 @@ fn setup(max_age: MaxAge, rolling: bool) -> (Probe, ManualClock, SessionLayer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reauth_revoke_others_keeps_own_session() {
     let (_w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let (a, b) = (browser(), browser());
     assert_eq!(get(&a, &format!("{url}/login?owner=ada")).await.status, 200);
     assert_eq!(get(&b, &format!("{url}/login?owner=ada")).await.status, 200);
@@ -171,7 +79,7 @@ async fn reauth_revoke_others_keeps_own_session() {
 async fn revoke_follows_stale_entry_into_another_owners_session() {
     let (w, clock, layer) = setup(MaxAge::Ms(100_000), true);
     let owners = layer.owners().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let x = browser();
     get(&x, &format!("{url}/login?owner=alice")).await;
     // Past the slack: alice's next request refreshes her entry (rolling).
@@ -198,7 +106,7 @@ async fn revoke_follows_stale_entry_into_another_owners_session() {
 async fn revoke_follows_unfiled_entry_into_another_owners_session() {
     let (w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
     let owners = layer.owners().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let x = browser();
     get(&x, &format!("{url}/login?owner=alice")).await;
     w.fail_unindex.store(true, Ordering::SeqCst);
@@ -215,7 +123,7 @@ async fn revoke_follows_unfiled_entry_into_another_owners_session() {
 async fn clear_racing_bind_drops_binding() {
     let (_w, clock, layer) = setup(MaxAge::Ms(100_000), true);
     let owners = layer.owners().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let x = browser();
     get(&x, &format!("{url}/clear")).await; // anonymous session with data
     let x2 = x.clone();
@@ -241,7 +149,7 @@ async fn clear_racing_bind_drops_binding() {
 async fn set_max_age_extends_entry() {
     let (_w, clock, layer) = setup(MaxAge::Ms(60_000), false);
     let owners = layer.owners().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let x = browser();
     get(&x, &format!("{url}/login?owner=ada")).await;
     get(&x, &format!("{url}/extend?ms=3600000")).await;
@@ -265,18 +173,18 @@ async fn resign_and_browser_session_keep_entry() {
         .build()
         .unwrap();
     let owners = new.owners().unwrap();
-    let u_old = listen(old.wrap(hyper::service::service_fn(app))).await;
-    let u_new = listen(new.wrap(hyper::service::service_fn(app))).await;
+    let u_old = serve(old).await;
+    let u_new = serve(new).await;
     let x = browser();
     // jar is per-host:port; copy cookie manually via raw header
     let r = get(&x, &format!("{u_old}/login?owner=ada")).await;
-    let cookies: Vec<String> = support::pairs(&r);
-    let raw = support::raw();
+    let cookies: Vec<String> = r.pairs();
+    let raw = raw();
     let hdr = cookies.join("; ");
     let mut last = 0;
     for i in 0..2000u64 {
         clock.advance(Duration::from_secs(60));
-        let r = support::send(raw.get(format!("{u_new}/whoami")).header("cookie", &hdr)).await;
+        let r = send(raw.get(format!("{u_new}/whoami")).header("cookie", &hdr)).await;
         if r.body != "ada" {
             panic!("session lost at step {i}: {}", r.body);
         }
@@ -301,7 +209,7 @@ async fn hook_binds_in_cookie_mode() {
         .build()
         .unwrap();
     let layer = SessionLayer::cookie(c).build().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let r = get(&browser(), &format!("{url}/clear")).await;
     assert_eq!(
         r.status, 500,
@@ -315,7 +223,7 @@ async fn hook_binds_in_cookie_mode() {
         .build()
         .unwrap();
     let layer = SessionLayer::store(k, MemoryStore::new()).build().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let r = get(&browser(), &format!("{url}/clear")).await;
     assert_eq!(r.status, 500, "koa-compat keeps no index: {}", r.body);
 }
@@ -326,7 +234,7 @@ async fn hook_binds_in_cookie_mode() {
 async fn revoke_races_relogin_and_refresh() {
     let (_w, clock, layer) = setup(MaxAge::Ms(100_000), true);
     let owners = layer.owners().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let mut bad = Vec::new();
     for round in 0..300 {
         let o = format!("r{round}");
@@ -369,7 +277,7 @@ async fn revoke_races_relogin_and_refresh() {
 /// its revoke by that handle must answer "unknown" and leave the session alive.
 async fn racing_binds_list_and_revoke_only_the_winner(layer: SessionLayer, rounds: usize) {
     let owners = layer.owners().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let mut failures = Vec::new();
     for r in 0..rounds {
         let (ada, bob) = (format!("ada{r}"), format!("bob{r}"));
@@ -417,17 +325,13 @@ mod on_redis {
     struct Skewed(i64);
     impl session_core::Clock for Skewed {
         fn now_ms(&self) -> u64 {
-            let n = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as i64;
+            let n = session_testkit::now_ms() as i64;
             (n + self.0) as u64
         }
     }
 
     async fn store(prefix: &str) -> session_store_redis::RedisStore {
-        let url = std::env::var("REDIS_URL").unwrap();
-        session_store_redis::RedisStore::builder(url)
+        session_store_redis::RedisStore::builder(session_testkit::redis::shared_url())
             .prefix(prefix.to_owned())
             .build()
             .await
@@ -451,12 +355,7 @@ mod on_redis {
     }
 
     fn pfx() -> String {
-        let mut b = [0u8; 6];
-        getrandom::fill(&mut b).unwrap();
-        format!(
-            "atk{}:",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        )
+        session_testkit::redis::unique_prefix("atk")
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,7 +367,7 @@ mod on_redis {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_reauth_revoke_others() {
         let l = layer(store(&pfx()).await, MaxAge::Ms(86_400_000), false, 0);
-        let url = listen(l.wrap(hyper::service::service_fn(app))).await;
+        let url = serve(l).await;
         let (a, b) = (browser(), browser());
         get(&a, &format!("{url}/login?owner=ada")).await;
         get(&b, &format!("{url}/login?owner=ada")).await;
@@ -486,7 +385,7 @@ mod on_redis {
     async fn redis_revoke_counts_live_sessions_once_with_markers_left() {
         let l = layer(store(&pfx()).await, MaxAge::Ms(86_400_000), false, 0);
         let owners = l.owners().unwrap();
-        let url = listen(l.wrap(hyper::service::service_fn(app))).await;
+        let url = serve(l).await;
         for round in 0..20 {
             let o = format!("m{round}");
             let (a, b) = (browser(), browser());
@@ -510,8 +409,8 @@ mod on_redis {
         let slow = layer(store(&p).await, MaxAge::Ms(5_000), false, -7_000);
         let fast = layer(store(&p).await, MaxAge::Ms(5_000), false, 7_000);
         let owners_slow = slow.owners().unwrap();
-        let us = listen(slow.wrap(hyper::service::service_fn(app))).await;
-        let uf = listen(fast.wrap(hyper::service::service_fn(app))).await;
+        let us = serve(slow).await;
+        let uf = serve(fast).await;
         let (x, y) = (browser(), browser());
         get(&x, &format!("{us}/login?owner=ada")).await;
         get(&y, &format!("{uf}/login?owner=ada")).await;
@@ -532,7 +431,7 @@ mod on_redis {
     async fn redis_revoke_races_relogin() {
         let l = layer(store(&pfx()).await, MaxAge::Ms(86_400_000), true, 0);
         let owners = l.owners().unwrap();
-        let url = listen(l.wrap(hyper::service::service_fn(app))).await;
+        let url = serve(l).await;
         let mut bad = Vec::new();
         for round in 0..200 {
             let o = format!("r{round}");
@@ -569,7 +468,7 @@ mod on_redis {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reauth_with_commit_first_control() {
     let (_w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let (a, b) = (browser(), browser());
     get(&a, &format!("{url}/login?owner=ada")).await;
     get(&b, &format!("{url}/login?owner=ada")).await;
@@ -583,7 +482,7 @@ async fn reauth_with_commit_first_control() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_others_after_relogin_kills_self() {
     let (w, clock, layer) = setup(MaxAge::Ms(100_000), true);
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let x = browser();
     get(&x, &format!("{url}/login?owner=ada")).await;
     // race variant: an in-flight rolling request of the old id re-files its entry after the
@@ -596,7 +495,7 @@ async fn revoke_others_after_relogin_kills_self() {
     *w.delay_owner.lock().unwrap() = None;
     get(&x, &format!("{url}/login?owner=ada")).await;
     inflight.await.unwrap();
-    let r = get(&x, &format!("{url}/revoke-others?owner=ada")).await;
+    let r = get(&x, &format!("{url}/revoke-others")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         who(&x, &url).await,
@@ -608,7 +507,7 @@ async fn revoke_others_after_relogin_kills_self() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_costs() {
     let (w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let x = browser();
     get(&x, &format!("{url}/clear")).await;
     let c0 = w.index_calls.load(Ordering::SeqCst);
@@ -630,7 +529,7 @@ async fn login_costs() {
 async fn a_revoke_never_ends_a_session_bound_to_another_owner() {
     let (w, _clock, layer) = setup(MaxAge::Ms(86_400_000), false);
     let owners = layer.owners().unwrap();
-    let url = listen(layer.wrap(hyper::service::service_fn(app))).await;
+    let url = serve(layer).await;
     let x = browser();
     assert_eq!(get(&x, &format!("{url}/bind?owner=bob")).await.status, 200);
     let bobs = owners.list("bob").await.unwrap();

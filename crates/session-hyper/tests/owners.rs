@@ -4,94 +4,21 @@
 //! `--features redis-tests` and `REDIS_URL` (`cargo xtask ci` provides both).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 use session_core::owner::CLOCK_SKEW_ALLOWANCE_MS;
 use session_core::{Config, ManualClock, MaxAge};
-use session_hyper::{Session, SessionLayer};
+use session_hyper::SessionLayer;
 use session_store_memory::MemoryStore;
-use support::*;
+use session_testkit::app::{owner_url, serve};
+use session_testkit::capture::KEY1;
+use session_testkit::client::{Reply, browser, get, send};
+use session_testkit::stores::{Probe, T0};
 
-const T0: u64 = 1_700_000_000_000;
 const NAME: &str = "koa.sess";
-
-/// An account app: log in (regenerate, bind), count views, list and revoke sessions.
-async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let s = Session::from_request(&req).unwrap();
-    let (owner, path) = (param(&req, "owner"), req.uri().path().to_owned());
-    let r = async {
-        Ok::<_, session_hyper::Error>(match path.as_str() {
-            "/login" => {
-                s.regenerate().await?;
-                s.insert("user", &owner).await?;
-                let device = param(&req, "device");
-                if device.is_empty() {
-                    s.set_owner(&owner).await?;
-                } else {
-                    s.set_owner_with_device(&owner, &device).await?;
-                }
-                reply(StatusCode::OK, "in")
-            }
-            "/rebind" => match s.set_owner(&owner).await {
-                Ok(()) => reply(StatusCode::OK, "bound"),
-                Err(e) => reply(StatusCode::BAD_REQUEST, e.to_string()),
-            },
-            "/views" => {
-                let n: u64 = s.get("views").await?.unwrap_or(0) + 1;
-                s.insert("views", n).await?;
-                reply(StatusCode::OK, n.to_string())
-            }
-            "/read" => {
-                let _ = s.get_value("user").await?;
-                reply(StatusCode::OK, "read")
-            }
-            "/whoami" => {
-                let user: Option<String> = s.get("user").await?;
-                reply(StatusCode::OK, user.unwrap_or_else(|| "anonymous".into()))
-            }
-            "/logout" => {
-                s.destroy().await?;
-                reply(StatusCode::OK, "bye")
-            }
-            "/list" => {
-                let list = s.list_sessions(&owner).await?;
-                reply(StatusCode::OK, serde_json::to_string(&list).unwrap())
-            }
-            "/revoke" => {
-                if s.revoke_session(&owner, &param(&req, "handle")).await? {
-                    reply(StatusCode::NO_CONTENT, "")
-                } else {
-                    reply(StatusCode::NOT_FOUND, "unknown")
-                }
-            }
-            "/revoke-others" => {
-                let n = s.revoke_other_sessions(&owner).await?;
-                reply(StatusCode::OK, n.to_string())
-            }
-            "/revoke-all" => {
-                let n = s.revoke_all_sessions(&owner).await?;
-                reply(StatusCode::OK, n.to_string())
-            }
-            _ => reply(StatusCode::NOT_FOUND, "not found"),
-        })
-    }
-    .await;
-    Ok(r.unwrap_or_else(|e| reply(e.status(), e.to_string())))
-}
-
-async fn serve_owners(layer: SessionLayer) -> String {
-    listen(layer.wrap(hyper::service::service_fn(app))).await
-}
 
 fn config(clock: Option<&ManualClock>, max_age: MaxAge, rolling: bool) -> Config {
     let mut b = Config::builder()
@@ -106,14 +33,9 @@ fn config(clock: Option<&ManualClock>, max_age: MaxAge, rolling: bool) -> Config
 
 /// A memory store and config on one manual clock, behind a counting wrapper.
 fn clocked(max_age: MaxAge, rolling: bool) -> (SessionLayer, Probe, ManualClock) {
-    let clock = ManualClock::new(T0);
-    let store = MemoryStore::builder()
-        .clock(Arc::new(clock.clone()))
-        .build();
-    let probe = Probe::new(store);
-    let layer = SessionLayer::store(config(Some(&clock), max_age, rolling), probe.clone())
-        .build()
-        .unwrap();
+    let (cfg, probe, clock) =
+        session_testkit::stores::clocked(|b| b.max_age(max_age).rolling(rolling));
+    let layer = SessionLayer::store(cfg, probe.clone()).build().unwrap();
     (layer, probe, clock)
 }
 
@@ -125,7 +47,7 @@ async fn login(url: &str, owner: &str, device: &str) -> (reqwest::Client, Reply)
 }
 
 async fn list(c: &reqwest::Client, url: &str, owner: &str) -> Vec<Value> {
-    let r = get(c, &format!("{url}/list?owner={owner}")).await;
+    let r = get(c, &owner_url(url, owner, None)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     match serde_json::from_str(&r.body).unwrap() {
         Value::Array(a) => a,
@@ -158,11 +80,11 @@ async fn contract(url: &str, ada: &str, bob: &str) {
     let mut sessions = Vec::new();
     for i in 0..3 {
         let (c, r) = login(url, ada, &format!("device-{i}")).await;
-        secrets.extend(pairs(&r));
+        secrets.extend(r.pairs());
         sessions.push(c);
     }
     let (b, r) = login(url, bob, "bob-phone").await;
-    secrets.extend(pairs(&r));
+    secrets.extend(r.pairs());
 
     let l = list(&sessions[0], url, ada).await;
     assert_eq!(l.len(), 3, "{l:?}");
@@ -192,7 +114,7 @@ async fn contract(url: &str, ada: &str, bob: &str) {
     }
 
     // Log out everywhere else: exactly the caller's session and the other owner's remain.
-    let r = get(&sessions[0], &format!("{url}/revoke-others?owner={ada}")).await;
+    let r = get(&sessions[0], &format!("{url}/revoke-others")).await;
     assert_eq!(r.body, "2");
     let l = list(&sessions[0], url, ada).await;
     assert_eq!(handles(&l), current(&l), "only the current session is left");
@@ -216,31 +138,19 @@ async fn contract(url: &str, ada: &str, bob: &str) {
         .filter(|h| !current(&l).contains(h))
         .collect();
     assert_eq!(other.len(), 1);
-    let revoke = |h: String| format!("{url}/revoke?owner={ada}&handle={h}");
-    assert_eq!(
-        get(&sessions[0], &revoke(other[0].clone())).await.status,
-        204
-    );
-    assert_eq!(
-        get(&sessions[0], &revoke(other[0].clone())).await.status,
-        404
-    );
-    assert_eq!(get(&sessions[0], &revoke("x".repeat(22))).await.status, 404);
-    assert_eq!(
-        get(&sessions[0], &revoke("../../etc".into())).await.status,
-        404
-    );
+    let revoke = |h: &str| send(sessions[0].delete(owner_url(url, ada, Some(h))));
+    assert_eq!(revoke(&other[0]).await.status, 204);
+    assert_eq!(revoke(&other[0]).await.status, 404);
+    assert_eq!(revoke(&"x".repeat(22)).await.status, 404);
+    assert_eq!(revoke("../../etc").await.status, 404);
     assert_eq!(whoami(&d, url).await, "anonymous");
     // Bob's handle is not Ada's to revoke.
     let bobs = handles(&list(&b, url, bob).await);
-    assert_eq!(
-        get(&sessions[0], &revoke(bobs[0].clone())).await.status,
-        404
-    );
+    assert_eq!(revoke(&bobs[0]).await.status, 404);
     assert_eq!(whoami(&b, url).await, bob);
 
     // Log out everywhere: the caller's own session ends too, and its cookie is removed.
-    let r = get(&sessions[0], &format!("{url}/revoke-all?owner={ada}")).await;
+    let r = get(&sessions[0], &format!("{url}/revoke-all")).await;
     assert_eq!(r.body, "1");
     assert!(
         r.set_cookies
@@ -261,16 +171,15 @@ async fn contract(url: &str, ada: &str, bob: &str) {
 #[tokio::test]
 async fn the_contract_on_the_memory_store() {
     let (layer, _, _) = clocked(MaxAge::Ms(86_400_000), false);
-    let url = serve_owners(layer).await;
+    let url = serve(layer).await;
     contract(&url, "ada", "bob").await;
 }
 
 #[cfg(feature = "redis-tests")]
 async fn redis_layer(max_age: MaxAge, rolling: bool) -> SessionLayer {
-    let url = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
-    let prefix = format!("owners{}:", rand_suffix());
-    let store = session_store_redis::RedisStore::builder(url)
-        .prefix(prefix)
+    use session_testkit::redis::{shared_url, unique_prefix};
+    let store = session_store_redis::RedisStore::builder(shared_url())
+        .prefix(unique_prefix("owners"))
         .build()
         .await
         .unwrap();
@@ -280,23 +189,16 @@ async fn redis_layer(max_age: MaxAge, rolling: bool) -> SessionLayer {
 }
 
 #[cfg(feature = "redis-tests")]
-fn rand_suffix() -> String {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-#[cfg(feature = "redis-tests")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_on_redis() {
-    let url = serve_owners(redis_layer(MaxAge::Ms(86_400_000), false).await).await;
+    let url = serve(redis_layer(MaxAge::Ms(86_400_000), false).await).await;
     contract(&url, "ada", "bob").await;
 }
 
 #[tokio::test]
 async fn sessions_without_an_owner_cost_nothing_extra_and_a_login_one_call() {
     let (layer, probe, clock) = clocked(MaxAge::Ms(86_400_000), true);
-    let url = serve_owners(layer).await;
+    let url = serve(layer).await;
     let c = browser();
     for _ in 0..100 {
         clock.advance(Duration::from_millis(10));
@@ -330,7 +232,7 @@ async fn sessions_without_an_owner_cost_nothing_extra_and_a_login_one_call() {
 async fn a_rolling_session_refreshes_its_entry_once_per_slack_and_stays_listed() {
     // Max-age 100 s: the record lives 110 s from each request, the entry 11 s beyond.
     let (layer, probe, clock) = clocked(MaxAge::Ms(100_000), true);
-    let url = serve_owners(layer).await;
+    let url = serve(layer).await;
     let (c, _) = login(&url, "ada", "laptop").await;
     let before = probe.index_calls.load(Ordering::SeqCst);
     for _ in 0..300 {
@@ -356,7 +258,7 @@ async fn a_rolling_session_refreshes_its_entry_once_per_slack_and_stays_listed()
 #[tokio::test]
 async fn expired_sessions_leave_listings_and_the_index_shrinks_without_a_task() {
     let (layer, probe, clock) = clocked(MaxAge::Ms(60_000), false);
-    let url = serve_owners(layer).await;
+    let url = serve(layer).await;
     let mut clients = Vec::new();
     for i in 0..3 {
         clients.push(login(&url, "ada", &format!("d{i}")).await.0);
@@ -368,11 +270,7 @@ async fn expired_sessions_leave_listings_and_the_index_shrinks_without_a_task() 
     clock.advance(Duration::from_secs(61));
     let admin = browser();
     assert!(list(&admin, &url, "ada").await.is_empty());
-    let r = get(
-        &admin,
-        &format!("{url}/revoke?owner=ada&handle={}", before[0]),
-    )
-    .await;
+    let r = send(admin.delete(owner_url(&url, "ada", Some(&before[0])))).await;
     assert_eq!(r.status, 404, "an ended session is not revocable");
     // The revoke cleaned up that one entry; the other two lapse by themselves.
     assert_eq!(probe.store.owner_entries(), 2);
@@ -389,7 +287,7 @@ async fn expired_sessions_leave_listings_and_the_index_shrinks_without_a_task() 
 #[tokio::test]
 async fn a_logout_and_a_regenerate_keep_the_index_exact() {
     let (layer, probe, _) = clocked(MaxAge::Ms(86_400_000), false);
-    let url = serve_owners(layer).await;
+    let url = serve(layer).await;
     let (c, _) = login(&url, "ada", "laptop").await;
     let first = handles(&list(&c, &url, "ada").await);
     // A second login of the same browser regenerates: listed once, under its new handle.
@@ -414,7 +312,11 @@ async fn a_logout_and_a_regenerate_keep_the_index_exact() {
     assert_eq!(probe.store.owner_entries(), 0, "a logout removes the entry");
     // Rebinding to someone else needs a regenerate.
     let (c, _) = login(&url, "ada", "x").await;
-    let r = get(&c, &format!("{url}/rebind?owner=eve")).await;
+    let r = send(
+        c.put(format!("{url}/session/owner"))
+            .body(r#"{"owner":"eve"}"#),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(whoami(&c, &url).await, "ada");
 }
@@ -430,7 +332,7 @@ async fn cookie_mode_and_koa_compat_keep_no_index() {
         .build()
         .unwrap();
     assert!(cookie.owners().is_none());
-    let url = serve_owners(cookie).await;
+    let url = serve(cookie).await;
     let r = get(&browser(), &format!("{url}/login?owner=ada")).await;
     assert_eq!(r.status, 500, "{}", r.body);
     assert!(r.body.contains("owner index"), "{}", r.body);
@@ -443,7 +345,7 @@ async fn cookie_mode_and_koa_compat_keep_no_index() {
         .build()
         .unwrap();
     assert!(koa.owners().is_none());
-    let url = serve_owners(koa).await;
+    let url = serve(koa).await;
     assert_eq!(
         get(&browser(), &format!("{url}/login?owner=ada"))
             .await
@@ -458,7 +360,7 @@ async fn cookie_mode_and_koa_compat_keep_no_index() {
 /// in is listed (a live session is never out of reach of the next revoke).
 async fn races(layer: SessionLayer, rounds: usize) {
     let owners = layer.owners().expect("the store keeps an owner index");
-    let url = serve_owners(layer).await;
+    let url = serve(layer).await;
     let mut failures = Vec::new();
     for round in 0..rounds {
         let owner = format!("racer{round}");

@@ -7,10 +7,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use session_core::testing::{Harness, run_all, run_owner_index, set};
-use session_core::{
-    Change, Created, Data, Delta, ManualClock, MaxAge, Meta, Record, Store, StoreKey, Updated,
-};
+use session_core::{Change, Created, Data, Delta, ManualClock, Store, StoreKey, Updated};
 use session_store_memory::MemoryStore;
+use session_testkit::conformance::record;
 
 struct Mem {
     store: MemoryStore,
@@ -68,17 +67,6 @@ async fn conformance_with_one_shard() {
     run_all(&h).await;
 }
 
-fn rec(v: Value) -> Record {
-    Record {
-        data: v.as_object().cloned().unwrap(),
-        meta: Meta {
-            expire: Some(1),
-            max_age: MaxAge::Ms(1),
-            created: None,
-        },
-    }
-}
-
 fn k(i: usize) -> StoreKey {
     StoreKey::from_raw(format!("sess:{i:08}"))
 }
@@ -87,7 +75,7 @@ fn k(i: usize) -> StoreKey {
 async fn expired_records_are_never_returned_before_any_sweep() {
     let h = Mem::new();
     h.store
-        .create(&k(1), &rec(json!({"a": 1})), Duration::from_secs(1))
+        .create(&k(1), &record(json!({"a": 1})), Duration::from_secs(1))
         .await
         .unwrap();
     h.clock.advance(Duration::from_millis(999));
@@ -104,14 +92,14 @@ async fn creates_reclaim_expired_records_without_a_sweeper() {
     let h = Mem::new();
     for i in 0..1000 {
         h.store
-            .create(&k(i), &rec(json!({})), Duration::from_secs(1))
+            .create(&k(i), &record(json!({})), Duration::from_secs(1))
             .await
             .unwrap();
     }
     h.clock.advance(Duration::from_secs(2));
     for i in 1000..3000 {
         h.store
-            .create(&k(i), &rec(json!({})), Duration::from_secs(3600))
+            .create(&k(i), &record(json!({})), Duration::from_secs(3600))
             .await
             .unwrap();
     }
@@ -129,23 +117,26 @@ async fn capacity_evicts_soonest_to_expire_first() {
         .build();
     let ttl = |s| Duration::from_secs(s);
     store
-        .create(&k(1), &rec(json!({})), ttl(300))
+        .create(&k(1), &record(json!({})), ttl(300))
         .await
         .unwrap();
     store
-        .create(&k(2), &rec(json!({})), ttl(100))
+        .create(&k(2), &record(json!({})), ttl(100))
         .await
         .unwrap();
     store
-        .create(&k(3), &rec(json!({})), ttl(200))
+        .create(&k(3), &record(json!({})), ttl(200))
         .await
         .unwrap();
     // k(2) is touched: it now expires last.
     store
-        .touch(&k(2), rec(json!({})).meta, ttl(900))
+        .touch(&k(2), record(json!({})).meta, ttl(900))
         .await
         .unwrap();
-    store.create(&k(4), &rec(json!({})), ttl(50)).await.unwrap();
+    store
+        .create(&k(4), &record(json!({})), ttl(50))
+        .await
+        .unwrap();
     assert_eq!(store.len(), 3);
     assert!(
         store.load(&k(3)).await.unwrap().into_record().is_none(),
@@ -160,7 +151,10 @@ async fn capacity_evicts_soonest_to_expire_first() {
     assert_eq!(store.stats().evicted, 1);
     // Expired records are reclaimed before any live one is evicted.
     clock.advance(ttl(60));
-    store.create(&k(5), &rec(json!({})), ttl(10)).await.unwrap();
+    store
+        .create(&k(5), &record(json!({})), ttl(10))
+        .await
+        .unwrap();
     assert_eq!(store.stats().evicted, 1);
     assert!(store.load(&k(4)).await.unwrap().into_record().is_none());
     assert!(store.load(&k(1)).await.unwrap().into_record().is_some());
@@ -171,7 +165,7 @@ async fn flood_of_creates_stays_within_the_cap() {
     let store = MemoryStore::builder().shards(8).max_sessions(1000).build();
     for i in 0..20_000 {
         store
-            .create(&k(i), &rec(json!({"i": i})), Duration::from_secs(60))
+            .create(&k(i), &record(json!({"i": i})), Duration::from_secs(60))
             .await
             .unwrap();
     }
@@ -186,7 +180,7 @@ async fn byte_cap_is_enforced() {
     let big = "x".repeat(1000);
     for i in 0..100 {
         store
-            .create(&k(i), &rec(json!({"v": big})), Duration::from_secs(60))
+            .create(&k(i), &record(json!({"v": big})), Duration::from_secs(60))
             .await
             .unwrap();
         assert!(store.stats().bytes <= 10_000);
@@ -195,7 +189,11 @@ async fn byte_cap_is_enforced() {
     // A single record bigger than the cap is refused, not stored.
     let huge = "x".repeat(20_000);
     let err = store
-        .create(&k(999), &rec(json!({"v": huge})), Duration::from_secs(60))
+        .create(
+            &k(999),
+            &record(json!({"v": huge})),
+            Duration::from_secs(60),
+        )
         .await;
     assert!(matches!(
         err,
@@ -230,7 +228,7 @@ async fn sweeper_reclaims_and_stops_cleanly() {
         .build();
     for i in 0..100 {
         store
-            .create(&k(i), &rec(json!({})), Duration::from_secs(1))
+            .create(&k(i), &record(json!({})), Duration::from_secs(1))
             .await
             .unwrap();
     }
@@ -250,7 +248,11 @@ async fn concurrent_requests_changing_different_keys_all_land() {
     let store = MemoryStore::new();
     let key = k(1);
     store
-        .create(&key, &rec(json!({"base": true})), Duration::from_secs(60))
+        .create(
+            &key,
+            &record(json!({"base": true})),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     for round in 0..200 {
@@ -290,7 +292,7 @@ async fn many_tasks_many_sessions() {
                 let key = k(t * 1000 + i);
                 assert_eq!(
                     store
-                        .create(&key, &rec(json!({"t": t})), Duration::from_secs(60))
+                        .create(&key, &record(json!({"t": t})), Duration::from_secs(60))
                         .await
                         .unwrap(),
                     Created::Inserted
@@ -382,7 +384,7 @@ fn raw_delta_case(base: Vec<(String, Value)>, set: Vec<(String, Value)>, removed
     rt.block_on(async {
         let store = MemoryStore::new();
         let key = k(0);
-        let mut expected = rec(json!({}));
+        let mut expected = record(json!({}));
         expected.data = base.clone();
         store
             .create(&key, &expected, Duration::from_secs(60))

@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use session_core::owner::{Handle, IndexEntry, OwnerIndex};
@@ -20,6 +20,7 @@ use session_core::{
     Supersede, Updated,
 };
 use session_store_postgres::PostgresStore;
+use session_testkit::now_ms;
 use support::{Cluster, store, unique_table, url};
 
 const TTL: Duration = Duration::from_secs(600);
@@ -37,13 +38,6 @@ fn rec(v: serde_json::Value) -> Record {
         data: v.as_object().cloned().unwrap(),
         meta: meta(),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 async fn raw() -> tokio_postgres::Client {

@@ -11,10 +11,10 @@ use support::{Real, store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
-    run_all(&Real(store("conf").await)).await;
+    run_all(&Real::postgres(store("conf").await)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_index_conformance() {
-    run_owner_index(&Real(store("conf_owner").await)).await;
+    run_owner_index(&Real::postgres(store("conf_owner").await)).await;
 }

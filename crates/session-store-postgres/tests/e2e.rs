@@ -8,16 +8,20 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{get, jar_client, layer, serve, store};
+use session_testkit::backend::{Backend, Kind, Variant};
+use session_testkit::client::send;
+use support::{browser, get, layer, serve, store};
 
 fn parsed(body: &str) -> Value {
     serde_json::from_str(body).unwrap()
 }
 
+/// On the kit's PostgreSQL backend (a fresh table), as the attack suite would run it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counter_destroy_regenerate_and_merges() {
-    let url = serve(layer(store("e2e").await, false)).await;
-    let c = jar_client();
+    let backend = Variant::plain(Backend::new(Kind::Postgres).await);
+    let url = serve(backend.layer(|b| b).build().unwrap()).await;
+    let c = browser();
     for n in 1..=3 {
         assert_eq!(
             get(&c, format!("{url}/views")).await.1,
@@ -33,7 +37,8 @@ async fn counter_destroy_regenerate_and_merges() {
     let got = parsed(&get(&c, format!("{url}/read")).await.1);
     assert_eq!(got, json!({"views": 3, "cart": "book", "theme": "dark"}));
     // Regenerate keeps the data under a new id.
-    assert_eq!(get(&c, format!("{url}/regenerate")).await.1, "regenerated");
+    let regenerate = c.post(format!("{url}/session/regenerate"));
+    assert_eq!(send(regenerate).await.status, 204);
     assert_eq!(parsed(&get(&c, format!("{url}/read")).await.1)["views"], 3);
     // Destroy ends it.
     assert_eq!(get(&c, format!("{url}/logout")).await.1, "bye");
@@ -45,7 +50,7 @@ async fn counter_destroy_regenerate_and_merges() {
 async fn rolling_extends_the_row() {
     let store = store("rolling").await;
     let url = serve(layer(store.clone(), true)).await;
-    let c = jar_client();
+    let c = browser();
     get(&c, format!("{url}/views")).await;
     for _ in 0..5 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -61,7 +66,7 @@ async fn destroy_racing_saves_never_resurrects() {
     let url = serve(layer(store("race").await, false)).await;
     let mut failures = 0;
     for _ in 0..200 {
-        let c = jar_client();
+        let c = browser();
         get(&c, format!("{url}/views")).await;
         let _ = tokio::join!(
             get(&c, format!("{url}/slow-set?a=1")),
@@ -93,8 +98,8 @@ async fn revokes_racing_saves() {
     let mut failures = Vec::new();
     for round in 0..200 {
         let owner = format!("user{round}");
-        let c = jar_client();
-        get(&c, format!("{url}/login?{owner}")).await;
+        let c = browser();
+        get(&c, format!("{url}/login?owner={owner}")).await;
         let (_, _, revoked) = tokio::join!(
             get(&c, format!("{url}/views")),
             get(&c, format!("{url}/slow-set?x=1")),
@@ -123,10 +128,7 @@ async fn revoking_thousands_of_sessions_of_one_owner() {
     use std::time::{Duration, Instant};
     const N: usize = 9000;
     let st = store("many").await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = session_testkit::now_ms();
     let record = Record {
         data: json!({"n": 1}).as_object().cloned().unwrap(),
         meta: Meta {
@@ -158,7 +160,7 @@ async fn revoking_thousands_of_sessions_of_one_owner() {
     let bystander = {
         let (url, stop) = (url.clone(), stop.clone());
         tokio::spawn(async move {
-            let c = jar_client();
+            let c = browser();
             let mut failed = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 if get(&c, format!("{url}/views")).await.0 != 200 {

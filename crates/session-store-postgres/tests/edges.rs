@@ -172,10 +172,7 @@ async fn an_infinite_expiry_does_not_break_the_listing() {
         )
         .await
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = session_testkit::now_ms();
     let entry = IndexEntry::new(key.clone(), now, now, None);
     store.index("ada", &entry, now + 60_000, now).await.unwrap();
     let listed = store.entries("ada", now).await;

@@ -9,14 +9,14 @@ mod support;
 use std::time::{Duration, Instant};
 
 use session_store_postgres::PostgresStore;
-use support::{Cluster, get, jar_client, layer, serve, unique_table};
+use support::{Cluster, browser, get, layer, serve, unique_table};
 
 async fn logged_in(url: &str, owner: &str, n: usize) -> Vec<reqwest::Client> {
     let mut out = Vec::new();
     for start in (0..n).step_by(16) {
         let batch = (start..n.min(start + 16)).map(|_| async {
-            let c = jar_client();
-            let r = get(&c, format!("{url}/login?{owner}")).await;
+            let c = browser();
+            let r = get(&c, format!("{url}/login?owner={owner}")).await;
             assert_eq!(r.0, 200, "{}", r.1);
             c
         });

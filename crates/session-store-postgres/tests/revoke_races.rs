@@ -2,15 +2,14 @@
 //! PostgreSQL: the caller is never logged out under its new id, and every other session of the
 //! owner ends. Every order forced with a store that holds one call, then hundreds of
 //! free-running rounds over real TCP. The races are the ones the memory store and Redis run
-//! (`session-hyper/tests/support/revoke.rs`, shared so every store meets the same ones).
+//! (the test kit's `session_testkit::revoke`, so every store meets the same ones).
 //! Needs `--features postgres-tests` and `DATABASE_URL` (`cargo xtask test-postgres`).
 #![cfg(feature = "postgres-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
 
-#[path = "../../session-hyper/tests/support/revoke.rs"]
-mod revoke;
+use session_testkit::revoke;
 
 /// Free-running rounds, and how many run at once.
 const ROUNDS: usize = 300;
@@ -26,15 +25,5 @@ async fn forced_orders_on_postgres() {
 async fn free_running_on_postgres() {
     let store = support::store("revoke_free").await;
     let t = revoke::free_running(store, ROUNDS, LANES).await;
-    eprintln!("postgres: {ROUNDS} rounds: {t:?}");
-    assert_eq!(
-        t.live_revoke_first + t.live_login_first + t.superseded,
-        ROUNDS,
-        "{t:?}"
-    );
-    assert_eq!(
-        (t.callers_logged_out, t.others_left, t.errors),
-        (0, 0, 0),
-        "{t:?}"
-    );
+    t.assert_clean("postgres", ROUNDS);
 }

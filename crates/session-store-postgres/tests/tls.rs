@@ -14,7 +14,8 @@ use support::{Cluster, small_record};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslmode_require_with_a_private_root() {
-    let cluster = Cluster::start_tls();
+    let cluster =
+        Cluster::start_tls(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"));
     let root = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-cert.pem"),
     )

@@ -27,8 +27,8 @@ async fn conformance_through_the_cache() {
         &support::unique_prefix("cache_conf"),
     )
     .await;
-    run_all(&Real(store.clone())).await;
-    run_owner_index(&Real(store.clone())).await;
+    run_all(&Real::redis(store.clone())).await;
+    run_owner_index(&Real::redis(store.clone())).await;
     let stats = store.client_cache_stats().unwrap();
     assert!(stats.misses > 0 && stats.invalidations > 0, "{stats:?}");
 }
@@ -454,31 +454,34 @@ async fn a_logout_on_one_app_server_holds_on_the_other() {
     let server_a = support::serve(layer(cached(&url, &prefix).await)).await;
     let server_b = support::serve(layer(cached(&url, &prefix).await)).await;
     for _ in 0..100 {
-        let c = support::jar_client();
+        let c = support::browser();
         assert_eq!(
-            support::text(&c, format!("{server_a}/views")).await,
+            support::text(&c, &format!("{server_a}/views")).await,
             "1 views"
         );
         assert_eq!(
-            support::text(&c, format!("{server_a}/views")).await,
+            support::text(&c, &format!("{server_a}/views")).await,
             "2 views"
         );
         // Read-only requests on A, served from A's cache.
         for _ in 0..3 {
             assert_eq!(
-                support::text(&c, format!("{server_a}/read")).await,
+                support::text(&c, &format!("{server_a}/read")).await,
                 r#"{"views":2}"#
             );
         }
         assert_eq!(
-            support::text(&c, format!("{server_b}/views")).await,
+            support::text(&c, &format!("{server_b}/views")).await,
             "3 views"
         );
         assert_eq!(
-            support::text(&c, format!("{server_a}/read")).await,
+            support::text(&c, &format!("{server_a}/read")).await,
             r#"{"views":3}"#
         );
-        assert_eq!(support::text(&c, format!("{server_b}/logout")).await, "bye");
-        assert_eq!(support::text(&c, format!("{server_a}/read")).await, "{}");
+        assert_eq!(
+            support::text(&c, &format!("{server_b}/logout")).await,
+            "bye"
+        );
+        assert_eq!(support::text(&c, &format!("{server_a}/read")).await, "{}");
     }
 }

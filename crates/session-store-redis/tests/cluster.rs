@@ -11,7 +11,8 @@ use serde_json::json;
 use session_core::testing::{run_all, run_owner_index};
 use session_core::{Created, MaxAge, Meta, Record, Store, StoreKey};
 use session_store_redis::{Format, RedisStore};
-use support::{Cluster, Real, jar_client, serve, text};
+use session_testkit::backend::{Backend, Kind, Variant};
+use support::{Cluster, Real, browser, serve, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_conformance_and_failover() {
@@ -23,34 +24,28 @@ async fn cluster_conformance_and_failover() {
             .await
             .unwrap();
         if format == Format::V1 {
-            run_owner_index(&Real(store.clone())).await;
+            run_owner_index(&Real::redis(store.clone())).await;
         }
-        run_all(&Real(store)).await;
+        run_all(&Real::redis(store)).await;
     }
 
     // The middleware end to end on the cluster: a counter per visitor, concurrent requests
     // changing different keys, in both formats.
+    // The kit's cluster backend (a prefix of its own on this cluster) checks every key's TTL.
     for (format, koa) in [(Format::V1, false), (Format::Koa, true)] {
-        let store = RedisStore::cluster(cluster.urls())
-            .format(format)
-            .build()
-            .await
-            .unwrap();
-        let config = session_core::Config::builder()
-            .key(b"cluster e2e key, 32 bytes or more!".to_vec())
-            .koa_compat(koa)
-            .build()
-            .unwrap();
+        let store = RedisStore::cluster(cluster.urls()).format(format);
+        let backend = Backend::redis(Kind::RedisCluster, store, cluster.urls()).await;
         let url = serve(
-            session_hyper::SessionLayer::store(config, store)
+            Variant::plain(backend.clone())
+                .layer(|b| b.koa_compat(koa))
                 .build()
                 .unwrap(),
         )
         .await;
         for _visitor in 0..5 {
-            let c = jar_client();
+            let c = browser();
             for n in 1..=3 {
-                let body = text(&c, format!("{url}/views")).await;
+                let body = text(&c, &format!("{url}/views")).await;
                 assert_eq!(body, format!("{n} views"));
             }
             if !koa {
@@ -58,11 +53,13 @@ async fn cluster_conformance_and_failover() {
                 let b = c.get(format!("{url}/slow-set?theme=dark")).send();
                 let (a, b) = tokio::join!(a, b);
                 assert!(a.unwrap().status().is_success() && b.unwrap().status().is_success());
-                let body = text(&c, format!("{url}/read")).await;
+                let body = text(&c, &format!("{url}/read")).await;
                 let got: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(got, json!({"views": 3, "cart": "book", "theme": "dark"}));
             }
         }
+        let keys = backend.assert_every_key_has_a_ttl().await;
+        assert!(keys >= 5, "{keys} keys on the cluster's masters");
     }
 
     // A user's sessions on the cluster: 100 sessions of one owner, their records spread over
@@ -81,8 +78,12 @@ async fn cluster_conformance_and_failover() {
         let mut clients = Vec::new();
         let mut masters = std::collections::HashSet::new();
         for _ in 0..100 {
-            let c = jar_client();
-            let res = c.get(format!("{url}/login?ada")).send().await.unwrap();
+            let c = browser();
+            let res = c
+                .get(format!("{url}/login?owner=ada"))
+                .send()
+                .await
+                .unwrap();
             let id = res
                 .headers()
                 .get_all("set-cookie")
@@ -98,20 +99,23 @@ async fn cluster_conformance_and_failover() {
             clients.push(c);
         }
         assert!(masters.len() > 1, "the records are spread over the shards");
-        let bob = jar_client();
-        bob.get(format!("{url}/login?bob")).send().await.unwrap();
+        let bob = browser();
+        bob.get(format!("{url}/login?owner=bob"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(owners.list("ada").await.unwrap().len(), 100);
         assert_eq!(owners.revoke_all("ada").await.unwrap(), 100);
         assert!(owners.list("ada").await.unwrap().is_empty());
         for c in &clients {
             assert_eq!(
-                text(c, format!("{url}/read")).await,
+                text(c, &format!("{url}/read")).await,
                 "{}",
                 "revoked on every shard"
             );
         }
         assert_eq!(owners.list("bob").await.unwrap().len(), 1);
-        assert_ne!(text(&bob, format!("{url}/read")).await, "{}");
+        assert_ne!(text(&bob, &format!("{url}/read")).await, "{}");
     }
 
     // Failover: sessions spread over the three shards; one master is killed while every

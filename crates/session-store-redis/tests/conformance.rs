@@ -19,7 +19,7 @@ async fn conformance_v1() {
         .build()
         .await
         .unwrap();
-    run_all(&Real(store)).await;
+    run_all(&Real::redis(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +29,7 @@ async fn owner_index_conformance() {
         .build()
         .await
         .unwrap();
-    run_owner_index(&Real(store)).await;
+    run_owner_index(&Real::redis(store)).await;
 }
 
 /// A store under a fresh prefix, and the time now (ms since the epoch).
@@ -39,10 +39,7 @@ async fn owner_store(name: &str) -> (RedisStore, u64) {
         .build()
         .await
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = session_testkit::now_ms();
     (store, now)
 }
 
@@ -99,7 +96,7 @@ async fn conformance_koa_format() {
         .build()
         .await
         .unwrap();
-    run_all(&Real(store)).await;
+    run_all(&Real::redis(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

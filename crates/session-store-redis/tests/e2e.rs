@@ -11,7 +11,7 @@ use session_core::id::KeyDerivation;
 use session_core::{Config, SessionId};
 use session_hyper::SessionLayer;
 use session_store_redis::{Format, RedisStore};
-use support::{Server, jar_client, serve, text};
+use support::{Server, browser, serve, text};
 
 const KEY: &[u8] = b"redis e2e key, at least 32 bytes!";
 
@@ -31,9 +31,12 @@ async fn counter_concurrency_and_no_records_for_junk() {
     let server = Server::start(&[]);
     let store = RedisStore::builder(server.url()).build().await.unwrap();
     let url = serve(SessionLayer::store(config(), store).build().unwrap()).await;
-    let c = jar_client();
+    let c = browser();
     for n in 1..=3 {
-        assert_eq!(text(&c, format!("{url}/views")).await, format!("{n} views"));
+        assert_eq!(
+            text(&c, &format!("{url}/views")).await,
+            format!("{n} views")
+        );
     }
     assert_eq!(dbsize(&server.url()).await, 1);
     // The key in Redis is not the cookie value.
@@ -52,16 +55,16 @@ async fn counter_concurrency_and_no_records_for_junk() {
     let (a, b) = tokio::join!(a, b);
     assert!(a.unwrap().status().is_success() && b.unwrap().status().is_success());
     assert_eq!(
-        text(&c, format!("{url}/read")).await,
+        text(&c, &format!("{url}/read")).await,
         r#"{"views":3,"cart":"book","theme":"dark"}"#
             .replace(r#","cart":"book","theme":"dark""#, &{
                 // Hash field order is Redis's; compare as JSON below instead.
                 String::new()
             })
-            .replace("{\"views\":3}", &text(&c, format!("{url}/read")).await)
+            .replace("{\"views\":3}", &text(&c, &format!("{url}/read")).await)
     );
     let got: serde_json::Value =
-        serde_json::from_str(&text(&c, format!("{url}/read")).await).unwrap();
+        serde_json::from_str(&text(&c, &format!("{url}/read")).await).unwrap();
     assert_eq!(
         got,
         serde_json::json!({"views": 3, "cart": "book", "theme": "dark"})
@@ -89,8 +92,8 @@ async fn redis_down_gives_503_fast_then_recovers() {
         .await
         .unwrap();
     let url = serve(SessionLayer::store(config(), store).build().unwrap()).await;
-    let c = jar_client();
-    assert_eq!(text(&c, format!("{url}/views")).await, "1 views");
+    let c = browser();
+    assert_eq!(text(&c, &format!("{url}/views")).await, "1 views");
     server.stop();
     let t = Instant::now();
     let r = c.get(format!("{url}/views")).send().await.unwrap();
@@ -151,11 +154,11 @@ async fn round_trips_per_request() {
             .unwrap();
         let store = RedisStore::builder(server.url()).build().await.unwrap();
         let url = serve(SessionLayer::store(cfg, store).build().unwrap()).await;
-        let c = jar_client();
+        let c = browser();
         // Warm up: the scripts get loaded (an EVALSHA misses once per script).
-        text(&c, format!("{url}/views")).await;
-        text(&c, format!("{url}/read")).await;
-        text(&c, format!("{url}/views")).await;
+        text(&c, &format!("{url}/views")).await;
+        text(&c, &format!("{url}/read")).await;
+        text(&c, &format!("{url}/views")).await;
         let read = client_commands(server.port, async {
             let r = c.get(format!("{url}/read")).send().await.unwrap();
             let cookies = r.headers().get_all("set-cookie").iter().count();
@@ -167,7 +170,7 @@ async fn round_trips_per_request() {
         })
         .await;
         let change = client_commands(server.port, async {
-            text(&c, format!("{url}/views")).await;
+            text(&c, &format!("{url}/views")).await;
         })
         .await;
         println!("rolling={rolling}: read-only {read:?}, changing {change:?}");
@@ -194,24 +197,24 @@ async fn owner_round_trips() {
     let layer = SessionLayer::store(cfg, store).build().unwrap();
     let owners = layer.owners().unwrap();
     let url = serve(layer).await;
-    let (plain, owned) = (jar_client(), jar_client());
+    let (plain, owned) = (browser(), browser());
     // Warm up: every script gets loaded once (an EVALSHA misses once per script).
     for c in [&plain, &owned] {
-        text(c, format!("{url}/views")).await;
+        text(c, &format!("{url}/views")).await;
     }
-    text(&plain, format!("{url}/login?warm")).await;
+    text(&plain, &format!("{url}/login?owner=warm")).await;
     owners.list("warm").await.unwrap();
-    text(&plain, format!("{url}/logout")).await;
-    text(&plain, format!("{url}/views")).await;
-    text(&plain, format!("{url}/views")).await;
+    text(&plain, &format!("{url}/logout")).await;
+    text(&plain, &format!("{url}/views")).await;
+    text(&plain, &format!("{url}/views")).await;
     let count = |c: &reqwest::Client, path: &str| {
         let (c, u) = (c.clone(), format!("{url}{path}"));
         client_commands(server.port, async move {
-            text(&c, u).await;
+            text(&c, &u).await;
         })
     };
-    let plain_login = count(&plain, "/plain-login?ada").await;
-    let owned_login = count(&owned, "/login?ada").await;
+    let plain_login = count(&plain, "/login?user=ada").await;
+    let owned_login = count(&owned, "/login?owner=ada").await;
     println!("login {plain_login:?}, login + set_owner {owned_login:?}");
     assert_eq!(
         owned_login.len(),
@@ -292,8 +295,8 @@ async fn koa_compat_records_both_ways() {
     assert!(stored.ends_with(r#","_maxAge":86400000}"#), "{stored}");
 
     // 2. We wrote this: what a Koa app reads is koa's format under the raw cookie id.
-    let c = jar_client();
-    assert_eq!(text(&c, format!("{url}/views")).await, "1 views");
+    let c = browser();
+    assert_eq!(text(&c, &format!("{url}/views")).await, "1 views");
     let redis::Value::Array(keys) = support::cmd(&server.url(), &["KEYS", "*"]).await else {
         panic!()
     };

@@ -9,20 +9,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::{Created, Destroyed, Loaded, MaxAge, Meta, Record, Store, StoreError, StoreKey};
+use session_core::{Created, Destroyed, Loaded, Store, StoreError, StoreKey};
 use session_store_redis::RedisStore;
+use session_testkit::conformance::record;
 use support::{Server, free_port};
-
-fn rec(v: serde_json::Value) -> Record {
-    Record {
-        data: v.as_object().cloned().unwrap(),
-        meta: Meta {
-            expire: Some(1),
-            max_age: MaxAge::Ms(1),
-            created: None,
-        },
-    }
-}
 
 fn key(i: usize) -> StoreKey {
     StoreKey::from_raw(format!("sess:{i}"))
@@ -44,7 +34,9 @@ async fn store(url: &str, checkout_ms: u64, command_ms: u64, pool: u32) -> Redis
 async fn server_killed_then_restarted_on_the_same_port() {
     let mut server = Server::start(&[]);
     let s = store(&server.url(), 300, 300, 4).await;
-    s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap();
+    s.create(&key(1), &record(json!({"a": 1})), TTL)
+        .await
+        .unwrap();
     server.stop();
     // Down: every call fails fast with a typed error, never hangs.
     let mut worst = Duration::ZERO;
@@ -80,7 +72,7 @@ async fn server_killed_then_restarted_on_the_same_port() {
         t.elapsed()
     );
     assert_eq!(
-        s.create(&key(2), &rec(json!({})), TTL).await.unwrap(),
+        s.create(&key(2), &record(json!({})), TTL).await.unwrap(),
         Created::Inserted
     );
 }
@@ -160,7 +152,9 @@ async fn a_refused_extra_connection_fails_nobody_while_others_serve() {
 async fn paused_server_times_out_within_the_command_timeout() {
     let server = Server::start(&[]);
     let s = store(&server.url(), 300, 300, 4).await;
-    s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap();
+    s.create(&key(1), &record(json!({"a": 1})), TTL)
+        .await
+        .unwrap();
     server.cmd(&["CLIENT", "PAUSE", "2000", "ALL"]).await;
     let t = Instant::now();
     let err = s.load(&key(1)).await.unwrap_err();
@@ -178,7 +172,9 @@ async fn paused_server_times_out_within_the_command_timeout() {
 async fn killed_connections_are_replaced() {
     let server = Server::start(&[]);
     let s = store(&server.url(), 500, 500, 2).await;
-    s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap();
+    s.create(&key(1), &record(json!({"a": 1})), TTL)
+        .await
+        .unwrap();
     server
         .cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
         .await;
@@ -194,7 +190,7 @@ async fn killed_connections_are_replaced() {
     // A destroy (a logout) sent first on a connection the server closed is sent again on a
     // fresh one, 50 times over: it never fails.
     for i in 0..50 {
-        s.create(&key(100 + i), &rec(json!({"a": 1})), TTL)
+        s.create(&key(100 + i), &record(json!({"a": 1})), TTL)
             .await
             .unwrap();
         server
@@ -213,7 +209,7 @@ async fn out_of_memory_under_noeviction_is_a_typed_error() {
     let mut oom = None;
     for i in 0..500 {
         let t = Instant::now();
-        match s.create(&key(i), &rec(json!({"v": big})), TTL).await {
+        match s.create(&key(i), &record(json!({"v": big})), TTL).await {
             Ok(_) => {}
             Err(e) => {
                 oom = Some((e, t.elapsed()));
@@ -231,7 +227,7 @@ async fn out_of_memory_under_noeviction_is_a_typed_error() {
     // and no key is ever left without a TTL.
     let many: serde_json::Map<String, serde_json::Value> =
         (0..5000).map(|i| (format!("k{i}"), json!(i))).collect();
-    let got = s.create(&key(20_000), &rec(many.into()), TTL).await;
+    let got = s.create(&key(20_000), &record(many.into()), TTL).await;
     assert!(got.is_err(), "{got:?}");
     assert_eq!(s.ttl(&key(20_000)).await.unwrap(), None);
     let redis::Value::Array(keys) = server.cmd(&["KEYS", "*"]).await else {
@@ -252,7 +248,7 @@ async fn out_of_memory_under_noeviction_is_a_typed_error() {
     for i in 0..20 {
         s.destroy(&key(i)).await.unwrap();
     }
-    s.create(&key(10_000), &rec(json!({"small": true})), TTL)
+    s.create(&key(10_000), &record(json!({"small": true})), TTL)
         .await
         .unwrap();
 }
@@ -262,7 +258,9 @@ async fn pool_exhaustion_errors_fast_and_recovers() {
     let server = Server::start(&[]);
     // One multiplexed connection shared by every request; Redis stops answering.
     let s = store(&server.url(), 200, 400, 1).await;
-    s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap();
+    s.create(&key(1), &record(json!({"a": 1})), TTL)
+        .await
+        .unwrap();
     // A second store whose pool has no connection yet: its checkouts must connect while paused.
     let cold = store(&server.url(), 200, 400, 1).await;
     server.cmd(&["CLIENT", "PAUSE", "1500", "ALL"]).await;
@@ -328,7 +326,9 @@ async fn acl_user_and_existing_pool() {
         "the password stays out of Debug"
     );
     assert_eq!(
-        s.create(&key(1), &rec(json!({"a": 1})), TTL).await.unwrap(),
+        s.create(&key(1), &record(json!({"a": 1})), TTL)
+            .await
+            .unwrap(),
         Created::Inserted
     );
     let wrong = RedisStore::builder(format!("redis://app:nope@127.0.0.1:{}/0", server.port))
@@ -452,7 +452,7 @@ async fn a_lost_reply_never_turns_a_login_or_a_logout_into_a_wrong_answer() {
             .unwrap();
         // Each script once, unarmed: a first call's `NOSCRIPT` answer must not be what is lost.
         let (a, b) = (key(1), key(2));
-        let r = rec(json!({"n": 0}));
+        let r = record(json!({"n": 0}));
         s.create(&a, &r, TTL).await.unwrap();
         s.create(&b, &r, TTL).await.unwrap();
         s.touch(&b, r.meta, TTL).await.unwrap();
@@ -474,7 +474,7 @@ async fn a_lost_reply_never_turns_a_login_or_a_logout_into_a_wrong_answer() {
         proxy.lost.store(0, std::sync::atomic::Ordering::SeqCst);
         for i in 0..200 {
             let (old, new) = (key(10_000 + 2 * i), key(10_001 + 2 * i));
-            let r = rec(json!({"user": "u", "n": i}));
+            let r = record(json!({"user": "u", "n": i}));
             s.create(&old, &r, TTL).await.unwrap();
             s.create(&new, &r, TTL).await.unwrap();
 

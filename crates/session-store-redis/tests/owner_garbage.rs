@@ -17,10 +17,7 @@ async fn garbage_members_values_and_scores() {
         .build()
         .await
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = session_testkit::now_ms();
     let key = StoreKey::from_raw("real");
     let rec = Record {
         data: serde_json::Map::new(),

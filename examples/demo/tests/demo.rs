@@ -5,19 +5,16 @@ use tokio::process::Command;
 
 const KEYS: &str = "demo-key-one-at-least-32-bytes-long,demo-key-two-at-least-32-bytes-long";
 
-async fn start(args: &[&str]) -> example_support::Running {
+async fn start(args: &[&str]) -> session_testkit::process::Running {
     let mut all = vec!["--keys", KEYS];
     all.extend_from_slice(args);
-    example_support::start(env!("CARGO_BIN_EXE_demo"), &all)
+    session_testkit::process::start(env!("CARGO_BIN_EXE_demo"), &all)
         .await
         .unwrap()
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
+    session_testkit::client::browser()
 }
 
 /// JSON text as a value (key order aside: the PostgreSQL store keeps keys in `jsonb` order).
@@ -27,7 +24,7 @@ fn json(text: &str) -> serde_json::Value {
 
 /// GET `url`, the body as text.
 async fn text(c: &reqwest::Client, url: String) -> String {
-    c.get(url).send().await.unwrap().text().await.unwrap()
+    session_testkit::client::text(c, &url).await
 }
 
 async fn every_route(args: &[&str]) {

@@ -24,7 +24,7 @@ fn set_cookies(r: &reqwest::Response) -> Vec<String> {
 async fn reads_without_a_cookie(args: &[&str], cookie: &str) -> usize {
     let mut all = vec!["--keys", KEY];
     all.extend_from_slice(args);
-    let d = example_support::start(env!("CARGO_BIN_EXE_demo"), &all)
+    let d = session_testkit::process::start(env!("CARGO_BIN_EXE_demo"), &all)
         .await
         .unwrap();
     let mut missing = 0;

@@ -3,7 +3,7 @@
 
 #[tokio::test]
 async fn login_private_logout() {
-    let app = example_support::start(env!("CARGO_BIN_EXE_login"), &[])
+    let app = session_testkit::process::start(env!("CARGO_BIN_EXE_login"), &[])
         .await
         .unwrap();
     let url = &app.url;
@@ -39,7 +39,7 @@ async fn login_private_logout() {
 /// others, "log out everywhere else"; a handle of another user's session is unknown here.
 #[tokio::test]
 async fn account_page_lists_and_revokes_the_users_sessions() {
-    let app = example_support::start(env!("CARGO_BIN_EXE_login"), &[])
+    let app = session_testkit::process::start(env!("CARGO_BIN_EXE_login"), &[])
         .await
         .unwrap();
     let url = &app.url;
@@ -161,7 +161,7 @@ async fn account_page_lists_and_revokes_the_users_sessions() {
 /// page, views counted, logout back to the form; every page `no-store`.
 #[tokio::test]
 async fn the_pages_a_browser_sees() {
-    let app = example_support::start(env!("CARGO_BIN_EXE_login"), &[])
+    let app = session_testkit::process::start(env!("CARGO_BIN_EXE_login"), &[])
         .await
         .unwrap();
     let url = &app.url;
@@ -234,7 +234,7 @@ async fn the_pages_a_browser_sees() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_login_visits_racing_a_login_send_no_cookie() {
     use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
-    let app = example_support::start(env!("CARGO_BIN_EXE_login"), &[])
+    let app = session_testkit::process::start(env!("CARGO_BIN_EXE_login"), &[])
         .await
         .unwrap();
     let url = app.url.clone();

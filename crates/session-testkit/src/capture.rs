@@ -1,0 +1,137 @@
+//! Log capture and the secrets check: every tracing event the library emits during a test is
+//! captured as text ([`Captured`]), and none may contain the keys ([`KEY1`], [`KEY2`]) or the
+//! secrets and session data the test saw ([`Secrets`]).
+//!
+//! [`with_capture`] captures one test on its own thread (a current-thread runtime);
+//! [`attack`] runs an attack on a multi-threaded runtime with a time bound, against one
+//! capture for the whole test binary (its tests run on several threads at once).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::client::Reply;
+
+/// The tests' signing key (the one the app's layers are built with unless a test says
+/// otherwise).
+pub const KEY1: &[u8] = b"test key one: 32 bytes or longer";
+/// A second key, for rotation.
+pub const KEY2: &[u8] = b"test key two: 32 bytes or longer";
+
+/// Everything tracing emits into it, as text.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// What was captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// A subscriber that writes every event (TRACE and up) as text into this capture.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish()
+    }
+
+    /// The capture of the whole test binary: the global subscriber, set on first use.
+    pub fn global() -> &'static Captured {
+        static CAPTURE: OnceLock<Captured> = OnceLock::new();
+        CAPTURE.get_or_init(|| {
+            let captured = Captured::default();
+            let _ = tracing::subscriber::set_global_default(captured.subscriber());
+            captured
+        })
+    }
+}
+
+/// Secrets and data a test saw: none may appear in anything the library logged.
+#[derive(Clone, Default)]
+pub struct Secrets(Arc<Mutex<Vec<String>>>);
+
+impl Secrets {
+    /// Remembers `s` (a value of 8 bytes or more: a shorter one could be in a log by chance).
+    pub fn add(&self, s: impl Into<String>) {
+        let s = s.into();
+        if s.len() >= 8 {
+            self.0.lock().unwrap().push(s);
+        }
+    }
+
+    /// Remembers every cookie value a reply sets.
+    pub fn note(&self, r: &Reply) {
+        for (_, v) in r.cookies() {
+            self.add(v);
+        }
+    }
+
+    /// Panics if `log` holds a key or any of these secrets.
+    pub fn check(&self, log: &str) {
+        for key in [KEY1, KEY2] {
+            assert!(
+                !log.contains(std::str::from_utf8(key).unwrap()),
+                "a key was logged"
+            );
+        }
+        for s in self.0.lock().unwrap().iter() {
+            assert!(!log.contains(s.as_str()), "a secret was logged: {s}");
+        }
+    }
+}
+
+/// Runs `f` on a current-thread runtime with every tracing event (TRACE and up) of this thread
+/// captured, then checks the capture holds none of the secrets the test saw: the keys, and
+/// every value the test collected into its [`Secrets`]. Answers the log.
+pub fn with_capture<F, Fut>(f: F) -> String
+where
+    F: FnOnce(Secrets) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let captured = Captured::default();
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let secrets = Secrets::default();
+    rt.block_on(f(secrets.clone()));
+    let log = captured.text();
+    secrets.check(&log);
+    log
+}
+
+/// Runs an attack on a multi-threaded runtime (two workers) within 240 s, then checks the
+/// binary's log ([`Captured::global`]) for the secrets it saw.
+pub fn attack<F, Fut>(f: F)
+where
+    F: FnOnce(Secrets) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let log = Captured::global();
+    let secrets = Secrets::default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(240), f(secrets.clone()))
+            .await
+            .expect("attack took longer than its bound")
+    });
+    secrets.check(&log.text());
+}
