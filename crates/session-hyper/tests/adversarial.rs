@@ -23,10 +23,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
-use session_core::{
-    Change, Config, ConfigBuilder, Created, Destroyed, Loaded, MaxAge, Meta, Record, SessionId,
-    Store, StoreError, StoreKey, Supersede, Updated,
+use session_core::driver::SessionId;
+use session_core::store::{
+    Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey, Supersede,
+    Updated,
 };
+use session_core::{Config, ConfigBuilder, MaxAge};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 use support::Captured;
@@ -2056,8 +2058,8 @@ fn guest_cookies_never_lead_to_another_visitors_data() {
 #[test]
 fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
     attack(|secrets| async move {
-        let ten_years = 10 * 365 * session_core::expiry::ONE_DAY_MS;
-        let cap_secs = session_core::expiry::MAX_AGE_CAP_MS / 1000;
+        let ten_years = 10 * 365 * session_core::driver::ONE_DAY_MS;
+        let cap_secs = session_core::driver::MAX_AGE_CAP_MS / 1000;
         for backend in backends().await {
             let app = app(&backend, |b| b.max_age(MaxAge::Ms(ten_years))).await;
             let r = get(&app, "/", &Jar::default()).await;
@@ -2085,11 +2087,11 @@ fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
                 for k in raw::keys(prefix).await {
                     let pttl = raw::int(&["PTTL", &k]).await as u64;
                     assert!(
-                        pttl <= session_core::expiry::MAX_AGE_CAP_MS + 10_000,
+                        pttl <= session_core::driver::MAX_AGE_CAP_MS + 10_000,
                         "PTTL {pttl}"
                     );
                     assert!(
-                        pttl > session_core::expiry::MAX_AGE_CAP_MS - 60_000,
+                        pttl > session_core::driver::MAX_AGE_CAP_MS - 60_000,
                         "PTTL {pttl}"
                     );
                 }
@@ -2103,12 +2105,12 @@ fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
         for (expire, max_age, accepted) in [
             (now + 3_600_000, 86_400_000, true),
             (
-                now + 2 * 365 * session_core::expiry::ONE_DAY_MS,
+                now + 2 * 365 * session_core::driver::ONE_DAY_MS,
                 86_400_000,
                 false,
             ),
             (
-                now + 2 * 365 * session_core::expiry::ONE_DAY_MS,
+                now + 2 * 365 * session_core::driver::ONE_DAY_MS,
                 ten_years,
                 false,
             ),

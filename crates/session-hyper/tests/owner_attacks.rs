@@ -18,7 +18,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
-use session_core::owner::OwnerIndex;
+use session_core::store::OwnerIndex;
 use session_core::{Config, ManualClock, MaxAge};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;

@@ -10,8 +10,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::testing::set;
-use session_core::{Change, Created, Data, Store, StoreError, StoreKey};
+use session_core::Data;
+use session_core::store::testing::set;
+use session_core::store::{Change, Created, Store, StoreError, StoreKey};
 use session_store_postgres::PostgresStore;
 use support::{Cluster, small_record, unique_table, url};
 
@@ -94,7 +95,7 @@ async fn a_refused_connection_fails_at_once_not_at_the_checkout_timeout() {
     let key = StoreKey::from_raw("sess:refused");
     store.create(&key, &small_record(), TTL).await.unwrap();
     cluster.down();
-    let check = |e: session_core::StoreError, took: Duration, bound: Duration| {
+    let check = |e: session_core::store::StoreError, took: Duration, bound: Duration| {
         assert!(e.is_transient(), "{e}");
         assert!(e.to_string().contains("refused"), "{e}");
         assert!(took < bound, "a refused call took {took:?}: {e}");

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
-use session_core::{
+use session_core::store::{
     Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey, Supersede,
     Updated,
 };
@@ -86,14 +86,14 @@ impl Probe {
     }
 }
 
-impl session_core::OwnerIndex for Probe {
+impl session_core::store::OwnerIndex for Probe {
     fn index<'a>(
         &'a self,
         owner: &'a str,
-        entry: &'a session_core::owner::IndexEntry,
+        entry: &'a session_core::store::IndexEntry,
         until: u64,
         now: u64,
-    ) -> session_core::BoxFuture<'a, Result<(), StoreError>> {
+    ) -> session_core::store::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             self.gate().await?;
             self.index_calls.fetch_add(1, Ordering::SeqCst);
@@ -106,7 +106,7 @@ impl session_core::OwnerIndex for Probe {
             if self.fail_index.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("down".into()));
             }
-            session_core::OwnerIndex::index(&self.store, owner, entry, until, now).await
+            session_core::store::OwnerIndex::index(&self.store, owner, entry, until, now).await
         })
     }
     fn unindex<'a>(
@@ -114,31 +114,32 @@ impl session_core::OwnerIndex for Probe {
         owner: &'a str,
         handles: &'a [session_core::Handle],
         now: u64,
-    ) -> session_core::BoxFuture<'a, Result<(), StoreError>> {
+    ) -> session_core::store::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             self.gate().await?;
             self.index_calls.fetch_add(1, Ordering::SeqCst);
             if self.fail_unindex.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("down".into()));
             }
-            session_core::OwnerIndex::unindex(&self.store, owner, handles, now).await
+            session_core::store::OwnerIndex::unindex(&self.store, owner, handles, now).await
         })
     }
     fn entries<'a>(
         &'a self,
         owner: &'a str,
         now: u64,
-    ) -> session_core::BoxFuture<'a, Result<Vec<session_core::owner::Indexed>, StoreError>> {
+    ) -> session_core::store::BoxFuture<'a, Result<Vec<session_core::store::Indexed>, StoreError>>
+    {
         Box::pin(async move {
             self.gate().await?;
             self.index_calls.fetch_add(1, Ordering::SeqCst);
-            session_core::OwnerIndex::entries(&self.store, owner, now).await
+            session_core::store::OwnerIndex::entries(&self.store, owner, now).await
         })
     }
 }
 
 impl Store for Probe {
-    fn owner_index(&self) -> Option<&dyn session_core::OwnerIndex> {
+    fn owner_index(&self) -> Option<&dyn session_core::store::OwnerIndex> {
         Some(self)
     }
     async fn create(&self, k: &StoreKey, r: &Record, ttl: Duration) -> Result<Created, StoreError> {

@@ -19,11 +19,13 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
-use session_core::{
-    BoxFuture, Change, Config, Created, Destroyed, Loaded, Meta, Record, Store, StoreError,
-    StoreKey, Supersede, Updated,
+use session_core::Config;
+use session_core::Handle;
+use session_core::store::{
+    BoxFuture, Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey,
+    Supersede, Updated,
 };
+use session_core::store::{IndexEntry, Indexed, OwnerIndex};
 use session_hyper::{Session, SessionLayer};
 use tokio::sync::Notify;
 

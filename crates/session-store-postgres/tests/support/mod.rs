@@ -17,10 +17,10 @@ pub async fn client(url: &str) -> tokio_postgres::Client {
 }
 
 /// A one-key browser-session record.
-pub fn small_record() -> session_core::Record {
-    session_core::Record {
+pub fn small_record() -> session_core::store::Record {
+    session_core::store::Record {
         data: serde_json::json!({"n": 1}).as_object().cloned().unwrap(),
-        meta: session_core::Meta {
+        meta: session_core::store::Meta {
             expire: None,
             max_age: session_core::MaxAge::Session,
             created: None,
@@ -54,7 +54,7 @@ pub async fn store(name: &str) -> PostgresStore {
 
 pub struct Real(pub PostgresStore);
 
-impl session_core::testing::Harness for Real {
+impl session_core::store::testing::Harness for Real {
     type S = PostgresStore;
     fn store(&self) -> &PostgresStore {
         &self.0
@@ -62,7 +62,7 @@ impl session_core::testing::Harness for Real {
     async fn advance(&self, by: Duration) {
         tokio::time::sleep(by).await;
     }
-    async fn ttl(&self, key: &session_core::StoreKey) -> Option<Duration> {
+    async fn ttl(&self, key: &session_core::store::StoreKey) -> Option<Duration> {
         self.0.ttl(key).await.unwrap()
     }
     /// Long enough for a first statement on a cold connection (a prepare, on a busy machine)

@@ -345,7 +345,7 @@ pub async fn serve(layer: SessionLayer) -> String {
 /// The conformance harness for a real server (time passes by sleeping).
 pub struct Real(pub session_store_redis::RedisStore);
 
-impl session_core::testing::Harness for Real {
+impl session_core::store::testing::Harness for Real {
     type S = session_store_redis::RedisStore;
     fn store(&self) -> &session_store_redis::RedisStore {
         &self.0
@@ -353,7 +353,7 @@ impl session_core::testing::Harness for Real {
     async fn advance(&self, by: Duration) {
         tokio::time::sleep(by).await;
     }
-    async fn ttl(&self, key: &session_core::StoreKey) -> Option<Duration> {
+    async fn ttl(&self, key: &session_core::store::StoreKey) -> Option<Duration> {
         self.0.ttl(key).await.unwrap()
     }
     fn short_ttl(&self) -> Duration {
