@@ -11,9 +11,10 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use session_cookie::{Codec, EncryptedCodec, Incoming, KeyMatch, SessionCookies};
-use session_core::keys::Secret;
-use session_core::serde_json::{self, Value};
-use session_core::{CookieOptions, MaxAge, Meta, Record};
+use session_core::driver::Secret;
+use session_core::{serde_json::self, serde_json::Value};
+use session_core::{CookieOptions, MaxAge};
+use session_core::store::{Meta, Record};
 
 const KEYS: [&[u8; 32]; 2] = [
     b"fuzz encryption key one, 32 byte",

@@ -275,8 +275,10 @@ pub async fn redis() -> redis::aio::MultiplexedConnection {
 
 /// The Redis key of the session whose id the browser holds in its cookie.
 pub fn store_key(id: &str) -> String {
-    session_core::id::KeyDerivation::default()
-        .derive(&session_core::SessionId::new_unchecked(id.to_owned()))
+    session_core::driver::KeyDerivation::default()
+        .derive(&session_core::driver::SessionId::new_unchecked(
+            id.to_owned(),
+        ))
         .as_str()
         .to_owned()
 }

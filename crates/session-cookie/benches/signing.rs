@@ -8,8 +8,9 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use session_cookie::{Codec, EncryptedCodec, Incoming, Keygrip, KoaCodec, SessionCookies};
-use session_core::keys::Secret;
-use session_core::{Algorithm, Config, MaxAge, Meta, Record};
+use session_core::driver::Secret;
+use session_core::store::{Meta, Record};
+use session_core::{Algorithm, Config, MaxAge};
 
 const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
 const NAME: &[u8] = b"koa.sess";

@@ -3,7 +3,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use session_core::{MaxAge, Record};
+use session_core::MaxAge;
+use session_core::store::Record;
 
 use crate::keygrip::KeyMatch;
 

@@ -21,8 +21,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{AeadInOut, KeyInit, Tag, XChaCha20Poly1305, XNonce};
-use session_core::keys::{Secret, validate_keys};
-use session_core::{Config, ConfigError, MaxAge, Record};
+use session_core::driver::{Secret, validate_keys};
+use session_core::store::Record;
+use session_core::{Config, ConfigError, MaxAge};
 
 use crate::codec::{Codec, CodecError, Decoded};
 use crate::keygrip::KeyMatch;
@@ -59,7 +60,9 @@ pub const fn encrypted_len(plaintext_len: usize) -> usize {
 ///
 /// ```
 /// use session_cookie::{Codec, EncryptedCodec, KeyMatch};
-/// use session_core::{MaxAge, Meta, Record, keys::Secret};
+/// use session_core::MaxAge;
+/// use session_core::driver::Secret;
+/// use session_core::store::{Meta, Record};
 ///
 /// let old = Secret::new(b"the key of last month, 32+ bytes".to_vec());
 /// let new = Secret::new(b"the key of this month, 32+ bytes".to_vec());

@@ -11,8 +11,8 @@ use crate::parse::{is_cookie_value, pairs};
 
 /// Browsers drop cookies whose name + value exceed this many bytes.
 pub const MAX_COOKIE_BYTES: usize = 4096;
-/// Browsers cap a cookie's lifetime at 400 days ([`session_core::expiry::MAX_AGE_CAP_MS`]).
-pub const MAX_AGE_CAP_SECS: u64 = session_core::expiry::MAX_AGE_CAP_MS / 1000;
+/// Browsers cap a cookie's lifetime at 400 days ([`session_core::driver::MAX_AGE_CAP_MS`]).
+pub const MAX_AGE_CAP_SECS: u64 = session_core::driver::MAX_AGE_CAP_MS / 1000;
 /// At most this many values of the session cookie are tried from one request (each costs one
 /// HMAC per key).
 pub const MAX_CANDIDATES: usize = 8;
@@ -331,9 +331,9 @@ impl SessionCookies {
             return Err(CookieError::InvalidValue { name: name.clone() });
         }
         // `Expires` and `Max-Age` say the same: both end at the 400-day cap at the latest
-        // (the session itself is clamped there too, see `session_core::expiry::MAX_AGE_CAP_MS`).
+        // (the session itself is clamped there too, see `session_core::driver::MAX_AGE_CAP_MS`).
         let lifetime = expire_ms.map(|e| {
-            let e = e.min(now_ms.saturating_add(session_core::expiry::MAX_AGE_CAP_MS));
+            let e = e.min(now_ms.saturating_add(session_core::driver::MAX_AGE_CAP_MS));
             (e, e.saturating_sub(now_ms) / 1000)
         });
         // Both cookies carry the same attributes: formatted once.

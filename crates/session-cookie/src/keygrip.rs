@@ -4,7 +4,7 @@
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
-use session_core::keys::{Secret, validate_keys};
+use session_core::driver::{Secret, validate_keys};
 use session_core::{Algorithm, ConfigError};
 use subtle::ConstantTimeEq;
 
@@ -139,7 +139,7 @@ impl KeyMatch {
 /// ```
 /// use session_cookie::Keygrip;
 /// use session_core::Algorithm;
-/// use session_core::keys::Secret;
+/// use session_core::driver::Secret;
 /// let old = Keygrip::new(&[Secret::new([1u8; 32])], Algorithm::Sha256).unwrap();
 /// let sig = old.sign(b"koa.sess=abc");
 /// let rotated = Keygrip::new(&[Secret::new([2u8; 32]), Secret::new([1u8; 32])], Algorithm::Sha256).unwrap();

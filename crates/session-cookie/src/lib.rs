@@ -18,7 +18,8 @@
 //! # Example
 //! ```
 //! use session_cookie::{Codec, Incoming, KoaCodec, SessionCookies};
-//! use session_core::{Config, Meta, MaxAge, Record};
+//! use session_core::{Config, MaxAge};
+//! use session_core::store::{Meta, Record};
 //!
 //! let config = Config::builder()
 //!     .keys([b"newest key, 32 bytes or more....".to_vec()])

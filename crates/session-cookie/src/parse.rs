@@ -46,7 +46,7 @@ where
 }
 
 /// Whether every byte is an RFC 6265 `cookie-octet` (no CTLs, whitespace, `"`, `,`, `;`, `\`).
-pub use session_core::id::is_cookie_value;
+pub use session_core::driver::is_cookie_value;
 
 #[cfg(test)]
 mod tests {

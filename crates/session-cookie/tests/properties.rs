@@ -4,9 +4,8 @@
 use cookie::Cookie;
 use proptest::prelude::*;
 use session_cookie::{Codec, Incoming, Keygrip, KoaCodec, SessionCookies};
-use session_core::{
-    Algorithm, Config, CookieOptions, MaxAge, Meta, Record, SameSite, SecurePolicy,
-};
+use session_core::store::{Meta, Record};
+use session_core::{Algorithm, Config, CookieOptions, MaxAge, SameSite, SecurePolicy};
 
 mod support;
 

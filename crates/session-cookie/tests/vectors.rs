@@ -6,8 +6,9 @@ use std::path::Path;
 
 use serde_json::Value;
 use session_cookie::{Codec, Incoming, Keygrip, KoaCodec, SessionCookies, node_base64_decode};
-use session_core::keys::Secret;
-use session_core::{Algorithm, Config, MaxAge, Record, SecurePolicy};
+use session_core::driver::Secret;
+use session_core::store::Record;
+use session_core::{Algorithm, Config, MaxAge, SecurePolicy};
 
 fn vectors() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/koa-vectors.json");

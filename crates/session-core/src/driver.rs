@@ -3,25 +3,43 @@
 //!
 //! A web framework integration (like `session-hyper`) starts a [`SessionState`] per request
 //! with [`SessionDriver::start`], hands the handler its own API (read, change, destroy,
-//! regenerate), and at the end asks [`commit::prepare`](crate::commit::prepare) what to write,
+//! regenerate), and at the end asks [`commit::prepare`] what to write,
 //! writes it and reports back with [`SessionDriver::mark_committed`]. None of these methods are
 //! on `SessionState` itself: a handler (or a `before_save` hook) that has a session can't call
 //! them by accident.
 //!
 //! ```compile_fail,E0624
 //! # use session_core::{Config, SessionState};
-//! fn handler(session: &mut SessionState, id: session_core::SessionId) {
+//! fn handler(session: &mut SessionState, id: session_core::driver::SessionId) {
 //!     session.assign_id(id); // a driver method: not part of the session's own API
 //! }
 //! ```
 
 use crate::config::Config;
-use crate::id::SessionId;
-use crate::owner::{Binding, Handle};
+use crate::owner::Handle;
 use crate::record::{Data, Delta, Meta, Record};
 use crate::session::SessionState;
 use crate::session::starts_live;
+
+pub use crate::expiry::{
+    CLOCK_SKEW_MS, DEFAULT_SUPERSEDE_GRACE, MAX_AGE_CAP_MS, MAX_SUPERSEDE_GRACE, ONE_DAY_MS,
+    STORE_TTL_MARGIN_MS,
+};
+pub use crate::id::{
+    ID_LEN, ID_RANDOM_BYTES, IdPolicy, KeyDerivation, MAX_ID_LEN, SessionId, is_cookie_value,
+};
+pub use crate::keys::{MAX_KEYS, MIN_KEY_LEN, Secret, validate_keys};
+pub use crate::owner::{
+    Binding, CLOCK_SKEW_ALLOWANCE_MS, IN_FLIGHT_GRACE_MS, OWNER_KEY, check_owner,
+};
 pub use crate::session::{Retired, Source};
+
+/// The commit decision: at the end of a request, what to write, as a pure function of the
+/// session (its state at load and now), the options and the time. The table of rules is on
+/// [`decide`](crate::commit::decide).
+pub mod commit {
+    pub use crate::commit::{Action, Plan, Row, decide, prepare};
+}
 
 /// Whether what a verified cookie led to would start a live session now: a live store record,
 /// or a cookie-mode payload, that has not expired (`_expire`, the absolute lifetime), claims no
@@ -30,8 +48,9 @@ pub use crate::session::{Retired, Source};
 /// revoked cookie planted ahead of the real one can't end the session.
 ///
 /// ```
-/// use session_core::{Config, Meta, MaxAge, Record};
-/// use session_core::driver::{Source, is_live_now};
+/// use session_core::Config;
+/// use session_core::driver::{is_live_now, Source};
+/// use session_core::store::{MaxAge, Meta, Record};
 /// let config = Config::builder().key([7u8; 32].to_vec()).build().unwrap();
 /// let now = config.now_ms();
 /// let record = |expire| Record { data: Default::default(),
@@ -69,7 +88,7 @@ pub trait SessionDriver: sealed::Sealed + Sized {
     /// The record as this request sees it.
     fn to_record(&self) -> Record;
     /// The data as the store keeps it: the user's keys and, for a session bound to an owner,
-    /// the binding under [`OWNER_KEY`](crate::owner::OWNER_KEY).
+    /// the binding under [`OWNER_KEY`].
     fn stored_data(&self) -> Data;
     /// The session's owner binding, if it has one.
     fn binding(&self) -> Option<&Binding>;

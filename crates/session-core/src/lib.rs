@@ -3,7 +3,7 @@
 //! The rules every part follows are written out in [`behaviour`].
 //!
 //! A session is a JSON object per visitor. The handler reads and changes it; at the end of the
-//! request a pure decision ([`commit::decide`]) says what to write: nothing, a cookie, a store
+//! request a pure decision ([`driver::commit::decide`]) says what to write: nothing, a cookie, a store
 //! write, a TTL touch, a destroy or a regenerate. This crate holds that model and the contract
 //! stores implement; it does no I/O and needs no runtime. `session-cookie` signs and encodes
 //! cookies, the store crates keep records, and `session-hyper` wires it all into a server.
@@ -24,30 +24,41 @@
 //! - **Races**: a regenerate racing a destroy never leaves the destroyed data alive under the
 //!   new id, in either order; a request that still carries an id a regenerate has just
 //!   superseded is anonymous without touching the client's (newer) cookie; a save that races a
-//!   destroy never brings the session back. See [`Store`] for the contract that makes this
-//!   hold on any store, and [`commit`] for the rules.
+//!   destroy never brings the session back. See [`Store`](store::Store) for the contract that
+//!   makes this hold on any store, and [`commit`](driver::commit) for the rules.
 //! - **Expiry**: koa's `_expire`/`_maxAge`/`_session`, `rolling`, `renew` (strictly less than
 //!   half of max-age left) and an absolute lifetime koa lacks (`_created`, never refreshed). A
 //!   record written without `_created` (by a Koa app, or before the cap was configured) counts
 //!   from the request that first loads it. All time comes from an injectable [`Clock`].
 //! - **Ids**: 32 bytes from the OS CSPRNG, base64url; koa's `genid`/`prefix` are pluggable, and
 //!   every incoming id passes a strict format check before any store call. The store key is a
-//!   hash of the id ([`id::KeyDerivation::Hashed`]) so a store dump holds no live session; the
+//!   hash of the id ([`driver::KeyDerivation::Hashed`]) so a store dump holds no live session; the
 //!   koa-compat preset uses the raw id, as koa does.
-//! - **Store contract**: [`Store`]: insert-if-absent create, update-if-present save with deltas,
-//!   idempotent destroy, supersede markers, TTL-only touch, a size limit and a TTL on every
-//!   record; the `testing` feature holds the conformance suite every store runs.
-//! - **Two sides of a session**: a handler gets [`SessionState`]'s own methods; a middleware
-//!   starts it and records what it wrote through [`driver::SessionDriver`], which a handler
-//!   has no reason to import.
+//! - **Store contract**: [`Store`](store::Store): insert-if-absent create, update-if-present
+//!   save with deltas, idempotent destroy, supersede markers, TTL-only touch, a size limit and a
+//!   TTL on every record; the `testing` feature holds the conformance suite every store runs
+//!   ([`store::testing`]).
+//!
+//! # Three audiences, three places
+//! - **An app** names what the crate root holds: [`Config`] and its options, [`MaxAge`],
+//!   [`SessionState`]'s own methods (what a handler calls), [`SessionError`], [`Hooks`] and
+//!   [`Event`], [`Clock`], [`IdGenerator`], and a user's sessions ([`SessionInfo`],
+//!   [`Handle`]). An app on `session-hyper` gets these re-exported from there.
+//! - **A store** implements what [`store`] holds: the [`Store`](store::Store) contract and its
+//!   results, the record it keeps, the owner index it may keep, and the conformance suite.
+//! - **A middleware** drives what [`driver`] holds: starting a session from what the client
+//!   presented, the commit decision, and recording what was written, through
+//!   [`SessionDriver`](driver::SessionDriver), which a handler has no reason to import; ids,
+//!   store keys and signing keys.
 //!
 //! # Example
 //! A view counter, written the way a middleware drives this crate:
 //!
 //! ```
-//! use session_core::commit::{self, Action};
+//! use session_core::driver::{commit::Action, commit::self};
 //! use session_core::driver::{SessionDriver, Source};
-//! use session_core::{Config, Loaded, SessionState};
+//! use session_core::store::Loaded;
+//! use session_core::{Config, SessionState};
 //!
 //! let config = Config::builder()
 //!     .key(b"a 32-byte (or longer) secret key!".to_vec())
@@ -78,23 +89,22 @@ pub mod behaviour {
     #![doc = include_str!("../behaviour.md")]
 }
 mod clock;
-pub mod commit;
+mod commit;
 mod config;
 pub mod driver;
 mod events;
-pub mod expiry;
+mod expiry;
 mod hooks;
-pub mod id;
-pub mod keys;
-pub mod owner;
+mod id;
+mod keys;
+mod owner;
 mod record;
 mod session;
-mod store;
+pub mod store;
 mod store_error;
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod testing;
 
+// What an app uses. A store implements what `store` holds; a middleware drives what `driver`
+// holds.
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{
     Algorithm, Config, ConfigBuilder, ConfigError, CookieMode, CookieOptions, Priority, SameSite,
@@ -102,13 +112,10 @@ pub use config::{
 };
 pub use events::Event;
 pub use hooks::Hooks;
-pub use id::{IdGenerator, SessionId, StoreKey};
-pub use owner::{Handle, OwnerIndex, SessionInfo};
-pub use record::{Data, Delta, MaxAge, Meta, Record};
+pub use id::IdGenerator;
+pub use owner::{Handle, MAX_DEVICE_BYTES, MAX_OWNER_BYTES, OwnerError, SessionInfo};
+pub use record::{Data, MaxAge};
 pub use session::{SessionError, SessionState};
-pub use store::{
-    BoxFuture, Change, Created, Destroyed, DynStore, Loaded, Store, StoreError, Supersede, Updated,
-};
 
 /// Re-exported so stores and apps use the same JSON types.
 pub use serde_json;

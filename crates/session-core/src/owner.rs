@@ -59,7 +59,7 @@ pub const IN_FLIGHT_GRACE_MS: u64 = 60_000;
 /// record's TTL, at least one second and at most ten minutes. A rolling session's entry is
 /// rewritten only when the record's expiry would pass it, so at most once per this much time,
 /// and an entry's `last_seen` is exact to within it.
-pub fn index_slack_ms(ttl_ms: u64) -> u64 {
+pub(crate) fn index_slack_ms(ttl_ms: u64) -> u64 {
     (ttl_ms / 10).clamp(1_000, 600_000)
 }
 
@@ -75,8 +75,7 @@ const HANDLE_CHARS: usize = 22;
 /// listing that shows handles hands out no credential.
 ///
 /// ```
-/// use session_core::StoreKey;
-/// use session_core::owner::Handle;
+/// use session_core::store::{Handle, StoreKey};
 /// let h = Handle::of(&StoreKey::from_raw("sess:abc"));
 /// assert_eq!(h.as_str().len(), 22);
 /// assert_eq!(Handle::parse(h.as_str()), Some(h.clone()));
@@ -133,7 +132,7 @@ pub struct Binding {
     #[serde(rename = "i", default)]
     pub indexed_until: u64,
     /// The handles of the sessions this one was regenerated from, newest first (at most
-    /// [`MAX_LINEAGE`]): written by the middleware with the record a regenerate creates, before
+    /// eight): written by the middleware with the record a regenerate creates, before
     /// the old id is superseded, and kept by every later write of the binding. A revoke of the
     /// owner's other sessions keeps every session descended from the caller's ("log out
     /// everywhere else" racing a login in another tab of the same browser). Empty in records
@@ -149,7 +148,7 @@ pub struct Binding {
 
 /// The most ancestors a binding names ([`Binding::lineage`]): as many regenerate successors as
 /// a revoke follows.
-pub const MAX_LINEAGE: usize = 8;
+pub(crate) const MAX_LINEAGE: usize = 8;
 
 /// A stored lineage: the handles among the first [`MAX_LINEAGE`] values of an array, nothing
 /// from anything else (a lineage another program wrote never costs the binding).
@@ -178,7 +177,7 @@ impl fmt::Debug for Binding {
 impl Binding {
     /// Records that this binding goes with the record a regenerate creates to replace the
     /// session filed under `predecessor`: it becomes the newest of [`Binding::lineage`] (once,
-    /// however often a commit is retried), and the oldest beyond [`MAX_LINEAGE`] goes.
+    /// however often a commit is retried), and the oldest beyond the eighth goes.
     pub fn descend_from(&mut self, predecessor: Handle) {
         if self.lineage.first() == Some(&predecessor) {
             return;
@@ -220,7 +219,7 @@ pub enum OwnerError {
 /// `}`; PostgreSQL text refuses a NUL), keeping distinct texts distinct.
 ///
 /// ```
-/// assert_eq!(session_core::owner::hex("a}\0"), "617d00");
+/// assert_eq!(session_core::store::hex("a}\0"), "617d00");
 /// ```
 pub fn hex(text: &str) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -242,7 +241,7 @@ pub fn check_owner(owner: &str) -> Result<(), OwnerError> {
 
 /// A device description cut to at most [`MAX_DEVICE_BYTES`] bytes (at a character boundary):
 /// a long User-Agent never fails a login.
-pub fn clip_device(device: &str) -> &str {
+pub(crate) fn clip_device(device: &str) -> &str {
     let mut end = device.len().min(MAX_DEVICE_BYTES);
     while !device.is_char_boundary(end) {
         end -= 1;
@@ -289,7 +288,7 @@ pub struct Indexed {
 
 /// An owner's index of sessions: the store side of listing and revoking a user's sessions.
 ///
-/// Contract (checked for each store by `session_core::testing::run_owner_index`):
+/// Contract (checked for each store by `session_core::store::testing::run_owner_index`):
 /// - [`OwnerIndex::index`] adds or rewrites one entry, and in the same atomic step drops the
 ///   owner's entries whose `until` is not after `now` and makes the index itself expire with
 ///   its latest entry (on a backend with TTLs, without a background task or keyspace
@@ -302,7 +301,7 @@ pub struct Indexed {
 ///   index in one shard), and is bounded by the store's time limit.
 ///
 /// Times are the caller's milliseconds since the epoch; records are destroyed through
-/// [`Store::destroy`](crate::Store::destroy), not by the index.
+/// [`Store::destroy`](crate::store::Store::destroy), not by the index.
 pub trait OwnerIndex: Send + Sync {
     /// Adds or rewrites `entry` in `owner`'s index, to last until `until` (never shortened).
     fn index<'a>(
@@ -339,7 +338,7 @@ pub struct SessionInfo {
     /// When the session's index entry was last written (ms since the epoch): at login, at a
     /// regenerate, and whenever a write (a save, or a `rolling`/`renew` extension) moves the
     /// session's expiry past its entry's, so for a session in use it lags the last write by
-    /// at most [`index_slack_ms`]. A session that is only read, without `rolling`, keeps its
+    /// at most a tenth of the record's TTL (1 s to 10 min). A session that is only read, without `rolling`, keeps its
     /// login time here.
     pub last_seen: u64,
     /// When the server forgets the session unless it is used again (ms since the epoch).

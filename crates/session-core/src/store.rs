@@ -1,13 +1,21 @@
-//! The contract every session store implements, and a type-erased form of it.
+//! What a store implements: the [`Store`] contract and its result types, a type-erased form
+//! of it ([`DynStore`]), the record a store keeps, the owner index a store may keep
+//! ([`OwnerIndex`]), and (feature `testing`) the conformance suite every store runs against
+//! itself.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::id::StoreKey;
-use crate::owner::OwnerIndex;
-use crate::record::{Data, Delta, Meta, Record};
+pub use crate::expiry::MAX_STORE_TTL;
+pub use crate::id::StoreKey;
+pub use crate::owner::{Handle, IndexEntry, Indexed, OwnerIndex, hex};
+pub use crate::record::{Data, Delta, MaxAge, Meta, Record};
 pub use crate::store_error::{BoxFuture, StoreError};
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 /// Result of [`Store::create`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +109,7 @@ pub struct Change<'a> {
 
 /// A session store.
 ///
-/// Contract (proved for each store by the conformance suite in `session_core::testing`):
+/// Contract (proved for each store by the conformance suite in `session_core::store::testing`):
 /// - `create` inserts only if nothing (no record, no marker) is under the key and reports a
 ///   collision;
 /// - `load` returns the record, nothing (an expired record counts as nothing), or that a
@@ -121,7 +129,7 @@ pub struct Change<'a> {
 /// - every record stays within the store's size limit after every write (the whole record, not
 ///   only the delta; [`StoreError::TooLarge`] otherwise, with nothing written);
 /// - every record and marker has a TTL (`ttl` is always > 0; one longer than
-///   [`MAX_STORE_TTL`](crate::expiry::MAX_STORE_TTL) is clamped to it), no failure leaves a key
+///   [`MAX_STORE_TTL`] is clamped to it), no failure leaves a key
 ///   without one, and every call returns within the store's time limit;
 /// - every command touches one key (so a store can run on a sharded backend such as Redis
 ///   Cluster).
@@ -179,9 +187,8 @@ pub trait Store: Send + Sync + 'static {
         true
     }
 
-    /// The store's index of sessions by owner, if it keeps one (see
-    /// [`owner`](crate::owner)); `None` (the default) when it does not, and then sessions
-    /// can't be bound to an owner.
+    /// The store's index of sessions by owner, if it keeps one ([`OwnerIndex`]); `None` (the
+    /// default) when it does not, and then sessions can't be bound to an owner.
     fn owner_index(&self) -> Option<&dyn OwnerIndex> {
         None
     }

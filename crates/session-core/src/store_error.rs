@@ -45,5 +45,6 @@ impl StoreError {
     }
 }
 
-/// A boxed future, for [`DynStore`](crate::DynStore) and [`OwnerIndex`](crate::OwnerIndex).
+/// A boxed future, for [`DynStore`](crate::store::DynStore) and
+/// [`OwnerIndex`](crate::store::OwnerIndex).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use session_core::commit::{self, Action};
 use session_core::driver::{SessionDriver, Source};
-use session_core::{Config, Data, Loaded, ManualClock, MaxAge, Meta, Record, SessionState};
+use session_core::driver::{commit, commit::Action};
+use session_core::store::{Loaded, Meta, Record};
+use session_core::{Config, Data, ManualClock, MaxAge, SessionState};
 
 const NOW: u64 = 1_700_000_000_000;
 const DAY: u64 = 86_400_000;

@@ -5,18 +5,19 @@ use std::collections::VecDeque;
 use http::HeaderValue;
 use http::header::SET_COOKIE;
 use session_cookie::Incoming;
-use session_core::commit::{self as decide, Action, Plan};
+use session_core::Data;
+use session_core::Handle;
 use session_core::driver::SessionDriver;
-use session_core::owner::Handle;
-use session_core::{
-    Change, Created, Data, Delta, Destroyed, DynStore, Meta, Record, SessionId, StoreKey,
-    Supersede, Updated,
+use session_core::driver::SessionId;
+use session_core::driver::{commit as decide, commit::Action, commit::Plan};
+use session_core::store::{
+    Change, Created, Delta, Destroyed, DynStore, Meta, Record, StoreKey, Supersede, Updated,
 };
 
 use crate::Error;
-use crate::handle::Session;
 use crate::headers::Headers;
 use crate::index;
+use crate::session::Session;
 use crate::shared::{Backend, Shared};
 
 /// Ids drawn before giving up on a create (a collision of 256-bit ids means a broken generator).

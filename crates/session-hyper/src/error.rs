@@ -4,7 +4,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use session_cookie::{CodecError, CookieError};
-use session_core::{SessionError, StoreError};
+use session_core::SessionError;
+use session_core::store::StoreError;
 
 /// A session failure. `Display` never includes ids, cookie values, keys or data.
 #[derive(Debug, thiserror::Error)]

@@ -5,8 +5,12 @@
 
 use std::sync::Arc;
 
-use session_core::owner::{Binding, CLOCK_SKEW_ALLOWANCE_MS, Handle, IndexEntry, OwnerIndex};
-use session_core::{DynStore, StoreKey};
+use session_core::Handle;
+
+use session_core::driver::{Binding, CLOCK_SKEW_ALLOWANCE_MS};
+
+use session_core::store::{DynStore, StoreKey};
+use session_core::store::{IndexEntry, OwnerIndex};
 
 use crate::Error;
 use crate::shared::{Backend, Shared};

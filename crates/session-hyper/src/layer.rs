@@ -10,10 +10,11 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, COOKIE};
 use http::{HeaderName, HeaderValue, Request, Response};
 use session_cookie::{Codec, EncryptedCodec, Incoming, KoaCodec, SessionCookies};
-use session_core::{Config, ConfigError, CookieMode, Store};
+use session_core::store::Store;
+use session_core::{Config, ConfigError, CookieMode};
 
 use crate::Error;
-use crate::handle::{Candidate, Candidates, Presented, Session};
+use crate::session::{Candidate, Candidates, Presented, Session};
 use crate::shared::{Backend, ErrorHook, Shared};
 
 /// Marks a request that arrived over TLS; insert it from your TLS acceptor so `Secure`
@@ -39,7 +40,7 @@ impl std::fmt::Debug for SessionLayer {
 /// A configuration the middleware can't run with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum BuildError {
+pub enum LayerBuildError {
     /// The session configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -84,7 +85,7 @@ impl SessionLayer {
     /// Store mode with any [`Store`] (memory, Redis, your own). To choose a store at run time,
     /// pass an `Arc<dyn DynStore>` (it is a `Store` too).
     ///
-    /// [`DynStore`]: session_core::DynStore
+    /// [`DynStore`]: session_core::store::DynStore
     pub fn store<S: Store>(config: Config, store: S) -> SessionLayerBuilder {
         SessionLayerBuilder::new(config, Backend::Store(Arc::new(store)))
     }
@@ -191,22 +192,24 @@ impl SessionLayerBuilder {
     }
 
     /// Builds the layer.
-    pub fn build(mut self) -> Result<SessionLayer, BuildError> {
+    pub fn build(mut self) -> Result<SessionLayer, LayerBuildError> {
         if self.external_key.is_some() && matches!(self.backend, Backend::Cookie(_)) {
-            return Err(BuildError::ExternalKeyWithoutStore);
+            return Err(LayerBuildError::ExternalKeyWithoutStore);
         }
         let encrypted = self.config.cookie_mode() == CookieMode::Encrypted;
         match &self.backend {
-            Backend::Store(_) if encrypted => return Err(BuildError::EncryptedNeedsCookieMode),
+            Backend::Store(_) if encrypted => {
+                return Err(LayerBuildError::EncryptedNeedsCookieMode);
+            }
             Backend::Store(_) => {}
             // A codec that authenticates its own values goes without `.sig`: only in the mode
             // that says so, never by a codec's say-so alone.
             Backend::Cookie(codec) if self.custom_codec => {
                 if codec.authenticates() != encrypted {
                     return Err(if encrypted {
-                        BuildError::CodecWithEncryption
+                        LayerBuildError::CodecWithEncryption
                     } else {
-                        BuildError::AuthenticatingCodec
+                        LayerBuildError::AuthenticatingCodec
                     });
                 }
             }
@@ -224,7 +227,7 @@ impl SessionLayerBuilder {
             _ => SessionCookies::from_config(&self.config)?,
         };
         let retry_after = HeaderValue::from_str(&self.retry_after_secs.to_string())
-            .map_err(|_| BuildError::RetryAfter)?;
+            .map_err(|_| LayerBuildError::RetryAfter)?;
         Ok(SessionLayer {
             shared: Arc::new(Shared {
                 config: self.config,

@@ -2,7 +2,7 @@
 //! request, and the cookies and store writes happen right.
 //!
 //! Per request the middleware reads and verifies the session cookie (rotated keys accepted and
-//! re-signed), exposes a [`Session`] handle in the request extensions, loads the session from
+//! re-signed), exposes a [`Session`] in the request extensions, loads the session from
 //! the store only if the handler touches it, and after the handler applies the commit
 //! decision of `session-core`: `Set-Cookie`, store writes, removal cookies on destroy. A store
 //! failure becomes a fast 503 with `Retry-After` (or the response of your error hook); a commit
@@ -163,31 +163,40 @@
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+/// A cookie-mode codec of the app's own ([`SessionLayerBuilder::codec`]): the trait and the
+/// types its methods take and return.
+pub mod codec {
+    pub use session_cookie::{Codec, CodecError, Decoded, KeyMatch, KoaCodec};
+    pub use session_core::store::{Meta, Record};
+}
 mod commit;
 mod error;
-mod handle;
 mod headers;
 mod index;
 mod layer;
 mod owners;
+mod session;
 mod shared;
 
 pub use error::Error;
-pub use handle::Session;
-pub use layer::{BuildError, SessionLayer, SessionLayerBuilder, SessionService, Tls};
+pub use layer::{LayerBuildError, SessionLayer, SessionLayerBuilder, SessionService, Tls};
 pub use owners::Owners;
+pub use session::Session;
 
-// What an app names, so this crate is the only session dependency it needs.
+// What an app names, so this crate is the only session dependency it needs: every type a
+// signature here takes or returns (the errors `Error` carries, a custom `Codec`) included.
+pub use session_cookie::{CodecError, CookieError};
+pub use session_core::store::{DynStore, Store, StoreError};
 pub use session_core::{
-    Algorithm, Config, ConfigError, CookieMode, CookieOptions, Data, DynStore, Event, Handle,
-    Hooks, MaxAge, Priority, SameSite, SecurePolicy, SessionInfo, Store, StoreError,
+    Algorithm, Config, ConfigBuilder, ConfigError, CookieMode, CookieOptions, Data, Event, Handle,
+    Hooks, MaxAge, OwnerError, Priority, SameSite, SecurePolicy, SessionError, SessionInfo,
 };
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use session_store_memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use session_store_postgres::PostgresStore;
+pub use session_store_postgres::{PostgresBuildError, PostgresStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use session_store_redis::{Format as RedisFormat, RedisStore};
+pub use session_store_redis::{Format as RedisFormat, RedisBuildError, RedisStore};

@@ -10,16 +10,17 @@ use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 use futures_util::stream;
+use session_core::Handle;
+use session_core::driver::STORE_TTL_MARGIN_MS;
 use session_core::driver::SessionDriver;
-use session_core::expiry::STORE_TTL_MARGIN_MS;
-use session_core::owner::{
-    Binding, Handle, IN_FLIGHT_GRACE_MS, IndexEntry, Indexed, OWNER_KEY, OwnerIndex, check_owner,
-};
-use session_core::{Destroyed, DynStore, Loaded, SessionError, SessionInfo, StoreKey};
+use session_core::driver::{Binding, IN_FLIGHT_GRACE_MS, OWNER_KEY, check_owner};
+use session_core::store::{Destroyed, DynStore, Loaded, StoreKey};
+use session_core::store::{IndexEntry, Indexed, OwnerIndex};
+use session_core::{SessionError, SessionInfo};
 
 use crate::Error;
-use crate::handle::Session;
 use crate::index::{index_of, index_time};
+use crate::session::Session;
 use crate::shared::Shared;
 
 /// Regenerate successors a revoke follows from each session (as a logout does).

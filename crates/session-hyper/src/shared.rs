@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http::header::RETRY_AFTER;
 use http::{HeaderName, HeaderValue, Response};
 use session_cookie::{Codec, SessionCookies};
-use session_core::{Config, DynStore, StoreError, StoreKey};
+use session_core::Config;
+use session_core::store::{DynStore, StoreError, StoreKey};
 
 use crate::Error;
 

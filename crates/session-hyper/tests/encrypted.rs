@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use session_cookie::{Codec, EncryptedCodec, KeyMatch};
-use session_core::keys::Secret;
-use session_core::{Config, ConfigBuilder, CookieMode, Hooks, ManualClock, MaxAge, Record};
-use session_hyper::{BuildError, SessionLayer};
+use session_core::driver::Secret;
+use session_core::store::Record;
+use session_core::{Config, ConfigBuilder, CookieMode, Hooks, ManualClock, MaxAge};
+use session_hyper::{LayerBuildError, SessionLayer};
 use session_store_memory::MemoryStore;
 use session_testkit::app::serve;
 use session_testkit::capture::{KEY1, KEY2, with_capture};
@@ -377,13 +378,13 @@ fn wrong_combinations_fail_at_construction() {
     let cfg = encrypted(&[KEY1], |b| b);
     assert!(matches!(
         SessionLayer::store(cfg.clone(), MemoryStore::new()).build(),
-        Err(BuildError::EncryptedNeedsCookieMode)
+        Err(LayerBuildError::EncryptedNeedsCookieMode)
     ));
     assert!(matches!(
         SessionLayer::cookie(cfg)
             .codec(session_cookie::KoaCodec)
             .build(),
-        Err(BuildError::CodecWithEncryption)
+        Err(LayerBuildError::CodecWithEncryption)
     ));
     for b in [
         Config::builder().key(b"short".to_vec()).legacy_keys(true),
@@ -483,7 +484,7 @@ fn a_codec_can_not_turn_signing_off_by_itself() {
     let signed = Config::builder().key(KEY1.to_vec()).build().unwrap();
     assert!(matches!(
         SessionLayer::cookie(signed).codec(Claims).build(),
-        Err(BuildError::AuthenticatingCodec)
+        Err(LayerBuildError::AuthenticatingCodec)
     ));
     // An authenticating codec of the app's own in encrypted mode is used as given.
     with_capture(|secrets| async move {

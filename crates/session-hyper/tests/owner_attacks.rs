@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
-use session_core::owner::OwnerIndex;
+use session_core::store::OwnerIndex;
 use session_core::{Config, ManualClock, MaxAge};
 use session_hyper::SessionLayer;
 use session_store_memory::MemoryStore;

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
-use session_core::owner::CLOCK_SKEW_ALLOWANCE_MS;
+use session_core::driver::CLOCK_SKEW_ALLOWANCE_MS;
 use session_core::{Config, ManualClock, MaxAge};
 use session_hyper::SessionLayer;
 use session_store_memory::MemoryStore;

@@ -18,12 +18,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde_json::json;
-use session_core::id::KeyDerivation;
-use session_core::testing::set;
-use session_core::{
-    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, SessionId, Store, StoreError,
-    StoreKey, Supersede, Updated,
+use session_core::driver::KeyDerivation;
+use session_core::driver::SessionId;
+use session_core::store::testing::set;
+use session_core::store::{
+    Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey, Supersede,
+    Updated,
 };
+use session_core::{Data, MaxAge};
 use session_store_memory::MemoryStore;
 
 struct Counting;

@@ -31,7 +31,8 @@
 //!
 //! # Example
 //! ```
-//! use session_core::{Created, Loaded, MaxAge, Meta, Record, Store, StoreKey};
+//! use session_core::MaxAge;
+//! use session_core::store::{Created, Loaded, Meta, Record, Store, StoreKey};
 //! use session_store_memory::MemoryStore;
 //! use std::time::Duration;
 //!
@@ -45,7 +46,7 @@
 //! record.data.insert("views".into(), 1.into());
 //! assert_eq!(store.create(&key, &record, Duration::from_secs(60)).await?, Created::Inserted);
 //! assert_eq!(store.load(&key).await?, Loaded::Live(record));
-//! # Ok::<(), session_core::StoreError>(())
+//! # Ok::<(), session_core::store::StoreError>(())
 //! # }).unwrap();
 //! ```
 
@@ -57,11 +58,13 @@ use std::time::Duration;
 // SipHash was 5 % of a request's instructions (a shard pick and a few map lookups per load
 // and save); foldhash is seeded per instance and several times cheaper on 48-byte keys.
 use foldhash::fast::RandomState;
-use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
-use session_core::{
-    BoxFuture, Change, Created, Data, Destroyed, Loaded, Meta, Record, SharedClock, Store,
-    StoreError, StoreKey, Supersede, SystemClock, Updated,
+use session_core::Handle;
+use session_core::store::{
+    BoxFuture, Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey,
+    Supersede, Updated,
 };
+use session_core::store::{IndexEntry, Indexed, OwnerIndex};
+use session_core::{Data, SharedClock, SystemClock};
 
 mod merge;
 mod owners;
@@ -194,9 +197,9 @@ impl Default for MemoryStore {
     }
 }
 
-/// A TTL in ms, clamped to [`MAX_STORE_TTL`](session_core::expiry::MAX_STORE_TTL).
+/// A TTL in ms, clamped to [`MAX_STORE_TTL`](session_core::store::MAX_STORE_TTL).
 fn ms(d: Duration) -> u64 {
-    let d = d.min(session_core::expiry::MAX_STORE_TTL);
+    let d = d.min(session_core::store::MAX_STORE_TTL);
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use session_core::{Delta, StoreError};
+use session_core::store::{Delta, StoreError};
 
 /// `blob` (a JSON object) with `delta.removed` dropped and `delta.set` applied: a set key
 /// keeps its place, new keys go at the end, untouched values are copied byte for byte.

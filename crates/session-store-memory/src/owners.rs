@@ -3,7 +3,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use session_core::owner::{Handle, IndexEntry, Indexed};
+use session_core::Handle;
+
+use session_core::store::{IndexEntry, Indexed};
 
 /// Every owner's entries. One lock: index calls are logins, logouts and admin listings, far
 /// rarer than the session reads and writes the shards serve.
@@ -86,7 +88,7 @@ impl Owners {
         &self,
         owner: &str,
         now: u64,
-        ttl: impl Fn(&session_core::StoreKey) -> Option<std::time::Duration>,
+        ttl: impl Fn(&session_core::store::StoreKey) -> Option<std::time::Duration>,
     ) -> Vec<Indexed> {
         let found: Vec<(IndexEntry, u64)> = {
             let map = self.lock();

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use foldhash::fast::RandomState;
-use session_core::{MaxAge, Meta};
+use session_core::MaxAge;
+use session_core::store::Meta;
 
 /// Estimated bookkeeping bytes per record (map slot, key allocation, heap entry), added to the
 /// key and data bytes when a byte cap is enforced.

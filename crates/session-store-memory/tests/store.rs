@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use session_core::testing::{Harness, run_all, run_owner_index, set};
-use session_core::{Change, Created, Data, Delta, ManualClock, Store, StoreKey, Updated};
+use session_core::store::{Change, Created, Delta, Store, StoreKey, Updated};
+use session_core::store::{
+    testing::Harness, testing::run_all, testing::run_owner_index, testing::set,
+};
+use session_core::{Data, ManualClock};
 use session_store_memory::MemoryStore;
 use session_testkit::conformance::record;
 
@@ -197,7 +200,7 @@ async fn byte_cap_is_enforced() {
         .await;
     assert!(matches!(
         err,
-        Err(session_core::StoreError::TooLarge { .. })
+        Err(session_core::store::StoreError::TooLarge { .. })
     ));
     // Saves that grow a record are accounted too.
     let d = set(&[("w", json!(big))]);

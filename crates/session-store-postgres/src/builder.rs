@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 /// An operator mistake found while building the store (never at request time).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum BuildError {
+pub enum PostgresBuildError {
     /// The table name is not a plain identifier (optionally `schema.table`).
     #[error(
         "table name {0:?}: letters, digits and '_' only (optionally schema.table), at most 50 bytes"
@@ -107,26 +107,26 @@ impl PostgresStoreBuilder {
     /// [`PostgresStoreBuilder::build`].
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn tls_root_certificate(self, pem: &[u8]) -> Result<Self, BuildError> {
+    pub fn tls_root_certificate(self, pem: &[u8]) -> Result<Self, PostgresBuildError> {
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert =
-                cert.map_err(|_| BuildError::Tls("the root certificate is not PEM".into()))?;
+            let cert = cert
+                .map_err(|_| PostgresBuildError::Tls("the root certificate is not PEM".into()))?;
             roots
                 .add(cert)
-                .map_err(|e| BuildError::Tls(format!("unusable root certificate: {e}")))?;
+                .map_err(|e| PostgresBuildError::Tls(format!("unusable root certificate: {e}")))?;
             added += 1;
         }
         if added == 0 {
-            return Err(BuildError::Tls("no certificate in the PEM".into()));
+            return Err(PostgresBuildError::Tls("no certificate in the PEM".into()));
         }
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| BuildError::Tls(e.to_string()))?
+            .map_err(|e| PostgresBuildError::Tls(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(self.tls(config))
@@ -180,9 +180,9 @@ impl PostgresStoreBuilder {
     /// Builds the store (no connection is made yet; call
     /// [`PostgresStore::migrate`] to create the schema). Call it within a tokio runtime: the
     /// pool starts its task that retires idle connections.
-    pub fn build(self) -> Result<PostgresStore, BuildError> {
+    pub fn build(self) -> Result<PostgresStore, PostgresBuildError> {
         if !valid_table(&self.table) {
-            return Err(BuildError::Table(self.table));
+            return Err(PostgresBuildError::Table(self.table));
         }
         for (name, d) in [
             ("connect_timeout", self.connect_timeout),
@@ -190,7 +190,7 @@ impl PostgresStoreBuilder {
             ("statement_timeout", self.statement_timeout),
         ] {
             if d.is_zero() {
-                return Err(BuildError::ZeroDuration(name));
+                return Err(PostgresBuildError::ZeroDuration(name));
             }
         }
         let (pool, url, permits) = match self.source {
@@ -198,7 +198,7 @@ impl PostgresStoreBuilder {
             Source::Url(url) => {
                 let mut config: tokio_postgres::Config = url
                     .parse()
-                    .map_err(|e: tokio_postgres::Error| BuildError::Url(e.to_string()))?;
+                    .map_err(|e: tokio_postgres::Error| PostgresBuildError::Url(e.to_string()))?;
                 config.connect_timeout(self.connect_timeout);
                 // The server cancels a statement past the limit (kept beside any options the
                 // connection string sets).
@@ -332,16 +332,16 @@ mod tests {
             PostgresStore::builder("postgres://db/app")
                 .table("a;b")
                 .build(),
-            Err(BuildError::Table(_))
+            Err(PostgresBuildError::Table(_))
         ));
         assert!(matches!(
             PostgresStore::builder("postgres://db/app")
                 .statement_timeout(Duration::ZERO)
                 .build(),
-            Err(BuildError::ZeroDuration("statement_timeout"))
+            Err(PostgresBuildError::ZeroDuration("statement_timeout"))
         ));
         let e = PostgresStore::builder("postgres://ada:s3cret@db:notaport/app").build();
-        assert!(matches!(&e, Err(BuildError::Url(m)) if !m.contains("s3cret")));
+        assert!(matches!(&e, Err(PostgresBuildError::Url(m)) if !m.contains("s3cret")));
         for url in [
             "host=db user=ada password = s3cret dbname=app",
             "host=db user=ada password='s3 cret' dbname=app",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bb8::{Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
-use session_core::StoreError;
+use session_core::store::StoreError;
 use session_pool::CheckoutError;
 use std::collections::HashMap;
 

@@ -99,9 +99,9 @@ mod sql;
 mod store;
 mod sweeper;
 
-pub use builder::{BuildError, DEFAULT_MAX_RECORD_BYTES, PostgresStoreBuilder};
+pub use builder::{DEFAULT_MAX_RECORD_BYTES, PostgresBuildError, PostgresStoreBuilder};
 pub use connection::PgPool;
-pub use session_core::StoreError;
+pub use session_core::store::StoreError;
 pub use sql::schema;
 pub use store::PostgresStore;
 pub use sweeper::Sweeper;

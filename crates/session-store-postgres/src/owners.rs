@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 // The owner id is stored as hex: an app's id may hold any text, and Postgres text refuses a NUL.
-use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex, hex};
-use session_core::{BoxFuture, StoreError, StoreKey};
+use session_core::Handle;
+use session_core::store::{BoxFuture, StoreError, StoreKey};
+use session_core::store::{IndexEntry, Indexed, OwnerIndex, hex};
 use tokio_postgres::types::Type;
 
 use crate::store::PostgresStore;

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use session_core::{
-    Change, Created, Data, Destroyed, Loaded, MaxAge, Meta, Record, Store, StoreError, StoreKey,
-    Supersede, Updated,
+use session_core::store::{
+    Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey, Supersede,
+    Updated,
 };
+use session_core::{Data, MaxAge};
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::connection::Db;
@@ -41,9 +42,9 @@ impl fmt::Debug for PostgresStore {
 }
 
 /// A TTL in whole ms for the database: at least 1, at most
-/// [`MAX_STORE_TTL`](session_core::expiry::MAX_STORE_TTL).
+/// [`MAX_STORE_TTL`](session_core::store::MAX_STORE_TTL).
 fn ms(d: Duration) -> i64 {
-    let d = d.min(session_core::expiry::MAX_STORE_TTL);
+    let d = d.min(session_core::store::MAX_STORE_TTL);
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
@@ -81,7 +82,7 @@ pub(crate) fn encode_key(k: String) -> String {
         return k;
     }
     let mut out = String::from(HEX_KEY);
-    out.push_str(&session_core::owner::hex(&k));
+    out.push_str(&session_core::store::hex(&k));
     out
 }
 
@@ -263,7 +264,7 @@ fn updated(found: i64, superseded: i64, written: i64) -> Updated {
 }
 
 impl Store for PostgresStore {
-    fn owner_index(&self) -> Option<&dyn session_core::OwnerIndex> {
+    fn owner_index(&self) -> Option<&dyn session_core::store::OwnerIndex> {
         Some(self)
     }
 

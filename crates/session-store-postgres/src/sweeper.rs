@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use session_core::owner::CLOCK_SKEW_ALLOWANCE_MS;
+use session_core::driver::CLOCK_SKEW_ALLOWANCE_MS;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::Type;
 
@@ -30,7 +30,7 @@ impl PostgresStore {
     /// index's lapsed entries; how many session rows went. Expired rows are never returned
     /// whether or not they were swept: a load deletes the row it finds expired, and a create
     /// takes an expired row's place.
-    pub async fn sweep(&self) -> Result<u64, session_core::StoreError> {
+    pub async fn sweep(&self) -> Result<u64, session_core::store::StoreError> {
         let mut total = 0;
         for _ in 0..MAX_BATCHES {
             let n = self.count(&self.sql().sweep.clone(), &[BATCH]).await?;
@@ -54,7 +54,7 @@ impl PostgresStore {
         Ok(total)
     }
 
-    async fn count(&self, sql: &str, ints: &[i64]) -> Result<u64, session_core::StoreError> {
+    async fn count(&self, sql: &str, ints: &[i64]) -> Result<u64, session_core::store::StoreError> {
         let params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> = ints
             .iter()
             .map(|v| (v as &(dyn tokio_postgres::types::ToSql + Sync), Type::INT8))

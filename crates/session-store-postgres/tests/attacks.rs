@@ -14,11 +14,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::owner::{Handle, IndexEntry, OwnerIndex};
-use session_core::{
-    Change, Data, Delta, Destroyed, Loaded, MaxAge, Meta, Record, Store, StoreError, StoreKey,
-    Supersede, Updated,
+use session_core::Handle;
+use session_core::store::{
+    Change, Delta, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey, Supersede, Updated,
 };
+use session_core::store::{IndexEntry, OwnerIndex};
+use session_core::{Data, MaxAge};
 use session_store_postgres::PostgresStore;
 use session_testkit::now_ms;
 use support::{Cluster, store, unique_table, url};
@@ -272,7 +273,7 @@ async fn foreign_owner_rows() {
     let c = raw().await;
     let o = format!("{}_owners", s.table());
     let owner = "ada";
-    let hex = session_core::owner::hex(owner);
+    let hex = session_core::store::hex(owner);
     let now = now_ms();
     // A real entry with a live record.
     let k = StoreKey::from_raw("sess:real");

@@ -1,4 +1,4 @@
-//! The store contract and the owner index (`session_core::testing`) against a real PostgreSQL.
+//! The store contract and the owner index (`session_core::store::testing`) against a real PostgreSQL.
 //! Needs `--features postgres-tests` and `DATABASE_URL` (`cargo xtask test-postgres` and
 //! `cargo xtask ci` start a throwaway server and set both).
 #![cfg(feature = "postgres-tests")]
@@ -6,7 +6,7 @@
 
 mod support;
 
-use session_core::testing::{run_all, run_owner_index};
+use session_core::store::{testing::run_all, testing::run_owner_index};
 use support::{Real, store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,8 +123,9 @@ async fn revokes_racing_saves() {
 /// without a store timeout, while another user's requests keep being answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_thousands_of_sessions_of_one_owner() {
-    use session_core::owner::{IndexEntry, OwnerIndex};
-    use session_core::{MaxAge, Meta, Record, Store, StoreKey};
+    use session_core::MaxAge;
+    use session_core::store::{IndexEntry, OwnerIndex};
+    use session_core::store::{Meta, Record, Store, StoreKey};
     use std::time::{Duration, Instant};
     const N: usize = 9000;
     let st = store("many").await;

@@ -9,10 +9,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use session_core::testing::set;
-use session_core::{
-    Change, Created, Data, Delta, Loaded, MaxAge, Meta, Record, Store, StoreKey, Updated,
-};
+use session_core::store::testing::set;
+use session_core::store::{Change, Created, Delta, Loaded, Meta, Record, Store, StoreKey, Updated};
+use session_core::{Data, MaxAge};
 use session_store_postgres::PostgresStore;
 use support::{unique_table, url};
 
@@ -143,7 +142,7 @@ async fn keys_holding_a_nul_round_trip() {
 /// A session row another program gave an infinite expiry doesn't break its owner's listing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_expiry_does_not_break_the_listing() {
-    use session_core::owner::{IndexEntry, OwnerIndex};
+    use session_core::store::{IndexEntry, OwnerIndex};
     let store = PostgresStore::builder(url())
         .table(unique_table("inf"))
         .build()

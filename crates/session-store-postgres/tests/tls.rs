@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use session_core::{Created, Store, StoreKey};
+use session_core::store::{Created, Store, StoreKey};
 use session_store_postgres::PostgresStore;
 use support::{Cluster, small_record};
 

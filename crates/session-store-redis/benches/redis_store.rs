@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use session_core::testing::set;
-use session_core::{Change, MaxAge, Meta, Record, Store, StoreKey, Updated};
+use session_core::MaxAge;
+use session_core::store::testing::set;
+use session_core::store::{Change, Meta, Record, Store, StoreKey, Updated};
 use session_store_redis::RedisStore;
 
 #[path = "../tests/support/mod.rs"]

@@ -208,7 +208,7 @@ impl RedisStoreBuilder {
     /// the koa format. It holds for the whole record after every create and save; a write that
     /// would pass it fails with [`StoreError::TooLarge`] and changes nothing.
     ///
-    /// [`StoreError::TooLarge`]: session_core::StoreError::TooLarge
+    /// [`StoreError::TooLarge`]: session_core::store::StoreError::TooLarge
     pub fn max_record_bytes(mut self, n: usize) -> Self {
         self.max_record_bytes = n;
         self

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use lru::LruCache;
-use session_core::{Meta, Record};
+use session_core::store::{Meta, Record};
 
 /// Bytes counted for an entry beyond its key and its decoded data (the map's and the LRU's
 /// links, the pending bookkeeping): a rough, deliberately generous figure.

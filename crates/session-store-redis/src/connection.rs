@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisError, Script};
-use session_core::StoreError;
+use session_core::store::StoreError;
 
 use crate::pool::{Conn, Manager, Server, login_error, login_refused};
 

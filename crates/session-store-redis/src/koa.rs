@@ -4,7 +4,8 @@
 //! writes; destroy is shared, in `store`).
 
 use serde_json::Value;
-use session_core::{Change, Created, Loaded, MaxAge, Meta, Record, StoreError, Supersede, Updated};
+use session_core::MaxAge;
+use session_core::store::{Change, Created, Loaded, Meta, Record, StoreError, Supersede, Updated};
 
 use crate::connection::Redis;
 use crate::limit::check_size;

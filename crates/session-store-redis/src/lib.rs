@@ -52,7 +52,7 @@
 //!   time). The same holds on Redis Cluster, whose connection resends such a command by
 //!   itself.
 //! - **A user's sessions** ([`Format::V1`]): the store keeps an owner index
-//!   ([`OwnerIndex`](session_core::OwnerIndex)) per owner: a sorted set `<prefix>owner:{hex}`
+//!   ([`OwnerIndex`](session_core::store::OwnerIndex)) per owner: a sorted set `<prefix>owner:{hex}`
 //!   (handle -> the entry's time, ms) and a hash `<prefix>owner:{hex}:e` (handle -> the entry's
 //!   JSON: store key, bind time, last write, device), where `hex` is the owner id hex-encoded,
 //!   so both keys share a hash tag and each index call is one script on one Cluster slot. Each
@@ -115,10 +115,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`StoreError`]: session_core::StoreError
-//! [`StoreError::TooLarge`]: session_core::StoreError::TooLarge
-//! [`StoreError::Corrupt`]: session_core::StoreError::Corrupt
-//! [`Store::merges_deltas`]: session_core::Store::merges_deltas
+//! [`StoreError`]: session_core::store::StoreError
+//! [`StoreError::TooLarge`]: session_core::store::StoreError::TooLarge
+//! [`StoreError::Corrupt`]: session_core::store::StoreError::Corrupt
+//! [`Store::merges_deltas`]: session_core::store::Store::merges_deltas
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

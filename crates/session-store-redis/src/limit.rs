@@ -1,7 +1,7 @@
 //! The record size limit (the builder's `max_record_bytes`), checked by both formats before a
 //! write's round trip.
 
-use session_core::StoreError;
+use session_core::store::StoreError;
 
 /// [`StoreError::TooLarge`] when `size` passes `limit`.
 pub(crate) fn check_size(size: usize, limit: usize) -> Result<(), StoreError> {

@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
-use session_core::{BoxFuture, StoreError};
+use session_core::Handle;
+use session_core::store::{BoxFuture, StoreError};
+use session_core::store::{IndexEntry, Indexed, OwnerIndex};
 
 use crate::scripts::SCRIPTS;
 use crate::store::RedisStore;
@@ -17,7 +18,7 @@ impl RedisStore {
     /// The two keys of `owner`'s index. The owner id is hex-encoded inside the hash tag: any
     /// text (braces included) makes a key of its own, and both keys share a slot.
     pub(crate) fn owner_keys(&self, owner: &str) -> (String, String) {
-        let tag = session_core::owner::hex(owner);
+        let tag = session_core::store::hex(owner);
         let set = format!("{}owner:{{{tag}}}", self.prefix());
         let entries = format!("{set}:e");
         (set, entries)
@@ -48,7 +49,7 @@ impl RedisStore {
 
     async fn record_ttl(
         &self,
-        key: &session_core::StoreKey,
+        key: &session_core::store::StoreKey,
     ) -> Result<Option<Duration>, StoreError> {
         let k = self.redis_key(key);
         let ms: i64 = self
@@ -57,7 +58,7 @@ impl RedisStore {
             .await?;
         Ok(match ms {
             // A record without a TTL breaks the store contract; it is live all the same.
-            -1 => Some(session_core::expiry::MAX_STORE_TTL),
+            -1 => Some(session_core::store::MAX_STORE_TTL),
             n if n > 0 => Some(Duration::from_millis(n.unsigned_abs())),
             _ => None,
         })

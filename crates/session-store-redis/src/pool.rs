@@ -74,8 +74,8 @@ pub(crate) fn login_refused(e: &redis::RedisError) -> bool {
 
 /// A refused login as a store error: not transient (a 500, not a 503 that invites retries),
 /// naming what to check, never the URL.
-pub(crate) fn login_error() -> session_core::StoreError {
-    session_core::StoreError::Backend(
+pub(crate) fn login_error() -> session_core::store::StoreError {
+    session_core::store::StoreError::Backend(
         "Redis refused the login: check the user and password of the store's URL".into(),
     )
 }
@@ -90,9 +90,9 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
-    pub(crate) fn to_error(&self) -> session_core::StoreError {
+    pub(crate) fn to_error(&self) -> session_core::store::StoreError {
         match self {
-            Failure::Outage(kind) => session_core::StoreError::Unavailable(kind.clone()),
+            Failure::Outage(kind) => session_core::store::StoreError::Unavailable(kind.clone()),
             Failure::Login => login_error(),
         }
     }

@@ -8,7 +8,7 @@
 use std::sync::LazyLock;
 
 use redis::Script;
-use session_core::{Destroyed, StoreKey, Supersede, Updated};
+use session_core::store::{Destroyed, StoreKey, Supersede, Updated};
 
 /// The scripts, hashed once per process.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(Scripts::new);

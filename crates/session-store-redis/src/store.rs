@@ -4,9 +4,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use session_core::{
-    Change, Created, Destroyed, Loaded, MaxAge, Meta, Record, Store, StoreError, StoreKey,
-    Supersede, Updated,
+use session_core::MaxAge;
+
+use session_core::store::{
+    Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey, Supersede,
+    Updated,
 };
 
 use crate::cache::CacheStats;
@@ -67,10 +69,10 @@ impl Drop for Written<'_> {
 
 /// A TTL in whole milliseconds, at least 1.
 /// A TTL in ms for PEXPIRE: at least 1, and clamped to
-/// [`MAX_STORE_TTL`](session_core::expiry::MAX_STORE_TTL) (Redis refuses an expiry time that
+/// [`MAX_STORE_TTL`](session_core::store::MAX_STORE_TTL) (Redis refuses an expiry time that
 /// overflows, and a script that failed there would leave its key without a TTL).
 fn ms(d: Duration) -> u64 {
-    let d = d.min(session_core::expiry::MAX_STORE_TTL);
+    let d = d.min(session_core::store::MAX_STORE_TTL);
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -238,7 +240,7 @@ impl Store for RedisStore {
 
     /// [`Format::V1`] keeps an owner index; koa's format can't carry the owner binding (koa
     /// drops `_` keys when it writes a record), so it has none.
-    fn owner_index(&self) -> Option<&dyn session_core::OwnerIndex> {
+    fn owner_index(&self) -> Option<&dyn session_core::store::OwnerIndex> {
         match self.format {
             Format::V1 => Some(self),
             Format::Koa => None,

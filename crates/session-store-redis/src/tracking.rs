@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
-use session_core::{Loaded, Meta, StoreError, Updated};
+use session_core::store::{Loaded, Meta, StoreError, Updated};
 
 use crate::cache::{CacheStats, Table, Ticket};
 use crate::connection::{Redis, breaks_connection as broken, store_error};

@@ -4,9 +4,8 @@
 //! store operations on it but destroy (per-key delta writes through the `v1_*` scripts).
 
 use serde_json::Value;
-use session_core::{
-    Change, Created, Data, Loaded, MaxAge, Meta, Record, StoreError, Supersede, Updated,
-};
+use session_core::store::{Change, Created, Loaded, Meta, Record, StoreError, Supersede, Updated};
+use session_core::{Data, MaxAge};
 
 use crate::connection::Redis;
 use crate::limit::check_size;

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::testing::{run_all, run_owner_index};
-use session_core::{Data, Loaded, MaxAge, Meta, Record, Store, Updated};
+use session_core::store::{Loaded, Meta, Record, Store, Updated};
+use session_core::store::{testing::run_all, testing::run_owner_index};
+use session_core::{Data, MaxAge};
 use session_store_redis::{Format, RedisBuildError, RedisStore};
 use support::Real;
 use support::cache::*;

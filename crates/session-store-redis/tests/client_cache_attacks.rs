@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use session_core::{Loaded, Store, Updated};
+use session_core::store::{Loaded, Store, Updated};
 use session_store_redis::RedisStore;
 use support::cache::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -330,7 +330,7 @@ async fn a_dropped_or_timed_out_write_is_never_undone_by_the_cache() {
     support::cmd(&url, &["CLIENT", "PAUSE", "300", "WRITE"]).await;
     let got = a.create(&k, &record(1), Duration::from_secs(60)).await;
     assert!(
-        matches!(got, Err(session_core::StoreError::Timeout(_))),
+        matches!(got, Err(session_core::store::StoreError::Timeout(_))),
         "{got:?}"
     );
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use serde_json::json;
-use session_core::{Data, Record, Store};
+use session_core::Data;
+use session_core::store::{Record, Store};
 use support::cache::*;
 
 struct Counting;

@@ -6,9 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use session_core::StoreKey;
-use session_core::owner::IndexEntry;
-use session_core::testing::{run_all, run_owner_index};
+use session_core::store::IndexEntry;
+use session_core::store::StoreKey;
+use session_core::store::{testing::run_all, testing::run_owner_index};
 use session_store_redis::{Format, RedisStore};
 use support::Real;
 
@@ -45,7 +45,7 @@ async fn owner_store(name: &str) -> (RedisStore, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_index_expires_with_its_latest_entry() {
-    use session_core::owner::OwnerIndex;
+    use session_core::store::OwnerIndex;
     let (store, now) = owner_store("owner_ttl").await;
     let entry = |k: &str| IndexEntry::new(StoreKey::from_raw(k), now, now, None);
     store.index("u", &entry("a"), now + 400, now).await.unwrap();
@@ -101,7 +101,8 @@ async fn conformance_koa_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_has_a_ttl_in_redis() {
-    use session_core::{Created, Data, MaxAge, Meta, Record, Store};
+    use session_core::store::{Created, Meta, Record, Store};
+    use session_core::{Data, MaxAge};
     let prefix = support::unique_prefix("pttl");
     let url = support::shared_url();
     let store = RedisStore::builder(&url)
@@ -137,7 +138,8 @@ async fn every_key_has_a_ttl_in_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_with_thousands_of_changed_keys() {
     use serde_json::json;
-    use session_core::{Change, Created, Data, Delta, MaxAge, Meta, Record, Store, Updated};
+    use session_core::store::{Change, Created, Delta, Meta, Record, Store, Updated};
+    use session_core::{Data, MaxAge};
     let store = RedisStore::builder(support::shared_url())
         .prefix(support::unique_prefix("bigdelta"))
         .max_record_bytes(1 << 20)
@@ -194,7 +196,8 @@ async fn a_save_with_thousands_of_changed_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_size_counter_is_recounted() {
     use serde_json::json;
-    use session_core::{Change, Created, Data, Delta, MaxAge, Meta, Record, Store, StoreError};
+    use session_core::store::{Change, Created, Delta, Meta, Record, Store, StoreError};
+    use session_core::{Data, MaxAge};
     let (url, prefix) = (support::shared_url(), support::unique_prefix("tampered_n"));
     let limit = 4096;
     let store = RedisStore::builder(&url)
@@ -271,7 +274,7 @@ async fn a_tampered_size_counter_is_recounted() {
 /// score (+inf) neither fail every login of that owner nor drop the index.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_owner_index_is_replaced_not_a_failure_loop() {
-    use session_core::owner::OwnerIndex;
+    use session_core::store::OwnerIndex;
     let (store, now) = owner_store("owner_foreign").await;
     let entry = |k: &str| IndexEntry::new(StoreKey::from_raw(k), now, now, None);
     let client = redis::Client::open(support::shared_url()).unwrap();

@@ -7,8 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use session_core::id::KeyDerivation;
-use session_core::{Config, SessionId};
+use session_core::Config;
+use session_core::driver::KeyDerivation;
+use session_core::driver::SessionId;
 use session_hyper::SessionLayer;
 use session_store_redis::{Format, RedisStore};
 use support::{Server, browser, serve, text};

@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::{Created, Destroyed, Loaded, Store, StoreError, StoreKey};
+use session_core::store::{Created, Destroyed, Loaded, Store, StoreError, StoreKey};
 use session_store_redis::RedisStore;
 use session_testkit::conformance::record;
 use support::{Server, free_port};
@@ -432,7 +432,7 @@ impl ReplyDropper {
 /// Saves and touches still answer as done. 200 rounds per format, zero wrong answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_reply_never_turns_a_login_or_a_logout_into_a_wrong_answer() {
-    use session_core::{Change, Delta, Supersede, Updated};
+    use session_core::store::{Change, Delta, Supersede, Updated};
     use session_store_redis::Format;
     let server = Server::start(&[]);
     let proxy = ReplyDropper::start(server.port).await;

@@ -6,8 +6,11 @@
 
 mod support;
 
-use session_core::owner::{Handle, IndexEntry, OwnerIndex};
-use session_core::{MaxAge, Meta, Record, Store, StoreKey};
+use session_core::Handle;
+
+use session_core::MaxAge;
+use session_core::store::{IndexEntry, OwnerIndex};
+use session_core::store::{Meta, Record, Store, StoreKey};
 use session_store_redis::RedisStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

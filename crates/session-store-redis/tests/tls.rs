@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::{Created, Loaded, MaxAge, Meta, Record, Store, StoreKey};
+use session_core::MaxAge;
+use session_core::store::{Created, Loaded, Meta, Record, Store, StoreKey};
 use session_store_redis::RedisStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

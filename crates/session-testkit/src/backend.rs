@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use session_core::{Config, ConfigBuilder, DynStore, Loaded, Store, StoreError, StoreKey};
+use session_core::store::{DynStore, Loaded, Store, StoreError, StoreKey};
+use session_core::{Config, ConfigBuilder};
 use session_hyper::{SessionLayer, SessionLayerBuilder};
 use session_store_memory::MemoryStore;
 

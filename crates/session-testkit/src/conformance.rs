@@ -1,10 +1,11 @@
-//! The harness of the store conformance suite (`session_core::testing`) on a real server: time
+//! The harness of the store conformance suite (`session_core::store::testing`) on a real server: time
 //! passes by sleeping, and the TTL is the server's; and the record the stores' own tests write.
 
 use std::time::Duration;
 
+use session_core::MaxAge;
 use session_core::serde_json::Value;
-use session_core::{MaxAge, Meta, Record, Store, StoreError, StoreKey};
+use session_core::store::{Meta, Record, Store, StoreError, StoreKey};
 
 /// A record of `data`'s keys whose own expiry is long past (1 ms after the epoch): a store
 /// keeps a record for the TTL it is given, whatever the record says.
@@ -81,7 +82,7 @@ impl Real<session_store_postgres::PostgresStore> {
     }
 }
 
-impl<S: Store + Ttl> session_core::testing::Harness for Real<S> {
+impl<S: Store + Ttl> session_core::store::testing::Harness for Real<S> {
     type S = S;
     fn store(&self) -> &S {
         &self.store

@@ -12,7 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_core::{Config, Store};
+use session_core::Config;
+
+use session_core::store::Store;
 use session_hyper::SessionLayer;
 
 use crate::capture::KEY1;

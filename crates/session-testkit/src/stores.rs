@@ -8,11 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use session_core::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
-use session_core::{
-    BoxFuture, Change, Config, ConfigBuilder, Created, Destroyed, Loaded, ManualClock, Meta,
-    Record, Store, StoreError, StoreKey, Supersede, Updated,
+use session_core::Handle;
+
+use session_core::store::{
+    BoxFuture, Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey,
+    Supersede, Updated,
 };
+use session_core::store::{IndexEntry, Indexed, OwnerIndex};
+use session_core::{Config, ConfigBuilder, ManualClock};
 use session_store_memory::MemoryStore;
 use tokio::sync::Notify;
 

@@ -442,7 +442,7 @@ async fn owner_routes_on_redis() {
 /// sends it logs `session:missed` (at `info`).
 fn unknown_session_cookie() -> String {
     use session_core::Algorithm;
-    use session_core::keys::Secret;
+    use session_core::driver::Secret;
     let Some(newest) = KEYS.split(',').next() else {
         unreachable!()
     };

@@ -201,7 +201,7 @@ mod tests {
             let v = a[0](x);\n\
             ```\n\
             [ref]: ../ARCHITECTURE.md\n\
-            [site](https://example.com) and [`Store`](session_core::Store) (f(x))\n\
+            [site](https://example.com) and [`Store`](session_core::store::Store) (f(x))\n\
             [nested](a_(b).md)\n";
         assert_eq!(
             markdown_links(text),
@@ -211,7 +211,7 @@ mod tests {
                 (3, "with space.md".to_owned()),
                 (7, "../ARCHITECTURE.md".to_owned()),
                 (8, "https://example.com".to_owned()),
-                (8, "session_core::Store".to_owned()),
+                (8, "session_core::store::Store".to_owned()),
                 (9, "a_(b).md".to_owned()),
             ]
         );

@@ -10,8 +10,9 @@ use session_cookie::{
     Codec, CookieError, Decoded, ENCRYPTED_PREFIX, EncryptedCodec, Incoming, KeyMatch,
     MAX_COOKIE_BYTES, SessionCookies, encrypted_len,
 };
-use session_core::keys::Secret;
-use session_core::{Config, ConfigError, CookieMode, CookieOptions, MaxAge, Meta, Record};
+use session_core::driver::Secret;
+use session_core::store::{Meta, Record};
+use session_core::{Config, ConfigError, CookieMode, CookieOptions, MaxAge};
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use session_core::keys::Secret;
+use session_core::driver::Secret;
 
 pub fn secrets(keys: &[Vec<u8>]) -> Vec<Secret> {
     keys.iter().map(|k| Secret::new(k.clone())).collect()

@@ -1,7 +1,7 @@
 //! A corrupt or foreign record is a new session, never a 500 loop (Redis: records written
 //! behind the store's back in either format).
 
-use session_core::SessionId;
+use session_core::driver::SessionId;
 
 use super::*;
 

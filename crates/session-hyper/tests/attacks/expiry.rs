@@ -7,8 +7,8 @@ use super::*;
 #[test]
 fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
     attack(|secrets| async move {
-        let ten_years = 10 * 365 * session_core::expiry::ONE_DAY_MS;
-        let cap_secs = session_core::expiry::MAX_AGE_CAP_MS / 1000;
+        let ten_years = 10 * 365 * session_core::driver::ONE_DAY_MS;
+        let cap_secs = session_core::driver::MAX_AGE_CAP_MS / 1000;
         for v in variants().await {
             let app = v.app(|b| b.max_age(MaxAge::Ms(ten_years))).await;
             let r = app.get("/", &Jar::default()).await;
@@ -34,11 +34,11 @@ fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
             for (node, k) in v.backend.redis_keys().await {
                 let pttl = redis::int(&node, &["PTTL", &k]).await as u64;
                 assert!(
-                    pttl <= session_core::expiry::MAX_AGE_CAP_MS + 10_000,
+                    pttl <= session_core::driver::MAX_AGE_CAP_MS + 10_000,
                     "PTTL {pttl}"
                 );
                 assert!(
-                    pttl > session_core::expiry::MAX_AGE_CAP_MS - 60_000,
+                    pttl > session_core::driver::MAX_AGE_CAP_MS - 60_000,
                     "PTTL {pttl}"
                 );
             }
@@ -51,12 +51,12 @@ fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
         for (expire, max_age, accepted) in [
             (now + 3_600_000, 86_400_000, true),
             (
-                now + 2 * 365 * session_core::expiry::ONE_DAY_MS,
+                now + 2 * 365 * session_core::driver::ONE_DAY_MS,
                 86_400_000,
                 false,
             ),
             (
-                now + 2 * 365 * session_core::expiry::ONE_DAY_MS,
+                now + 2 * 365 * session_core::driver::ONE_DAY_MS,
                 ten_years,
                 false,
             ),

@@ -29,7 +29,7 @@ fn new_visitor_then_counter_increments() {
         assert!(
             probe
                 .store
-                .load(&session_core::StoreKey::from_raw(id.clone()))
+                .load(&session_core::store::StoreKey::from_raw(id.clone()))
                 .await
                 .unwrap()
                 .record()
@@ -132,10 +132,10 @@ fn regenerate_changes_id_keeps_data_and_kills_the_old_id() {
             r#"{"cart":"book","user":"ada"}"#
         );
         // The old record is gone: a short-lived marker stands in its place.
-        let old_key = keys.derive(&session_core::SessionId::new_unchecked(before));
+        let old_key = keys.derive(&session_core::driver::SessionId::new_unchecked(before));
         assert_eq!(
             probe.store.load(&old_key).await.unwrap(),
-            session_core::Loaded::Superseded
+            session_core::store::Loaded::Superseded
         );
         // Fixation: the pre-login cookie is dead, and while the marker lives a request with it
         // gets no removal cookie (the browser may hold the new cookie of the same name).
@@ -143,7 +143,7 @@ fn regenerate_changes_id_keeps_data_and_kills_the_old_id() {
         assert_eq!(r.body, "anonymous");
         assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
         // After the grace time the marker is gone and the old id is simply unknown.
-        clock.advance(session_core::expiry::DEFAULT_SUPERSEDE_GRACE + Duration::from_secs(1));
+        clock.advance(session_core::driver::DEFAULT_SUPERSEDE_GRACE + Duration::from_secs(1));
         assert_eq!(probe.store.sweep(), 1);
         assert_eq!(probe.store.len(), 1);
         let r = get_with(&format!("{url}/whoami"), &pre_login).await;

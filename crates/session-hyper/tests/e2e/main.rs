@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use session_core::{Config, ConfigBuilder, ManualClock, MaxAge, Store};
+use session_core::{Config, ConfigBuilder, ManualClock, MaxAge};
+
+use session_core::store::Store;
 use session_hyper::SessionLayer;
 use session_testkit::app::serve;
 use session_testkit::capture::{KEY1, KEY2, with_capture};

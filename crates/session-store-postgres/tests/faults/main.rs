@@ -15,8 +15,9 @@ mod outages;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::testing::set;
-use session_core::{Change, Created, Data, Store, StoreError, StoreKey};
+use session_core::Data;
+use session_core::store::testing::set;
+use session_core::store::{Change, Created, Store, StoreError, StoreKey};
 use session_store_postgres::PostgresStore;
 use support::{Cluster, small_record, unique_table, url};
 

@@ -45,7 +45,7 @@ async fn a_refused_connection_fails_at_once_not_at_the_checkout_timeout() {
     let key = StoreKey::from_raw("sess:refused");
     store.create(&key, &small_record(), TTL).await.unwrap();
     cluster.down();
-    let check = |e: session_core::StoreError, took: Duration, bound: Duration| {
+    let check = |e: session_core::store::StoreError, took: Duration, bound: Duration| {
         assert!(e.is_transient(), "{e}");
         assert!(e.to_string().contains("refused"), "{e}");
         assert!(took < bound, "a refused call took {took:?}: {e}");

@@ -19,10 +19,10 @@ pub async fn get(c: &reqwest::Client, url: String) -> (u16, String) {
 }
 
 /// A one-key browser-session record.
-pub fn small_record() -> session_core::Record {
-    session_core::Record {
+pub fn small_record() -> session_core::store::Record {
+    session_core::store::Record {
         data: serde_json::json!({"n": 1}).as_object().cloned().unwrap(),
-        meta: session_core::Meta {
+        meta: session_core::store::Meta {
             expire: None,
             max_age: session_core::MaxAge::Session,
             created: None,

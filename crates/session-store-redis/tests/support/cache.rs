@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::{Change, Data, Delta, Loaded, MaxAge, Meta, Record, Store, StoreKey, Updated};
+use session_core::store::{Change, Delta, Loaded, Meta, Record, Store, StoreKey, Updated};
+use session_core::{Data, MaxAge};
 use session_store_redis::RedisStore;
 
 pub async fn cached(url: &str, prefix: &str) -> RedisStore {

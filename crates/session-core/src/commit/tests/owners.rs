@@ -133,7 +133,7 @@ fn the_lineage_is_kept_by_later_writes_and_never_set_by_a_handler() {
     use crate::owner::Handle;
     let c = cfg(|b| b.rolling(true));
     let ttl = DAY + STORE_TTL_MARGIN_MS;
-    let old = Handle::of(&crate::StoreKey::from_raw("sess:old"));
+    let old = Handle::of(&crate::id::StoreKey::from_raw("sess:old"));
     let binding = json!({"o": "u", "c": 1, "i": NOW + ttl - 1, "p": [old.as_str()]});
     let mut s = bound(&c, NOW + DAY - 5, binding.clone());
     assert!(matches!(
@@ -150,7 +150,7 @@ fn the_lineage_is_kept_by_later_writes_and_never_set_by_a_handler() {
     let mut s = bound(&c, NOW + DAY - 5, binding);
     s.regenerate();
     s.set_owner("someone else", None).unwrap();
-    s.descend_from(Handle::of(&crate::StoreKey::from_raw("sess:mid")));
+    s.descend_from(Handle::of(&crate::id::StoreKey::from_raw("sess:mid")));
     let p = prepare(Some(&mut s), &c, NOW);
     assert_eq!(p.action, Action::Regenerate);
     let stored = &s.to_record().data[OWNER_KEY];

@@ -3,7 +3,7 @@
 //! ```text
 //! #[tokio::test]
 //! async fn conformance() {
-//!     session_core::testing::run_all(&MyHarness::new()).await;
+//!     session_core::store::testing::run_all(&MyHarness::new()).await;
 //! }
 //! ```
 //!

@@ -1,14 +1,14 @@
-//! The `Session` handle a handler finds in the request extensions.
+//! The `Session` a handler finds in the request extensions: the request's session.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use session_core::driver::SessionId;
 use session_core::driver::{SessionDriver, Source};
-use session_core::{
-    Data, DynStore, Loaded, MaxAge, SessionId, SessionState as Core, StoreError, StoreKey,
-};
+use session_core::store::{DynStore, Loaded, StoreError, StoreKey};
+use session_core::{Data, MaxAge, SessionState as Core};
 use tokio::sync::OnceCell;
 
 use crate::Error;
@@ -129,7 +129,7 @@ pub(crate) struct Inner {
 /// ```
 ///
 /// ```compile_fail,E0599
-/// async fn handler(session: session_hyper::Session, id: session_core::SessionId) {
+/// async fn handler(session: session_hyper::Session, id: session_core::driver::SessionId) {
 ///     session.assign_id(id); // a driver method: not on the handle
 /// }
 /// ```
@@ -400,7 +400,7 @@ fn first_live_payload(
 
 /// Store errors are not `Clone` (they may wrap sources); rebuild an equivalent one.
 fn clone_error(e: &Error) -> Error {
-    use session_core::StoreError as S;
+    use session_core::store::StoreError as S;
     match e {
         Error::Store(s) => Error::Store(match s {
             S::Unavailable(m) => S::Unavailable(m.clone()),
@@ -413,6 +413,6 @@ fn clone_error(e: &Error) -> Error {
             },
             other => S::Backend(other.to_string()),
         }),
-        other => Error::Store(session_core::StoreError::Backend(other.to_string())),
+        other => Error::Store(session_core::store::StoreError::Backend(other.to_string())),
     }
 }
