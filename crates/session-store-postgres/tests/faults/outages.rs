@@ -238,7 +238,8 @@ async fn a_starting_server_is_used_as_soon_as_it_takes_connections() {
 /// connect) is the operator's to fix, not an outage: every call fails at once with an error
 /// that is not transient (the middleware answers 500, not a 503 with `Retry-After` that
 /// invites retries), says what to check and names no password. 100 calls in a row and 100 at
-/// once per case; a right login then works on the same server.
+/// once per case, each within half the 10 s time limits; a right login then works on the
+/// same server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_login_is_a_configuration_error_not_an_outage() {
     let cluster = Cluster::start();
@@ -272,8 +273,12 @@ async fn a_refused_login_is_a_configuration_error_not_an_outage() {
         ),
     ];
     for (case, url, code) in cases {
+        // Time limits far beyond a refusal: a call that waited for one (instead of failing at
+        // the refusal) takes 10 s, whatever the machine is doing.
         let store = PostgresStore::builder(url)
             .table(unique_table("login"))
+            .connect_timeout(Duration::from_secs(10))
+            .checkout_timeout(Duration::from_secs(10))
             .build()
             .unwrap();
         let key = StoreKey::from_raw("sess:login");
@@ -288,7 +293,7 @@ async fn a_refused_login_is_a_configuration_error_not_an_outage() {
                 !shown.contains("wr0ng") && !shown.contains("right-one"),
                 "{case}: {shown}"
             );
-            assert!(took < Duration::from_millis(300), "{case}: took {took:?}");
+            assert!(took < Duration::from_secs(5), "{case}: took {took:?}");
         };
         for _ in 0..100 {
             let t = Instant::now();
