@@ -115,8 +115,10 @@ fn test_postgres() -> Result<(), String> {
             "session-store-postgres",
             "-p",
             "demo",
+            "-p",
+            "session-hyper",
             "--features",
-            "session-store-postgres/postgres-tests,session-store-postgres/tls,demo/postgres-tests",
+            "session-store-postgres/postgres-tests,session-store-postgres/tls,demo/postgres-tests,session-hyper/postgres-tests",
         ],
         &[("DATABASE_URL", &url), ("PG_BIN", &bin)],
     )

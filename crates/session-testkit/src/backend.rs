@@ -65,8 +65,24 @@ struct RedisSide {
     prefix: String,
     /// The server's URL, or every node's of a cluster.
     nodes: Vec<String>,
-    /// A cluster started for this backend, stopped when the last clone goes.
+    /// The cluster this backend runs on, stopped when the last backend on it goes.
     _cluster: Option<Arc<crate::redis::Cluster>>,
+}
+
+/// The Redis Cluster the cluster backends share while any of them lives: starting six nodes
+/// for every attack would cost more than the attacks.
+#[cfg(feature = "redis")]
+async fn shared_cluster() -> Arc<crate::redis::Cluster> {
+    static SHARED: std::sync::Mutex<std::sync::Weak<crate::redis::Cluster>> =
+        std::sync::Mutex::new(std::sync::Weak::new());
+    static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = STARTING.lock().await;
+    if let Some(c) = SHARED.lock().unwrap().upgrade() {
+        return c;
+    }
+    let c = Arc::new(crate::redis::Cluster::start().await);
+    *SHARED.lock().unwrap() = Arc::downgrade(&c);
+    c
 }
 
 impl Backend {
@@ -109,12 +125,12 @@ impl Backend {
             }
             #[cfg(feature = "redis")]
             Kind::RedisCluster => {
-                let cluster = crate::redis::Cluster::start().await;
+                let cluster = shared_cluster().await;
                 let nodes = cluster.urls();
                 let builder = session_store_redis::RedisStore::cluster(nodes.clone());
                 let mut b = Backend::redis(kind, builder, nodes).await;
                 if let Some(r) = &mut b.redis {
-                    r._cluster = Some(Arc::new(cluster));
+                    r._cluster = Some(cluster);
                 }
                 b
             }
@@ -145,6 +161,29 @@ impl Backend {
             _cluster: None,
         });
         b
+    }
+
+    /// A second app server's view of this backend: for the Redis kind with the client cache,
+    /// a store of its own (its own cache and tracking connection) on the same server and
+    /// prefix, behind a recorder that shares this one's record and faults; for every other
+    /// kind, the same store.
+    pub async fn twin(&self) -> Backend {
+        #[cfg(feature = "redis")]
+        if let (Kind::RedisCached, Some(r)) = (self.kind, &self.redis) {
+            let store = session_store_redis::RedisStore::builder(r.nodes[0].clone())
+                .prefix(r.prefix.clone())
+                .client_cache(1 << 20)
+                .build()
+                .await
+                .unwrap();
+            let erased: Arc<dyn DynStore> = Arc::new(store.clone());
+            return Backend {
+                kind: self.kind,
+                store: self.store.sharing(erased),
+                redis: Some(RedisSide { store, ..r.clone() }),
+            };
+        }
+        self.clone()
     }
 
     /// Its kind.
@@ -249,13 +288,15 @@ impl Backend {
 /// Configuration options an app of a [`Variant`] is built with (before an attack's own).
 pub type Options = Arc<dyn Fn(ConfigBuilder) -> ConfigBuilder + Send + Sync>;
 
-/// The unit an attack iterates over: a backend and the options of the apps it serves.
+/// The unit an attack iterates over: a backend, the options of the apps it serves, and how
+/// many app servers share it (requests go to them in turn).
 #[derive(Clone)]
 pub struct Variant {
     /// The store.
     pub backend: Backend,
     options: Options,
     label: String,
+    servers: usize,
 }
 
 impl Variant {
@@ -270,7 +311,15 @@ impl Variant {
             backend,
             options,
             label,
+            servers: 1,
         }
+    }
+
+    /// The same, served by `n` app servers sharing the backend, each with a store of its own
+    /// where the backend has one to give ([`Backend::twin`]): requests go to them in turn.
+    pub fn on_servers(mut self, n: usize) -> Variant {
+        self.servers = n.max(1);
+        self
     }
 
     /// `backend` under the default options (an attack on one store only).
@@ -302,25 +351,29 @@ impl Variant {
         self.backend.layer(self.config(f))
     }
 
-    /// The test app behind [`Variant::layer`], answering 413 for a session grown past a limit.
-    pub async fn app(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> App {
-        let layer = self.layer(f).on_error(too_large_is_413).build().unwrap();
-        App::serve(layer).await
+    /// The test app behind [`Variant::layer`] (on each of its app servers), answering 413 for
+    /// a session grown past a limit.
+    pub async fn app(&self, f: impl Fn(ConfigBuilder) -> ConfigBuilder) -> App {
+        let mut layers = Vec::new();
+        for i in 0..self.servers {
+            let backend = if i == 0 {
+                self.backend.clone()
+            } else {
+                self.backend.twin().await
+            };
+            let layer = backend.layer(self.config(&f)).on_error(too_large_is_413);
+            layers.push(layer.build().unwrap());
+        }
+        App::serve_all(layers).await
     }
 }
 
-/// The option sets every backend runs under: only the defaults so far.
-fn option_sets() -> Vec<(&'static str, Options)> {
-    vec![("", Arc::new(|b| b))]
-}
-
-/// A fresh backend of each of `kinds` under each option set: what an attack iterates over.
+/// A fresh backend of each of `kinds`, under the default options: what an attack iterates
+/// over when no option concerns it. An option matrix builds its own [`Variant`]s.
 pub async fn variants(kinds: &[Kind]) -> Vec<Variant> {
     let mut out = Vec::new();
     for kind in kinds {
-        for (name, options) in option_sets() {
-            out.push(Variant::new(Backend::new(*kind).await, name, options));
-        }
+        out.push(Variant::plain(Backend::new(*kind).await));
     }
     out
 }

@@ -3,11 +3,11 @@
 //! secrets and session data the test saw ([`Secrets`]).
 //!
 //! [`with_capture`] captures one test on its own thread (a current-thread runtime);
-//! [`attack`] runs an attack on a multi-threaded runtime with a time bound, against one
-//! capture for the whole test binary (its tests run on several threads at once).
+//! [`attack`] runs an attack on a multi-threaded runtime with a time bound and a capture of
+//! its own threads.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::client::Reply;
@@ -46,16 +46,6 @@ impl Captured {
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish()
-    }
-
-    /// The capture of the whole test binary: the global subscriber, set on first use.
-    pub fn global() -> &'static Captured {
-        static CAPTURE: OnceLock<Captured> = OnceLock::new();
-        CAPTURE.get_or_init(|| {
-            let captured = Captured::default();
-            let _ = tracing::subscriber::set_global_default(captured.subscriber());
-            captured
-        })
     }
 }
 
@@ -114,24 +104,38 @@ where
     log
 }
 
-/// Runs an attack on a multi-threaded runtime (two workers) within 240 s, then checks the
-/// binary's log ([`Captured::global`]) for the secrets it saw.
+/// Runs an attack on a multi-threaded runtime (two workers) within 480 s, with every tracing
+/// event of its threads (the workers, the blocking pool and this one) captured for it alone,
+/// then checks that capture for the secrets it saw. (One capture for the whole test binary
+/// made each check search every other attack's log too: with the option matrix, most of the
+/// suite's time.)
 pub fn attack<F, Fut>(f: F)
 where
     F: FnOnce(Secrets) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let log = Captured::global();
+    let captured = Captured::default();
+    let dispatch = tracing::Dispatch::new(captured.subscriber());
     let secrets = Secrets::default();
+    let on_workers = dispatch.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
+        .on_thread_start(move || {
+            // For the thread's whole life: its events go to this attack's capture.
+            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
+        })
         .build()
         .unwrap();
-    rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(240), f(secrets.clone()))
-            .await
-            .expect("attack took longer than its bound")
-    });
-    secrets.check(&log.text());
+    {
+        let _here = tracing::dispatcher::set_default(&dispatch);
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(480), f(secrets.clone()))
+                .await
+                .expect("attack took longer than its bound")
+        });
+        // The tasks still running (a background unfile, a discard) log here too.
+        rt.shutdown_timeout(Duration::from_secs(5));
+    }
+    secrets.check(&captured.text());
 }

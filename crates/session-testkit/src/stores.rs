@@ -242,6 +242,17 @@ impl<S: Store> Recorder<S> {
     pub fn take_created(&self) -> Vec<StoreKey> {
         std::mem::take(&mut *self.created.lock().unwrap())
     }
+
+    /// A recorder on `inner` that shares this one's record of created keys and its faults (a
+    /// second app server's store: what either creates is recorded, a fault set on either
+    /// applies to both).
+    pub fn sharing<T: Store>(&self, inner: T) -> Recorder<T> {
+        Recorder {
+            inner,
+            created: Arc::clone(&self.created),
+            pause: Arc::clone(&self.pause),
+        }
+    }
 }
 
 impl<S: Store> Store for Recorder<S> {

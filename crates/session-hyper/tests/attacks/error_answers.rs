@@ -32,7 +32,7 @@ fn error_responses_carry_no_data() {
 #[test]
 fn a_wrong_typed_value_is_a_500_without_the_value() {
     attack(|secrets| async move {
-        for v in variants().await {
+        for v in variants(Errors).await {
             let app = v.app(|b| b).await;
             let mut jar = Jar::default();
             let value = unique("not-a-number");
@@ -87,6 +87,7 @@ fn a_refusing_store_is_a_fast_503() {
             assert!(r.set_cookies.is_empty());
         }
         eprintln!("refused store: 20 requests, slowest 503 in {worst:?} (checkout timeout 5 s)");
-        assert!(worst < Duration::from_secs(1), "{worst:?}");
+        // Refused at once: well before the 5 s checkout timeout, on a busy machine too.
+        assert!(worst < Duration::from_millis(2500), "{worst:?}");
     });
 }

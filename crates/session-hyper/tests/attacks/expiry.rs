@@ -9,7 +9,7 @@ fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
     attack(|secrets| async move {
         let ten_years = 10 * 365 * session_core::driver::ONE_DAY_MS;
         let cap_secs = session_core::driver::MAX_AGE_CAP_MS / 1000;
-        for v in variants().await {
+        for v in variants(Expiry).await {
             let app = v.app(|b| b.max_age(MaxAge::Ms(ten_years))).await;
             let r = app.get("/", &Jar::default()).await;
             secrets.note(&r);
@@ -43,41 +43,43 @@ fn expiry_beyond_the_browser_cap_is_clamped_everywhere() {
                 );
             }
         }
-        // A signed cookie-mode payload that claims a life beyond what this server writes.
-        let cfg = config(|b| b);
-        let cookies = session_cookie::SessionCookies::from_config(&cfg).unwrap();
-        let now = cfg.now_ms();
-        let app = App::serve(SessionLayer::cookie(cfg).build().unwrap()).await;
-        for (expire, max_age, accepted) in [
-            (now + 3_600_000, 86_400_000, true),
-            (
-                now + 2 * 365 * session_core::driver::ONE_DAY_MS,
-                86_400_000,
-                false,
-            ),
-            (
-                now + 2 * 365 * session_core::driver::ONE_DAY_MS,
-                ten_years,
-                false,
-            ),
-        ] {
-            let mut data = serde_json::Map::new();
-            data.insert("user".into(), json!("mallory"));
-            let record = Record {
-                data,
-                meta: Meta {
-                    expire: Some(expire),
-                    max_age: MaxAge::Ms(max_age),
-                    created: None,
-                },
-            };
-            let header = signed_payload(&cookies, &record, now);
-            let r = app.req(Method::GET, "/session", &header, None).await;
-            assert_eq!(
-                r.body.contains("mallory"),
-                accepted,
-                "expire {expire}, max-age {max_age}"
-            );
+        // A cookie-mode payload made with the site's key (signed, or sealed) that claims a
+        // life beyond what this server writes.
+        for mode in cookie_modes() {
+            let cfg = config(|b| b.cookie_mode(mode));
+            let now = cfg.now_ms();
+            let app = App::serve(SessionLayer::cookie(cfg.clone()).build().unwrap()).await;
+            for (expire, max_age, accepted) in [
+                (now + 3_600_000, 86_400_000, true),
+                (
+                    now + 2 * 365 * session_core::driver::ONE_DAY_MS,
+                    86_400_000,
+                    false,
+                ),
+                (
+                    now + 2 * 365 * session_core::driver::ONE_DAY_MS,
+                    ten_years,
+                    false,
+                ),
+            ] {
+                let mut data = serde_json::Map::new();
+                data.insert("user".into(), json!("mallory"));
+                let record = Record {
+                    data,
+                    meta: Meta {
+                        expire: Some(expire),
+                        max_age: MaxAge::Ms(max_age),
+                        created: None,
+                    },
+                };
+                let header = signed_payload(&cfg, &record, now);
+                let r = app.req(Method::GET, "/session", &header, None).await;
+                assert_eq!(
+                    r.body.contains("mallory"),
+                    accepted,
+                    "{mode:?}: expire {expire}, max-age {max_age}"
+                );
+            }
         }
     });
 }

@@ -7,7 +7,7 @@ use super::*;
 #[test]
 fn anonymous_regenerate_writes_nothing() {
     attack(|_| async move {
-        for v in variants().await {
+        for v in variants(Guest).await {
             let app = v.app(|b| b).await;
             let mut cookies = 0;
             for _ in 0..400 {
@@ -42,7 +42,7 @@ fn anonymous_regenerate_writes_nothing() {
 #[test]
 fn guest_cookies_never_lead_to_another_visitors_data() {
     attack(|secrets| async move {
-        for v in variants().await {
+        for v in variants(Guest).await {
             let app = v.app(|b| b.guest(true)).await;
             // A flood of new visitors: each gets a cookie, none gets a record.
             let mut guests = 0;

@@ -23,6 +23,7 @@ mod planted_cookies;
 mod record_limits;
 mod regenerate_races;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ use bytes::Bytes;
 use hyper::Method;
 use serde_json::{Value, json};
 use session_core::store::{Loaded, Meta, Record, StoreError};
-use session_core::{Config, ConfigBuilder, MaxAge};
+use session_core::{Config, ConfigBuilder, CookieMode, MaxAge};
 use session_hyper::SessionLayer;
 use session_testkit::app::too_large_is_413;
 use session_testkit::backend::{Backend, Kind, Variant};
@@ -44,20 +45,154 @@ const RACES: usize = 200;
 /// The stores' record limit (their default).
 const LIMIT: usize = 64 * 1024;
 
-/// The stores every attack runs on: memory, and with `--features redis-tests` Redis in both
-/// formats and in the library's format through the client cache (its copies must never serve
-/// what the store would refuse: a destroyed, superseded or planted session).
-fn kinds() -> Vec<Kind> {
-    let mut kinds = vec![Kind::Memory];
-    if cfg!(feature = "redis-tests") {
-        kinds.extend([Kind::RedisV1, Kind::RedisKoa, Kind::RedisCached]);
-    }
-    kinds
+/// What an attack is about: the option variants that concern it run it too ([`MATRIX`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Logouts racing regenerates and saves (`logout_races`).
+    LogoutRaces,
+    /// Regenerates racing each other and the requests around a login (`regenerate_races`).
+    RegenerateRaces,
+    /// Planted, duplicated and dead cookies (`planted_cookies`).
+    Planted,
+    /// Record and cookie size bounds (`record_limits`).
+    Limits,
+    /// Sessions that hold nothing, and guest cookies (`guest_cookies`).
+    Guest,
+    /// What an error answers (`error_answers`).
+    Errors,
+    /// Lifetimes beyond the browsers' cap (`expiry`).
+    Expiry,
 }
 
-/// A fresh backend of each kind, under each option set of the kit.
-async fn variants() -> Vec<Variant> {
-    session_testkit::backend::variants(&kinds()).await
+use Class::*;
+
+/// One option that takes a path of its own through the code: the backends it runs on, the
+/// attack classes that concern it, and the options it sets.
+struct Entry {
+    name: &'static str,
+    kinds: &'static [Kind],
+    /// App servers sharing the backend (requests go to them in turn).
+    servers: usize,
+    classes: &'static [Class],
+    options: fn(ConfigBuilder) -> ConfigBuilder,
+}
+
+/// The option matrix: every attack runs on every store under the defaults (memory; with
+/// `--features redis-tests` Redis in both formats and in the library's format through the
+/// client cache; with `--features postgres-tests` PostgreSQL), and each option that takes a
+/// different path through the code runs the attacks that concern it once more, on one named
+/// backend. What an option leaves out, and why:
+///
+/// | option | backend | runs | leaves out |
+/// |---|---|---|---|
+/// | the client cache, two app servers | Redis | races, planted cookies, limits, guests, errors, expiry | - |
+/// | `rolling` | memory, Redis | races, planted cookies, guests, expiry | limits, errors: no write of theirs depends on rolling (the save path is the same); of the races, `parallel_requests_around_a_login_never_log_the_user_out` (every read writes the pre-login cookie, the documented limit; see the attack) |
+/// | `renew` | memory, Redis | races, planted cookies, expiry | guests (a guest has no record to renew), limits, errors (as `rolling`) |
+/// | guest sessions | memory | races, planted cookies, limits, errors, expiry | - (the guest attacks turn it on themselves) |
+/// | koa's record format | Redis | every attack (a store of the defaults) | - |
+/// | PostgreSQL | PostgreSQL | every store attack (a store of the defaults) | the cookie-mode halves (no store) |
+/// | Redis Cluster | a six-node cluster | logout and regenerate races | the rest: the same commands as one server, slot by slot |
+///
+/// The encrypted cookie is the cookie mode's own option: the attacks of cookie mode (planted
+/// cookies, cookie size, lifetimes) run in both modes ([`cookie_modes`]); the races don't
+/// apply to cookie mode (the cookie is the session: there is no record to race for).
+const MATRIX: &[Entry] = &[
+    Entry {
+        name: "two app servers",
+        kinds: &[Kind::RedisCached],
+        servers: 2,
+        classes: &[
+            LogoutRaces,
+            RegenerateRaces,
+            Planted,
+            Limits,
+            Guest,
+            Errors,
+            Expiry,
+        ],
+        options: |b| b,
+    },
+    Entry {
+        name: "rolling",
+        kinds: &[Kind::Memory, Kind::RedisV1],
+        servers: 1,
+        classes: &[LogoutRaces, RegenerateRaces, Planted, Guest, Expiry],
+        options: |b| b.rolling(true),
+    },
+    Entry {
+        name: "renew",
+        kinds: &[Kind::Memory, Kind::RedisV1],
+        servers: 1,
+        classes: &[LogoutRaces, RegenerateRaces, Planted, Expiry],
+        options: |b| b.renew(true),
+    },
+    Entry {
+        name: "guest",
+        kinds: &[Kind::Memory],
+        servers: 1,
+        classes: &[
+            LogoutRaces,
+            RegenerateRaces,
+            Planted,
+            Limits,
+            Errors,
+            Expiry,
+        ],
+        options: |b| b.guest(true),
+    },
+    Entry {
+        name: "",
+        kinds: &[Kind::RedisCluster],
+        servers: 1,
+        classes: &[LogoutRaces, RegenerateRaces],
+        options: |b| b,
+    },
+];
+
+/// Whether the backends of `kind` run here (the Redis and PostgreSQL ones need their servers,
+/// which `cargo xtask ci` starts).
+fn runs_here(kind: Kind) -> bool {
+    match kind {
+        Kind::Memory => true,
+        Kind::RedisV1 | Kind::RedisKoa | Kind::RedisCached | Kind::RedisCluster => {
+            cfg!(feature = "redis-tests")
+        }
+        Kind::Postgres => cfg!(feature = "postgres-tests"),
+    }
+}
+
+/// The stores every attack runs on under the defaults.
+const STORES: &[Kind] = &[
+    Kind::Memory,
+    Kind::RedisV1,
+    Kind::RedisKoa,
+    Kind::RedisCached,
+    Kind::Postgres,
+];
+
+/// What an attack of `class` runs on: every store under the defaults, then each option of the
+/// matrix that concerns it.
+async fn variants(class: Class) -> Vec<Variant> {
+    let mut out = Vec::new();
+    for kind in STORES.iter().copied().filter(|k| runs_here(*k)) {
+        out.push(Variant::plain(Backend::new(kind).await));
+    }
+    for entry in MATRIX.iter().filter(|e| e.classes.contains(&class)) {
+        for kind in entry.kinds.iter().copied().filter(|k| runs_here(*k)) {
+            let options = entry.options;
+            let v = Variant::new(Backend::new(kind).await, entry.name, Arc::new(options));
+            out.push(v.on_servers(entry.servers));
+        }
+    }
+    out
+}
+
+/// The cookie modes the cookie-mode attacks run in: koa's signed payload, and the encrypted one.
+const COOKIE_MODES: [CookieMode; 2] = [CookieMode::Signed, CookieMode::Encrypted];
+
+/// [`COOKIE_MODES`], for iterating.
+fn cookie_modes() -> [CookieMode; 2] {
+    COOKIE_MODES
 }
 
 /// A config under the suite's key, then `f`'s options.
@@ -65,10 +200,18 @@ fn config(f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
     f(Config::builder().key(KEY1.to_vec())).build().unwrap()
 }
 
-/// The `Cookie` header pair of a cookie-mode payload signed with the app's key.
-fn signed_payload(cookies: &session_cookie::SessionCookies, record: &Record, now: u64) -> String {
+/// The `Cookie` header of a cookie-mode payload the app's configuration `cfg` would write:
+/// koa's signed payload, or the encrypted one, under the app's key.
+fn signed_payload(cfg: &Config, record: &Record, now: u64) -> String {
     use session_cookie::Codec as _;
-    let value = session_cookie::KoaCodec.encode(record).unwrap();
+    let cookies = session_cookie::SessionCookies::from_config(cfg).unwrap();
+    let value = match cfg.cookie_mode() {
+        CookieMode::Encrypted => session_cookie::EncryptedCodec::from_config(cfg)
+            .unwrap()
+            .encode(record)
+            .unwrap(),
+        _ => session_cookie::KoaCodec.encode(record).unwrap(),
+    };
     let set = cookies.write(&value, None, now, false).unwrap();
     set.iter()
         .map(|c| c.split(';').next().unwrap().to_owned())

@@ -143,7 +143,7 @@ fn planted_cookies_never_remove_the_real_ones() {
 fn a_planted_dead_cookie_never_ends_the_real_session() {
     attack(|secrets| async move {
         let (mut removals, mut lost) = (0, 0);
-        for v in variants().await {
+        for v in variants(Planted).await {
             let app = v.app(|b| b).await;
             let user = unique("ivan");
             secrets.add(&user);
@@ -213,30 +213,32 @@ fn a_planted_dead_cookie_never_ends_the_real_session() {
                 .await;
             assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
         }
-        // Cookie mode: an expired payload signed by the site ahead of the live one.
-        let cfg = config(|b| b);
-        let cookies = session_cookie::SessionCookies::from_config(&cfg).unwrap();
-        let now = cfg.now_ms();
-        let app = App::serve(SessionLayer::cookie(cfg).build().unwrap()).await;
-        let user = unique("kim");
-        secrets.add(&user);
-        let real = app.logged_in(&user, &secrets).await;
-        let mut data = serde_json::Map::new();
-        data.insert("user".into(), json!("mallory"));
-        let expired = Record {
-            data,
-            meta: Meta {
-                expire: Some(now - 1_000),
-                max_age: MaxAge::Ms(86_400_000),
-                created: None,
-            },
-        };
-        let dead = signed_payload(&cookies, &expired, now);
-        for _ in 0..100 {
-            let header = format!("{dead}; {}", real.header());
-            let r = app.req(Method::GET, "/session", &header, None).await;
-            removals += usize::from(r.removes());
-            lost += usize::from(!r.body.contains(&user));
+        // Cookie mode, signed and encrypted: an expired payload made with the site's key
+        // ahead of the live one.
+        for mode in cookie_modes() {
+            let cfg = config(|b| b.cookie_mode(mode));
+            let now = cfg.now_ms();
+            let app = App::serve(SessionLayer::cookie(cfg.clone()).build().unwrap()).await;
+            let user = unique("kim");
+            secrets.add(&user);
+            let real = app.logged_in(&user, &secrets).await;
+            let mut data = serde_json::Map::new();
+            data.insert("user".into(), json!("mallory"));
+            let expired = Record {
+                data,
+                meta: Meta {
+                    expire: Some(now - 1_000),
+                    max_age: MaxAge::Ms(86_400_000),
+                    created: None,
+                },
+            };
+            let dead = signed_payload(&cfg, &expired, now);
+            for _ in 0..100 {
+                let header = format!("{dead}; {}", real.header());
+                let r = app.req(Method::GET, "/session", &header, None).await;
+                removals += usize::from(r.removes());
+                lost += usize::from(!r.body.contains(&user));
+            }
         }
         eprintln!("planted dead cookies: removal cookies {removals}, real session not used {lost}");
         assert_eq!((removals, lost), (0, 0));
@@ -251,7 +253,7 @@ fn a_planted_dead_cookie_never_ends_the_real_session() {
 fn a_logout_under_planted_cookies_ends_the_server_session() {
     attack(|secrets| async move {
         let (mut alive, mut n) = (0, 0);
-        for v in variants().await {
+        for v in variants(Planted).await {
             let app = v.app(|b| b).await;
             for i in 0..60 {
                 let user = unique("liam");
@@ -290,7 +292,7 @@ fn a_revoked_or_expired_session_planted_ahead_never_ends_the_real_one() {
     attack(|secrets| async move {
         let hooks = || session_core::Hooks::new().valid(|d| !d.contains_key("revoked"));
         let (mut removed, mut replaced, mut lost) = (0, 0, 0);
-        for v in variants().await {
+        for v in variants(Planted).await {
             let app = v.app(|b| b.hooks(hooks())).await;
             for i in 0..30 {
                 let user = unique("nora");

@@ -7,7 +7,7 @@ use super::*;
 #[test]
 fn a_session_never_outgrows_the_record_limit() {
     attack(|secrets| async move {
-        for v in variants().await {
+        for v in variants(Limits).await {
             let app = v.app(|b| b).await;
             let mut jar = Jar::default();
             let chunk = "x".repeat(60 * 1024);
@@ -63,7 +63,7 @@ fn a_session_never_outgrows_the_record_limit() {
 #[test]
 fn huge_key_names_count_and_deep_values_come_back() {
     attack(|secrets| async move {
-        for v in variants().await {
+        for v in variants(Limits).await {
             let what = v.label();
             let app = v.app(|b| b).await;
             for i in 0..10 {
@@ -121,31 +121,37 @@ fn huge_key_names_count_and_deep_values_come_back() {
     });
 }
 
-/// A cookie-mode session over 4096 bytes is refused, and the browser keeps its last cookie.
+/// A cookie-mode session over 4096 bytes is refused, and the browser keeps its last cookie;
+/// signed and encrypted.
 #[test]
 fn a_cookie_session_never_outgrows_its_cookie() {
     attack(|secrets| async move {
-        let layer = SessionLayer::cookie(config(|b| b))
-            .on_error(too_large_is_413)
-            .build()
-            .unwrap();
-        let app = App::serve(layer).await;
-        let mut jar = Jar::default();
-        let r = app.put(&json!({ "small": "ok" }), &jar).await;
-        secrets.note(&r);
-        jar.apply(&r);
-        for i in 0..20 {
-            let r = app
-                .put(&json!({ format!("k{i}"): "z".repeat(5000) }), &jar)
-                .await;
-            assert_eq!(r.status, 413, "a 5 KB value can't fit in a cookie");
-            assert!(
-                r.set_cookies.is_empty(),
-                "the browser keeps its last good cookie"
-            );
+        for mode in cookie_modes() {
+            let layer = SessionLayer::cookie(config(|b| b.cookie_mode(mode)))
+                .on_error(too_large_is_413)
+                .build()
+                .unwrap();
+            let app = App::serve(layer).await;
+            let mut jar = Jar::default();
+            let r = app.put(&json!({ "small": "ok" }), &jar).await;
+            secrets.note(&r);
+            jar.apply(&r);
+            for i in 0..20 {
+                let r = app
+                    .put(&json!({ format!("k{i}"): "z".repeat(5000) }), &jar)
+                    .await;
+                assert_eq!(
+                    r.status, 413,
+                    "{mode:?}: a 5 KB value can't fit in a cookie"
+                );
+                assert!(
+                    r.set_cookies.is_empty(),
+                    "{mode:?}: the browser keeps its last good cookie"
+                );
+            }
+            let s = app.get("/session", &jar).await;
+            assert_eq!(s.body, r#"{"small":"ok"}"#, "{mode:?}");
         }
-        let s = app.get("/session", &jar).await;
-        assert_eq!(s.body, r#"{"small":"ok"}"#);
     });
 }
 
@@ -153,7 +159,7 @@ fn a_cookie_session_never_outgrows_its_cookie() {
 #[test]
 fn thousands_of_keys_work_and_every_key_keeps_a_ttl() {
     attack(|secrets| async move {
-        for v in variants().await {
+        for v in variants(Limits).await {
             let app = v.app(|b| b).await;
             let mut jar = Jar::default();
             let many: serde_json::Map<String, Value> =

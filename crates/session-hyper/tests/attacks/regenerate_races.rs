@@ -10,7 +10,7 @@ use super::*;
 fn requests_carrying_a_superseded_id_leave_the_cookies_alone() {
     attack(|secrets| async move {
         for rolling in [false, true] {
-            for v in variants().await {
+            for v in variants(RegenerateRaces).await {
                 let app = v.app(|b| b.rolling(rolling)).await;
                 let user = unique("dave");
                 secrets.add(&user);
@@ -52,7 +52,7 @@ fn requests_carrying_a_superseded_id_leave_the_cookies_alone() {
 #[test]
 fn a_superseded_id_can_log_in_afresh_but_never_reach_the_old_data() {
     attack(|secrets| async move {
-        for v in variants().await {
+        for v in variants(RegenerateRaces).await {
             let what = v.label();
             let app = v.app(|b| b).await;
             for _ in 0..20 {
@@ -121,7 +121,7 @@ fn a_request_in_flight_during_a_login_sends_no_cookie() {
             ("/gated", false, true),
         ];
         for (path, rolling, rotated) in cases {
-            for v in variants().await {
+            for v in variants(RegenerateRaces).await {
                 let what = format!("{} {path} rolling={rolling} rotated={rotated}", v.label());
                 let app = if rotated {
                     // Sessions made under the old key, read by an app that rotated to a new one.
@@ -183,7 +183,7 @@ fn a_failed_regenerate_leaves_no_copy_of_the_data() {
             "destroy fails",
         ];
         let (mut answered, mut left) = (0, 0);
-        for v in variants().await {
+        for v in variants(RegenerateRaces).await {
             let layer = v
                 .layer(|b| b)
                 .store_timeout(Duration::from_millis(100))
@@ -259,7 +259,7 @@ fn a_failed_regenerate_leaves_no_copy_of_the_data() {
 #[test]
 fn forced_orders_of_regenerate_races() {
     attack(|secrets| async move {
-        for v in variants().await {
+        for v in variants(RegenerateRaces).await {
             let app = v.app(|b| b).await;
             let user = unique("ivan");
             secrets.add(&user);
@@ -321,10 +321,20 @@ fn forced_orders_of_regenerate_races() {
 
 /// A login with three requests of the old id in parallel: in the worst order for the browser,
 /// none of them removes its cookies or logs the user out.
+///
+/// Not under `rolling`: there every read writes and sends the cookie again, so a read whose
+/// write finished before the login's sends the pre-login cookie, and no server can order that
+/// answer against the login's (the documented limit, in `behaviour.md`'s Races; run here, 111
+/// of 200 logins on the memory store ended logged out in the worst order). What `rolling` promises, that a
+/// read whose write comes after the login's sends nothing, is
+/// `a_request_in_flight_during_a_login_sends_no_cookie`, which runs under `rolling` too.
 #[test]
 fn parallel_requests_around_a_login_never_log_the_user_out() {
     attack(|secrets| async move {
-        for v in variants().await {
+        for v in variants(RegenerateRaces).await {
+            if v.config(|b| b).rolling() {
+                continue;
+            }
             let app = v.app(|b| b).await;
             let user = unique("frank");
             secrets.add(&user);
