@@ -123,10 +123,32 @@ async fn calls_dropped_early_by_their_callers_retire_no_connection() {
     let key = StoreKey::from_raw("sess:dropped");
     store.create(&key, &small_record(), TTL).await.unwrap();
     let mut admin = support::client(&url()).await;
-    futures_util::future::join_all((0..16).map(|_| store.load(&key))).await;
+    // Open all 4 connections: loads held up by a table lock until the server shows 4
+    // backends of the store (16 loads at once without the lock may be served by fewer
+    // connections, as the machine happens to schedule them: seen in CI).
+    let watcher = support::client(&url()).await;
+    let table = store.table().to_owned();
+    let tx = admin.transaction().await.unwrap();
+    tx.batch_execute(&format!("LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .unwrap();
+    let warm = tokio::spawn({
+        let (store, key) = (store.clone(), key.clone());
+        async move { futures_util::future::join_all((0..16).map(|_| store.load(&key))).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app_pids(&watcher, &app).await.len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the pool never opened 4 connections"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tx.rollback().await.unwrap();
+    // Loads the lock held past the statement timeout failed; the connections stay.
+    warm.await.unwrap();
     let before = app_pids(&admin, &app).await;
     assert_eq!(before.len(), 4);
-    let table = store.table().to_owned();
     for _ in 0..5 {
         let tx = admin.transaction().await.unwrap();
         tx.batch_execute(&format!("LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE"))
