@@ -247,18 +247,27 @@ async fn store_write(
                 });
             };
             // The old record is superseded only now that the new one exists, and only if it is
-            // still there: a destroy that got there first wins, in either order.
+            // still there: a destroy that got there first wins, in either order. A session
+            // moving from the store the layer migrates from is superseded there: one move wins.
             let old_key = session.store_key(old);
             let grace = config.supersede_grace();
+            let from_old = session.lock().from_old;
+            let old_store = match (&shared.migrate_from, from_old) {
+                (Some(old), true) => old.as_ref(),
+                _ => store,
+            };
             let ended = shared
-                .timed(store.supersede_dyn(&old_key, &key, grace))
+                .timed(old_store.supersede_dyn(&old_key, &key, grace))
                 .await;
             let outcome = match ended {
                 Ok(Supersede::Replaced) => {
                     // The old id's entry goes (the session is listed under its new one), off
                     // the request's path: a login costs one index call.
                     if let Some(owner) = plan.retire.as_ref().and_then(|r| r.owner.clone()) {
-                        index::unfile_later(&session.0.shared, owner, old_key, now);
+                        index::unfile_later(&session.0.shared, owner, old_key, now, from_old);
+                    }
+                    if from_old {
+                        tracing::info!(target: "session", "moved a session from the old store");
                     }
                     return Ok(Outcome::Write {
                         id: Some(id),
@@ -305,14 +314,14 @@ async fn store_write(
             if let (Some(binding), Updated::NotFound | Updated::Superseded) = (&plan.index, got) {
                 // The entry just written names a record that is gone (revoked, or moved to a
                 // new id whose own entry lists it): it goes again.
-                index::unfile(shared, &binding.owner, &key, now).await;
+                index::unfile(shared, &binding.owner, &key, now, false).await;
             }
             let meta = plan.meta;
             Ok(told(got, id, Record { data, meta }))
         }
         Work::Destroy => {
-            let mut keys: Vec<StoreKey> = retired_key(session, plan).into_iter().collect();
-            keys.extend(presented_keys(session, plan));
+            let mut keys = retired_keys(session, plan);
+            keys.extend(presented_keys(session, plan).into_iter().map(Held::here));
             end_sessions(session, store, keys).await?;
             unfile_retired(session, plan, now).await;
             Ok(Outcome::Remove)
@@ -382,8 +391,7 @@ async fn end_retired(
     plan: &Plan,
     now: u64,
 ) -> Result<(), Error> {
-    let keys: Vec<StoreKey> = retired_key(session, plan).into_iter().collect();
-    end_sessions(session, store, keys).await?;
+    end_sessions(session, store, retired_keys(session, plan)).await?;
     unfile_retired(session, plan, now).await;
     Ok(())
 }
@@ -395,7 +403,18 @@ async fn unfile_retired(session: &Session, plan: &Plan, now: u64) {
         return;
     };
     let shared = &*session.0.shared;
-    index::unfile(shared, owner, &key, now).await;
+    let from_old = session.lock().from_old;
+    index::unfile(shared, owner, &key, now, from_old).await;
+}
+
+/// The key of the identity the plan ends, if a record exists for it, in the store it was
+/// loaded from (the store the layer migrates from, for a session that has not moved yet).
+fn retired_keys(session: &Session, plan: &Plan) -> Vec<Held> {
+    let Some(key) = retired_key(session, plan) else {
+        return Vec::new();
+    };
+    let old = session.lock().from_old && session.0.shared.migrate_from.is_some();
+    vec![Held { key, old }]
 }
 
 /// The store key of the identity the plan ends, if a record exists for it.
@@ -430,27 +449,50 @@ fn presented_keys(session: &Session, plan: &Plan) -> Vec<StoreKey> {
         .collect()
 }
 
+/// A store key a destroy ends, and whether it is in the store the layer migrates from.
+struct Held {
+    key: StoreKey,
+    old: bool,
+}
+
+impl Held {
+    fn here(key: StoreKey) -> Self {
+        Self { key, old: false }
+    }
+}
+
 /// Deletes the records under `keys` and follows the supersede markers of regenerates that
 /// moved them meanwhile, breadth first: every key before any successor, at most
 /// [`MAX_SUCCESSORS`] successors from each, and [`DESTROY_BUDGET`] store calls in all (so
-/// planted cookies can't make one logout cost more than that).
+/// planted cookies can't make one logout cost more than that). A marker in the store the layer
+/// migrates from names a successor a move created here, or one the old app's own regenerate
+/// created there: both are ended.
 async fn end_sessions(
     session: &Session,
     store: &dyn DynStore,
-    keys: Vec<StoreKey>,
+    keys: Vec<Held>,
 ) -> Result<(), Error> {
-    let mut queue: VecDeque<(StoreKey, usize)> = keys.into_iter().map(|k| (k, 0)).collect();
+    let shared = &*session.0.shared;
+    let mut queue: VecDeque<(Held, usize)> = keys.into_iter().map(|k| (k, 0)).collect();
     let mut budget = DESTROY_BUDGET;
-    while let Some((key, hops)) = queue.pop_front() {
+    while let Some((held, hops)) = queue.pop_front() {
         if budget == 0 {
             tracing::warn!(target: "session", budget = DESTROY_BUDGET, "a destroy reached its budget of store calls; the sessions left expire by their TTL");
             return Ok(());
         }
         budget -= 1;
-        if let Destroyed::Superseded(next) = session.0.shared.timed(store.destroy_dyn(&key)).await?
-        {
+        let target = match (&shared.migrate_from, held.old) {
+            (Some(old), true) => old.as_ref(),
+            _ => store,
+        };
+        if let Destroyed::Superseded(next) = shared.timed(target.destroy_dyn(&held.key)).await? {
             if hops < MAX_SUCCESSORS {
-                queue.push_back((next, hops + 1));
+                let old = held.old.then(|| Held {
+                    key: next.clone(),
+                    old: true,
+                });
+                queue.push_back((Held::here(next), hops + 1));
+                queue.extend(old.map(|h| (h, hops + 1)));
             } else {
                 tracing::warn!(target: "session", max = MAX_SUCCESSORS, "a destroy followed the most regenerate successors it follows; later ones expire by their TTL");
             }

@@ -53,11 +53,33 @@ pub(crate) async fn file(
         .await
 }
 
-/// Removes the entry of an ended session from its owner's index. Best effort: an entry left
-/// behind names no live record, so it is never listed, and goes with its time or with the
-/// owner's next listing.
-pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u64) {
-    let Ok((_, index)) = index_of(shared) else {
+/// The owner index of the store the layer migrates from, if it keeps one.
+pub(crate) fn old_index_of(shared: &Shared) -> Option<(&dyn DynStore, &dyn OwnerIndex)> {
+    let old = shared.migrate_from.as_ref()?;
+    if shared.config.koa_compat() {
+        return None;
+    }
+    Some((old.as_ref(), old.owner_index_dyn()?))
+}
+
+/// The owner indexes a listing or a revoke covers: the layer's store's, and while the layer
+/// migrates from another store that keeps one, that store's.
+pub(crate) fn sides(shared: &Shared) -> Result<Vec<(&dyn DynStore, &dyn OwnerIndex)>, Error> {
+    let mut sides = vec![index_of(shared)?];
+    sides.extend(old_index_of(shared));
+    Ok(sides)
+}
+
+/// Removes the entry of an ended session from its owner's index (in the store the layer
+/// migrates from, with `old`). Best effort: an entry left behind names no live record, so it
+/// is never listed, and goes with its time or with the owner's next listing.
+pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u64, old: bool) {
+    let index = if old {
+        old_index_of(shared).map(|(_, i)| i)
+    } else {
+        index_of(shared).ok().map(|(_, i)| i)
+    };
+    let Some(index) = index else {
         return;
     };
     let handles = [Handle::of(key)];
@@ -70,9 +92,15 @@ pub(crate) async fn unfile(shared: &Shared, owner: &str, key: &StoreKey, now: u6
 }
 
 /// [`unfile`] in the background, off the request's path.
-pub(crate) fn unfile_later(shared: &Arc<Shared>, owner: String, key: StoreKey, now: u64) {
+pub(crate) fn unfile_later(
+    shared: &Arc<Shared>,
+    owner: String,
+    key: StoreKey,
+    now: u64,
+    old: bool,
+) {
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        unfile(&shared, &owner, &key, now).await;
+        unfile(&shared, &owner, &key, now, old).await;
     });
 }

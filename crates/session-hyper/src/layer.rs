@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, COOKIE};
 use http::{HeaderName, HeaderValue, Request, Response};
 use session_cookie::{Codec, EncryptedCodec, Incoming, KoaCodec, SessionCookies};
-use session_core::store::Store;
+use session_core::store::{DynStore, Store};
 use session_core::{Config, ConfigError, CookieMode};
 
 use crate::Error;
@@ -65,6 +65,10 @@ pub enum LayerBuildError {
     /// (set the mode), never a codec's alone.
     #[error("a codec that authenticates its own values needs CookieMode::Encrypted")]
     AuthenticatingCodec,
+    /// [`SessionLayerBuilder::migrate_from`] moves sessions into a store: cookie mode keeps
+    /// none.
+    #[error("migrating from another store needs store mode")]
+    MigrateNeedsStoreMode,
 }
 
 /// Builds a [`SessionLayer`].
@@ -79,6 +83,7 @@ pub struct SessionLayerBuilder {
     store_timeout: Duration,
     retry_after_secs: u32,
     on_error: Option<Arc<ErrorHook>>,
+    migrate_from: Option<Arc<dyn DynStore>>,
 }
 
 impl SessionLayer {
@@ -126,6 +131,7 @@ impl SessionLayerBuilder {
             store_timeout: Duration::from_secs(2),
             retry_after_secs: 1,
             on_error: None,
+            migrate_from: None,
         }
     }
 
@@ -191,8 +197,37 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Switches stores without logging anyone out: sessions are served from the layer's store,
+    /// and a session found only in `old` (the store the site used until now, with the same
+    /// cookie and keys) moves on its first use: its data, owner binding included, goes into
+    /// the layer's store under a new id, the client gets the new id's cookie, and the old
+    /// record is replaced by a marker that names the new one (as a login's regenerate leaves)
+    /// and lapses with it. Requests racing one move make one session; a logout racing it ends
+    /// it in both stores; listing and revoking an owner's sessions covers both stores.
+    ///
+    /// `old` is asked only for ids the layer's store has no record of (a session that has
+    /// moved, or was created here, costs it no call); its failure is the request's (a 503,
+    /// nothing moved). Store mode only (refused at build in cookie mode). The guide's
+    /// chapter on switching stores (`docs/switching.md`) gives the steps.
+    ///
+    /// ```
+    /// use session_hyper::{Config, MemoryStore, SessionLayer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::builder().key(b"a 32-byte (or longer) secret key!".to_vec()).build()?;
+    /// let (new, old) = (MemoryStore::new(), MemoryStore::new());
+    /// let layer = SessionLayer::store(config, new).migrate_from(old).build()?;
+    /// # let _ = layer; Ok(()) }
+    /// ```
+    pub fn migrate_from<S: Store>(mut self, old: S) -> Self {
+        self.migrate_from = Some(Arc::new(old));
+        self
+    }
+
     /// Builds the layer.
     pub fn build(mut self) -> Result<SessionLayer, LayerBuildError> {
+        if self.migrate_from.is_some() && matches!(self.backend, Backend::Cookie(_)) {
+            return Err(LayerBuildError::MigrateNeedsStoreMode);
+        }
         if self.external_key.is_some() && matches!(self.backend, Backend::Cookie(_)) {
             return Err(LayerBuildError::ExternalKeyWithoutStore);
         }
@@ -240,6 +275,7 @@ impl SessionLayerBuilder {
                 store_timeout: self.store_timeout,
                 retry_after,
                 on_error: self.on_error,
+                migrate_from: self.migrate_from,
             }),
         })
     }

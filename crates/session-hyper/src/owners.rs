@@ -19,7 +19,7 @@ use session_core::store::{IndexEntry, Indexed, OwnerIndex};
 use session_core::{SessionError, SessionInfo};
 
 use crate::Error;
-use crate::index::{index_of, index_time};
+use crate::index::{index_of, index_time, sides};
 use crate::session::Session;
 use crate::shared::Shared;
 
@@ -70,10 +70,30 @@ impl Owners {
     }
 }
 
-/// The owner index, for a valid owner id.
-fn owner_index<'a>(shared: &'a Shared, owner: &str) -> Result<&'a dyn OwnerIndex, Error> {
+/// A store and its owner index: the layer's, or the one of the store it migrates from.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    store: &'a dyn DynStore,
+    index: &'a dyn OwnerIndex,
+    /// Where the successors of this store's markers live: the layer's store (a move from the
+    /// old store creates its successor there).
+    successors: &'a dyn DynStore,
+}
+
+/// The owner indexes to work on, for a valid owner id: the layer's store's first, then the
+/// one of the store it migrates from, if that keeps one.
+fn owner_sides<'a>(shared: &'a Shared, owner: &str) -> Result<Vec<Side<'a>>, Error> {
     check_owner(owner).map_err(SessionError::from)?;
-    Ok(index_of(shared)?.1)
+    let all = sides(shared)?;
+    let here = all[0].0;
+    Ok(all
+        .into_iter()
+        .map(|(store, index)| Side {
+            store,
+            index,
+            successors: here,
+        })
+        .collect())
 }
 
 /// The time now and `owner`'s entries that have not lapsed.
@@ -87,13 +107,27 @@ async fn entries(
     Ok((now, found))
 }
 
-/// The owner's live sessions; `current` marks the ones filed under `mine`. Entries whose
-/// record has been gone for longer than a request can take, or whose record is bound to
-/// another owner (two binds of one session racing without a regenerate filed it under both),
-/// are removed on the way.
+/// The owner's live sessions (in both stores while the layer migrates from another);
+/// `current` marks the ones filed under `mine`.
 async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<SessionInfo>, Error> {
-    let (store, _) = index_of(shared)?;
-    let index = owner_index(shared, owner)?;
+    let mut out = Vec::new();
+    for side in owner_sides(shared, owner)? {
+        out.extend(list_side(shared, side, owner, mine).await?);
+    }
+    out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.handle.cmp(&b.handle)));
+    Ok(out)
+}
+
+/// The owner's live sessions in one store. Entries whose record has been gone for longer than
+/// a request can take, or whose record is bound to another owner (two binds of one session
+/// racing without a regenerate filed it under both), are removed on the way.
+async fn list_side(
+    shared: &Shared,
+    side: Side<'_>,
+    owner: &str,
+    mine: &[Handle],
+) -> Result<Vec<SessionInfo>, Error> {
+    let Side { store, index, .. } = side;
     let (now, found) = entries(shared, index, owner).await?;
     let mut dead = Vec::new();
     let mut live = Vec::with_capacity(found.len());
@@ -138,7 +172,6 @@ async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<Sessi
     {
         tracing::debug!(target: "session", error = %e, "could not drop owner-index entries of ended sessions");
     }
-    out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.handle.cmp(&b.handle)));
     Ok(out)
 }
 
@@ -187,7 +220,7 @@ enum Spare {
 /// looked for is left alone: a login may be creating it (and then lives on, listed).
 async fn end_chain(
     shared: &Shared,
-    store: &dyn DynStore,
+    side: Side<'_>,
     owner: &str,
     key: &StoreKey,
     first: Loaded,
@@ -201,11 +234,12 @@ async fn end_chain(
         Loaded::Missing => return Ok(Ending::Gone),
         Loaded::Live(_) | Loaded::Superseded => {}
     }
-    let mut next = match shared.timed(store.destroy_dyn(key)).await? {
+    let mut next = match shared.timed(side.store.destroy_dyn(key)).await? {
         Destroyed::Removed => return Ok(Ending::Ended),
         Destroyed::Missing => return Ok(Ending::Gone),
         Destroyed::Superseded(successor) => successor,
     };
+    let store = side.successors;
     let mut found = false;
     for _ in 0..MAX_SUCCESSORS {
         if keep.contains(&Handle::of(&next)) {
@@ -298,12 +332,13 @@ fn spared(
 /// How many sessions were live; the first store failure, after the others were tried.
 async fn end_entries(
     shared: &Shared,
+    side: Side<'_>,
     owner: &str,
     targets: Vec<IndexEntry>,
     keep: &[Handle],
     spare: Spare,
 ) -> Result<usize, Error> {
-    let (store, index) = index_of(shared)?;
+    let Side { store, index, .. } = side;
     let now = shared.config.now_ms();
     let loads: Vec<_> = targets
         .iter()
@@ -320,7 +355,7 @@ async fn end_entries(
             if keep.contains(&entry.handle) {
                 return Ok(Ending::Kept);
             }
-            end_chain(shared, store, owner, &entry.key, found?, keep).await
+            end_chain(shared, side, owner, &entry.key, found?, keep).await
         })
         .collect();
     let ended: Vec<Result<Ending, Error>> = stream::iter(ends).buffered(CONCURRENT).collect().await;
@@ -362,20 +397,24 @@ async fn revoke_one(
     handle: &str,
     keep: &[Handle],
 ) -> Result<Option<Handle>, Error> {
-    let index = owner_index(shared, owner)?;
+    let sides = owner_sides(shared, owner)?;
     let Some(handle) = Handle::parse(handle) else {
         return Ok(None);
     };
-    let (now, found) = entries(shared, index, owner).await?;
-    let Some(target) = found.into_iter().find(|i| i.entry.handle == handle) else {
-        return Ok(None);
-    };
-    // Known means what a listing shows: a live session of this owner, which the revoke ended.
-    // An entry of one that has ended, or of a record bound to another owner, is cleaned up all
-    // the same, and reported unknown.
-    let listed = expires(target.record_ttl, now).is_some();
-    let ended = end_entries(shared, owner, vec![target.entry], keep, Spare::Handles).await?;
-    Ok((listed && ended > 0).then_some(handle))
+    for side in sides {
+        let (now, found) = entries(shared, side.index, owner).await?;
+        let Some(target) = found.into_iter().find(|i| i.entry.handle == handle) else {
+            continue;
+        };
+        // Known means what a listing shows: a live session of this owner, which the revoke
+        // ended. An entry of one that has ended, or of a record bound to another owner, is
+        // cleaned up all the same, and reported unknown.
+        let listed = expires(target.record_ttl, now).is_some();
+        let targets = vec![target.entry];
+        let ended = end_entries(shared, side, owner, targets, keep, Spare::Handles).await?;
+        return Ok((listed && ended > 0).then_some(handle));
+    }
+    Ok(None)
 }
 
 /// When a session whose record has `record_ttl` left ends (ms since the epoch), if it has not:
@@ -397,14 +436,31 @@ async fn revoke_all(
     keep: &[Handle],
     spare: Spare,
 ) -> Result<usize, Error> {
-    let index = owner_index(shared, owner)?;
-    let (_, found) = entries(shared, index, owner).await?;
-    let targets: Vec<IndexEntry> = found
-        .into_iter()
-        .map(|i| i.entry)
-        .filter(|e| !keep.contains(&e.handle))
-        .collect();
-    end_entries(shared, owner, targets, keep, spare).await
+    // The store the layer migrates from first: a session moving meanwhile is ended there, or
+    // followed from its marker to the new record, before the layer's own index is read (which
+    // lists the new record from before its creation on).
+    let (mut count, mut failure) = (0, None);
+    for side in owner_sides(shared, owner)?.into_iter().rev() {
+        let ended = async {
+            let (_, found) = entries(shared, side.index, owner).await?;
+            let targets: Vec<IndexEntry> = found
+                .into_iter()
+                .map(|i| i.entry)
+                .filter(|e| !keep.contains(&e.handle))
+                .collect();
+            end_entries(shared, side, owner, targets, keep, spare).await
+        };
+        match ended.await {
+            Ok(n) => count += n,
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(count),
+    }
 }
 
 /// Owner operations on a request's session.

@@ -94,6 +94,9 @@ pub(crate) struct State {
     pub(crate) pending: Option<Headers>,
     /// A store failure the handler met; the response becomes the error response.
     pub(crate) failed: Option<Error>,
+    /// The session was loaded from the store the layer migrates from (its record, or a marker
+    /// a move left there): the commit moves it, or ends it there.
+    pub(crate) from_old: bool,
 }
 
 pub(crate) struct Inner {
@@ -162,6 +165,7 @@ impl Session {
                 session: None,
                 pending: None,
                 failed: None,
+                from_old: false,
             }),
         }))
     }
@@ -200,11 +204,14 @@ impl Session {
             .get_or_try_init(|| async {
                 let shared = &inner.shared;
                 let config = &shared.config;
+                let mut from_old = false;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Presented::None, _) => (Source::None, false),
                     (Presented::Ambiguous, _) => (Source::Ambiguous, false),
                     (Presented::Ids(ids), Backend::Store(store)) => {
-                        self.load_first_live(store.as_ref(), ids).await?
+                        let found = self.load_first_live(store.as_ref(), ids).await?;
+                        from_old = found.from_old;
+                        (found.source, found.resign)
                     }
                     (Presented::Payloads(payloads), Backend::Cookie(codec)) => {
                         first_live_payload(config, codec.as_ref(), payloads)
@@ -213,7 +220,16 @@ impl Session {
                 };
                 let mut session = Core::start(config, source);
                 session.set_resign(resign && !session.is_new());
-                self.lock().session = Some(session);
+                if from_old && !session.is_new() {
+                    // A session of the store the layer migrates from moves now: under a new id
+                    // of ours, as a login's regenerate moves one (the commit creates it here
+                    // and supersedes the old record there).
+                    session.regenerate();
+                    tracing::debug!(target: "session", "moving a session from the old store");
+                }
+                let mut st = self.lock();
+                st.session = Some(session);
+                st.from_old = from_old;
                 Ok::<(), Error>(())
             })
             .await;
@@ -230,16 +246,23 @@ impl Session {
     }
 
     /// The session of the first id whose record is live (and not expired or refused by the
-    /// `valid` hook). Failing that, the first superseded one (anonymous, cookies left alone);
-    /// failing that, ambiguous if more ids were sent than are checked; else the first id as it
-    /// loaded (missed, expired or refused: it ends as usual).
+    /// `valid` hook). Failing that, while the layer migrates from another store, the first id
+    /// whose record is missing here and live there (it moves). Failing that, the first
+    /// superseded one, here or there (anonymous, cookies left alone); failing that, ambiguous
+    /// if more ids were sent than are checked; else the first id as it loaded (missed, expired
+    /// or refused: it ends as usual).
+    ///
+    /// The old store is asked only for ids this store has no record or marker of: a session
+    /// that lives here, or a move's marker, never costs the old store a call.
     async fn load_first_live(
         &self,
         store: &dyn DynStore,
         ids: &Candidates<SessionId>,
-    ) -> Result<(Source, bool), Error> {
-        let config = &self.0.shared.config;
+    ) -> Result<Found, Error> {
+        let shared = &*self.0.shared;
+        let config = &shared.config;
         let (mut superseded, mut dead) = (None, None);
+        let mut missing = Vec::new();
         for candidate in ids.iter() {
             let key = config.key_derivation().derive(&candidate.value);
             let source = Source::Store {
@@ -248,22 +271,65 @@ impl Session {
             };
             if session_core::driver::is_live_now(config, &source) {
                 let _ = self.0.loaded_key.set((candidate.value.clone(), key));
-                return Ok((source, candidate.resign));
+                return Ok(Found::here(source, candidate.resign));
             }
             let slot = match source {
                 Source::Store {
                     record: Loaded::Superseded,
                     ..
                 } => &mut superseded,
+                Source::Store {
+                    record: Loaded::Missing,
+                    ..
+                } => {
+                    missing.push((candidate, key));
+                    &mut dead
+                }
                 _ => &mut dead,
             };
-            slot.get_or_insert(source);
+            slot.get_or_insert((source, false));
+        }
+        if let Some(old) = &shared.migrate_from {
+            for (candidate, key) in missing {
+                // The old store's failure is the request's (a 503, nothing moved); a record
+                // there that can't be decoded is left to the old store, and not moved.
+                let record = match shared.timed(old.load_dyn(&key)).await {
+                    Err(Error::Store(StoreError::Corrupt(why))) => {
+                        tracing::warn!(target: "session", reason = %why, "a session record in the store sessions move from can't be decoded; not moving it");
+                        Loaded::Missing
+                    }
+                    other => other?,
+                };
+                let source = Source::Store {
+                    id: candidate.value.clone(),
+                    record,
+                };
+                if session_core::driver::is_live_now(config, &source) {
+                    let _ = self.0.loaded_key.set((candidate.value.clone(), key));
+                    return Ok(Found {
+                        source,
+                        resign: candidate.resign,
+                        from_old: true,
+                    });
+                }
+                if let Source::Store {
+                    record: Loaded::Superseded,
+                    ..
+                } = source
+                {
+                    superseded.get_or_insert((source, true));
+                }
+            }
         }
         Ok(match (superseded, dead) {
-            (Some(stale), _) => (stale, false),
-            _ if ids.unchecked => (Source::Ambiguous, false),
-            (None, Some(first)) => (first, false),
-            (None, None) => (Source::None, false),
+            (Some((stale, from_old)), _) => Found {
+                source: stale,
+                resign: false,
+                from_old,
+            },
+            _ if ids.unchecked => Found::here(Source::Ambiguous, false),
+            (None, Some((first, _))) => Found::here(first, false),
+            (None, None) => Found::here(Source::None, false),
         })
     }
 
@@ -367,6 +433,24 @@ impl Session {
     /// Changes this session's max-age (forces a write).
     pub async fn set_max_age(&self, max_age: MaxAge) -> Result<(), Error> {
         self.with(|s| s.set_max_age(max_age)).await
+    }
+}
+
+/// What a store-mode load found: the source the session starts from, whether its cookie must
+/// be re-signed, and whether it came from the store the layer migrates from.
+struct Found {
+    source: Source,
+    resign: bool,
+    from_old: bool,
+}
+
+impl Found {
+    fn here(source: Source, resign: bool) -> Self {
+        Self {
+            source,
+            resign,
+            from_old: false,
+        }
     }
 }
 

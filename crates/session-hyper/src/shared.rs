@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     pub(crate) store_timeout: Duration,
     pub(crate) retry_after: HeaderValue,
     pub(crate) on_error: Option<Arc<ErrorHook>>,
+    /// The store sessions move from while a site switches stores (see
+    /// [`SessionLayerBuilder::migrate_from`](crate::SessionLayerBuilder::migrate_from)).
+    pub(crate) migrate_from: Option<Arc<dyn DynStore>>,
 }
 
 impl Shared {

@@ -4,8 +4,13 @@
 //! demo --port P --store cookie|memory|redis://HOST:PORT[/DB]|postgres://... --keys k1,k2
 //!      --algorithm sha1|sha256|sha512 --cookie-name NAME --max-age MS|session
 //!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
-//!      [--encrypt]
+//!      [--encrypt] [--migrate-from redis://HOST:PORT[/DB]|postgres://...]
 //! ```
+//!
+//! `--migrate-from URL` (not with `--store cookie`): the store the site used until now (one of
+//! ours: Redis in our format, or koa's with `--koa-compat`; PostgreSQL); a session found only
+//! there moves into `--store` on its first use, under a new id (the guide's chapter on
+//! switching stores).
 //!
 //! `--encrypt` (with `--store cookie`): the session cookie is encrypted (XChaCha20-Poly1305
 //! under a subkey of each key), one cookie without `.sig`; keys must be 32 bytes or more.
@@ -33,17 +38,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use serde_json::Value;
+use session_core::store::DynStore;
 use session_core::{Algorithm, Config, CookieMode, MaxAge};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 use session_store_postgres::PostgresStore;
 use session_store_redis::{Format, RedisStore};
+use std::sync::Arc;
 
 const USAGE: &str =
     "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]|postgres://...] [--keys k1,k2]
             [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
             [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
-            [--encrypt] [--client-cache BYTES]";
+            [--encrypt] [--client-cache BYTES]
+            [--migrate-from redis://HOST:PORT[/DB]|postgres://...]";
 
 /// Largest `PUT /session` body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -65,6 +73,8 @@ struct Args {
     encrypt: bool,
     /// Redis: the client cache's size in bytes (0: off).
     client_cache: usize,
+    /// The store sessions move from.
+    migrate_from: Option<String>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -83,6 +93,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         trust_proxy: false,
         encrypt: false,
         client_cache: 0,
+        migrate_from: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -119,6 +130,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--client-cache: {e}"))?
             }
+            "--migrate-from" => a.migrate_from = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
@@ -328,6 +340,12 @@ async fn build(
     if args.encrypt && args.store != "cookie" {
         return Err("--encrypt needs --store cookie (a store keeps the data on the server)".into());
     }
+    if args.migrate_from.is_some() && args.store == "cookie" {
+        return Err(
+            "--migrate-from needs a store to move sessions into: --store memory, redis:// or postgres://"
+                .into(),
+        );
+    }
     let mut b = Config::builder()
         .keys(keys)
         .koa_compat(args.koa_compat)
@@ -350,33 +368,71 @@ async fn build(
         b = b.id_prefix(p.clone());
     }
     let config = b.build().map_err(|e| format!("configuration: {e}"))?;
-    let mut sweeper: Option<Box<dyn std::any::Any + Send>> = None;
-    let mut shown = args.store.clone();
-    let builder = match args.store.as_str() {
-        "cookie" => SessionLayer::cookie(config),
+    let mut sweepers: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+    let (builder, mut shown) = match args.store.as_str() {
+        "cookie" => (SessionLayer::cookie(config), args.store.clone()),
+        url => {
+            let (store, sweeper, shown) = open(url, args, "--store").await?;
+            sweepers.extend(sweeper);
+            (SessionLayer::store(config, store), shown)
+        }
+    };
+    let builder = match &args.migrate_from {
+        Some(url) => {
+            let (old, sweeper, old_shown) = open(url, args, "--migrate-from").await?;
+            sweepers.extend(sweeper);
+            shown = format!("{shown}, moving sessions from {old_shown}");
+            builder.migrate_from(old)
+        }
+        None => builder,
+    };
+    let layer = builder
+        .trust_proxy(args.trust_proxy)
+        .on_error(on_error)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((layer, Some(Box::new(sweepers)), shown))
+}
+
+/// The store at `url` (`memory`, `redis://`, `postgres://`), its sweeper (memory and
+/// PostgreSQL), and its URL as it may be printed (without a password).
+async fn open(
+    url: &str,
+    args: &Args,
+    flag: &str,
+) -> Result<
+    (
+        Arc<dyn DynStore>,
+        Option<Box<dyn std::any::Any + Send>>,
+        String,
+    ),
+    String,
+> {
+    let every_minute = std::time::Duration::from_secs(60);
+    Ok(match url {
         "memory" => {
             let store = MemoryStore::new();
-            sweeper = Some(Box::new(
-                store.start_sweeper(std::time::Duration::from_secs(60)),
-            ));
-            SessionLayer::store(config, store)
+            let sweeper: Box<dyn std::any::Any + Send> =
+                Box::new(store.start_sweeper(every_minute));
+            (Arc::new(store), Some(sweeper), url.to_owned())
         }
         s if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
             if args.koa_compat {
-                return Err("--koa-compat needs --store memory, cookie or redis://".into());
+                return Err(format!(
+                    "--koa-compat needs {flag} memory, cookie or redis://"
+                ));
             }
             let store = PostgresStore::builder(s)
                 .build()
                 .map_err(|e| e.to_string())?;
-            shown = store.redacted_url().to_owned();
+            let shown = store.redacted_url().to_owned();
             store
                 .migrate()
                 .await
                 .map_err(|e| format!("could not create the sessions table: {e}"))?;
-            sweeper = Some(Box::new(
-                store.start_sweeper(std::time::Duration::from_secs(60)),
-            ));
-            SessionLayer::store(config, store)
+            let sweeper: Box<dyn std::any::Any + Send> =
+                Box::new(store.start_sweeper(every_minute));
+            (Arc::new(store), Some(sweeper), shown)
         }
         s if s.starts_with("redis://") || s.starts_with("rediss://") => {
             // koa-compat: koa's JSON string under the raw id, readable by a Koa app's store.
@@ -391,17 +447,11 @@ async fn build(
                 .build()
                 .await
                 .map_err(|e| e.to_string())?;
-            shown = store.redacted_url().to_owned();
-            SessionLayer::store(config, store)
+            let shown = store.redacted_url().to_owned();
+            (Arc::new(store), None, shown)
         }
-        other => return Err(format!("--store: unknown {other:?}\n{USAGE}")),
-    };
-    let layer = builder
-        .trust_proxy(args.trust_proxy)
-        .on_error(on_error)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok((layer, sweeper, shown))
+        other => return Err(format!("{flag}: unknown {other:?}\n{USAGE}")),
+    })
 }
 
 #[tokio::main]

@@ -3,23 +3,11 @@
 
 use tokio::process::Command;
 
-const KEYS: &str = "demo-key-one-at-least-32-bytes-long,demo-key-two-at-least-32-bytes-long";
-
-async fn start(args: &[&str]) -> session_testkit::process::Running {
-    let mut all = vec!["--keys", KEYS];
-    all.extend_from_slice(args);
-    session_testkit::process::start(env!("CARGO_BIN_EXE_demo"), &all)
-        .await
-        .unwrap()
-}
+mod support;
+use support::{KEYS, json, start};
 
 fn client() -> reqwest::Client {
     session_testkit::client::browser()
-}
-
-/// JSON text as a value (key order aside: the PostgreSQL store keeps keys in `jsonb` order).
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap()
 }
 
 /// GET `url`, the body as text.
@@ -184,6 +172,9 @@ async fn bad_options_are_refused_with_a_message() {
         // Encryption is a cookie-mode setting, and not koa's.
         &["--store", "memory", "--encrypt"],
         &["--store", "cookie", "--encrypt", "--koa-compat"],
+        // Cookie mode keeps no store to move sessions into.
+        &["--store", "cookie", "--migrate-from", "memory"],
+        &["--store", "memory", "--migrate-from", "nope"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_demo"))
             .args(["--port", "0"])

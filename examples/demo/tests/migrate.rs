@@ -1,0 +1,66 @@
+//! `--migrate-from`, driven from outside: the demo on one store, then the demo on another
+//! moving sessions from the first; a visitor's counter goes on.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![cfg(feature = "redis-tests")]
+
+use session_testkit::client::{browser, text};
+
+mod support;
+use support::{json, start};
+
+/// `--migrate-from`: the site moves from one of our stores to another and nobody is logged
+/// out. A visitor's counter, written by the demo on the old store, goes on under the demo on
+/// the new one (a new id, the same data).
+async fn migrate(old_store: &str, new_store: &str, koa: bool) {
+    let flags = |store: &str| {
+        let mut a = vec!["--store".to_owned(), store.to_owned()];
+        a.extend(koa.then(|| "--koa-compat".to_owned()));
+        a
+    };
+    let c = browser();
+    let old_args = flags(old_store);
+    let old = start(&old_args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    for n in 1..=3 {
+        assert_eq!(
+            text(&c, &format!("{}/", old.url)).await,
+            format!("{n} views")
+        );
+    }
+    let r = c.get(format!("{}/session", old.url)).send().await.unwrap();
+    let old_cookie: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(old_cookie.is_empty(), "a read sets no cookie");
+    drop(old);
+    let mut new_args = flags(new_store);
+    new_args.extend(["--migrate-from".to_owned(), old_store.to_owned()]);
+    let new = start(&new_args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // The browser's cookie jar (one per host, whatever the port) still holds the old cookie.
+    assert_eq!(text(&c, &format!("{}/", new.url)).await, "4 views");
+    assert_eq!(text(&c, &format!("{}/", new.url)).await, "5 views");
+    let r = c.get(format!("{}/session", new.url)).send().await.unwrap();
+    assert_eq!(r.headers()["x-session-new"], "false");
+    assert_eq!(
+        json(&r.text().await.unwrap()),
+        serde_json::json!({"views": 5})
+    );
+}
+
+#[cfg(all(feature = "redis-tests", feature = "postgres-tests"))]
+#[tokio::test]
+async fn migrate_from_redis_to_postgres_and_back() {
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    let pg = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask ci`");
+    migrate(&redis, &pg, false).await;
+    migrate(&pg, &redis, false).await;
+}
+
+#[cfg(feature = "redis-tests")]
+#[tokio::test]
+async fn migrate_from_redis_in_koas_format_to_memory() {
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    migrate(&redis, "memory", true).await;
+}
