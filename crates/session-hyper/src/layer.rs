@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, COOKIE};
 use http::{HeaderName, HeaderValue, Request, Response};
 use session_cookie::{Codec, EncryptedCodec, Incoming, KoaCodec, SessionCookies};
-use session_core::store::{DynStore, Store};
+use session_core::store::{DynStore, Source, Store};
 use session_core::{Config, ConfigError, CookieMode};
 
 use crate::Error;
@@ -69,6 +69,23 @@ pub enum LayerBuildError {
     /// none.
     #[error("migrating from another store needs store mode")]
     MigrateNeedsStoreMode,
+    /// A [`Source`] whose cookie has this layer's cookie name: the two would overwrite each
+    /// other. (Our own stores share the cookie: use
+    /// [`migrate_from`](SessionLayerBuilder::migrate_from) for them.)
+    #[error("the source's cookie name {0:?} is this layer's cookie name")]
+    MigrateCookieClash(String),
+    /// Both [`migrate_from`](SessionLayerBuilder::migrate_from) and
+    /// [`migrate_from_source`](SessionLayerBuilder::migrate_from_source): one migration at a
+    /// time.
+    #[error("one migration at a time: migrate_from and migrate_from_source were both given")]
+    MigrateTwice,
+    /// [`migrate_from`](SessionLayerBuilder::migrate_from) a store that keeps an owner index
+    /// into one that keeps none (or under the koa-compat preset): the sessions bound to an
+    /// owner there could neither move nor end here.
+    #[error(
+        "the old store keeps an owner index and this layer keeps none: bound sessions could not move"
+    )]
+    MigrateLosesOwners,
 }
 
 /// Builds a [`SessionLayer`].
@@ -84,6 +101,7 @@ pub struct SessionLayerBuilder {
     retry_after_secs: u32,
     on_error: Option<Arc<ErrorHook>>,
     migrate_from: Option<Arc<dyn DynStore>>,
+    source: Option<Arc<dyn Source>>,
 }
 
 impl SessionLayer {
@@ -132,6 +150,7 @@ impl SessionLayerBuilder {
             retry_after_secs: 1,
             on_error: None,
             migrate_from: None,
+            source: None,
         }
     }
 
@@ -223,10 +242,48 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Moves in from another session library without logging anyone out: a request that
+    /// carries no session cookie of ours but the old library's cookie, validly issued, gets
+    /// the old session's data moved into the layer's store under a new id of ours; our cookie
+    /// is set, the old cookie removed (with the old library's path and domain) and the old
+    /// session deleted. Requests racing one move make one session; a logout sent with the old
+    /// cookie while the move runs ends the moved session too; a forged old cookie, or one whose
+    /// session is gone, is anonymous and writes nothing; old data our rules refuse (a key
+    /// starting with `_`, more than [`MAX_MOVED_BYTES`](crate::MAX_MOVED_BYTES) of JSON) starts a new session with a warning
+    /// saying why; the old store down is a 503 that loses nothing. A request without the old
+    /// cookie makes no call to the source.
+    ///
+    /// Store mode only; a source whose cookie name is this layer's is refused at build (our
+    /// own stores share the cookie: [`migrate_from`](Self::migrate_from)). The sources of
+    /// other libraries are in the `session-migrate` crate; the guide's chapter on switching
+    /// (`docs/switching.md`) gives the steps.
+    pub fn migrate_from_source(mut self, source: impl Source) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
     /// Builds the layer.
     pub fn build(mut self) -> Result<SessionLayer, LayerBuildError> {
-        if self.migrate_from.is_some() && matches!(self.backend, Backend::Cookie(_)) {
+        let migrates = self.migrate_from.is_some() || self.source.is_some();
+        if migrates && matches!(self.backend, Backend::Cookie(_)) {
             return Err(LayerBuildError::MigrateNeedsStoreMode);
+        }
+        if self.migrate_from.is_some() && self.source.is_some() {
+            return Err(LayerBuildError::MigrateTwice);
+        }
+        if let (Some(old), Backend::Store(new)) = (&self.migrate_from, &self.backend) {
+            // A session bound to its owner there could never move (nor log out) here.
+            let keeps_index = |s: &Arc<dyn DynStore>| s.owner_index_dyn().is_some();
+            if keeps_index(old) && (!keeps_index(new) || self.config.koa_compat()) {
+                return Err(LayerBuildError::MigrateLosesOwners);
+            }
+        }
+        if let Some(source) = &self.source {
+            let name = &source.cookie().name;
+            let ours = &self.config.cookie().name;
+            if name == ours || *name == format!("{ours}.sig") {
+                return Err(LayerBuildError::MigrateCookieClash(name.clone()));
+            }
         }
         if self.external_key.is_some() && matches!(self.backend, Backend::Cookie(_)) {
             return Err(LayerBuildError::ExternalKeyWithoutStore);
@@ -276,6 +333,7 @@ impl SessionLayerBuilder {
                 retry_after,
                 on_error: self.on_error,
                 migrate_from: self.migrate_from,
+                source: self.source,
             }),
         })
     }
@@ -376,9 +434,30 @@ fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
     };
     // A destroy looks further among cookies that were not all checked.
     let hidden = unchecked.then(|| req.headers().get_all(COOKIE).iter().cloned().collect());
-    let session = Session::new(Arc::clone(shared), incoming, hidden, secure);
+    // The old library's cookie counts only where the request carries no session cookie of
+    // ours: once moved, our cookie is the session.
+    let old = match (&shared.source, &incoming) {
+        (Some(source), Presented::None) => old_session_id(source.as_ref(), req),
+        _ => None,
+    };
+    let session = Session::new(Arc::clone(shared), incoming, hidden, secure, old);
     req.extensions_mut().insert(session.clone());
     (session, clear_sig && shared.cookies.keygrip().is_some())
+}
+
+/// Old session cookies checked for a validly issued one: more than this many of the old name
+/// are planted, and the rest are not looked at.
+const MAX_OLD_COOKIES: usize = 4;
+
+/// The old session id the first validly issued old cookie carries (no I/O: a forged cookie
+/// costs the source no call).
+fn old_session_id<B>(source: &dyn session_core::store::Source, req: &Request<B>) -> Option<String> {
+    let name = &source.cookie().name;
+    let fields = req.headers().get_all(COOKIE);
+    session_cookie::parse::values_of(fields.iter().map(HeaderValue::as_bytes), name)
+        .take(MAX_OLD_COOKIES)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .find_map(|v| source.verify(v))
 }
 
 /// The verified cookie values as the backend takes them: ids (the ones that are well-formed
@@ -445,11 +524,19 @@ async fn finish<B: From<Bytes>>(
         if session.is_loaded()
             && let Err(e) = crate::commit::commit(&session).await
         {
+            crate::moved::release(&session).await;
             return shared.error_response(&e);
         }
     }
+    let old_removal = match crate::moved::finish(&session, !skip).await {
+        Ok(removal) => removal,
+        Err(e) => return shared.error_response(&e),
+    };
     let pending = session.lock().pending.take();
     let headers = res.headers_mut();
+    if let Some(v) = old_removal {
+        headers.append(http::header::SET_COOKIE, v);
+    }
     match pending {
         Some(list) => {
             let mut cookie_set = false;
@@ -498,6 +585,8 @@ impl Session {
                             .is_some_and(|d| d.key != session_cookie::KeyMatch::Newest)
                 })
             }
+            // An old library's cookie moves (or is removed) whether or not the handler looked.
+            _ if inner.old.is_some() => true,
             (incoming, _) => incoming.needs_resign(),
         }
     }

@@ -174,12 +174,14 @@ mod error;
 mod headers;
 mod index;
 mod layer;
+mod moved;
 mod owners;
 mod session;
 mod shared;
 
 pub use error::Error;
 pub use layer::{LayerBuildError, SessionLayer, SessionLayerBuilder, SessionService, Tls};
+pub use moved::MAX_MOVED_BYTES;
 pub use owners::Owners;
 pub use session::Session;
 
