@@ -1,129 +1,39 @@
-//! Moving a session in from another session library (a [`Source`]): reading the old session
-//! where a request carries the old cookie and none of ours, claiming the move in the layer's
-//! store, and, after the commit, deleting the old session and removing the old cookie.
+//! After the handler, for a request that carried another library's session (a [`Source`]; the
+//! move itself starts in `crate::session`'s `moving`): deleting the old session, undoing a
+//! move whose old session can't be deleted, and removing the old cookie.
 //!
-//! A move is a regenerate whose old id is a marker key in the layer's store, derived from the
-//! source's name and the old id: the first request to create a claim there moves the session
-//! (its commit creates the new record and supersedes the claim with a marker naming it);
-//! requests racing it find the claim or the marker and are anonymous, leaving the cookies
-//! alone, and a logout among them destroys the claim (the move then ends as a logout) or
-//! follows the marker to the new record. The old session is deleted only after the commit, and
-//! a failure to delete it undoes the move (so nothing moved can come back from the old store
-//! once the marker has lapsed).
+//! A move is a regenerate whose old id is a claim key in the layer's store, derived from the
+//! source's name and the old id: the first request to create the claim reads the old session
+//! again under it and moves it (its commit creates the new record and supersedes the claim
+//! with a marker naming it); requests racing it find the claim or the marker and are
+//! anonymous, leaving the cookies alone. A request that ends the session (a logout, whether it
+//! moved it or lost the race) deletes the old session before its commit destroys anything, so
+//! no later request can find it and move it again; a move deletes it after its commit, and a
+//! failure to delete it undoes the move.
 
 use http::HeaderValue;
-use session_core::driver::SessionId;
-use session_core::driver::Source as Start;
-use session_core::store::{
-    Created, Data, DynStore, Loaded, MaxAge, Meta, Record, Source, StoreKey,
-};
+use session_core::store::{Source, StoreKey};
 
 use crate::Error;
 use crate::session::Session;
 
-/// The largest old session (its data as JSON) that moves; a larger one starts a new session.
-/// Our stores' default record limit.
-pub const MAX_MOVED_BYTES: usize = 64 * 1024;
-
-/// A request's old session.
-#[derive(Debug)]
-pub(crate) struct Foreign {
-    /// The old session id, in the source.
-    id: String,
-    /// The key of the move's claim (then its marker) in the layer's store.
-    claim: StoreKey,
-    /// This request claimed the move: it deletes the old session after its commit.
-    pub(crate) claimed: bool,
-    /// The response removes the old cookie (the session moved, or the old one is gone).
-    remove_cookie: bool,
-}
-
-/// The session a request carrying an old session id starts from, and what the rest of the
-/// request does about the old session.
-pub(crate) async fn load(
-    session: &Session,
-    store: &dyn DynStore,
-) -> Result<(Start, Option<Foreign>), Error> {
-    let inner = &session.0;
-    let shared = &*inner.shared;
-    let (Some(source), Some(old_id)) = (&shared.source, &inner.old) else {
-        return Ok((Start::None, None));
+/// Before the commit of a request that carried an old session and ends it (a logout, the
+/// move's winner or a request racing it): the old session is deleted first, so no request
+/// after this one can find it and move it again, whatever the claim's state.
+pub(crate) async fn before_commit(session: &Session) -> Result<(), Error> {
+    let shared = &*session.0.shared;
+    let Some(source) = &shared.source else {
+        return Ok(());
     };
-    let config = &shared.config;
-    let id = SessionId::new_unchecked(format!("moved.{}.{old_id}", source.name()));
-    let claim = config.key_derivation().derive(&id);
-    let _ = inner.loaded_key.set((id.clone(), claim.clone()));
-    let mut foreign = Foreign {
-        id: old_id.clone(),
-        claim: claim.clone(),
-        claimed: false,
-        remove_cookie: false,
+    let id = {
+        let st = session.lock();
+        let ends = st.session.as_ref().is_some_and(|s| s.is_destroyed());
+        match &st.foreign {
+            Some(f) if ends => f.id.clone(),
+            _ => return Ok(()),
+        }
     };
-    let stale = |id| Start::Store {
-        id,
-        record: Loaded::Superseded,
-    };
-    // A claim or a marker: another request moves (or moved) the session.
-    if !matches!(session.load_or_drop(store, &claim).await?, Loaded::Missing) {
-        return Ok((stale(id), Some(foreign)));
-    }
-    let now = config.now_ms();
-    let old = shared.timed(source.load(old_id)).await?;
-    let Some(old) = old.filter(|o| o.expires_ms.is_none_or(|e| e > now)) else {
-        // Gone or expired: anonymous, and the dead cookie goes.
-        foreign.remove_cookie = true;
-        return Ok((Start::None, Some(foreign)));
-    };
-    if let Some(why) = refused(&old.data) {
-        tracing::warn!(target: "session", source = source.name(), reason = why, "an old session can't move; starting a new session");
-        foreign.remove_cookie = true;
-        return Ok((Start::None, Some(foreign)));
-    }
-    let grace = config.supersede_grace();
-    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-    let placeholder = Record {
-        data: Data::new(),
-        meta: Meta {
-            expire: Some(now.saturating_add(grace_ms)),
-            max_age: MaxAge::Ms(grace_ms),
-            created: None,
-        },
-    };
-    if shared
-        .timed(store.create_dyn(&claim, &placeholder, grace))
-        .await?
-        == Created::Collision
-    {
-        return Ok((stale(id), Some(foreign)));
-    }
-    foreign.claimed = true;
-    foreign.remove_cookie = true;
-    let max_age = config.max_age();
-    let record = Record {
-        data: old.data,
-        meta: Meta {
-            expire: max_age.as_ms().map(|ms| now.saturating_add(ms)),
-            max_age,
-            created: None,
-        },
-    };
-    tracing::debug!(target: "session", source = source.name(), "moving a session from another library");
-    Ok((
-        Start::Store {
-            id,
-            record: Loaded::Live(record),
-        },
-        Some(foreign),
-    ))
-}
-
-/// Why old data can't move: a key our rules reserve, or more than [`MAX_MOVED_BYTES`].
-fn refused(data: &Data) -> Option<&'static str> {
-    if data.keys().any(|k| k.starts_with('_')) {
-        return Some("a key starts with '_', which this library reserves");
-    }
-    let size = serde_json::to_vec(data).map_or(usize::MAX, |v| v.len());
-    (size > MAX_MOVED_BYTES).then_some("larger than the largest session that moves")
+    shared.timed(source.delete(&id)).await
 }
 
 /// After the commit (`committed`: it ran and succeeded; `false` when the handler's 5xx

@@ -15,6 +15,10 @@ use crate::Error;
 use crate::headers::Headers;
 use crate::shared::{Backend, Shared};
 
+mod moving;
+pub(crate) use moving::Foreign;
+pub use moving::MAX_MOVED_BYTES;
+
 /// What the request presented (a cookie, or the external key header), checked before the
 /// handler ran.
 #[derive(Debug)]
@@ -97,8 +101,8 @@ pub(crate) struct State {
     /// The session was loaded from the store the layer migrates from (its record, or a marker
     /// a move left there): the commit moves it, or ends it there.
     pub(crate) from_old: bool,
-    /// The request carried an old library's session (see [`crate::moved`]).
-    pub(crate) foreign: Option<crate::moved::Foreign>,
+    /// The request carried an old library's session (see `crate::moved`).
+    pub(crate) foreign: Option<Foreign>,
 }
 
 pub(crate) struct Inner {
@@ -216,7 +220,7 @@ impl Session {
                 let mut foreign = None;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Presented::None, Backend::Store(store)) if inner.old.is_some() => {
-                        let (source, moving) = crate::moved::load(self, store.as_ref()).await?;
+                        let (source, moving) = self.load_moving(store.as_ref()).await?;
                         foreign = moving;
                         (source, false)
                     }
@@ -234,9 +238,7 @@ impl Session {
                 };
                 let mut session = Core::start(config, source);
                 session.set_resign(resign && !session.is_new());
-                let claimed = foreign
-                    .as_ref()
-                    .is_some_and(|f: &crate::moved::Foreign| f.claimed);
+                let claimed = foreign.as_ref().is_some_and(|f: &Foreign| f.claimed);
                 if (from_old || claimed) && !session.is_new() {
                     // A session of the store the layer migrates from moves now: under a new id
                     // of ours, as a login's regenerate moves one (the commit creates it here
