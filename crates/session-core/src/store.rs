@@ -12,6 +12,9 @@ pub use crate::id::StoreKey;
 pub use crate::owner::{Handle, IndexEntry, Indexed, OwnerIndex, hex};
 pub use crate::record::{Data, Delta, MaxAge, Meta, Record};
 pub use crate::store_error::{BoxFuture, StoreError};
+pub use source::{Source, SourceCookie, SourceSession};
+
+mod source;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

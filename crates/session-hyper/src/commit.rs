@@ -189,6 +189,10 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
             }
             Outcome::Silent => s.mark_superseded(),
         }
+        // Whatever the commit did (moved the session here, ended it, or lost the move), the
+        // request's session no longer lives in the store the layer migrates from: a destroy
+        // or a regenerate later in the request works on this store.
+        st.from_old = false;
     }
     if !headers.is_empty() {
         st.pending = Some(headers);
@@ -321,7 +325,17 @@ async fn store_write(
         }
         Work::Destroy => {
             let mut keys = retired_keys(session, plan);
-            keys.extend(presented_keys(session, plan).into_iter().map(Held::here));
+            let migrating = shared.migrate_from.is_some();
+            for key in presented_keys(session, plan) {
+                // An id among planted cookies may not have moved yet: it ends in both stores.
+                if migrating {
+                    keys.push(Held {
+                        key: key.clone(),
+                        old: true,
+                    });
+                }
+                keys.push(Held::here(key));
+            }
             end_sessions(session, store, keys).await?;
             unfile_retired(session, plan, now).await;
             Ok(Outcome::Remove)
@@ -447,6 +461,15 @@ fn presented_keys(session: &Session, plan: &Plan) -> Vec<StoreKey> {
         .filter(|id| Some(*id) != retired)
         .map(|id| session.store_key(id))
         .collect()
+}
+
+/// Destroys the record under `key` in the layer's store and the sessions regenerates (or a
+/// move) superseded it with.
+pub(crate) async fn end_key(session: &Session, key: StoreKey) -> Result<(), Error> {
+    let Backend::Store(store) = &session.0.shared.backend else {
+        return Ok(());
+    };
+    end_sessions(session, store.as_ref(), vec![Held::here(key)]).await
 }
 
 /// A store key a destroy ends, and whether it is in the store the layer migrates from.

@@ -7,20 +7,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, COOKIE};
+use http::header::CACHE_CONTROL;
 use http::{HeaderName, HeaderValue, Request, Response};
-use session_cookie::{Codec, EncryptedCodec, Incoming, KoaCodec, SessionCookies};
-use session_core::store::{DynStore, Store};
+use session_cookie::{Codec, EncryptedCodec, KoaCodec, SessionCookies};
+use session_core::store::{DynStore, Source, Store};
 use session_core::{Config, ConfigError, CookieMode};
 
 use crate::Error;
-use crate::session::{Candidate, Candidates, Presented, Session};
+use crate::session::{Presented, Session};
 use crate::shared::{Backend, ErrorHook, Shared};
-
-/// Marks a request that arrived over TLS; insert it from your TLS acceptor so `Secure`
-/// cookies are sent (a request with an `https` URI scheme counts too).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tls;
 
 /// The session middleware, as a [`tower_layer::Layer`]; wrap a hyper service with
 /// [`SessionLayer::wrap`] or hand the layer to axum's `Router::layer`.
@@ -69,6 +64,23 @@ pub enum LayerBuildError {
     /// none.
     #[error("migrating from another store needs store mode")]
     MigrateNeedsStoreMode,
+    /// A [`Source`] whose cookie has this layer's cookie name: the two would overwrite each
+    /// other. (Our own stores share the cookie: use
+    /// [`migrate_from`](SessionLayerBuilder::migrate_from) for them.)
+    #[error("the source's cookie name {0:?} is this layer's cookie name")]
+    MigrateCookieClash(String),
+    /// Both [`migrate_from`](SessionLayerBuilder::migrate_from) and
+    /// [`migrate_from_source`](SessionLayerBuilder::migrate_from_source): one migration at a
+    /// time.
+    #[error("one migration at a time: migrate_from and migrate_from_source were both given")]
+    MigrateTwice,
+    /// [`migrate_from`](SessionLayerBuilder::migrate_from) a store that keeps an owner index
+    /// into one that keeps none (or under the koa-compat preset): the sessions bound to an
+    /// owner there could neither move nor end here.
+    #[error(
+        "the old store keeps an owner index and this layer keeps none: bound sessions could not move"
+    )]
+    MigrateLosesOwners,
 }
 
 /// Builds a [`SessionLayer`].
@@ -84,6 +96,7 @@ pub struct SessionLayerBuilder {
     retry_after_secs: u32,
     on_error: Option<Arc<ErrorHook>>,
     migrate_from: Option<Arc<dyn DynStore>>,
+    source: Option<Arc<dyn Source>>,
 }
 
 impl SessionLayer {
@@ -132,6 +145,7 @@ impl SessionLayerBuilder {
             retry_after_secs: 1,
             on_error: None,
             migrate_from: None,
+            source: None,
         }
     }
 
@@ -223,10 +237,48 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Moves in from another session library without logging anyone out: a request that
+    /// carries no session cookie of ours but the old library's cookie, validly issued, gets
+    /// the old session's data moved into the layer's store under a new id of ours; our cookie
+    /// is set, the old cookie removed (with the old library's path and domain) and the old
+    /// session deleted. Requests racing one move make one session; a logout sent with the old
+    /// cookie while the move runs ends the moved session too; a forged old cookie, or one whose
+    /// session is gone, is anonymous and writes nothing; old data our rules refuse (a key
+    /// starting with `_`, more than [`MAX_MOVED_BYTES`](crate::MAX_MOVED_BYTES) of JSON) starts a new session with a warning
+    /// saying why; the old store down is a 503 that loses nothing. A request without the old
+    /// cookie makes no call to the source.
+    ///
+    /// Store mode only; a source whose cookie name is this layer's is refused at build (our
+    /// own stores share the cookie: [`migrate_from`](Self::migrate_from)). The sources of
+    /// other libraries are in the `session-migrate` crate; the guide's chapter on switching
+    /// (`docs/switching.md`) gives the steps.
+    pub fn migrate_from_source(mut self, source: impl Source) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
     /// Builds the layer.
     pub fn build(mut self) -> Result<SessionLayer, LayerBuildError> {
-        if self.migrate_from.is_some() && matches!(self.backend, Backend::Cookie(_)) {
+        let migrates = self.migrate_from.is_some() || self.source.is_some();
+        if migrates && matches!(self.backend, Backend::Cookie(_)) {
             return Err(LayerBuildError::MigrateNeedsStoreMode);
+        }
+        if self.migrate_from.is_some() && self.source.is_some() {
+            return Err(LayerBuildError::MigrateTwice);
+        }
+        if let (Some(old), Backend::Store(new)) = (&self.migrate_from, &self.backend) {
+            // A session bound to its owner there could never move (nor log out) here.
+            let keeps_index = |s: &Arc<dyn DynStore>| s.owner_index_dyn().is_some();
+            if keeps_index(old) && (!keeps_index(new) || self.config.koa_compat()) {
+                return Err(LayerBuildError::MigrateLosesOwners);
+            }
+        }
+        if let Some(source) = &self.source {
+            let name = &source.cookie().name;
+            let ours = &self.config.cookie().name;
+            if name == ours || *name == format!("{ours}.sig") {
+                return Err(LayerBuildError::MigrateCookieClash(name.clone()));
+            }
         }
         if self.external_key.is_some() && matches!(self.backend, Backend::Cookie(_)) {
             return Err(LayerBuildError::ExternalKeyWithoutStore);
@@ -276,6 +328,7 @@ impl SessionLayerBuilder {
                 retry_after,
                 on_error: self.on_error,
                 migrate_from: self.migrate_from,
+                source: self.source,
             }),
         })
     }
@@ -303,128 +356,6 @@ impl<S> std::fmt::Debug for SessionService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-fn is_secure<B>(req: &Request<B>, trust_proxy: bool) -> bool {
-    if req.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
-        || req.extensions().get::<Tls>().is_some()
-    {
-        return true;
-    }
-    trust_proxy
-        && req
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
-}
-
-/// Reads the session cookie (or external key) and builds the handle.
-fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session, bool) {
-    let secure = is_secure(req, shared.trust_proxy);
-    let mut clear_sig = false;
-    let ids = shared.config.ids();
-    let mut unchecked = false;
-    let incoming = if let Some(h) = &shared.external_key {
-        req.headers()
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| ids.parse(v.trim()))
-            .map_or(Presented::None, |id| {
-                Presented::Ids(Candidates::one(Candidate {
-                    value: id,
-                    resign: false,
-                    signature: None,
-                }))
-            })
-    } else {
-        let fields = req.headers().get_all(COOKIE);
-        match shared
-            .cookies
-            .read(fields.iter().map(HeaderValue::as_bytes))
-        {
-            Incoming::Valid {
-                value,
-                resign,
-                signature,
-            } => {
-                let only = session_cookie::Verified {
-                    value,
-                    resign,
-                    signature,
-                };
-                presented(shared, [only], false)
-            }
-            Incoming::Candidates {
-                verified,
-                unchecked: more,
-            } => {
-                unchecked = more;
-                presented(shared, verified, more)
-            }
-            Incoming::Invalid => {
-                // koa clears the signature cookie of a cookie that failed verification.
-                clear_sig = true;
-                Presented::None
-            }
-            // Planted cookies ahead of the real pair: no removal cookie, whatever happens.
-            Incoming::Ambiguous => {
-                unchecked = true;
-                Presented::Ambiguous
-            }
-            _ => Presented::None,
-        }
-    };
-    // A destroy looks further among cookies that were not all checked.
-    let hidden = unchecked.then(|| req.headers().get_all(COOKIE).iter().cloned().collect());
-    let session = Session::new(Arc::clone(shared), incoming, hidden, secure);
-    req.extensions_mut().insert(session.clone());
-    (session, clear_sig && shared.cookies.keygrip().is_some())
-}
-
-/// The verified cookie values as the backend takes them: ids (the ones that are well-formed
-/// ids) or payloads.
-fn presented<'a>(
-    shared: &Shared,
-    verified: impl IntoIterator<Item = session_cookie::Verified<'a>>,
-    unchecked: bool,
-) -> Presented {
-    fn candidates<'a, T>(
-        verified: impl IntoIterator<Item = session_cookie::Verified<'a>>,
-        unchecked: bool,
-        value: impl Fn(&str) -> Option<T>,
-    ) -> Option<Candidates<T>> {
-        let mut all = verified.into_iter().filter_map(|v| {
-            Some(Candidate {
-                value: value(v.value)?,
-                resign: v.resign,
-                signature: v.signature,
-            })
-        });
-        let first = all.next()?;
-        Some(Candidates {
-            first,
-            more: all.collect(),
-            unchecked,
-        })
-    }
-    let found = match &shared.backend {
-        Backend::Store(_) => {
-            let ids = shared.config.ids();
-            candidates(verified, unchecked, |v| ids.parse(v)).map(Presented::Ids)
-        }
-        Backend::Cookie(_) => {
-            candidates(verified, unchecked, |v| Some(v.to_owned())).map(Presented::Payloads)
-        }
-    };
-    // None usable (unsigned values that are not ids) among more than are checked: the real one
-    // may be among the rest.
-    found.unwrap_or(if unchecked {
-        Presented::Ambiguous
-    } else {
-        Presented::None
-    })
-}
-
 /// After the handler: commit, then put the cookies (or the error response) on the response.
 async fn finish<B: From<Bytes>>(
     shared: &Shared,
@@ -443,13 +374,27 @@ async fn finish<B: From<Bytes>>(
             return shared.error_response(&e);
         }
         if session.is_loaded()
+            && let Err(e) = crate::moved::before_commit(&session).await
+        {
+            crate::moved::release(&session).await;
+            return shared.error_response(&e);
+        }
+        if session.is_loaded()
             && let Err(e) = crate::commit::commit(&session).await
         {
+            crate::moved::release(&session).await;
             return shared.error_response(&e);
         }
     }
+    let old_removal = match crate::moved::finish(&session, !skip).await {
+        Ok(removal) => removal,
+        Err(e) => return shared.error_response(&e),
+    };
     let pending = session.lock().pending.take();
     let headers = res.headers_mut();
+    if let Some(v) = old_removal {
+        headers.append(http::header::SET_COOKIE, v);
+    }
     match pending {
         Some(list) => {
             let mut cookie_set = false;
@@ -498,6 +443,8 @@ impl Session {
                             .is_some_and(|d| d.key != session_cookie::KeyMatch::Newest)
                 })
             }
+            // An old library's cookie moves (or is removed) whether or not the handler looked.
+            _ if inner.old.is_some() => true,
             (incoming, _) => incoming.needs_resign(),
         }
     }
@@ -528,7 +475,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            let (session, clear_sig) = attach(&shared, &mut req);
+            let (session, clear_sig) = crate::request::attach(&shared, &mut req);
             let res = inner.call(req).await?;
             Ok(finish(&shared, session, clear_sig, res).await)
         })
@@ -549,7 +496,7 @@ where
 
     fn call(&self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        let (session, clear_sig) = attach(&shared, &mut req);
+        let (session, clear_sig) = crate::request::attach(&shared, &mut req);
         let fut = self.inner.call(req);
         Box::pin(async move {
             let res = fut.await?;

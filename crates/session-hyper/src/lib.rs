@@ -174,13 +174,17 @@ mod error;
 mod headers;
 mod index;
 mod layer;
+mod moved;
 mod owners;
+mod request;
 mod session;
 mod shared;
 
 pub use error::Error;
-pub use layer::{LayerBuildError, SessionLayer, SessionLayerBuilder, SessionService, Tls};
+pub use layer::{LayerBuildError, SessionLayer, SessionLayerBuilder, SessionService};
 pub use owners::Owners;
+pub use request::Tls;
+pub use session::MAX_MOVED_BYTES;
 pub use session::Session;
 
 // What an app names, so this crate is the only session dependency it needs: every type a

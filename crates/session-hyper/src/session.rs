@@ -15,6 +15,10 @@ use crate::Error;
 use crate::headers::Headers;
 use crate::shared::{Backend, Shared};
 
+mod moving;
+pub(crate) use moving::Foreign;
+pub use moving::MAX_MOVED_BYTES;
+
 /// What the request presented (a cookie, or the external key header), checked before the
 /// handler ran.
 #[derive(Debug)]
@@ -97,6 +101,8 @@ pub(crate) struct State {
     /// The session was loaded from the store the layer migrates from (its record, or a marker
     /// a move left there): the commit moves it, or ends it there.
     pub(crate) from_old: bool,
+    /// The request carried an old library's session (see `crate::moved`).
+    pub(crate) foreign: Option<Foreign>,
 }
 
 pub(crate) struct Inner {
@@ -106,11 +112,14 @@ pub(crate) struct Inner {
     /// than are checked: a destroy then looks further for the sessions among them.
     pub(crate) hidden: Option<Vec<http::HeaderValue>>,
     pub(crate) secure: bool,
+    /// The old session id a validly issued cookie of the source the layer migrates from
+    /// carries, where the request brought no session cookie of ours.
+    pub(crate) old: Option<String>,
     pub(crate) loaded: OnceCell<()>,
     pub(crate) state: Mutex<State>,
     /// The id the session was loaded under and its store key (a SHA-256), derived once per
     /// request for the load and reused by the commit.
-    loaded_key: std::sync::OnceLock<(SessionId, StoreKey)>,
+    pub(crate) loaded_key: std::sync::OnceLock<(SessionId, StoreKey)>,
 }
 
 /// One request's session. Cheap to clone (clones share it), `Send + Sync`; no lock is held
@@ -153,12 +162,14 @@ impl Session {
         incoming: Presented,
         hidden: Option<Vec<http::HeaderValue>>,
         secure: bool,
+        old: Option<String>,
     ) -> Self {
         Self(Arc::new(Inner {
             shared,
             incoming,
             hidden,
             secure,
+            old,
             loaded: OnceCell::new(),
             loaded_key: std::sync::OnceLock::new(),
             state: Mutex::new(State {
@@ -166,6 +177,7 @@ impl Session {
                 pending: None,
                 failed: None,
                 from_old: false,
+                foreign: None,
             }),
         }))
     }
@@ -205,7 +217,13 @@ impl Session {
                 let shared = &inner.shared;
                 let config = &shared.config;
                 let mut from_old = false;
+                let mut foreign = None;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
+                    (Presented::None, Backend::Store(store)) if inner.old.is_some() => {
+                        let (source, moving) = self.load_moving(store.as_ref()).await?;
+                        foreign = moving;
+                        (source, false)
+                    }
                     (Presented::None, _) => (Source::None, false),
                     (Presented::Ambiguous, _) => (Source::Ambiguous, false),
                     (Presented::Ids(ids), Backend::Store(store)) => {
@@ -220,7 +238,8 @@ impl Session {
                 };
                 let mut session = Core::start(config, source);
                 session.set_resign(resign && !session.is_new());
-                if from_old && !session.is_new() {
+                let claimed = foreign.as_ref().is_some_and(|f: &Foreign| f.claimed);
+                if (from_old || claimed) && !session.is_new() {
                     // A session of the store the layer migrates from moves now: under a new id
                     // of ours, as a login's regenerate moves one (the commit creates it here
                     // and supersedes the old record there).
@@ -230,6 +249,7 @@ impl Session {
                 let mut st = self.lock();
                 st.session = Some(session);
                 st.from_old = from_old;
+                st.foreign = foreign;
                 Ok::<(), Error>(())
             })
             .await;
@@ -334,7 +354,11 @@ impl Session {
     }
 
     /// Loads a record; one that can't be decoded counts as missing, and goes.
-    async fn load_or_drop(&self, store: &dyn DynStore, key: &StoreKey) -> Result<Loaded, Error> {
+    pub(crate) async fn load_or_drop(
+        &self,
+        store: &dyn DynStore,
+        key: &StoreKey,
+    ) -> Result<Loaded, Error> {
         let shared = &self.0.shared;
         match shared.timed(store.load_dyn(key)).await {
             Err(Error::Store(StoreError::Corrupt(why))) => {

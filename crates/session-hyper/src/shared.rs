@@ -10,7 +10,7 @@ use http::header::RETRY_AFTER;
 use http::{HeaderName, HeaderValue, Response};
 use session_cookie::{Codec, SessionCookies};
 use session_core::Config;
-use session_core::store::{DynStore, StoreError, StoreKey};
+use session_core::store::{DynStore, Source, StoreError, StoreKey};
 
 use crate::Error;
 
@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     /// The store sessions move from while a site switches stores (see
     /// [`SessionLayerBuilder::migrate_from`](crate::SessionLayerBuilder::migrate_from)).
     pub(crate) migrate_from: Option<Arc<dyn DynStore>>,
+    /// The session library sessions move from (another crate's store and cookie), with the
+    /// [`Set-Cookie`] value that removes its cookie.
+    pub(crate) source: Option<Arc<dyn Source>>,
 }
 
 impl Shared {

@@ -19,6 +19,7 @@
 //! | `/clear?ms=N` | loads, waits, clears, sets `kept` | `cleared` |
 //! | `/extend?ms=N` | sets the session's max-age | `ok` |
 //! | `/logout` | destroys | `bye` |
+//! | `/commit-then?then=destroy`, `/commit-then?then=regenerate&user=U` | loads, commits mid-request, then destroys or regenerates and sets `user` | `done` |
 //! | `/revoke-others?wait=MS`, `/revoke-all` | log out everywhere else / everywhere, for the session's own owner (after MS ms checking a password) | how many it ended; 401 `anonymous` without an owner |
 //! | `/explode` | sets a key, answers 500 | `boom` |
 //! | `/big`, `/commit-big` | sets 5,000 bytes (and commits, answering 413 on failure) | `big`, `committed` |
@@ -246,6 +247,20 @@ pub async fn handle(req: Request<Incoming>, gate: &Gate) -> Response<Full<Bytes>
                 s.set_max_age(MaxAge::Ms(param(&q, "ms").parse().unwrap_or(0)))
                     .await?;
                 ok("ok")
+            }
+            (_, "/commit-then") => {
+                // Commits mid-request, then destroys or logs in again (`then`).
+                s.get_value("user").await?;
+                s.commit().await?;
+                match param(&q, "then").as_str() {
+                    "destroy" => s.destroy().await?,
+                    "regenerate" => {
+                        s.regenerate().await?;
+                        s.insert("user", param(&q, "user")).await?;
+                    }
+                    _ => {}
+                }
+                ok("done")
             }
             (_, "/logout") => {
                 s.destroy().await?;

@@ -4,13 +4,18 @@
 //! demo --port P --store cookie|memory|redis://HOST:PORT[/DB]|postgres://... --keys k1,k2
 //!      --algorithm sha1|sha256|sha512 --cookie-name NAME --max-age MS|session
 //!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
-//!      [--encrypt] [--migrate-from redis://HOST:PORT[/DB]|postgres://...]
+//!      [--encrypt] [--migrate-from redis://HOST:PORT[/DB]|postgres://...
+//!                      |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...]
+//!      [--migrate-key BASE64] [--migrate-cookie NAME]
 //! ```
 //!
 //! `--migrate-from URL` (not with `--store cookie`): the store the site used until now (one of
 //! ours: Redis in our format, or koa's with `--koa-compat`; PostgreSQL); a session found only
 //! there moves into `--store` on its first use, under a new id (the guide's chapter on
-//! switching stores).
+//! switching stores). `tower-sessions+redis://…` and `tower-sessions+postgres://…` name a
+//! tower-sessions app's store instead (its default table); `--migrate-key` gives its `Key`
+//! (64 bytes, standard base64 with padding) when it signed or encrypted its cookie, and
+//! `--migrate-cookie` its cookie name when not `id`.
 //!
 //! `--encrypt` (with `--store cookie`): the session cookie is encrypted (XChaCha20-Poly1305
 //! under a subkey of each key), one cookie without `.sig`; keys must be 32 bytes or more.
@@ -51,7 +56,9 @@ const USAGE: &str =
             [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
             [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
             [--encrypt] [--client-cache BYTES]
-            [--migrate-from redis://HOST:PORT[/DB]|postgres://...]";
+            [--migrate-from redis://HOST:PORT[/DB]|postgres://...
+                            |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...]
+            [--migrate-key BASE64] [--migrate-cookie NAME]";
 
 /// Largest `PUT /session` body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -75,6 +82,10 @@ struct Args {
     client_cache: usize,
     /// The store sessions move from.
     migrate_from: Option<String>,
+    /// The old tower-sessions app's `Key` (standard base64).
+    migrate_key: Option<String>,
+    /// The old tower-sessions app's cookie name.
+    migrate_cookie: Option<String>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -94,6 +105,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         encrypt: false,
         client_cache: 0,
         migrate_from: None,
+        migrate_key: None,
+        migrate_cookie: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -131,6 +144,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     .map_err(|e| format!("--client-cache: {e}"))?
             }
             "--migrate-from" => a.migrate_from = Some(value()?),
+            "--migrate-key" => a.migrate_key = Some(value()?),
+            "--migrate-cookie" => a.migrate_cookie = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
@@ -377,7 +392,22 @@ async fn build(
             (SessionLayer::store(config, store), shown)
         }
     };
+    let tower = args
+        .migrate_from
+        .as_deref()
+        .and_then(|u| u.strip_prefix("tower-sessions+"));
+    if tower.is_none() && (args.migrate_key.is_some() || args.migrate_cookie.is_some()) {
+        return Err(
+            "--migrate-key and --migrate-cookie are for --migrate-from tower-sessions+...".into(),
+        );
+    }
     let builder = match &args.migrate_from {
+        Some(_) if tower.is_some() => {
+            let url = tower.unwrap_or_default();
+            let source = tower_sessions(url, args)?;
+            shown = format!("{shown}, moving sessions from tower-sessions");
+            builder.migrate_from_source(source)
+        }
         Some(url) => {
             let (old, sweeper, old_shown) = open(url, args, "--migrate-from").await?;
             sweepers.extend(sweeper);
@@ -392,6 +422,32 @@ async fn build(
         .build()
         .map_err(|e| e.to_string())?;
     Ok((layer, Some(Box::new(sweepers)), shown))
+}
+
+/// The tower-sessions app's store at `url` (`redis://` or `postgres://`), with its key and
+/// cookie name.
+fn tower_sessions(url: &str, args: &Args) -> Result<session_migrate::TowerSessions, String> {
+    use base64::Engine as _;
+    let mut b = session_migrate::TowerSessions::builder();
+    if let Some(name) = &args.migrate_cookie {
+        b = b.cookie_name(name.clone());
+    }
+    if let Some(key) = &args.migrate_key {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .map_err(|_| "--migrate-key: not standard base64 (with padding)".to_owned())?;
+        b = b.key(&key);
+    }
+    let built = if url.starts_with("redis://") || url.starts_with("rediss://") {
+        b.redis(url)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        b.postgres(url)
+    } else {
+        return Err(format!(
+            "--migrate-from: unknown tower-sessions store {url:?}"
+        ));
+    };
+    built.map_err(|e| format!("--migrate-from: {e}"))
 }
 
 /// The store at `url` (`memory`, `redis://`, `postgres://`), its sweeper (memory and

@@ -64,3 +64,85 @@ async fn migrate_from_redis_in_koas_format_to_memory() {
     let redis = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
     migrate(&redis, "memory", true).await;
 }
+
+/// `--migrate-from tower-sessions+...`: a visitor of a tower-sessions app (the real library,
+/// `fixtures/tower-sessions`, its cookie signed or encrypted with `KEY`) keeps their counter
+/// under the demo: 41 views there, 42 here.
+#[cfg(feature = "postgres-tests")]
+async fn from_tower_sessions(store: &str, url: &str, cookie_mode: &str) {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode([5u8; 64]);
+    let bin = std::env::var("TOWER_SESSIONS_FIXTURE")
+        .expect("TOWER_SESSIONS_FIXTURE: run through `cargo xtask ci`");
+    let old = session_testkit::process::start(&bin, &[store, url, cookie_mode, &key])
+        .await
+        .unwrap();
+    let c = browser();
+    assert_eq!(
+        text(&c, &format!("{}/login?user=ann&views=41", old.url)).await,
+        "in"
+    );
+    drop(old);
+    let from = format!("tower-sessions+{url}");
+    let new = start(&[
+        "--store",
+        "memory",
+        "--migrate-from",
+        &from,
+        "--migrate-key",
+        &key,
+    ])
+    .await;
+    assert_eq!(text(&c, &format!("{}/", new.url)).await, "42 views");
+    assert_eq!(text(&c, &format!("{}/", new.url)).await, "43 views");
+    let r = c.get(format!("{}/session", new.url)).send().await.unwrap();
+    assert_eq!(
+        json(&r.text().await.unwrap()),
+        serde_json::json!({"user": "ann", "views": 43})
+    );
+}
+
+#[cfg(feature = "postgres-tests")]
+#[tokio::test]
+async fn migrate_from_tower_sessions_on_redis_and_postgres() {
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    let pg = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask ci`");
+    from_tower_sessions("--redis", &redis, "--signed").await;
+    from_tower_sessions("--postgres", &pg, "--private").await;
+}
+
+/// A tower-sessions cookie named like the demo's own is refused at start, as are the
+/// tower-sessions flags without a tower-sessions source.
+#[tokio::test]
+async fn tower_sessions_flags_that_cant_work_are_refused() {
+    for args in [
+        &[
+            "--migrate-from",
+            "tower-sessions+redis://127.0.0.1:1",
+            "--migrate-cookie",
+            "koa.sess",
+        ][..],
+        &["--migrate-key", "AAAA"],
+        &[
+            "--migrate-from",
+            "tower-sessions+redis://127.0.0.1:1",
+            "--migrate-key",
+            "not base64!",
+        ],
+        &[
+            "--migrate-from",
+            "tower-sessions+redis://127.0.0.1:1",
+            "--migrate-key",
+            "AAAA",
+        ],
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_demo"))
+            .args(["--port", "0", "--store", "memory"])
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}

@@ -1,0 +1,105 @@
+//! After the handler, for a request that carried another library's session (a [`Source`]; the
+//! move itself starts in `crate::session`'s `moving`): deleting the old session, undoing a
+//! move whose old session can't be deleted, and removing the old cookie.
+//!
+//! A move is a regenerate whose old id is a claim key in the layer's store, derived from the
+//! source's name and the old id: the first request to create the claim reads the old session
+//! again under it and moves it (its commit creates the new record and supersedes the claim
+//! with a marker naming it); requests racing it find the claim or the marker and are
+//! anonymous, leaving the cookies alone. A request that ends the session (a logout, whether it
+//! moved it or lost the race) deletes the old session before its commit destroys anything, so
+//! no later request can find it and move it again; a move deletes it after its commit, and a
+//! failure to delete it undoes the move.
+
+use http::HeaderValue;
+use session_core::store::{Source, StoreKey};
+
+use crate::Error;
+use crate::session::Session;
+
+/// Before the commit of a request that carried an old session and ends it (a logout, the
+/// move's winner or a request racing it): the old session is deleted first, so no request
+/// after this one can find it and move it again, whatever the claim's state.
+pub(crate) async fn before_commit(session: &Session) -> Result<(), Error> {
+    let shared = &*session.0.shared;
+    let Some(source) = &shared.source else {
+        return Ok(());
+    };
+    let id = {
+        let st = session.lock();
+        let ends = st.session.as_ref().is_some_and(|s| s.is_destroyed());
+        match &st.foreign {
+            Some(f) if ends => f.id.clone(),
+            _ => return Ok(()),
+        }
+    };
+    shared.timed(source.delete(&id)).await
+}
+
+/// After the commit (`committed`: it ran and succeeded; `false` when the handler's 5xx
+/// skipped it): the old session is deleted if this request moved it (a failure to delete it
+/// undoes the move, as a 503), or the claim released if the commit was skipped. Answers the
+/// `Set-Cookie` value that removes the old cookie, when the response should carry it.
+pub(crate) async fn finish(
+    session: &Session,
+    committed: bool,
+) -> Result<Option<HeaderValue>, Error> {
+    let shared = &*session.0.shared;
+    let Some(source) = &shared.source else {
+        return Ok(None);
+    };
+    let Some(foreign) = session.lock().foreign.take() else {
+        return Ok(None);
+    };
+    if foreign.claimed {
+        if !committed {
+            end(session, &foreign.claim).await;
+            return Ok(None);
+        }
+        if let Err(e) = shared.timed(source.delete(&foreign.id)).await {
+            // The moved session must not outlive an old one that could move again.
+            end(session, &foreign.claim).await;
+            session.lock().pending = None;
+            return Err(e);
+        }
+    }
+    Ok(foreign
+        .remove_cookie
+        .then(|| removal(source.as_ref(), session.0.secure))
+        .flatten())
+}
+
+/// Releases the claim of a request whose commit failed (the next request moves the session).
+pub(crate) async fn release(session: &Session) {
+    let claim = {
+        let st = session.lock();
+        match &st.foreign {
+            Some(f) if f.claimed => f.claim.clone(),
+            _ => return,
+        }
+    };
+    end(session, &claim).await;
+}
+
+/// Destroys the claim, and the session a move created from it (best effort: a claim left
+/// behind lapses with the supersede grace).
+async fn end(session: &Session, claim: &StoreKey) {
+    if let Err(e) = crate::commit::end_key(session, claim.clone()).await {
+        tracing::warn!(target: "session", error = %e, "could not undo a move; its records lapse with their TTL");
+    }
+}
+
+/// The `Set-Cookie` value that removes the old library's cookie.
+fn removal(source: &dyn Source, secure: bool) -> Option<HeaderValue> {
+    let c = source.cookie();
+    let mut v = format!("{}=; Path={}", c.name, c.path);
+    if let Some(d) = &c.domain {
+        v.push_str("; Domain=");
+        v.push_str(d);
+    }
+    v.push_str("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+    if secure {
+        v.push_str("; Secure");
+    }
+    HeaderValue::from_str(&v).ok()
+}

@@ -1,0 +1,154 @@
+//! Starting a session from another library's (see `crate::moved`): the claim of the move in
+//! the layer's store, and the old session read under it.
+
+use session_core::driver::SessionId;
+use session_core::driver::Source as Start;
+use session_core::store::{
+    Created, Data, DynStore, Loaded, MaxAge, Meta, Record, StoreError, StoreKey,
+};
+
+use super::Session;
+use crate::Error;
+use crate::shared::Shared;
+
+/// The largest old session (its data as JSON) that moves; a larger one starts a new session.
+/// Our stores' default record limit.
+pub const MAX_MOVED_BYTES: usize = 64 * 1024;
+
+/// A request's old session.
+#[derive(Debug)]
+pub(crate) struct Foreign {
+    /// The old session id, in the source.
+    pub(crate) id: String,
+    /// The key of the move's claim (then its marker) in the layer's store.
+    pub(crate) claim: StoreKey,
+    /// This request claimed the move: it deletes the old session after its commit.
+    pub(crate) claimed: bool,
+    /// The response removes the old cookie (the session moved, or the old one is gone).
+    pub(crate) remove_cookie: bool,
+}
+
+impl Session {
+    /// The session a request carrying an old session id starts from, and what the rest of the
+    /// request does about the old session.
+    pub(super) async fn load_moving(
+        &self,
+        store: &dyn DynStore,
+    ) -> Result<(Start, Option<Foreign>), Error> {
+        let session = self;
+        let inner = &session.0;
+        let shared = &*inner.shared;
+        let (Some(source), Some(old_id)) = (&shared.source, &inner.old) else {
+            return Ok((Start::None, None));
+        };
+        let config = &shared.config;
+        let id = SessionId::new_unchecked(format!("moved.{}.{old_id}", source.name()));
+        let claim = config.key_derivation().derive(&id);
+        let _ = inner.loaded_key.set((id.clone(), claim.clone()));
+        let mut foreign = Foreign {
+            id: old_id.clone(),
+            claim: claim.clone(),
+            claimed: false,
+            remove_cookie: false,
+        };
+        let stale = |id| Start::Store {
+            id,
+            record: Loaded::Superseded,
+        };
+        // A claim or a marker: another request moves (or moved) the session.
+        if !matches!(session.load_or_drop(store, &claim).await?, Loaded::Missing) {
+            return Ok((stale(id), Some(foreign)));
+        }
+        let now = config.now_ms();
+        let old = match shared.timed(source.load(old_id)).await {
+            Err(Error::Store(StoreError::Corrupt(why))) => {
+                // Never a 500 loop on a record the old library can't have written as we read it.
+                tracing::warn!(target: "session", source = source.name(), reason = %why, "an old session can't be decoded; starting a new session");
+                foreign.remove_cookie = true;
+                return Ok((Start::None, Some(foreign)));
+            }
+            other => other?,
+        };
+        let Some(old) = old.filter(|o| o.expires_ms.is_none_or(|e| e > now)) else {
+            // Gone: perhaps moved a moment ago by a request racing this one (its marker is here
+            // now, and a logout must follow it); else expired or never there: anonymous, and the
+            // dead cookie goes.
+            if !matches!(session.load_or_drop(store, &claim).await?, Loaded::Missing) {
+                return Ok((stale(id), Some(foreign)));
+            }
+            foreign.remove_cookie = true;
+            return Ok((Start::None, Some(foreign)));
+        };
+        if let Some(why) = refused(&old.data) {
+            tracing::warn!(target: "session", source = source.name(), reason = why, "an old session can't move; starting a new session");
+            foreign.remove_cookie = true;
+            return Ok((Start::None, Some(foreign)));
+        }
+        let grace = config.supersede_grace();
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        let placeholder = Record {
+            data: Data::new(),
+            meta: Meta {
+                expire: Some(now.saturating_add(grace_ms)),
+                max_age: MaxAge::Ms(grace_ms),
+                created: None,
+            },
+        };
+        if shared
+            .timed(store.create_dyn(&claim, &placeholder, grace))
+            .await?
+            == Created::Collision
+        {
+            return Ok((stale(id), Some(foreign)));
+        }
+        // Read again under the claim: a logout that ran between the first read and the claim
+        // (and whose claim was gone by then) deleted the old session first, and must win.
+        let again = match shared.timed(source.load(old_id)).await {
+            Ok(again) => again.filter(|o| o.expires_ms.is_none_or(|e| e > now)),
+            Err(e) => {
+                drop_claim(shared, store, &claim).await;
+                return Err(e);
+            }
+        };
+        let Some(old) = again else {
+            drop_claim(shared, store, &claim).await;
+            foreign.remove_cookie = true;
+            return Ok((Start::None, Some(foreign)));
+        };
+        foreign.claimed = true;
+        foreign.remove_cookie = true;
+        let max_age = config.max_age();
+        let record = Record {
+            data: old.data,
+            meta: Meta {
+                expire: max_age.as_ms().map(|ms| now.saturating_add(ms)),
+                max_age,
+                created: None,
+            },
+        };
+        tracing::debug!(target: "session", source = source.name(), "moving a session from another library");
+        Ok((
+            Start::Store {
+                id,
+                record: Loaded::Live(record),
+            },
+            Some(foreign),
+        ))
+    }
+}
+
+/// Why old data can't move: a key our rules reserve, or more than [`MAX_MOVED_BYTES`].
+fn refused(data: &Data) -> Option<&'static str> {
+    if data.keys().any(|k| k.starts_with('_')) {
+        return Some("a key starts with '_', which this library reserves");
+    }
+    let size = serde_json::to_vec(data).map_or(usize::MAX, |v| v.len());
+    (size > MAX_MOVED_BYTES).then_some("larger than the largest session that moves")
+}
+
+/// Deletes a claim this request made and will not use (nothing was created from it yet).
+async fn drop_claim(shared: &Shared, store: &dyn DynStore, claim: &StoreKey) {
+    if let Err(e) = shared.timed(store.destroy_dyn(claim)).await {
+        tracing::warn!(target: "session", error = %e, "could not drop a move's claim; it lapses with its TTL");
+    }
+}

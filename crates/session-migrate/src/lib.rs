@@ -1,0 +1,38 @@
+//! Moving a site's sessions in from another session library without logging anyone out: the
+//! [`Source`](session_core::store::Source)s that
+//! `session_hyper::SessionLayerBuilder::migrate_from_source` takes.
+//!
+//! - `TowerSessions`: tower-sessions 0.14, with its Redis store (tower-sessions-redis-store
+//!   0.16, feature `tower-sessions-redis`) or its PostgreSQL store (tower-sessions-sqlx-store
+//!   0.15, feature `tower-sessions-postgres`); its cookie plain, signed or private.
+//!
+//! A source only reads the old sessions and deletes the ones that moved: the layer does the
+//! move (a new id of ours, the old cookie removed, races and logouts handled). The guide's
+//! chapter on switching (`docs/switching.md` in the repository) gives the steps.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(any(feature = "tower-sessions-redis", feature = "tower-sessions-postgres"))]
+mod tower_sessions;
+
+#[cfg(any(feature = "tower-sessions-redis", feature = "tower-sessions-postgres"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "tower-sessions-redis", feature = "tower-sessions-postgres")))
+)]
+pub use tower_sessions::{TowerSessions, TowerSessionsBuilder};
+
+/// A source that can't be built as configured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateBuildError {
+    /// A tower-sessions `Key` is 64 bytes (its master key); this one is not.
+    #[error("a tower-sessions key is 64 bytes; this one is {0}")]
+    KeyLength(usize),
+    /// The store's URL can't be used.
+    #[error("the old store's URL can't be used: {0}")]
+    Url(String),
+    /// A schema or table name that is not a plain SQL identifier.
+    #[error("not a plain SQL identifier: {0:?}")]
+    Identifier(String),
+}
