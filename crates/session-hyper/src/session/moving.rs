@@ -16,7 +16,6 @@ use crate::shared::Shared;
 pub const MAX_MOVED_BYTES: usize = 64 * 1024;
 
 /// A request's old session.
-#[derive(Debug)]
 pub(crate) struct Foreign {
     /// The old session id, in the source.
     pub(crate) id: String,
@@ -26,6 +25,21 @@ pub(crate) struct Foreign {
     pub(crate) claimed: bool,
     /// The response removes the old cookie (the session moved, or the old one is gone).
     pub(crate) remove_cookie: bool,
+    /// A commit of this request wrote the moved session (the client may hold its cookie).
+    pub(crate) written: bool,
+    /// The old session was deleted (by a commit that ended it).
+    pub(crate) deleted: bool,
+}
+
+impl std::fmt::Debug for Foreign {
+    // The old id is a bearer credential (an unsigned cookie's whole value): kept out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Foreign")
+            .field("claimed", &self.claimed)
+            .field("remove_cookie", &self.remove_cookie)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -50,6 +64,8 @@ impl Session {
             claim: claim.clone(),
             claimed: false,
             remove_cookie: false,
+            written: false,
+            deleted: false,
         };
         let stale = |id| Start::Store {
             id,
@@ -144,6 +160,24 @@ fn refused(data: &Data) -> Option<&'static str> {
     }
     let size = serde_json::to_vec(data).map_or(usize::MAX, |v| v.len());
     (size > MAX_MOVED_BYTES).then_some("larger than the largest session that moves")
+}
+
+/// Deletes the request's old session in the source, once: what a commit that ends the
+/// session does first.
+pub(crate) async fn delete_old_session(session: &Session) -> Result<(), Error> {
+    let shared = &*session.0.shared;
+    let Some(source) = &shared.source else {
+        return Ok(());
+    };
+    let id = match &session.lock().foreign {
+        Some(f) if !f.deleted => f.id.clone(),
+        _ => return Ok(()),
+    };
+    shared.timed(source.delete(&id)).await?;
+    if let Some(f) = session.lock().foreign.as_mut() {
+        f.deleted = true;
+    }
+    Ok(())
 }
 
 /// Deletes a claim this request made and will not use (nothing was created from it yet).
