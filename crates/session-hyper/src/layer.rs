@@ -21,7 +21,7 @@ use crate::shared::{Backend, ErrorHook, Shared};
 /// [`SessionLayer::wrap`] or hand the layer to axum's `Router::layer`.
 #[derive(Clone)]
 pub struct SessionLayer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for SessionLayer {

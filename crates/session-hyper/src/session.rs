@@ -17,7 +17,7 @@ use crate::shared::{Backend, Shared};
 
 mod moving;
 pub use moving::MAX_MOVED_BYTES;
-pub(crate) use moving::{Foreign, delete_old_session};
+pub(crate) use moving::{Foreign, MOVED_KEY, claim_key, delete_old_session, refused};
 
 /// What the request presented (a cookie, or the external key header), checked before the
 /// handler ran.
@@ -279,7 +279,9 @@ impl Session {
                 };
                 let mut session = Core::start(config, source);
                 session.set_resign(resign && !session.is_new());
-                let claimed = foreign.as_ref().is_some_and(|f: &Foreign| f.claimed);
+                let claimed = foreign
+                    .as_ref()
+                    .is_some_and(|f: &Foreign| f.claimed || f.drained);
                 if (from_old || claimed) && !session.is_new() {
                     // A session of the store the layer migrates from moves now: under a new id
                     // of ours, as a login's regenerate moves one (the commit creates it here
