@@ -5,12 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 #![cfg(feature = "migrate-tests")]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use session_core::Config;
-use session_core::store::DynStore;
 use session_hyper::{DrainReport, MemoryStore, SessionLayer};
 use session_migrate::TowerSessions;
 use session_testkit::capture::{KEY1, attack};
@@ -37,6 +35,16 @@ async fn seed(url: &str, n: u64) -> Vec<String> {
     lines
 }
 
+/// Our layer on `new`, moving sessions in from the tower-sessions Redis `server`.
+fn layer_on(server: &Server, new: MemoryStore) -> SessionLayer {
+    let config = Config::builder().key(KEY1.to_vec()).build().unwrap();
+    let source = TowerSessions::builder().redis(&server.url()).unwrap();
+    SessionLayer::store(config, new)
+        .migrate_from_source(source)
+        .build()
+        .unwrap()
+}
+
 async fn dbsize(server: &Server) -> i64 {
     match server.cmd(&["DBSIZE"]).await {
         redis::Value::Int(n) => n,
@@ -61,13 +69,7 @@ fn a_drain_moves_100_000_sessions_while_requests_come() {
         let server = Server::start(&[]);
         let ids = seed(&server.url(), SEEDED).await;
         assert_eq!(dbsize(&server).await, SEEDED as i64);
-        let new: Arc<dyn DynStore> = Arc::new(MemoryStore::new());
-        let config = Config::builder().key(KEY1.to_vec()).build().unwrap();
-        let source = TowerSessions::builder().redis(&server.url()).unwrap();
-        let layer = SessionLayer::store(config, new.clone())
-            .migrate_from_source(source)
-            .build()
-            .unwrap();
+        let layer = layer_on(&server, MemoryStore::new());
         let app = App::serve(layer.clone()).await;
 
         // Requests during the drain: the first 100 seeded users, each once, 4 at a time.
@@ -166,12 +168,7 @@ fn after_clear_after_the_drain_only_clears() {
         let server = Server::start(&[]);
         let ids = seed(&server.url(), 1000).await;
         let new = MemoryStore::new();
-        let config = Config::builder().key(KEY1.to_vec()).build().unwrap();
-        let source = TowerSessions::builder().redis(&server.url()).unwrap();
-        let layer = SessionLayer::store(config, new.clone())
-            .migrate_from_source(source)
-            .build()
-            .unwrap();
+        let layer = layer_on(&server, new.clone());
         let report = layer
             .drain()
             .unwrap()
