@@ -12,7 +12,7 @@ pub use crate::id::StoreKey;
 pub use crate::owner::{Handle, IndexEntry, Indexed, OwnerIndex, hex};
 pub use crate::record::{Data, Delta, MaxAge, Meta, Record};
 pub use crate::store_error::{BoxFuture, StoreError};
-pub use source::{Source, SourceCookie, SourceSession};
+pub use source::{ScanResult, Source, SourceCookie, SourceSession};
 
 mod source;
 

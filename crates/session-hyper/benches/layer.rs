@@ -4,7 +4,8 @@
 //! prints heap allocations per request, counted by a global allocator.
 //!
 //! Also a login of a new visitor without and with `set_owner`, and a returning user whose
-//! session is bound to an owner.
+//! session is bound to an owner; and a returning user's first request after a switch of
+//! stores (`migrate_from`, memory to memory): the request that moves the session.
 //!
 //! Run: `cargo bench -p session-hyper --bench layer`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -16,7 +17,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group};
+use criterion::{BatchSize, Criterion, criterion_group};
 use http::{Request, Response, header};
 use http_body_util::Full;
 use session_core::Config;
@@ -179,6 +180,25 @@ fn bench(c: &mut Criterion) {
     let jar = cookie_header(&owned);
     g.bench_function("memory_returning_owned", |b| {
         b.iter(|| send(&rt, &mut svc, request(Some(&jar))))
+    });
+    // Switching stores: the request that moves a session (a miss here, a read there, a create
+    // here, a supersede there), each on a session the old layer has just made.
+    let old = MemoryStore::new();
+    let mut old_svc = SessionLayer::store(config(), old.clone())
+        .build()
+        .expect("layer")
+        .wrap(service_fn(counter));
+    let mut new_svc = SessionLayer::store(config(), MemoryStore::new())
+        .migrate_from(old)
+        .build()
+        .expect("layer")
+        .wrap(service_fn(counter));
+    g.bench_function("memory_move", |b| {
+        b.iter_batched(
+            || cookie_header(&send(&rt, &mut old_svc, request(None))),
+            |jar| send(&rt, &mut new_svc, request(Some(&jar))),
+            BatchSize::SmallInput,
+        )
     });
     let mut svc = service_fn(bare);
     let per = allocations_per_call(|| {

@@ -82,11 +82,12 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     let config = &shared.config;
     let now = config.now_ms();
     let cookie_mode = matches!(shared.backend, Backend::Cookie(_));
-    let (plan, work, had_cookie) = {
+    let (plan, work, had_cookie, ends) = {
         let mut st = session.lock();
         let Some(s) = st.session.as_mut() else {
             return Ok(());
         };
+        let ends = s.retired().is_some_and(|r| !r.regenerated);
         let plan: Plan = decide::prepare(Some(s), config, now);
         if let (Action::Regenerate, Some(old)) = (plan.action, superseded_id(&plan)) {
             // The new record names the old one's handle from its creation on: a revoke of the
@@ -127,8 +128,11 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
             },
             Action::Destroy => Work::Destroy,
         };
-        (plan, work, s.had_cookie())
+        (plan, work, s.had_cookie(), ends)
     };
+    if ends {
+        crate::session::delete_old_session(session).await?;
+    }
     tracing::debug!(target: "session", action = ?plan.action, row = ?plan.row, "commit");
     if plan.index.is_some() {
         // Bound through a `before_save` hook where no index is kept (cookie mode, koa-compat):
@@ -170,6 +174,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         Outcome::Remove | Outcome::Silent => Headers::default(),
     };
 
+    let wrote = matches!(outcome, Outcome::Write { .. });
     let mut st = session.lock();
     if let Some(s) = st.session.as_mut() {
         match outcome {
@@ -193,6 +198,9 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         // request's session no longer lives in the store the layer migrates from: a destroy
         // or a regenerate later in the request works on this store.
         st.from_old = false;
+    }
+    if let Some(f) = st.foreign.as_mut() {
+        f.written |= f.claimed && wrote;
     }
     if !headers.is_empty() {
         st.pending = Some(headers);

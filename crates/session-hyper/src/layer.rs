@@ -21,7 +21,7 @@ use crate::shared::{Backend, ErrorHook, Shared};
 /// [`SessionLayer::wrap`] or hand the layer to axum's `Router::layer`.
 #[derive(Clone)]
 pub struct SessionLayer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for SessionLayer {
@@ -81,6 +81,15 @@ pub enum LayerBuildError {
         "the old store keeps an owner index and this layer keeps none: bound sessions could not move"
     )]
     MigrateLosesOwners,
+    /// [`migrate_from_source`](SessionLayerBuilder::migrate_from_source) with an external key
+    /// header: a move would log in on an ambient cookie, which header mode is chosen to avoid.
+    #[error(
+        "moving sessions in from another library needs cookie mode, not an external key header"
+    )]
+    MigrateWithExternalKey,
+    /// A source's cookie name, path or domain that a `Set-Cookie` can't carry.
+    #[error("the source's cookie {0} can't be written in a Set-Cookie header")]
+    MigrateCookie(&'static str),
 }
 
 /// Builds a [`SessionLayer`].
@@ -274,6 +283,24 @@ impl SessionLayerBuilder {
             }
         }
         if let Some(source) = &self.source {
+            if self.external_key.is_some() {
+                return Err(LayerBuildError::MigrateWithExternalKey);
+            }
+            let c = source.cookie();
+            let bad = |v: &str| {
+                v.is_empty()
+                    || v.bytes()
+                        .any(|b| matches!(b, b';' | b',' | b' ' | b'=') || b.is_ascii_control())
+            };
+            if bad(&c.name) {
+                return Err(LayerBuildError::MigrateCookie("name"));
+            }
+            if bad(&c.path) {
+                return Err(LayerBuildError::MigrateCookie("path"));
+            }
+            if c.domain.as_deref().is_some_and(bad) {
+                return Err(LayerBuildError::MigrateCookie("domain"));
+            }
             let name = &source.cookie().name;
             let ours = &self.config.cookie().name;
             if name == ours || *name == format!("{ours}.sig") {
@@ -363,7 +390,9 @@ async fn finish<B: From<Bytes>>(
     clear_sig: bool,
     mut res: Response<B>,
 ) -> Response<B> {
-    if let Some(e) = session.lock().failed.take() {
+    let failed = session.lock().failed.take();
+    if let Some(e) = failed {
+        crate::moved::release(&session).await;
         return shared.error_response(&e);
     }
     let skip = res.status().is_server_error() && !shared.save_on_server_error;
@@ -374,14 +403,13 @@ async fn finish<B: From<Bytes>>(
             return shared.error_response(&e);
         }
         if session.is_loaded()
-            && let Err(e) = crate::moved::before_commit(&session).await
-        {
-            crate::moved::release(&session).await;
-            return shared.error_response(&e);
-        }
-        if session.is_loaded()
             && let Err(e) = crate::commit::commit(&session).await
         {
+            if let Some(removal) = crate::moved::too_large(&session, &e).await {
+                let headers = res.headers_mut();
+                headers.extend(removal.map(|v| (http::header::SET_COOKIE, v)));
+                return res;
+            }
             crate::moved::release(&session).await;
             return shared.error_response(&e);
         }

@@ -170,6 +170,7 @@ pub mod codec {
     pub use session_core::store::{Meta, Record};
 }
 mod commit;
+mod drain;
 mod error;
 mod headers;
 mod index;
@@ -180,6 +181,7 @@ mod request;
 mod session;
 mod shared;
 
+pub use drain::{Drain, DrainReport};
 pub use error::Error;
 pub use layer::{LayerBuildError, SessionLayer, SessionLayerBuilder, SessionService};
 pub use owners::Owners;

@@ -16,25 +16,7 @@ use session_core::store::{Source, StoreKey};
 
 use crate::Error;
 use crate::session::Session;
-
-/// Before the commit of a request that carried an old session and ends it (a logout, the
-/// move's winner or a request racing it): the old session is deleted first, so no request
-/// after this one can find it and move it again, whatever the claim's state.
-pub(crate) async fn before_commit(session: &Session) -> Result<(), Error> {
-    let shared = &*session.0.shared;
-    let Some(source) = &shared.source else {
-        return Ok(());
-    };
-    let id = {
-        let st = session.lock();
-        let ends = st.session.as_ref().is_some_and(|s| s.is_destroyed());
-        match &st.foreign {
-            Some(f) if ends => f.id.clone(),
-            _ => return Ok(()),
-        }
-    };
-    shared.timed(source.delete(&id)).await
-}
+use crate::shared::Shared;
 
 /// After the commit (`committed`: it ran and succeeded; `false` when the handler's 5xx
 /// skipped it): the old session is deleted if this request moved it (a failure to delete it
@@ -52,11 +34,14 @@ pub(crate) async fn finish(
         return Ok(None);
     };
     if foreign.claimed {
-        if !committed {
+        if !committed && !foreign.written {
+            // Nothing moved (the handler's 5xx skipped the commit): the next request moves it.
             end(session, &foreign.claim).await;
             return Ok(None);
         }
-        if let Err(e) = shared.timed(source.delete(&foreign.id)).await {
+        if !foreign.deleted
+            && let Err(e) = shared.timed(source.delete(&foreign.id)).await
+        {
             // The moved session must not outlive an old one that could move again.
             end(session, &foreign.claim).await;
             session.lock().pending = None;
@@ -65,16 +50,33 @@ pub(crate) async fn finish(
     }
     Ok(foreign
         .remove_cookie
-        .then(|| removal(source.as_ref(), session.0.secure))
+        .then(|| removal(shared, source.as_ref(), session.0.secure))
         .flatten())
+}
+
+/// A commit that failed because the moved session is larger than the layer's store takes
+/// (its limit below the data, with the store's own fields): the move is refused as old data
+/// our rules refuse is, never a 500 loop. Releases the claim and answers the removal of the
+/// old cookie; `None` when `e` is not that case.
+pub(crate) async fn too_large(session: &Session, e: &Error) -> Option<Option<HeaderValue>> {
+    let shared = &*session.0.shared;
+    let source = shared.source.as_ref()?;
+    let claimed = session.lock().foreign.as_ref().is_some_and(|f| f.claimed);
+    if !e.is_too_large() || !claimed {
+        return None;
+    }
+    tracing::warn!(target: "session", source = source.name(), "an old session is larger than this store takes; starting a new session");
+    release(session).await;
+    session.lock().pending = None;
+    Some(removal(shared, source.as_ref(), session.0.secure))
 }
 
 /// Releases the claim of a request whose commit failed (the next request moves the session).
 pub(crate) async fn release(session: &Session) {
     let claim = {
-        let st = session.lock();
-        match &st.foreign {
-            Some(f) if f.claimed => f.claim.clone(),
+        let mut st = session.lock();
+        match st.foreign.take() {
+            Some(f) if f.claimed => f.claim,
             _ => return,
         }
     };
@@ -90,7 +92,7 @@ async fn end(session: &Session, claim: &StoreKey) {
 }
 
 /// The `Set-Cookie` value that removes the old library's cookie.
-fn removal(source: &dyn Source, secure: bool) -> Option<HeaderValue> {
+fn removal(shared: &Shared, source: &dyn Source, secure: bool) -> Option<HeaderValue> {
     let c = source.cookie();
     let mut v = format!("{}=; Path={}", c.name, c.path);
     if let Some(d) = &c.domain {
@@ -98,7 +100,8 @@ fn removal(source: &dyn Source, secure: bool) -> Option<HeaderValue> {
         v.push_str(d);
     }
     v.push_str("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
-    if secure {
+    // As our own cookie gets it (a browser drops a removal it would not take as a cookie).
+    if shared.config.cookie().secure_for(secure) {
         v.push_str("; Secure");
     }
     HeaderValue::from_str(&v).ok()

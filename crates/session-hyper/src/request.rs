@@ -88,10 +88,12 @@ pub(crate) fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session,
     };
     // A destroy looks further among cookies that were not all checked.
     let hidden = unchecked.then(|| req.headers().get_all(COOKIE).iter().cloned().collect());
-    // The old library's cookie counts only where the request carries no session cookie of
-    // ours: once moved, our cookie is the session.
+    // The old library's cookie counts where the request carries no live session of ours: none
+    // of our cookies, or one whose session is gone (a guest id, or one set on a request that
+    // came without the old cookie, e.g. a cross-site link to an old `SameSite=Strict` one).
+    // Never among planted cookies of ours.
     let old = match (&shared.source, &incoming) {
-        (Some(source), Presented::None) => old_session_id(source.as_ref(), req),
+        (Some(source), Presented::None | Presented::Ids(_)) => old_session_id(source.as_ref(), req),
         _ => None,
     };
     let session = Session::new(Arc::clone(shared), incoming, hidden, secure, old);
@@ -103,15 +105,18 @@ pub(crate) fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session,
 /// are planted, and the rest are not looked at.
 const MAX_OLD_COOKIES: usize = 4;
 
-/// The old session id the first validly issued old cookie carries (no I/O: a forged cookie
-/// costs the source no call).
+/// The old session id the validly issued old cookies carry (no I/O: a forged cookie costs
+/// the source no call). Two different ones (a cookie planted beside the user's, from a sibling
+/// subdomain) are ambiguous: none moves, and no cookie is removed.
 fn old_session_id<B>(source: &dyn session_core::store::Source, req: &Request<B>) -> Option<String> {
     let name = &source.cookie().name;
     let fields = req.headers().get_all(COOKIE);
-    session_cookie::parse::values_of(fields.iter().map(HeaderValue::as_bytes), name)
+    let mut ids = session_cookie::parse::values_of(fields.iter().map(HeaderValue::as_bytes), name)
         .take(MAX_OLD_COOKIES)
         .filter_map(|v| std::str::from_utf8(v).ok())
-        .find_map(|v| source.verify(v))
+        .filter_map(|v| source.verify(v));
+    let first = ids.next()?;
+    ids.all(|id| id == first).then_some(first)
 }
 
 /// The verified cookie values as the backend takes them: ids (the ones that are well-formed

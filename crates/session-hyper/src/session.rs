@@ -16,8 +16,8 @@ use crate::headers::Headers;
 use crate::shared::{Backend, Shared};
 
 mod moving;
-pub(crate) use moving::Foreign;
 pub use moving::MAX_MOVED_BYTES;
+pub(crate) use moving::{Foreign, MOVED_KEY, claim_key, delete_old_session, refused};
 
 /// What the request presented (a cookie, or the external key header), checked before the
 /// handler ran.
@@ -120,6 +120,31 @@ pub(crate) struct Inner {
     /// The id the session was loaded under and its store key (a SHA-256), derived once per
     /// request for the load and reused by the commit.
     pub(crate) loaded_key: std::sync::OnceLock<(SessionId, StoreKey)>,
+}
+
+impl Drop for Inner {
+    /// A request dropped after it claimed a move (the client went away mid-request, a time
+    /// limit cut it short): the claim goes, with the session a commit may have created from it,
+    /// in the background. The old session is still there, and the next request moves it;
+    /// otherwise every request with the old cookie would be anonymous until the claim lapsed.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = st.foreign.take().filter(|f| f.claimed && !f.deleted) else {
+            return;
+        };
+        let (Backend::Store(store), Ok(runtime)) =
+            (&self.shared.backend, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (store, limit) = (Arc::clone(store), self.shared.store_timeout);
+        runtime.spawn(async move {
+            let ended = tokio::time::timeout(limit, store.destroy_dyn(&f.claim)).await;
+            if let Ok(Ok(session_core::store::Destroyed::Superseded(next))) = ended {
+                let _ = tokio::time::timeout(limit, store.destroy_dyn(&next)).await;
+            }
+        });
+    }
 }
 
 /// One request's session. Cheap to clone (clones share it), `Send + Sync`; no lock is held
@@ -228,8 +253,24 @@ impl Session {
                     (Presented::Ambiguous, _) => (Source::Ambiguous, false),
                     (Presented::Ids(ids), Backend::Store(store)) => {
                         let found = self.load_first_live(store.as_ref(), ids).await?;
-                        from_old = found.from_old;
-                        (found.source, found.resign)
+                        let dead = !session_core::driver::is_live_now(config, &found.source)
+                            && !matches!(
+                                found.source,
+                                Source::Store {
+                                    record: Loaded::Superseded,
+                                    ..
+                                }
+                            );
+                        if dead && inner.old.is_some() {
+                            // Our cookie leads nowhere (a guest id, a session that ended) and
+                            // the old library's cookie is here: that session moves.
+                            let (source, moving) = self.load_moving(store.as_ref()).await?;
+                            foreign = moving;
+                            (source, false)
+                        } else {
+                            from_old = found.from_old;
+                            (found.source, found.resign)
+                        }
                     }
                     (Presented::Payloads(payloads), Backend::Cookie(codec)) => {
                         first_live_payload(config, codec.as_ref(), payloads)
@@ -238,7 +279,9 @@ impl Session {
                 };
                 let mut session = Core::start(config, source);
                 session.set_resign(resign && !session.is_new());
-                let claimed = foreign.as_ref().is_some_and(|f: &Foreign| f.claimed);
+                let claimed = foreign
+                    .as_ref()
+                    .is_some_and(|f: &Foreign| f.claimed || f.drained);
                 if (from_old || claimed) && !session.is_new() {
                     // A session of the store the layer migrates from moves now: under a new id
                     // of ours, as a login's regenerate moves one (the commit creates it here

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use cookie::{Cookie, CookieJar, Key};
-use session_core::store::{BoxFuture, Data, Source, SourceCookie, SourceSession, StoreError};
+use session_core::store::{
+    BoxFuture, Data, ScanResult, Source, SourceCookie, SourceSession, StoreError,
+};
 
 use crate::MigrateBuildError;
 
@@ -41,6 +43,7 @@ enum Backend {
         pool: bb8::Pool<bb8_postgres::PostgresConnectionManager<tokio_postgres::NoTls>>,
         select: String,
         delete: String,
+        scan: String,
     },
 }
 
@@ -178,6 +181,7 @@ impl TowerSessionsBuilder {
                 pool,
                 select: format!("select data from {table} where id = $1 and expiry_date > now()"),
                 delete: format!("delete from {table} where id = $1"),
+                scan: format!("select id from {table} where id > $1 order by id limit $2"),
             },
         })
     }
@@ -256,6 +260,40 @@ impl TowerSessions {
     }
 }
 
+impl TowerSessions {
+    async fn scan_ids(&self, cursor: Option<&str>, count: usize) -> ScanResult {
+        match &self.backend {
+            #[cfg(feature = "tower-sessions-redis")]
+            Backend::Redis(pool) => {
+                let mut conn = pool.get().await.map_err(|_| unavailable("no connection"))?;
+                // The store keeps sessions under their bare ids: other keys of the database
+                // are left out by their shape.
+                let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor.unwrap_or("0"))
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut *conn)
+                    .await
+                    .map_err(|_| unavailable("SCAN failed"))?;
+                let ids = keys.into_iter().filter(|k| is_id(k)).collect();
+                Ok((ids, (next != "0").then_some(next)))
+            }
+            #[cfg(feature = "tower-sessions-postgres")]
+            Backend::Postgres { pool, scan, .. } => {
+                let conn = pool.get().await.map_err(|_| unavailable("no connection"))?;
+                let limit = i64::try_from(count).unwrap_or(i64::MAX);
+                let rows = conn
+                    .query(scan.as_str(), &[&cursor.unwrap_or(""), &limit])
+                    .await
+                    .map_err(|_| unavailable("select failed"))?;
+                let ids: Vec<String> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
+                let next = (ids.len() == count).then(|| ids.last().cloned()).flatten();
+                Ok((ids, next))
+            }
+        }
+    }
+}
+
 impl Source for TowerSessions {
     fn name(&self) -> &str {
         "tower-sessions"
@@ -286,6 +324,10 @@ impl Source for TowerSessions {
 
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.delete_id(id))
+    }
+
+    fn scan<'a>(&'a self, cursor: Option<&'a str>, count: usize) -> BoxFuture<'a, ScanResult> {
+        Box::pin(self.scan_ids(cursor, count))
     }
 }
 

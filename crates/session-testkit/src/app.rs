@@ -19,6 +19,7 @@
 //! | `/clear?ms=N` | loads, waits, clears, sets `kept` | `cleared` |
 //! | `/extend?ms=N` | sets the session's max-age | `ok` |
 //! | `/logout` | destroys | `bye` |
+//! | `/logout-then-set` | destroys, then sets `flash` (a new session) | `bye` |
 //! | `/commit-then?then=destroy`, `/commit-then?then=regenerate&user=U` | loads, commits mid-request, then destroys or regenerates and sets `user` | `done` |
 //! | `/revoke-others?wait=MS`, `/revoke-all` | log out everywhere else / everywhere, for the session's own owner (after MS ms checking a password) | how many it ended; 401 `anonymous` without an owner |
 //! | `/explode` | sets a key, answers 500 | `boom` |
@@ -261,6 +262,12 @@ pub async fn handle(req: Request<Incoming>, gate: &Gate) -> Response<Full<Bytes>
                     _ => {}
                 }
                 ok("done")
+            }
+            (_, "/logout-then-set") => {
+                // A logout that leaves a message in the new session.
+                s.destroy().await?;
+                s.insert("flash", "bye").await?;
+                ok("bye")
             }
             (_, "/logout") => {
                 s.destroy().await?;

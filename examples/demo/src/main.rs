@@ -7,6 +7,7 @@
 //!      [--encrypt] [--migrate-from redis://HOST:PORT[/DB]|postgres://...
 //!                      |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...]
 //!      [--migrate-key BASE64] [--migrate-cookie NAME]
+//!      [--drain [--drain-clear-after UNIX_SECONDS]]
 //! ```
 //!
 //! `--migrate-from URL` (not with `--store cookie`): the store the site used until now (one of
@@ -15,7 +16,10 @@
 //! switching stores). `tower-sessions+redis://…` and `tower-sessions+postgres://…` name a
 //! tower-sessions app's store instead (its default table); `--migrate-key` gives its `Key`
 //! (64 bytes, standard base64 with padding) when it signed or encrypted its cookie, and
-//! `--migrate-cookie` its cookie name when not `id`.
+//! `--migrate-cookie` its cookie name when not `id`. `--drain` (with a tower-sessions source)
+//! moves every idle old session into `--store` instead of serving, printing the counts after
+//! each batch (`drain: moved N, gone N, refused N, moving N, cleared N, failed N`), and exits
+//! (1 if any failed: run it again); after `--drain-clear-after` it deletes them instead.
 //!
 //! `--encrypt` (with `--store cookie`): the session cookie is encrypted (XChaCha20-Poly1305
 //! under a subkey of each key), one cookie without `.sig`; keys must be 32 bytes or more.
@@ -58,7 +62,8 @@ const USAGE: &str =
             [--encrypt] [--client-cache BYTES]
             [--migrate-from redis://HOST:PORT[/DB]|postgres://...
                             |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...]
-            [--migrate-key BASE64] [--migrate-cookie NAME]";
+            [--migrate-key BASE64] [--migrate-cookie NAME]
+            [--drain [--drain-clear-after UNIX_SECONDS]]";
 
 /// Largest `PUT /session` body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -86,6 +91,10 @@ struct Args {
     migrate_key: Option<String>,
     /// The old tower-sessions app's cookie name.
     migrate_cookie: Option<String>,
+    /// Drain the source instead of serving.
+    drain: bool,
+    /// From then on, the drain clears instead of moving.
+    drain_clear_after: Option<u64>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -107,6 +116,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         migrate_from: None,
         migrate_key: None,
         migrate_cookie: None,
+        drain: false,
+        drain_clear_after: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -146,6 +157,14 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--migrate-from" => a.migrate_from = Some(value()?),
             "--migrate-key" => a.migrate_key = Some(value()?),
             "--migrate-cookie" => a.migrate_cookie = Some(value()?),
+            "--drain" => a.drain = true,
+            "--drain-clear-after" => {
+                a.drain_clear_after = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--drain-clear-after: {e}"))?,
+                )
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
@@ -424,6 +443,34 @@ async fn build(
     Ok((layer, Some(Box::new(sweepers)), shown))
 }
 
+/// `--drain`: moves the source's idle sessions, printing the counts after each batch; the exit
+/// code (0 done, 1 some failed, 2 no source to drain).
+async fn drain(layer: &SessionLayer, args: &Args) -> i32 {
+    let Some(mut drain) = layer.drain() else {
+        eprintln!("demo: --drain needs --migrate-from tower-sessions+...");
+        return 2;
+    };
+    if let Some(secs) = args.drain_clear_after {
+        drain = drain.clear_after(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    }
+    let line = |r: &session_hyper::DrainReport| {
+        format!(
+            "moved {}, gone {}, refused {}, moving {}, cleared {}, failed {}",
+            r.moved, r.gone, r.refused, r.moving, r.cleared, r.failed
+        )
+    };
+    match drain.run(|r| eprintln!("drain: {}", line(r))).await {
+        Ok(r) => {
+            eprintln!("drain: done: {}", line(&r));
+            i32::from(r.failed > 0)
+        }
+        Err(e) => {
+            eprintln!("drain: stopped: {e}");
+            1
+        }
+    }
+}
+
 /// The tower-sessions app's store at `url` (`redis://` or `postgres://`), with its key and
 /// cookie name.
 fn tower_sessions(url: &str, args: &Args) -> Result<session_migrate::TowerSessions, String> {
@@ -529,6 +576,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    if args.drain {
+        std::process::exit(drain(&layer, &args).await);
+    }
     let service = layer.wrap(hyper::service::service_fn(route));
     eprintln!("store: {shown}");
     example_support::serve(args.port, service).await?;

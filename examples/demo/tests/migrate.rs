@@ -146,3 +146,77 @@ async fn tower_sessions_flags_that_cant_work_are_refused() {
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
 }
+
+/// `--drain`: 500 sessions written by tower-sessions' own store (in a Redis database of
+/// this test's own) move into the demo's PostgreSQL store off the request path; the counts are
+/// printed and a second drain finds nothing. A drained session's first request gets our id and
+/// goes on counting where the old app left it. After `--drain-clear-after`, old sessions are
+/// deleted, not moved.
+#[cfg(feature = "postgres-tests")]
+#[tokio::test]
+async fn drain_moves_idle_tower_sessions() {
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    let pg = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask ci`");
+    // A database nobody else drains: the shared server's number 9.
+    let base = redis
+        .rsplit_once('/')
+        .map_or(redis.as_str(), |(base, _)| base);
+    let url = format!("{base}/9");
+    let bin = std::env::var("TOWER_SESSIONS_FIXTURE")
+        .expect("TOWER_SESSIONS_FIXTURE: run through `cargo xtask ci`");
+    let seed = |n: &'static str| {
+        let (bin, url) = (bin.clone(), url.clone());
+        async move {
+            let out = tokio::process::Command::new(&bin)
+                .args(["--redis", &url, "--seed", n])
+                .output()
+                .await
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
+        }
+    };
+    let ids = seed("500").await;
+    let from = format!("tower-sessions+{url}");
+    let demo = |extra: &'static [&'static str]| {
+        let (from, pg) = (from.clone(), pg.clone());
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_demo"))
+                .args([
+                    "--keys",
+                    support::KEYS,
+                    "--store",
+                    &pg,
+                    "--migrate-from",
+                    &from,
+                ])
+                .args(extra)
+                .output()
+                .await
+                .unwrap();
+            (out.status.code(), String::from_utf8(out.stderr).unwrap())
+        }
+    };
+    let (code, err) = demo(&["--drain"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("drain: done: moved 500, gone 0, refused 0, moving 0, cleared 0, failed 0"),
+        "{err}"
+    );
+    let (code, err) = demo(&["--drain"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("drain: done: moved 0,"), "{err}");
+    // The fifth seeded session held 4 views.
+    let served = start(&["--store", &pg, "--migrate-from", &from]).await;
+    let cookie = format!("id={}", ids[4]);
+    let r = session_testkit::client::get_with(&format!("{}/", served.url), &cookie).await;
+    assert_eq!(r.body, "5 views");
+    drop(served);
+    seed("100").await;
+    let (code, err) = demo(&["--drain", "--drain-clear-after", "0"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("moved 0, gone 0, refused 0, moving 0, cleared 100,"),
+        "{err}"
+    );
+}

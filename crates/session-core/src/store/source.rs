@@ -54,4 +54,11 @@ pub trait Source: Send + Sync + 'static {
     fn load<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<SourceSession>, StoreError>>;
     /// Deletes the old session under `id` (no error when there is none).
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// About `count` old session ids from `cursor` on (`None`: the start), and the cursor of
+    /// the next batch (`None`: no more), for a drain off the request path. An id may come
+    /// twice (a store scanned while it changes); one written during the scan may be missed.
+    fn scan<'a>(&'a self, cursor: Option<&'a str>, count: usize) -> BoxFuture<'a, ScanResult>;
 }
+
+/// A batch of old session ids and the cursor of the next batch ([`Source::scan`]).
+pub type ScanResult = Result<(Vec<String>, Option<String>), StoreError>;

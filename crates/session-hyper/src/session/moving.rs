@@ -15,8 +15,18 @@ use crate::shared::Shared;
 /// Our stores' default record limit.
 pub const MAX_MOVED_BYTES: usize = 64 * 1024;
 
+/// The reserved key that marks a record a drain wrote under a move's claim key: the old
+/// session moved off the request path, waiting for its first request to get an id of ours.
+pub(crate) const MOVED_KEY: &str = "_moved";
+
+/// The id a move's claim is derived from, and its key in the layer's store.
+pub(crate) fn claim_key(shared: &Shared, source: &str, old_id: &str) -> (SessionId, StoreKey) {
+    let id = SessionId::new_unchecked(format!("moved.{source}.{old_id}"));
+    let key = shared.config.key_derivation().derive(&id);
+    (id, key)
+}
+
 /// A request's old session.
-#[derive(Debug)]
 pub(crate) struct Foreign {
     /// The old session id, in the source.
     pub(crate) id: String,
@@ -26,6 +36,23 @@ pub(crate) struct Foreign {
     pub(crate) claimed: bool,
     /// The response removes the old cookie (the session moved, or the old one is gone).
     pub(crate) remove_cookie: bool,
+    /// A commit of this request wrote the moved session (the client may hold its cookie).
+    pub(crate) written: bool,
+    /// The old session was deleted (by a commit that ended it).
+    pub(crate) deleted: bool,
+    /// A drain moved the old session already: this request gives it an id of ours.
+    pub(crate) drained: bool,
+}
+
+impl std::fmt::Debug for Foreign {
+    // The old id is a bearer credential (an unsigned cookie's whole value): kept out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Foreign")
+            .field("claimed", &self.claimed)
+            .field("remove_cookie", &self.remove_cookie)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -42,22 +69,29 @@ impl Session {
             return Ok((Start::None, None));
         };
         let config = &shared.config;
-        let id = SessionId::new_unchecked(format!("moved.{}.{old_id}", source.name()));
-        let claim = config.key_derivation().derive(&id);
+        let (id, claim) = claim_key(shared, source.name(), old_id);
         let _ = inner.loaded_key.set((id.clone(), claim.clone()));
         let mut foreign = Foreign {
             id: old_id.clone(),
             claim: claim.clone(),
             claimed: false,
             remove_cookie: false,
+            written: false,
+            deleted: false,
+            drained: false,
         };
         let stale = |id| Start::Store {
             id,
             record: Loaded::Superseded,
         };
-        // A claim or a marker: another request moves (or moved) the session.
-        if !matches!(session.load_or_drop(store, &claim).await?, Loaded::Missing) {
-            return Ok((stale(id), Some(foreign)));
+        // A claim or a marker: another request moves (or moved) the session; a drained
+        // record: a drain moved it, and this request gives it an id of ours.
+        match session.load_or_drop(store, &claim).await? {
+            Loaded::Missing => {}
+            Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => {
+                return Ok(drained(id, r, foreign));
+            }
+            _ => return Ok((stale(id), Some(foreign))),
         }
         let now = config.now_ms();
         let old = match shared.timed(source.load(old_id)).await {
@@ -73,8 +107,13 @@ impl Session {
             // Gone: perhaps moved a moment ago by a request racing this one (its marker is here
             // now, and a logout must follow it); else expired or never there: anonymous, and the
             // dead cookie goes.
-            if !matches!(session.load_or_drop(store, &claim).await?, Loaded::Missing) {
-                return Ok((stale(id), Some(foreign)));
+            match session.load_or_drop(store, &claim).await? {
+                Loaded::Missing => {}
+                // Moved by a drain a moment ago.
+                Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => {
+                    return Ok(drained(id, r, foreign));
+                }
+                _ => return Ok((stale(id), Some(foreign))),
             }
             foreign.remove_cookie = true;
             return Ok((Start::None, Some(foreign)));
@@ -99,7 +138,11 @@ impl Session {
             .await?
             == Created::Collision
         {
-            return Ok((stale(id), Some(foreign)));
+            // Another request's claim, or a drain's record written a moment ago.
+            return Ok(match session.load_or_drop(store, &claim).await? {
+                Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => drained(id, r, foreign),
+                _ => (stale(id), Some(foreign)),
+            });
         }
         // Read again under the claim: a logout that ran between the first read and the claim
         // (and whose claim was gone by then) deleted the old session first, and must win.
@@ -137,13 +180,44 @@ impl Session {
     }
 }
 
+/// The session a drained record starts (its marker key dropped): regenerated at load, so the
+/// commit gives it an id of ours and supersedes the drained record, one request winning.
+fn drained(id: SessionId, mut record: Record, mut foreign: Foreign) -> (Start, Option<Foreign>) {
+    record.data.remove(MOVED_KEY);
+    foreign.drained = true;
+    foreign.remove_cookie = true;
+    let start = Start::Store {
+        id,
+        record: Loaded::Live(record),
+    };
+    (start, Some(foreign))
+}
+
 /// Why old data can't move: a key our rules reserve, or more than [`MAX_MOVED_BYTES`].
-fn refused(data: &Data) -> Option<&'static str> {
+pub(crate) fn refused(data: &Data) -> Option<&'static str> {
     if data.keys().any(|k| k.starts_with('_')) {
         return Some("a key starts with '_', which this library reserves");
     }
     let size = serde_json::to_vec(data).map_or(usize::MAX, |v| v.len());
     (size > MAX_MOVED_BYTES).then_some("larger than the largest session that moves")
+}
+
+/// Deletes the request's old session in the source, once: what a commit that ends the
+/// session does first.
+pub(crate) async fn delete_old_session(session: &Session) -> Result<(), Error> {
+    let shared = &*session.0.shared;
+    let Some(source) = &shared.source else {
+        return Ok(());
+    };
+    let id = match &session.lock().foreign {
+        Some(f) if !f.deleted => f.id.clone(),
+        _ => return Ok(()),
+    };
+    shared.timed(source.delete(&id)).await?;
+    if let Some(f) = session.lock().foreign.as_mut() {
+        f.deleted = true;
+    }
+    Ok(())
 }
 
 /// Deletes a claim this request made and will not use (nothing was created from it yet).

@@ -1,0 +1,214 @@
+//! The drain: moving the idle sessions of another library into the layer's store off the
+//! request path, in batches, so that the old store can be retired before every user has come
+//! back.
+//!
+//! Each old session is written under its move's claim key (the key a request carrying the old
+//! cookie looks at first), its data marked as drained, with the old session's remaining
+//! lifetime; the old session is deleted once it is there. The first request with the old
+//! cookie then gives it an id of ours as a move does (a regenerate from the claim key: racing
+//! requests make one session, a logout ends it). A drain that meets a request's claim leaves
+//! that session to the request; a logout racing the drain wins (the drain reads the old
+//! session again after writing, and takes its record back if the logout deleted it). Safe to
+//! stop and run again: a session already drained is counted as moving, not moved twice.
+
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt as _;
+use futures_util::stream;
+use session_core::store::{Created, DynStore, Loaded, MAX_STORE_TTL, Meta, Record, Source};
+
+use crate::error::Error;
+use crate::layer::SessionLayer;
+use crate::session::{MOVED_KEY, claim_key, refused};
+use crate::shared::{Backend, Shared};
+
+/// Old sessions a drain works on at once.
+const CONCURRENT: usize = 16;
+
+/// What a drain did so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Old sessions written into the layer's store and deleted from the old one.
+    pub moved: u64,
+    /// Old sessions gone by the time the drain read them (expired, logged out, or moved by a
+    /// request).
+    pub gone: u64,
+    /// Old sessions our rules refuse (a key starting with `_`, too large): left in place.
+    pub refused: u64,
+    /// Old sessions a request was moving, or a drain had moved already: left to them.
+    pub moving: u64,
+    /// Old sessions deleted without moving, after [`Drain::clear_after`].
+    pub cleared: u64,
+    /// Old sessions a store failed on: left in place for the next run.
+    pub failed: u64,
+    /// Batches done.
+    pub batches: u64,
+}
+
+/// A drain of the layer's source ([`SessionLayer::drain`]).
+pub struct Drain {
+    layer: SessionLayer,
+    batch: usize,
+    clear_after: Option<SystemTime>,
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain")
+            .field("batch", &self.batch)
+            .field("clear_after", &self.clear_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionLayer {
+    /// A drain of the library this layer moves sessions in from
+    /// ([`SessionLayerBuilder::migrate_from_source`](crate::SessionLayerBuilder::migrate_from_source));
+    /// `None` without one.
+    pub fn drain(&self) -> Option<Drain> {
+        self.shared.source.as_ref()?;
+        Some(Drain {
+            layer: self.clone(),
+            batch: 500,
+            clear_after: None,
+        })
+    }
+}
+
+/// What became of one old session.
+enum Fate {
+    Moved,
+    Gone,
+    Refused,
+    Moving,
+    Cleared,
+    Failed,
+}
+
+impl Drain {
+    /// Old sessions per batch (default 500).
+    pub fn batch(mut self, n: usize) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// From this time on, the old sessions are deleted without being moved (never read): for
+    /// the end of a switch, when what is left there has been idle longer than anyone cares.
+    pub fn clear_after(mut self, at: SystemTime) -> Self {
+        self.clear_after = Some(at);
+        self
+    }
+
+    /// Runs the drain over every old session, calling `progress` after each batch with the
+    /// counts so far; answers the final counts. A store failure on one session counts it as
+    /// failed and goes on; a failure to list the old sessions ends the drain with the error.
+    pub async fn run(&self, mut progress: impl FnMut(&DrainReport)) -> Result<DrainReport, Error> {
+        let shared = &*self.layer.shared;
+        let (Some(source), Backend::Store(store)) = (&shared.source, &shared.backend) else {
+            return Ok(DrainReport::default());
+        };
+        let mut report = DrainReport::default();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (ids, next) = shared
+                .timed(source.scan(cursor.as_deref(), self.batch))
+                .await?;
+            let clear = self.clear_after.is_some_and(|t| SystemTime::now() >= t);
+            let fates: Vec<Fate> = stream::iter(ids)
+                .map(|id| async move {
+                    drain_one(shared, source.as_ref(), store.as_ref(), &id, clear).await
+                })
+                .buffer_unordered(CONCURRENT)
+                .collect()
+                .await;
+            for fate in fates {
+                let n = match fate {
+                    Fate::Moved => &mut report.moved,
+                    Fate::Gone => &mut report.gone,
+                    Fate::Refused => &mut report.refused,
+                    Fate::Moving => &mut report.moving,
+                    Fate::Cleared => &mut report.cleared,
+                    Fate::Failed => &mut report.failed,
+                };
+                *n += 1;
+            }
+            report.batches += 1;
+            progress(&report);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(report),
+            }
+        }
+    }
+}
+
+/// Drains one old session.
+async fn drain_one(
+    shared: &Shared,
+    source: &dyn Source,
+    store: &dyn DynStore,
+    id: &str,
+    clear: bool,
+) -> Fate {
+    match try_drain(shared, source, store, id, clear).await {
+        Ok(fate) => fate,
+        Err(e) => {
+            tracing::warn!(target: "session", error = %e, "the drain could not move an old session; the next run tries again");
+            Fate::Failed
+        }
+    }
+}
+
+async fn try_drain(
+    shared: &Shared,
+    source: &dyn Source,
+    store: &dyn DynStore,
+    id: &str,
+    clear: bool,
+) -> Result<Fate, Error> {
+    if clear {
+        shared.timed(source.delete(id)).await?;
+        return Ok(Fate::Cleared);
+    }
+    let (_, claim) = claim_key(shared, source.name(), id);
+    if !matches!(shared.timed(store.load_dyn(&claim)).await?, Loaded::Missing) {
+        return Ok(Fate::Moving);
+    }
+    let now = shared.config.now_ms();
+    let live = |o: &session_core::store::SourceSession| o.expires_ms.is_none_or(|e| e > now);
+    let Some(old) = shared.timed(source.load(id)).await?.filter(live) else {
+        return Ok(Fate::Gone);
+    };
+    if refused(&old.data).is_some() {
+        return Ok(Fate::Refused);
+    }
+    let max_age = shared.config.max_age();
+    let expire = old
+        .expires_ms
+        .or_else(|| max_age.as_ms().map(|ms| now.saturating_add(ms)));
+    let left = expire.map_or(MAX_STORE_TTL, |e| {
+        Duration::from_millis(e.saturating_sub(now)).min(MAX_STORE_TTL)
+    });
+    let mut data = old.data;
+    data.insert(MOVED_KEY.to_owned(), serde_json::Value::Bool(true));
+    let record = Record {
+        data,
+        meta: Meta {
+            expire,
+            max_age,
+            created: None,
+        },
+    };
+    let ttl = left.max(Duration::from_secs(1));
+    if shared.timed(store.create_dyn(&claim, &record, ttl)).await? == Created::Collision {
+        return Ok(Fate::Moving);
+    }
+    // A logout between the read and the write deleted the old session first: it wins.
+    if shared.timed(source.load(id)).await?.filter(live).is_none() {
+        shared.timed(store.destroy_dyn(&claim)).await?;
+        return Ok(Fate::Gone);
+    }
+    shared.timed(source.delete(id)).await?;
+    Ok(Fate::Moved)
+}
