@@ -200,7 +200,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
         st.from_old = false;
     }
     if let Some(f) = st.foreign.as_mut() {
-        f.written |= f.claimed && wrote;
+        f.written |= (f.claimed || f.drained) && wrote;
     }
     if !headers.is_empty() {
         st.pending = Some(headers);

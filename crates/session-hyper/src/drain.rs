@@ -3,19 +3,24 @@
 //! back.
 //!
 //! Each old session is written under its move's claim key (the key a request carrying the old
-//! cookie looks at first), its data marked as drained, with the old session's remaining
-//! lifetime; the old session is deleted once it is there. The first request with the old
-//! cookie then gives it an id of ours as a move does (a regenerate from the claim key: racing
-//! requests make one session, a logout ends it). A drain that meets a request's claim leaves
-//! that session to the request; a logout racing the drain wins (the drain reads the old
-//! session again after writing, and takes its record back if the logout deleted it). Safe to
-//! stop and run again: a session already drained is counted as moving, not moved twice.
+//! cookie looks at first), its data marked as drained but pending, with the old session's
+//! remaining lifetime. The drain reads the old session again: gone, a logout deleted it
+//! meanwhile and won, and the record goes; there, the record is confirmed and only then is the
+//! old session deleted. So a pending record whose old session is gone always means a logout
+//! (the next request or run takes it back), and a confirmed one whose old session is still
+//! there means a drain cut short (the next request or run deletes it). The first request with
+//! the old cookie gives a drained session an id of ours as a move does (a regenerate from the
+//! claim key: racing requests make one session, a logout ends it). A drain that meets a
+//! request's claim leaves that session to the request. Safe to stop and run again.
 
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt as _;
 use futures_util::stream;
-use session_core::store::{Created, DynStore, Loaded, MAX_STORE_TTL, Meta, Record, Source};
+use session_core::store::{
+    Change, Created, Delta, DynStore, Loaded, MAX_STORE_TTL, Meta, Record, Source, StoreError,
+    StoreKey, Updated,
+};
 
 use crate::error::Error;
 use crate::layer::SessionLayer;
@@ -110,10 +115,17 @@ impl Drain {
         };
         let mut report = DrainReport::default();
         let mut cursor: Option<String> = None;
+        // A scan may return an id twice (Redis, while keys are deleted): each is drained once
+        // per run.
+        let mut seen = std::collections::HashSet::new();
         loop {
             let (ids, next) = shared
                 .timed(source.scan(cursor.as_deref(), self.batch))
                 .await?;
+            let ids: Vec<String> = ids
+                .into_iter()
+                .filter(|id| seen.insert(id.clone()))
+                .collect();
             let clear = self.clear_after.is_some_and(|t| SystemTime::now() >= t);
             let fates: Vec<Fate> = stream::iter(ids)
                 .map(|id| async move {
@@ -167,17 +179,47 @@ async fn try_drain(
     id: &str,
     clear: bool,
 ) -> Result<Fate, Error> {
+    let now = shared.config.now_ms();
+    let live = |o: &session_core::store::SourceSession| o.expires_ms.is_none_or(|e| e > now);
+    // What is there: a record of the old library (an id-shaped key of something else is
+    // refused, never moved nor cleared), live or not.
+    let old = match shared.timed(source.load(id)).await {
+        Err(Error::Store(StoreError::Corrupt(_))) => return Ok(Fate::Refused),
+        other => other?,
+    };
     if clear {
+        if old.is_none() {
+            return Ok(Fate::Gone);
+        }
         shared.timed(source.delete(id)).await?;
         return Ok(Fate::Cleared);
     }
     let (_, claim) = claim_key(shared, source.name(), id);
-    if !matches!(shared.timed(store.load_dyn(&claim)).await?, Loaded::Missing) {
-        return Ok(Fate::Moving);
+    match shared.timed(store.load_dyn(&claim)).await {
+        Ok(Loaded::Missing) => {}
+        // Written by a drain that was cut short: finish what it began.
+        Ok(Loaded::Live(r)) if r.data.contains_key(MOVED_KEY) => {
+            let confirmed = r.data.get(MOVED_KEY) == Some(&serde_json::Value::Bool(true));
+            return match (confirmed, old.filter(live).is_some()) {
+                // Confirmed, the old session still there: it goes now.
+                (true, true) => {
+                    shared.timed(source.delete(id)).await?;
+                    Ok(Fate::Moved)
+                }
+                (true, false) => Ok(Fate::Moving),
+                // Not confirmed, the old session still there: confirm, then it goes.
+                (false, true) => confirm(shared, source, store, id, &claim, r).await,
+                // Not confirmed and gone: a logout won; the record goes.
+                (false, false) => take_back(shared, store, &claim).await,
+            };
+        }
+        Ok(_) => return Ok(Fate::Moving),
+        Err(Error::Store(StoreError::Corrupt(_))) => return Ok(Fate::Refused),
+        Err(e) => return Err(e),
     }
-    let now = shared.config.now_ms();
-    let live = |o: &session_core::store::SourceSession| o.expires_ms.is_none_or(|e| e > now);
-    let Some(old) = shared.timed(source.load(id)).await?.filter(live) else {
+    let Some(old) = old.filter(live) else {
+        // Expired there (its library's own sweep no longer runs): it goes.
+        shared.timed(source.delete(id)).await?;
         return Ok(Fate::Gone);
     };
     if refused(&old.data).is_some() {
@@ -191,7 +233,7 @@ async fn try_drain(
         Duration::from_millis(e.saturating_sub(now)).min(MAX_STORE_TTL)
     });
     let mut data = old.data;
-    data.insert(MOVED_KEY.to_owned(), serde_json::Value::Bool(true));
+    data.insert(MOVED_KEY.to_owned(), serde_json::Value::from(PENDING));
     let record = Record {
         data,
         meta: Meta {
@@ -201,14 +243,65 @@ async fn try_drain(
         },
     };
     let ttl = left.max(Duration::from_secs(1));
-    if shared.timed(store.create_dyn(&claim, &record, ttl)).await? == Created::Collision {
-        return Ok(Fate::Moving);
+    match shared.timed(store.create_dyn(&claim, &record, ttl)).await {
+        Ok(Created::Inserted) => {}
+        Ok(Created::Collision) => return Ok(Fate::Moving),
+        // Larger than this store takes: refused, as a request would refuse it.
+        Err(Error::Store(StoreError::TooLarge { .. })) => return Ok(Fate::Refused),
+        Err(e) => return Err(e),
     }
-    // A logout between the read and the write deleted the old session first: it wins.
+    // A logout between the read and the write deleted the old session first: it wins, and
+    // the record goes. (A record left pending here is taken back by the next request or run
+    // that finds the old session gone.)
     if shared.timed(source.load(id)).await?.filter(live).is_none() {
-        shared.timed(store.destroy_dyn(&claim)).await?;
-        return Ok(Fate::Gone);
+        return take_back(shared, store, &claim).await;
     }
-    shared.timed(source.delete(id)).await?;
-    Ok(Fate::Moved)
+    confirm(shared, source, store, id, &claim, record).await
+}
+
+/// What a drained record's marker says before the drain has seen the old session again after
+/// writing it: it stands only while the old session does.
+const PENDING: &str = "pending";
+
+/// Marks the drained record under `claim` confirmed, then deletes the old session.
+async fn confirm(
+    shared: &Shared,
+    source: &dyn Source,
+    store: &dyn DynStore,
+    id: &str,
+    claim: &StoreKey,
+    record: Record,
+) -> Result<Fate, Error> {
+    let delta = Delta {
+        replace: false,
+        set: vec![(MOVED_KEY.to_owned(), serde_json::Value::Bool(true))],
+        removed: Vec::new(),
+    };
+    let mut data = record.data;
+    data.insert(MOVED_KEY.to_owned(), serde_json::Value::Bool(true));
+    let change = Change {
+        delta: &delta,
+        data: &data,
+        meta: record.meta,
+    };
+    let now = shared.config.now_ms();
+    let ttl = record.meta.expire.map_or(MAX_STORE_TTL, |e| {
+        Duration::from_millis(e.saturating_sub(now).max(1000)).min(MAX_STORE_TTL)
+    });
+    match shared.timed(store.save_dyn(claim, change, ttl)).await? {
+        Updated::Updated => {
+            shared.timed(source.delete(id)).await?;
+            Ok(Fate::Moved)
+        }
+        // A logout ended it meanwhile.
+        Updated::NotFound => Ok(Fate::Gone),
+        // A request moved it meanwhile (and deletes the old session).
+        Updated::Superseded => Ok(Fate::Moving),
+    }
+}
+
+/// Takes back a pending record a logout raced.
+async fn take_back(shared: &Shared, store: &dyn DynStore, claim: &StoreKey) -> Result<Fate, Error> {
+    shared.timed(store.destroy_dyn(claim)).await?;
+    Ok(Fate::Gone)
 }

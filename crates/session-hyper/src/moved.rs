@@ -33,20 +33,26 @@ pub(crate) async fn finish(
     let Some(foreign) = session.lock().foreign.take() else {
         return Ok(None);
     };
-    if foreign.claimed {
-        if !committed && !foreign.written {
-            // Nothing moved (the handler's 5xx skipped the commit): the next request moves it.
-            end(session, &foreign.claim).await;
-            return Ok(None);
-        }
-        if !foreign.deleted
-            && let Err(e) = shared.timed(source.delete(&foreign.id)).await
-        {
-            // The moved session must not outlive an old one that could move again.
-            end(session, &foreign.claim).await;
-            session.lock().pending = None;
-            return Err(e);
-        }
+    if foreign.drained && !foreign.written && !foreign.deleted {
+        // A drained session this request did not move (a 5xx, or another request won the
+        // race): the drained record stays for the next request, and so does the old cookie.
+        return Ok(None);
+    }
+    if foreign.claimed && !committed && !foreign.written {
+        // Nothing moved (the handler's 5xx skipped the commit): the next request moves it.
+        end(session, &foreign.claim).await;
+        return Ok(None);
+    }
+    // Moved by this request: the old session goes now (a drain cut short after writing may
+    // have left it too). A failure to delete it undoes the move, as a 503: the moved session
+    // must not outlive an old one that could move again.
+    if (foreign.claimed || foreign.drained)
+        && !foreign.deleted
+        && let Err(e) = shared.timed(source.delete(&foreign.id)).await
+    {
+        end(session, &foreign.claim).await;
+        session.lock().pending = None;
+        return Err(e);
     }
     Ok(foreign
         .remove_cookie

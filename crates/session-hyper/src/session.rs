@@ -328,9 +328,15 @@ impl Session {
         let mut missing = Vec::new();
         for candidate in ids.iter() {
             let key = config.key_derivation().derive(&candidate.value);
+            let record = match self.load_or_drop(store, &key).await? {
+                // A drained session waits for its old library's cookie, never for one of ours
+                // (an id a custom generator made to look like its claim).
+                Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => Loaded::Missing,
+                other => other,
+            };
             let source = Source::Store {
                 id: candidate.value.clone(),
-                record: self.load_or_drop(store, &key).await?,
+                record,
             };
             if session_core::driver::is_live_now(config, &source) {
                 let _ = self.0.loaded_key.set((candidate.value.clone(), key));

@@ -220,7 +220,13 @@ impl TowerSessions {
                     .arg(id)
                     .query_async(&mut *conn)
                     .await
-                    .map_err(|_| unavailable("GET failed"))?
+                    .map_err(|e| match e.code() {
+                        // An id-shaped key of something else (a hash, a list).
+                        Some("WRONGTYPE") => {
+                            StoreError::Corrupt("not a tower-sessions record".into())
+                        }
+                        _ => unavailable("GET failed"),
+                    })?
             }
             #[cfg(feature = "tower-sessions-postgres")]
             Backend::Postgres { pool, select, .. } => {
@@ -266,16 +272,23 @@ impl TowerSessions {
             #[cfg(feature = "tower-sessions-redis")]
             Backend::Redis(pool) => {
                 let mut conn = pool.get().await.map_err(|_| unavailable("no connection"))?;
-                // The store keeps sessions under their bare ids: other keys of the database
-                // are left out by their shape.
-                let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+                // The store keeps sessions as strings under their bare ids: other keys of the
+                // database are left out by their type and shape (and a value that is not a
+                // tower-sessions record is refused when read).
+                let (next, keys): (String, Vec<Vec<u8>>) = redis::cmd("SCAN")
                     .arg(cursor.unwrap_or("0"))
                     .arg("COUNT")
                     .arg(count)
+                    .arg("TYPE")
+                    .arg("string")
                     .query_async(&mut *conn)
                     .await
                     .map_err(|_| unavailable("SCAN failed"))?;
-                let ids = keys.into_iter().filter(|k| is_id(k)).collect();
+                let ids = keys
+                    .into_iter()
+                    .filter_map(|k| String::from_utf8(k).ok())
+                    .filter(|k| is_id(k))
+                    .collect();
                 Ok((ids, (next != "0").then_some(next)))
             }
             #[cfg(feature = "tower-sessions-postgres")]

@@ -415,6 +415,9 @@ async fn build(
         .migrate_from
         .as_deref()
         .and_then(|u| u.strip_prefix("tower-sessions+"));
+    if args.drain_clear_after.is_some() && !args.drain {
+        return Err("--drain-clear-after goes with --drain".into());
+    }
     if tower.is_none() && (args.migrate_key.is_some() || args.migrate_cookie.is_some()) {
         return Err(
             "--migrate-key and --migrate-cookie are for --migrate-from tower-sessions+...".into(),

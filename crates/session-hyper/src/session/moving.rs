@@ -89,7 +89,7 @@ impl Session {
         match session.load_or_drop(store, &claim).await? {
             Loaded::Missing => {}
             Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => {
-                return Ok(drained(id, r, foreign));
+                return self.drained(store, source.as_ref(), id, r, foreign).await;
             }
             _ => return Ok((stale(id), Some(foreign))),
         }
@@ -111,7 +111,7 @@ impl Session {
                 Loaded::Missing => {}
                 // Moved by a drain a moment ago.
                 Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => {
-                    return Ok(drained(id, r, foreign));
+                    return self.drained(store, source.as_ref(), id, r, foreign).await;
                 }
                 _ => return Ok((stale(id), Some(foreign))),
             }
@@ -140,7 +140,9 @@ impl Session {
         {
             // Another request's claim, or a drain's record written a moment ago.
             return Ok(match session.load_or_drop(store, &claim).await? {
-                Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => drained(id, r, foreign),
+                Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => {
+                    self.drained(store, source.as_ref(), id, r, foreign).await?
+                }
                 _ => (stale(id), Some(foreign)),
             });
         }
@@ -182,15 +184,36 @@ impl Session {
 
 /// The session a drained record starts (its marker key dropped): regenerated at load, so the
 /// commit gives it an id of ours and supersedes the drained record, one request winning.
-fn drained(id: SessionId, mut record: Record, mut foreign: Foreign) -> (Start, Option<Foreign>) {
-    record.data.remove(MOVED_KEY);
-    foreign.drained = true;
-    foreign.remove_cookie = true;
-    let start = Start::Store {
-        id,
-        record: Loaded::Live(record),
-    };
-    (start, Some(foreign))
+impl Session {
+    /// The session a drained record starts. A record the drain had not confirmed yet
+    /// (`"pending"`: written, the old session not yet seen again) stands only while the old
+    /// session does: gone, a logout deleted it after the drain wrote, and the record goes.
+    async fn drained(
+        &self,
+        store: &dyn DynStore,
+        source: &dyn session_core::store::Source,
+        id: SessionId,
+        mut record: Record,
+        mut foreign: Foreign,
+    ) -> Result<(Start, Option<Foreign>), Error> {
+        let shared = &*self.0.shared;
+        foreign.remove_cookie = true;
+        if record.data.get(MOVED_KEY) != Some(&serde_json::Value::Bool(true)) {
+            let now = shared.config.now_ms();
+            let old = shared.timed(source.load(&foreign.id)).await?;
+            if old.is_none_or(|o| o.expires_ms.is_some_and(|e| e <= now)) {
+                drop_claim(shared, store, &foreign.claim).await;
+                return Ok((Start::None, Some(foreign)));
+            }
+        }
+        record.data.remove(MOVED_KEY);
+        foreign.drained = true;
+        let start = Start::Store {
+            id,
+            record: Loaded::Live(record),
+        };
+        Ok((start, Some(foreign)))
+    }
 }
 
 /// Why old data can't move: a key our rules reserve, or more than [`MAX_MOVED_BYTES`].
