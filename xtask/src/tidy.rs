@@ -30,6 +30,7 @@ const PACKAGES: &[&str] = &[
     "crates/session-store-redis",
     "crates/session-store-postgres",
     "crates/session-hyper",
+    "crates/session-migrate",
     "crates/session-testkit",
     "examples/support",
     "examples/counter",
@@ -39,6 +40,7 @@ const PACKAGES: &[&str] = &[
     "browser-tests",
     "xtask",
     "bench",
+    "fixtures/tower-sessions",
 ];
 
 /// Runs every check; the error lists every problem found.

@@ -11,7 +11,7 @@ use session_core::store::{
     BoxFuture, Data, ScanResult, Source, SourceCookie, SourceSession, StoreError,
 };
 
-use crate::MigrateBuildError;
+use crate::error::MigrateBuildError;
 
 /// How long a source waits for a connection of its pool (the layer's store time limit bounds
 /// every call as well).
