@@ -14,6 +14,7 @@ use session_core::store::{DynStore, Source, Store};
 use session_core::{Config, ConfigError, CookieMode};
 
 use crate::Error;
+use crate::from_cookies::CookieSource;
 use crate::session::{Presented, Session};
 use crate::shared::{Backend, ErrorHook, Shared};
 
@@ -90,6 +91,12 @@ pub enum LayerBuildError {
     /// A source's cookie name, path or domain that a `Set-Cookie` can't carry.
     #[error("the source's cookie {0} can't be written in a Set-Cookie header")]
     MigrateCookie(&'static str),
+    /// [`SessionLayerBuilder::migrate_from_cookie_mode`] with a layer that is not in cookie
+    /// mode (from a store, use [`SessionLayerBuilder::migrate_from`]).
+    #[error(
+        "migrating from cookie mode needs the old cookie-mode layer; from a store, use migrate_from"
+    )]
+    MigrateNotCookieMode,
 }
 
 /// Builds a [`SessionLayer`].
@@ -106,6 +113,7 @@ pub struct SessionLayerBuilder {
     on_error: Option<Arc<ErrorHook>>,
     migrate_from: Option<Arc<dyn DynStore>>,
     source: Option<Arc<dyn Source>>,
+    from_cookies: Option<SessionLayer>,
 }
 
 impl SessionLayer {
@@ -155,6 +163,7 @@ impl SessionLayerBuilder {
             on_error: None,
             migrate_from: None,
             source: None,
+            from_cookies: None,
         }
     }
 
@@ -266,8 +275,56 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Moves in from our own cookie mode (signed or encrypted) without logging anyone out:
+    /// `old` is the layer the site served in cookie mode, built as it was (its keys, cookie
+    /// and codec), and reads the old cookies exactly as the old app did. A request whose
+    /// cookie is a live cookie-mode session the old app issued gets it moved into this
+    /// layer's store under a new id, as [`migrate_from_source`](Self::migrate_from_source)
+    /// moves another library's, with the same promises. The cookie may keep its name (ours
+    /// then replaces it) or change it (the old one is removed).
+    ///
+    /// A cookie-mode session has no record to delete: once moved, or ended by a logout, its
+    /// value is remembered in this layer's store (a small tombstone, kept until the old
+    /// cookie's own expiry, at most 400 days for a cookie without one), so a replay of it is
+    /// anonymous. There is nothing to drain: the sessions live in the browsers.
+    ///
+    /// ```
+    /// use session_hyper::{Config, MemoryStore, SessionLayer};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = || Config::builder().key(b"a 32-byte (or longer) secret key!".to_vec()).build();
+    /// let old = SessionLayer::cookie(config()?).build()?;
+    /// let layer = SessionLayer::store(config()?, MemoryStore::new())
+    ///     .migrate_from_cookie_mode(old)
+    ///     .build()?;
+    /// # let _ = layer; Ok(()) }
+    /// ```
+    pub fn migrate_from_cookie_mode(mut self, old: SessionLayer) -> Self {
+        self.from_cookies = Some(old);
+        self
+    }
+
     /// Builds the layer.
     pub fn build(mut self) -> Result<SessionLayer, LayerBuildError> {
+        let mut cookie_source = None;
+        if let Some(old) = self.from_cookies.take() {
+            if !matches!(old.shared.backend, Backend::Cookie(_)) {
+                return Err(LayerBuildError::MigrateNotCookieMode);
+            }
+            if self.source.is_some() || self.migrate_from.is_some() {
+                return Err(LayerBuildError::MigrateTwice);
+            }
+            if let Backend::Store(store) = &self.backend {
+                let source = Arc::new(CookieSource::new(
+                    old.shared,
+                    Arc::clone(store),
+                    self.config.key_derivation().clone(),
+                ));
+                self.source = Some(source.clone());
+                cookie_source = Some(source);
+            } else {
+                return Err(LayerBuildError::MigrateNeedsStoreMode);
+            }
+        }
         let migrates = self.migrate_from.is_some() || self.source.is_some();
         if migrates && matches!(self.backend, Backend::Cookie(_)) {
             return Err(LayerBuildError::MigrateNeedsStoreMode);
@@ -303,7 +360,8 @@ impl SessionLayerBuilder {
             }
             let name = &source.cookie().name;
             let ours = &self.config.cookie().name;
-            if name == ours || *name == format!("{ours}.sig") {
+            // Our own cookie mode may keep the name: its values are never ids.
+            if cookie_source.is_none() && (name == ours || *name == format!("{ours}.sig")) {
                 return Err(LayerBuildError::MigrateCookieClash(name.clone()));
             }
         }
@@ -356,6 +414,7 @@ impl SessionLayerBuilder {
                 on_error: self.on_error,
                 migrate_from: self.migrate_from,
                 source: self.source,
+                cookie_source,
             }),
         })
     }
@@ -407,7 +466,9 @@ async fn finish<B: From<Bytes>>(
         {
             if let Some(removal) = crate::moved::too_large(&session, &e).await {
                 let headers = res.headers_mut();
-                headers.extend(removal.map(|v| (http::header::SET_COOKIE, v)));
+                for v in removal {
+                    headers.append(http::header::SET_COOKIE, v);
+                }
                 return res;
             }
             crate::moved::release(&session).await;
@@ -420,8 +481,12 @@ async fn finish<B: From<Bytes>>(
     };
     let pending = session.lock().pending.take();
     let headers = res.headers_mut();
-    if let Some(v) = old_removal {
-        headers.append(http::header::SET_COOKIE, v);
+    for v in old_removal {
+        // Where the old cookie is ours (the same name, path and domain) and this response sets
+        // ours, the new value replaces it: no removal beside it.
+        if !replaced_by_ours(shared, &v, pending.as_ref()) {
+            headers.append(http::header::SET_COOKIE, v);
+        }
     }
     match pending {
         Some(list) => {
@@ -447,6 +512,30 @@ async fn finish<B: From<Bytes>>(
         None => {}
     }
     res
+}
+
+/// Whether the removal `v` of an old cookie is for a cookie this response sets anyway (our own
+/// cookie mode moving into a store under the same cookie).
+fn replaced_by_ours(
+    shared: &Shared,
+    v: &HeaderValue,
+    pending: Option<&crate::headers::Headers>,
+) -> bool {
+    let (Some(source), Some(pending)) = (&shared.source, pending) else {
+        return false;
+    };
+    let (old, ours) = (source.cookie(), shared.config.cookie());
+    if (&old.path, &old.domain) != (&ours.path, &ours.domain) {
+        return false;
+    }
+    let name = |v: &HeaderValue| {
+        let v = v.as_bytes();
+        v.iter().position(|&b| b == b'=').map(|i| v[..i].to_vec())
+    };
+    let removed = name(v);
+    pending
+        .iter()
+        .any(|(n, set)| *n == http::header::SET_COOKIE && name(set) == removed)
 }
 
 impl Session {

@@ -172,6 +172,7 @@ pub mod codec {
 mod commit;
 mod drain;
 mod error;
+mod from_cookies;
 mod headers;
 mod index;
 mod layer;

@@ -21,27 +21,24 @@ use crate::shared::Shared;
 /// After the commit (`committed`: it ran and succeeded; `false` when the handler's 5xx
 /// skipped it): the old session is deleted if this request moved it (a failure to delete it
 /// undoes the move, as a 503), or the claim released if the commit was skipped. Answers the
-/// `Set-Cookie` value that removes the old cookie, when the response should carry it.
-pub(crate) async fn finish(
-    session: &Session,
-    committed: bool,
-) -> Result<Option<HeaderValue>, Error> {
+/// `Set-Cookie` values that remove the old cookie, when the response should carry them.
+pub(crate) async fn finish(session: &Session, committed: bool) -> Result<Vec<HeaderValue>, Error> {
     let shared = &*session.0.shared;
     let Some(source) = &shared.source else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let Some(foreign) = session.lock().foreign.take() else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     if foreign.drained && !foreign.written && !foreign.deleted {
         // A drained session this request did not move (a 5xx, or another request won the
         // race): the drained record stays for the next request, and so does the old cookie.
-        return Ok(None);
+        return Ok(Vec::new());
     }
     if foreign.claimed && !committed && !foreign.written {
         // Nothing moved (the handler's 5xx skipped the commit): the next request moves it.
         end(session, &foreign.claim).await;
-        return Ok(None);
+        return Ok(Vec::new());
     }
     // Moved by this request: the old session goes now (a drain cut short after writing may
     // have left it too). A failure to delete it undoes the move, as a 503: the moved session
@@ -54,17 +51,18 @@ pub(crate) async fn finish(
         session.lock().pending = None;
         return Err(e);
     }
-    Ok(foreign
-        .remove_cookie
-        .then(|| removal(shared, source.as_ref(), session.0.secure))
-        .flatten())
+    Ok(if foreign.remove_cookie {
+        removal(shared, source.as_ref(), session.0.secure)
+    } else {
+        Vec::new()
+    })
 }
 
 /// A commit that failed because the moved session is larger than the layer's store takes
 /// (its limit below the data, with the store's own fields): the move is refused as old data
 /// our rules refuse is, never a 500 loop. Releases the claim and answers the removal of the
 /// old cookie; `None` when `e` is not that case.
-pub(crate) async fn too_large(session: &Session, e: &Error) -> Option<Option<HeaderValue>> {
+pub(crate) async fn too_large(session: &Session, e: &Error) -> Option<Vec<HeaderValue>> {
     let shared = &*session.0.shared;
     let source = shared.source.as_ref()?;
     let claimed = session.lock().foreign.as_ref().is_some_and(|f| f.claimed);
@@ -97,18 +95,28 @@ async fn end(session: &Session, claim: &StoreKey) {
     }
 }
 
-/// The `Set-Cookie` value that removes the old library's cookie.
-fn removal(shared: &Shared, source: &dyn Source, secure: bool) -> Option<HeaderValue> {
+/// The `Set-Cookie` values that remove the old library's cookie (and the `.sig` cookie of our
+/// own signed cookie mode). Where the old cookie has our cookie's name, path and domain, our
+/// cookie, when the response sets one, comes after these and takes its place.
+fn removal(shared: &Shared, source: &dyn Source, secure: bool) -> Vec<HeaderValue> {
     let c = source.cookie();
-    let mut v = format!("{}=; Path={}", c.name, c.path);
-    if let Some(d) = &c.domain {
-        v.push_str("; Domain=");
-        v.push_str(d);
-    }
-    v.push_str("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
-    // As our own cookie gets it (a browser drops a removal it would not take as a cookie).
-    if shared.config.cookie().secure_for(secure) {
-        v.push_str("; Secure");
-    }
-    HeaderValue::from_str(&v).ok()
+    let signed = shared.cookie_source.as_ref().is_some_and(|s| s.signed());
+    let sig = format!("{}.sig", c.name);
+    let names = std::iter::once(c.name.as_str()).chain(signed.then_some(sig.as_str()));
+    names
+        .filter_map(|name| {
+            let mut v = format!("{name}=; Path={}", c.path);
+            if let Some(d) = &c.domain {
+                v.push_str("; Domain=");
+                v.push_str(d);
+            }
+            v.push_str("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+            // As our own cookie gets it (a browser drops a removal it would not take as a
+            // cookie).
+            if shared.config.cookie().secure_for(secure) {
+                v.push_str("; Secure");
+            }
+            HeaderValue::from_str(&v).ok()
+        })
+        .collect()
 }

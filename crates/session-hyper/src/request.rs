@@ -93,7 +93,10 @@ pub(crate) fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session,
     // came without the old cookie, e.g. a cross-site link to an old `SameSite=Strict` one).
     // Never among planted cookies of ours.
     let old = match (&shared.source, &incoming) {
-        (Some(source), Presented::None | Presented::Ids(_)) => old_session_id(source.as_ref(), req),
+        (Some(source), Presented::None | Presented::Ids(_)) => match &shared.cookie_source {
+            Some(cookies) => cookies.read(req.headers().get_all(COOKIE)),
+            None => old_session_id(source.as_ref(), req),
+        },
         _ => None,
     };
     let session = Session::new(Arc::clone(shared), incoming, hidden, secure, old);

@@ -45,6 +45,9 @@ pub(crate) struct Shared {
     /// The session library sessions move from (another crate's store and cookie), with the
     /// [`Set-Cookie`] value that removes its cookie.
     pub(crate) source: Option<Arc<dyn Source>>,
+    /// The source when it is our own cookie mode: its cookies are read with its own jar (a
+    /// signed one has a `.sig` cookie beside it).
+    pub(crate) cookie_source: Option<Arc<crate::from_cookies::CookieSource>>,
 }
 
 impl Shared {

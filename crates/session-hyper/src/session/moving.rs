@@ -19,9 +19,15 @@ pub const MAX_MOVED_BYTES: usize = 64 * 1024;
 /// session moved off the request path, waiting for its first request to get an id of ours.
 pub(crate) const MOVED_KEY: &str = "_moved";
 
-/// The id a move's claim is derived from, and its key in the layer's store.
+/// The id a move's claim is derived from, and its key in the layer's store. The old id is
+/// hashed first: it may be a whole cookie-mode session (kilobytes), and a store in koa-compat
+/// mode files the id itself.
 pub(crate) fn claim_key(shared: &Shared, source: &str, old_id: &str) -> (SessionId, StoreKey) {
-    let id = SessionId::new_unchecked(format!("moved.{source}.{old_id}"));
+    let hashed = session_core::driver::KeyDerivation::Hashed {
+        prefix: String::new(),
+    }
+    .derive(&SessionId::new_unchecked(old_id.to_owned()));
+    let id = SessionId::new_unchecked(format!("moved.{source}.{}", hashed.as_str()));
     let key = shared.config.key_derivation().derive(&id);
     (id, key)
 }
