@@ -13,14 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
-use session_cookie::{Codec, Incoming};
+use session_cookie::{Codec, Incoming, SessionCookies};
+use session_core::Config;
 use session_core::driver::{KeyDerivation, SessionId, is_live_now};
 use session_core::store::{
     BoxFuture, Created, Data, DynStore, Loaded, MaxAge, Meta, Record, ScanResult, Source,
     SourceCookie, SourceSession, StoreError, StoreKey,
 };
-
-use crate::shared::{Backend, Shared};
 
 /// How long a tombstone lives when the old cookie said nothing of its end (a browser-session
 /// cookie): the longest a browser keeps any cookie (RFC 6265bis caps `Max-Age` and `Expires`
@@ -29,8 +28,11 @@ const UNBOUNDED_TOMBSTONE: Duration = Duration::from_secs(400 * 86_400);
 
 /// The old layer's cookies, read as the old app read them.
 pub(crate) struct CookieSource {
-    /// The old cookie-mode layer: its configuration, jar and codec.
-    old: Arc<Shared>,
+    /// The old cookie-mode layer's configuration.
+    config: Config,
+    /// Its jar (keys, `.sig` cookie) and codec.
+    cookies: SessionCookies,
+    codec: Arc<dyn Codec>,
     /// The layer's store, where the tombstones go.
     store: Arc<dyn DynStore>,
     /// How the new layer derives keys (the tombstones are keys of its store).
@@ -47,39 +49,39 @@ impl std::fmt::Debug for CookieSource {
 }
 
 impl CookieSource {
-    /// `old` must be a cookie-mode layer (checked by the builder).
-    pub(crate) fn new(old: Arc<Shared>, store: Arc<dyn DynStore>, keys: KeyDerivation) -> Self {
-        let c = old.config.cookie();
+    /// The old cookie-mode layer's configuration, jar and codec; the new layer's store and key
+    /// derivation.
+    pub(crate) fn new(
+        (config, cookies, codec): (Config, SessionCookies, Arc<dyn Codec>),
+        store: Arc<dyn DynStore>,
+        keys: KeyDerivation,
+    ) -> Self {
+        let c = config.cookie();
         let cookie = SourceCookie {
             name: c.name.clone(),
             path: c.path.clone(),
             domain: c.domain.clone(),
         };
         Self {
-            old,
+            config,
+            cookies,
+            codec,
             store,
             keys,
             cookie,
         }
     }
 
-    fn codec(&self) -> Option<&dyn Codec> {
-        match &self.old.backend {
-            Backend::Cookie(codec) => Some(codec.as_ref()),
-            Backend::Store(_) => None,
-        }
-    }
-
     /// Whether the old cookie had a `.sig` cookie beside it.
     pub(crate) fn signed(&self) -> bool {
-        self.old.cookies.keygrip().is_some()
+        self.cookies.keygrip().is_some()
     }
 
     /// The old record in a value the old jar verified, if it opens and is live.
     fn open(&self, value: &str) -> Option<Record> {
-        let record = self.codec()?.decode(value, self.old.config.max_age())?;
+        let record = self.codec.decode(value, self.config.max_age())?;
         let source = session_core::driver::Source::Cookie(record);
-        if !is_live_now(&self.old.config, &source) {
+        if !is_live_now(&self.config, &source) {
             return None;
         }
         match source {
@@ -95,7 +97,6 @@ impl CookieSource {
         fields: impl IntoIterator<Item = &'a HeaderValue>,
     ) -> Option<String> {
         match self
-            .old
             .cookies
             .read(fields.into_iter().map(HeaderValue::as_bytes))
         {
@@ -131,8 +132,7 @@ impl Source for CookieSource {
     /// A value alone verifies only when the codec authenticates it (encrypted cookies); a
     /// signed one needs its `.sig` cookie, which the layer reads with [`CookieSource::read`].
     fn verify(&self, value: &str) -> Option<String> {
-        let authenticates = self.codec().is_some_and(Codec::authenticates);
-        (authenticates && self.open(value).is_some()).then(|| value.to_owned())
+        (self.codec.authenticates() && self.open(value).is_some()).then(|| value.to_owned())
     }
 
     fn load<'a>(
@@ -153,7 +153,7 @@ impl Source for CookieSource {
 
     fn delete<'a>(&'a self, value: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let now = self.old.config.now_ms();
+            let now = self.config.now_ms();
             // As long as the old cookie could be accepted (no longer than any store keeps).
             let ttl = self
                 .open(value)
