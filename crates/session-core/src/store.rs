@@ -195,7 +195,28 @@ pub trait Store: Send + Sync + 'static {
     fn owner_index(&self) -> Option<&dyn OwnerIndex> {
         None
     }
+
+    /// About `count` keys of the store's records and markers from `cursor` on (`None`: the
+    /// start), and the cursor of the next batch (`None`: no more): what a drain of this store
+    /// walks when a site moves its sessions to another store. A key may come twice (a store
+    /// listed while it changes), one written during the listing may be missed, and a key
+    /// that is no record of this store's may come (the caller loads each). The default lists
+    /// nothing and says so ([`StoreError::Backend`]): a store that can't list its sessions
+    /// can't be drained.
+    fn scan(
+        &self,
+        cursor: Option<&str>,
+        count: usize,
+    ) -> impl Future<Output = Result<KeyScan, StoreError>> + Send {
+        let _ = (cursor, count);
+        std::future::ready(Err(StoreError::Backend(
+            "this store can't list its sessions".to_owned(),
+        )))
+    }
 }
+
+/// A batch of store keys and the cursor of the next batch ([`Store::scan`]).
+pub type KeyScan = (Vec<StoreKey>, Option<String>);
 
 /// The object-safe form of [`Store`], so a store can be chosen at run time
 /// (`Arc<dyn DynStore>` implements [`Store`]). Every [`Store`] implements it.
@@ -237,6 +258,12 @@ pub trait DynStore: Send + Sync + 'static {
     fn merges_deltas_dyn(&self) -> bool;
     /// See [`Store::owner_index`].
     fn owner_index_dyn(&self) -> Option<&dyn OwnerIndex>;
+    /// See [`Store::scan`].
+    fn scan_dyn<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+        count: usize,
+    ) -> BoxFuture<'a, Result<KeyScan, StoreError>>;
 }
 
 impl<S: Store> DynStore for S {
@@ -287,6 +314,13 @@ impl<S: Store> DynStore for S {
     fn owner_index_dyn(&self) -> Option<&dyn OwnerIndex> {
         self.owner_index()
     }
+    fn scan_dyn<'a>(
+        &'a self,
+        cursor: Option<&'a str>,
+        count: usize,
+    ) -> BoxFuture<'a, Result<KeyScan, StoreError>> {
+        Box::pin(self.scan(cursor, count))
+    }
 }
 
 impl Store for Arc<dyn DynStore> {
@@ -333,5 +367,8 @@ impl Store for Arc<dyn DynStore> {
     }
     fn owner_index(&self) -> Option<&dyn OwnerIndex> {
         self.as_ref().owner_index_dyn()
+    }
+    async fn scan(&self, cursor: Option<&str>, count: usize) -> Result<KeyScan, StoreError> {
+        self.as_ref().scan_dyn(cursor, count).await
     }
 }

@@ -435,8 +435,18 @@ fn retired_keys(session: &Session, plan: &Plan) -> Vec<Held> {
     let Some(key) = retired_key(session, plan) else {
         return Vec::new();
     };
-    let old = session.lock().from_old && session.0.shared.migrate_from.is_some();
-    vec![Held { key, old }]
+    let shared = &*session.0.shared;
+    let old = session.lock().from_old && shared.migrate_from.is_some();
+    let mut keys = vec![Held {
+        key: key.clone(),
+        old,
+    }];
+    // A drain may be writing this session here under its claim key meanwhile: it ends too.
+    if let (true, Some(source)) = (old, &shared.store_source) {
+        let (_, claim) = crate::session::claim_key(shared, source.name(), key.as_str());
+        keys.push(Held::here(claim));
+    }
+    keys
 }
 
 /// The store key of the identity the plan ends, if a record exists for it.

@@ -18,9 +18,11 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use session_core::store::{
-    Change, Created, Delta, DynStore, Loaded, MAX_STORE_TTL, Meta, Record, Source, StoreError,
-    StoreKey, Updated,
+    Change, Created, Delta, Destroyed, DynStore, Loaded, MAX_STORE_TTL, Meta, Record, Source,
+    StoreError, StoreKey, Supersede, Updated,
 };
+
+use session_core::driver::{Binding, OWNER_KEY};
 
 use crate::error::Error;
 use crate::layer::SessionLayer;
@@ -68,11 +70,14 @@ impl std::fmt::Debug for Drain {
 }
 
 impl SessionLayer {
-    /// A drain of the library this layer moves sessions in from
-    /// ([`SessionLayerBuilder::migrate_from_source`](crate::SessionLayerBuilder::migrate_from_source));
-    /// `None` without one.
+    /// A drain of what this layer moves sessions in from: another library
+    /// ([`SessionLayerBuilder::migrate_from_source`](crate::SessionLayerBuilder::migrate_from_source)),
+    /// or another store of ours
+    /// ([`SessionLayerBuilder::migrate_from`](crate::SessionLayerBuilder::migrate_from); the
+    /// old store must list its sessions, as ours do on one server); `None` without either.
+    /// Our cookie mode has nothing to drain (its sessions live in the browsers).
     pub fn drain(&self) -> Option<Drain> {
-        self.shared.source.as_ref()?;
+        self.shared.mover()?;
         Some(Drain {
             layer: self.clone(),
             batch: 500,
@@ -110,7 +115,7 @@ impl Drain {
     /// failed and goes on; a failure to list the old sessions ends the drain with the error.
     pub async fn run(&self, mut progress: impl FnMut(&DrainReport)) -> Result<DrainReport, Error> {
         let shared = &*self.layer.shared;
-        let (Some(source), Backend::Store(store)) = (&shared.source, &shared.backend) else {
+        let (Some(source), Backend::Store(store)) = (shared.mover(), &shared.backend) else {
             return Ok(DrainReport::default());
         };
         let mut report = DrainReport::default();
@@ -181,6 +186,9 @@ async fn try_drain(
 ) -> Result<Fate, Error> {
     let now = shared.config.now_ms();
     let live = |o: &session_core::store::SourceSession| o.expires_ms.is_none_or(|e| e > now);
+    // Another store of ours: its records may hold our reserved keys (the owner binding), and
+    // a key that holds no live record there may be a login's marker, which stays.
+    let ours = shared.source.is_none();
     // What is there: a record of the old library (an id-shaped key of something else is
     // refused, never moved nor cleared), live or not.
     let old = match shared.timed(source.load(id)).await {
@@ -202,10 +210,7 @@ async fn try_drain(
             let confirmed = r.data.get(MOVED_KEY) == Some(&serde_json::Value::Bool(true));
             return match (confirmed, old.filter(live).is_some()) {
                 // Confirmed, the old session still there: it goes now.
-                (true, true) => {
-                    shared.timed(source.delete(id)).await?;
-                    Ok(Fate::Moved)
-                }
+                (true, true) => retire_old(shared, source, store, id, &claim, &r.data).await,
                 (true, false) => Ok(Fate::Moving),
                 // Not confirmed, the old session still there: confirm, then it goes.
                 (false, true) => confirm(shared, source, store, id, &claim, r).await,
@@ -219,10 +224,12 @@ async fn try_drain(
     }
     let Some(old) = old.filter(live) else {
         // Expired there (its library's own sweep no longer runs): it goes.
-        shared.timed(source.delete(id)).await?;
+        if !ours {
+            shared.timed(source.delete(id)).await?;
+        }
         return Ok(Fate::Gone);
     };
-    if refused(&old.data).is_some() {
+    if !ours && refused(&old.data).is_some() {
         return Ok(Fate::Refused);
     }
     let max_age = shared.config.max_age();
@@ -232,6 +239,7 @@ async fn try_drain(
     let left = expire.map_or(MAX_STORE_TTL, |e| {
         Duration::from_millis(e.saturating_sub(now)).min(MAX_STORE_TTL)
     });
+    let created = old.created_ms;
     let mut data = old.data;
     data.insert(MOVED_KEY.to_owned(), serde_json::Value::from(PENDING));
     let record = Record {
@@ -239,10 +247,17 @@ async fn try_drain(
         meta: Meta {
             expire,
             max_age,
-            created: None,
+            created,
         },
     };
     let ttl = left.max(Duration::from_secs(1));
+    // A bound session is filed in its owner's index here before its record is written (as a
+    // commit files one), so a listing shows it and "log out everywhere" ends it.
+    if let Some(binding) = binding_of(ours, &record.data)
+        && crate::index::check_index(shared).is_ok()
+    {
+        crate::index::file(shared, &binding, &claim, now).await?;
+    }
     match shared.timed(store.create_dyn(&claim, &record, ttl)).await {
         Ok(Created::Inserted) => {}
         Ok(Created::Collision) => return Ok(Fate::Moving),
@@ -289,10 +304,7 @@ async fn confirm(
         Duration::from_millis(e.saturating_sub(now).max(1000)).min(MAX_STORE_TTL)
     });
     match shared.timed(store.save_dyn(claim, change, ttl)).await? {
-        Updated::Updated => {
-            shared.timed(source.delete(id)).await?;
-            Ok(Fate::Moved)
-        }
+        Updated::Updated => retire_old(shared, source, store, id, claim, &data).await,
         // A logout ended it meanwhile.
         Updated::NotFound => Ok(Fate::Gone),
         // A request moved it meanwhile (and deletes the old session).
@@ -300,8 +312,69 @@ async fn confirm(
     }
 }
 
+/// Ends the old session once its drained record is confirmed. Another library's is deleted.
+/// One of our own stores' is superseded by a marker naming the drained record (as a move's
+/// regenerate leaves one), so a logout that still finds the old id follows it here; when it
+/// is no longer live (a logout ended it, or a request moved it, meanwhile) the drained record
+/// is taken back.
+async fn retire_old(
+    shared: &Shared,
+    source: &dyn Source,
+    store: &dyn DynStore,
+    id: &str,
+    claim: &StoreKey,
+    data: &session_core::store::Data,
+) -> Result<Fate, Error> {
+    let now = shared.config.now_ms();
+    let Some(old) = shared
+        .source
+        .is_none()
+        .then_some(())
+        .and(shared.migrate_from.as_ref())
+    else {
+        shared.timed(source.delete(id)).await?;
+        return Ok(Fate::Moved);
+    };
+    let key = StoreKey::from_raw(id);
+    let grace = shared.config.supersede_grace();
+    match shared.timed(old.supersede_dyn(&key, claim, grace)).await? {
+        Supersede::Replaced => {
+            unfile_old(shared, true, id, data, now).await;
+            Ok(Fate::Moved)
+        }
+        Supersede::Missing => take_back(shared, store, claim).await,
+        Supersede::AlreadySuperseded => {
+            take_back(shared, store, claim).await?;
+            Ok(Fate::Moving)
+        }
+    }
+}
+
+/// The owner binding of a record of another store of ours (a library's data has none).
+fn binding_of(ours: bool, data: &session_core::store::Data) -> Option<Binding> {
+    ours.then(|| data.get(OWNER_KEY).and_then(Binding::from_value))
+        .flatten()
+}
+
+/// Removes a moved session's entry from the old store's owner index (best effort).
+async fn unfile_old(
+    shared: &Shared,
+    ours: bool,
+    id: &str,
+    data: &session_core::store::Data,
+    now: u64,
+) {
+    if let Some(b) = binding_of(ours, data) {
+        crate::index::unfile(shared, &b.owner, &StoreKey::from_raw(id), now, true).await;
+    }
+}
+
 /// Takes back a pending record a logout raced.
 async fn take_back(shared: &Shared, store: &dyn DynStore, claim: &StoreKey) -> Result<Fate, Error> {
-    shared.timed(store.destroy_dyn(claim)).await?;
+    // A request that moved the record meanwhile (it found the old session ended, or lost a
+    // race there) left a marker: its session is what the logout ended too.
+    if let Destroyed::Superseded(next) = shared.timed(store.destroy_dyn(claim)).await? {
+        shared.timed(store.destroy_dyn(&next)).await?;
+    }
     Ok(Fate::Gone)
 }

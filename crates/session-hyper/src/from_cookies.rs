@@ -147,6 +147,7 @@ impl Source for CookieSource {
             Ok(self.open(value).map(|record| SourceSession {
                 data: record.data,
                 expires_ms: record.meta.expire,
+                created_ms: record.meta.created,
             }))
         })
     }

@@ -233,6 +233,16 @@ impl SessionLayerBuilder {
     /// Builds the layer.
     pub fn build(mut self) -> Result<SessionLayer, LayerBuildError> {
         let cookie_source = self.check_migration()?;
+        let store_source = self.migrate_from.as_ref().map(|old| {
+            let c = self.config.cookie();
+            let cookie = session_core::store::SourceCookie {
+                name: c.name.clone(),
+                path: c.path.clone(),
+                domain: c.domain.clone(),
+            };
+            let source = crate::from_store::StoreSource::new(Arc::clone(old), cookie);
+            Arc::new(source) as Arc<dyn Source>
+        });
         if self.external_key.is_some() && matches!(self.backend, Backend::Cookie(_)) {
             return Err(LayerBuildError::ExternalKeyWithoutStore);
         }
@@ -283,6 +293,7 @@ impl SessionLayerBuilder {
                 migrate_from: self.migrate_from,
                 source: self.source,
                 cookie_source,
+                store_source,
             }),
         })
     }

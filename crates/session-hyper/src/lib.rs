@@ -173,6 +173,7 @@ mod commit;
 mod drain;
 mod error;
 mod from_cookies;
+mod from_store;
 mod headers;
 mod index;
 mod layer;

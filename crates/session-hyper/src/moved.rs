@@ -24,7 +24,7 @@ use crate::shared::Shared;
 /// `Set-Cookie` values that remove the old cookie, when the response should carry them.
 pub(crate) async fn finish(session: &Session, committed: bool) -> Result<Vec<HeaderValue>, Error> {
     let shared = &*session.0.shared;
-    let Some(source) = &shared.source else {
+    let Some(source) = shared.mover() else {
         return Ok(Vec::new());
     };
     let Some(foreign) = session.lock().foreign.take() else {
@@ -64,7 +64,7 @@ pub(crate) async fn finish(session: &Session, committed: bool) -> Result<Vec<Hea
 /// old cookie; `None` when `e` is not that case.
 pub(crate) async fn too_large(session: &Session, e: &Error) -> Option<Vec<HeaderValue>> {
     let shared = &*session.0.shared;
-    let source = shared.source.as_ref()?;
+    let source = shared.mover()?;
     let claimed = session.lock().foreign.as_ref().is_some_and(|f| f.claimed);
     if !e.is_too_large() || !claimed {
         return None;
@@ -99,6 +99,10 @@ async fn end(session: &Session, claim: &StoreKey) {
 /// own signed cookie mode). Where the old cookie has our cookie's name, path and domain, our
 /// cookie, when the response sets one, comes after these and takes its place.
 fn removal(shared: &Shared, source: &dyn Source, secure: bool) -> Vec<HeaderValue> {
+    if shared.source.is_none() {
+        // A drained session of our own old store: the cookie is ours, and stays ours.
+        return Vec::new();
+    }
     let c = source.cookie();
     let signed = shared.cookie_source.as_ref().is_some_and(|s| s.signed());
     let sig = format!("{}.sig", c.name);

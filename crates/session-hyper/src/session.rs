@@ -269,6 +269,7 @@ impl Session {
                             (source, false)
                         } else {
                             from_old = found.from_old;
+                            foreign = found.foreign;
                             (found.source, found.resign)
                         }
                     }
@@ -379,14 +380,27 @@ impl Session {
                         source,
                         resign: candidate.resign,
                         from_old: true,
+                        foreign: None,
                     });
                 }
-                if let Source::Store {
-                    record: Loaded::Superseded,
-                    ..
-                } = source
-                {
-                    superseded.get_or_insert((source, true));
+                // Not live there: perhaps drained here (the drain leaves a marker there that
+                // names the drained record, or nothing once the marker lapsed).
+                let stale_there = matches!(
+                    source,
+                    Source::Store {
+                        record: Loaded::Superseded,
+                        ..
+                    }
+                );
+                match self.drained_here(store, candidate, &key).await? {
+                    Some(found) if found.foreign.is_some() => return Ok(found),
+                    _ if stale_there => {
+                        superseded.get_or_insert((source, true));
+                    }
+                    Some(stale) => {
+                        superseded.get_or_insert((stale.source, false));
+                    }
+                    None => {}
                 }
             }
         }
@@ -395,6 +409,7 @@ impl Session {
                 source: stale,
                 resign: false,
                 from_old,
+                foreign: None,
             },
             _ if ids.unchecked => Found::here(Source::Ambiguous, false),
             (None, Some((first, _))) => Found::here(first, false),
@@ -515,6 +530,8 @@ struct Found {
     source: Source,
     resign: bool,
     from_old: bool,
+    /// A session a drain of the old store wrote here (see `moving`).
+    foreign: Option<Foreign>,
 }
 
 impl Found {
@@ -523,6 +540,7 @@ impl Found {
             source,
             resign,
             from_old: false,
+            foreign: None,
         }
     }
 }

@@ -48,9 +48,18 @@ pub(crate) struct Shared {
     /// The source when it is our own cookie mode: its cookies are read with its own jar (a
     /// signed one has a `.sig` cookie beside it).
     pub(crate) cookie_source: Option<Arc<crate::from_cookies::CookieSource>>,
+    /// The store of [`migrate_from`](crate::SessionLayerBuilder::migrate_from) read as a
+    /// source, for its drain and the first requests of drained sessions.
+    pub(crate) store_source: Option<Arc<dyn Source>>,
 }
 
 impl Shared {
+    /// What sessions move in from off the request path: another library (or our cookie
+    /// mode), or the store the layer migrates from.
+    pub(crate) fn mover(&self) -> Option<&Arc<dyn Source>> {
+        self.source.as_ref().or(self.store_source.as_ref())
+    }
+
     /// Bounds a store call: whatever the store's own limits, a request never hangs on it.
     pub(crate) async fn timed<T>(
         &self,

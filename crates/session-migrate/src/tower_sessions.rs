@@ -208,6 +208,8 @@ impl TowerSessions {
         Ok(SourceSession {
             data: record.data,
             expires_ms: Some(u64::try_from(expires).unwrap_or(0)),
+            // tower-sessions keeps no creation time.
+            created_ms: None,
         })
     }
 

@@ -60,8 +60,8 @@ use std::time::Duration;
 use foldhash::fast::RandomState;
 use session_core::Handle;
 use session_core::store::{
-    BoxFuture, Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey,
-    Supersede, Updated,
+    BoxFuture, Change, Created, Destroyed, KeyScan, Loaded, Meta, Record, Store, StoreError,
+    StoreKey, Supersede, Updated,
 };
 use session_core::store::{IndexEntry, Indexed, OwnerIndex};
 use session_core::{Data, SharedClock, SystemClock};
@@ -357,6 +357,33 @@ impl OwnerIndex for MemoryStore {
 impl Store for MemoryStore {
     fn owner_index(&self) -> Option<&dyn OwnerIndex> {
         Some(self)
+    }
+
+    /// Whole shards at a time (the cursor is the next shard's number), live entries only.
+    async fn scan(&self, cursor: Option<&str>, count: usize) -> Result<KeyScan, StoreError> {
+        let shards = &self.inner.shards;
+        let mut next = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<usize>()
+                .map_err(|_| StoreError::Backend("not a cursor of this store".to_owned()))?,
+        };
+        let now = self.now();
+        let mut keys = Vec::new();
+        while next < shards.len() && keys.len() < count.max(1) {
+            let shard = shards[next]
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            keys.extend(
+                shard
+                    .map
+                    .iter()
+                    .filter(|(_, e)| e.expires_at > now)
+                    .map(|(k, _)| StoreKey::from_raw(k.as_ref())),
+            );
+            next += 1;
+        }
+        Ok((keys, (next < shards.len()).then(|| next.to_string())))
     }
 
     async fn create(

@@ -19,6 +19,7 @@ pub(crate) struct Sql {
     pub(crate) owner_index: String,
     pub(crate) owner_unindex: String,
     pub(crate) owner_entries: String,
+    pub(crate) scan: String,
 }
 
 /// An update of the live row under `$1` that is not a supersede marker (`set` is its `SET`
@@ -202,6 +203,10 @@ impl Sql {
                 "DELETE FROM {o} WHERE owner = $1 AND (until <= $2 OR handle = ANY($3))"
             ),
             // Entries with their live record's time left (NULL: no live record), in one query.
+            // A batch of live keys after `$1`, in key order (the primary key's index).
+            scan: format!(
+                "SELECT key FROM {t} WHERE key > $1 AND expires_at > now() ORDER BY key LIMIT $2"
+            ),
             owner_entries: format!(
                 "SELECT e.handle, e.key, e.since, e.seen, e.device, e.until,
                         (EXTRACT(EPOCH FROM (s.expires_at - now())) * 1000)::bigint

@@ -268,6 +268,33 @@ impl Store for PostgresStore {
         Some(self)
     }
 
+    /// Live keys in key order; the cursor is the last key of the batch.
+    async fn scan(
+        &self,
+        cursor: Option<&str>,
+        count: usize,
+    ) -> Result<session_core::store::KeyScan, StoreError> {
+        let after = cursor.unwrap_or("");
+        let limit = i64::try_from(count.max(1)).unwrap_or(i64::MAX);
+        let rows = self
+            .read(
+                &self.sql().scan,
+                &[(&after, Type::TEXT), (&limit, Type::INT8)],
+            )
+            .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key: String = row
+                .try_get(0)
+                .map_err(|e| StoreError::Corrupt(format!("a key column: {e}")))?;
+            keys.push(StoreKey::from_raw(key));
+        }
+        let next = (rows.len() == count.max(1))
+            .then(|| keys.last().map(|k| k.as_str().to_owned()))
+            .flatten();
+        Ok((keys, next))
+    }
+
     async fn create(
         &self,
         key: &StoreKey,

@@ -361,6 +361,45 @@ impl Redis {
         .await
     }
 
+    /// One `SCAN` step over the keys that start with `prefix`: the next cursor (0: done) and
+    /// the keys. One server only: a Cluster's keys are spread over its nodes, each scanned on
+    /// its own, which this store does not do.
+    pub(crate) async fn scan(
+        &self,
+        cursor: u64,
+        prefix: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), StoreError> {
+        if let Pool::Cluster { .. } = self.pool {
+            return Err(StoreError::Backend(
+                "listing the sessions of a Redis Cluster is not supported".to_owned(),
+            ));
+        }
+        // The prefix literally: glob characters in it are escaped.
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for c in prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        self.run(|mut c| {
+            let pattern = pattern.clone();
+            async move {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut c)
+                    .await
+            }
+        })
+        .await
+    }
+
     /// `PTTL key`: milliseconds left, -1 without TTL, -2 when the key is absent.
     pub(crate) async fn pttl(&self, k: &str) -> Result<i64, StoreError> {
         self.run(|mut c| {

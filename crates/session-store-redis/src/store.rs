@@ -247,6 +247,29 @@ impl Store for RedisStore {
         }
     }
 
+    /// `SCAN` over the store's prefix, skipping the owner index's keys; one server only (a
+    /// Cluster answers an error).
+    async fn scan(
+        &self,
+        cursor: Option<&str>,
+        count: usize,
+    ) -> Result<session_core::store::KeyScan, StoreError> {
+        let cursor = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<u64>()
+                .map_err(|_| StoreError::Backend("not a cursor of this store".to_owned()))?,
+        };
+        let (next, keys) = self.redis.scan(cursor, &self.prefix, count).await?;
+        let owners = format!("{}owner:", self.prefix);
+        let keys = keys
+            .into_iter()
+            .filter(|k| !k.starts_with(&owners))
+            .filter_map(|k| k.strip_prefix(self.prefix.as_str()).map(StoreKey::from_raw))
+            .collect();
+        Ok((keys, (next != 0).then(|| next.to_string())))
+    }
+
     fn merges_deltas(&self) -> bool {
         match self.format {
             Format::V1 => true,

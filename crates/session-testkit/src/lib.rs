@@ -13,6 +13,8 @@
 //! - `stores`, `backend`, `revoke` (feature `app`): store wrappers (`Probe`, `Recorder`,
 //!   `Held`), the backends and option sets the attacks iterate over, the "log out everywhere
 //!   else" races every store with an owner index meets;
+//! - `jitter` (feature `app`): a store wrapper that delays each call by 0 to 2 ms, so races
+//!   interleave differently from round to round;
 //! - `redis` (feature `redis`): a redis-server of a test's own, a six-node cluster, the shared
 //!   server, plain commands;
 //! - `postgres` (feature `postgres`): a throwaway PostgreSQL cluster, the shared server, stores
@@ -36,6 +38,8 @@ pub mod app;
 pub mod backend;
 #[cfg(feature = "app")]
 pub mod capture;
+#[cfg(feature = "app")]
+pub mod jitter;
 #[cfg(feature = "app")]
 pub mod revoke;
 #[cfg(feature = "app")]

@@ -16,7 +16,7 @@
 //! switching stores). `tower-sessions+redis://…` and `tower-sessions+postgres://…` name a
 //! tower-sessions app's store instead (its default table); `--migrate-key` gives its `Key`
 //! (64 bytes, standard base64 with padding) when it signed or encrypted its cookie, and
-//! `--migrate-cookie` its cookie name when not `id`. `--drain` (with a tower-sessions source)
+//! `--migrate-cookie` its cookie name when not `id`. `--drain` (with any `--migrate-from`)
 //! moves every idle old session into `--store` instead of serving, printing the counts after
 //! each batch (`drain: moved N, gone N, refused N, moving N, cleared N, failed N`), and exits
 //! (1 if any failed: run it again); after `--drain-clear-after` it deletes them instead.
@@ -450,7 +450,7 @@ async fn build(
 /// code (0 done, 1 some failed, 2 no source to drain).
 async fn drain(layer: &SessionLayer, args: &Args) -> i32 {
     let Some(mut drain) = layer.drain() else {
-        eprintln!("demo: --drain needs --migrate-from tower-sessions+...");
+        eprintln!("demo: --drain needs --migrate-from");
         return 2;
     };
     if let Some(secs) = args.drain_clear_after {

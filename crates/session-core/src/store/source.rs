@@ -23,6 +23,9 @@ pub struct SourceSession {
     pub data: Data,
     /// When it ends (ms since the epoch), if the old library said.
     pub expires_ms: Option<u64>,
+    /// When it began (ms since the epoch), if the old library said: an absolute lifetime
+    /// counts from it after the move too.
+    pub created_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for SourceSession {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for SourceSession {
         f.debug_struct("SourceSession")
             .field("keys", &self.data.len())
             .field("expires_ms", &self.expires_ms)
+            .field("created_ms", &self.created_ms)
             .finish()
     }
 }

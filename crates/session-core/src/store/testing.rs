@@ -22,7 +22,9 @@ use crate::record::{Data, Delta, MaxAge, Meta, Record};
 use crate::store::{Change, Created, Destroyed, Loaded, Store, StoreError, Supersede, Updated};
 
 mod owners;
+mod scan;
 pub use owners::*;
+pub use scan::*;
 
 /// What the suite needs from a store's test setup.
 pub trait Harness: Send + Sync {
@@ -70,6 +72,7 @@ pub async fn run_all<H: Harness>(h: &H) {
     supersede_of_a_gone_or_superseded_record(h).await;
     record_limit_holds_after_every_write(h).await;
     thousands_of_keys(h).await;
+    scan_lists_every_live_key(h).await;
 }
 
 fn key(name: &str) -> StoreKey {

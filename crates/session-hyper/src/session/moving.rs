@@ -174,7 +174,7 @@ impl Session {
             meta: Meta {
                 expire: max_age.as_ms().map(|ms| now.saturating_add(ms)),
                 max_age,
-                created: None,
+                created: old.created_ms,
             },
         };
         tracing::debug!(target: "session", source = source.name(), "moving a session from another library");
@@ -194,7 +194,7 @@ impl Session {
     /// The session a drained record starts. A record the drain had not confirmed yet
     /// (`"pending"`: written, the old session not yet seen again) stands only while the old
     /// session does: gone, a logout deleted it after the drain wrote, and the record goes.
-    async fn drained(
+    pub(super) async fn drained(
         &self,
         store: &dyn DynStore,
         source: &dyn session_core::store::Source,
@@ -222,6 +222,62 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A session of our own old store that a drain wrote here, under the claim key of its old
+    /// key (the cookie's id is gone there): it starts as a drained session does (`foreign`
+    /// set: its first request gives it an id of ours). A request that lost the race for it
+    /// finds the marker and is stale (no `foreign`), so a logout with the cookie follows it.
+    pub(super) async fn drained_here(
+        &self,
+        store: &dyn DynStore,
+        candidate: &super::Candidate<SessionId>,
+        key: &StoreKey,
+    ) -> Result<Option<super::Found>, Error> {
+        let shared = &*self.0.shared;
+        let Some(source) = &shared.store_source else {
+            return Ok(None);
+        };
+        let (id, claim) = claim_key(shared, source.name(), key.as_str());
+        let found = |source, foreign| super::Found {
+            source,
+            resign: candidate.resign,
+            from_old: false,
+            foreign,
+        };
+        let record = match self.load_or_drop(store, &claim).await? {
+            Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => r,
+            Loaded::Superseded => {
+                let stale = Start::Store {
+                    id,
+                    record: Loaded::Superseded,
+                };
+                return Ok(Some(found(stale, None)));
+            }
+            _ => return Ok(None),
+        };
+        let _ = self.0.loaded_key.set((id.clone(), claim.clone()));
+        let foreign = Foreign {
+            id: key.as_str().to_owned(),
+            claim,
+            claimed: false,
+            remove_cookie: false,
+            written: false,
+            deleted: false,
+            drained: false,
+        };
+        match self
+            .drained(store, source.as_ref(), id, record, foreign)
+            .await?
+        {
+            (start @ Start::Store { .. }, Some(foreign)) if foreign.drained => {
+                Ok(Some(found(start, Some(foreign))))
+            }
+            // Taken back: a logout ended it after the drain wrote it.
+            _ => Ok(None),
+        }
+    }
+}
+
 /// Why old data can't move: a key our rules reserve, or more than [`MAX_MOVED_BYTES`].
 pub(crate) fn refused(data: &Data) -> Option<&'static str> {
     if data.keys().any(|k| k.starts_with('_')) {
@@ -235,7 +291,7 @@ pub(crate) fn refused(data: &Data) -> Option<&'static str> {
 /// session does first.
 pub(crate) async fn delete_old_session(session: &Session) -> Result<(), Error> {
     let shared = &*session.0.shared;
-    let Some(source) = &shared.source else {
+    let Some(source) = shared.mover() else {
         return Ok(());
     };
     let id = match &session.lock().foreign {
