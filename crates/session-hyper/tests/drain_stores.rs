@@ -36,19 +36,9 @@ async fn apps(old: Arc<dyn DynStore>, new: Arc<dyn DynStore>) -> (App, SessionLa
     (old_app, layer, new_app)
 }
 
-/// A browser logged in on the old app as `user` (with `owner`, bound to it).
+/// A browser signed in on the old app (see `App::signed_in`).
 async fn old_login(old: &App, user: &str, owner: Option<&str>, secrets: &Secrets) -> Jar {
-    let mut jar = Jar::default();
-    if let Some(owner) = owner {
-        let r = old.get(&format!("/login?owner={owner}"), &jar).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        jar.apply(&r);
-    }
-    let r = old.put(&json!({ "user": user, "views": 41 }), &jar).await;
-    assert_eq!(r.status, 204, "{}", r.body);
-    secrets.note(&r);
-    jar.apply(&r);
-    jar
+    old.signed_in(user, owner, secrets).await
 }
 
 async fn read(app: &App, jar: &Jar) -> (Reply, Value) {
@@ -221,21 +211,7 @@ fn requests_racing_a_drained_sessions_first_request_make_one_session() {
             let jar = old_login(&old_app, &user, None, &secrets).await;
             let report = drain(&layer).await;
             assert_eq!(report.moved, 1, "round {round}: {report:?}");
-            let racing: Vec<_> = (0..6)
-                .map(|_| new_app.spawn(hyper::Method::GET, "/session", &jar))
-                .collect();
-            let mut ids = Vec::new();
-            for r in racing {
-                let r = r.await.unwrap();
-                assert_eq!(r.status, 200, "round {round}: {}", r.body);
-                assert!(!r.removes(), "round {round}: a loser removed the cookie");
-                let data: Value = serde_json::from_str(&r.body).unwrap();
-                assert!(
-                    data["user"] == user || data == json!({}),
-                    "round {round}: {data}"
-                );
-                ids.extend(r.sets_id());
-            }
+            let ids = new_app.race_first_use(&jar, 6, &user, round).await;
             assert_eq!(ids.len(), 1, "round {round}: {} new ids", ids.len());
             assert_eq!(live_of(new.as_ref(), &user).await, 1, "round {round}");
         }

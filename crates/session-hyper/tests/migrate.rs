@@ -61,20 +61,9 @@ async fn read(app: &App, jar: &Jar) -> (Reply, Value) {
     (r, data)
 }
 
-/// A browser logged in on the old app: `user`, a counter, and (with `owner`) bound to it.
+/// A browser signed in on the old app (see `App::signed_in`).
 async fn old_login(old: &App, user: &str, owner: Option<&str>, secrets: &Secrets) -> Jar {
-    let mut jar = Jar::default();
-    if let Some(owner) = owner {
-        let r = old.get(&format!("/login?owner={owner}"), &jar).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        jar.apply(&r);
-    }
-    let r = old.put(&json!({ "user": user, "views": 41 }), &jar).await;
-    assert_eq!(r.status, 204, "{}", r.body);
-    secrets.note(&r);
-    jar.apply(&r);
-    assert!(jar.id().is_some());
-    jar
+    old.signed_in(user, owner, secrets).await
 }
 
 /// The stores a site moves between, with real servers where the test run has them.
@@ -212,21 +201,7 @@ fn requests_racing_a_move_make_one_session() {
         let (old_app, new_app) = apps(Arc::new(old), Arc::new(new.clone())).await;
         for round in 0..ROUNDS {
             let jar = old_login(&old_app, "bob", None, &secrets).await;
-            let racing: Vec<_> = (0..6)
-                .map(|_| new_app.spawn(hyper::Method::GET, "/session", &jar))
-                .collect();
-            let mut ids = Vec::new();
-            for r in racing {
-                let r = r.await.unwrap();
-                assert_eq!(r.status, 200, "round {round}: {}", r.body);
-                assert!(!r.removes(), "round {round}: a loser removed the cookie");
-                let data: Value = serde_json::from_str(&r.body).unwrap();
-                assert!(
-                    data["user"] == "bob" || data == json!({}),
-                    "round {round}: {data}"
-                );
-                ids.extend(r.sets_id());
-            }
+            let ids = new_app.race_first_use(&jar, 6, "bob", round).await;
             assert_eq!(ids.len(), 1, "round {round}: {} new ids", ids.len());
             let mut live = 0;
             for k in new.take_created() {

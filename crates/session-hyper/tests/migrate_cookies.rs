@@ -94,15 +94,9 @@ async fn apps<S: Store>(old: Old, store: S) -> (App, App) {
     (old_app, new_app)
 }
 
-/// A browser logged in on the old app: its cookies hold `user` and a counter.
+/// A browser signed in on the old app: its cookies hold `user` and a counter.
 async fn old_login(app: &App, user: &str, secrets: &Secrets) -> Jar {
-    let mut jar = Jar::default();
-    let r = app.put(&json!({ "user": user, "views": 41 }), &jar).await;
-    assert_eq!(r.status, 204, "{}", r.body);
-    secrets.note(&r);
-    jar.apply(&r);
-    assert!(!jar.0.is_empty());
-    jar
+    app.signed_in(user, None, secrets).await
 }
 
 /// `GET /session` with the jar: the reply and the data it answered.
@@ -208,20 +202,7 @@ fn requests_racing_a_move_make_one_session() {
             let (old_app, new_app) = apps(old, store.clone()).await;
             for round in 0..ROUNDS {
                 let jar = old_login(&old_app, "bob", &secrets).await;
-                let racing: Vec<_> = (0..6)
-                    .map(|_| new_app.spawn(hyper::Method::GET, "/session", &jar))
-                    .collect();
-                let mut ids = Vec::new();
-                for r in racing {
-                    let r = r.await.unwrap();
-                    assert_eq!(r.status, 200, "{old:?} round {round}: {}", r.body);
-                    let data: Value = serde_json::from_str(&r.body).unwrap();
-                    assert!(
-                        data["user"] == "bob" || data == json!({}),
-                        "{old:?} round {round}: {data}"
-                    );
-                    ids.extend(r.sets_id());
-                }
+                let ids = new_app.race_first_use(&jar, 6, "bob", round).await;
                 assert_eq!(ids.len(), 1, "{old:?} round {round}: {} new ids", ids.len());
                 assert_eq!(live_of(&store, "bob").await, 1, "{old:?} round {round}");
             }

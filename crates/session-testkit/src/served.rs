@@ -111,6 +111,51 @@ impl App {
         jar
     }
 
+    /// A browser with a session the way the migration tests make one on the app being left:
+    /// `user` and a counter at 41, bound first to `owner` when one is given.
+    pub async fn signed_in(&self, user: &str, owner: Option<&str>, secrets: &Secrets) -> Jar {
+        let mut jar = Jar::default();
+        if let Some(owner) = owner {
+            let r = self.get(&format!("/login?owner={owner}"), &jar).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            jar.apply(&r);
+        }
+        let r = self.put(&json!({ "user": user, "views": 41 }), &jar).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        secrets.note(&r);
+        jar.apply(&r);
+        assert!(!jar.0.is_empty());
+        jar
+    }
+
+    /// `n` `GET /session` at once with the jar (requests racing a session's first use): each
+    /// must answer 200 with `user`'s data or an anonymous session, and remove no cookie of the
+    /// default name. Answers the new ids the replies set.
+    pub async fn race_first_use(
+        &self,
+        jar: &Jar,
+        n: usize,
+        user: &str,
+        round: usize,
+    ) -> Vec<String> {
+        let racing: Vec<_> = (0..n)
+            .map(|_| self.spawn(Method::GET, "/session", jar))
+            .collect();
+        let mut ids = Vec::new();
+        for r in racing {
+            let r = r.await.unwrap();
+            assert_eq!(r.status, 200, "round {round}: {}", r.body);
+            assert!(!r.removes(), "round {round}: a loser removed the cookie");
+            let data: Value = serde_json::from_str(&r.body).unwrap();
+            assert!(
+                data["user"] == user || data == json!({}),
+                "round {round}: {data}"
+            );
+            ids.extend(r.sets_id());
+        }
+        ids
+    }
+
     /// A cookie pair the site gave a visitor, dead now (logged out).
     pub async fn dead_pair(&self, secrets: &Secrets) -> Jar {
         let mut attacker = Jar::default();
