@@ -220,3 +220,51 @@ async fn drain_moves_idle_tower_sessions() {
         "{err}"
     );
 }
+
+/// `--drain` between our own stores: a visitor's session written by the demo on Redis (a
+/// database of this test's own) moves into PostgreSQL off the request path; a second drain
+/// finds nothing; the visitor's next request, on the demo serving from PostgreSQL, goes on
+/// counting under a new id.
+#[cfg(feature = "postgres-tests")]
+#[tokio::test]
+async fn drain_moves_idle_sessions_between_our_stores() {
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    let pg = std::env::var("DATABASE_URL").expect("DATABASE_URL: run through `cargo xtask ci`");
+    let base = redis
+        .rsplit_once('/')
+        .map_or(redis.as_str(), |(base, _)| base);
+    // A database nobody else writes: the shared server's number 10.
+    let old_store = format!("{base}/10");
+    session_testkit::redis::cmd(&old_store, &["FLUSHDB"]).await;
+    let c = browser();
+    let old = start(&["--store", &old_store]).await;
+    for n in 1..=3 {
+        assert_eq!(
+            text(&c, &format!("{}/", old.url)).await,
+            format!("{n} views")
+        );
+    }
+    drop(old);
+    let drain = || async {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_demo"))
+            .args(["--keys", support::KEYS, "--store", &pg])
+            .args(["--migrate-from", &old_store, "--drain"])
+            .output()
+            .await
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, err) = drain().await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("drain: done: moved 1, gone 0, refused 0,"),
+        "{err}"
+    );
+    let (code, err) = drain().await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("drain: done: moved 0,"), "{err}");
+    let new = start(&["--store", &pg, "--migrate-from", &old_store]).await;
+    assert_eq!(text(&c, &format!("{}/", new.url)).await, "4 views");
+    let r = c.get(format!("{}/session", new.url)).send().await.unwrap();
+    assert_eq!(r.headers()["x-session-new"], "false");
+}
