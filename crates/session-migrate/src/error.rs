@@ -13,4 +13,7 @@ pub enum MigrateBuildError {
     /// A schema or table name that is not a plain SQL identifier.
     #[error("not a plain SQL identifier: {0:?}")]
     Identifier(String),
+    /// express-session needs the app's secret (one at least, none empty).
+    #[error("express-session needs the app's secret")]
+    NoSecret,
 }

@@ -5,6 +5,8 @@
 //! - `TowerSessions`: tower-sessions 0.14, with its Redis store (tower-sessions-redis-store
 //!   0.16, feature `tower-sessions-redis`) or its PostgreSQL store (tower-sessions-sqlx-store
 //!   0.15, feature `tower-sessions-postgres`); its cookie plain, signed or private.
+//! - `Express`: express-session 1.x with connect-redis (feature `express-redis`); its
+//!   `connect.sid` cookie signed under any of the app's secrets.
 //!
 //! A source only reads the old sessions and deletes the ones that moved: the layer does the
 //! move (a new id of ours, the old cookie removed, races and logouts handled). The guide's
@@ -23,5 +25,11 @@ mod tower_sessions;
 pub use tower_sessions::{TowerSessions, TowerSessionsBuilder};
 
 mod error;
+#[cfg(feature = "express-redis")]
+mod express;
+
+#[cfg(feature = "express-redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "express-redis")))]
+pub use express::{Express, ExpressBuilder};
 
 pub use error::MigrateBuildError;
