@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use session_core::store::{
-    Change, Created, Delta, Destroyed, DynStore, Loaded, MAX_STORE_TTL, Meta, Record, Source,
-    StoreError, StoreKey, Supersede, Updated,
+    Change, Created, Delta, DynStore, Loaded, MAX_STORE_TTL, Meta, Record, Source, StoreError,
+    StoreKey, Supersede, Updated,
 };
 
 use session_core::driver::{Binding, OWNER_KEY};
@@ -118,15 +118,23 @@ impl Drain {
         let (Some(source), Backend::Store(store)) = (shared.mover(), &shared.backend) else {
             return Ok(DrainReport::default());
         };
+        let lock = lock(shared, source.as_ref(), store.as_ref()).await?;
         let mut report = DrainReport::default();
         let mut cursor: Option<String> = None;
         // A scan may return an id twice (Redis, while keys are deleted): each is drained once
         // per run.
         let mut seen = std::collections::HashSet::new();
         loop {
-            let (ids, next) = shared
+            let (ids, next) = match shared
                 .timed(source.scan(cursor.as_deref(), self.batch))
-                .await?;
+                .await
+            {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = shared.timed(store.destroy_dyn(&lock.0)).await;
+                    return Err(e);
+                }
+            };
             let ids: Vec<String> = ids
                 .into_iter()
                 .filter(|id| seen.insert(id.clone()))
@@ -152,12 +160,63 @@ impl Drain {
             }
             report.batches += 1;
             progress(&report);
+            // The lock lives while batches keep coming (a drain that died lets it lapse).
+            let _ = shared
+                .timed(store.touch_dyn(&lock.0, lock.1, LOCK_TTL))
+                .await;
             match next {
                 Some(c) => cursor = Some(c),
-                None => return Ok(report),
+                None => {
+                    if let Err(e) = shared.timed(store.destroy_dyn(&lock.0)).await {
+                        tracing::warn!(target: "session", error = %e, "could not release the drain's lock; it lapses by itself");
+                    }
+                    return Ok(report);
+                }
             }
         }
     }
+}
+
+/// How long a drain's lock lives without a batch renewing it.
+const LOCK_TTL: Duration = Duration::from_secs(120);
+
+/// Takes the drain's lock in the layer's store (one drain of a source at a time: two would
+/// take back each other's records), after checking that the store keeps what a drained record
+/// needs (koa's record format drops every key starting with `_`, the drained mark included).
+async fn lock(
+    shared: &Shared,
+    source: &dyn Source,
+    store: &dyn DynStore,
+) -> Result<(StoreKey, Meta), Error> {
+    let now = shared.config.now_ms();
+    let ttl_ms = u64::try_from(LOCK_TTL.as_millis()).unwrap_or(u64::MAX);
+    let meta = Meta {
+        expire: Some(now.saturating_add(ttl_ms)),
+        max_age: session_core::MaxAge::Ms(ttl_ms),
+        created: None,
+    };
+    let (_, key) = claim_key(shared, source.name(), "the drain's lock");
+    let mut data = session_core::store::Data::new();
+    data.insert(MOVED_KEY.to_owned(), serde_json::Value::from("lock"));
+    let record = Record { data, meta };
+    if shared
+        .timed(store.create_dyn(&key, &record, LOCK_TTL))
+        .await?
+        == Created::Collision
+    {
+        return Err(Error::Drain("another drain of this source is running"));
+    }
+    let kept = matches!(
+        shared.timed(store.load_dyn(&key)).await,
+        Ok(Loaded::Live(r)) if r.data.contains_key(MOVED_KEY)
+    );
+    if !kept {
+        let _ = shared.timed(store.destroy_dyn(&key)).await;
+        return Err(Error::Drain(
+            "the layer's store drops keys starting with '_' (koa's record format)",
+        ));
+    }
+    Ok((key, meta))
 }
 
 /// Drains one old session.
@@ -232,13 +291,16 @@ async fn try_drain(
     if !ours && refused(&old.data).is_some() {
         return Ok(Fate::Refused);
     }
-    let max_age = shared.config.max_age();
+    let max_age = old.max_age.unwrap_or_else(|| shared.config.max_age());
     let expire = old
         .expires_ms
         .or_else(|| max_age.as_ms().map(|ms| now.saturating_add(ms)));
-    let left = expire.map_or(MAX_STORE_TTL, |e| {
-        Duration::from_millis(e.saturating_sub(now)).min(MAX_STORE_TTL)
-    });
+    // A session without an end (a browser-session cookie) lives in the store as such a
+    // session of ours does: `session_ttl`.
+    let left = match expire {
+        Some(e) => Duration::from_millis(e.saturating_sub(now)).min(MAX_STORE_TTL),
+        None => Duration::from_millis(shared.config.session_ttl_ms()),
+    };
     let created = old.created_ms;
     let mut data = old.data;
     data.insert(MOVED_KEY.to_owned(), serde_json::Value::from(PENDING));
@@ -300,9 +362,12 @@ async fn confirm(
         meta: record.meta,
     };
     let now = shared.config.now_ms();
-    let ttl = record.meta.expire.map_or(MAX_STORE_TTL, |e| {
-        Duration::from_millis(e.saturating_sub(now).max(1000)).min(MAX_STORE_TTL)
-    });
+    let ttl = record
+        .meta
+        .expire
+        .map_or(Duration::from_millis(shared.config.session_ttl_ms()), |e| {
+            Duration::from_millis(e.saturating_sub(now).max(1000)).min(MAX_STORE_TTL)
+        });
     match shared.timed(store.save_dyn(claim, change, ttl)).await? {
         Updated::Updated => retire_old(shared, source, store, id, claim, &data).await,
         // A logout ended it meanwhile.
@@ -342,9 +407,9 @@ async fn retire_old(
             unfile_old(shared, true, id, data, now).await;
             Ok(Fate::Moved)
         }
-        Supersede::Missing => take_back(shared, store, claim).await,
+        Supersede::Missing => take_back_if(shared, store, claim, true).await,
         Supersede::AlreadySuperseded => {
-            take_back(shared, store, claim).await?;
+            take_back_if(shared, store, claim, true).await?;
             Ok(Fate::Moving)
         }
     }
@@ -371,10 +436,32 @@ async fn unfile_old(
 
 /// Takes back a pending record a logout raced.
 async fn take_back(shared: &Shared, store: &dyn DynStore, claim: &StoreKey) -> Result<Fate, Error> {
-    // A request that moved the record meanwhile (it found the old session ended, or lost a
-    // race there) left a marker: its session is what the logout ended too.
-    if let Destroyed::Superseded(next) = shared.timed(store.destroy_dyn(claim)).await? {
-        shared.timed(store.destroy_dyn(&next)).await?;
+    take_back_if(shared, store, claim, false).await
+}
+
+/// [`take_back`]; with `confirmed`, also a record this run confirmed (its old session was
+/// ended by someone else before the drain could retire it).
+async fn take_back_if(
+    shared: &Shared,
+    store: &dyn DynStore,
+    claim: &StoreKey,
+    confirmed: bool,
+) -> Result<Fate, Error> {
+    // Every mover meets at the claim key: a record there that a request moved (a marker now)
+    // is that request's, and it deleted the old session itself. Only a record still as the
+    // drain wrote it goes.
+    match shared.timed(store.load_dyn(claim)).await? {
+        Loaded::Superseded => Ok(Fate::Moving),
+        Loaded::Live(r) if r.data.get(MOVED_KEY) == Some(&serde_json::Value::from(PENDING)) => {
+            shared.timed(store.destroy_dyn(claim)).await?;
+            Ok(Fate::Gone)
+        }
+        Loaded::Live(_) if confirmed => {
+            shared.timed(store.destroy_dyn(claim)).await?;
+            Ok(Fate::Gone)
+        }
+        // Confirmed by an earlier run: its old session is retired already.
+        Loaded::Live(_) => Ok(Fate::Moving),
+        Loaded::Missing => Ok(Fate::Gone),
     }
-    Ok(Fate::Gone)
 }

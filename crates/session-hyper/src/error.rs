@@ -38,6 +38,10 @@ pub enum Error {
         "this session layer keeps no owner index (cookie mode, koa-compat, or a store without one)"
     )]
     NoOwnerIndex,
+    /// A drain can't run: another drain of the same source is running (they would undo each
+    /// other's work), or the layer's store can't hold drained sessions.
+    #[error("the drain can't run: {0}")]
+    Drain(&'static str),
 }
 
 impl Error {

@@ -91,7 +91,9 @@ impl CookieSource {
     }
 
     /// The old session value the request's cookies carry, verified as the old app verified it
-    /// (no I/O): the first live one; none among planted cookies that can't all be checked.
+    /// (no I/O). Two different live ones (a cookie planted beside the user's) are ambiguous:
+    /// none moves, as with any other source; none among planted cookies that can't all be
+    /// checked.
     pub(crate) fn read<'a>(
         &self,
         fields: impl IntoIterator<Item = &'a HeaderValue>,
@@ -101,10 +103,15 @@ impl CookieSource {
             .read(fields.into_iter().map(HeaderValue::as_bytes))
         {
             Incoming::Valid { value, .. } => self.open(value).map(|_| value.to_owned()),
-            Incoming::Candidates { verified, .. } => verified
-                .iter()
-                .find(|v| self.open(v.value).is_some())
-                .map(|v| v.value.to_owned()),
+            Incoming::Candidates {
+                verified,
+                unchecked: false,
+            } => {
+                let mut live = verified.iter().filter(|v| self.open(v.value).is_some());
+                let first = live.next()?;
+                live.all(|v| v.value == first.value)
+                    .then(|| first.value.to_owned())
+            }
             _ => None,
         }
     }
@@ -148,6 +155,7 @@ impl Source for CookieSource {
                 data: record.data,
                 expires_ms: record.meta.expire,
                 created_ms: record.meta.created,
+                max_age: Some(record.meta.max_age),
             }))
         })
     }

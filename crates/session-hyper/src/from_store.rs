@@ -48,6 +48,7 @@ impl Source for StoreSource {
                     data: r.data,
                     expires_ms: r.meta.expire,
                     created_ms: r.meta.created,
+                    max_age: Some(r.meta.max_age),
                 }),
                 _ => None,
             })

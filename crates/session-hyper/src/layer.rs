@@ -98,6 +98,10 @@ pub enum LayerBuildError {
         "migrating from cookie mode needs the old cookie-mode layer; from a store, use migrate_from"
     )]
     MigrateNotCookieMode,
+    /// [`SessionLayerBuilder::migrate_from_cookie_mode`] with an unsigned cookie-mode layer:
+    /// anyone can write such a cookie, so none can be moved as a user's session.
+    #[error("an unsigned cookie can't be moved into a store: anyone could have written it")]
+    MigrateUnsignedCookies,
 }
 
 /// Builds a [`SessionLayer`].

@@ -23,6 +23,10 @@ use crate::shared::Shared;
 /// undoes the move, as a 503), or the claim released if the commit was skipped. Answers the
 /// `Set-Cookie` values that remove the old cookie, when the response should carry them.
 pub(crate) async fn finish(session: &Session, committed: bool) -> Result<Vec<HeaderValue>, Error> {
+    // A move from the old store is done (its marker there now names the new session) or
+    // did not happen: either way its claim goes.
+    let _ = committed;
+    crate::session::release_old_claim(session).await;
     let shared = &*session.0.shared;
     let Some(source) = shared.mover() else {
         return Ok(Vec::new());
@@ -45,6 +49,7 @@ pub(crate) async fn finish(session: &Session, committed: bool) -> Result<Vec<Hea
     // must not outlive an old one that could move again.
     if (foreign.claimed || foreign.drained)
         && !foreign.deleted
+        && !foreign.retired
         && let Err(e) = shared.timed(source.delete(&foreign.id)).await
     {
         end(session, &foreign.claim).await;
@@ -77,6 +82,7 @@ pub(crate) async fn too_large(session: &Session, e: &Error) -> Option<Vec<Header
 
 /// Releases the claim of a request whose commit failed (the next request moves the session).
 pub(crate) async fn release(session: &Session) {
+    crate::session::release_old_claim(session).await;
     let claim = {
         let mut st = session.lock();
         match st.foreign.take() {

@@ -17,7 +17,9 @@ use crate::shared::{Backend, Shared};
 
 mod moving;
 pub use moving::MAX_MOVED_BYTES;
-pub(crate) use moving::{Foreign, MOVED_KEY, claim_key, delete_old_session, refused};
+pub(crate) use moving::{
+    Foreign, MOVED_KEY, claim_key, delete_old_session, refused, release_old_claim,
+};
 
 /// What the request presented (a cookie, or the external key header), checked before the
 /// handler ran.
@@ -101,6 +103,9 @@ pub(crate) struct State {
     /// The session was loaded from the store the layer migrates from (its record, or a marker
     /// a move left there): the commit moves it, or ends it there.
     pub(crate) from_old: bool,
+    /// The claim key this request created to move its session from the old store: released
+    /// when nothing moved (a 5xx, a failed commit), else left to lapse.
+    pub(crate) old_claim: Option<StoreKey>,
     /// The request carried an old library's session (see `crate::moved`).
     pub(crate) foreign: Option<Foreign>,
 }
@@ -202,6 +207,7 @@ impl Session {
                 pending: None,
                 failed: None,
                 from_old: false,
+                old_claim: None,
                 foreign: None,
             }),
         }))
@@ -243,6 +249,7 @@ impl Session {
                 let config = &shared.config;
                 let mut from_old = false;
                 let mut foreign = None;
+                let mut old_claim = None;
                 let (source, resign) = match (&inner.incoming, &shared.backend) {
                     (Presented::None, Backend::Store(store)) if inner.old.is_some() => {
                         let (source, moving) = self.load_moving(store.as_ref()).await?;
@@ -270,6 +277,7 @@ impl Session {
                         } else {
                             from_old = found.from_old;
                             foreign = found.foreign;
+                            old_claim = found.claim;
                             (found.source, found.resign)
                         }
                     }
@@ -293,6 +301,7 @@ impl Session {
                 let mut st = self.lock();
                 st.session = Some(session);
                 st.from_old = from_old;
+                st.old_claim = old_claim;
                 st.foreign = foreign;
                 Ok::<(), Error>(())
             })
@@ -359,50 +368,12 @@ impl Session {
             };
             slot.get_or_insert((source, false));
         }
-        if let Some(old) = &shared.migrate_from {
-            for (candidate, key) in missing {
-                // The old store's failure is the request's (a 503, nothing moved); a record
-                // there that can't be decoded is left to the old store, and not moved.
-                let record = match shared.timed(old.load_dyn(&key)).await {
-                    Err(Error::Store(StoreError::Corrupt(why))) => {
-                        tracing::warn!(target: "session", reason = %why, "a session record in the store sessions move from can't be decoded; not moving it");
-                        Loaded::Missing
-                    }
-                    other => other?,
-                };
-                let source = Source::Store {
-                    id: candidate.value.clone(),
-                    record,
-                };
-                if session_core::driver::is_live_now(config, &source) {
-                    let _ = self.0.loaded_key.set((candidate.value.clone(), key));
-                    return Ok(Found {
-                        source,
-                        resign: candidate.resign,
-                        from_old: true,
-                        foreign: None,
-                    });
-                }
-                // Not live there: perhaps drained here (the drain leaves a marker there that
-                // names the drained record, or nothing once the marker lapsed).
-                let stale_there = matches!(
-                    source,
-                    Source::Store {
-                        record: Loaded::Superseded,
-                        ..
-                    }
-                );
-                match self.drained_here(store, candidate, &key).await? {
-                    Some(found) if found.foreign.is_some() => return Ok(found),
-                    _ if stale_there => {
-                        superseded.get_or_insert((source, true));
-                    }
-                    Some(stale) => {
-                        superseded.get_or_insert((stale.source, false));
-                    }
-                    None => {}
-                }
-            }
+        if let Some(old) = &shared.migrate_from
+            && let Some(found) = self
+                .move_from_old_store(store, old.as_ref(), missing, &mut superseded)
+                .await?
+        {
+            return Ok(found);
         }
         Ok(match (superseded, dead) {
             (Some((stale, from_old)), _) => Found {
@@ -410,6 +381,7 @@ impl Session {
                 resign: false,
                 from_old,
                 foreign: None,
+                claim: None,
             },
             _ if ids.unchecked => Found::here(Source::Ambiguous, false),
             (None, Some((first, _))) => Found::here(first, false),
@@ -532,6 +504,8 @@ struct Found {
     from_old: bool,
     /// A session a drain of the old store wrote here (see `moving`).
     foreign: Option<Foreign>,
+    /// The claim this request holds on the move of a session from the old store.
+    claim: Option<StoreKey>,
 }
 
 impl Found {
@@ -541,6 +515,7 @@ impl Found {
             resign,
             from_old: false,
             foreign: None,
+            claim: None,
         }
     }
 }

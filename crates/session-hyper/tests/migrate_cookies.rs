@@ -373,7 +373,7 @@ fn a_moved_session_costs_no_more_than_any_other() {
 }
 
 /// What can't work is refused at build: a store-mode layer as the old one, moving into cookie
-/// mode, and two sources at once.
+/// mode, two sources at once, and an unsigned old cookie (anyone could have written it).
 #[test]
 fn what_cannot_work_is_refused_at_build() {
     let cfg = || Config::builder().key(KEY1.to_vec()).build().unwrap();
@@ -403,4 +403,13 @@ fn what_cannot_work_is_refused_at_build() {
         .build()
         .unwrap_err();
     assert!(matches!(err, LayerBuildError::MigrateTwice), "{err}");
+    let unsigned = Config::builder().unsigned().build().unwrap();
+    let err = SessionLayer::store(cfg(), MemoryStore::new())
+        .migrate_from_cookie_mode(SessionLayer::cookie(unsigned).build().unwrap())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, LayerBuildError::MigrateUnsignedCookies),
+        "{err}"
+    );
 }

@@ -182,6 +182,8 @@ impl Express {
             expires_ms,
             // express-session keeps no creation time.
             created_ms: None,
+            // express-session's `originalMaxAge` is the app's, not the user's choice.
+            max_age: None,
         })
     }
 

@@ -210,6 +210,7 @@ impl TowerSessions {
             expires_ms: Some(u64::try_from(expires).unwrap_or(0)),
             // tower-sessions keeps no creation time.
             created_ms: None,
+            max_age: None,
         })
     }
 

@@ -145,7 +145,12 @@ impl App {
         for r in racing {
             let r = r.await.unwrap();
             assert_eq!(r.status, 200, "round {round}: {}", r.body);
-            assert!(!r.removes(), "round {round}: a loser removed the cookie");
+            assert!(
+                !r.removes(),
+                "round {round}: a loser removed the cookie: {:?} {}",
+                r.set_cookies,
+                r.body
+            );
             let data: Value = serde_json::from_str(&r.body).unwrap();
             assert!(
                 data["user"] == user || data == json!({}),

@@ -11,8 +11,8 @@ use std::time::Duration;
 use session_core::Handle;
 
 use session_core::store::{
-    BoxFuture, Change, Created, Destroyed, Loaded, Meta, Record, Store, StoreError, StoreKey,
-    Supersede, Updated,
+    BoxFuture, Change, Created, Destroyed, KeyScan, Loaded, Meta, Record, Store, StoreError,
+    StoreKey, Supersede, Updated,
 };
 use session_core::store::{IndexEntry, Indexed, OwnerIndex};
 use session_core::{Config, ConfigBuilder, ManualClock};
@@ -175,6 +175,10 @@ impl Store for Probe {
     async fn touch(&self, k: &StoreKey, m: Meta, ttl: Duration) -> Result<Updated, StoreError> {
         self.pass(&self.writes).await?;
         self.store.touch(k, m, ttl).await
+    }
+    async fn scan(&self, cursor: Option<&str>, count: usize) -> Result<KeyScan, StoreError> {
+        self.pass(&self.loads).await?;
+        self.store.scan(cursor, count).await
     }
 }
 

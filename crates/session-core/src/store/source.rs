@@ -26,6 +26,9 @@ pub struct SourceSession {
     /// When it began (ms since the epoch), if the old library said: an absolute lifetime
     /// counts from it after the move too.
     pub created_ms: Option<u64>,
+    /// Its own `max_age` (a "remember me: off" session is [`MaxAge::Session`](crate::MaxAge)),
+    /// if the old library kept one per session; `None`: the layer's.
+    pub max_age: Option<crate::MaxAge>,
 }
 
 impl std::fmt::Debug for SourceSession {
@@ -35,6 +38,7 @@ impl std::fmt::Debug for SourceSession {
             .field("keys", &self.data.len())
             .field("expires_ms", &self.expires_ms)
             .field("created_ms", &self.created_ms)
+            .field("max_age", &self.max_age)
             .finish()
     }
 }

@@ -99,6 +99,10 @@ impl SessionLayerBuilder {
                 let Backend::Cookie(codec) = &old.shared.backend else {
                     return Err(LayerBuildError::MigrateNotCookieMode);
                 };
+                // An unsigned cookie is anyone's to write: it can't say who was logged in.
+                if old.shared.cookies.keygrip().is_none() && !codec.authenticates() {
+                    return Err(LayerBuildError::MigrateUnsignedCookies);
+                }
                 let old = &old.shared;
                 let source = Arc::new(CookieSource::new(
                     (old.config.clone(), old.cookies.clone(), Arc::clone(codec)),

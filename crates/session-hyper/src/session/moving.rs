@@ -48,6 +48,10 @@ pub(crate) struct Foreign {
     pub(crate) deleted: bool,
     /// A drain moved the old session already: this request gives it an id of ours.
     pub(crate) drained: bool,
+    /// The drained record was confirmed, and the old session is ours (a store the layer
+    /// migrates from): the drain replaced the old record by a marker already, so nothing is
+    /// left there to delete.
+    pub(crate) retired: bool,
 }
 
 impl std::fmt::Debug for Foreign {
@@ -85,6 +89,7 @@ impl Session {
             written: false,
             deleted: false,
             drained: false,
+            retired: false,
         };
         let stale = |id| Start::Store {
             id,
@@ -95,7 +100,7 @@ impl Session {
         match session.load_or_drop(store, &claim).await? {
             Loaded::Missing => {}
             Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => {
-                return self.drained(store, source.as_ref(), id, r, foreign).await;
+                return self.drained(source.as_ref(), id, r, foreign).await;
             }
             _ => return Ok((stale(id), Some(foreign))),
         }
@@ -117,7 +122,7 @@ impl Session {
                 Loaded::Missing => {}
                 // Moved by a drain a moment ago.
                 Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => {
-                    return self.drained(store, source.as_ref(), id, r, foreign).await;
+                    return self.drained(source.as_ref(), id, r, foreign).await;
                 }
                 _ => return Ok((stale(id), Some(foreign))),
             }
@@ -147,7 +152,7 @@ impl Session {
             // Another request's claim, or a drain's record written a moment ago.
             return Ok(match session.load_or_drop(store, &claim).await? {
                 Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => {
-                    self.drained(store, source.as_ref(), id, r, foreign).await?
+                    self.drained(source.as_ref(), id, r, foreign).await?
                 }
                 _ => (stale(id), Some(foreign)),
             });
@@ -168,7 +173,7 @@ impl Session {
         };
         foreign.claimed = true;
         foreign.remove_cookie = true;
-        let max_age = config.max_age();
+        let max_age = old.max_age.unwrap_or_else(|| config.max_age());
         let record = Record {
             data: old.data,
             meta: Meta {
@@ -193,10 +198,10 @@ impl Session {
 impl Session {
     /// The session a drained record starts. A record the drain had not confirmed yet
     /// (`"pending"`: written, the old session not yet seen again) stands only while the old
-    /// session does: gone, a logout deleted it after the drain wrote, and the record goes.
+    /// session does: gone, a logout deleted it after the drain wrote, and the request is
+    /// anonymous.
     pub(super) async fn drained(
         &self,
-        store: &dyn DynStore,
         source: &dyn session_core::store::Source,
         id: SessionId,
         mut record: Record,
@@ -204,11 +209,15 @@ impl Session {
     ) -> Result<(Start, Option<Foreign>), Error> {
         let shared = &*self.0.shared;
         foreign.remove_cookie = true;
-        if record.data.get(MOVED_KEY) != Some(&serde_json::Value::Bool(true)) {
+        let confirmed = record.data.get(MOVED_KEY) == Some(&serde_json::Value::Bool(true));
+        foreign.retired = confirmed && shared.source.is_none();
+        if !confirmed {
             let now = shared.config.now_ms();
             let old = shared.timed(source.load(&foreign.id)).await?;
             if old.is_none_or(|o| o.expires_ms.is_some_and(|e| e <= now)) {
-                drop_claim(shared, store, &foreign.claim).await;
+                // A logout ended it (the drain, or its next run, takes the record back). Not
+                // deleted here: it may have become a request's marker since it was read, and
+                // the requests racing that one would then find it gone and end as logouts.
                 return Ok((Start::None, Some(foreign)));
             }
         }
@@ -243,17 +252,19 @@ impl Session {
             resign: candidate.resign,
             from_old: false,
             foreign,
+            claim: None,
         };
         let record = match self.load_or_drop(store, &claim).await? {
             Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => r,
-            Loaded::Superseded => {
+            // Another request's claim (it moves the session), or the marker of a move done.
+            Loaded::Superseded | Loaded::Live(_) => {
                 let stale = Start::Store {
                     id,
                     record: Loaded::Superseded,
                 };
                 return Ok(Some(found(stale, None)));
             }
-            _ => return Ok(None),
+            Loaded::Missing => return Ok(None),
         };
         let _ = self.0.loaded_key.set((id.clone(), claim.clone()));
         let foreign = Foreign {
@@ -264,17 +275,129 @@ impl Session {
             written: false,
             deleted: false,
             drained: false,
+            retired: false,
         };
-        match self
-            .drained(store, source.as_ref(), id, record, foreign)
-            .await?
-        {
+        match self.drained(source.as_ref(), id, record, foreign).await? {
             (start @ Start::Store { .. }, Some(foreign)) if foreign.drained => {
                 Ok(Some(found(start, Some(foreign))))
             }
             // Taken back: a logout ended it after the drain wrote it.
             _ => Ok(None),
         }
+    }
+}
+
+impl Session {
+    /// The first of `missing` (ids this store has no record of) whose session moves from the
+    /// store the layer migrates from, or is drained here; failing that, the first one whose
+    /// move is under way or done (into `superseded`: stale, and a destroy ends it in both
+    /// stores). The claim key is the one place every mover meets: a drain's record is looked
+    /// at before the old store is asked, and a request moving a live old session claims it
+    /// first, so a request, a drain and a logout never move one session twice.
+    pub(in crate::session) async fn move_from_old_store(
+        &self,
+        store: &dyn DynStore,
+        old: &dyn DynStore,
+        missing: Vec<(&super::Candidate<SessionId>, StoreKey)>,
+        superseded: &mut Option<(Start, bool)>,
+    ) -> Result<Option<super::Found>, Error> {
+        let shared = &*self.0.shared;
+        for (candidate, key) in missing {
+            let stale = || Start::Store {
+                id: candidate.value.clone(),
+                record: Loaded::Superseded,
+            };
+            match self.drained_here(store, candidate, &key).await? {
+                Some(found) if found.foreign.is_some() => return Ok(Some(found)),
+                Some(_) => {
+                    superseded.get_or_insert((stale(), true));
+                    continue;
+                }
+                None => {}
+            }
+            // The old store's failure is the request's (a 503, nothing moved); a record there
+            // that can't be decoded is left to the old store, and not moved.
+            let record = match shared.timed(old.load_dyn(&key)).await {
+                Err(Error::Store(StoreError::Corrupt(why))) => {
+                    tracing::warn!(target: "session", reason = %why, "a session record in the store sessions move from can't be decoded; not moving it");
+                    Loaded::Missing
+                }
+                other => other?,
+            };
+            let source = Start::Store {
+                id: candidate.value.clone(),
+                record,
+            };
+            if session_core::driver::is_live_now(&shared.config, &source) {
+                let Some(claim) = self.claim_old(store, &key).await? else {
+                    // Another mover claimed it a moment ago: a drain (its record starts the
+                    // session) or a request (stale).
+                    match self.drained_here(store, candidate, &key).await? {
+                        Some(found) if found.foreign.is_some() => return Ok(Some(found)),
+                        _ => {
+                            superseded.get_or_insert((stale(), true));
+                            continue;
+                        }
+                    }
+                };
+                let _ = self.0.loaded_key.set((candidate.value.clone(), key));
+                return Ok(Some(super::Found {
+                    source,
+                    resign: candidate.resign,
+                    from_old: true,
+                    foreign: None,
+                    claim: Some(claim),
+                }));
+            }
+            if let Start::Store {
+                record: Loaded::Superseded,
+                ..
+            } = source
+            {
+                superseded.get_or_insert((source, true));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Claims the move of the old session under `key`: a placeholder under its claim key,
+    /// living for the supersede grace. `None` when another mover holds it.
+    async fn claim_old(
+        &self,
+        store: &dyn DynStore,
+        key: &StoreKey,
+    ) -> Result<Option<StoreKey>, Error> {
+        let shared = &*self.0.shared;
+        let Some(source) = &shared.store_source else {
+            return Ok(None);
+        };
+        let (_, claim) = claim_key(shared, source.name(), key.as_str());
+        let now = shared.config.now_ms();
+        let grace = shared.config.supersede_grace();
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        let placeholder = Record {
+            data: Data::new(),
+            meta: Meta {
+                expire: Some(now.saturating_add(grace_ms)),
+                max_age: MaxAge::Ms(grace_ms),
+                created: None,
+            },
+        };
+        let created = shared
+            .timed(store.create_dyn(&claim, &placeholder, grace))
+            .await?;
+        Ok((created == Created::Inserted).then_some(claim))
+    }
+}
+
+/// Releases the claim a request made to move a session from the old store, when nothing moved.
+pub(crate) async fn release_old_claim(session: &Session) {
+    let Some(claim) = session.lock().old_claim.take() else {
+        return;
+    };
+    let shared = &*session.0.shared;
+    if let crate::shared::Backend::Store(store) = &shared.backend {
+        drop_claim(shared, store.as_ref(), &claim).await;
     }
 }
 
@@ -295,7 +418,7 @@ pub(crate) async fn delete_old_session(session: &Session) -> Result<(), Error> {
         return Ok(());
     };
     let id = match &session.lock().foreign {
-        Some(f) if !f.deleted => f.id.clone(),
+        Some(f) if !f.deleted && !f.retired => f.id.clone(),
         _ => return Ok(()),
     };
     shared.timed(source.delete(&id)).await?;

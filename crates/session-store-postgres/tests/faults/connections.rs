@@ -27,23 +27,34 @@ async fn killed_connections_are_replaced() {
         .await
         .unwrap();
     assert!(!killed.is_empty(), "the pool had connections to kill");
-    // Every call after the kill succeeds or fails fast, and the pool heals at once.
-    let mut errors = 0;
+    // Every call after the kill succeeds or fails fast, and the pool heals at once. A read
+    // that draws a dead connection is tried again once on another, and a dead connection is
+    // never drawn twice: a call fails only by drawing two, so at most half the killed ones
+    // fail a call, however soon the client notices the kills (on a busy machine, later: 2 of
+    // 50 seen with 4 killed), and once they are spent every call works.
+    let mut failed = Vec::new();
     let t = Instant::now();
-    for _ in 0..50 {
+    for i in 0..50 {
         let call = Instant::now();
         if let Err(e) = store.load(&key).await {
-            errors += 1;
+            failed.push(i);
             assert!(call.elapsed() < Duration::from_secs(2), "{e}");
         }
     }
     println!(
-        "{errors} of 50 calls failed after the kill; {:?} for all",
+        "calls {failed:?} of 50 failed after killing {}; {:?} for all",
+        killed.len(),
         t.elapsed()
     );
     assert!(
-        errors <= 1,
-        "a dead connection is retried once on a new one: {errors} errors"
+        failed.len() <= killed.len() / 2,
+        "a dead connection is retried once on a new one: {} errors, {} killed",
+        failed.len(),
+        killed.len()
+    );
+    assert!(
+        failed.iter().all(|&i| i < killed.len()),
+        "a call failed after the dead connections were spent: {failed:?}"
     );
     let took = until_ok(&store, &key, Duration::from_secs(2)).await;
     assert!(took < Duration::from_secs(1));
