@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod browser;
+mod fixtures;
 mod postgres;
 mod redis;
 mod system;
@@ -163,7 +164,8 @@ fn ci() -> Result<(), String> {
         // these servers (the fault tests start servers of their own, with PG_BIN). The
         // browser tests start the examples' binaries, which this same run builds.
         let driver = browser::chromedriver(true)?;
-        let fixture = tower_sessions_fixture()?;
+        let fixture = fixtures::tower_sessions()?;
+        let express = fixtures::express()?;
         let (url, _server) = redis()?;
         let (db, _pg) = postgres::postgres()?;
         let bin = postgres::find_bin()
@@ -178,6 +180,7 @@ fn ci() -> Result<(), String> {
                 ("WEBDRIVER_URL", &driver.url),
                 ("CHROME_BIN", &driver.chrome),
                 ("TOWER_SESSIONS_FIXTURE", &fixture),
+                ("EXPRESS_FIXTURE", &express),
             ],
         )?;
     }
@@ -188,30 +191,6 @@ fn ci() -> Result<(), String> {
     publish_dry_run()?;
     eprintln!("xtask: ci passed");
     Ok(())
-}
-
-/// Builds the tower-sessions app the migration tests move sessions from (`fixtures/`, outside
-/// the workspace: it builds tower-sessions, fred and sqlx) into a target directory of its own,
-/// and answers the binary's path.
-fn tower_sessions_fixture() -> Result<String, String> {
-    let dir = std::env::current_dir()
-        .map_err(|e| format!("no current directory: {e}"))?
-        .join("fixtures/tower-sessions");
-    let manifest = dir.join("Cargo.toml");
-    let target = dir.join("target");
-    let (manifest, target) = (manifest.to_string_lossy(), target.to_string_lossy());
-    cargo(
-        &[
-            "build",
-            "--locked",
-            "--manifest-path",
-            &manifest,
-            "--target-dir",
-            &target,
-        ],
-        &[],
-    )?;
-    Ok(format!("{target}/debug/tower-sessions-fixture"))
 }
 
 /// `cargo publish --dry-run` of every library crate in one invocation: each is packaged and

@@ -5,8 +5,9 @@
 //!      --algorithm sha1|sha256|sha512 --cookie-name NAME --max-age MS|session
 //!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
 //!      [--encrypt] [--migrate-from redis://HOST:PORT[/DB]|postgres://...
-//!                      |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...]
-//!      [--migrate-key BASE64] [--migrate-cookie NAME]
+//!                      |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...
+//!                      |express+redis://HOST:PORT[/DB]]
+//!      [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
 //!      [--drain [--drain-clear-after UNIX_SECONDS]]
 //! ```
 //!
@@ -16,7 +17,10 @@
 //! switching stores). `tower-sessions+redis://…` and `tower-sessions+postgres://…` name a
 //! tower-sessions app's store instead (its default table); `--migrate-key` gives its `Key`
 //! (64 bytes, standard base64 with padding) when it signed or encrypted its cookie, and
-//! `--migrate-cookie` its cookie name when not `id`. `--drain` (with any `--migrate-from`)
+//! `--migrate-cookie` its cookie name when not `id`. `express+redis://…` names an express app's
+//! connect-redis store (prefix `sess:`), with `--migrate-secret` (repeatable, newest first) for
+//! its secrets and `--migrate-cookie` when its cookie is not `connect.sid`. `--drain` (with any
+//! `--migrate-from`)
 //! moves every idle old session into `--store` instead of serving, printing the counts after
 //! each batch (`drain: moved N, gone N, refused N, moving N, cleared N, failed N`), and exits
 //! (1 if any failed: run it again); after `--drain-clear-after` it deletes them instead.
@@ -55,14 +59,17 @@ use session_store_postgres::PostgresStore;
 use session_store_redis::{Format, RedisStore};
 use std::sync::Arc;
 
+mod migrate;
+
 const USAGE: &str =
     "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]|postgres://...] [--keys k1,k2]
             [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
             [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
             [--encrypt] [--client-cache BYTES]
             [--migrate-from redis://HOST:PORT[/DB]|postgres://...
-                            |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...]
-            [--migrate-key BASE64] [--migrate-cookie NAME]
+                            |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...
+                            |express+redis://HOST:PORT[/DB]]
+            [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
             [--drain [--drain-clear-after UNIX_SECONDS]]";
 
 /// Largest `PUT /session` body accepted.
@@ -89,8 +96,10 @@ struct Args {
     migrate_from: Option<String>,
     /// The old tower-sessions app's `Key` (standard base64).
     migrate_key: Option<String>,
-    /// The old tower-sessions app's cookie name.
+    /// The old library's cookie name.
     migrate_cookie: Option<String>,
+    /// The old express app's secrets, newest first.
+    migrate_secrets: Vec<String>,
     /// Drain the source instead of serving.
     drain: bool,
     /// From then on, the drain clears instead of moving.
@@ -116,6 +125,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         migrate_from: None,
         migrate_key: None,
         migrate_cookie: None,
+        migrate_secrets: Vec::new(),
         drain: false,
         drain_clear_after: None,
     };
@@ -157,6 +167,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--migrate-from" => a.migrate_from = Some(value()?),
             "--migrate-key" => a.migrate_key = Some(value()?),
             "--migrate-cookie" => a.migrate_cookie = Some(value()?),
+            "--migrate-secret" => a.migrate_secrets.push(value()?),
             "--drain" => a.drain = true,
             "--drain-clear-after" => {
                 a.drain_clear_after = Some(
@@ -411,32 +422,32 @@ async fn build(
             (SessionLayer::store(config, store), shown)
         }
     };
-    let tower = args
-        .migrate_from
-        .as_deref()
-        .and_then(|u| u.strip_prefix("tower-sessions+"));
     if args.drain_clear_after.is_some() && !args.drain {
         return Err("--drain-clear-after goes with --drain".into());
     }
-    if tower.is_none() && (args.migrate_key.is_some() || args.migrate_cookie.is_some()) {
-        return Err(
-            "--migrate-key and --migrate-cookie are for --migrate-from tower-sessions+...".into(),
-        );
-    }
+    let flags = migrate::Args {
+        migrate_key: args.migrate_key.as_deref(),
+        migrate_cookie: args.migrate_cookie.as_deref(),
+        migrate_secrets: &args.migrate_secrets,
+    };
     let builder = match &args.migrate_from {
-        Some(_) if tower.is_some() => {
-            let url = tower.unwrap_or_default();
-            let source = tower_sessions(url, args)?;
-            shown = format!("{shown}, moving sessions from tower-sessions");
-            builder.migrate_from_source(source)
+        Some(url) => match migrate::library(builder, url, &flags)? {
+            Ok((builder, name)) => {
+                shown = format!("{shown}, moving sessions from {name}");
+                builder
+            }
+            Err(builder) => {
+                migrate::only_for_libraries(&flags)?;
+                let (old, sweeper, old_shown) = open(url, args, "--migrate-from").await?;
+                sweepers.extend(sweeper);
+                shown = format!("{shown}, moving sessions from {old_shown}");
+                builder.migrate_from(old)
+            }
+        },
+        None => {
+            migrate::only_for_libraries(&flags)?;
+            builder
         }
-        Some(url) => {
-            let (old, sweeper, old_shown) = open(url, args, "--migrate-from").await?;
-            sweepers.extend(sweeper);
-            shown = format!("{shown}, moving sessions from {old_shown}");
-            builder.migrate_from(old)
-        }
-        None => builder,
     };
     let layer = builder
         .trust_proxy(args.trust_proxy)
@@ -472,32 +483,6 @@ async fn drain(layer: &SessionLayer, args: &Args) -> i32 {
             1
         }
     }
-}
-
-/// The tower-sessions app's store at `url` (`redis://` or `postgres://`), with its key and
-/// cookie name.
-fn tower_sessions(url: &str, args: &Args) -> Result<session_migrate::TowerSessions, String> {
-    use base64::Engine as _;
-    let mut b = session_migrate::TowerSessions::builder();
-    if let Some(name) = &args.migrate_cookie {
-        b = b.cookie_name(name.clone());
-    }
-    if let Some(key) = &args.migrate_key {
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(key)
-            .map_err(|_| "--migrate-key: not standard base64 (with padding)".to_owned())?;
-        b = b.key(&key);
-    }
-    let built = if url.starts_with("redis://") || url.starts_with("rediss://") {
-        b.redis(url)
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        b.postgres(url)
-    } else {
-        return Err(format!(
-            "--migrate-from: unknown tower-sessions store {url:?}"
-        ));
-    };
-    built.map_err(|e| format!("--migrate-from: {e}"))
 }
 
 /// The store at `url` (`memory`, `redis://`, `postgres://`), its sweeper (memory and

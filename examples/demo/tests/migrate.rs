@@ -111,8 +111,52 @@ async fn migrate_from_tower_sessions_on_redis_and_postgres() {
     from_tower_sessions("--postgres", &pg, "--private").await;
 }
 
+/// `--migrate-from express+redis://...`: a visitor of an express app (the real express-session
+/// with connect-redis, `fixtures/express`, its cookie signed under the older of two secrets)
+/// keeps their counter under the demo: 41 views there, 42 here.
+#[tokio::test]
+async fn migrate_from_express_session() {
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    let base = redis
+        .rsplit_once('/')
+        .map_or(redis.as_str(), |(base, _)| base);
+    // A database nobody else writes: the shared server's number 11.
+    let url = format!("{base}/11");
+    let script =
+        std::env::var("EXPRESS_FIXTURE").expect("EXPRESS_FIXTURE: run through `cargo xtask ci`");
+    let old = session_testkit::process::start(&script, &["--redis", &url, "--secret", "older"])
+        .await
+        .unwrap();
+    let c = browser();
+    assert_eq!(
+        text(&c, &format!("{}/login?user=ann&views=41", old.url)).await,
+        "in"
+    );
+    drop(old);
+    let from = format!("express+{url}");
+    let new = start(&[
+        "--store",
+        "memory",
+        "--migrate-from",
+        &from,
+        "--migrate-secret",
+        "newer",
+        "--migrate-secret",
+        "older",
+    ])
+    .await;
+    assert_eq!(text(&c, &format!("{}/", new.url)).await, "42 views");
+    assert_eq!(text(&c, &format!("{}/", new.url)).await, "43 views");
+    let r = c.get(format!("{}/session", new.url)).send().await.unwrap();
+    assert_eq!(
+        json(&r.text().await.unwrap()),
+        serde_json::json!({"user": "ann", "views": 43})
+    );
+}
+
 /// A tower-sessions cookie named like the demo's own is refused at start, as are the
-/// tower-sessions flags without a tower-sessions source.
+/// tower-sessions flags without a tower-sessions source, an express source without its secret
+/// or with a key, and a secret without an express source.
 #[tokio::test]
 async fn tower_sessions_flags_that_cant_work_are_refused() {
     for args in [
@@ -134,6 +178,22 @@ async fn tower_sessions_flags_that_cant_work_are_refused() {
             "tower-sessions+redis://127.0.0.1:1",
             "--migrate-key",
             "AAAA",
+        ],
+        &["--migrate-from", "express+redis://127.0.0.1:1"],
+        &[
+            "--migrate-from",
+            "express+redis://127.0.0.1:1",
+            "--migrate-secret",
+            "s",
+            "--migrate-key",
+            "AAAA",
+        ],
+        &["--migrate-secret", "s"],
+        &[
+            "--migrate-from",
+            "express+postgres://127.0.0.1:1/x",
+            "--migrate-secret",
+            "s",
         ],
     ] {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_demo"))

@@ -1,0 +1,83 @@
+//! The old apps of the migration tests, made by the libraries a site moves in from: built
+//! (tower-sessions, a Rust app outside the workspace) or installed (express-session, a Node app
+//! whose versions its committed lockfile pins) once per machine.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::system::{cargo, install_with_apt, is_root};
+
+/// Builds the tower-sessions app the migration tests move sessions from (`fixtures/`, outside
+/// the workspace: it builds tower-sessions, fred and sqlx) into a target directory of its own,
+/// and answers the binary's path.
+pub(crate) fn tower_sessions() -> Result<String, String> {
+    let dir = std::env::current_dir()
+        .map_err(|e| format!("no current directory: {e}"))?
+        .join("fixtures/tower-sessions");
+    let manifest = dir.join("Cargo.toml");
+    let target = dir.join("target");
+    let (manifest, target) = (manifest.to_string_lossy(), target.to_string_lossy());
+    cargo(
+        &[
+            "build",
+            "--locked",
+            "--manifest-path",
+            &manifest,
+            "--target-dir",
+            &target,
+        ],
+        &[],
+    )?;
+    Ok(format!("{target}/debug/tower-sessions-fixture"))
+}
+
+/// Installs the express-session app's packages (`npm ci`, from its lockfile) unless they are
+/// there, and answers the path of its server script. Needs Node.js and npm: installed with
+/// apt-get when missing and run as root, else named.
+pub(crate) fn express() -> Result<String, String> {
+    let dir = std::env::current_dir()
+        .map_err(|e| format!("no current directory: {e}"))?
+        .join("fixtures/express");
+    ensure_node()?;
+    let installed = dir.join("node_modules/.package-lock.json");
+    if !fresh(&installed, &dir.join("package-lock.json")) {
+        eprintln!("xtask: npm ci (fixtures/express)");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .map_err(|e| format!("could not run npm: {e}"))?;
+        if !status.success() {
+            return Err(format!("`npm ci` in fixtures/express failed ({status})"));
+        }
+    }
+    Ok(dir.join("server.js").to_string_lossy().into_owned())
+}
+
+/// Whether `made` exists and is no older than `from`.
+fn fresh(made: &Path, from: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(made), modified(from)), (Some(a), Some(b)) if a >= b)
+}
+
+/// Node.js and npm on the path, installed from Debian's packages when missing and root.
+fn ensure_node() -> Result<(), String> {
+    let works = |bin: &str| {
+        Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works("node") && works("npm") {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err(
+            "the express-session fixture needs Node.js (18 or later) and npm: install them (Debian: apt-get install nodejs npm), or run as root to have them installed".into(),
+        );
+    }
+    for package in ["nodejs", "npm"] {
+        install_with_apt(package)?;
+    }
+    Ok(())
+}
