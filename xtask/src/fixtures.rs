@@ -1,5 +1,5 @@
 //! The old apps of the migration tests, made by the libraries a site moves in from: built
-//! (tower-sessions, a Rust app outside the workspace) or installed (express-session, a Node app
+//! (tower-sessions and actix-session, Rust apps outside the workspace) or installed (express-session, a Node app
 //! whose versions its committed lockfile pins) once per machine.
 
 use std::path::Path;
@@ -7,15 +7,27 @@ use std::process::Command;
 
 use crate::system::{cargo, install_with_apt, is_root};
 
-/// Builds the tower-sessions app the migration tests move sessions from (`fixtures/`, outside
-/// the workspace: it builds tower-sessions, fred and sqlx) into a target directory of its own,
-/// and answers the binary's path.
+/// Builds the tower-sessions app the migration tests move sessions from, and answers the
+/// binary's path.
 pub(crate) fn tower_sessions() -> Result<String, String> {
+    rust_app("tower-sessions", "tower-sessions-fixture")
+}
+
+/// Builds the actix-session app the migration tests move sessions from, and answers the
+/// binary's path.
+pub(crate) fn actix() -> Result<String, String> {
+    rust_app("actix", "actix-session-fixture")
+}
+
+/// Builds the Rust app in `fixtures/<dir>` (outside the workspace: it builds the library the
+/// tests move sessions from, with its own dependencies) into a target directory of its own,
+/// from its committed lockfile; the path of its binary `bin`.
+fn rust_app(dir: &str, bin: &str) -> Result<String, String> {
     let dir = std::env::current_dir()
         .map_err(|e| format!("no current directory: {e}"))?
-        .join("fixtures/tower-sessions");
-    let manifest = dir.join("Cargo.toml");
-    let target = dir.join("target");
+        .join("fixtures")
+        .join(dir);
+    let (manifest, target) = (dir.join("Cargo.toml"), dir.join("target"));
     let (manifest, target) = (manifest.to_string_lossy(), target.to_string_lossy());
     cargo(
         &[
@@ -28,7 +40,7 @@ pub(crate) fn tower_sessions() -> Result<String, String> {
         ],
         &[],
     )?;
-    Ok(format!("{target}/debug/tower-sessions-fixture"))
+    Ok(format!("{target}/debug/{bin}"))
 }
 
 /// Installs the express-session app's packages (`npm ci`, from its lockfile) unless they are

@@ -166,6 +166,7 @@ fn ci() -> Result<(), String> {
         let driver = browser::chromedriver(true)?;
         let fixture = fixtures::tower_sessions()?;
         let express = fixtures::express()?;
+        let actix = fixtures::actix()?;
         let (url, _server) = redis()?;
         let (db, _pg) = postgres::postgres()?;
         let bin = postgres::find_bin()
@@ -181,6 +182,7 @@ fn ci() -> Result<(), String> {
                 ("CHROME_BIN", &driver.chrome),
                 ("TOWER_SESSIONS_FIXTURE", &fixture),
                 ("EXPRESS_FIXTURE", &express),
+                ("ACTIX_FIXTURE", &actix),
             ],
         )?;
     }

@@ -41,6 +41,7 @@ const PACKAGES: &[&str] = &[
     "xtask",
     "bench",
     "fixtures/tower-sessions",
+    "fixtures/actix",
 ];
 
 /// Runs every check; the error lists every problem found.

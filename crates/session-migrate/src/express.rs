@@ -3,19 +3,13 @@
 //! of the app's secrets, as the `cookie-signature` package makes it) and its records (the
 //! session as JSON under `sess:` + id, its `cookie` field express-session's own).
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use cookie::Cookie;
 use hmac::{Hmac, KeyInit, Mac};
 use session_core::store::{BoxFuture, ScanResult, Source, SourceCookie, SourceSession, StoreError};
 
 use crate::error::MigrateBuildError;
-
-/// How long a source waits for a connection of its pool.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Connections the source keeps at most.
-const POOL_SIZE: u32 = 8;
+use crate::redis_kv::Kv;
 /// The longest session id taken (express-session's own are 32 characters).
 const MAX_ID_LEN: usize = 256;
 
@@ -33,8 +27,7 @@ pub struct Express {
     cookie: SourceCookie,
     /// The app's secrets, newest first: HMAC keys.
     secrets: Vec<Vec<u8>>,
-    prefix: String,
-    pool: bb8::Pool<bb8_redis::RedisConnectionManager>,
+    kv: Kv,
 }
 
 impl std::fmt::Debug for Express {
@@ -109,27 +102,12 @@ impl ExpressBuilder {
         if self.secrets.is_empty() || self.secrets.iter().any(Vec::is_empty) {
             return Err(MigrateBuildError::NoSecret);
         }
-        let manager = bb8_redis::RedisConnectionManager::new(url)
-            .map_err(|_| MigrateBuildError::Url("not a Redis URL".into()))?;
-        let pool = bb8::Pool::builder()
-            .max_size(POOL_SIZE)
-            .connection_timeout(CONNECT_TIMEOUT)
-            .build_unchecked(manager);
         Ok(Express {
             cookie: self.cookie,
             secrets: self.secrets,
-            prefix: self.prefix,
-            pool,
+            kv: Kv::new(url, self.prefix, "express-session")?,
         })
     }
-}
-
-fn unavailable(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("express-session store: {what}"))
-}
-
-fn corrupt() -> StoreError {
-    StoreError::Corrupt("not an express-session record".into())
 }
 
 /// Whether `id` can be a session id here: what a Redis key of the app's takes, and no more
@@ -157,11 +135,9 @@ impl Express {
 
     /// A record as connect-redis wrote it: the session's JSON, its `cookie` field dropped
     /// (its `expires`, an ISO date or null, is when the session ends).
-    fn decode(bytes: &[u8]) -> Result<SourceSession, StoreError> {
-        let serde_json::Value::Object(mut data) =
-            serde_json::from_slice::<serde_json::Value>(bytes).map_err(|_| corrupt())?
-        else {
-            return Err(corrupt());
+    fn decode(bytes: &[u8]) -> Option<SourceSession> {
+        let serde_json::Value::Object(mut data) = serde_json::from_slice(bytes).ok()? else {
+            return None;
         };
         let expires_ms = match data.remove("cookie") {
             Some(serde_json::Value::Object(c)) => match c.get("expires") {
@@ -170,14 +146,14 @@ impl Express {
                         s,
                         &time::format_description::well_known::Rfc3339,
                     )
-                    .map_err(|_| corrupt())?;
+                    .ok()?;
                     Some(u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
                 }
                 _ => None,
             },
-            _ => return Err(corrupt()),
+            _ => return None,
         };
-        Ok(SourceSession {
+        Some(SourceSession {
             data,
             expires_ms,
             // express-session keeps no creation time.
@@ -185,72 +161,6 @@ impl Express {
             // express-session's `originalMaxAge` is the app's, not the user's choice.
             max_age: None,
         })
-    }
-
-    async fn load_id(&self, id: &str) -> Result<Option<SourceSession>, StoreError> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|_| unavailable("no connection"))?;
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(format!("{}{id}", self.prefix))
-            .query_async(&mut *conn)
-            .await
-            .map_err(|e| match e.code() {
-                Some("WRONGTYPE") => corrupt(),
-                _ => unavailable("GET failed"),
-            })?;
-        bytes.map(|b| Self::decode(&b)).transpose()
-    }
-
-    async fn delete_id(&self, id: &str) -> Result<(), StoreError> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|_| unavailable("no connection"))?;
-        let _: i64 = redis::cmd("DEL")
-            .arg(format!("{}{id}", self.prefix))
-            .query_async(&mut *conn)
-            .await
-            .map_err(|_| unavailable("DEL failed"))?;
-        Ok(())
-    }
-
-    async fn scan_ids(&self, cursor: Option<&str>, count: usize) -> ScanResult {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|_| unavailable("no connection"))?;
-        // The prefix literally: glob characters in it are escaped.
-        let mut pattern = String::new();
-        for c in self.prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('*');
-        let (next, keys): (String, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor.unwrap_or("0"))
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(count)
-            .arg("TYPE")
-            .arg("string")
-            .query_async(&mut *conn)
-            .await
-            .map_err(|_| unavailable("SCAN failed"))?;
-        let ids = keys
-            .into_iter()
-            .filter_map(|k| String::from_utf8(k).ok())
-            .filter_map(|k| k.strip_prefix(self.prefix.as_str()).map(str::to_owned))
-            .filter(|id| is_id(id))
-            .collect();
-        Ok((ids, (next != "0").then_some(next)))
     }
 }
 
@@ -272,15 +182,22 @@ impl Source for Express {
     }
 
     fn load<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<SourceSession>, StoreError>> {
-        Box::pin(self.load_id(id))
+        Box::pin(async move {
+            let Some((bytes, _)) = self.kv.get(id).await? else {
+                return Ok(None);
+            };
+            Self::decode(&bytes)
+                .map(Some)
+                .ok_or_else(|| self.kv.corrupt())
+        })
     }
 
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.delete_id(id))
+        Box::pin(self.kv.del(id))
     }
 
     fn scan<'a>(&'a self, cursor: Option<&'a str>, count: usize) -> BoxFuture<'a, ScanResult> {
-        Box::pin(self.scan_ids(cursor, count))
+        Box::pin(self.kv.scan(cursor, count, is_id))
     }
 }
 
@@ -339,7 +256,7 @@ mod tests {
             b"not json",
             b"{\"cookie\":{\"expires\":\"soon\"}}",
         ] {
-            assert!(Express::decode(bad).is_err());
+            assert!(Express::decode(bad).is_none());
         }
     }
 

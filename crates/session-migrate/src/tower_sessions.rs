@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use cookie::{Cookie, CookieJar, Key};
+use cookie::Key;
 use session_core::store::{
     BoxFuture, Data, ScanResult, Source, SourceCookie, SourceSession, StoreError,
 };
@@ -320,17 +320,12 @@ impl Source for TowerSessions {
     }
 
     fn verify(&self, value: &str) -> Option<String> {
-        let name = self.cookie.name.as_str();
         // As tower-cookies reads it: percent-decoded, then checked by the cookie crate.
-        let parsed = Cookie::parse_encoded(format!("{name}={value}")).ok()?;
-        let mut jar = CookieJar::new();
-        jar.add_original(parsed.into_owned());
-        let id = match &self.check {
-            Check::Plain => jar.get(name).map(|c| c.value().to_owned()),
-            Check::Keyed(key) => (jar.signed(key).get(name))
-                .or_else(|| jar.private(key).get(name))
-                .map(|c| c.value().to_owned()),
-        }?;
+        let key = match &self.check {
+            Check::Plain => None,
+            Check::Keyed(key) => Some(key),
+        };
+        let id = crate::keyed::open(&self.cookie.name, value, key)?;
         is_id(&id).then_some(id)
     }
 

@@ -6,7 +6,7 @@
 //!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
 //!      [--encrypt] [--migrate-from redis://HOST:PORT[/DB]|postgres://...
 //!                      |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...
-//!                      |express+redis://HOST:PORT[/DB]]
+//!                      |actix+redis://HOST:PORT[/DB]|express+redis://HOST:PORT[/DB]]
 //!      [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
 //!      [--drain [--drain-clear-after UNIX_SECONDS]]
 //! ```
@@ -17,7 +17,9 @@
 //! switching stores). `tower-sessions+redis://…` and `tower-sessions+postgres://…` name a
 //! tower-sessions app's store instead (its default table); `--migrate-key` gives its `Key`
 //! (64 bytes, standard base64 with padding) when it signed or encrypted its cookie, and
-//! `--migrate-cookie` its cookie name when not `id`. `express+redis://…` names an express app's
+//! `--migrate-cookie` its cookie name when not `id`. `actix+redis://…` names an actix-web app's
+//! actix-session Redis store, with `--migrate-key` its 64-byte `Key` (required: its cookie is
+//! private or signed) and `--migrate-cookie` when not `id`. `express+redis://…` names an express app's
 //! connect-redis store (prefix `sess:`), with `--migrate-secret` (repeatable, newest first) for
 //! its secrets and `--migrate-cookie` when its cookie is not `connect.sid`. `--drain` (with any
 //! `--migrate-from`)
@@ -68,7 +70,7 @@ const USAGE: &str =
             [--encrypt] [--client-cache BYTES]
             [--migrate-from redis://HOST:PORT[/DB]|postgres://...
                             |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...
-                            |express+redis://HOST:PORT[/DB]]
+                            |actix+redis://HOST:PORT[/DB]|express+redis://HOST:PORT[/DB]]
             [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
             [--drain [--drain-clear-after UNIX_SECONDS]]";
 

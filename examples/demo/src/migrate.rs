@@ -1,4 +1,5 @@
-//! `--migrate-from` naming another library's app (`tower-sessions+…`, `express+…`): its source,
+//! `--migrate-from` naming another library's app (`tower-sessions+…`, `actix+…`, `express+…`):
+//! its source,
 //! built from the flags, and the flags that only such a source takes.
 
 use session_hyper::SessionLayerBuilder;
@@ -27,6 +28,13 @@ pub(crate) fn library(
         let source = tower_sessions(url, args)?;
         return Ok(Ok((builder.migrate_from_source(source), "tower-sessions")));
     }
+    if let Some(url) = url.strip_prefix("actix+") {
+        if !args.migrate_secrets.is_empty() {
+            return Err("--migrate-secret is for --migrate-from express+redis://...".into());
+        }
+        let source = actix(url, args)?;
+        return Ok(Ok((builder.migrate_from_source(source), "actix-session")));
+    }
     if let Some(url) = url.strip_prefix("express+") {
         if args.migrate_key.is_some() {
             return Err("--migrate-key is not for express: it signs with --migrate-secret".into());
@@ -44,7 +52,7 @@ pub(crate) fn only_for_libraries(args: &Args<'_>) -> Result<(), String> {
         || !args.migrate_secrets.is_empty()
     {
         return Err(
-            "--migrate-key, --migrate-secret and --migrate-cookie are for --migrate-from tower-sessions+... or express+...".into(),
+            "--migrate-key, --migrate-secret and --migrate-cookie are for --migrate-from tower-sessions+..., actix+... or express+...".into(),
         );
     }
     Ok(())
@@ -74,6 +82,27 @@ fn tower_sessions(url: &str, args: &Args<'_>) -> Result<session_migrate::TowerSe
         ));
     };
     built.map_err(|e| format!("--migrate-from: {e}"))
+}
+
+/// The actix app's Redis store at `url`, with its `Key` and cookie name.
+fn actix(url: &str, args: &Args<'_>) -> Result<session_migrate::Actix, String> {
+    use base64::Engine as _;
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(format!(
+            "--migrate-from: unknown actix-session store {url:?}"
+        ));
+    }
+    let Some(key) = args.migrate_key else {
+        return Err("--migrate-from actix+...: give the app's Key with --migrate-key".into());
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map_err(|_| "--migrate-key: not standard base64 (with padding)".to_owned())?;
+    let mut b = session_migrate::Actix::builder(&key);
+    if let Some(name) = args.migrate_cookie {
+        b = b.cookie_name(name);
+    }
+    b.redis(url).map_err(|e| format!("--migrate-from: {e}"))
 }
 
 /// The express app's connect-redis store at `url`, with its secrets and cookie name.

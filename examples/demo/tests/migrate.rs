@@ -154,6 +154,47 @@ async fn migrate_from_express_session() {
     );
 }
 
+/// `--migrate-from actix+redis://...`: a visitor of an actix-web app (the real actix-session
+/// with its Redis store, `fixtures/actix`, its cookie private under `KEY`) keeps their counter
+/// under the demo: 41 views there, 42 here.
+#[tokio::test]
+async fn migrate_from_actix_session() {
+    use base64::Engine as _;
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL: run through `cargo xtask ci`");
+    let base = redis
+        .rsplit_once('/')
+        .map_or(redis.as_str(), |(base, _)| base);
+    // A database nobody else writes: the shared server's number 15.
+    let url = format!("{base}/15");
+    let key = base64::engine::general_purpose::STANDARD.encode([6u8; 64]);
+    let bin = std::env::var("ACTIX_FIXTURE").expect("ACTIX_FIXTURE: run through `cargo xtask ci`");
+    let old = session_testkit::process::start(&bin, &["--redis", &url, "--key", &key])
+        .await
+        .unwrap();
+    let c = browser();
+    assert_eq!(
+        text(&c, &format!("{}/login?user=ann&views=41", old.url)).await,
+        "in"
+    );
+    drop(old);
+    let from = format!("actix+{url}");
+    let new = start(&[
+        "--store",
+        "memory",
+        "--migrate-from",
+        &from,
+        "--migrate-key",
+        &key,
+    ])
+    .await;
+    assert_eq!(text(&c, &format!("{}/", new.url)).await, "42 views");
+    let r = c.get(format!("{}/session", new.url)).send().await.unwrap();
+    assert_eq!(
+        json(&r.text().await.unwrap()),
+        serde_json::json!({"user": "ann", "views": 42})
+    );
+}
+
 /// A tower-sessions cookie named like the demo's own is refused at start, as are the
 /// tower-sessions flags without a tower-sessions source, an express source without its secret
 /// or with a key, and a secret without an express source.
@@ -189,6 +230,13 @@ async fn tower_sessions_flags_that_cant_work_are_refused() {
             "AAAA",
         ],
         &["--migrate-secret", "s"],
+        &["--migrate-from", "actix+redis://127.0.0.1:1"],
+        &[
+            "--migrate-from",
+            "actix+redis://127.0.0.1:1",
+            "--migrate-key",
+            "AAAA",
+        ],
         &[
             "--migrate-from",
             "express+postgres://127.0.0.1:1/x",

@@ -1,0 +1,18 @@
+//! A cookie value as the `cookie` crate's jars read it (tower-cookies and actix-web both use
+//! them): percent-decoded, then, under a `Key`, checked as signed or opened as private.
+
+use cookie::{Cookie, CookieJar, Key};
+
+/// The plain value of cookie `name` = `value` (as sent), under `key` if one is given: `None`
+/// when it is neither validly signed nor validly encrypted under it.
+pub(crate) fn open(name: &str, value: &str, key: Option<&Key>) -> Option<String> {
+    let parsed = Cookie::parse_encoded(format!("{name}={value}")).ok()?;
+    let mut jar = CookieJar::new();
+    jar.add_original(parsed.into_owned());
+    match key {
+        None => jar.get(name).map(|c| c.value().to_owned()),
+        Some(key) => (jar.signed(key).get(name))
+            .or_else(|| jar.private(key).get(name))
+            .map(|c| c.value().to_owned()),
+    }
+}
