@@ -51,8 +51,11 @@ pub(crate) fn express() -> Result<String, String> {
         .map_err(|e| format!("no current directory: {e}"))?
         .join("fixtures/express");
     ensure_node()?;
-    let installed = dir.join("node_modules/.package-lock.json");
-    if !fresh(&installed, &dir.join("package-lock.json")) {
+    // What was installed is stamped with the manifests it was installed from: a changed one
+    // (whatever the files' times say) installs again.
+    let stamp_file = dir.join("node_modules/.xtask-stamp");
+    let stamp = stamp(&dir)?;
+    if std::fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
         eprintln!("xtask: npm ci (fixtures/express)");
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
@@ -62,14 +65,23 @@ pub(crate) fn express() -> Result<String, String> {
         if !status.success() {
             return Err(format!("`npm ci` in fixtures/express failed ({status})"));
         }
+        std::fs::write(&stamp_file, &stamp)
+            .map_err(|e| format!("could not write {}: {e}", stamp_file.display()))?;
     }
     Ok(dir.join("server.js").to_string_lossy().into_owned())
 }
 
-/// Whether `made` exists and is no older than `from`.
-fn fresh(made: &Path, from: &Path) -> bool {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    matches!((modified(made), modified(from)), (Some(a), Some(b)) if a >= b)
+/// A digest of the Node app's `package.json` and `package-lock.json` in `dir`.
+fn stamp(dir: &Path) -> Result<String, String> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for name in ["package.json", "package-lock.json"] {
+        let path = dir.join(name);
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
+        bytes.hash(&mut h);
+    }
+    Ok(format!("{:016x}", h.finish()))
 }
 
 /// Node.js and npm on the path, installed from Debian's packages when missing and root.

@@ -118,7 +118,7 @@ impl Drain {
         let (Some(source), Backend::Store(store)) = (shared.mover(), &shared.backend) else {
             return Ok(DrainReport::default());
         };
-        let lock = lock(shared, source.as_ref(), store.as_ref()).await?;
+        let lock = Lock::take(shared, source.as_ref(), store.as_ref()).await?;
         let mut report = DrainReport::default();
         let mut cursor: Option<String> = None;
         // A scan may return an id twice (Redis, while keys are deleted): each is drained once
@@ -131,7 +131,7 @@ impl Drain {
             {
                 Ok(batch) => batch,
                 Err(e) => {
-                    let _ = shared.timed(store.destroy_dyn(&lock.0)).await;
+                    lock.release(shared, store.as_ref()).await;
                     return Err(e);
                 }
             };
@@ -160,16 +160,14 @@ impl Drain {
             }
             report.batches += 1;
             progress(&report);
-            // The lock lives while batches keep coming (a drain that died lets it lapse).
-            let _ = shared
-                .timed(store.touch_dyn(&lock.0, lock.1, LOCK_TTL))
-                .await;
+            // The lock lives while batches keep coming (a drain that died lets it lapse); a
+            // drain that lost it (a batch longer than its life, and another drain took it)
+            // stops.
+            lock.renew(shared, store.as_ref()).await?;
             match next {
                 Some(c) => cursor = Some(c),
                 None => {
-                    if let Err(e) = shared.timed(store.destroy_dyn(&lock.0)).await {
-                        tracing::warn!(target: "session", error = %e, "could not release the drain's lock; it lapses by itself");
-                    }
+                    lock.release(shared, store.as_ref()).await;
                     return Ok(report);
                 }
             }
@@ -177,46 +175,90 @@ impl Drain {
     }
 }
 
-/// How long a drain's lock lives without a batch renewing it.
-const LOCK_TTL: Duration = Duration::from_secs(120);
+/// How long a drain's lock lives without a batch renewing it: longer than a batch can take
+/// (500 old sessions, 16 at a time, each a few store calls bounded by the store time limit).
+const LOCK_TTL: Duration = Duration::from_secs(600);
 
-/// Takes the drain's lock in the layer's store (one drain of a source at a time: two would
-/// take back each other's records), after checking that the store keeps what a drained record
-/// needs (koa's record format drops every key starting with `_`, the drained mark included).
-async fn lock(
-    shared: &Shared,
-    source: &dyn Source,
-    store: &dyn DynStore,
-) -> Result<(StoreKey, Meta), Error> {
-    let now = shared.config.now_ms();
-    let ttl_ms = u64::try_from(LOCK_TTL.as_millis()).unwrap_or(u64::MAX);
-    let meta = Meta {
-        expire: Some(now.saturating_add(ttl_ms)),
-        max_age: session_core::MaxAge::Ms(ttl_ms),
-        created: None,
-    };
-    let (_, key) = claim_key(shared, source.name(), "the drain's lock");
-    let mut data = session_core::store::Data::new();
-    data.insert(MOVED_KEY.to_owned(), serde_json::Value::from("lock"));
-    let record = Record { data, meta };
-    if shared
-        .timed(store.create_dyn(&key, &record, LOCK_TTL))
-        .await?
-        == Created::Collision
-    {
-        return Err(Error::Drain("another drain of this source is running"));
+/// A drain's lock in the layer's store: one drain of a source at a time (two would take back
+/// each other's records). It holds a random token, so a drain renews and releases only its
+/// own.
+struct Lock {
+    key: StoreKey,
+    token: serde_json::Value,
+}
+
+impl Lock {
+    /// Takes the lock, after checking that the store keeps what a drained record needs (koa's
+    /// record format drops every key starting with `_`, the drained mark included).
+    async fn take(
+        shared: &Shared,
+        source: &dyn Source,
+        store: &dyn DynStore,
+    ) -> Result<Lock, Error> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(Error::Random)?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = serde_json::Value::from(format!("lock:{token}"));
+        let (_, key) = claim_key(shared, source.name(), "the drain's lock");
+        let lock = Lock { key, token };
+        let created = shared
+            .timed(store.create_dyn(&lock.key, &lock.record(shared), LOCK_TTL))
+            .await?;
+        if created == Created::Collision {
+            return Err(Error::Drain("another drain of this source is running"));
+        }
+        if !lock.held(shared, store).await? {
+            let _ = shared.timed(store.destroy_dyn(&lock.key)).await;
+            return Err(Error::Drain(
+                "the layer's store drops keys starting with '_' (koa's record format)",
+            ));
+        }
+        Ok(lock)
     }
-    let kept = matches!(
-        shared.timed(store.load_dyn(&key)).await,
-        Ok(Loaded::Live(r)) if r.data.contains_key(MOVED_KEY)
-    );
-    if !kept {
-        let _ = shared.timed(store.destroy_dyn(&key)).await;
-        return Err(Error::Drain(
-            "the layer's store drops keys starting with '_' (koa's record format)",
-        ));
+
+    fn record(&self, shared: &Shared) -> Record {
+        let ttl_ms = u64::try_from(LOCK_TTL.as_millis()).unwrap_or(u64::MAX);
+        let mut data = session_core::store::Data::new();
+        data.insert(MOVED_KEY.to_owned(), self.token.clone());
+        Record {
+            data,
+            meta: Meta {
+                expire: Some(shared.config.now_ms().saturating_add(ttl_ms)),
+                max_age: session_core::MaxAge::Ms(ttl_ms),
+                created: None,
+            },
+        }
     }
-    Ok((key, meta))
+
+    /// Whether the lock is there and ours.
+    async fn held(&self, shared: &Shared, store: &dyn DynStore) -> Result<bool, Error> {
+        Ok(matches!(
+            shared.timed(store.load_dyn(&self.key)).await?,
+            Loaded::Live(r) if r.data.get(MOVED_KEY) == Some(&self.token)
+        ))
+    }
+
+    /// Renews the lock for another [`LOCK_TTL`]; an error when it is no longer ours.
+    async fn renew(&self, shared: &Shared, store: &dyn DynStore) -> Result<(), Error> {
+        if !self.held(shared, store).await? {
+            return Err(Error::Drain("the drain lost its lock to another drain"));
+        }
+        let meta = self.record(shared).meta;
+        shared
+            .timed(store.touch_dyn(&self.key, meta, LOCK_TTL))
+            .await?;
+        Ok(())
+    }
+
+    /// Releases the lock if it is still ours (best effort: it lapses by itself).
+    async fn release(&self, shared: &Shared, store: &dyn DynStore) {
+        if matches!(self.held(shared, store).await, Ok(true))
+            && shared.timed(store.destroy_dyn(&self.key)).await.is_ok()
+        {
+            return;
+        }
+        tracing::debug!(target: "session", "the drain's lock was not released here; it lapses by itself");
+    }
 }
 
 /// Drains one old session.
@@ -276,6 +318,16 @@ async fn try_drain(
                 // Not confirmed and gone: a logout won; the record goes.
                 (false, false) => take_back(shared, store, &claim).await,
             };
+        }
+        // Moved by a request. From our own old store, the old record should be a marker by
+        // now; a drain cut short before it retired it left it live, and it is retired here.
+        Ok(Loaded::Superseded) if ours && old.as_ref().is_some_and(live) => {
+            if let Some(o) = &shared.migrate_from {
+                let key = StoreKey::from_raw(id);
+                let grace = shared.config.supersede_grace();
+                let _ = shared.timed(o.supersede_dyn(&key, &claim, grace)).await?;
+            }
+            return Ok(Fate::Moving);
         }
         Ok(_) => return Ok(Fate::Moving),
         Err(Error::Store(StoreError::Corrupt(_))) => return Ok(Fate::Refused),
@@ -449,19 +501,41 @@ async fn take_back_if(
 ) -> Result<Fate, Error> {
     // Every mover meets at the claim key: a record there that a request moved (a marker now)
     // is that request's, and it deleted the old session itself. Only a record still as the
-    // drain wrote it goes.
-    match shared.timed(store.load_dyn(claim)).await? {
-        Loaded::Superseded => Ok(Fate::Moving),
-        Loaded::Live(r) if r.data.get(MOVED_KEY) == Some(&serde_json::Value::from(PENDING)) => {
-            shared.timed(store.destroy_dyn(claim)).await?;
-            Ok(Fate::Gone)
-        }
-        Loaded::Live(_) if confirmed => {
-            shared.timed(store.destroy_dyn(claim)).await?;
-            Ok(Fate::Gone)
-        }
+    // drain wrote it goes, and never by a destroy (a request may supersede it between a read
+    // and the destroy, and a destroy would take its marker, so a logout could no longer follow
+    // it): the record is marked pending again, which a request starts only while the old
+    // session lives (it is gone now), and left to lapse within a second. Both writes touch a
+    // live record only, never a marker.
+    let r = match shared.timed(store.load_dyn(claim)).await? {
+        Loaded::Live(r) => r,
+        Loaded::Superseded => return Ok(Fate::Moving),
+        Loaded::Missing => return Ok(Fate::Gone),
+    };
+    let pending = r.data.get(MOVED_KEY) == Some(&serde_json::Value::from(PENDING));
+    if !pending && !confirmed {
         // Confirmed by an earlier run: its old session is retired already.
-        Loaded::Live(_) => Ok(Fate::Moving),
-        Loaded::Missing => Ok(Fate::Gone),
+        return Ok(Fate::Moving);
+    }
+    let delta = Delta {
+        replace: false,
+        set: vec![(MOVED_KEY.to_owned(), serde_json::Value::from(PENDING))],
+        removed: Vec::new(),
+    };
+    let mut data = r.data;
+    data.insert(MOVED_KEY.to_owned(), serde_json::Value::from(PENDING));
+    let now = shared.config.now_ms();
+    let meta = Meta {
+        expire: Some(now.saturating_add(1000)),
+        ..r.meta
+    };
+    let change = Change {
+        delta: &delta,
+        data: &data,
+        meta,
+    };
+    let lapse = Duration::from_secs(1);
+    match shared.timed(store.save_dyn(claim, change, lapse)).await? {
+        Updated::Superseded => Ok(Fate::Moving),
+        Updated::Updated | Updated::NotFound => Ok(Fate::Gone),
     }
 }

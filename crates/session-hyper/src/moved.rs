@@ -39,6 +39,13 @@ pub(crate) async fn finish(session: &Session, committed: bool) -> Result<Vec<Hea
         // race): the drained record stays for the next request, and so does the old cookie.
         return Ok(Vec::new());
     }
+    if foreign.retired && foreign.written {
+        // A drained session of our own old store: the drain replaced the old record by a
+        // marker naming the drained one, or meant to (a drain cut short between the two):
+        // doing it again is harmless, and a failure here loses nothing (the next drain run
+        // does it).
+        retire(shared, &foreign).await;
+    }
     if foreign.claimed && !committed && !foreign.written {
         // Nothing moved (the handler's 5xx skipped the commit): the next request moves it.
         end(session, &foreign.claim).await;
@@ -78,6 +85,22 @@ pub(crate) async fn too_large(session: &Session, e: &Error) -> Option<Vec<Header
     release(session).await;
     session.lock().pending = None;
     Some(removal(shared, source.as_ref(), session.0.secure))
+}
+
+/// Supersedes the old record of a drained session of our own old store by a marker naming the
+/// drained record (best effort).
+async fn retire(shared: &Shared, foreign: &crate::session::Foreign) {
+    let Some(old) = &shared.migrate_from else {
+        return;
+    };
+    let key = session_core::store::StoreKey::from_raw(foreign.id.as_str());
+    let grace = shared.config.supersede_grace();
+    if let Err(e) = shared
+        .timed(old.supersede_dyn(&key, &foreign.claim, grace))
+        .await
+    {
+        tracing::warn!(target: "session", error = %e, "could not retire a drained session's old record; the next drain run does");
+    }
 }
 
 /// Releases the claim of a request whose commit failed (the next request moves the session).

@@ -134,17 +134,31 @@ impl Drop for Inner {
     /// otherwise every request with the old cookie would be anonymous until the claim lapsed.
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        let Some(f) = st.foreign.take().filter(|f| f.claimed && !f.deleted) else {
+        // A move from our own old store claimed and not released: its placeholder goes too.
+        let placeholder = st.old_claim.take();
+        let claim = st
+            .foreign
+            .take()
+            .filter(|f| f.claimed && !f.deleted)
+            .map(|f| f.claim);
+        if claim.is_none() && placeholder.is_none() {
             return;
-        };
+        }
         let (Backend::Store(store), Ok(runtime)) =
             (&self.shared.backend, tokio::runtime::Handle::try_current())
         else {
             return;
         };
         let (store, limit) = (Arc::clone(store), self.shared.store_timeout);
+        let now = self.shared.config.now_ms();
         runtime.spawn(async move {
-            let ended = tokio::time::timeout(limit, store.destroy_dyn(&f.claim)).await;
+            if let Some(p) = placeholder {
+                moving::lapse(store.as_ref(), &p, now, limit).await;
+            }
+            let Some(claim) = claim else {
+                return;
+            };
+            let ended = tokio::time::timeout(limit, store.destroy_dyn(&claim)).await;
             if let Ok(Ok(session_core::store::Destroyed::Superseded(next))) = ended {
                 let _ = tokio::time::timeout(limit, store.destroy_dyn(&next)).await;
             }

@@ -51,14 +51,17 @@ async fn drain(layer: &SessionLayer) -> DrainReport {
     layer.drain().unwrap().batch(50).run(|_| {}).await.unwrap()
 }
 
-/// Live records of `user` in `store`, by listing it.
+/// Live records of `user` in `store`, by listing it. A drain's record marked pending does not
+/// count: it is no session (a request starts it only while the old session lives), and one
+/// taken back lapses within a second.
 async fn live_of(store: &dyn DynStore, user: &str) -> usize {
     let (mut n, mut cursor) = (0, None::<String>);
     loop {
         let (keys, next) = store.scan_dyn(cursor.as_deref(), 100).await.unwrap();
         for k in keys {
             if let Loaded::Live(r) = store.load_dyn(&k).await.unwrap() {
-                n += usize::from(r.data.get("user") == Some(&json!(user)));
+                let pending = r.data.get("_moved") == Some(&json!("pending"));
+                n += usize::from(r.data.get("user") == Some(&json!(user)) && !pending);
             }
         }
         match next {
@@ -291,6 +294,50 @@ fn drained_sessions_move_with_the_old_store_down() {
         }
         let (r, _) = read(&new_app, &jars[0]).await;
         assert_eq!(r.is_new(), Some(true), "the old cookie again");
+    });
+}
+
+/// A drain that confirmed a session but could not retire its old record (the old store failed
+/// the supersede): the session's first request retires it, so once every marker has lapsed the
+/// old cookie is anonymous, not moved a second time. (From the second outside review.)
+#[test]
+fn a_drain_cut_short_before_retiring_never_moves_a_session_twice() {
+    attack(|secrets| async move {
+        let old = session_testkit::stores::Recorder::new(MemoryStore::new());
+        let short = || {
+            Config::builder()
+                .key(KEY1.to_vec())
+                .supersede_grace(std::time::Duration::from_millis(300))
+                .build()
+                .unwrap()
+        };
+        let old_app = App::serve(SessionLayer::store(short(), old.clone()).build().unwrap()).await;
+        let layer = SessionLayer::store(short(), MemoryStore::new())
+            .migrate_from(old.clone())
+            .build()
+            .unwrap();
+        let new_app = App::serve(layer.clone()).await;
+        for round in 0..20 {
+            let user = format!("xi{round}");
+            let jar = old_login(&old_app, &user, None, &secrets).await;
+            old.pause
+                .fail_supersede
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let report = drain(&layer).await;
+            assert_eq!(report.failed, 1, "round {round}: {report:?}");
+            let (r, data) = read(&new_app, &jar).await;
+            assert_eq!(data["user"], json!(user), "round {round}: {}", r.body);
+            let mut moved = jar.clone();
+            moved.apply(&r);
+            assert_eq!(new_app.logout(&moved).await.status, 204, "round {round}");
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            let (r, data) = read(&new_app, &jar).await;
+            assert_eq!(
+                (r.is_new(), data),
+                (Some(true), json!({})),
+                "round {round}: moved again"
+            );
+        }
     });
 }
 

@@ -55,7 +55,7 @@ impl Actix {
                 path: "/".into(),
                 domain: None,
             },
-            key: Key::try_from(key).map_err(|_| MigrateBuildError::KeyLength(key.len())),
+            key: crate::keyed::key(key),
             prefix: String::new(),
         }
     }
@@ -149,6 +149,10 @@ impl Source for Actix {
             let Some((bytes, ttl)) = self.kv.get(id).await? else {
                 return Ok(None);
             };
+            if ttl == -2 {
+                // Expired between the GET and the PTTL.
+                return Ok(None);
+            }
             Self::decode(&bytes, ttl)
                 .map(Some)
                 .ok_or_else(|| self.kv.corrupt())

@@ -4,8 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MigrateBuildError {
-    /// A tower-sessions `Key` is 64 bytes (its master key); this one is not.
-    #[error("a tower-sessions key is 64 bytes; this one is {0}")]
+    /// A cookie `Key` (tower-sessions', actix-web's) is 64 bytes (its master key); this one is
+    /// not.
+    #[error("a cookie Key (tower-sessions, actix-web) is 64 bytes; this one is {0}")]
     KeyLength(usize),
     /// The store's URL can't be used.
     #[error("the old store's URL can't be used: {0}")]

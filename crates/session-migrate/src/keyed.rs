@@ -3,6 +3,17 @@
 
 use cookie::{Cookie, CookieJar, Key};
 
+use crate::error::MigrateBuildError;
+
+/// The `Key` of these 64 bytes (`Key::from`'s master key); any other length fails (the cookie
+/// crate would take a longer one and use only its start).
+pub(crate) fn key(bytes: &[u8]) -> Result<Key, MigrateBuildError> {
+    if bytes.len() != 64 {
+        return Err(MigrateBuildError::KeyLength(bytes.len()));
+    }
+    Key::try_from(bytes).map_err(|_| MigrateBuildError::KeyLength(bytes.len()))
+}
+
 /// The plain value of cookie `name` = `value` (as sent), under `key` if one is given: `None`
 /// when it is neither validly signed nor validly encrypted under it.
 pub(crate) fn open(name: &str, value: &str, key: Option<&Key>) -> Option<String> {

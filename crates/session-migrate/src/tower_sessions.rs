@@ -119,9 +119,7 @@ impl TowerSessionsBuilder {
     /// 64-byte `Key`: a cookie value is accepted if it checks out as either, and an unsigned
     /// one is refused. A key of another length fails at build.
     pub fn key(mut self, key: &[u8]) -> Self {
-        self.check = Key::try_from(key)
-            .map(Check::Keyed)
-            .map_err(|_| MigrateBuildError::KeyLength(key.len()));
+        self.check = crate::keyed::key(key).map(Check::Keyed);
         self
     }
 

@@ -313,6 +313,9 @@ impl<S: Store> Store for Recorder<S> {
     fn merges_deltas(&self) -> bool {
         self.inner.merges_deltas()
     }
+    async fn scan(&self, cursor: Option<&str>, count: usize) -> Result<KeyScan, StoreError> {
+        self.inner.scan(cursor, count).await
+    }
 }
 
 /// A store call a [`Held`] store can hold, once, before it reaches the store.

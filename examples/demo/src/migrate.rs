@@ -72,14 +72,12 @@ fn tower_sessions(url: &str, args: &Args<'_>) -> Result<session_migrate::TowerSe
             .map_err(|_| "--migrate-key: not standard base64 (with padding)".to_owned())?;
         b = b.key(&key);
     }
-    let built = if url.starts_with("redis://") || url.starts_with("rediss://") {
+    let built = if url.starts_with("redis://") {
         b.redis(url)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         b.postgres(url)
     } else {
-        return Err(format!(
-            "--migrate-from: unknown tower-sessions store {url:?}"
-        ));
+        return Err("--migrate-from tower-sessions+...: redis:// or postgres:// (the URL is not shown: it may hold a password)".to_owned());
     };
     built.map_err(|e| format!("--migrate-from: {e}"))
 }
@@ -87,10 +85,11 @@ fn tower_sessions(url: &str, args: &Args<'_>) -> Result<session_migrate::TowerSe
 /// The actix app's Redis store at `url`, with its `Key` and cookie name.
 fn actix(url: &str, args: &Args<'_>) -> Result<session_migrate::Actix, String> {
     use base64::Engine as _;
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(format!(
-            "--migrate-from: unknown actix-session store {url:?}"
-        ));
+    if !(url.starts_with("redis://")) {
+        return Err(
+            "--migrate-from actix+...: redis:// (the URL is not shown: it may hold a password)"
+                .to_owned(),
+        );
     }
     let Some(key) = args.migrate_key else {
         return Err("--migrate-from actix+...: give the app's Key with --migrate-key".into());
@@ -107,8 +106,11 @@ fn actix(url: &str, args: &Args<'_>) -> Result<session_migrate::Actix, String> {
 
 /// The express app's connect-redis store at `url`, with its secrets and cookie name.
 fn express(url: &str, args: &Args<'_>) -> Result<session_migrate::Express, String> {
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(format!("--migrate-from: unknown express store {url:?}"));
+    if !(url.starts_with("redis://")) {
+        return Err(
+            "--migrate-from express+...: redis:// (the URL is not shown: it may hold a password)"
+                .to_owned(),
+        );
     }
     if args.migrate_secrets.is_empty() {
         return Err(

@@ -9,7 +9,7 @@ use session_core::store::{
 
 use super::Session;
 use crate::Error;
-use crate::shared::Shared;
+use crate::shared::{Backend, Shared};
 
 /// The largest old session (its data as JSON) that moves; a larger one starts a new session.
 /// Our stores' default record limit.
@@ -209,18 +209,36 @@ impl Session {
     ) -> Result<(Start, Option<Foreign>), Error> {
         let shared = &*self.0.shared;
         foreign.remove_cookie = true;
-        let confirmed = record.data.get(MOVED_KEY) == Some(&serde_json::Value::Bool(true));
-        foreign.retired = confirmed && shared.source.is_none();
-        if !confirmed {
+        let is_confirmed =
+            |r: &Record| r.data.get(MOVED_KEY) == Some(&serde_json::Value::Bool(true));
+        if !is_confirmed(&record) {
             let now = shared.config.now_ms();
             let old = shared.timed(source.load(&foreign.id)).await?;
             if old.is_none_or(|o| o.expires_ms.is_some_and(|e| e <= now)) {
-                // A logout ended it (the drain, or its next run, takes the record back). Not
-                // deleted here: it may have become a request's marker since it was read, and
-                // the requests racing that one would then find it gone and end as logouts.
-                return Ok((Start::None, Some(foreign)));
+                // Gone there: the drain may have confirmed the record and retired the old
+                // session meanwhile (then it starts as confirmed), or a request moved it (stale);
+                // else a logout ended it (the drain, or its next run, takes the record back).
+                // Not deleted here: it may have become a request's marker since it was read,
+                // and the requests racing that one would then find it gone and end as logouts.
+                let Backend::Store(store) = &shared.backend else {
+                    return Ok((Start::None, Some(foreign)));
+                };
+                match self.load_or_drop(store.as_ref(), &foreign.claim).await? {
+                    Loaded::Live(again) if is_confirmed(&again) => record = again,
+                    Loaded::Superseded => {
+                        let stale = Start::Store {
+                            id,
+                            record: Loaded::Superseded,
+                        };
+                        // A loser of the race: the cookies stay as they are.
+                        foreign.remove_cookie = false;
+                        return Ok((stale, Some(foreign)));
+                    }
+                    _ => return Ok((Start::None, Some(foreign))),
+                }
             }
         }
+        foreign.retired = is_confirmed(&record) && shared.source.is_none();
         record.data.remove(MOVED_KEY);
         foreign.drained = true;
         let start = Start::Store {
@@ -281,6 +299,14 @@ impl Session {
             (start @ Start::Store { .. }, Some(foreign)) if foreign.drained => {
                 Ok(Some(found(start, Some(foreign))))
             }
+            // Moved by a request meanwhile.
+            (
+                stale @ Start::Store {
+                    record: Loaded::Superseded,
+                    ..
+                },
+                _,
+            ) => Ok(Some(found(stale, None))),
             // Taken back: a logout ended it after the drain wrote it.
             _ => Ok(None),
         }
@@ -390,14 +416,40 @@ impl Session {
     }
 }
 
-/// Releases the claim a request made to move a session from the old store, when nothing moved.
+/// Releases the claim a request made to move a session from the old store (moved or not): it
+/// lapses within a second. Not destroyed: a request that ran past the supersede grace may find
+/// another mover's record there by now, and a destroy would take it (a marker a logout must
+/// follow, among them); a shorter life touches a live record only.
 pub(crate) async fn release_old_claim(session: &Session) {
     let Some(claim) = session.lock().old_claim.take() else {
         return;
     };
     let shared = &*session.0.shared;
     if let crate::shared::Backend::Store(store) = &shared.backend {
-        drop_claim(shared, store.as_ref(), &claim).await;
+        let now = shared.config.now_ms();
+        lapse(store.as_ref(), &claim, now, shared.store_timeout).await;
+    }
+}
+
+/// Gives the record under `claim` a second to live if it is a live one (a marker stays as it
+/// is), within `limit`.
+pub(crate) async fn lapse(
+    store: &dyn DynStore,
+    claim: &StoreKey,
+    now: u64,
+    limit: std::time::Duration,
+) {
+    let meta = Meta {
+        expire: Some(now.saturating_add(1000)),
+        max_age: MaxAge::Ms(1000),
+        created: None,
+    };
+    let second = std::time::Duration::from_secs(1);
+    if !matches!(
+        tokio::time::timeout(limit, store.touch_dyn(claim, meta, second)).await,
+        Ok(Ok(_))
+    ) {
+        tracing::warn!(target: "session", "could not release a move's claim; it lapses with its TTL");
     }
 }
 
