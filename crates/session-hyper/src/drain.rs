@@ -163,7 +163,10 @@ impl Drain {
             // The lock lives while batches keep coming (a drain that died lets it lapse); a
             // drain that lost it (a batch longer than its life, and another drain took it)
             // stops.
-            lock.renew(shared, store.as_ref()).await?;
+            if let Err(e) = lock.renew(shared, store.as_ref()).await {
+                lock.release(shared, store.as_ref()).await;
+                return Err(e);
+            }
             match next {
                 Some(c) => cursor = Some(c),
                 None => {

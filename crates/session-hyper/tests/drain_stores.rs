@@ -298,8 +298,9 @@ fn drained_sessions_move_with_the_old_store_down() {
 }
 
 /// A drain that confirmed a session but could not retire its old record (the old store failed
-/// the supersede): the session's first request retires it, so once every marker has lapsed the
-/// old cookie is anonymous, not moved a second time. (From the second outside review.)
+/// the supersede): the session's first request retires it (or deletes it, a logout), so once
+/// every marker has lapsed the old cookie is anonymous, not moved a second time. (From the
+/// second and third outside reviews.)
 #[test]
 fn a_drain_cut_short_before_retiring_never_moves_a_session_twice() {
     attack(|secrets| async move {
@@ -330,13 +331,24 @@ fn a_drain_cut_short_before_retiring_never_moves_a_session_twice() {
             let mut moved = jar.clone();
             moved.apply(&r);
             assert_eq!(new_app.logout(&moved).await.status, 204, "round {round}");
+            // The same with a logout as the session's first request (the old cookie).
+            let other = format!("xo{round}");
+            let first_logout = old_login(&old_app, &other, None, &secrets).await;
+            old.pause
+                .fail_supersede
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(drain(&layer).await.failed, 1, "round {round}");
+            let r = new_app.logout(&first_logout).await;
+            assert_eq!(r.status, 204, "round {round}");
             tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-            let (r, data) = read(&new_app, &jar).await;
-            assert_eq!(
-                (r.is_new(), data),
-                (Some(true), json!({})),
-                "round {round}: moved again"
-            );
+            for (what, jar) in [("moved", &jar), ("logout first", &first_logout)] {
+                let (r, data) = read(&new_app, jar).await;
+                assert_eq!(
+                    (r.is_new(), data),
+                    (Some(true), json!({})),
+                    "round {round}: {what}: moved again"
+                );
+            }
         }
     });
 }
