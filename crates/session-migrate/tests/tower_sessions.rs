@@ -6,18 +6,24 @@
 #![cfg(feature = "migrate-tests")]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use session_core::Config;
-use session_core::store::{DynStore, Loaded, Store};
+use session_core::store::{Loaded, Store};
 use session_hyper::{LayerBuildError, MemoryStore, SessionLayer};
 use session_migrate::TowerSessions;
 use session_testkit::capture::{KEY1, Secrets, attack};
 use session_testkit::client::{Jar, Reply, get_with};
 use session_testkit::process::Running;
-use session_testkit::served::App;
 use session_testkit::stores::Recorder;
+
+mod support;
+use support::{get_calls, new_app, read};
+
+/// Whether the reply removes tower-sessions' cookie (`id`, path `/`).
+fn removes_old(r: &Reply) -> bool {
+    support::removes_old(r, "id")
+}
 
 /// Rounds of each race.
 const ROUNDS: usize = 200;
@@ -74,30 +80,6 @@ fn source(store: [&str; 2], mode: Mode) -> TowerSessions {
         "--redis" => b.redis(store[1]).unwrap(),
         _ => b.postgres(store[1]).unwrap(),
     }
-}
-
-/// Our app on `new`, moving sessions from `source`.
-async fn new_app(new: Arc<dyn DynStore>, source: TowerSessions) -> App {
-    let config = Config::builder().key(KEY1.to_vec()).build().unwrap();
-    let layer = SessionLayer::store(config, new)
-        .migrate_from_source(source)
-        .store_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    App::serve(layer).await
-}
-
-async fn read(app: &App, cookie: &str) -> (Reply, Value) {
-    let r = app.req(hyper::Method::GET, "/session", cookie, None).await;
-    let data = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-    (r, data)
-}
-
-/// Whether the reply removes the old cookie, as tower-sessions set it (path `/`).
-fn removes_old(r: &Reply) -> bool {
-    r.set_cookies
-        .iter()
-        .any(|c| c.starts_with("id=;") && c.contains("Path=/") && c.contains("Max-Age=0"))
 }
 
 fn redis() -> [String; 2] {
@@ -313,19 +295,6 @@ fn forged_old_cookies_are_anonymous_and_cost_the_old_store_nothing() {
     });
 }
 
-/// `GET` calls the Redis server has answered.
-async fn get_calls(server: &session_testkit::redis::Server) -> u64 {
-    let info = match server.cmd(&["INFO", "commandstats"]).await {
-        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
-        redis::Value::VerbatimString { text, .. } => text,
-        other => panic!("INFO: {other:?}"),
-    };
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
-}
-
 /// Requests that bring no old cookie make no call to the old store: 200 without any cookie
 /// and 200 with the moved session's cookie, each reading the session.
 #[test]
@@ -409,31 +378,7 @@ fn the_old_store_down_is_a_fast_503_and_loses_nothing() {
         .await;
         let new = Recorder::new(MemoryStore::new());
         let app = new_app(Arc::new(new.clone()), source(strs(&store), Mode::Plain)).await;
-        for (what, app) in [("refusing", &refusing), ("paused", &app)] {
-            if what == "paused" {
-                server.cmd(&["CLIENT", "PAUSE", "2500", "ALL"]).await;
-            }
-            for _ in 0..3 {
-                let t = Instant::now();
-                let (r, _) = read(app, &cookie).await;
-                assert_eq!(r.status, 503, "{what}: {}", r.body);
-                assert!(r.retry_after(), "{what}");
-                assert!(r.set_cookies.is_empty(), "{what}: {:?}", r.set_cookies);
-                assert!(
-                    t.elapsed() < Duration::from_secs(3),
-                    "{what}: {:?}",
-                    t.elapsed()
-                );
-            }
-        }
-        // The pause ends by itself (an UNPAUSE would wait behind it too).
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(
-            new.take_created().is_empty(),
-            "a session was written while the store was down"
-        );
-        let (r, data) = read(&app, &cookie).await;
-        assert_eq!((r.status, &data["user"]), (200, &json!("dan")));
+        support::store_down(&refusing, &app, &new, &server, &cookie).await;
     });
 }
 

@@ -65,6 +65,18 @@ async fn migrate_from_redis_in_koas_format_to_memory() {
     migrate(&redis, "memory", true).await;
 }
 
+/// A browser that logged in on the old app `old` (`GET /login?user=ann&views=41`, the fixture
+/// apps' route), which then stops serving: the browser keeps its cookie.
+async fn signed_in_on(old: session_testkit::process::Running) -> reqwest::Client {
+    let c = browser();
+    assert_eq!(
+        text(&c, &format!("{}/login?user=ann&views=41", old.url)).await,
+        "in"
+    );
+    drop(old);
+    c
+}
+
 /// `--migrate-from tower-sessions+...`: a visitor of a tower-sessions app (the real library,
 /// `fixtures/tower-sessions`, its cookie signed or encrypted with `KEY`) keeps their counter
 /// under the demo: 41 views there, 42 here.
@@ -77,12 +89,7 @@ async fn from_tower_sessions(store: &str, url: &str, cookie_mode: &str) {
     let old = session_testkit::process::start(&bin, &[store, url, cookie_mode, &key])
         .await
         .unwrap();
-    let c = browser();
-    assert_eq!(
-        text(&c, &format!("{}/login?user=ann&views=41", old.url)).await,
-        "in"
-    );
-    drop(old);
+    let c = signed_in_on(old).await;
     let from = format!("tower-sessions+{url}");
     let new = start(&[
         "--store",
@@ -127,12 +134,7 @@ async fn migrate_from_express_session() {
     let old = session_testkit::process::start(&script, &["--redis", &url, "--secret", "older"])
         .await
         .unwrap();
-    let c = browser();
-    assert_eq!(
-        text(&c, &format!("{}/login?user=ann&views=41", old.url)).await,
-        "in"
-    );
-    drop(old);
+    let c = signed_in_on(old).await;
     let from = format!("express+{url}");
     let new = start(&[
         "--store",
@@ -171,12 +173,7 @@ async fn migrate_from_actix_session() {
     let old = session_testkit::process::start(&bin, &["--redis", &url, "--key", &key])
         .await
         .unwrap();
-    let c = browser();
-    assert_eq!(
-        text(&c, &format!("{}/login?user=ann&views=41", old.url)).await,
-        "in"
-    );
-    drop(old);
+    let c = signed_in_on(old).await;
     let from = format!("actix+{url}");
     let new = start(&[
         "--store",

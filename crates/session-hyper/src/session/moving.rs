@@ -135,15 +135,7 @@ impl Session {
             return Ok((Start::None, Some(foreign)));
         }
         let grace = config.supersede_grace();
-        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        let placeholder = Record {
-            data: Data::new(),
-            meta: Meta {
-                expire: Some(now.saturating_add(grace_ms)),
-                max_age: MaxAge::Ms(grace_ms),
-                created: None,
-            },
-        };
+        let placeholder = placeholder(now, grace);
         if shared
             .timed(store.create_dyn(&claim, &placeholder, grace))
             .await?
@@ -398,17 +390,8 @@ impl Session {
             return Ok(None);
         };
         let (_, claim) = claim_key(shared, source.name(), key.as_str());
-        let now = shared.config.now_ms();
         let grace = shared.config.supersede_grace();
-        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        let placeholder = Record {
-            data: Data::new(),
-            meta: Meta {
-                expire: Some(now.saturating_add(grace_ms)),
-                max_age: MaxAge::Ms(grace_ms),
-                created: None,
-            },
-        };
+        let placeholder = placeholder(shared.config.now_ms(), grace);
         let created = shared
             .timed(store.create_dyn(&claim, &placeholder, grace))
             .await?;
@@ -439,17 +422,26 @@ pub(crate) async fn lapse(
     now: u64,
     limit: std::time::Duration,
 ) {
-    let meta = Meta {
-        expire: Some(now.saturating_add(1000)),
-        max_age: MaxAge::Ms(1000),
-        created: None,
-    };
     let second = std::time::Duration::from_secs(1);
+    let meta = placeholder(now, second).meta;
     if !matches!(
         tokio::time::timeout(limit, store.touch_dyn(claim, meta, second)).await,
         Ok(Ok(_))
     ) {
         tracing::warn!(target: "session", "could not release a move's claim; it lapses with its TTL");
+    }
+}
+
+/// A move's claim: an empty record that lives for `ttl` from `now`.
+fn placeholder(now: u64, ttl: std::time::Duration) -> Record {
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    Record {
+        data: Data::new(),
+        meta: Meta {
+            expire: Some(now.saturating_add(ms)),
+            max_age: MaxAge::Ms(ms),
+            created: None,
+        },
     }
 }
 
