@@ -109,6 +109,10 @@ pub struct Plan {
     /// listed. Set when the session was just bound or regenerated, or when the write moves
     /// the record's expiry past its entry's; `None` otherwise (no index call).
     pub index: Option<Binding>,
+    /// Whether [`Plan::index`] files a session new to the owner's index (just bound, or
+    /// regenerated: a login), which a session limit admits, rather than extending an entry's
+    /// time.
+    pub index_new: bool,
     /// Store mode: whether the response sends the session cookie. False only for a save of an
     /// existing session whose cookie would stay the same but for an expiry moved by less than
     /// the refresh threshold ([`ConfigBuilder::cookie_refresh`](crate::ConfigBuilder::cookie_refresh)).
@@ -132,6 +136,7 @@ pub fn decide(session: Option<&SessionState>, config: &Config, now: u64) -> Plan
         ttl_ms: fresh.1,
         retire: s.retired().cloned(),
         index: None,
+        index_new: false,
         // A save sends the cookie when its expiry moves a step, when it carries a new max-age,
         // or when it came signed with an older key (re-signed now, not a step later).
         send_cookie: action != Action::Save
@@ -208,6 +213,7 @@ pub fn decide(session: Option<&SessionState>, config: &Config, now: u64) -> Plan
             ttl_ms,
             retire: None,
             index: None,
+            index_new: false,
             send_cookie: true,
         };
     }
@@ -261,6 +267,7 @@ fn plan_index(plan: &mut Plan, s: &mut SessionState, now: u64) {
     let until = record_until.saturating_add(index_slack_ms(plan.ttl_ms));
     s.note_indexed(until, now);
     plan.index = s.binding().cloned();
+    plan.index_new = fresh;
     if matches!(plan.action, Action::Touch | Action::WriteCookie) {
         plan.action = Action::Save;
     }
@@ -279,6 +286,7 @@ fn nothing(row: Row, retire: Option<Retired>) -> Plan {
         retire,
         send_cookie: false,
         index: None,
+        index_new: false,
     }
 }
 

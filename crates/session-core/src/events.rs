@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::owner::Handle;
 use crate::record::Data;
 
 /// Why a session presented by a client was not used (koa's `session:*` events).
@@ -28,14 +29,84 @@ impl Event {
     }
 }
 
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// A login of the same owner over the owner's session limit ended it (the limit's policy
+    /// ends the session bound earliest): the app can tell the user they were signed out
+    /// because they signed in elsewhere.
+    NewerLogin,
+}
+
+impl EndReason {
+    /// A short stable name, for logs and stored markers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NewerLogin => "newer-login",
+        }
+    }
+
+    /// The reason named `name` ([`EndReason::name`]).
+    pub fn from_name(name: &str) -> Option<EndReason> {
+        (name == "newer-login").then_some(Self::NewerLogin)
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A request brought a session that had ended for this reason: the request is anonymous.
+    Ended(EndReason),
+}
+
+/// A session's lifecycle event, from the middleware's own decisions (never from the store).
+/// It names the session by its handle (the one-way name a listing of the owner's sessions
+/// shows), never by its id, cookie or data.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// The session's handle, in store mode.
+    pub handle: Option<Handle>,
+    /// The owner the session was bound to, if any. An app's user id: keep it where user ids
+    /// may go (it is left out of `Debug` and of the `tracing` event).
+    pub owner: Option<String>,
+}
+
+impl SessionEvent {
+    /// An event of `kind` about the session under `handle`, bound to `owner`.
+    pub fn new(kind: EventKind, handle: Option<Handle>, owner: Option<String>) -> SessionEvent {
+        SessionEvent {
+            kind,
+            handle,
+            owner,
+        }
+    }
+}
+
+impl fmt::Debug for SessionEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionEvent")
+            .field("kind", &self.kind)
+            .field("handle", &self.handle)
+            .field("owner", &self.owner.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
 type ValidFn = dyn Fn(&Data) -> bool + Send + Sync;
 type EventFn = dyn Fn(Event) + Send + Sync;
+type SessionEventFn = dyn Fn(&SessionEvent) + Send + Sync;
 
 /// The `valid` hook and the event subscribers.
 #[derive(Clone, Default)]
 pub(crate) struct Events {
     pub(crate) valid: Option<Arc<ValidFn>>,
     pub(crate) on_event: Vec<Arc<EventFn>>,
+    pub(crate) on_session_event: Vec<Arc<SessionEventFn>>,
 }
 
 impl fmt::Debug for Events {
@@ -43,6 +114,7 @@ impl fmt::Debug for Events {
         f.debug_struct("Events")
             .field("valid", &self.valid.is_some())
             .field("on_event", &self.on_event.len())
+            .field("on_session_event", &self.on_session_event.len())
             .finish()
     }
 }
@@ -56,6 +128,22 @@ impl Events {
     pub(crate) fn emit(&self, event: Event) {
         tracing::info!(target: "session", event = event.koa_name(), "session not used");
         for f in &self.on_event {
+            f(event);
+        }
+    }
+
+    /// Emits a lifecycle event to tracing (without the owner) and to every subscriber.
+    pub(crate) fn emit_session(&self, event: &SessionEvent) {
+        match event.kind {
+            EventKind::Ended(reason) => tracing::info!(
+                target: "session",
+                event = "session:ended",
+                reason = reason.name(),
+                handle = event.handle.as_ref().map(Handle::as_str),
+                "a request brought a session that had ended"
+            ),
+        }
+        for f in &self.on_session_event {
             f(event);
         }
     }

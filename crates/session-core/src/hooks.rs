@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::events::{Event, Events};
+use crate::events::{Event, Events, SessionEvent};
 use crate::record::Data;
 use crate::session::SessionState;
 
@@ -23,6 +23,7 @@ impl fmt::Debug for Hooks {
             .field("valid", &self.events.valid.is_some())
             .field("before_save", &self.before_save.is_some())
             .field("on_event", &self.events.on_event.len())
+            .field("on_session_event", &self.events.on_session_event.len())
             .finish()
     }
 }
@@ -54,6 +55,12 @@ impl Hooks {
         self
     }
 
+    /// Subscribes to [`SessionEvent`]s, the lifecycle events (any number of subscribers).
+    pub fn on_session_event(mut self, f: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
+        self.events.on_session_event.push(Arc::new(f));
+        self
+    }
+
     pub(crate) fn run_before_save(&self, session: &mut SessionState) {
         if let Some(f) = &self.before_save {
             f(session);
@@ -63,5 +70,10 @@ impl Hooks {
     /// Emits an event to tracing and to every subscriber.
     pub fn emit(&self, event: Event) {
         self.events.emit(event);
+    }
+
+    /// Emits a lifecycle event to tracing and to every subscriber.
+    pub fn emit_session_event(&self, event: &SessionEvent) {
+        self.events.emit_session(event);
     }
 }

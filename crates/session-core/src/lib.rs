@@ -110,10 +110,13 @@ pub use config::{
     Algorithm, Config, ConfigBuilder, ConfigError, CookieMode, CookieOptions, Priority, SameSite,
     SecurePolicy,
 };
-pub use events::Event;
+pub use events::{EndReason, Event, EventKind, SessionEvent};
 pub use hooks::Hooks;
 pub use id::IdGenerator;
-pub use owner::{Handle, MAX_DEVICE_BYTES, MAX_OWNER_BYTES, OwnerError, SessionInfo};
+pub use owner::{
+    Handle, MAX_DEVICE_BYTES, MAX_OWNER_BYTES, MAX_SESSION_LIMIT, OverLimit, OwnerError,
+    SessionInfo, SessionLimit,
+};
 pub use record::{Data, MaxAge};
 pub use session::{SessionError, SessionState};
 

@@ -128,6 +128,8 @@ pub struct SessionState {
     owner: Option<Binding>,
     /// The binding changed since the baseline (bound, or its index entry refreshed).
     owner_dirty: bool,
+    /// The request brought a session that had ended for this reason (found by its marker).
+    ended: Option<crate::events::EndReason>,
 }
 
 impl SessionState {
@@ -330,6 +332,14 @@ impl SessionState {
             }
         }
         Ok(())
+    }
+
+    /// Why the session this request brought had ended, when it was ended by the middleware's
+    /// own decision and the store still holds its marker (a login over the owner's session
+    /// limit: "you were signed out because you signed in elsewhere"). The request's session is
+    /// then a new one. `None` otherwise (an expired or unknown session, or none).
+    pub fn ended(&self) -> Option<crate::events::EndReason> {
+        self.ended
     }
 
     /// The owner the session is bound to, if any.

@@ -59,11 +59,11 @@ use std::time::Duration;
 // and save); foldhash is seeded per instance and several times cheaper on 48-byte keys.
 use foldhash::fast::RandomState;
 use session_core::Handle;
+use session_core::store::{Admit, Admitted, IndexEntry, Indexed, OwnerIndex};
 use session_core::store::{
     BoxFuture, Change, Created, Destroyed, KeyScan, Loaded, Meta, Record, Store, StoreError,
     StoreKey, Supersede, Updated,
 };
-use session_core::store::{IndexEntry, Indexed, OwnerIndex};
 use session_core::{Data, SharedClock, SystemClock};
 
 mod merge;
@@ -351,6 +351,23 @@ impl OwnerIndex for MemoryStore {
     ) -> BoxFuture<'a, Result<Vec<Indexed>, StoreError>> {
         let found = self.inner.owners.entries(owner, now, |k| self.live_ttl(k));
         Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn admits(&self) -> bool {
+        true
+    }
+
+    /// Decided under the index's lock, with the write.
+    fn admit<'a>(
+        &'a self,
+        owner: &'a str,
+        entry: &'a IndexEntry,
+        until: u64,
+        now: u64,
+        how: Admit<'a>,
+    ) -> BoxFuture<'a, Result<Admitted, StoreError>> {
+        let got = self.inner.owners.admit(owner, entry, until, now, how);
+        Box::pin(std::future::ready(Ok(got)))
     }
 }
 

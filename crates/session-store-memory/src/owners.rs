@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use session_core::Handle;
 
-use session_core::store::{IndexEntry, Indexed};
+use session_core::store::{Admit, Admitted, Decision, IndexEntry, Indexed, decide};
 
 /// Every owner's entries. One lock: index calls are logins, logouts and admin listings, far
 /// rarer than the session reads and writes the shards serve.
@@ -66,6 +66,51 @@ impl Owners {
         let o = map.entry(owner.to_owned()).or_default();
         o.prune(now);
         o.insert(entry, until);
+    }
+
+    /// An admission (see `OwnerIndex::admit`): decided and written under the lock.
+    pub(crate) fn admit(
+        &self,
+        owner: &str,
+        entry: &IndexEntry,
+        until: u64,
+        now: u64,
+        how: Admit<'_>,
+    ) -> Admitted {
+        let mut map = self.lock();
+        let Some(o) = map.get_mut(owner) else {
+            if matches!(how, Admit::Refresh) {
+                return Admitted::Absent;
+            }
+            map.entry(owner.to_owned())
+                .or_default()
+                .insert(entry, until);
+            return Admitted::Filed;
+        };
+        o.prune(now);
+        if let Admit::Limit { lapsed, .. } = how {
+            for h in lapsed {
+                o.remove(h);
+            }
+        }
+        let got = match decide(o.entries.values().map(|(e, _)| e), entry, how) {
+            Decision::Write => {
+                o.insert(entry, until);
+                Admitted::Filed
+            }
+            Decision::Replace(ended) => {
+                for e in &ended {
+                    o.remove(&e.handle);
+                }
+                o.insert(entry, until);
+                Admitted::Ended(ended)
+            }
+            Decision::Answer(answer) => answer,
+        };
+        if o.entries.is_empty() {
+            map.remove(owner);
+        }
+        got
     }
 
     /// Removes entries by handle; an owner left with none goes.

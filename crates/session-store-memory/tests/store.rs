@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use session_core::store::{Change, Created, Delta, Store, StoreKey, Updated};
 use session_core::store::{
-    testing::Harness, testing::run_all, testing::run_owner_index, testing::set,
+    testing::Harness, testing::run_all, testing::run_owner_admission, testing::run_owner_index,
+    testing::set,
 };
 use session_core::{Data, ManualClock};
 use session_store_memory::MemoryStore;
@@ -55,6 +56,11 @@ async fn conformance() {
 #[tokio::test]
 async fn owner_index_conformance() {
     run_owner_index(&Mem::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_admission_conformance() {
+    run_owner_admission(&Mem::new()).await;
 }
 
 #[tokio::test]

@@ -278,6 +278,23 @@ impl Conn {
         }
     }
 
+    /// Runs `op` on the connection's client (several statements, a transaction), marking the
+    /// connection busy meanwhile (see [`PgConn`]'s `waiting_since`).
+    pub(crate) async fn with_client<T, F>(mut self, op: F) -> Result<T, tokio_postgres::Error>
+    where
+        F: AsyncFnOnce(&mut Client) -> Result<T, tokio_postgres::Error>,
+    {
+        match &mut self {
+            Conn::Own(c) => {
+                c.waiting_since = Some(Instant::now());
+                let done = op(&mut c.client).await;
+                c.waiting_since = None;
+                done
+            }
+            Conn::Shared(c) => op(c).await,
+        }
+    }
+
     /// Statements without parameters (the schema).
     pub(crate) async fn batch_execute(mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
         match &mut self {

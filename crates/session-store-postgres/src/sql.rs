@@ -19,6 +19,12 @@ pub(crate) struct Sql {
     pub(crate) owner_index: String,
     pub(crate) owner_unindex: String,
     pub(crate) owner_entries: String,
+    /// An admission's read, under the owner's lock: the entries that have not lapsed.
+    pub(crate) owner_admit_read: String,
+    /// An admission's write: removes the entries named, then writes the entry.
+    pub(crate) owner_admit_write: String,
+    /// A refresh: rewrites the entry only if it is there.
+    pub(crate) owner_refresh: String,
     pub(crate) scan: String,
 }
 
@@ -112,6 +118,14 @@ fn index_names(table: &str) -> (String, String, String) {
 impl Sql {
     pub(crate) fn new(table: &str) -> Sql {
         let (t, o) = names(table);
+        // Writes an entry ($1 owner, $3 handle, ...); its time never shrinks.
+        let upsert = format!(
+            "INSERT INTO {o} AS e (owner, handle, key, since, seen, device, until)
+                 VALUES ($1, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (owner, handle) DO UPDATE SET key = EXCLUDED.key,
+                     since = EXCLUDED.since, seen = EXCLUDED.seen, device = EXCLUDED.device,
+                     until = GREATEST(e.until, EXCLUDED.until)"
+        );
         let ms = "* interval '1 millisecond'";
         let merged = "(CASE WHEN $2 THEN $3::jsonb ELSE (data - $4::text[]) || $3::jsonb END)";
         let size = format!(
@@ -193,20 +207,16 @@ impl Sql {
             owner_index: format!(
                 "WITH gone AS (
                      DELETE FROM {o} WHERE owner = $1 AND until <= $2 AND handle <> $3)
-                 INSERT INTO {o} AS e (owner, handle, key, since, seen, device, until)
-                 VALUES ($1, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (owner, handle) DO UPDATE SET key = EXCLUDED.key,
-                     since = EXCLUDED.since, seen = EXCLUDED.seen, device = EXCLUDED.device,
-                     until = GREATEST(e.until, EXCLUDED.until)"
+ {upsert}"
             ),
             owner_unindex: format!(
                 "DELETE FROM {o} WHERE owner = $1 AND (until <= $2 OR handle = ANY($3))"
             ),
-            // Entries with their live record's time left (NULL: no live record), in one query.
             // A batch of live keys after `$1`, in key order (the primary key's index).
             scan: format!(
                 "SELECT key FROM {t} WHERE key > $1 AND expires_at > now() ORDER BY key LIMIT $2"
             ),
+            // Entries with their live record's time left (NULL: no live record), in one query.
             owner_entries: format!(
                 "SELECT e.handle, e.key, e.since, e.seen, e.device, e.until,
                         (EXTRACT(EPOCH FROM (s.expires_at - now())) * 1000)::bigint
@@ -214,6 +224,24 @@ impl Sql {
                  LEFT JOIN {t} s ON s.key = e.key AND s.expires_at > now()
                                 AND s.successor IS NULL AND isfinite(s.expires_at)
                  WHERE e.owner = $1 AND e.until > $2"
+            ),
+            // An admission under a limit: the read under the owner's lock, then the write
+            // (the entries named in $9 go), and a refresh that rewrites only an entry that is there.
+            owner_admit_read: format!(
+                "SELECT handle, key, since, seen, device FROM {o}
+                 WHERE owner = $1 AND until > $2"
+            ),
+            owner_admit_write: format!(
+                "WITH gone AS (
+                     DELETE FROM {o} WHERE owner = $1 AND handle <> $3
+                         AND (until <= $2 OR handle = ANY($9)))
+ {upsert}"
+            ),
+            owner_refresh: format!(
+                "UPDATE {o} AS e SET key = $4, since = $5, seen = $6, device = $7,
+                     until = GREATEST(e.until, $8)
+                 WHERE owner = $1 AND handle = $3 AND until > $2
+                 RETURNING 1"
             ),
         }
     }

@@ -228,14 +228,15 @@ impl PostgresStore {
     }
 }
 
-/// The advisory lock a migration of `table` takes (FNV-1a of the name: the same on every app
-/// server).
+/// The advisory lock a migration of `table` takes.
 fn lock_id(table: &str) -> i64 {
+    advisory_lock_id(&[b"session-store-postgres/migrate/", table.as_bytes()])
+}
+
+/// An advisory lock's id: FNV-1a of `parts`, the same on every app server.
+pub(crate) fn advisory_lock_id(parts: &[&[u8]]) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in b"session-store-postgres/migrate/"
-        .iter()
-        .chain(table.as_bytes())
-    {
+    for b in parts.iter().flat_map(|p| p.iter()) {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }

@@ -6,7 +6,9 @@
 
 mod support;
 
-use session_core::store::{testing::run_all, testing::run_owner_index};
+use session_core::store::{
+    testing::run_all, testing::run_owner_admission, testing::run_owner_index,
+};
 use support::{Real, store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,4 +19,9 @@ async fn conformance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_index_conformance() {
     run_owner_index(&Real::postgres(store("conf_owner").await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_admission_conformance() {
+    run_owner_admission(&Real::postgres(store("conf_admit").await)).await;
 }

@@ -2,13 +2,15 @@
 //! JSON) under one hash tag, so each index call is one script on one Cluster slot. Each write
 //! drops the lapsed entries and sets both keys' TTL to the latest entry: the index cleans
 //! itself without keyspace notifications (which Cluster does not forward and managed Redis
-//! often disables).
+//! often disables). A login under a session limit (`admit`) counts, decides and writes in
+//! that one script too, so racing logins of one owner can't pass the limit.
 
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use session_core::Handle;
-use session_core::store::{BoxFuture, StoreError};
+use session_core::OverLimit;
+use session_core::store::{Admit, Admitted, BoxFuture, StoreError};
 use session_core::store::{IndexEntry, Indexed, OwnerIndex};
 
 use crate::scripts::SCRIPTS;
@@ -45,6 +47,38 @@ impl RedisStore {
             }
             other => other,
         }
+    }
+
+    /// The arguments of `owner_admit.lua` after the entry's four (mode, limit, the handle
+    /// replaced, the dead handles), or an error for a policy this store does not know.
+    fn admit_args(how: Admit<'_>, args: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
+        match how {
+            Admit::Refresh => args.push(b"refresh".to_vec()),
+            Admit::Limit {
+                limit,
+                replaces,
+                lapsed,
+                decide,
+            } => {
+                // A probe, like a refusal, writes nothing over the limit and names the entries
+                // counted (as `decide` does, whatever the policy).
+                let mode: &[u8] = match (decide, limit.policy()) {
+                    (false, _) | (true, OverLimit::Refuse) => b"full",
+                    (true, OverLimit::EndOldest) => b"end",
+                    // A policy added to the core later: refused rather than guessed at.
+                    (true, _) => {
+                        return Err(StoreError::Backend(
+                            "this Redis store does not know the limit's policy".to_owned(),
+                        ));
+                    }
+                };
+                args.push(mode.to_vec());
+                args.push(limit.max().to_string().into_bytes());
+                args.push(replaces.map_or_else(Vec::new, |h| h.as_str().as_bytes().to_vec()));
+                args.extend(lapsed.iter().map(|h| h.as_str().as_bytes().to_vec()));
+            }
+        }
+        Ok(())
     }
 
     async fn record_ttl(
@@ -152,5 +186,73 @@ impl OwnerIndex for RedisStore {
                 })
                 .collect()
         })
+    }
+
+    fn admits(&self) -> bool {
+        true
+    }
+
+    fn admit<'a>(
+        &'a self,
+        owner: &'a str,
+        entry: &'a IndexEntry,
+        until: u64,
+        now: u64,
+        how: Admit<'a>,
+    ) -> BoxFuture<'a, Result<Admitted, StoreError>> {
+        Box::pin(async move {
+            let (set, entries) = self.owner_keys(owner);
+            let mut args = vec![
+                now.to_string().into_bytes(),
+                until.to_string().into_bytes(),
+                entry.handle.as_str().as_bytes().to_vec(),
+                entry.encode(),
+            ];
+            Self::admit_args(how, &mut args)?;
+            let reply: Vec<redis::Value> = self
+                .index_script(&SCRIPTS.owner_admit, &set, &entries, &args)
+                .await?;
+            admitted(&reply)
+        })
+    }
+}
+
+/// `owner_admit.lua`'s reply: a code, then handle and entry JSON pairs.
+fn admitted(reply: &[redis::Value]) -> Result<Admitted, StoreError> {
+    let Some((redis::Value::Int(code), rest)) = reply.split_first() else {
+        return Err(StoreError::Backend(
+            "an admission script answered without a code".to_owned(),
+        ));
+    };
+    let named = || {
+        let mut found = Vec::with_capacity(rest.len() / 2);
+        for pair in rest.chunks_exact(2) {
+            let decoded = match pair {
+                [redis::Value::BulkString(h), redis::Value::BulkString(json)] => {
+                    std::str::from_utf8(h)
+                        .ok()
+                        .and_then(|h| IndexEntry::decode(h, json))
+                }
+                _ => None,
+            };
+            // An entry this store did not write (or a corrupt one) is skipped, never trusted
+            // to name a key: the script has removed it (Ended) or it only lapses (Full).
+            match decoded {
+                Some(e) => found.push(e),
+                None => {
+                    tracing::warn!(target: "session", "skipping an owner-index entry that can't be decoded")
+                }
+            }
+        }
+        found
+    };
+    match code {
+        1 => Ok(Admitted::Filed),
+        2 => Ok(Admitted::Ended(named())),
+        3 => Ok(Admitted::Absent),
+        4 => Ok(Admitted::Full(named())),
+        _ => Err(StoreError::Backend(
+            "an admission script answered an unknown code".to_owned(),
+        )),
     }
 }

@@ -50,6 +50,10 @@ pub(crate) struct Scripts {
     pub(crate) owner_index: Script,
     /// Removes owner-index entries by handle (and the lapsed ones).
     pub(crate) owner_unindex: Script,
+    /// Files an owner-index entry under a session limit: drops the lapsed entries and those
+    /// the caller found dead, then decides (as `session_core::store::decide`) and writes in the
+    /// same step, so racing logins never take an owner past the limit.
+    pub(crate) owner_admit: Script,
     /// Reads an owner's entries that have not lapsed.
     pub(crate) owner_entries: Script,
     /// The time a live V1 record has left (-2 for a marker, nothing, or a foreign value).
@@ -76,6 +80,10 @@ impl Scripts {
             owner_unindex: Script::new(concat!(
                 include_str!("scripts/owner_prelude.lua"),
                 include_str!("scripts/owner_unindex.lua")
+            )),
+            owner_admit: Script::new(concat!(
+                include_str!("scripts/owner_prelude.lua"),
+                include_str!("scripts/owner_admit.lua")
             )),
             owner_entries: Script::new(include_str!("scripts/owner_entries.lua")),
             v1_record_ttl: Script::new(include_str!("scripts/v1_record_ttl.lua")),

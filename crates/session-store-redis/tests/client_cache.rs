@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use session_core::store::testing::{run_all, run_owner_admission, run_owner_index};
 use session_core::store::{Loaded, Meta, Record, Store, Updated};
-use session_core::store::{testing::run_all, testing::run_owner_index};
 use session_core::{Data, MaxAge};
 use session_store_redis::{Format, RedisBuildError, RedisStore};
 use support::Real;
@@ -30,6 +30,7 @@ async fn conformance_through_the_cache() {
     .await;
     run_all(&Real::redis(store.clone())).await;
     run_owner_index(&Real::redis(store.clone())).await;
+    run_owner_admission(&Real::redis(store.clone())).await;
     let stats = store.client_cache_stats().unwrap();
     assert!(stats.misses > 0 && stats.invalidations > 0, "{stats:?}");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use session_core::store::IndexEntry;
 use session_core::store::StoreKey;
-use session_core::store::{testing::run_all, testing::run_owner_index};
+use session_core::store::testing::{run_all, run_owner_admission, run_owner_index};
 use session_store_redis::{Format, RedisStore};
 use support::Real;
 
@@ -30,6 +30,17 @@ async fn owner_index_conformance() {
         .await
         .unwrap();
     run_owner_index(&Real::redis(store)).await;
+}
+
+/// The session limit's admissions: one script decides and writes on the owner's slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_admission_conformance() {
+    let store = RedisStore::builder(support::shared_url())
+        .prefix(support::unique_prefix("conf_admit"))
+        .build()
+        .await
+        .unwrap();
+    run_owner_admission(&Real::redis(store)).await;
 }
 
 /// A store under a fresh prefix, and the time now (ms since the epoch).
@@ -316,4 +327,113 @@ async fn a_foreign_owner_index_is_replaced_not_a_failure_loop() {
         2,
         "both real entries stay listed"
     );
+}
+
+/// Over the limit with `EndOldest`, an entry the store can't read (JSON that is no entry, or
+/// none at all) sorts first and goes first, unnamed; ties of the bind time go by handle, in
+/// byte order, as `decide` orders them; and a foreign value at the index is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_ends_corrupt_entries_first_and_ties_by_handle() {
+    use session_core::store::{Admit, Admitted, Decision, OwnerIndex, decide};
+    use session_core::{OverLimit, SessionLimit};
+    let (store, now) = owner_store("owner_admit").await;
+    let entry = |k: &str, since| IndexEntry::new(StoreKey::from_raw(k), since, since, None);
+    let end_oldest = |max| Admit::Limit {
+        limit: SessionLimit::new(max, OverLimit::EndOldest).unwrap(),
+        replaces: None,
+        lapsed: &[],
+        decide: true,
+    };
+    let client = redis::Client::open(support::shared_url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let prefix = store.redis_key(&StoreKey::from_raw(""));
+    // "bea", hex-encoded in the hash tag.
+    let set = format!("{prefix}owner:{{626561}}");
+
+    // Two good entries, then two corrupt ones: bad JSON, and a member without JSON.
+    let (a, b) = (entry("a", now), entry("b", now + 1));
+    for e in [&a, &b] {
+        store.index("bea", e, now + 60_000, now).await.unwrap();
+    }
+    for junk in ["junk1", "junk2"] {
+        let _: () = redis::cmd("ZADD")
+            .arg(&set)
+            .arg(now + 60_000)
+            .arg(junk)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{set}:e"))
+        .arg("junk1")
+        .arg("{not json")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let new = entry("c", now + 2);
+    let got = store
+        .admit("bea", &new, now + 60_000, now, end_oldest(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        Admitted::Ended(Vec::new()),
+        "the corrupt two go, unnamed"
+    );
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&set)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 3, "{members:?}");
+    assert!(!members.iter().any(|m| m.starts_with("junk")));
+    // Then the good one bound earliest.
+    let got = store
+        .admit(
+            "bea",
+            &entry("d", now + 3),
+            now + 60_000,
+            now,
+            end_oldest(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, Admitted::Ended(vec![a]));
+
+    // Ties of the bind time: the same choice as the reference decision.
+    let tied: Vec<IndexEntry> = (0..8).map(|i| entry(&format!("t{i}"), now)).collect();
+    for e in &tied {
+        store.index("tie", e, now + 60_000, now).await.unwrap();
+    }
+    let new = entry("t-new", now);
+    let Decision::Replace(mut want) = decide(&tied, &new, end_oldest(3)) else {
+        panic!("the reference must replace");
+    };
+    let Admitted::Ended(mut got) = store
+        .admit("tie", &new, now + 60_000, now, end_oldest(3))
+        .await
+        .unwrap()
+    else {
+        panic!("the store must end");
+    };
+    want.sort_by(|x, y| x.handle.cmp(&y.handle));
+    got.sort_by(|x, y| x.handle.cmp(&y.handle));
+    assert_eq!(got, want);
+
+    // A foreign value at the index: replaced, and the admission goes on.
+    let _: () = redis::cmd("SET")
+        .arg(&set)
+        .arg("x")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let got = store
+        .admit("bea", &entry("e", now), now + 60_000, now, end_oldest(3))
+        .await
+        .unwrap();
+    assert_eq!(got, Admitted::Filed);
+    assert_eq!(store.entries("bea", now).await.unwrap().len(), 1);
 }

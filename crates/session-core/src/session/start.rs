@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use super::{Retired, SessionState, Stale};
-use crate::events::{Event, Events};
+use crate::events::{EndReason, Event, EventKind, Events, SessionEvent};
 use crate::expiry;
 use crate::id::SessionId;
-use crate::owner::{Binding, OWNER_KEY};
+use crate::owner::{Binding, EndedMarker, OWNER_KEY};
 use crate::record::{Data, MaxAge, Meta, Record};
 use crate::store::Loaded;
 
@@ -76,7 +76,10 @@ pub(crate) fn starts_live(rules: &Rules<'_>, source: &Source) -> bool {
         Source::Store {
             record: Loaded::Live(record),
             ..
-        } => rejection(rules, record, true).is_none(),
+        } => {
+            EndedMarker::from_data(&record.data).is_none()
+                && rejection(rules, record, true).is_none()
+        }
         Source::Cookie(record) => rejection(rules, record, false).is_none(),
         _ => false,
     }
@@ -173,6 +176,7 @@ impl SessionState {
             regenerate: false,
             owner: None,
             owner_dirty: false,
+            ended: None,
         }
     }
 
@@ -183,6 +187,29 @@ impl SessionState {
         mut record: Record,
         in_store: bool,
     ) -> SessionState {
+        if in_store && let Some(marker) = EndedMarker::from_data(&record.data) {
+            // The marker a session limit left: the session ended; its request is anonymous,
+            // and the marker goes with the retired identity.
+            let reason = EndReason::from_name(&marker.reason).unwrap_or(EndReason::NewerLogin);
+            config.events.emit_session(&SessionEvent::new(
+                EventKind::Ended(reason),
+                Some(marker.handle),
+                Some(marker.owner),
+            ));
+            let mut s = Self::fresh(
+                config,
+                now,
+                Some(Retired {
+                    id,
+                    record_exists: true,
+                    regenerated: false,
+                    owner: None,
+                }),
+                true,
+            );
+            s.ended = Some(reason);
+            return s;
+        }
         // The owner binding is the middleware's, not the handler's data (nor the `valid`
         // hook's); a value that is not a binding is dropped.
         let owner = record
@@ -232,6 +259,7 @@ impl SessionState {
             regenerate: false,
             owner,
             owner_dirty: false,
+            ended: None,
         }
     }
 }

@@ -21,8 +21,10 @@ use crate::id::{IdPolicy, StoreKey};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
 use crate::store::{Change, Created, Destroyed, Loaded, Store, StoreError, Supersede, Updated};
 
+mod admission;
 mod owners;
 mod scan;
+pub use admission::*;
 pub use owners::*;
 pub use scan::*;
 

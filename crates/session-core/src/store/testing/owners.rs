@@ -21,14 +21,14 @@ pub async fn run_owner_index<H: Harness>(h: &H) {
     a_hundred_sessions_of_one_owner(h).await;
 }
 
-fn index<H: Harness>(h: &H) -> &dyn OwnerIndex {
+pub(super) fn index<H: Harness>(h: &H) -> &dyn OwnerIndex {
     match h.store().owner_index() {
         Some(index) => index,
         None => panic!("the store under test keeps no owner index"),
     }
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -36,22 +36,22 @@ fn now() -> u64 {
 }
 
 /// A unique owner name per run (the suite may share a server with other tests).
-fn owner(name: &str) -> String {
+pub(super) fn owner(name: &str) -> String {
     let k = key(name);
     format!("owner:{}", k.as_str())
 }
 
-fn entry(k: &StoreKey, since: u64, device: Option<&str>) -> IndexEntry {
+pub(super) fn entry(k: &StoreKey, since: u64, device: Option<&str>) -> IndexEntry {
     IndexEntry::new(k.clone(), since, since + 1, device.map(str::to_owned))
 }
 
-async fn put<H: Harness>(h: &H, owner: &str, e: &IndexEntry, until: u64, now: u64) {
+pub(super) async fn put<H: Harness>(h: &H, owner: &str, e: &IndexEntry, until: u64, now: u64) {
     if let Err(err) = index(h).index(owner, e, until, now).await {
         panic!("index failed: {err}");
     }
 }
 
-async fn list<H: Harness>(h: &H, owner: &str, now: u64) -> Vec<Indexed> {
+pub(super) async fn list<H: Harness>(h: &H, owner: &str, now: u64) -> Vec<Indexed> {
     let mut got = index(h)
         .entries(owner, now)
         .await
@@ -60,13 +60,13 @@ async fn list<H: Harness>(h: &H, owner: &str, now: u64) -> Vec<Indexed> {
     got
 }
 
-fn handles(v: &[Indexed]) -> Vec<Handle> {
+pub(super) fn handles(v: &[Indexed]) -> Vec<Handle> {
     let mut hs: Vec<Handle> = v.iter().map(|i| i.entry.handle.clone()).collect();
     hs.sort();
     hs
 }
 
-fn sorted(mut hs: Vec<Handle>) -> Vec<Handle> {
+pub(super) fn sorted(mut hs: Vec<Handle>) -> Vec<Handle> {
     hs.sort();
     hs
 }
