@@ -319,8 +319,12 @@ async fn store_write(
             };
             let key = session.store_key(&id);
             if let Some(binding) = &plan.index {
-                // The index first: a session whose record is written is always listed.
-                index::file(shared, binding, &key, now).await?;
+                // The index first: a session whose record is written is always listed. A
+                // session bound here without a regenerate is admitted under the limit.
+                let limit = index::limit_of(shared, session.lock().limit);
+                let ended =
+                    index::admit(shared, binding, &key, now, plan.index_new, None, limit).await?;
+                crate::limit::end_sessions(shared, &binding.owner, ended, now).await?;
             }
             let got = shared.timed(store.save_dyn(&key, change, ttl)).await?;
             if let (Some(binding), Updated::NotFound | Updated::Superseded) = (&plan.index, got) {
@@ -383,14 +387,42 @@ async fn create_fresh(
 ) -> Result<(SessionId, StoreKey), Error> {
     let shared = &*session.0.shared;
     let config = &shared.config;
+    let limit = index::limit_of(shared, session.lock().limit);
+    // A regenerate of a session bound to the same owner: the two are one session, counted once.
+    let replaces = superseded_id(plan)
+        .filter(|_| {
+            plan.retire.as_ref().and_then(|r| r.owner.as_ref())
+                == plan.index.as_ref().map(|b| &b.owner)
+        })
+        .map(|old| Handle::of(&session.store_key(old)));
     for _ in 0..CREATE_ATTEMPTS {
         let id = config.ids().generate().map_err(Error::Random)?;
         let key = config.key_derivation().derive(&id);
         if let Some(binding) = &plan.index {
-            index::file(shared, binding, &key, now).await?;
+            let ended = index::admit(
+                shared,
+                binding,
+                &key,
+                now,
+                plan.index_new,
+                replaces.as_ref(),
+                limit,
+            )
+            .await?;
+            // Ended before the login answers (and before its record exists: a listing never
+            // shows more than the limit).
+            crate::limit::end_sessions(shared, &binding.owner, ended, now).await?;
         }
         match shared.timed(store.create_dyn(&key, record, ttl)).await {
             Ok(Created::Inserted) => return Ok((id, key)),
+            Ok(Created::Collision)
+                if limit.is_some() && ended_meanwhile(shared, store, &key).await? =>
+            {
+                // A newer login of the owner ended this one before its record was created
+                // (it left its marker under the key): the session is over, and its cookie
+                // leads the browser to the marker, which tells its next request why.
+                return Ok((id, key));
+            }
             Ok(Created::Collision) => {
                 tracing::warn!(target: "session", "session id collision; drawing another id");
             }
@@ -403,6 +435,18 @@ async fn create_fresh(
         }
     }
     Err(Error::Collisions(CREATE_ATTEMPTS))
+}
+
+/// Whether the record a create collided with is the marker of a session a limit ended.
+async fn ended_meanwhile(
+    shared: &crate::shared::Shared,
+    store: &dyn DynStore,
+    key: &StoreKey,
+) -> Result<bool, Error> {
+    Ok(match shared.timed(store.load_dyn(key)).await? {
+        session_core::store::Loaded::Live(r) => crate::limit::is_marker(&r),
+        _ => false,
+    })
 }
 
 /// Deletes the record of the identity the plan ends, if it has one, and every session a

@@ -38,6 +38,14 @@ pub enum Error {
         "this session layer keeps no owner index (cookie mode, koa-compat, or a store without one)"
     )]
     NoOwnerIndex,
+    /// A login over the owner's session limit, with the policy that refuses it
+    /// ([`OverLimit::Refuse`](session_core::OverLimit::Refuse)): nothing was written, and the
+    /// browser keeps the session it had. Answers 409 by default.
+    #[error("this account has as many sessions as it may have ({max}); sign out of one first")]
+    TooManySessions {
+        /// The limit.
+        max: usize,
+    },
     /// A drain can't run: another drain of the same source is running (they would undo each
     /// other's work), or the layer's store can't hold drained sessions.
     #[error("the drain can't run: {0}")]
@@ -51,10 +59,12 @@ impl Error {
         matches!(self, Self::Store(e) if e.is_transient())
     }
 
-    /// The status a failure answers with: 503 when it is likely to pass ([`Self::is_transient`]),
-    /// else 500.
+    /// The status a failure answers with: 409 for a login over the session limit, 503 when it
+    /// is likely to pass ([`Self::is_transient`]), else 500.
     pub fn status(&self) -> StatusCode {
-        if self.is_transient() {
+        if matches!(self, Self::TooManySessions { .. }) {
+            StatusCode::CONFLICT
+        } else if self.is_transient() {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::INTERNAL_SERVER_ERROR

@@ -9,8 +9,9 @@ use session_core::Handle;
 
 use session_core::driver::{Binding, CLOCK_SKEW_ALLOWANCE_MS};
 
+use session_core::SessionLimit;
+use session_core::store::{Admit, Admitted, IndexEntry, OwnerIndex};
 use session_core::store::{DynStore, StoreKey};
-use session_core::store::{IndexEntry, OwnerIndex};
 
 use crate::Error;
 use crate::shared::{Backend, Shared};
@@ -51,6 +52,83 @@ pub(crate) async fn file(
     shared
         .timed(index.index(&binding.owner, &entry, binding.indexed_until, at))
         .await
+}
+
+/// Files the session under `key` in its owner's index under a session limit (the request's,
+/// else the layer's; without one, as [`file`] does): a session new to the index (`plan.index_new`:
+/// a login) is admitted, an entry already there has its time extended (never brought back if
+/// a limit removed it). Answers the owner's entries the admission removed to make room, whose
+/// sessions the caller ends; [`Error::TooManySessions`] when refused (nothing written).
+///
+/// An admission at the limit is decided in two steps: a probe that files the entry if it fits,
+/// and if it does not, a look at the records of the entries counted, then the decision with the
+/// dead ones (see `Indexed::is_dead`) left out: a session that has ended never counts.
+pub(crate) async fn admit(
+    shared: &Shared,
+    binding: &Binding,
+    key: &StoreKey,
+    now: u64,
+    new: bool,
+    replaces: Option<&Handle>,
+    limit: Option<SessionLimit>,
+) -> Result<Vec<IndexEntry>, Error> {
+    let Some(limit) = limit else {
+        file(shared, binding, key, now).await?;
+        return Ok(Vec::new());
+    };
+    let (_, index) = index_of(shared)?;
+    let entry = IndexEntry::new(key.clone(), binding.since, now, binding.device.clone());
+    let (owner, until, at) = (&binding.owner, binding.indexed_until, index_time(now));
+    if !new {
+        if shared
+            .timed(index.admit(owner, &entry, until, at, Admit::Refresh))
+            .await?
+            == Admitted::Absent
+        {
+            tracing::debug!(target: "session", "a session's owner-index entry is gone (a limit ended it); not filing it again");
+        }
+        return Ok(Vec::new());
+    }
+    let probe = Admit::Limit {
+        limit,
+        replaces,
+        lapsed: &[],
+        decide: false,
+    };
+    let counted = match shared
+        .timed(index.admit(owner, &entry, until, at, probe))
+        .await?
+    {
+        Admitted::Full(counted) => counted,
+        Admitted::Ended(ended) => return Ok(ended),
+        Admitted::Filed | Admitted::Absent => return Ok(Vec::new()),
+    };
+    let found = shared.timed(index.entries(owner, at)).await?;
+    let lapsed: Vec<Handle> = found
+        .iter()
+        .filter(|i| i.is_dead(now) && counted.iter().any(|c| c.handle == i.entry.handle))
+        .map(|i| i.entry.handle.clone())
+        .collect();
+    let decide = Admit::Limit {
+        limit,
+        replaces,
+        lapsed: &lapsed,
+        decide: true,
+    };
+    match shared
+        .timed(index.admit(owner, &entry, until, at, decide))
+        .await?
+    {
+        Admitted::Full(_) => Err(Error::TooManySessions { max: limit.max() }),
+        Admitted::Ended(ended) => Ok(ended),
+        Admitted::Filed | Admitted::Absent => Ok(Vec::new()),
+    }
+}
+
+/// The session limit a request's login is admitted under: the one its handler set, else the
+/// layer's.
+pub(crate) fn limit_of(shared: &Shared, requested: Option<SessionLimit>) -> Option<SessionLimit> {
+    requested.or(shared.limit)
 }
 
 /// The owner index of the store the layer migrates from, if it keeps one.

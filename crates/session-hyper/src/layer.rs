@@ -11,7 +11,7 @@ use http::header::CACHE_CONTROL;
 use http::{HeaderName, HeaderValue, Request, Response};
 use session_cookie::{Codec, EncryptedCodec, KoaCodec, SessionCookies};
 use session_core::store::{DynStore, Source, Store};
-use session_core::{Config, ConfigError, CookieMode};
+use session_core::{Config, ConfigError, CookieMode, SessionLimit};
 
 use crate::Error;
 
@@ -98,6 +98,11 @@ pub enum LayerBuildError {
         "migrating from cookie mode needs the old cookie-mode layer; from a store, use migrate_from"
     )]
     MigrateNotCookieMode,
+    /// [`SessionLayerBuilder::max_sessions_per_owner`] where no owner index is kept (cookie
+    /// mode, the koa-compat preset, a store without one) or where the store's index can't
+    /// decide admissions: the limit could not be kept.
+    #[error("a session limit needs a store that keeps an owner index and can enforce it")]
+    LimitWithoutIndex,
     /// [`SessionLayerBuilder::migrate_from_cookie_mode`] with an unsigned cookie-mode layer:
     /// anyone can write such a cookie, so none can be moved as a user's session.
     #[error("an unsigned cookie can't be moved into a store: anyone could have written it")]
@@ -119,6 +124,7 @@ pub struct SessionLayerBuilder {
     migrate_from: Option<Arc<dyn DynStore>>,
     source: Option<Arc<dyn Source>>,
     from_cookies: Option<SessionLayer>,
+    limit: Option<SessionLimit>,
 }
 
 impl SessionLayer {
@@ -169,6 +175,7 @@ impl SessionLayerBuilder {
             migrate_from: None,
             source: None,
             from_cookies: None,
+            limit: None,
         }
     }
 
@@ -215,6 +222,21 @@ impl SessionLayerBuilder {
     /// Upper bound on each store call (default 2 s), on top of the store's own timeouts.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
+        self
+    }
+
+    /// Limits the sessions one owner (user) may have at once: a login (a session bound to an
+    /// owner, with [`Session::log_in`] or [`Session::set_owner`]) past the limit is refused
+    /// ([`Error::TooManySessions`], 409) or ends the owner's session bound earliest, by the
+    /// limit's [`OverLimit`](session_core::OverLimit) policy. A request can set another limit
+    /// for its own login ([`Session::limit_sessions`]: a per-user override). The decision is
+    /// made atomically where the owner index is written, however many logins race; see the
+    /// guide's chapter on logging users in.
+    ///
+    /// [`build`](Self::build) fails with [`LayerBuildError::LimitWithoutIndex`] where no owner
+    /// index is kept (cookie mode, koa-compat, a store without one).
+    pub fn max_sessions_per_owner(mut self, limit: SessionLimit) -> Self {
+        self.limit = Some(limit);
         self
     }
 
@@ -282,6 +304,17 @@ impl SessionLayerBuilder {
         };
         let retry_after = HeaderValue::from_str(&self.retry_after_secs.to_string())
             .map_err(|_| LayerBuildError::RetryAfter)?;
+        if self.limit.is_some() {
+            let admits = match &self.backend {
+                Backend::Store(store) if !self.config.koa_compat() => {
+                    store.owner_index_dyn().is_some_and(|i| i.admits())
+                }
+                _ => false,
+            };
+            if !admits {
+                return Err(LayerBuildError::LimitWithoutIndex);
+            }
+        }
         Ok(SessionLayer {
             shared: Arc::new(Shared {
                 config: self.config,
@@ -298,6 +331,7 @@ impl SessionLayerBuilder {
                 source: self.source,
                 cookie_source,
                 store_source,
+                limit: self.limit,
             }),
         })
     }

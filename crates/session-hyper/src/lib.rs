@@ -177,6 +177,8 @@ mod from_store;
 mod headers;
 mod index;
 mod layer;
+mod limit;
+mod login;
 mod moved;
 mod owners;
 mod request;

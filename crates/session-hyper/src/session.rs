@@ -108,6 +108,9 @@ pub(crate) struct State {
     pub(crate) old_claim: Option<StoreKey>,
     /// The request carried an old library's session (see `crate::moved`).
     pub(crate) foreign: Option<Foreign>,
+    /// The session limit this request's login is admitted under, when the handler set one
+    /// ([`Session::limit_sessions`]); else the layer's.
+    pub(crate) limit: Option<session_core::SessionLimit>,
 }
 
 pub(crate) struct Inner {
@@ -223,6 +226,7 @@ impl Session {
                 from_old: false,
                 old_claim: None,
                 foreign: None,
+                limit: None,
             }),
         }))
     }

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     /// The store of [`migrate_from`](crate::SessionLayerBuilder::migrate_from) read as a
     /// source, for its drain and the first requests of drained sessions.
     pub(crate) store_source: Option<Arc<dyn Source>>,
+    /// The most sessions an owner may have, and what a login over it does.
+    pub(crate) limit: Option<session_core::SessionLimit>,
 }
 
 impl Shared {

@@ -8,9 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::MaxAge;
+use session_core::{MaxAge, OverLimit};
+use session_core::store::testing::{run_all, run_owner_admission, run_owner_index};
 use session_core::store::{Created, Meta, Record, Store, StoreKey};
-use session_core::store::{testing::run_all, testing::run_owner_index};
 use session_store_redis::{Format, RedisStore};
 use session_testkit::backend::{Backend, Kind, Variant};
 use support::{Cluster, Real, browser, serve, text};
@@ -26,6 +26,7 @@ async fn cluster_conformance_and_failover() {
             .unwrap();
         if format == Format::V1 {
             run_owner_index(&Real::redis(store.clone())).await;
+            run_owner_admission(&Real::redis(store.clone())).await;
         }
         run_all(&Real::redis(store)).await;
     }
@@ -117,6 +118,16 @@ async fn cluster_conformance_and_failover() {
         }
         assert_eq!(owners.list("bob").await.unwrap().len(), 1);
         assert_ne!(text(&bob, &format!("{url}/read")).await, "{}");
+    }
+
+    // A session limit on the cluster: 50 rounds of 50 concurrent logins of one owner against
+    // a limit of 3, with each policy (the test kit's storm; `session-hyper`'s
+    // `tests/session_limit.rs` says what it checks). Admission is one script on the owner's
+    // slot; the sessions it ends live on every shard.
+    for policy in [OverLimit::Refuse, OverLimit::EndOldest] {
+        let store = RedisStore::cluster(cluster.urls()).build().await.unwrap();
+        let t = session_testkit::limit::storm(store, policy, 50, 50, 3).await;
+        t.assert_clean("cluster", 50, 50, 3, policy);
     }
 
     // Failover: sessions spread over the three shards; one master is killed while every

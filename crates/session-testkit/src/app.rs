@@ -16,6 +16,7 @@
 //! | `/bind?owner=O[&ms=N]` | loads, waits N ms, sets `user` and binds to O, no regenerate | `bound` |
 //! | `/reauth?owner=O`, `/reauth-commit?owner=O` | a password change: regenerates, binds, (commits,) logs out the owner's other sessions | how many it ended |
 //! | `/whoami`, `/slow-read?ms=N` | reads `user` (after N ms) | the user or `anonymous` |
+//! | `/status` | reads `user`, and why the session the request brought ended | `{"user":U\|null,"ended":REASON\|null}` |
 //! | `/clear?ms=N` | loads, waits, clears, sets `kept` | `cleared` |
 //! | `/extend?ms=N` | sets the session's max-age | `ok` |
 //! | `/logout` | destroys | `bye` |
@@ -227,6 +228,12 @@ pub async fn handle(req: Request<Incoming>, gate: &Gate) -> Response<Full<Bytes>
                     s.commit().await?;
                 }
                 ok(s.revoke_other_sessions(&owner).await?.to_string())
+            }
+            (_, "/status") => {
+                // Who the session is, and why the one the request brought ended, if it did.
+                let user: Option<String> = s.get("user").await?;
+                let ended = s.ended().await?.map(|r| r.name());
+                ok(serde_json::json!({ "user": user, "ended": ended }).to_string())
             }
             (_, "/whoami") => {
                 let user: Option<String> = s.get("user").await?;

@@ -13,6 +13,7 @@
 //! - `stores`, `backend`, `revoke` (feature `app`): store wrappers (`Probe`, `Recorder`,
 //!   `Held`), the backends and option sets the attacks iterate over, the "log out everywhere
 //!   else" races every store with an owner index meets;
+//! - `limit` (feature `app`): logins racing a session limit, on every store that keeps one;
 //! - `jitter` (feature `app`): a store wrapper that delays each call by 0 to 2 ms, so races
 //!   interleave differently from round to round;
 //! - `redis` (feature `redis`): a redis-server of a test's own, a six-node cluster, the shared
@@ -40,6 +41,8 @@ pub mod backend;
 pub mod capture;
 #[cfg(feature = "app")]
 pub mod jitter;
+#[cfg(feature = "app")]
+pub mod limit;
 #[cfg(feature = "app")]
 pub mod revoke;
 #[cfg(feature = "app")]

@@ -9,6 +9,7 @@
 //!                      |actix+redis://HOST:PORT[/DB]|express+redis://HOST:PORT[/DB]]
 //!      [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
 //!      [--drain [--drain-clear-after UNIX_SECONDS]]
+//!      [--max-sessions N [--over-limit refuse|end-oldest]]
 //! ```
 //!
 //! `--migrate-from URL` (not with `--store cookie`): the store the site used until now (one of
@@ -46,6 +47,12 @@
 //! `DELETE /owners/NAME/sessions/HANDLE` revokes one (204; 404 if unknown);
 //! `DELETE /owners/NAME/sessions` revokes all of them (204), and with `?keep=current` all but
 //! the caller's own.
+//!
+//! `--max-sessions N` limits each owner to N sessions (not with `--store cookie` or
+//! `--koa-compat`): past it, `PUT /session/owner` answers 409 and leaves the session as it was
+//! (`--over-limit refuse`, the default), or answers 204 and ends the owner's session bound
+//! earliest (`--over-limit end-oldest`), whose next `GET /session` is a new, empty session
+//! (answered with `X-Session-Ended: newer-login`).
 
 use std::convert::Infallible;
 
@@ -54,7 +61,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use serde_json::Value;
 use session_core::store::DynStore;
-use session_core::{Algorithm, Config, CookieMode, MaxAge};
+use session_core::{Algorithm, Config, CookieMode, MaxAge, OverLimit, SessionLimit};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 use session_store_postgres::PostgresStore;
@@ -72,7 +79,8 @@ const USAGE: &str =
                             |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...
                             |actix+redis://HOST:PORT[/DB]|express+redis://HOST:PORT[/DB]]
             [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
-            [--drain [--drain-clear-after UNIX_SECONDS]]";
+            [--drain [--drain-clear-after UNIX_SECONDS]]
+            [--max-sessions N [--over-limit refuse|end-oldest]]";
 
 /// Largest `PUT /session` body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -106,6 +114,10 @@ struct Args {
     drain: bool,
     /// From then on, the drain clears instead of moving.
     drain_clear_after: Option<u64>,
+    /// The most sessions per owner.
+    max_sessions: Option<usize>,
+    /// What a login over `max_sessions` does.
+    over_limit: Option<OverLimit>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -130,6 +142,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         migrate_secrets: Vec::new(),
         drain: false,
         drain_clear_after: None,
+        max_sessions: None,
+        over_limit: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -178,6 +192,20 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                         .map_err(|e| format!("--drain-clear-after: {e}"))?,
                 )
             }
+            "--max-sessions" => {
+                a.max_sessions = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--max-sessions: {e}"))?,
+                )
+            }
+            "--over-limit" => {
+                a.over_limit = Some(match value()?.as_str() {
+                    "refuse" => OverLimit::Refuse,
+                    "end-oldest" => OverLimit::EndOldest,
+                    other => return Err(format!("--over-limit: unknown {other:?}")),
+                })
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
@@ -217,6 +245,12 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
                     "x-session-new",
                     hyper::header::HeaderValue::from_static(new),
                 );
+                if let Some(why) = session.ended().await? {
+                    r.headers_mut().insert(
+                        "x-session-ended",
+                        hyper::header::HeaderValue::from_static(why.name()),
+                    );
+                }
                 r.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,
                     hyper::header::HeaderValue::from_static("application/json"),
@@ -450,6 +484,15 @@ async fn build(
             migrate::only_for_libraries(&flags)?;
             builder
         }
+    };
+    let builder = match (args.max_sessions, args.over_limit) {
+        (Some(n), policy) => {
+            let limit = SessionLimit::new(n, policy.unwrap_or(OverLimit::Refuse))
+                .map_err(|e| format!("--max-sessions: {e}"))?;
+            builder.max_sessions_per_owner(limit)
+        }
+        (None, Some(_)) => return Err("--over-limit goes with --max-sessions".into()),
+        (None, None) => builder,
     };
     let layer = builder
         .trust_proxy(args.trust_proxy)

@@ -1,0 +1,130 @@
+//! Ending the sessions a session limit removed from their owner's index (`crate::index::admit`
+//! with [`OverLimit::EndOldest`](session_core::OverLimit::EndOldest)): each one's record is
+//! replaced by a short-lived marker ([`EndedMarker`]) before the login answers, so the ended
+//! session's next request is anonymous and raises an event saying why, and a login still
+//! creating that record finds the marker in its way.
+
+use std::time::Duration;
+
+use session_core::driver::{Binding, EndedMarker, OWNER_KEY};
+use session_core::store::{Created, Destroyed, DynStore, IndexEntry, Loaded, Record, StoreKey};
+use session_core::{EndReason, Handle, MaxAge};
+
+use crate::Error;
+use crate::index::{index_of, index_time};
+use crate::shared::Shared;
+
+/// How long the marker of a session a limit ended is kept: a day. A browser that comes back
+/// later is anonymous all the same, without being told why.
+pub(crate) const ENDED_MARKER_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Regenerate successors followed from an ended session (as a revoke does).
+const MAX_SUCCESSORS: usize = 8;
+
+/// The marker record of the session filed under `key`, bound to `owner`.
+fn marker(owner: &str, key: &StoreKey, now: u64) -> Record {
+    let ttl_ms = u64::try_from(ENDED_MARKER_TTL.as_millis()).unwrap_or(u64::MAX);
+    let marker = EndedMarker {
+        reason: EndReason::NewerLogin.name().to_owned(),
+        handle: Handle::of(key),
+        owner: owner.to_owned(),
+    };
+    Record {
+        data: marker.to_data(),
+        meta: session_core::store::Meta {
+            expire: Some(now.saturating_add(ttl_ms)),
+            max_age: MaxAge::Ms(ttl_ms),
+            created: Some(now),
+        },
+    }
+}
+
+/// Whether the live record `record` is a marker a limit left.
+pub(crate) fn is_marker(record: &Record) -> bool {
+    EndedMarker::from_data(&record.data).is_some()
+}
+
+/// Ends the sessions of `ended` (entries of `owner` an admission removed), and the
+/// successors regenerates moved them to while still bound to `owner`. Then removes the
+/// successors' entries from the index (the admission removed the others).
+pub(crate) async fn end_sessions(
+    shared: &Shared,
+    owner: &str,
+    ended: Vec<IndexEntry>,
+    now: u64,
+) -> Result<(), Error> {
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let (store, index) = index_of(shared)?;
+    let mut followed = Vec::new();
+    let mut failure = None;
+    for entry in &ended {
+        match end_one(shared, store, owner, entry.key.clone(), now).await {
+            Ok(successors) => followed.extend(successors),
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if !followed.is_empty() {
+        shared
+            .timed(index.unindex(owner, &followed, index_time(now)))
+            .await?;
+    }
+    tracing::info!(target: "session", ended = ended.len() + followed.len(), "a login over its owner's session limit ended the sessions bound earliest");
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Puts the marker under `key` in place of whatever is there: a live record (destroyed
+/// first), nothing (a login creating it will collide with the marker), or a regenerate's
+/// marker (the session lives on under its successor, which is ended the same way). Answers the
+/// handles of the successors ended.
+async fn end_one(
+    shared: &Shared,
+    store: &dyn DynStore,
+    owner: &str,
+    mut key: StoreKey,
+    now: u64,
+) -> Result<Vec<Handle>, Error> {
+    let mut successors = Vec::new();
+    for _ in 0..MAX_SUCCESSORS * 2 {
+        let record = marker(owner, &key, now);
+        if shared
+            .timed(store.create_dyn(&key, &record, ENDED_MARKER_TTL))
+            .await?
+            == Created::Inserted
+        {
+            return Ok(successors);
+        }
+        match shared.timed(store.load_dyn(&key)).await? {
+            Loaded::Live(r) if is_marker(&r) => return Ok(successors),
+            // A key's owner never changes (binding to another owner takes a new id); a
+            // successor bound elsewhere is someone else's login on that browser: left alone.
+            Loaded::Live(r) if bound_elsewhere(&r, owner) => return Ok(successors),
+            Loaded::Live(_) | Loaded::Missing => {
+                shared.timed(store.destroy_dyn(&key)).await?;
+            }
+            Loaded::Superseded => match shared.timed(store.destroy_dyn(&key)).await? {
+                Destroyed::Superseded(next) => {
+                    successors.push(Handle::of(&next));
+                    key = next;
+                }
+                Destroyed::Removed | Destroyed::Missing => {}
+            },
+        }
+    }
+    tracing::warn!(target: "session", "gave up ending a session a limit removed: its key kept changing");
+    Ok(successors)
+}
+
+fn bound_elsewhere(record: &Record, owner: &str) -> bool {
+    record
+        .data
+        .get(OWNER_KEY)
+        .and_then(Binding::from_value)
+        .is_some_and(|b| b.owner != owner)
+}
