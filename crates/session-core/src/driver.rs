@@ -29,9 +29,9 @@ pub use crate::id::{
     ID_LEN, ID_RANDOM_BYTES, IdPolicy, KeyDerivation, MAX_ID_LEN, SessionId, is_cookie_value,
 };
 pub use crate::keys::{MAX_KEYS, MIN_KEY_LEN, Secret, validate_keys};
+pub use crate::limit::{ENDED_KEY, EndedMarker};
 pub use crate::owner::{
-    Binding, CLOCK_SKEW_ALLOWANCE_MS, ENDED_KEY, EndedMarker, IN_FLIGHT_GRACE_MS, OWNER_KEY,
-    check_owner,
+    Binding, CLOCK_SKEW_ALLOWANCE_MS, IN_FLIGHT_GRACE_MS, OWNER_KEY, check_owner,
 };
 pub use crate::session::{Retired, Source};
 

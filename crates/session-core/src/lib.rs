@@ -96,7 +96,9 @@ mod events;
 mod expiry;
 mod hooks;
 mod id;
+mod index;
 mod keys;
+mod limit;
 mod owner;
 mod record;
 mod session;
@@ -113,9 +115,9 @@ pub use config::{
 pub use events::{EndReason, Event, EventKind, SessionEvent};
 pub use hooks::Hooks;
 pub use id::IdGenerator;
+pub use limit::{OverLimit, SessionLimit};
 pub use owner::{
-    Handle, MAX_DEVICE_BYTES, MAX_OWNER_BYTES, MAX_SESSION_LIMIT, OverLimit, OwnerError,
-    SessionInfo, SessionLimit,
+    Handle, MAX_DEVICE_BYTES, MAX_OWNER_BYTES, MAX_SESSION_LIMIT, OwnerError, SessionInfo,
 };
 pub use record::{Data, MaxAge};
 pub use session::{SessionError, SessionState};

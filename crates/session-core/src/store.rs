@@ -9,9 +9,9 @@ use std::time::Duration;
 
 pub use crate::expiry::MAX_STORE_TTL;
 pub use crate::id::StoreKey;
-pub use crate::owner::{
-    Admit, Admitted, Decision, Handle, IndexEntry, Indexed, OwnerIndex, decide, hex,
-};
+pub use crate::index::OwnerIndex;
+pub use crate::limit::{Admit, Admitted, Decision, decide};
+pub use crate::owner::{Handle, IndexEntry, Indexed, hex};
 pub use crate::record::{Data, Delta, MaxAge, Meta, Record};
 pub use crate::store_error::{BoxFuture, StoreError};
 pub use source::{ScanResult, Source, SourceCookie, SourceSession};

@@ -171,6 +171,7 @@ pub mod codec {
 }
 mod commit;
 mod drain;
+mod ending;
 mod error;
 mod from_cookies;
 mod from_store;
@@ -184,6 +185,9 @@ mod owners;
 mod request;
 mod session;
 mod shared;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 pub use drain::{Drain, DrainReport};
 pub use error::Error;
@@ -198,8 +202,9 @@ pub use session::Session;
 pub use session_cookie::{CodecError, CookieError};
 pub use session_core::store::{DynStore, Store, StoreError};
 pub use session_core::{
-    Algorithm, Config, ConfigBuilder, ConfigError, CookieMode, CookieOptions, Data, Event, Handle,
-    Hooks, MaxAge, OwnerError, Priority, SameSite, SecurePolicy, SessionError, SessionInfo,
+    Algorithm, Config, ConfigBuilder, ConfigError, CookieMode, CookieOptions, Data, EndReason,
+    Event, EventKind, Handle, Hooks, MaxAge, OverLimit, OwnerError, Priority, SameSite,
+    SecurePolicy, SessionError, SessionEvent, SessionInfo, SessionLimit,
 };
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]

@@ -119,7 +119,7 @@ pub(crate) async fn release(session: &Session) {
 /// Destroys the claim, and the session a move created from it (best effort: a claim left
 /// behind lapses with the supersede grace).
 async fn end(session: &Session, claim: &StoreKey) {
-    if let Err(e) = crate::commit::end_key(session, claim.clone()).await {
+    if let Err(e) = crate::ending::end_key(session, claim.clone()).await {
         tracing::warn!(target: "session", error = %e, "could not undo a move; its records lapse with their TTL");
     }
 }

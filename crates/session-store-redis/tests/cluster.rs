@@ -8,9 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use session_core::{MaxAge, OverLimit};
 use session_core::store::testing::{run_all, run_owner_admission, run_owner_index};
 use session_core::store::{Created, Meta, Record, Store, StoreKey};
+use session_core::{MaxAge, OverLimit};
 use session_store_redis::{Format, RedisStore};
 use session_testkit::backend::{Backend, Kind, Variant};
 use support::{Cluster, Real, browser, serve, text};

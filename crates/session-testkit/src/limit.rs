@@ -145,8 +145,7 @@ async fn round(url: &str, logins: usize, max: usize, t: &mut Storm) {
     };
     let login = format!("{url}/login?owner={owner}");
     let storm = async {
-        let replies =
-            futures_util::future::join_all(browsers.iter().map(|b| get(b, &login))).await;
+        let replies = futures_util::future::join_all(browsers.iter().map(|b| get(b, &login))).await;
         done.store(true, Ordering::Relaxed);
         replies
     };

@@ -61,157 +61,20 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use serde_json::Value;
 use session_core::store::DynStore;
-use session_core::{Algorithm, Config, CookieMode, MaxAge, OverLimit, SessionLimit};
+use session_core::{Config, CookieMode, OverLimit, SessionLimit};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 use session_store_postgres::PostgresStore;
 use session_store_redis::{Format, RedisStore};
 use std::sync::Arc;
 
+mod args;
 mod migrate;
 
-const USAGE: &str =
-    "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]|postgres://...] [--keys k1,k2]
-            [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
-            [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
-            [--encrypt] [--client-cache BYTES]
-            [--migrate-from redis://HOST:PORT[/DB]|postgres://...
-                            |tower-sessions+redis://HOST:PORT[/DB]|tower-sessions+postgres://...
-                            |actix+redis://HOST:PORT[/DB]|express+redis://HOST:PORT[/DB]]
-            [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
-            [--drain [--drain-clear-after UNIX_SECONDS]]
-            [--max-sessions N [--over-limit refuse|end-oldest]]";
+use args::{Args, USAGE, parse_args};
 
 /// Largest `PUT /session` body accepted.
 const MAX_BODY: usize = 64 * 1024;
-
-#[derive(Debug)]
-struct Args {
-    port: u16,
-    store: String,
-    keys: Option<Vec<String>>,
-    algorithm: Option<Algorithm>,
-    cookie_name: Option<String>,
-    max_age: Option<MaxAge>,
-    prefix: Option<String>,
-    koa_compat: bool,
-    rolling: bool,
-    renew: bool,
-    guest: bool,
-    trust_proxy: bool,
-    encrypt: bool,
-    /// Redis: the client cache's size in bytes (0: off).
-    client_cache: usize,
-    /// The store sessions move from.
-    migrate_from: Option<String>,
-    /// The old tower-sessions app's `Key` (standard base64).
-    migrate_key: Option<String>,
-    /// The old library's cookie name.
-    migrate_cookie: Option<String>,
-    /// The old express app's secrets, newest first.
-    migrate_secrets: Vec<String>,
-    /// Drain the source instead of serving.
-    drain: bool,
-    /// From then on, the drain clears instead of moving.
-    drain_clear_after: Option<u64>,
-    /// The most sessions per owner.
-    max_sessions: Option<usize>,
-    /// What a login over `max_sessions` does.
-    over_limit: Option<OverLimit>,
-}
-
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args {
-        port: 3000,
-        store: "memory".into(),
-        keys: None,
-        algorithm: None,
-        cookie_name: None,
-        max_age: None,
-        prefix: None,
-        koa_compat: false,
-        rolling: false,
-        renew: false,
-        guest: false,
-        trust_proxy: false,
-        encrypt: false,
-        client_cache: 0,
-        migrate_from: None,
-        migrate_key: None,
-        migrate_cookie: None,
-        migrate_secrets: Vec::new(),
-        drain: false,
-        drain_clear_after: None,
-        max_sessions: None,
-        over_limit: None,
-    };
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--port" => a.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
-            "--store" => a.store = value()?,
-            "--keys" => a.keys = Some(value()?.split(',').map(str::to_owned).collect()),
-            "--algorithm" => {
-                a.algorithm = Some(match value()?.as_str() {
-                    "sha1" => Algorithm::Sha1,
-                    "sha256" => Algorithm::Sha256,
-                    "sha512" => Algorithm::Sha512,
-                    other => return Err(format!("--algorithm: unknown {other:?}")),
-                })
-            }
-            "--cookie-name" => a.cookie_name = Some(value()?),
-            "--max-age" => {
-                let v = value()?;
-                a.max_age = Some(if v == "session" {
-                    MaxAge::Session
-                } else {
-                    MaxAge::Ms(v.parse().map_err(|e| format!("--max-age: {e}"))?)
-                })
-            }
-            "--prefix" => a.prefix = Some(value()?),
-            "--koa-compat" => a.koa_compat = true,
-            "--rolling" => a.rolling = true,
-            "--renew" => a.renew = true,
-            "--guest" => a.guest = true,
-            "--trust-proxy" => a.trust_proxy = true,
-            "--encrypt" => a.encrypt = true,
-            "--client-cache" => {
-                a.client_cache = value()?
-                    .parse()
-                    .map_err(|e| format!("--client-cache: {e}"))?
-            }
-            "--migrate-from" => a.migrate_from = Some(value()?),
-            "--migrate-key" => a.migrate_key = Some(value()?),
-            "--migrate-cookie" => a.migrate_cookie = Some(value()?),
-            "--migrate-secret" => a.migrate_secrets.push(value()?),
-            "--drain" => a.drain = true,
-            "--drain-clear-after" => {
-                a.drain_clear_after = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--drain-clear-after: {e}"))?,
-                )
-            }
-            "--max-sessions" => {
-                a.max_sessions = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--max-sessions: {e}"))?,
-                )
-            }
-            "--over-limit" => {
-                a.over_limit = Some(match value()?.as_str() {
-                    "refuse" => OverLimit::Refuse,
-                    "end-oldest" => OverLimit::EndOldest,
-                    other => return Err(format!("--over-limit: unknown {other:?}")),
-                })
-            }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown option {other:?}\n{USAGE}")),
-        }
-    }
-    Ok(a)
-}
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));

@@ -7,7 +7,8 @@ use super::{Retired, SessionState, Stale};
 use crate::events::{EndReason, Event, EventKind, Events, SessionEvent};
 use crate::expiry;
 use crate::id::SessionId;
-use crate::owner::{Binding, EndedMarker, OWNER_KEY};
+use crate::limit::EndedMarker;
+use crate::owner::{Binding, OWNER_KEY};
 use crate::record::{Data, MaxAge, Meta, Record};
 use crate::store::Loaded;
 

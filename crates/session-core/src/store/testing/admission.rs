@@ -9,7 +9,8 @@ use super::Harness;
 use super::key;
 use super::owners::{entry, handles, index, list, now, owner, put, sorted};
 use crate::id::StoreKey;
-use crate::owner::{Admit, Admitted, Handle, IndexEntry, OverLimit, SessionLimit};
+use crate::limit::{Admit, Admitted, OverLimit, SessionLimit};
+use crate::owner::{Handle, IndexEntry};
 
 /// Runs every admission check. Panics if the store keeps no owner index or can't admit.
 pub async fn run_owner_admission<H: Harness>(h: &H) {

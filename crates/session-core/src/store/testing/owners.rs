@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::{Harness, LONG, destroy, key, must_create, record};
 use crate::id::StoreKey;
-use crate::owner::{Handle, IndexEntry, Indexed, OwnerIndex};
+use crate::owner::{Handle, IndexEntry, Indexed};
+use crate::store::OwnerIndex;
 use crate::store::Store;
 
 /// Runs every owner-index check. Panics if the store keeps no owner index.
