@@ -39,6 +39,7 @@ const LIBRARIES: &[&str] = &[
     "session-store-postgres",
     "session-hyper",
     "session-migrate",
+    "session-auth",
 ];
 
 const USAGE: &str = "usage: cargo xtask <command>

@@ -31,6 +31,7 @@ const PACKAGES: &[&str] = &[
     "crates/session-store-postgres",
     "crates/session-hyper",
     "crates/session-migrate",
+    "crates/session-auth",
     "crates/session-testkit",
     "examples/support",
     "examples/counter",

@@ -30,6 +30,18 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub async fn log_in(&self, owner: &str, device: Option<&str>) -> Result<(), Error> {
+        self.log_in_with(owner, device, |_| Ok(())).await
+    }
+
+    /// [`Session::log_in`], with `set` run on the session after the regenerate and before the
+    /// commit (what the login stores, such as the user's id, goes in the same write, and is
+    /// undone with the rest if the login is refused).
+    pub async fn log_in_with(
+        &self,
+        owner: &str,
+        device: Option<&str>,
+        set: impl FnOnce(&mut session_core::SessionState) -> Result<(), session_core::SessionError>,
+    ) -> Result<(), Error> {
         self.ensure_loaded().await?;
         let indexed = index_of(&self.0.shared).is_ok();
         let before = self.lock().session.clone();
@@ -37,10 +49,9 @@ impl Session {
             .with(|s| {
                 s.regenerate();
                 if indexed {
-                    s.set_owner(owner, device)
-                } else {
-                    Ok(())
+                    s.set_owner(owner, device)?;
                 }
+                set(s)
             })
             .await?;
         let done = match bound {
