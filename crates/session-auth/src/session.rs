@@ -225,15 +225,7 @@ impl<Backend: AuthnBackend> AuthSession<Backend> {
     /// In cookie mode and under the koa-compat preset (no owner index) the login is the new
     /// id and the stored user: no listing, limit or immediate revoke.
     pub async fn login(&mut self, user: &Backend::User) -> Result<(), Error<Backend>> {
-        let stored = Stored {
-            user_id: user.id(),
-            auth: digest(user.session_auth_hash()),
-        };
-        let value = serde_json::to_value(&stored).map_err(|_| {
-            session_hyper::Error::Session(session_hyper::SessionError::Unserializable {
-                key: self.data_key.to_owned(),
-            })
-        })?;
+        let value = self.stored(user)?;
         let owner = user.id().to_string();
         let key = self.data_key;
         self.session
@@ -245,6 +237,21 @@ impl<Backend: AuthnBackend> AuthSession<Backend> {
             user: Some(user.clone()),
         });
         Ok(())
+    }
+
+    /// What a login of `user` stores under the data key.
+    fn stored(&self, user: &Backend::User) -> Result<serde_json::Value, Error<Backend>> {
+        let stored = Stored {
+            user_id: user.id(),
+            auth: digest(user.session_auth_hash()),
+        };
+        serde_json::to_value(&stored).map_err(|_| {
+            Error::Session(session_hyper::Error::Session(
+                session_hyper::SessionError::Unserializable {
+                    key: self.data_key.to_owned(),
+                },
+            ))
+        })
     }
 
     /// Logs the user out: the session is destroyed (its record deleted, its cookies removed).
@@ -260,7 +267,8 @@ impl<Backend: AuthnBackend> AuthSession<Backend> {
     /// logged in again under a new id with the new hash, and every other session of the user
     /// ends at once, through the owner index: they leave the listing and are anonymous on
     /// their next request. This session is kept under every id a regenerate in another of its
-    /// tabs gives it meanwhile. Answers how many other sessions ended.
+    /// tabs gives it meanwhile, and the new hash is written there too, so the browser stays
+    /// logged in whichever id it ends up holding. Answers how many other sessions ended.
     ///
     /// Where no owner index is kept (cookie mode, koa-compat) the others end on their next
     /// request, when their auth hash no longer matches (answers 0).
@@ -269,9 +277,12 @@ impl<Backend: AuthnBackend> AuthSession<Backend> {
         user: &Backend::User,
     ) -> Result<usize, Error<Backend>> {
         self.login(user).await?;
+        // A tab of this browser whose regenerate moved the session to another id meanwhile
+        // keeps it, and gets the new auth hash too.
+        let value = self.stored(user)?;
         match self
             .session
-            .revoke_other_sessions(&user.id().to_string())
+            .revoke_other_sessions_and_set(&user.id().to_string(), self.data_key, &value)
             .await
         {
             Ok(n) => Ok(n),

@@ -299,15 +299,16 @@ async fn the_auth_hash_is_checked_on_every_request() {
 }
 
 /// Three browsers of one user; one changes the password while the others make requests, another
-/// of its own tabs makes a request, and a fourth browser logs in with the old password
-/// meanwhile: 100 rounds. The caller stays logged in; none of the others does (the revoked ones
-/// at once; a login that checked the old password before the change is caught by the
-/// auth-hash backstop on its next request).
+/// of its own tabs renews its session id, and a fourth browser logs in with the old password
+/// meanwhile: 100 rounds. The caller stays logged in whichever id its browser ends up holding;
+/// none of the others does (the revoked ones at once; a login that checked the old password
+/// before the change is caught by the auth-hash backstop on its next request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_ends_every_other_session_at_once() {
     let (url, _) = serve(store_layer(None)).await;
     let mut survivors = 0;
     let mut callers_lost = 0;
+    let mut retried = 0;
     for round in 0..100 {
         let pw = format!("pw-{round}");
         let old = if round == 0 {
@@ -331,10 +332,22 @@ async fn a_password_change_ends_every_other_session_at_once() {
         let (changed, _, _, _) = tokio::join!(
             change,
             busy,
-            me.get(format!("{url}/status")).send(),
+            me.get(format!("{url}/rotate")).send(),
             sign_in(&late, &url, "ada", &old)
         );
-        assert_eq!(changed.unwrap().status(), 200);
+        if changed.unwrap().status() == 401 {
+            // The other tab's new id reached the store before this request read its session:
+            // the request came with a superseded id and was anonymous, as any would be. The
+            // browser holds the new id now; the change goes again with it.
+            retried += 1;
+            let again = me
+                .post(format!("{url}/password"))
+                .form(&[("password", pw.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(again.status(), 200);
+        }
         if status_of(&me, &url).await["user"] != "ada" {
             eprintln!("round {round}: the caller was logged out");
             callers_lost += 1;
@@ -352,6 +365,7 @@ async fn a_password_change_ends_every_other_session_at_once() {
             survivors += 1;
         }
     }
+    eprintln!("password changes sent again after the other tab's renewal won: {retried}");
     assert_eq!((callers_lost, survivors), (0, 0));
 }
 

@@ -110,6 +110,10 @@ pub trait SessionDriver: sealed::Sealed + Sized {
     /// Records that the commit found the session's record superseded by a concurrent
     /// regenerate: nothing was written, and the session is stale for the rest of the request.
     fn mark_superseded(&mut self);
+    /// The id this request carried that a regenerate superseded (found so at load, or by a
+    /// commit that lost to another regenerate): the session lives on under the successor the
+    /// store's marker names, in the same browser.
+    fn superseded_id(&self) -> Option<&SessionId>;
 }
 
 impl SessionDriver for SessionState {
@@ -154,5 +158,8 @@ impl SessionDriver for SessionState {
     }
     fn mark_superseded(&mut self) {
         SessionState::mark_superseded(self);
+    }
+    fn superseded_id(&self) -> Option<&SessionId> {
+        SessionState::superseded_id(self)
     }
 }

@@ -365,6 +365,14 @@ impl SessionState {
         self.stale.is_some()
     }
 
+    /// The id the request carried that a regenerate superseded, if so (driver side).
+    pub(crate) fn superseded_id(&self) -> Option<&SessionId> {
+        match &self.stale {
+            Some(Stale::Superseded(id)) => Some(id),
+            _ => None,
+        }
+    }
+
     /// This session's max-age (the stored `_maxAge` wins over the configured default).
     pub fn max_age(&self) -> MaxAge {
         self.meta.max_age

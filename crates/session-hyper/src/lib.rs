@@ -181,6 +181,7 @@ mod layer;
 mod limit;
 mod login;
 mod moved;
+mod owned;
 mod owners;
 mod request;
 mod session;

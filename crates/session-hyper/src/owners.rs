@@ -7,12 +7,12 @@
 //! while alive.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use session_core::Handle;
 use session_core::driver::STORE_TTL_MARGIN_MS;
-use session_core::driver::SessionDriver;
 use session_core::driver::{Binding, IN_FLIGHT_GRACE_MS, OWNER_KEY, check_owner};
 use session_core::store::{Destroyed, DynStore, Loaded, StoreKey};
 use session_core::store::{IndexEntry, Indexed, OwnerIndex};
@@ -20,7 +20,6 @@ use session_core::{SessionError, SessionInfo};
 
 use crate::Error;
 use crate::index::{index_of, index_time, sides};
-use crate::session::Session;
 use crate::shared::Shared;
 
 /// Regenerate successors a revoke follows from each session (as a logout does).
@@ -66,7 +65,7 @@ impl Owners {
 
     /// Revokes every session of the owner ("log out everywhere"); how many were live.
     pub async fn revoke_all(&self, owner: &str) -> Result<usize, Error> {
-        revoke_all(&self.shared, owner, &[], Spare::Handles).await
+        revoke_all(&self.shared, owner, &[], Spare::Handles, None).await
     }
 }
 
@@ -109,7 +108,7 @@ async fn entries(
 
 /// The owner's live sessions (in both stores while the layer migrates from another);
 /// `current` marks the ones filed under `mine`.
-async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<SessionInfo>, Error> {
+pub(crate) async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<SessionInfo>, Error> {
     let mut out = Vec::new();
     for side in owner_sides(shared, owner)? {
         out.extend(list_side(shared, side, owner, mine).await?);
@@ -203,13 +202,50 @@ enum Ending {
 
 /// Which sessions a revoke spares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Spare {
+pub(crate) enum Spare {
     /// Only the ones filed under the handles given.
     Handles,
     /// Those, and every session descended from one of them through regenerates (its binding
     /// names it in its lineage), with the sessions they descend from: the caller's own session
     /// under whatever id a regenerate in another of its requests moved it to.
     Lineage,
+}
+
+/// A key a revoke of the owner's other sessions sets in the sessions it keeps as the caller's
+/// (but `skip`: this request's own).
+#[derive(Clone, Copy)]
+pub(crate) struct Carry<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) value: &'a serde_json::Value,
+    pub(crate) skip: &'a [Handle],
+}
+
+impl Carry<'_> {
+    /// Sets the key in the live record under `key` (`record` as it was read), keeping its
+    /// expiry; a record gone meanwhile is left gone.
+    async fn set(
+        &self,
+        shared: &Shared,
+        store: &dyn DynStore,
+        key: &StoreKey,
+        record: &session_core::store::Record,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let delta = session_core::store::Delta {
+            replace: false,
+            set: vec![(self.key.to_owned(), self.value.clone())],
+            removed: Vec::new(),
+        };
+        let mut data = record.data.clone();
+        data.insert(self.key.to_owned(), self.value.clone());
+        let change = session_core::store::Change {
+            delta: &delta,
+            data: &data,
+            meta: record.meta,
+        };
+        shared.timed(store.save_dyn(key, change, ttl)).await?;
+        Ok(())
+    }
 }
 
 /// Ends the session whose record under an entry's `key` was found to be `first`, and the
@@ -334,12 +370,15 @@ async fn end_entries(
     shared: &Shared,
     side: Side<'_>,
     owner: &str,
-    targets: Vec<IndexEntry>,
+    targets: Vec<Indexed>,
     keep: &[Handle],
     spare: Spare,
+    carry: Option<Carry<'_>>,
 ) -> Result<usize, Error> {
     let Side { store, index, .. } = side;
     let now = shared.config.now_ms();
+    let ttls: Vec<Option<Duration>> = targets.iter().map(|i| i.record_ttl).collect();
+    let targets: Vec<IndexEntry> = targets.into_iter().map(|i| i.entry).collect();
     let loads: Vec<_> = targets
         .iter()
         .map(|e| shared.timed(store.load_dyn(&e.key)))
@@ -348,6 +387,29 @@ async fn end_entries(
         stream::iter(loads).buffered(CONCURRENT).collect().await;
     let keep = spared(keep, &targets, &found, owner, spare);
     let keep = &keep;
+    let mut failure = None;
+    if let Some(carry) = carry {
+        // The sessions kept as the caller's under another id get what its own got.
+        let sets: Vec<_> = targets
+            .iter()
+            .zip(&found)
+            .zip(&ttls)
+            .filter(|((entry, _), _)| {
+                keep.contains(&entry.handle) && !carry.skip.contains(&entry.handle)
+            })
+            .filter_map(|((entry, found), ttl)| match (found, ttl) {
+                (Ok(Loaded::Live(record)), Some(ttl)) => {
+                    Some(carry.set(shared, store, &entry.key, record, *ttl))
+                }
+                _ => None,
+            })
+            .collect();
+        for got in stream::iter(sets).buffered(CONCURRENT).collect::<Vec<_>>().await {
+            if let Err(e) = got {
+                failure.get_or_insert(e);
+            }
+        }
+    }
     let ends: Vec<_> = targets
         .iter()
         .zip(found)
@@ -359,7 +421,7 @@ async fn end_entries(
         })
         .collect();
     let ended: Vec<Result<Ending, Error>> = stream::iter(ends).buffered(CONCURRENT).collect().await;
-    let (mut count, mut gone, mut failure) = (0, Vec::new(), None);
+    let (mut count, mut gone) = (0, Vec::new());
     for (entry, result) in targets.into_iter().zip(ended) {
         match result {
             Ok(Ending::Ended) => {
@@ -391,7 +453,7 @@ async fn end_entries(
 }
 
 /// Revokes one session by handle: the entry, if the owner's index has it.
-async fn revoke_one(
+pub(crate) async fn revoke_one(
     shared: &Shared,
     owner: &str,
     handle: &str,
@@ -410,8 +472,8 @@ async fn revoke_one(
         // ended. An entry of one that has ended, or of a record bound to another owner, is
         // cleaned up all the same, and reported unknown.
         let listed = expires(target.record_ttl, now).is_some();
-        let targets = vec![target.entry];
-        let ended = end_entries(shared, side, owner, targets, keep, Spare::Handles).await?;
+        let ended = end_entries(shared, side, owner, vec![target], keep, Spare::Handles, None)
+            .await?;
         return Ok((listed && ended > 0).then_some(handle));
     }
     Ok(None)
@@ -430,11 +492,12 @@ fn expires(record_ttl: Option<std::time::Duration>, now: u64) -> Option<u64> {
 
 /// Revokes every session of the owner but the ones filed under `keep` (and, with
 /// [`Spare::Lineage`], their descendants).
-async fn revoke_all(
+pub(crate) async fn revoke_all(
     shared: &Shared,
     owner: &str,
     keep: &[Handle],
     spare: Spare,
+    carry: Option<Carry<'_>>,
 ) -> Result<usize, Error> {
     // The store the layer migrates from first: a session moving meanwhile is ended there, or
     // followed from its marker to the new record, before the layer's own index is read (which
@@ -443,12 +506,11 @@ async fn revoke_all(
     for side in owner_sides(shared, owner)?.into_iter().rev() {
         let ended = async {
             let (_, found) = entries(shared, side.index, owner).await?;
-            let targets: Vec<IndexEntry> = found
+            let targets: Vec<Indexed> = found
                 .into_iter()
-                .map(|i| i.entry)
-                .filter(|e| !keep.contains(&e.handle))
+                .filter(|i| !keep.contains(&i.entry.handle))
                 .collect();
-            end_entries(shared, side, owner, targets, keep, spare).await
+            end_entries(shared, side, owner, targets, keep, spare, carry).await
         };
         match ended.await {
             Ok(n) => count += n,
@@ -460,124 +522,5 @@ async fn revoke_all(
     match failure {
         Some(e) => Err(e),
         None => Ok(count),
-    }
-}
-
-/// Owner operations on a request's session.
-///
-/// The `owner` these methods take is trusted: they list or revoke whatever owner they are
-/// given (a handle is only looked up among that owner's sessions). Take it from the session
-/// ([`Session::owner`]) or from the app's own authorization, never from the request as sent.
-///
-/// Errors: [`Error::NoOwnerIndex`] where no index is kept (cookie mode, koa-compat, the Redis
-/// store in koa's format); [`Error::Session`] with [`SessionError::Owner`] for an empty or
-/// over-long owner id, or [`SessionError::OwnerChange`] when binding a session bound to
-/// another owner without `regenerate()` first; [`Error::Store`] when the store fails (a 503).
-impl Session {
-    /// Binds this session to `owner` (an app-chosen user id), so it is listed among the
-    /// owner's sessions and ends with a revoke of them. Call it at login, right after
-    /// [`Session::regenerate`]. Binding costs one store call at commit; a session without an
-    /// owner costs nothing extra.
-    ///
-    /// Fails with [`Error::NoOwnerIndex`] in cookie mode, under the koa-compat preset, or on a
-    /// store that keeps no owner index; with a [`SessionError`] for an empty or over-long
-    /// owner id, or when the session is bound to another owner and was not regenerated first.
-    pub async fn set_owner(&self, owner: &str) -> Result<(), Error> {
-        index_of(&self.0.shared)?;
-        Ok(self.with(|s| s.set_owner(owner, None)).await??)
-    }
-
-    /// [`Session::set_owner`] with a description of the device (what the app wants its users
-    /// to see in a listing, e.g. "Firefox on Linux"; at most 256 bytes).
-    pub async fn set_owner_with_device(&self, owner: &str, device: &str) -> Result<(), Error> {
-        index_of(&self.0.shared)?;
-        Ok(self.with(|s| s.set_owner(owner, Some(device))).await??)
-    }
-
-    /// The owner this session is bound to, if any: the owner to list and revoke for on an
-    /// account page.
-    pub async fn owner(&self) -> Result<Option<String>, Error> {
-        self.with(|s| s.owner().map(str::to_owned)).await
-    }
-
-    /// The handles this request's session is filed under: its id's, and after a
-    /// `regenerate()` not yet committed, the id it is leaving (whose record the commit moves
-    /// to the new one).
-    async fn own_handles(&self) -> Result<Vec<Handle>, Error> {
-        let ids = self
-            .with(|s| {
-                let leaving = s
-                    .retired()
-                    .filter(|r| r.regenerated && r.record_exists)
-                    .and_then(|r| r.id.clone());
-                (s.id().cloned(), leaving)
-            })
-            .await?;
-        Ok([ids.0, ids.1]
-            .into_iter()
-            .flatten()
-            .map(|id| Handle::of(&self.store_key(&id)))
-            .collect())
-    }
-
-    /// The owner's live sessions, newest activity first; `current` marks this request's own.
-    /// A listing shows handles, never ids, store keys or cookie values. A session bound in
-    /// this request is filed at its commit, so it is listed from the next request on (or after
-    /// [`Session::commit`]). Costs one index call and one read per session listed.
-    pub async fn list_sessions(&self, owner: &str) -> Result<Vec<SessionInfo>, Error> {
-        let mine = self.own_handles().await?;
-        list(&self.0.shared, owner, &mine).await
-    }
-
-    /// Revokes one of the owner's sessions by the handle a listing gave
-    /// ([`SessionInfo::handle`]`.as_str()`); `false` if the owner has no live session with that
-    /// handle (a malformed handle, another owner's, or one that has ended). The revoked
-    /// session's next request is anonymous (a request of it already in flight can't bring it
-    /// back). Revoking this request's own session also ends it here: the response removes its
-    /// cookies.
-    pub async fn revoke_session(&self, owner: &str, handle: &str) -> Result<bool, Error> {
-        let mine = self.own_handles().await?;
-        // Revoking one's own session by its handle ends it; a stale handle of an old id never
-        // reaches this session through the id's successors.
-        let keep: Vec<Handle> = mine
-            .iter()
-            .filter(|h| h.as_str() != handle)
-            .cloned()
-            .collect();
-        let revoked = revoke_one(&self.0.shared, owner, handle, &keep).await?;
-        if revoked.as_ref().is_some_and(|h| mine.contains(h)) {
-            self.with(|s| s.destroy()).await?;
-        }
-        Ok(revoked.is_some())
-    }
-
-    /// Revokes every session of the owner ("log out everywhere"), this request's own too if
-    /// it is one of them; how many were live.
-    pub async fn revoke_all_sessions(&self, owner: &str) -> Result<usize, Error> {
-        let ended = revoke_all(&self.0.shared, owner, &[], Spare::Handles).await?;
-        let mine = self.with(|s| s.owner() == Some(owner)).await?;
-        if mine {
-            self.with(|s| s.destroy()).await?;
-        }
-        Ok(ended)
-    }
-
-    /// Revokes every session of the owner except this request's own ("log out everywhere
-    /// else", e.g. after a password change, also right after a `regenerate()`); how many were
-    /// ended.
-    ///
-    /// This request's session is kept under every id a regenerate gives it, even in another
-    /// request of the same browser racing this one (a second tab logging in again, a token
-    /// refresh): a regenerate's new record names the ids it descends from from its creation
-    /// on, and every listed session descended from this one is kept while every other session
-    /// of the owner is ended.
-    pub async fn revoke_other_sessions(&self, owner: &str) -> Result<usize, Error> {
-        let mut mine = self.own_handles().await?;
-        // The ids this session had before (markers of its earlier regenerates) are its own.
-        let lineage = self
-            .with(|s| s.binding().map(|b| b.lineage.clone()))
-            .await?;
-        mine.extend(lineage.unwrap_or_default());
-        revoke_all(&self.0.shared, owner, &mine, Spare::Lineage).await
     }
 }
