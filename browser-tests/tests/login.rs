@@ -1,6 +1,16 @@
 //! The login example in headless Chromium, its sessions in Redis: what a person does with it
-//! (log in, reload, log out, press back, open a second tab, come back after a key rotation),
-//! with the cookies read from the browser's own store and the records from Redis.
+//! (sign up, sign in, reload, log out, press back, open a second tab, come back after a key
+//! rotation, change the password while signed in elsewhere, sign in once too often), with the
+//! cookies read from the browser's own store and the records from Redis, and its pages as a
+//! phone shows them.
+//!
+//! Why this file is long: every test drives a whole flow of the app through real browsers, one
+//! to four at a time, and the flows share their helpers (the requests a tab fires, the rows of
+//! the account page).
+//!
+//! The tests share one Redis (and its owner indexes) with each other and with other suites, so
+//! each signs up users of its own ([`unique`] names); only the key-rotation test signs in with
+//! a demo account, which must outlive the app's restarts.
 #![cfg(feature = "browser")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -8,13 +18,43 @@ mod support;
 
 use std::time::Duration;
 
-use support::{App, Browser, now, record, redis_url, unique};
+use support::{App, Browser, PHONE, now, record, redis_url, unique};
 
 const KEY_1: &str = "browser-test-key-one-0123456789abcdef";
 const KEY_2: &str = "browser-test-key-two-0123456789abcdef";
 
+/// The password of every account the tests sign up.
+const PASSWORD: &str = "browser-test-password";
+
 async fn login_app(keys: &str) -> App {
-    App::start("login", &["--store", &redis_url()], keys).await
+    login_app_with(keys, &[]).await
+}
+
+/// The login example on the shared Redis, with `args`.
+async fn login_app_with(keys: &str, args: &[&str]) -> App {
+    let store = redis_url();
+    let mut all = vec!["--store", store.as_str()];
+    all.extend_from_slice(args);
+    App::start("login", &all, keys).await
+}
+
+/// Signs up a user of this test's own, named after `label`, through `b`; the name.
+async fn new_user(b: &Browser, app: &App, label: &str) -> String {
+    let name = unique(label);
+    b.sign_up(&app.url, &name, PASSWORD).await;
+    name
+}
+
+/// The user id a session's record says is logged in (what the auth layer stores under
+/// `auth.user`), and checks that it stores a digest of the password hash, not the hash.
+fn logged_in_user(record: &std::collections::HashMap<String, String>) -> String {
+    let stored: serde_json::Value = serde_json::from_str(&record["d:auth.user"]).unwrap();
+    let auth = stored["auth"].as_str().unwrap();
+    assert!(
+        !auth.contains("argon2"),
+        "the record holds the hash: {stored}"
+    );
+    stored["user_id"].as_str().unwrap().to_owned()
 }
 
 /// The number the session page shows as views.
@@ -47,21 +87,23 @@ async fn assert_page_time(b: &Browser, id: &str, t: cookie::time::OffsetDateTime
     );
 }
 
-/// Log in, reload (the counter grows), log out (both cookies leave the browser, the record
-/// leaves Redis), press back (the private page does not come back from the cache). The cookies
-/// as the browser keeps them: `HttpOnly`, `SameSite=Lax`, `Path=/`, an expiry one day away
-/// (the default max-age).
+/// Sign up, sign in, reload (the counter grows), log out (both cookies leave the browser, the
+/// record leaves Redis), press back (the private page does not come back from the cache). The
+/// cookies as the browser keeps them: `HttpOnly`, `SameSite=Lax`, `Path=/`, an expiry one day
+/// away (the default max-age).
 #[tokio::test(flavor = "multi_thread")]
 async fn log_in_reload_log_out_and_go_back() {
     let app = login_app(KEY_1).await;
     let b = Browser::open("log_in_reload_log_out_and_go_back").await;
+    let ada = new_user(&b, &app, "ada").await;
+    b.shot("signed-up").await;
+    assert!(b.cookies().await.is_empty(), "signing up sets no cookie");
     b.goto(&format!("{}/", app.url)).await;
     b.wait_text("Sign in").await;
     b.shot("login-form").await;
     assert!(b.cookies().await.is_empty(), "a login form sets no cookie");
 
-    let ada = unique("ada");
-    b.log_in(&ada).await;
+    b.log_in(&ada, PASSWORD).await;
     b.wait_text(&format!("Hello, {ada}")).await;
     b.shot("signed-in").await;
     assert_eq!(views(&b).await, 1);
@@ -88,7 +130,7 @@ async fn log_in_reload_log_out_and_go_back() {
             expires - sent_at
         );
     }
-    assert_eq!(record(id.value()).await["d:user"], format!("\"{ada}\""));
+    assert_eq!(logged_in_user(&record(id.value()).await), ada);
     // The page says what the browser holds: signed in a day before the cookie expires, and
     // expiring when it does (to the minute the page shows).
     let expiry = id.expires_datetime().unwrap();
@@ -146,53 +188,71 @@ async fn log_in_reload_log_out_and_go_back() {
     assert!(text.contains("Sign in"), "back after logout shows:\n{text}");
 }
 
-/// A session that exists before login (the page asked for is kept in it) gets a new id at
-/// login: the cookie the browser holds changes, and the old id's record holds nothing.
+/// A page that needs a login, asked for while signed out: the sign-in page, with the page
+/// asked for in its URL (no session is made for it), then back to that page once signed in.
+/// A login over an existing session (another user signing in on the same browser) gets a new
+/// id: the cookie the browser holds changes, and the old id's record holds nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn login_gives_the_browser_a_new_id() {
     let app = login_app(KEY_1).await;
     let b = Browser::open("login_gives_the_browser_a_new_id").await;
+    let amy = new_user(&b, &app, "amy").await;
+    let bob = new_user(&b, &app, "bob").await;
     b.goto(&format!("{}/private", app.url)).await;
     b.wait_text("Sign in").await;
     b.shot("sent-to-login").await;
-    let before = b.cookie("koa.sess").await.expect("a session before login");
-    assert_eq!(record(before.value()).await["d:return_to"], "\"/private\"");
-    // A pre-login session lives a quarter of an hour, not a day.
-    let left = before.expires_datetime().unwrap().unix_timestamp() - now();
+    let at = b.client().current_url().await.unwrap();
+    assert_eq!((at.path(), at.query()), ("/", Some("next=%2Fprivate")));
     assert!(
-        (840..=905).contains(&left),
-        "the pre-login session expires in {left} s"
+        b.cookies().await.is_empty(),
+        "a session was made for an anonymous visit"
     );
 
-    let bob = unique("bob");
-    b.log_in(&bob).await;
-    b.wait_text(&format!("secret page for {bob}")).await;
+    b.log_in(&amy, PASSWORD).await;
+    b.wait_text(&format!("secret page for {amy}")).await;
     b.shot("back-at-private").await;
+    let before = b.cookie("koa.sess").await.expect("a session after login");
+    assert_eq!(logged_in_user(&record(before.value()).await), amy);
+
+    b.post_form(
+        "/login",
+        &[
+            ("username", &bob),
+            ("password", PASSWORD),
+            ("next", "/private"),
+        ],
+    )
+    .await;
+    b.wait_text(&format!("secret page for {bob}")).await;
+    b.shot("another-user").await;
     let after = b.cookie("koa.sess").await.expect("a session after login");
-    assert_ne!(after.value(), before.value(), "login kept the pre-login id");
-    let new = record(after.value()).await;
-    assert_eq!(new["d:user"], format!("\"{bob}\""));
-    assert!(!new.contains_key("d:return_to"), "used once");
+    assert_ne!(after.value(), before.value(), "login kept the old id");
+    assert_eq!(logged_in_user(&record(after.value()).await), bob);
     let old = record(before.value()).await;
     assert!(
         old.keys().all(|k| !k.starts_with("d:")),
-        "the pre-login id still holds data: {old:?}"
+        "the old id still holds data: {old:?}"
     );
 }
 
 /// The app restarts with a new key first in its list: the browser's session goes on, its
 /// signature cookie is re-signed with the new key (the id stays), and a later restart with
 /// the new key alone still knows the browser. A key the app never had logs nobody in.
+///
+/// Signed in with a demo account: an account made by sign-up is gone after a restart (the
+/// users live in the app's memory), a demo account is there again, with the same password
+/// hash. Its sessions may outlive earlier runs in a shared Redis, so over the limit the
+/// oldest ends.
 #[tokio::test(flavor = "multi_thread")]
 async fn key_rotation_keeps_the_browser_logged_in() {
     let b = Browser::open("key_rotation_keeps_the_browser_logged_in").await;
-    let cy = unique("cy");
-    let hello = format!("Hello, {cy}");
+    let hello = "Hello, alan";
+    let oldest_ends = ["--over-limit", "end-oldest"];
     let (id, sig) = {
-        let app = login_app(KEY_1).await;
+        let app = login_app_with(KEY_1, &oldest_ends).await;
         b.goto(&format!("{}/", app.url)).await;
-        b.log_in(&cy).await;
-        b.wait_text(&hello).await;
+        b.log_in("alan", "alan-password").await;
+        b.wait_text(hello).await;
         b.shot("signed-in-key-1").await;
         (
             b.cookie("koa.sess").await.unwrap().value().to_owned(),
@@ -202,9 +262,9 @@ async fn key_rotation_keeps_the_browser_logged_in() {
     // Cookies belong to the host, not the port: the restarted app on a new port gets them.
     let rotated = format!("{KEY_2},{KEY_1}");
     {
-        let app = login_app(&rotated).await;
+        let app = login_app_with(&rotated, &oldest_ends).await;
         b.goto(&format!("{}/", app.url)).await;
-        b.wait_text(&hello).await;
+        b.wait_text(hello).await;
         b.shot("after-rotation").await;
         assert_eq!(views(&b).await, 2);
         assert_eq!(
@@ -216,14 +276,14 @@ async fn key_rotation_keeps_the_browser_logged_in() {
         assert_ne!(resigned.value(), sig, "not re-signed with the new key");
     }
     {
-        let app = login_app(KEY_2).await;
+        let app = login_app_with(KEY_2, &oldest_ends).await;
         b.goto(&format!("{}/", app.url)).await;
-        b.wait_text(&hello).await;
+        b.wait_text(hello).await;
         b.shot("old-key-retired").await;
         assert_eq!(views(&b).await, 3);
     }
     {
-        let app = login_app("a-key-this-browser-never-saw-0123456789").await;
+        let app = login_app_with("a-key-this-browser-never-saw-0123456789", &oldest_ends).await;
         b.goto(&format!("{}/", app.url)).await;
         b.wait_text("Sign in").await;
         b.shot("unknown-key").await;
@@ -291,18 +351,25 @@ async fn stop_requests(c: &fantoccini::Client, from: usize, more: usize) -> Vec<
 
 /// Two tabs of one browser. A logout in one while the other fires requests that write the
 /// session: the cookies stay gone, the record stays gone, and the other tab is logged out on
-/// its next page. Then a login in one tab, 30 times over, while the other keeps firing such
-/// requests: every login holds, and after each the other tab's requests are the new user's.
+/// its next page. Then a login in one tab, 30 times over (three users taking turns), while the
+/// other keeps firing such requests: every login holds, and after each the other tab's
+/// requests are the new user's.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_tabs_log_out_and_log_in_together() {
     let app = login_app(KEY_1).await;
     let b = Browser::open("two_tabs_log_out_and_log_in_together").await;
     let c = b.client();
+    let dee = new_user(&b, &app, "dee").await;
+    // Three users to take turns signing in (names of word characters only: the tab's
+    // requests read them with `\w+`).
+    let run = unique("u");
+    let user = |i: usize| format!("{run}_{}", i % 3);
+    for i in 0..3 {
+        b.sign_up(&app.url, &user(i), PASSWORD).await;
+    }
     b.goto(&format!("{}/", app.url)).await;
-    // Names unique to this run: other tests share the Redis (and its owner indexes).
-    let dee = unique("dee");
     let hello = format!("Hello, {dee}");
-    b.log_in(&dee).await;
+    b.log_in(&dee, PASSWORD).await;
     b.wait_text(&hello).await;
     let id = b.cookie("koa.sess").await.unwrap().value().to_owned();
     let tab_a = c.window().await.unwrap();
@@ -335,9 +402,7 @@ async fn two_tabs_log_out_and_log_in_together() {
     b.wait_text("Sign in").await;
     b.shot("first-tab-logged-out").await;
 
-    let run = unique("u");
-    let user = |i: usize| format!("{run}_{i}");
-    b.log_in(&user(0)).await;
+    b.log_in(&user(0), PASSWORD).await;
     b.wait_text(&format!("Hello, {}", user(0))).await;
     c.switch_to_window(tab_b.clone()).await.unwrap();
     b.goto(&format!("{}/", app.url)).await;
@@ -349,7 +414,8 @@ async fn two_tabs_log_out_and_log_in_together() {
     let mut lost = Vec::new();
     for i in 1..=rounds {
         let user = user(i);
-        b.post_form("/login", &[("user", &user)]).await;
+        b.post_form("/login", &[("username", &user), ("password", PASSWORD)])
+            .await;
         b.wait_text(&format!("Hello, {user}")).await;
         // The login holds through the other tab's requests.
         b.goto(&format!("{}/private", app.url)).await;
@@ -429,15 +495,15 @@ async fn logged_in(b: &Browser, app: &App, user: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn revoke_one_session_then_every_other_one() {
     let app = login_app(KEY_1).await;
-    let eve = unique("eve");
     let a = Browser::open("revoke_one_session_then_every_other_one").await;
     let others = [
         Browser::open("revoke_one_session_then_every_other_one-b").await,
         Browser::open("revoke_one_session_then_every_other_one-c").await,
     ];
+    let eve = new_user(&a, &app, "eve").await;
     for b in [&a, &others[0], &others[1]] {
         b.goto(&format!("{}/", app.url)).await;
-        b.log_in(&eve).await;
+        b.log_in(&eve, PASSWORD).await;
         b.wait_text(&format!("Hello, {eve}")).await;
     }
     let mut ids = Vec::new();
@@ -504,10 +570,10 @@ async fn revoke_one_session_then_every_other_one() {
 async fn a_form_on_another_site_cannot_log_the_user_out() {
     let app = login_app(KEY_1).await;
     let b = Browser::open("a_form_on_another_site_cannot_log_the_user_out").await;
-    let user = unique("fay");
+    let user = new_user(&b, &app, "fay").await;
     let hello = format!("Hello, {user}");
     b.goto(&format!("{}/", app.url)).await;
-    b.log_in(&user).await;
+    b.log_in(&user, PASSWORD).await;
     b.wait_text(&hello).await;
     let id = b.cookie("koa.sess").await.unwrap().value().to_owned();
     for round in 0..3 {
@@ -526,4 +592,208 @@ async fn a_form_on_another_site_cannot_log_the_user_out() {
     b.post_form("/logout", &[]).await;
     b.wait_text("Sign in").await;
     assert!(record(&id).await.is_empty());
+}
+
+/// One user in three browsers; one changes the password. The page says two other sessions
+/// ended; their records are gone from Redis at once, and each of the two others is anonymous
+/// on its next page. The browser that changed it stays signed in, and only the new password
+/// signs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_change_signs_out_the_other_browsers() {
+    let app = login_app(KEY_1).await;
+    let test = "a_password_change_signs_out_the_other_browsers";
+    let a = Browser::open(test).await;
+    let others = [
+        Browser::open(&format!("{test}-b")).await,
+        Browser::open(&format!("{test}-c")).await,
+    ];
+    let pat = new_user(&a, &app, "pat").await;
+    let hello = format!("Hello, {pat}");
+    for b in [&a, &others[0], &others[1]] {
+        b.goto(&format!("{}/", app.url)).await;
+        b.log_in(&pat, PASSWORD).await;
+        b.wait_text(&hello).await;
+    }
+    let mut ids = Vec::new();
+    for b in &others {
+        ids.push(b.cookie("koa.sess").await.unwrap().value().to_owned());
+    }
+
+    a.goto(&format!("{}/account/password", app.url)).await;
+    a.wait_text("Current password").await;
+    a.shot("password-form").await;
+    // A wrong current password changes nothing.
+    a.type_into("current", "not-the-password").await;
+    a.type_into("new", "a-new-password").await;
+    a.press("Change password").await;
+    a.wait_text("Your current password is not that").await;
+    assert_eq!(a.status().await, 403);
+    a.shot("wrong-current-password").await;
+    for id in &ids {
+        assert!(
+            !record(id).await.is_empty(),
+            "a refused change ended a session"
+        );
+    }
+
+    a.type_into("current", PASSWORD).await;
+    a.type_into("new", "a-new-password").await;
+    a.press("Change password").await;
+    let text = a.wait_text("Your password was changed").await;
+    a.shot("password-changed").await;
+    assert!(text.contains("2 other sessions were signed out"), "{text}");
+    for id in &ids {
+        assert!(record(id).await.is_empty(), "a session outlived the change");
+    }
+    for b in &others {
+        // Each still shows its page until its next request, which is anonymous.
+        b.client().refresh().await.unwrap();
+        let text = b.wait_text("Sign in").await;
+        assert!(!text.contains(&hello), "{text}");
+        b.shot("signed-out-by-the-change").await;
+    }
+    assert!(
+        logged_in(&a, &app, &pat).await,
+        "the changer was signed out"
+    );
+    a.goto(&format!("{}/account", app.url)).await;
+    a.wait_text("this browser").await;
+    wait_rows(&a, 1).await;
+
+    let b = &others[0];
+    b.log_in(&pat, PASSWORD).await;
+    b.wait_text("Wrong name or password").await;
+    b.log_in(&pat, "a-new-password").await;
+    b.wait_text(&hello).await;
+}
+
+/// The limit, 3 sessions a user by default, refuses a fourth login: the browser is shown a
+/// 409 page saying what to do, and holds no session. With `--over-limit end-oldest` a fourth
+/// login goes in, and the first browser's next page says it was signed out because it
+/// signed in elsewhere (once).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fourth_login_is_refused_or_ends_the_oldest() {
+    let test = "a_fourth_login_is_refused_or_ends_the_oldest";
+    let mut browsers = Vec::new();
+    for i in 0..4 {
+        browsers.push(Browser::open(&format!("{test}-{i}")).await);
+    }
+    {
+        let app = login_app(KEY_1).await;
+        let max = new_user(&browsers[0], &app, "max").await;
+        for b in &browsers[..3] {
+            b.goto(&format!("{}/", app.url)).await;
+            b.log_in(&max, PASSWORD).await;
+            b.wait_text(&format!("Hello, {max}")).await;
+        }
+        let fourth = &browsers[3];
+        fourth.goto(&format!("{}/", app.url)).await;
+        fourth.log_in(&max, PASSWORD).await;
+        let text = fourth.wait_text("Too many sessions").await;
+        fourth.shot("refused").await;
+        assert_eq!(fourth.status().await, 409);
+        assert!(text.contains("already signed in on 3 browsers"), "{text}");
+        assert!(fourth.cookie("koa.sess").await.is_none());
+        for b in &browsers[..3] {
+            assert!(
+                logged_in(b, &app, &max).await,
+                "a refused login ended a session"
+            );
+        }
+    }
+    {
+        let app = login_app_with(KEY_1, &["--over-limit", "end-oldest"]).await;
+        let kim = new_user(&browsers[0], &app, "kim").await;
+        for b in &browsers {
+            b.goto(&format!("{}/", app.url)).await;
+            b.log_in(&kim, PASSWORD).await;
+            b.wait_text(&format!("Hello, {kim}")).await;
+        }
+        let first = &browsers[0];
+        let id = first.cookie("koa.sess").await.unwrap().value().to_owned();
+        first.goto(&format!("{}/", app.url)).await;
+        let text = first
+            .wait_text("You were signed out because you signed in elsewhere")
+            .await;
+        first.shot("told-why").await;
+        assert!(text.contains("Sign in"), "{text}");
+        first
+            .client()
+            .find(fantoccini::Locator::Id("ended"))
+            .await
+            .unwrap();
+        assert!(
+            record(&id).await.is_empty(),
+            "the ended record is still there"
+        );
+        first.client().refresh().await.unwrap();
+        let text = first.wait_text("Sign in").await;
+        assert!(!text.contains("signed in elsewhere"), "said twice: {text}");
+        for b in &browsers[1..] {
+            assert!(logged_in(b, &app, &kim).await);
+        }
+        browsers[1].goto(&format!("{}/account", app.url)).await;
+        wait_rows(&browsers[1], 3).await;
+    }
+}
+
+/// Checks that the page is laid out at the phone's width with nothing wider (no sideways
+/// scrolling), and keeps a screenshot of it.
+async fn phone_shot(b: &Browser, name: &str) {
+    let (width, content) = b.widths().await;
+    assert_eq!(
+        width, PHONE.0,
+        "{name}: laid out {width} px wide, not at the phone's width"
+    );
+    assert!(
+        content <= width,
+        "{name}: the content is {content} px wide on a {width} px screen"
+    );
+    b.shot(name).await;
+}
+
+/// The pages at a phone's width (390 CSS pixels, Chromium's mobile emulation): sign-in,
+/// sign-up, the session page, the account page with two sessions (its table stacked), the
+/// password pages. Screenshots in `target/tmp/browser/pages_at_a_phones_width/`.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_at_a_phones_width() {
+    let app = login_app(KEY_1).await;
+    let phone = Browser::open_phone("pages_at_a_phones_width").await;
+    let laptop = Browser::open("pages_at_a_phones_width-laptop").await;
+    phone.goto(&format!("{}/", app.url)).await;
+    phone.wait_text("Demo accounts").await;
+    phone_shot(&phone, "sign-in").await;
+    phone.goto(&format!("{}/signup", app.url)).await;
+    phone.wait_text("Create an account").await;
+    phone_shot(&phone, "sign-up").await;
+    let name = new_user(&phone, &app, "ph").await;
+    phone_shot(&phone, "signed-up").await;
+    phone.log_in(&name, "wrong password").await;
+    phone.wait_text("Wrong name or password").await;
+    phone_shot(&phone, "wrong-password").await;
+
+    phone.log_in(&name, PASSWORD).await;
+    phone.wait_text(&format!("Hello, {name}")).await;
+    phone_shot(&phone, "session").await;
+    laptop.goto(&format!("{}/", app.url)).await;
+    laptop.log_in(&name, PASSWORD).await;
+    laptop.wait_text(&format!("Hello, {name}")).await;
+
+    phone.goto(&format!("{}/account", app.url)).await;
+    phone.wait_text("this browser").await;
+    wait_rows(&phone, 2).await;
+    let text = phone.text().await;
+    assert!(text.contains("Chrome on Android"), "{text}");
+    phone_shot(&phone, "account").await;
+    phone.goto(&format!("{}/account/password", app.url)).await;
+    phone.wait_text("Current password").await;
+    phone_shot(&phone, "password").await;
+    phone.type_into("current", PASSWORD).await;
+    phone.type_into("new", "a-new-password").await;
+    phone.press("Change password").await;
+    phone.wait_text("Your password was changed").await;
+    phone_shot(&phone, "password-changed").await;
+    phone.goto(&format!("{}/private", app.url)).await;
+    phone.wait_text("secret page for").await;
+    phone_shot(&phone, "private").await;
 }

@@ -14,6 +14,13 @@ use serde_json::{Value, json};
 /// How long a page may take to show what a step waits for.
 const PATIENCE: Duration = Duration::from_secs(15);
 
+/// A phone's screen in CSS pixels (an iPhone 12 to 15's size): [`Browser::open_phone`].
+pub const PHONE: (u64, u64) = (390, 844);
+
+/// The user agent [`Browser::open_phone`] sends: Chrome on an Android phone (what the login
+/// example's account page then names it).
+const PHONE_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36";
+
 /// A headless Chromium, its own profile (cookies, cache, history) for this test.
 pub struct Browser {
     client: Option<Client>,
@@ -22,9 +29,26 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// A new browser window for `test`; its screenshots go to
+    /// A new browser window for `test`, 1000x700; its screenshots go to
     /// `target/tmp/browser/<test>/` (emptied first).
     pub async fn open(test: &str) -> Browser {
+        Browser::open_with(test, None).await
+    }
+
+    /// [`Browser::open`] as a phone: Chromium's mobile emulation at [`PHONE`]'s size, with a
+    /// phone's user agent and touch, so a page is laid out as a phone lays it out (its
+    /// `<meta name="viewport">` heeded; without one it would be drawn 980 pixels wide and
+    /// scaled down).
+    pub async fn open_phone(test: &str) -> Browser {
+        let (width, height) = PHONE;
+        let emulation = json!({
+            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+            "userAgent": PHONE_UA,
+        });
+        Browser::open_with(test, Some(emulation)).await
+    }
+
+    async fn open_with(test: &str, mobile: Option<Value>) -> Browser {
         let webdriver = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| {
             panic!(
                 "WEBDRIVER_URL is not set: run the browser tests with `cargo xtask test-browser`"
@@ -41,6 +65,9 @@ impl Browser {
                 "--window-size=1000,700",
             ],
         });
+        if let Some(emulation) = mobile {
+            options["mobileEmulation"] = emulation;
+        }
         if let Ok(bin) = std::env::var("CHROME_BIN") {
             options["binary"] = Value::String(bin);
         }
@@ -125,14 +152,66 @@ impl Browser {
         self.cookies().await.into_iter().find(|c| c.name() == name)
     }
 
-    /// Types `user` into the login form and sends it.
-    pub async fn log_in(&self, user: &str) {
+    /// Types `user` and `password` into the sign-in form and sends it.
+    pub async fn log_in(&self, user: &str, password: &str) {
         let c = self.client();
-        let field = c.wait().for_element(Locator::Css("input[name=user]")).await;
-        let field = field.unwrap_or_else(|e| panic!("no login form: {e}"));
+        let field = c
+            .wait()
+            .for_element(Locator::Css("input[name=username]"))
+            .await;
+        let field = field.unwrap_or_else(|e| panic!("no sign-in form: {e}"));
+        // The form may have the name filled in already (after a sign-up).
+        field.clear().await.unwrap();
         field.send_keys(user).await.unwrap();
+        self.type_into("password", password).await;
         self.click(Locator::Css("form[action='/login'] button"))
             .await;
+    }
+
+    /// Makes the account `user` with `password` through the sign-up form of the app at `url`,
+    /// and waits for the sign-in form it answers with (signing up makes no session).
+    pub async fn sign_up(&self, url: &str, user: &str, password: &str) {
+        self.goto(&format!("{url}/signup")).await;
+        self.type_into("username", user).await;
+        self.type_into("password", password).await;
+        self.click(Locator::Css("form[action='/signup'] button"))
+            .await;
+        self.wait_text("Your account was created").await;
+    }
+
+    /// Types `text` into the page's input named `name`.
+    pub async fn type_into(&self, name: &str, text: &str) {
+        let css = format!("input[name='{name}']");
+        let field = self.client().wait().for_element(Locator::Css(&css)).await;
+        let field = field.unwrap_or_else(|e| panic!("no input {name}: {e}"));
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// The HTTP status of the page shown (the navigation's response).
+    pub async fn status(&self) -> u16 {
+        let status = self
+            .client()
+            .execute(
+                "return performance.getEntriesByType('navigation')[0].responseStatus",
+                vec![],
+            )
+            .await
+            .unwrap();
+        status.as_u64().unwrap_or(0) as u16
+    }
+
+    /// The width the page is laid out at, and the width of its content (wider: the page
+    /// scrolls sideways).
+    pub async fn widths(&self) -> (u64, u64) {
+        let w = self
+            .client()
+            .execute(
+                "return [window.innerWidth, document.documentElement.scrollWidth]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        (w[0].as_u64().unwrap_or(0), w[1].as_u64().unwrap_or(0))
     }
 
     /// Clicks the button labelled `label`.

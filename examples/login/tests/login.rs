@@ -1,66 +1,237 @@
-//! The login example: regenerate on login, protected page, destroy on logout.
+//! The login example over real TCP, the built binary started for each test: sign-in with a
+//! password, pages behind "login required", sign-up, the account page, password changes, the
+//! session limit (refused, or the oldest ended and told why), and the headers of every page.
+//!
+//! Why this file is long: it is the example's whole behaviour as a client sees it, one test
+//! per flow, and the flows share the clients and helpers at the top.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use reqwest::header::{ACCEPT, SET_COOKIE};
+use session_testkit::process::Running;
+
+async fn start(args: &[&str]) -> Running {
+    session_testkit::process::start(env!("CARGO_BIN_EXE_login"), args)
+        .await
+        .unwrap()
+}
+
+/// A browser: its own cookies, asks for HTML, does not follow redirects (to see them).
+fn browser(ua: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(ACCEPT, "text/html,*/*;q=0.8".parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .user_agent(ua)
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0";
+
+async fn post(c: &reqwest::Client, url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    c.post(url).form(fields).send().await.unwrap()
+}
+
+async fn sign_in(c: &reqwest::Client, url: &str, user: &str, pw: &str) -> reqwest::Response {
+    post(
+        c,
+        &format!("{url}/login"),
+        &[("username", user), ("password", pw)],
+    )
+    .await
+}
+
+/// `GET url`: the status and the page.
+async fn get(c: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = c.get(url).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    let all = r.headers().get_all(SET_COOKIE).iter();
+    all.map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+/// Whether the browser is signed in as `user` (its `/` says hello).
+async fn signed_in_as(c: &reqwest::Client, url: &str, user: &str) -> bool {
+    let (status, page) = get(c, &format!("{url}/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("Hello, {user}")) || page.contains("<h1>Sign in</h1>"),
+        "{page}"
+    );
+    page.contains(&format!("Hello, {user}"))
+}
+
+/// The API answers: 401 until signed in (a page load is sent to the sign-in page instead),
+/// a 303 to the page asked for once the password is right, 401 again after logout.
 #[tokio::test]
 async fn login_private_logout() {
-    let app = session_testkit::process::start(env!("CARGO_BIN_EXE_login"), &[])
-        .await
-        .unwrap();
+    let app = start(&[]).await;
     let url = &app.url;
-    let c = reqwest::Client::builder()
+    let api = reqwest::Client::builder()
         .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let status = |r: reqwest::Response| r.status().as_u16();
-    assert_eq!(
-        status(c.get(format!("{url}/private")).send().await.unwrap()),
-        401
-    );
-    let r = c
-        .post(format!("{url}/login"))
-        .body("user=ada")
+    let private = || {
+        api.get(format!("{url}/private"))
+            .header(ACCEPT, "application/json")
+            .send()
+    };
+    assert_eq!(private().await.unwrap().status(), 401);
+    let r = api
+        .get(format!("{url}/private?tab=1"))
+        .header(ACCEPT, "text/html")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.text().await.unwrap(), "welcome, ada");
-    let r = c.get(format!("{url}/private")).send().await.unwrap();
-    assert_eq!(r.text().await.unwrap(), "secret page for ada");
-    assert_eq!(
-        status(c.post(format!("{url}/logout")).send().await.unwrap()),
-        200
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/?next=%2Fprivate%3Ftab%3D1");
+    assert!(
+        set_cookies(&r).is_empty(),
+        "an anonymous visit makes no session"
     );
+
+    let r = post(
+        &api,
+        &format!("{url}/login"),
+        &[
+            ("username", "ada"),
+            ("password", "ada-password"),
+            ("next", "/private"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/private");
+    let r = private().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("secret page for ada"));
+    // `next` is never an open redirect.
+    for evil in ["//evil.example", "https://evil.example", "/\\evil.example"] {
+        let fields = [
+            ("username", "ada"),
+            ("password", "ada-password"),
+            ("next", evil),
+        ];
+        let r = post(&api, &format!("{url}/login"), &fields).await;
+        assert_eq!(r.headers()["location"], "/", "{evil}");
+    }
     assert_eq!(
-        status(c.get(format!("{url}/private")).send().await.unwrap()),
+        post(&api, &format!("{url}/logout"), &[]).await.status(),
+        303
+    );
+    assert_eq!(private().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused() {
+    let app = start(&[]).await;
+    let url = &app.url;
+    let c = browser(FIREFOX);
+    for (user, pw) in [
+        ("ada", "grace-password"),
+        ("ada", ""),
+        ("nobody", "ada-password"),
+        ("", ""),
+    ] {
+        let r = sign_in(&c, url, user, pw).await;
+        assert_eq!(r.status(), 401, "{user}/{pw}");
+        assert!(set_cookies(&r).is_empty(), "a refused login writes nothing");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains(r#"id="error">Wrong name or password."#),
+            "{page}"
+        );
+        assert!(page.contains(&format!(r#"name="username" value="{user}""#)));
+    }
+    assert!(!signed_in_as(&c, url, "ada").await);
+    assert_eq!(sign_in(&c, url, "ada", "ada-password").await.status(), 303);
+    assert!(signed_in_as(&c, url, "ada").await);
+}
+
+#[tokio::test]
+async fn sign_up_then_log_in() {
+    let app = start(&[]).await;
+    let url = &app.url;
+    let c = browser(FIREFOX);
+    let sign_up = |user: &'static str, pw: &'static str| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            let fields = [("username", user), ("password", pw)];
+            let r = post(&c, &format!("{url}/signup"), &fields).await;
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, form) = get(&c, &format!("{url}/signup")).await;
+    assert_eq!(status, 200);
+    assert!(
+        form.contains(r#"<form method="post" action="/signup""#),
+        "{form}"
+    );
+    // Refused: a taken name, a short password, a name that is not one; the form says why
+    // (with what was typed, escaped).
+    let (status, page) = sign_up("ada", "long enough").await;
+    assert_eq!(status, 409);
+    assert!(page.contains("That name is taken"), "{page}");
+    let (status, page) = sign_up("zoe", "short").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("at least 8 characters"), "{page}");
+    for bad in ["", "zoe <b>", "zo/e"] {
+        let fields = [("username", bad), ("password", "long enough")];
+        let r = post(&c, &format!("{url}/signup"), &fields).await;
+        assert_eq!(r.status(), 400, "{bad:?}");
+        let page = r.text().await.unwrap();
+        assert!(!page.contains("<b>"), "client text is escaped");
+    }
+    assert!(!signed_in_as(&c, url, "zoe").await);
+
+    // Signed up: the sign-in form, the name filled in, and no session yet.
+    let r = post(
+        &c,
+        &format!("{url}/signup"),
+        &[("username", "zoe"), ("password", "zoe-password")],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    assert!(set_cookies(&r).is_empty(), "signing up is not signing in");
+    let page = r.text().await.unwrap();
+    assert!(page.contains(r#"id="created""#), "{page}");
+    assert!(page.contains(r#"name="username" value="zoe""#), "{page}");
+    assert_eq!(sign_up("zoe", "another password").await.0, 409);
+    assert!(!signed_in_as(&c, url, "zoe").await);
+    assert_eq!(sign_in(&c, url, "zoe", "zoe-password").await.status(), 303);
+    assert!(signed_in_as(&c, url, "zoe").await);
+    post(&c, &format!("{url}/logout"), &[]).await;
+    assert!(!signed_in_as(&c, url, "zoe").await);
+
+    // And from another browser, with the password.
+    let other = browser(FIREFOX);
+    assert_eq!(
+        sign_in(&other, url, "zoe", "ada-password").await.status(),
         401
     );
+    assert_eq!(
+        sign_in(&other, url, "zoe", "zoe-password").await.status(),
+        303
+    );
+    assert!(signed_in_as(&other, url, "zoe").await);
 }
 
 /// The account page: the user's sessions with this browser marked, a revoke button for the
 /// others, "log out everywhere else"; a handle of another user's session is unknown here.
 #[tokio::test]
 async fn account_page_lists_and_revokes_the_users_sessions() {
-    let app = session_testkit::process::start(env!("CARGO_BIN_EXE_login"), &[])
-        .await
-        .unwrap();
+    let app = start(&[]).await;
     let url = &app.url;
-    let browser = |ua: &str| {
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .user_agent(ua)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-    };
-    let login = |c: reqwest::Client, user: &'static str| {
+    let login = |ua: &'static str, user: &'static str, pw: &'static str| {
         let url = url.clone();
         async move {
-            let r = c
-                .post(format!("{url}/login"))
-                .body(format!("user={user}"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+            let c = browser(ua);
+            assert_eq!(sign_in(&c, &url, user, pw).await.status(), 303);
             c
         }
     };
@@ -68,18 +239,15 @@ async fn account_page_lists_and_revokes_the_users_sessions() {
         let url = url.clone();
         async move { c.get(format!("{url}/account")).send().await.unwrap() }
     };
-    let laptop = login(
-        browser("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"),
-        "ada",
-    )
-    .await;
+    let laptop = login(FIREFOX, "ada", "ada-password").await;
     let phone = login(
-        browser("Mozilla/5.0 (Linux; Android 14) Chrome/130.0"),
+        "Mozilla/5.0 (Linux; Android 14) Chrome/130.0",
         "ada",
+        "ada-password",
     )
     .await;
-    let tablet = login(browser("<script>alert(1)</script>"), "ada").await;
-    let bob = login(browser("curl/8.0"), "bob").await;
+    let tablet = login("<script>alert(1)</script>", "ada", "ada-password").await;
+    let grace = login("curl/8.0", "grace", "grace-password").await;
 
     let r = page(laptop.clone()).await;
     assert_eq!(r.status(), 200);
@@ -87,6 +255,7 @@ async fn account_page_lists_and_revokes_the_users_sessions() {
     assert!(body.contains("Firefox on Linux") && body.contains("Chrome on Android"));
     assert!(!body.contains("<script>"), "client text is escaped");
     assert_eq!(body.matches("this browser").count(), 1);
+    assert_eq!(body.matches(r#"data-label="Device""#).count(), 3);
     let handles: Vec<String> = body
         .split(r#"name="handle" value=""#)
         .skip(1)
@@ -94,20 +263,14 @@ async fn account_page_lists_and_revokes_the_users_sessions() {
         .collect();
     assert_eq!(handles.len(), 2, "a revoke button for each other session");
 
-    // Bob sees only his own session and can't revoke Ada's.
-    let bob_page = page(bob.clone()).await.text().await.unwrap();
+    // Grace sees only her own session and can't revoke Ada's.
+    let grace_page = page(grace.clone()).await.text().await.unwrap();
     assert!(
-        !bob_page.contains(r#"name="handle""#),
-        "bob has one session: his own"
+        !grace_page.contains(r#"name="handle""#),
+        "grace has one session: her own"
     );
     for h in &handles {
-        // Bob posting Ada's handles: unknown in his own index, nothing ends.
-        let r = bob
-            .post(format!("{url}/account/revoke"))
-            .body(format!("handle={h}"))
-            .send()
-            .await
-            .unwrap();
+        let r = post(&grace, &format!("{url}/account/revoke"), &[("handle", h)]).await;
         assert_eq!(r.status(), 404);
     }
     assert_eq!(page(phone.clone()).await.status(), 200);
@@ -126,163 +289,339 @@ async fn account_page_lists_and_revokes_the_users_sessions() {
             .unwrap()
             .clone()
     };
-    let r = laptop
-        .post(format!("{url}/account/revoke"))
-        .body(format!("handle={phone_handle}"))
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &laptop,
+        &format!("{url}/account/revoke"),
+        &[("handle", &phone_handle)],
+    )
+    .await;
     assert_eq!(r.status(), 303);
-    assert_eq!(
-        page(phone.clone()).await.status(),
-        401,
-        "the phone is logged out"
-    );
+    // The phone is signed out: its page load is sent to the sign-in page.
+    let r = page(phone.clone()).await;
+    assert_eq!(r.status(), 303, "the phone is logged out");
+    assert_eq!(r.headers()["location"], "/?next=%2Faccount");
     assert_eq!(page(tablet.clone()).await.status(), 200);
 
-    // Log out everywhere else: the tablet goes, the laptop and bob stay.
-    let r = laptop
-        .post(format!("{url}/account/logout-others"))
-        .send()
-        .await
-        .unwrap();
+    // Log out everywhere else: the tablet goes, the laptop and grace stay.
+    let r = post(&laptop, &format!("{url}/account/logout-others"), &[]).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(page(tablet).await.status(), 401);
+    assert_eq!(page(tablet).await.status(), 303);
     let body = page(laptop.clone()).await.text().await.unwrap();
     assert_eq!(
-        body.matches("<tr><td>").count(),
+        body.matches(r#"data-label="Device""#).count(),
         1,
         "only this browser is left"
     );
-    assert_eq!(page(bob).await.status(), 200);
+    assert_eq!(page(grace).await.status(), 200);
 }
 
-/// As a person in a browser uses it: the login form, a form post that lands on the session
-/// page, views counted, logout back to the form; every page `no-store`.
+/// As a person in a browser uses it: the sign-in form, a form post that lands on the session
+/// page, views counted, logout back to the form, a private page asked for while signed out;
+/// every page `no-store`, made for phones, with the app's own stylesheet.
 #[tokio::test]
 async fn the_pages_a_browser_sees() {
-    let app = session_testkit::process::start(env!("CARGO_BIN_EXE_login"), &[])
-        .await
-        .unwrap();
+    let app = start(&[]).await;
     let url = &app.url;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::ACCEPT,
-        reqwest::header::HeaderValue::from_static("text/html,*/*;q=0.8"),
-    );
-    let c = reqwest::Client::builder()
-        .cookie_store(true)
-        .default_headers(headers)
-        .build()
-        .unwrap();
-    let page = |r: reqwest::Response| async move {
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["cache-control"], "no-store");
-        r.text().await.unwrap()
+    let c = browser(FIREFOX);
+    let page =
+        |r: reqwest::Response| async move {
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["cache-control"], "no-store");
+            let text = r.text().await.unwrap();
+            assert!(text.contains(
+                r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#
+            ));
+            text
+        };
+    let follow = |r: reqwest::Response| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            assert_eq!(r.status(), 303);
+            let to = r.headers()["location"].to_str().unwrap().to_owned();
+            c.get(format!("{url}{to}")).send().await.unwrap()
+        }
     };
     let form = page(c.get(format!("{url}/")).send().await.unwrap()).await;
     assert!(
-        form.contains(r#"<form method="post" action="/login">"#),
+        form.contains(r#"<form method="post" action="/login""#),
         "{form}"
     );
-    // The form post is sent on to `/` (reqwest follows the 303 as a browser does).
-    let home = page(
-        c.post(format!("{url}/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("user=ada+<b>")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert!(home.contains("Hello, ada &lt;b&gt;"), "{home}");
+    assert!(form.contains("ada-password"), "the demo accounts are shown");
+    let css = form
+        .split(r#"<link rel="stylesheet" href=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = c.get(format!("{url}{css}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+    assert!(r.text().await.unwrap().contains("@media (max-width"));
+
+    let r = sign_in(&c, url, "ada", "ada-password").await;
+    let home = page(follow(r).await).await;
+    assert!(home.contains("Hello, ada"), "{home}");
     assert!(home.contains(r#"<td id="views">1</td>"#), "{home}");
     assert!(!home.contains(r#"<td id="expires">?</td>"#), "{home}");
     let again = page(c.get(format!("{url}/")).send().await.unwrap()).await;
     assert!(again.contains(r#"<td id="views">2</td>"#), "{again}");
-    let after = page(c.post(format!("{url}/logout")).send().await.unwrap()).await;
+    for path in ["/account", "/account/password", "/private"] {
+        page(c.get(format!("{url}{path}")).send().await.unwrap()).await;
+    }
+    let r = post(&c, &format!("{url}/logout"), &[]).await;
+    let after = page(follow(r).await).await;
     assert!(after.contains(r#"action="/login""#), "{after}");
-    // A private page asked for while logged out: the login form, then back to that page.
-    let form = page(c.get(format!("{url}/private")).send().await.unwrap()).await;
-    assert!(form.contains(r#"action="/login""#), "{form}");
-    let back = c
-        .post(format!("{url}/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("user=bob")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(back.url().path(), "/private");
-    assert_eq!(back.text().await.unwrap(), "secret page for bob");
-    // Used once: the next login goes to `/`.
-    let home = page(
-        c.post(format!("{url}/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("user=bob")
-            .send()
-            .await
-            .unwrap(),
+
+    // A private page asked for while signed out: the sign-in form, then back to that page.
+    let r = c.get(format!("{url}/private")).send().await.unwrap();
+    let form = page(follow(r).await).await;
+    assert!(
+        form.contains(r#"<input type="hidden" name="next" value="/private">"#),
+        "{form}"
+    );
+    let r = post(
+        &c,
+        &format!("{url}/login"),
+        &[
+            ("username", "grace"),
+            ("password", "grace-password"),
+            ("next", "/private"),
+        ],
     )
     .await;
-    assert!(home.contains("Hello, bob"), "{home}");
+    let back = page(follow(r).await).await;
+    assert!(back.contains("secret page for grace"), "{back}");
+    // A page that is not there is a page too.
+    let r = c.get(format!("{url}/nowhere")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["cache-control"], "no-store");
 }
 
-/// A busy browser around a login: a pre-login session (a private page asked for), then a login
-/// while 10 more visits to that page race it on the pre-login cookie, 30 rounds. The visits
-/// write nothing and send no cookie (the page is already remembered), so none can put the
-/// pre-login cookie back after the login's; every login holds, with a day's max-age.
+/// A password change: the current password is checked, and every other session of the user
+/// ends at once (the page says how many); the browser that made it stays signed in, and only
+/// the new password signs in.
+#[tokio::test]
+async fn a_password_change_ends_the_other_sessions() {
+    let app = start(&[]).await;
+    let url = &app.url;
+    let (me, others) = (browser(FIREFOX), [browser(FIREFOX), browser(FIREFOX)]);
+    for c in std::iter::once(&me).chain(&others) {
+        assert_eq!(sign_in(c, url, "alan", "alan-password").await.status(), 303);
+    }
+    let grace = browser(FIREFOX);
+    sign_in(&grace, url, "grace", "grace-password").await;
+    let change = |current: &'static str, new: &'static str| {
+        let (me, url) = (me.clone(), url.clone());
+        async move {
+            let fields = [("current", current), ("new", new)];
+            let r = post(&me, &format!("{url}/account/password"), &fields).await;
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, page) = change("wrong-password", "new-password").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Your current password is not that"), "{page}");
+    let (status, page) = change("alan-password", "short").await;
+    assert_eq!(status, 400, "{page}");
+    for c in &others {
+        assert!(
+            signed_in_as(c, url, "alan").await,
+            "a refused change ends nothing"
+        );
+    }
+
+    let (status, page) = change("alan-password", "new-password").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"<span id="others-ended">2</span> other sessions were signed out"#),
+        "{page}"
+    );
+    assert!(signed_in_as(&me, url, "alan").await);
+    for c in &others {
+        assert!(!signed_in_as(c, url, "alan").await);
+    }
+    assert!(
+        signed_in_as(&grace, url, "grace").await,
+        "another user's sessions stay"
+    );
+    let (_, account) = get(&me, &format!("{url}/account")).await;
+    assert_eq!(account.matches(r#"data-label="Device""#).count(), 1);
+    assert_eq!(
+        sign_in(&others[0], url, "alan", "alan-password")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        sign_in(&others[0], url, "alan", "new-password")
+            .await
+            .status(),
+        303
+    );
+}
+
+/// The limit, 3 sessions by default: a fourth login is refused with a 409 page saying what to
+/// do, and the browser stays signed out; the three go on.
+#[tokio::test]
+async fn a_fourth_login_is_refused() {
+    let app = start(&[]).await;
+    let url = &app.url;
+    let browsers: Vec<_> = (0..4).map(|_| browser(FIREFOX)).collect();
+    for b in &browsers[..3] {
+        assert_eq!(sign_in(b, url, "ada", "ada-password").await.status(), 303);
+    }
+    let r = sign_in(&browsers[3], url, "ada", "ada-password").await;
+    assert_eq!(r.status(), 409);
+    assert!(set_cookies(&r).is_empty(), "a refused login writes nothing");
+    let page = r.text().await.unwrap();
+    assert!(page.contains(r#"id="too-many""#), "{page}");
+    assert!(page.contains("already signed in on 3 browsers"), "{page}");
+    assert!(page.contains("Revoke"), "it says how to make room: {page}");
+    assert!(!signed_in_as(&browsers[3], url, "ada").await);
+    for b in &browsers[..3] {
+        assert!(signed_in_as(b, url, "ada").await);
+    }
+    // Signing in again where already signed in is no new session: admitted.
+    assert_eq!(
+        sign_in(&browsers[0], url, "ada", "ada-password")
+            .await
+            .status(),
+        303
+    );
+    // Room made from one of them: the fourth gets in.
+    post(&browsers[2], &format!("{url}/logout"), &[]).await;
+    assert_eq!(
+        sign_in(&browsers[3], url, "ada", "ada-password")
+            .await
+            .status(),
+        303
+    );
+    assert!(signed_in_as(&browsers[3], url, "ada").await);
+}
+
+/// `--over-limit end-oldest`: the fourth login goes in and ends the session signed in
+/// earliest, whose browser is told why on its next page, once (on the sign-in page, and on a
+/// page that needs a login).
+#[tokio::test]
+async fn over_the_limit_the_oldest_session_ends_and_is_told_why() {
+    let app = start(&["--over-limit", "end-oldest"]).await;
+    let url = &app.url;
+    let browsers: Vec<_> = (0..5).map(|_| browser(FIREFOX)).collect();
+    for b in &browsers[..4] {
+        assert_eq!(sign_in(b, url, "ada", "ada-password").await.status(), 303);
+    }
+    const TOLD: &str = "You were signed out because you signed in elsewhere";
+    let (status, page) = get(&browsers[0], &format!("{url}/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"id="ended""#) && page.contains(TOLD),
+        "{page}"
+    );
+    let (_, page) = get(&browsers[0], &format!("{url}/")).await;
+    assert!(
+        page.contains("<h1>Sign in</h1>") && !page.contains(TOLD),
+        "once: {page}"
+    );
+    // A fifth login ends the second; its next page needs a login, and says why.
+    assert_eq!(
+        sign_in(&browsers[4], url, "ada", "ada-password")
+            .await
+            .status(),
+        303
+    );
+    let (status, page) = get(&browsers[1], &format!("{url}/account")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(TOLD), "{page}");
+    assert!(
+        page.contains(r#"<input type="hidden" name="next" value="/account">"#),
+        "{page}"
+    );
+    for b in &browsers[2..] {
+        assert!(signed_in_as(b, url, "ada").await);
+    }
+    let (_, account) = get(&browsers[2], &format!("{url}/account")).await;
+    assert_eq!(account.matches(r#"data-label="Device""#).count(), 3);
+
+    // `--max-sessions 1`: each login ends the one before.
+    let app = start(&["--max-sessions", "1", "--over-limit", "end-oldest"]).await;
+    let (a, b) = (browser(FIREFOX), browser(FIREFOX));
+    sign_in(&a, &app.url, "grace", "grace-password").await;
+    sign_in(&b, &app.url, "grace", "grace-password").await;
+    assert!(get(&a, &format!("{}/", app.url)).await.1.contains(TOLD));
+    assert!(signed_in_as(&b, &app.url, "grace").await);
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused() {
+    let bin = env!("CARGO_BIN_EXE_login");
+    for args in [
+        &["--over-limit", "sometimes"][..],
+        &["--max-sessions", "0"],
+        &["--max-sessions", "many"],
+        &["--store", "postgres://x"],
+    ] {
+        assert!(
+            session_testkit::process::start(bin, args).await.is_none(),
+            "{args:?} started"
+        );
+    }
+}
+
+/// A browser signing in as one demo account after another, while 10 visits of pages that only
+/// read the session race each login on the cookie it had: no visit sends a cookie of the old
+/// id (none could put it back after the login's), and every login holds. 20 rounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pre_login_visits_racing_a_login_send_no_cookie() {
-    use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
-    let app = session_testkit::process::start(env!("CARGO_BIN_EXE_login"), &[])
-        .await
-        .unwrap();
+async fn visits_racing_a_login_never_put_the_old_cookie_back() {
+    let app = start(&[]).await;
     let url = app.url.clone();
     let c = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let set_cookies = |r: &reqwest::Response| -> Vec<String> {
-        let all = r.headers().get_all(SET_COOKIE).iter();
-        all.map(|v| v.to_str().unwrap().to_owned()).collect()
-    };
     let jar = |set: &[String]| -> String {
         let pairs = set.iter().map(|c| c.split(';').next().unwrap().to_owned());
         pairs.collect::<Vec<_>>().join("; ")
     };
-    let mut sent = Vec::new();
-    for round in 0..30 {
-        let r = c
-            .get(format!("{url}/private"))
-            .header(ACCEPT, "text/html")
-            .send()
-            .await
-            .unwrap();
-        let pre = set_cookies(&r);
-        assert!(pre.iter().any(|c| c.contains("Max-Age=900")), "{pre:?}");
-        let pre = jar(&pre);
-        let login = {
-            let (c, url, pre) = (c.clone(), url.clone(), pre.clone());
-            tokio::spawn(async move {
-                let r = c
-                    .post(format!("{url}/login"))
-                    .header(ACCEPT, "text/html")
-                    .header(COOKIE, pre)
-                    .body(format!("user=u{round}"))
-                    .send()
-                    .await
-                    .unwrap();
-                set_cookies(&r)
-            })
-        };
+    let users = [
+        ("ada", "ada-password"),
+        ("grace", "grace-password"),
+        ("alan", "alan-password"),
+    ];
+    let login = |cookie: Option<String>, (user, pw): (&'static str, &'static str)| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            let mut rb = c
+                .post(format!("{url}/login"))
+                .form(&[("username", user), ("password", pw)]);
+            if let Some(cookie) = cookie {
+                rb = rb.header("cookie", cookie);
+            }
+            let r = rb.send().await.unwrap();
+            assert_eq!(r.status(), 303, "{user}");
+            set_cookies(&r)
+        }
+    };
+    let mut cookies = login(None, users[0]).await;
+    for round in 1..=20 {
+        let old = jar(&cookies);
+        let (user, _) = users[round % 3];
+        let signing_in = tokio::spawn(login(Some(old.clone()), users[round % 3]));
         let visits: Vec<_> = (0..10)
-            .map(|_| {
-                let (c, url, pre) = (c.clone(), url.clone(), pre.clone());
+            .map(|i| {
+                let (c, url, old) = (c.clone(), url.clone(), old.clone());
+                // Pages that only read the session (a write would send its cookie again).
+                let path = if i % 2 == 0 { "/private" } else { "/account" };
                 tokio::spawn(async move {
                     let r = c
-                        .get(format!("{url}/private"))
+                        .get(format!("{url}{path}"))
                         .header(ACCEPT, "text/html")
-                        .header(COOKIE, pre)
+                        .header("cookie", old)
                         .send()
                         .await
                         .unwrap();
@@ -290,18 +629,24 @@ async fn pre_login_visits_racing_a_login_send_no_cookie() {
                 })
             })
             .collect();
-        let signed_in = login.await.unwrap();
+        cookies = signing_in.await.unwrap();
         assert!(
-            signed_in.iter().any(|c| c.contains("Max-Age=86400")),
-            "{signed_in:?}"
+            cookies.iter().any(|c| c.contains("Max-Age=86400")),
+            "{cookies:?}"
         );
         for v in visits {
-            sent.extend(v.await.unwrap());
+            for set in v.await.unwrap() {
+                let value = set.split(';').next().unwrap();
+                assert!(
+                    !old.split("; ").any(|o| o == value),
+                    "round {round}: a visit put the old cookie back: {set}"
+                );
+            }
         }
         let page = c
             .get(format!("{url}/"))
             .header(ACCEPT, "text/html")
-            .header(COOKIE, jar(&signed_in))
+            .header("cookie", jar(&cookies))
             .send()
             .await
             .unwrap()
@@ -309,9 +654,8 @@ async fn pre_login_visits_racing_a_login_send_no_cookie() {
             .await
             .unwrap();
         assert!(
-            page.contains(&format!("Hello, u{round}")),
+            page.contains(&format!("Hello, {user}")),
             "round {round}: {page}"
         );
     }
-    assert!(sent.is_empty(), "pre-login visits sent cookies: {sent:?}");
 }
