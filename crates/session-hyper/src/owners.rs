@@ -108,7 +108,11 @@ async fn entries(
 
 /// The owner's live sessions (in both stores while the layer migrates from another);
 /// `current` marks the ones filed under `mine`.
-pub(crate) async fn list(shared: &Shared, owner: &str, mine: &[Handle]) -> Result<Vec<SessionInfo>, Error> {
+pub(crate) async fn list(
+    shared: &Shared,
+    owner: &str,
+    mine: &[Handle],
+) -> Result<Vec<SessionInfo>, Error> {
     let mut out = Vec::new();
     for side in owner_sides(shared, owner)? {
         out.extend(list_side(shared, side, owner, mine).await?);
@@ -404,7 +408,11 @@ async fn end_entries(
                 _ => None,
             })
             .collect();
-        for got in stream::iter(sets).buffered(CONCURRENT).collect::<Vec<_>>().await {
+        for got in stream::iter(sets)
+            .buffered(CONCURRENT)
+            .collect::<Vec<_>>()
+            .await
+        {
             if let Err(e) = got {
                 failure.get_or_insert(e);
             }
@@ -472,8 +480,16 @@ pub(crate) async fn revoke_one(
         // ended. An entry of one that has ended, or of a record bound to another owner, is
         // cleaned up all the same, and reported unknown.
         let listed = expires(target.record_ttl, now).is_some();
-        let ended = end_entries(shared, side, owner, vec![target], keep, Spare::Handles, None)
-            .await?;
+        let ended = end_entries(
+            shared,
+            side,
+            owner,
+            vec![target],
+            keep,
+            Spare::Handles,
+            None,
+        )
+        .await?;
         return Ok((listed && ended > 0).then_some(handle));
     }
     Ok(None)
