@@ -14,11 +14,24 @@ use crate::session::AuthSession;
 /// [`with_data_key`](AuthManagerLayerBuilder::with_data_key) says otherwise.
 pub const DEFAULT_DATA_KEY: &str = "auth.user";
 
+/// How a login describes the device from the request's headers.
+pub type DeviceFn = fn(&http::HeaderMap) -> Option<String>;
+
+/// The default device description: the request's `User-Agent` as sent (the session layer cuts
+/// it to 256 bytes).
+pub fn user_agent(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// What the layer puts in each request for the extractor.
 #[derive(Clone)]
 struct Installed<Backend> {
     backend: Backend,
     data_key: &'static str,
+    device: DeviceFn,
 }
 
 /// Builds an [`AuthManagerLayer`].
@@ -27,6 +40,7 @@ pub struct AuthManagerLayerBuilder<Backend: AuthnBackend> {
     backend: Backend,
     session_layer: SessionLayer,
     data_key: &'static str,
+    device: DeviceFn,
 }
 
 impl<Backend: AuthnBackend> AuthManagerLayerBuilder<Backend> {
@@ -38,7 +52,16 @@ impl<Backend: AuthnBackend> AuthManagerLayerBuilder<Backend> {
             backend,
             session_layer,
             data_key: DEFAULT_DATA_KEY,
+            device: user_agent,
         }
+    }
+
+    /// How a login describes the device it happens on, from the request's headers (what a
+    /// listing of the user's sessions shows; default [`user_agent`]): e.g. "Firefox on Linux"
+    /// from the `User-Agent`, or a device name a native app sends.
+    pub fn with_device(mut self, device: DeviceFn) -> Self {
+        self.device = device;
+        self
     }
 
     /// The session key the user is stored under (default [`DEFAULT_DATA_KEY`]).
@@ -54,6 +77,7 @@ impl<Backend: AuthnBackend> AuthManagerLayerBuilder<Backend> {
             installed: Installed {
                 backend: self.backend,
                 data_key: self.data_key,
+                device: self.device,
             },
         }
     }
@@ -141,11 +165,7 @@ impl<S: Send + Sync, Backend: AuthnBackend + 'static> FromRequestParts<S> for Au
             .get::<Session>()
             .cloned()
             .ok_or(MissingAuthLayer)?;
-        let device = parts
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let device = (installed.device)(&parts.headers);
         Ok(AuthSession::new(
             installed.backend,
             session,

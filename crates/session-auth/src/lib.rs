@@ -84,18 +84,20 @@ mod session;
 
 pub use backend::{AuthUser, AuthnBackend, AuthzBackend, UserId};
 pub use layer::{
-    AuthManager, AuthManagerLayer, AuthManagerLayerBuilder, DEFAULT_DATA_KEY, MissingAuthLayer,
+    AuthManager, AuthManagerLayer, AuthManagerLayerBuilder, DEFAULT_DATA_KEY, DeviceFn,
+    MissingAuthLayer, user_agent,
 };
-pub use require::safe_next;
+pub use require::{is_page_load, safe_next};
 pub use session::{AuthSession, Error, user_deleted};
 
 /// A route layer that lets a request through only when a user is logged in.
 ///
 /// - `login_required!(Backend)`: 401 otherwise.
 /// - `login_required!(Backend, login_url = "/login")`: a page load is redirected to the login
-///   page with the page asked for in `next` (`/login?next=%2Faccount`); an API call (fetch
-///   metadata other than a navigation, `X-Requested-With`, or an `Accept` without HTML) gets
-///   401.
+///   page with the page asked for in `next` (`/login?next=%2Faccount`), and, when the session
+///   the browser brought was ended by a newer login over the session limit, why
+///   (`&ended=newer-login`: the login page can say so); an API call ([`is_page_load`] is
+///   false) gets 401.
 /// - `login_required!(Backend, login_url = "/login", redirect_field = "to")`: another field.
 ///
 /// ```ignore
@@ -173,7 +175,13 @@ macro_rules! __require {
                         )*
                         let _ = user;
                     }
-                    $crate::__private::decide(user.is_some(), allowed, login, req, next).await
+                    let ended = if user.is_none() {
+                        auth.ended().await.ok().flatten()
+                    } else {
+                        ::std::option::Option::None
+                    };
+                    $crate::__private::decide(user.is_some(), allowed, ended, login, req, next)
+                        .await
                 }
             },
         )

@@ -14,6 +14,7 @@ use http::header::{ACCEPT, HeaderMap};
 pub async fn decide(
     logged_in: bool,
     allowed: bool,
+    ended: Option<session_hyper::EndReason>,
     login: Option<(String, String)>,
     req: Request,
     next: Next,
@@ -26,7 +27,7 @@ pub async fn decide(
         return StatusCode::FORBIDDEN.into_response();
     }
     match login {
-        Some((url, field)) if wants_page(req.headers()) => {
+        Some((url, field)) if is_page_load(req.headers()) => {
             let asked = req
                 .extensions()
                 .get::<OriginalUri>()
@@ -35,7 +36,13 @@ pub async fn decide(
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_owned();
-            Redirect::to(&with_next(&url, &field, &path)).into_response()
+            let mut to = with_next(&url, &field, &path);
+            if let Some(why) = ended {
+                // The session this browser brought was ended (a newer login over the limit):
+                // the login page can say why.
+                to = with_next(&to, "ended", why.name());
+            }
+            Redirect::to(&to).into_response()
         }
         _ => StatusCode::UNAUTHORIZED.into_response(),
     }
@@ -45,7 +52,16 @@ pub async fn decide(
 /// rather than an API call (`fetch`, XHR, a script), which gets 401: a navigation says so in
 /// `Sec-Fetch-Mode`; a client without fetch metadata is a page load when it accepts HTML (or
 /// says nothing).
-pub(crate) fn wants_page(headers: &HeaderMap) -> bool {
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// let mut h = HeaderMap::new();
+/// h.insert("sec-fetch-mode", HeaderValue::from_static("navigate"));
+/// assert!(session_auth::is_page_load(&h));
+/// h.insert("sec-fetch-mode", HeaderValue::from_static("cors"));
+/// assert!(!session_auth::is_page_load(&h));
+/// ```
+pub fn is_page_load(headers: &HeaderMap) -> bool {
     if let Some(mode) = headers.get("sec-fetch-mode") {
         return mode.as_bytes() == b"navigate";
     }
@@ -106,12 +122,12 @@ mod tests {
 
     #[test]
     fn page_loads_and_api_calls() {
-        assert!(wants_page(&headers(&[])));
-        assert!(wants_page(&headers(&[("sec-fetch-mode", "navigate")])));
-        assert!(!wants_page(&headers(&[("sec-fetch-mode", "cors")])));
-        assert!(wants_page(&headers(&[("accept", "text/html,*/*;q=0.8")])));
-        assert!(!wants_page(&headers(&[("accept", "application/json")])));
-        assert!(!wants_page(&headers(&[(
+        assert!(is_page_load(&headers(&[])));
+        assert!(is_page_load(&headers(&[("sec-fetch-mode", "navigate")])));
+        assert!(!is_page_load(&headers(&[("sec-fetch-mode", "cors")])));
+        assert!(is_page_load(&headers(&[("accept", "text/html,*/*;q=0.8")])));
+        assert!(!is_page_load(&headers(&[("accept", "application/json")])));
+        assert!(!is_page_load(&headers(&[(
             "x-requested-with",
             "XMLHttpRequest"
         )])));

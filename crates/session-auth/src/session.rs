@@ -39,10 +39,17 @@ impl<Backend: AuthnBackend> Error<Backend> {
     ///
     /// [`OverLimit::Refuse`]: session_hyper::OverLimit::Refuse
     pub fn is_too_many_sessions(&self) -> bool {
-        matches!(
-            self,
-            Error::Session(session_hyper::Error::TooManySessions { .. })
-        )
+        self.too_many_sessions().is_some()
+    }
+
+    /// The session limit a refused login met ([`OverLimit::Refuse`]), if this is one.
+    ///
+    /// [`OverLimit::Refuse`]: session_hyper::OverLimit::Refuse
+    pub fn too_many_sessions(&self) -> Option<usize> {
+        match self {
+            Error::Session(session_hyper::Error::TooManySessions { max }) => Some(*max),
+            _ => None,
+        }
     }
 }
 

@@ -411,11 +411,21 @@ async fn the_session_limit_refuses_or_ends_the_oldest() {
     for b in &browsers {
         assert_eq!(sign_in(b, &url, "ada", "ada-pw").await.status(), 303);
     }
-    let first = status_of(&browsers[0], &url).await;
+    // Its next page needs a login: sent there, with why.
+    let r = browsers[0]
+        .get(format!("{url}/me"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
     assert_eq!(
-        first,
-        serde_json::json!({"user": null, "ended": "newer-login"})
+        r.headers()["location"],
+        "/login?next=%2Fme&ended=newer-login"
     );
+    // Told once: the marker went with that request.
+    let first = status_of(&browsers[0], &url).await;
+    assert_eq!(first, serde_json::json!({"user": null, "ended": null}));
     for b in &browsers[1..] {
         assert_eq!(status_of(b, &url).await["user"], "ada");
     }

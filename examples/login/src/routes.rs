@@ -3,12 +3,12 @@
 //! every answer carries.
 
 use axum::Router;
-use axum::extract::{Form, Query, Request, State};
+use axum::extract::{Form, Query, State};
 use axum::http::header::{
-    ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_CONTENT_TYPE_OPTIONS,
 };
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{Next, from_fn_with_state, map_response};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::map_response;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -31,8 +31,8 @@ pub struct Site {
 /// The app: every route, behind the auth layer (which holds the session layer).
 pub fn app(auth: AuthManagerLayer<Backend>, site: Site) -> Router {
     // Signed-in users only: a page load by anyone else is sent to the sign-in page with the
-    // page asked for in `next`, an API call gets 401. A browser whose session a newer login
-    // ended is told so instead (the route layer added last runs first).
+    // page asked for in `next` (and `ended` when a newer login ended the browser's session),
+    // an API call gets 401.
     let members = Router::new()
         .route("/private", get(private))
         .route("/account", get(account))
@@ -45,8 +45,7 @@ pub fn app(auth: AuthManagerLayer<Backend>, site: Site) -> Router {
             "/account/password",
             get(password_form).post(change_password),
         )
-        .route_layer(login_required!(Backend, login_url = "/"))
-        .route_layer(from_fn_with_state(site, tell_why_it_ended));
+        .route_layer(login_required!(Backend, login_url = "/"));
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -102,53 +101,6 @@ async fn signed_in(auth: &AuthSession) -> Result<User, Response> {
     }
 }
 
-/// Whether the request is a browser loading a page, as `login_required!` tells them apart
-/// (which it does not export): a navigation by fetch metadata; without it, no
-/// `X-Requested-With` and an `Accept` that takes HTML (or says nothing).
-fn is_page_load(method: &Method, headers: &HeaderMap) -> bool {
-    if method != Method::GET {
-        return false;
-    }
-    if let Some(mode) = headers.get("sec-fetch-mode") {
-        return mode.as_bytes() == b"navigate";
-    }
-    if headers.contains_key("x-requested-with") {
-        return false;
-    }
-    headers
-        .get(ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_none_or(|a| {
-            a.contains("text/html") || a.contains("*/*") && !a.contains("application/json")
-        })
-}
-
-/// Before "login required": a page load whose session a newer login ended gets the sign-in
-/// page saying so. (Said once: the ended session's marker goes with that request, so the
-/// route layer's redirect would lose it.)
-async fn tell_why_it_ended(
-    auth: AuthSession,
-    State(site): State<Site>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if is_page_load(req.method(), req.headers()) {
-        match auth.ended().await {
-            Ok(None) => {}
-            Ok(Some(reason)) => {
-                let asked = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                let notice = ended_notice(reason);
-                return page(
-                    StatusCode::OK,
-                    pages::sign_in(safe_next(Some(asked)), "", Some(notice), site.limit),
-                );
-            }
-            Err(e) => return e.into_response(),
-        }
-    }
-    next.run(req).await
-}
-
 fn ended_notice(reason: EndReason) -> Notice {
     match reason {
         EndReason::NewerLogin => Notice::SignedInElsewhere,
@@ -159,6 +111,8 @@ fn ended_notice(reason: EndReason) -> Notice {
 #[derive(Deserialize)]
 struct NextPage {
     next: Option<String>,
+    /// Why the session this browser brought ended, as `login_required!` passes it on.
+    ended: Option<String>,
 }
 
 /// `GET /`: the session page (each visit counts a view), or the sign-in form.
@@ -169,7 +123,9 @@ async fn home(auth: AuthSession, State(site): State<Site>, Query(q): Query<NextP
     };
     let Some(user) = user else {
         let notice = match auth.ended().await {
-            Ok(reason) => reason.map(ended_notice),
+            Ok(reason) => reason
+                .or_else(|| q.ended.as_deref().and_then(EndReason::from_name))
+                .map(ended_notice),
             Err(e) => return e.into_response(),
         };
         let next = safe_next(q.next.as_deref());

@@ -535,7 +535,17 @@ async fn over_the_limit_the_oldest_session_ends_and_is_told_why() {
             .status(),
         303
     );
-    let (status, page) = get(&browsers[1], &format!("{url}/account")).await;
+    // Sent to the sign-in page with the page asked for and why (`login_required!`).
+    let r = browsers[1]
+        .get(format!("{url}/account"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/?next=%2Faccount&ended=newer-login");
+    let (status, page) = get(&browsers[1], &format!("{url}{to}")).await;
     assert_eq!(status, 200);
     assert!(page.contains(TOLD), "{page}");
     assert!(
