@@ -3,8 +3,9 @@
 //! counter changes, so every request loads, saves and sets the cookie) and new visitors. Also
 //! prints heap allocations per request, counted by a global allocator.
 //!
-//! Also a login of a new visitor without and with `set_owner`, and a returning user whose
-//! session is bound to an owner; and a returning user's first request after a switch of
+//! Also a login of a new visitor without and with `set_owner`, with `set_owner` under a session
+//! limit (with room, and at the limit ending the session bound earliest), and a returning user
+//! whose session is bound to an owner; and a returning user's first request after a switch of
 //! stores (`migrate_from`, memory to memory): the request that moves the session.
 //!
 //! Run: `cargo bench -p session-hyper --bench layer`.
@@ -21,7 +22,7 @@ use criterion::{BatchSize, Criterion, criterion_group};
 use http::{Request, Response, header};
 use http_body_util::Full;
 use session_core::Config;
-use session_hyper::{Session, SessionLayer};
+use session_hyper::{OverLimit, Session, SessionLayer, SessionLimit};
 use session_store_memory::MemoryStore;
 use tower::{Service, ServiceExt, service_fn};
 
@@ -66,13 +67,17 @@ async fn login(req: Request<()>) -> Result<Res, Infallible> {
     let Ok(s) = Session::from_request(&req) else {
         return Ok(Response::new(Full::from("no session")));
     };
-    let user = format!(
-        "user-{}",
-        NEXT_USER.fetch_add(1, Ordering::Relaxed) % 10_000
-    );
+    let user = match req.uri().query() {
+        // Always the same user: under a limit, every login is over it.
+        Some("own-one") => "user-one".to_owned(),
+        _ => format!(
+            "user-{}",
+            NEXT_USER.fetch_add(1, Ordering::Relaxed) % 10_000
+        ),
+    };
     let _ = s.regenerate().await;
     let _ = s.insert("user", &user).await;
-    if req.uri().query() == Some("own") {
+    if req.uri().query().is_some_and(|q| q.starts_with("own")) {
         let _ = s.set_owner_with_device(&user, "Firefox on Linux").await;
     }
     Ok(Response::new(Full::from("welcome")))
@@ -164,6 +169,25 @@ fn bench(c: &mut Criterion) {
     // cost beside an unbound one's (the memory store: no round trips to hide the work).
     let mut svc = layer("memory").wrap(service_fn(login));
     for (name, uri) in [("login", "/login"), ("login_set_owner", "/login?own")] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let req = Request::get(uri).body(()).expect("request");
+                send(&rt, &mut svc, req)
+            })
+        });
+    }
+    // A session limit: a login with room under it (each of 10,000 users, limit 1,000), and a
+    // login over it that ends the session bound earliest (one user, limit 3).
+    for (name, max, uri) in [
+        ("login_set_owner_limit_room", 1_000, "/login?own"),
+        ("login_set_owner_limit_full", 3, "/login?own-one"),
+    ] {
+        let limit = SessionLimit::new(max, OverLimit::EndOldest).expect("limit");
+        let mut svc = SessionLayer::store(config(), MemoryStore::new())
+            .max_sessions_per_owner(limit)
+            .build()
+            .expect("layer")
+            .wrap(service_fn(login));
         g.bench_function(name, |b| {
             b.iter(|| {
                 let req = Request::get(uri).body(()).expect("request");

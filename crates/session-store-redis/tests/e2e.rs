@@ -248,6 +248,41 @@ async fn owner_round_trips() {
     );
 }
 
+/// What a session limit adds to a login, counted by Redis: nothing while the owner has room (the
+/// admission script replaces the index script); at the limit, a look at the counted sessions
+/// and the decision, then the ended session's record replaced by its marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limited_login_round_trips() {
+    let server = Server::start(&[]);
+    let cfg = Config::builder().key(KEY.to_vec()).build().unwrap();
+    let store = RedisStore::builder(server.url()).build().await.unwrap();
+    let limit = session_core::SessionLimit::new(2, session_core::OverLimit::EndOldest).unwrap();
+    let layer = SessionLayer::store(cfg, store)
+        .max_sessions_per_owner(limit)
+        .build()
+        .unwrap();
+    let url = serve(layer).await;
+    // Warm up: every script gets loaded once, the ending path included.
+    for _ in 0..3 {
+        text(&browser(), &format!("{url}/login?owner=warm")).await;
+    }
+    let count = |path: &str| {
+        let (c, u) = (browser(), format!("{url}{path}"));
+        client_commands(server.port, async move {
+            text(&c, &u).await;
+        })
+    };
+    let room = count("/login?owner=ada").await;
+    let room2 = count("/login?owner=ada").await;
+    let full = count("/login?owner=ada").await;
+    println!("limited login with room {room:?}; at the limit, ending one: {full:?}");
+    // A fresh browser's login: the admission script and the create (no old record to supersede).
+    assert_eq!((room.len(), room2.len()), (2, 2), "{room:?} / {room2:?}");
+    // At the limit: the probe, the entries (one script, a TTL probe per session), the decision,
+    // the marker (create: collides with the live record; read it; destroy; create), the create.
+    assert_eq!(full.len(), 2 + 1 + 2 + 4 + 1, "{full:?}");
+}
+
 /// A record written the way a Koa app's Redis store writes it loads here, and ours loads there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn koa_compat_records_both_ways() {
