@@ -13,6 +13,7 @@
 //! | `/slow-set?k=v` | loads, waits 100 ms (two overlap), sets | `set` |
 //! | `/typed` | reads `views` as a number | `Some(N)`, or a 500 naming key and type |
 //! | `/login?user=U`, `/login?owner=O[&device=D]` | regenerates, sets `user` (to U, or O and binds the session to O) | `in` |
+//! | `/log-in?owner=O[&max=N]` | `Session::log_in` (under a limit of N for this login), then sets `user`; refused: sets `refused` to the limit | `in`; 409 `refused` |
 //! | `/bind?owner=O[&ms=N]` | loads, waits N ms, sets `user` and binds to O, no regenerate | `bound` |
 //! | `/reauth?owner=O`, `/reauth-commit?owner=O` | a password change: regenerates, binds, (commits,) logs out the owner's other sessions | how many it ended |
 //! | `/whoami`, `/slow-read?ms=N` | reads `user` (after N ms) | the user or `anonymous` |
@@ -209,6 +210,28 @@ pub async fn handle(req: Request<Incoming>, gate: &Gate) -> Response<Full<Bytes>
                     }
                 }
                 ok("in")
+            }
+            (_, "/log-in") => {
+                // `Session::log_in`, under a limit of `max` for this login if given; a refusal
+                // answers 409 and the handler goes on with the session as it was.
+                let owner = param(&q, "owner");
+                if let Ok(max) = param(&q, "max").parse::<usize>() {
+                    let limit =
+                        session_core::SessionLimit::new(max, session_core::OverLimit::Refuse)
+                            .map_err(session_core::SessionError::from)?;
+                    s.limit_sessions(limit).await?;
+                }
+                match s.log_in(&owner, None).await {
+                    Ok(()) => {
+                        s.insert("user", &owner).await?;
+                        ok("in")
+                    }
+                    Err(session_hyper::Error::TooManySessions { max }) => {
+                        s.insert("refused", max).await?;
+                        reply(StatusCode::CONFLICT, "refused")
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             (_, "/bind") => {
                 // A bind without a regenerate (an anonymous session), `ms` after loading.

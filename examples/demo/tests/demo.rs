@@ -175,6 +175,12 @@ async fn bad_options_are_refused_with_a_message() {
         // Cookie mode keeps no store to move sessions into.
         &["--store", "cookie", "--migrate-from", "memory"],
         &["--store", "memory", "--migrate-from", "nope"],
+        // A session limit needs an owner index; a policy needs a limit.
+        &["--store", "cookie", "--max-sessions", "3"],
+        &["--store", "memory", "--koa-compat", "--max-sessions", "3"],
+        &["--max-sessions", "0"],
+        &["--max-sessions", "2", "--over-limit", "sideways"],
+        &["--over-limit", "refuse"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_demo"))
             .args(["--port", "0"])
@@ -184,6 +190,57 @@ async fn bad_options_are_refused_with_a_message() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty());
+    }
+}
+
+/// `--max-sessions N [--over-limit refuse|end-oldest]`: past the limit, `PUT /session/owner`
+/// answers 409 and leaves the session as it was, or 204 and ends the owner's session bound
+/// earliest, whose next `GET /session` is a new, empty session that says why.
+#[tokio::test]
+async fn the_session_limit_from_the_command_line() {
+    for policy in ["refuse", "end-oldest"] {
+        let d = start(&[
+            "--store",
+            "memory",
+            "--max-sessions",
+            "2",
+            "--over-limit",
+            policy,
+        ])
+        .await;
+        let url = &d.url;
+        let bind = |c: &reqwest::Client| {
+            c.put(format!("{url}/session/owner"))
+                .body(r#"{"owner":"ada"}"#)
+                .send()
+        };
+        let browsers: Vec<_> = (0..3).map(|_| client()).collect();
+        for b in &browsers {
+            assert_eq!(text(b, format!("{url}/")).await, "1 views");
+        }
+        for b in &browsers[..2] {
+            assert_eq!(bind(b).await.unwrap().status(), 204);
+        }
+        let third = bind(&browsers[2]).await.unwrap().status();
+        let session = |b: &reqwest::Client| b.get(format!("{url}/session")).send();
+        let listed = json(&text(&client(), format!("{url}/owners/ada/sessions")).await);
+        assert_eq!(listed.as_array().unwrap().len(), 2, "{policy}");
+        if policy == "refuse" {
+            assert_eq!(third, 409);
+            let r = session(&browsers[2]).await.unwrap();
+            assert_eq!(r.headers()["x-session-new"], "false");
+            assert_eq!(r.text().await.unwrap(), r#"{"views":1}"#);
+        } else {
+            assert_eq!(third, 204);
+            let r = session(&browsers[0]).await.unwrap();
+            assert_eq!(r.headers()["x-session-new"], "true");
+            assert_eq!(r.headers()["x-session-ended"], "newer-login");
+            assert_eq!(r.text().await.unwrap(), "{}");
+            for b in &browsers[1..] {
+                let r = session(b).await.unwrap();
+                assert_eq!(r.text().await.unwrap(), r#"{"views":1}"#);
+            }
+        }
     }
 }
 
