@@ -44,7 +44,17 @@ pub async fn decide(
             }
             Redirect::to(&to).into_response()
         }
-        _ => StatusCode::UNAUTHORIZED.into_response(),
+        _ => {
+            let mut res = StatusCode::UNAUTHORIZED.into_response();
+            if let Some(why) = ended {
+                // An API client learns why its session ended (the marker is gone after this).
+                res.headers_mut().insert(
+                    "x-session-ended",
+                    http::HeaderValue::from_static(why.name()),
+                );
+            }
+            res
+        }
     }
 }
 

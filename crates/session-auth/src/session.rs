@@ -103,7 +103,8 @@ struct Known<User> {
 /// backend's [`get_user`](AuthnBackend::get_user) finds the user, and the user's
 /// [`session_auth_hash`](AuthUser::session_auth_hash) is compared (in constant time) with
 /// what the session recorded at login; a session whose user is gone or whose auth hash
-/// changed is anonymous, and one whose hash changed is ended.
+/// changed is anonymous, and one whose hash changed ends (unless the same browser moved it to
+/// a new id meanwhile: see [`Session::destroy_unless_moved`]).
 pub struct AuthSession<Backend: AuthnBackend> {
     backend: Backend,
     session: Session,
@@ -204,9 +205,11 @@ impl<Backend: AuthnBackend> AuthSession<Backend> {
             return Ok(Some(user));
         }
         // The user's auth hash changed since this session's login (a password change this
-        // session did not make): the session ends.
+        // session did not make): the session ends. Unless moved: the request that changed the
+        // password may be one of this browser's, moving the session to a new id with the new
+        // hash right now, and that one lives on.
         tracing::info!(target: "session::auth", "a session's auth hash no longer matches its user's; ending it");
-        self.session.destroy().await?;
+        self.session.destroy_unless_moved().await?;
         Ok(None)
     }
 
@@ -279,10 +282,30 @@ impl<Backend: AuthnBackend> AuthSession<Backend> {
     ///
     /// Where no owner index is kept (cookie mode, koa-compat) the others end on their next
     /// request, when their auth hash no longer matches (answers 0).
+    ///
+    /// Called for another user than the one logged in here (an administrator resetting a
+    /// user's password), it ends every session of that user and leaves this one as it is.
     pub async fn password_changed(
         &mut self,
         user: &Backend::User,
     ) -> Result<usize, Error<Backend>> {
+        let mine = self
+            .try_user()
+            .await?
+            .is_some_and(|u| u.id().to_string() == user.id().to_string());
+        if !mine {
+            // Someone else's password (an administrator's reset): every session of that user
+            // ends, and this one stays whose it is.
+            return match self
+                .session
+                .revoke_all_sessions(&user.id().to_string())
+                .await
+            {
+                Ok(n) => Ok(n),
+                Err(session_hyper::Error::NoOwnerIndex) => Ok(0),
+                Err(e) => Err(e.into()),
+            };
+        }
         self.login(user).await?;
         // A tab of this browser whose regenerate moved the session to another id meanwhile
         // keeps it, and gets the new auth hash too.

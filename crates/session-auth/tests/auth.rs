@@ -329,10 +329,13 @@ async fn a_password_change_ends_every_other_session_at_once() {
         let busy = futures_util::future::join_all(
             others.iter().map(|c| c.get(format!("{url}/status")).send()),
         );
-        let (changed, _, _, _) = tokio::join!(
+        // The caller's other tabs: one renews its id, one looks the user up (a page behind
+        // "login required") while the change is stored.
+        let (changed, _, _, _, _) = tokio::join!(
             change,
             busy,
             me.get(format!("{url}/rotate")).send(),
+            me.get(format!("{url}/status")).send(),
             sign_in(&late, &url, "ada", &old)
         );
         if changed.unwrap().status() == 401 {

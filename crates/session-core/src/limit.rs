@@ -8,7 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::owner::{
-    Handle, IN_FLIGHT_GRACE_MS, IndexEntry, Indexed, MAX_SESSION_LIMIT, OwnerError,
+    CLOCK_SKEW_ALLOWANCE_MS, Handle, IN_FLIGHT_GRACE_MS, IndexEntry, Indexed, MAX_SESSION_LIMIT,
+    OwnerError,
 };
 
 /// The reserved record key that marks a session a limit ended: the marker record a limit
@@ -111,8 +112,10 @@ pub enum Admit<'a> {
     Limit {
         /// The limit.
         limit: SessionLimit,
-        /// The handle of the session this one replaces (a regenerate of a bound session):
-        /// not counted, since the two are one session for a moment.
+        /// The handle of the session this one replaces (a regenerate of a bound session): if
+        /// the index has it, the entry is filed uncounted (the two are one session for a
+        /// moment, whatever the limit is now); if not (a limit removed it), nothing is filed
+        /// and the answer is [`Admitted::Absent`].
         replaces: Option<&'a Handle>,
         /// Entries the caller found dead (their record gone; see [`Indexed::is_dead`]):
         /// removed before counting.
@@ -132,7 +135,8 @@ pub enum Admitted {
     /// The entry was filed after these entries, bound earliest, were removed to make room
     /// ([`OverLimit::EndOldest`]); the caller ends their sessions.
     Ended(Vec<IndexEntry>),
-    /// [`Admit::Refresh`] of an entry the index does not have: nothing was written.
+    /// [`Admit::Refresh`] of an entry the index does not have, or an admission whose
+    /// [`replaces`](Admit::Limit::replaces) it does not have: nothing was written.
     Absent,
     /// Nothing was written: the owner has as many entries as the limit allows (a probe, or
     /// [`OverLimit::Refuse`]). These are the entries counted.
@@ -183,10 +187,16 @@ pub fn decide<'a>(
     else {
         return Decision::Answer(Admitted::Absent);
     };
-    let mut counted: Vec<&IndexEntry> = present
-        .into_iter()
-        .filter(|e| Some(&e.handle) != replaces)
-        .collect();
+    if let Some(replaced) = replaces {
+        // A regenerate of a filed session takes its place, uncounted; one whose entry is gone
+        // (a limit removed it) is not filed again.
+        return if present.iter().any(|e| &e.handle == replaced) {
+            Decision::Write
+        } else {
+            Decision::Answer(Admitted::Absent)
+        };
+    }
+    let mut counted: Vec<&IndexEntry> = present.into_iter().collect();
     if counted.len() < limit.max() {
         return Decision::Write;
     }
@@ -201,14 +211,17 @@ pub fn decide<'a>(
 impl Indexed {
     /// Whether this entry's session is over: no live record is under its key (destroyed,
     /// expired, superseded) and it is not a login still creating it (its entry was written
-    /// more than [`IN_FLIGHT_GRACE_MS`] ago, or longer ago than its record could have lived).
-    /// A dead entry never counts against a limit; a young entry without a record does, since
-    /// its login may be about to create the record.
+    /// more than [`IN_FLIGHT_GRACE_MS`] ago, or longer ago than its record could have lived,
+    /// by the writer's clock: `now` is the caller's, which may run ahead of the writer's by up
+    /// to [`CLOCK_SKEW_ALLOWANCE_MS`]). A dead entry never counts against a limit; a young
+    /// entry without a record does, since its login may be about to create the record.
     pub fn is_dead(&self, now: u64) -> bool {
         if self.record_ttl.is_some() {
             return false;
         }
-        let age = now.saturating_sub(self.entry.seen);
+        let age = now
+            .saturating_sub(self.entry.seen)
+            .saturating_sub(CLOCK_SKEW_ALLOWANCE_MS);
         age > IN_FLIGHT_GRACE_MS || age > record_ttl_of(self.until.saturating_sub(self.entry.seen))
     }
 }

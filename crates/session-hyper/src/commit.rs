@@ -13,7 +13,7 @@ use session_core::store::{
 
 use crate::Error;
 use crate::ending::{
-    Held, end_retired, end_sessions, presented_keys, retired_keys, unfile_retired,
+    Held, end_retired, end_sessions_following, presented_keys, retired_keys, unfile_retired,
 };
 use crate::headers::Headers;
 use crate::index;
@@ -245,7 +245,11 @@ async fn store_write(
                 // An identity that ends for good (destroyed, expired, rejected) goes first.
                 end_retired(session, store, plan, now).await?;
             }
-            let (id, key) = create_fresh(session, store, &record, ttl, plan, now).await?;
+            let Some((id, key)) = create_fresh(session, store, &record, ttl, plan, now).await?
+            else {
+                // The session this regenerate renews was ended by a session limit meanwhile.
+                return Ok(Outcome::Remove);
+            };
             let Some(old) = regenerated else {
                 return Ok(Outcome::Write {
                     id: Some(id),
@@ -289,11 +293,12 @@ async fn store_write(
                     Outcome::Silent
                 }
                 Err(e) => {
-                    // Nobody will get the new id: its record goes.
-                    shared.discard(key);
+                    // Nobody will get the new id: its record goes, and its entry.
+                    forget(session, plan, &key, now);
                     return Err(e);
                 }
             };
+            forget(session, plan, &key, now);
             match shared.timed(store.destroy_dyn(&key)).await {
                 Ok(_) => Ok(outcome),
                 Err(e) => {
@@ -315,10 +320,21 @@ async fn store_write(
             if let Some(binding) = &plan.index {
                 // The index first: a session whose record is written is always listed. A
                 // session bound here without a regenerate is admitted under the limit.
-                let limit = index::limit_of(shared, session.lock().limit);
-                let ended =
+                let limit = {
+                    let st = session.lock();
+                    index::limit_of(shared, st.limit).filter(|_| !st.from_old)
+                };
+                let admitted =
                     index::admit(shared, binding, &key, now, plan.index_new, None, limit).await?;
-                crate::limit::end_sessions(shared, &binding.owner, ended, now).await?;
+                if let index::Admission::Filed(ended) = admitted {
+                    crate::limit::end_sessions_detached(
+                        &session.0.shared,
+                        &binding.owner,
+                        ended,
+                        now,
+                    )
+                    .await?;
+                }
             }
             let got = shared.timed(store.save_dyn(&key, change, ttl)).await?;
             if let (Some(binding), Updated::NotFound | Updated::Superseded) = (&plan.index, got) {
@@ -342,8 +358,14 @@ async fn store_write(
                 }
                 keys.push(Held::here(key));
             }
-            end_sessions(session, store, keys).await?;
+            let follow = !session.lock().unless_moved;
+            let moved = end_sessions_following(session, store, keys, follow).await?;
             unfile_retired(session, plan, now).await;
+            if moved && !follow {
+                // `destroy_unless_moved`: another request of this browser moved the session to
+                // a new id meanwhile; it lives on there, and the browser's cookie is left alone.
+                return Ok(Outcome::Silent);
+            }
             Ok(Outcome::Remove)
         }
     }
@@ -371,6 +393,9 @@ fn told(got: Updated, id: SessionId, record: Record) -> Outcome {
 
 /// Inserts `record` under a freshly drawn id (drawing again on a collision). A session bound
 /// to an owner is filed in the owner's index first.
+///
+/// `None` when the session a regenerate renews was ended by a session limit meanwhile: nothing
+/// is created, and the commit ends as a destroy.
 async fn create_fresh(
     session: &Session,
     store: &dyn DynStore,
@@ -378,10 +403,16 @@ async fn create_fresh(
     ttl: std::time::Duration,
     plan: &Plan,
     now: u64,
-) -> Result<(SessionId, StoreKey), Error> {
+) -> Result<Option<(SessionId, StoreKey)>, Error> {
     let shared = &*session.0.shared;
     let config = &shared.config;
-    let limit = index::limit_of(shared, session.lock().limit);
+    let (requested, from_old) = {
+        let st = session.lock();
+        (st.limit, st.from_old)
+    };
+    // A session moving from the store the layer migrates from is no new login: the limit
+    // counts the owner's sessions in this store, and the move neither counts nor ends any.
+    let limit = index::limit_of(shared, requested).filter(|_| !from_old);
     // A regenerate of a session bound to the same owner: the two are one session, counted once.
     let replaces = superseded_id(plan)
         .filter(|_| {
@@ -393,7 +424,7 @@ async fn create_fresh(
         let id = config.ids().generate().map_err(Error::Random)?;
         let key = config.key_derivation().derive(&id);
         if let Some(binding) = &plan.index {
-            let ended = index::admit(
+            let admitted = index::admit(
                 shared,
                 binding,
                 &key,
@@ -403,32 +434,55 @@ async fn create_fresh(
                 limit,
             )
             .await?;
-            // Ended before the login answers (and before its record exists: a listing never
-            // shows more than the limit).
-            crate::limit::end_sessions(shared, &binding.owner, ended, now).await?;
+            let ended = match admitted {
+                index::Admission::Filed(ended) => ended,
+                index::Admission::Ended => return Ok(None),
+            };
+            // Ended before the login answers, on a task the request can't cut short (the
+            // index no longer lists them: a listing never shows more than the limit).
+            crate::limit::end_sessions_detached(&session.0.shared, &binding.owner, ended, now)
+                .await?;
         }
         match shared.timed(store.create_dyn(&key, record, ttl)).await {
-            Ok(Created::Inserted) => return Ok((id, key)),
-            Ok(Created::Collision)
-                if limit.is_some() && ended_meanwhile(shared, store, &key).await? =>
-            {
+            Ok(Created::Inserted) => return Ok(Some((id, key))),
+            Ok(Created::Collision) if ended_meanwhile(shared, store, &key).await? => {
                 // A newer login of the owner ended this one before its record was created
                 // (it left its marker under the key): the session is over, and its cookie
                 // leads the browser to the marker, which tells its next request why.
-                return Ok((id, key));
+                return Ok(Some((id, key)));
             }
             Ok(Created::Collision) => {
                 tracing::warn!(target: "session", "session id collision; drawing another id");
+                // The record there is someone else's: only this attempt's entry goes.
+                if let Some(binding) = &plan.index {
+                    index::unfile_later(&session.0.shared, binding.owner.clone(), key, now, false);
+                }
             }
             Err(e) => {
                 // A create that timed out (or failed on the way back) may have landed; nobody
-                // will get this id.
-                shared.discard(key);
+                // will get this id: its record goes, and its entry.
+                forget(session, plan, &key, now);
                 return Err(e);
             }
         }
     }
     Err(Error::Collisions(CREATE_ATTEMPTS))
+}
+
+/// A record this commit created (or tried to) that nobody will get: it goes, in the
+/// background (the store may be why), and so does its owner-index entry, so a failed or lost
+/// login never counts against a limit.
+fn forget(session: &Session, plan: &Plan, key: &StoreKey, now: u64) {
+    session.0.shared.discard(key.clone());
+    if let Some(binding) = &plan.index {
+        index::unfile_later(
+            &session.0.shared,
+            binding.owner.clone(),
+            key.clone(),
+            now,
+            false,
+        );
+    }
 }
 
 /// Whether the record a create collided with is the marker of a session a limit ended.

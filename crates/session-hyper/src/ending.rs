@@ -104,7 +104,9 @@ pub(crate) async fn end_key(session: &Session, key: StoreKey) -> Result<(), Erro
     let Backend::Store(store) = &session.0.shared.backend else {
         return Ok(());
     };
-    end_sessions(session, store.as_ref(), vec![Held::here(key)]).await
+    end_sessions(session, store.as_ref(), vec![Held::here(key)])
+        .await
+        .map(|_| ())
 }
 
 /// A store key a destroy ends, and whether it is in the store the layer migrates from.
@@ -125,18 +127,31 @@ impl Held {
 /// planted cookies can't make one logout cost more than that). A marker in the store the layer
 /// migrates from names a successor a move created here, or one the old app's own regenerate
 /// created there: both are ended.
+///
+/// With `follow` off, no successor is followed: answers whether a supersede marker was found
+/// (the session lives on under another id, which is left alone).
 pub(crate) async fn end_sessions(
     session: &Session,
     store: &dyn DynStore,
     keys: Vec<Held>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
+    end_sessions_following(session, store, keys, true).await
+}
+
+pub(crate) async fn end_sessions_following(
+    session: &Session,
+    store: &dyn DynStore,
+    keys: Vec<Held>,
+    follow: bool,
+) -> Result<bool, Error> {
     let shared = &*session.0.shared;
+    let mut moved = false;
     let mut queue: VecDeque<(Held, usize)> = keys.into_iter().map(|k| (k, 0)).collect();
     let mut budget = DESTROY_BUDGET;
     while let Some((held, hops)) = queue.pop_front() {
         if budget == 0 {
             tracing::warn!(target: "session", budget = DESTROY_BUDGET, "a destroy reached its budget of store calls; the sessions left expire by their TTL");
-            return Ok(());
+            return Ok(moved);
         }
         budget -= 1;
         let target = match (&shared.migrate_from, held.old) {
@@ -144,6 +159,10 @@ pub(crate) async fn end_sessions(
             _ => store,
         };
         if let Destroyed::Superseded(next) = shared.timed(target.destroy_dyn(&held.key)).await? {
+            moved = true;
+            if !follow {
+                continue;
+            }
             if hops < MAX_SUCCESSORS {
                 let old = held.old.then(|| Held {
                     key: next.clone(),
@@ -156,5 +175,5 @@ pub(crate) async fn end_sessions(
             }
         }
     }
-    Ok(())
+    Ok(moved)
 }

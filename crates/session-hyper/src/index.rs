@@ -57,7 +57,8 @@ pub(crate) async fn file(
 /// Files the session under `key` in its owner's index under a session limit (the request's,
 /// else the layer's; without one, as [`file`] does): a session new to the index (`plan.index_new`:
 /// a login) is admitted, an entry already there has its time extended (never brought back if
-/// a limit removed it). Answers the owner's entries the admission removed to make room, whose
+/// a limit removed it), and a regenerate of a filed session (`replaces`) takes its place
+/// without being counted. Answers the owner's entries the admission removed to make room, whose
 /// sessions the caller ends; [`Error::TooManySessions`] when refused (nothing written).
 ///
 /// An admission at the limit is decided in two steps: a probe that files the entry if it fits,
@@ -71,10 +72,10 @@ pub(crate) async fn admit(
     new: bool,
     replaces: Option<&Handle>,
     limit: Option<SessionLimit>,
-) -> Result<Vec<IndexEntry>, Error> {
+) -> Result<Admission, Error> {
     let Some(limit) = limit else {
         file(shared, binding, key, now).await?;
-        return Ok(Vec::new());
+        return Ok(Admission::Filed(Vec::new()));
     };
     let (_, index) = index_of(shared)?;
     let entry = IndexEntry::new(key.clone(), binding.since, now, binding.device.clone());
@@ -87,7 +88,7 @@ pub(crate) async fn admit(
         {
             tracing::debug!(target: "session", "a session's owner-index entry is gone (a limit ended it); not filing it again");
         }
-        return Ok(Vec::new());
+        return Ok(Admission::Filed(Vec::new()));
     }
     let probe = Admit::Limit {
         limit,
@@ -100,8 +101,10 @@ pub(crate) async fn admit(
         .await?
     {
         Admitted::Full(counted) => counted,
-        Admitted::Ended(ended) => return Ok(ended),
-        Admitted::Filed | Admitted::Absent => return Ok(Vec::new()),
+        Admitted::Ended(ended) => return Ok(Admission::Filed(ended)),
+        Admitted::Filed => return Ok(Admission::Filed(Vec::new())),
+        // A regenerate of a session a limit removed from the index: it has ended.
+        Admitted::Absent => return Ok(Admission::Ended),
     };
     let found = shared.timed(index.entries(owner, at)).await?;
     let lapsed: Vec<Handle> = found
@@ -120,9 +123,19 @@ pub(crate) async fn admit(
         .await?
     {
         Admitted::Full(_) => Err(Error::TooManySessions { max: limit.max() }),
-        Admitted::Ended(ended) => Ok(ended),
-        Admitted::Filed | Admitted::Absent => Ok(Vec::new()),
+        Admitted::Ended(ended) => Ok(Admission::Filed(ended)),
+        Admitted::Filed => Ok(Admission::Filed(Vec::new())),
+        Admitted::Absent => Ok(Admission::Ended),
     }
+}
+
+/// What [`admit`] did with a session's entry.
+pub(crate) enum Admission {
+    /// Filed; these entries of the owner were removed to make room (their sessions end).
+    Filed(Vec<IndexEntry>),
+    /// Not filed: the session a regenerate replaces is no longer in its owner's index (a limit
+    /// ended it meanwhile), so the regenerate ends as a destroy.
+    Ended,
 }
 
 /// The session limit a request's login is admitted under: the one its handler set, else the

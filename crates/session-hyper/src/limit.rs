@@ -1,13 +1,20 @@
 //! Ending the sessions a session limit removed from their owner's index (`crate::index::admit`
-//! with [`OverLimit::EndOldest`](session_core::OverLimit::EndOldest)): each one's record is
-//! replaced by a short-lived marker ([`EndedMarker`]) before the login answers, so the ended
-//! session's next request is anonymous and raises an event saying why, and a login still
-//! creating that record finds the marker in its way.
+//! with [`OverLimit::EndOldest`](session_core::OverLimit::EndOldest)), before the login
+//! answers, so the ended session's next request is anonymous and raises an event saying why:
+//! - a live record is superseded (atomically, as a regenerate does) by a marker record
+//!   ([`EndedMarker`]) filed under a key of its own ([`ended_key`]): a request of the ended
+//!   session still in flight finds its record superseded and can write nothing (no save, no
+//!   regenerate), and a later load that finds the supersede marker looks for the ended marker;
+//! - under a key with no record yet (a login still creating it) the marker itself is created,
+//!   so that login's create collides with it and the login ends the same way.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::driver::{Binding, EndedMarker, OWNER_KEY};
-use session_core::store::{Created, Destroyed, DynStore, IndexEntry, Loaded, Record, StoreKey};
+use session_core::store::{
+    Created, Destroyed, DynStore, IndexEntry, Loaded, Record, StoreKey, Supersede,
+};
 use session_core::{EndReason, Handle, MaxAge};
 
 use crate::Error;
@@ -42,6 +49,31 @@ fn marker(owner: &str, key: &StoreKey, now: u64) -> Record {
 /// Whether the live record `record` is a marker a limit left.
 pub(crate) fn is_marker(record: &Record) -> bool {
     EndedMarker::from_data(&record.data).is_some()
+}
+
+/// The key the marker of the session filed under `key` is kept under, when the session's
+/// record was superseded by it.
+pub(crate) fn ended_key(key: &StoreKey) -> StoreKey {
+    StoreKey::from_raw(format!("{}:ended", key.as_str()))
+}
+
+/// Whether this layer's store can hold the markers a limit leaves (an owner index that
+/// admits): only then does a superseded record lead to a look for one.
+pub(crate) fn markers_kept(shared: &Shared) -> bool {
+    index_of(shared).is_ok_and(|(_, index)| index.admits())
+}
+
+/// What a load that found `key` superseded stands for: the ended marker, if a limit left one
+/// (the session ended; its request is told why), else the supersede marker as found.
+pub(crate) async fn ended_instead(
+    shared: &Shared,
+    store: &dyn DynStore,
+    key: &StoreKey,
+) -> Result<Loaded, Error> {
+    Ok(match shared.timed(store.load_dyn(&ended_key(key))).await? {
+        Loaded::Live(r) if is_marker(&r) => Loaded::Live(r),
+        _ => Loaded::Superseded,
+    })
 }
 
 /// Ends the sessions of `ended` (entries of `owner` an admission removed), and the
@@ -79,10 +111,30 @@ pub(crate) async fn end_sessions(
     }
 }
 
-/// Puts the marker under `key` in place of whatever is there: a live record (destroyed
-/// first), nothing (a login creating it will collide with the marker), or a regenerate's
-/// marker (the session lives on under its successor, which is ended the same way). Answers the
-/// handles of the successors ended.
+/// [`end_sessions`] on a task of its own, awaited: the request being dropped (the client went
+/// away, a time limit) can't stop it halfway, leaving sessions removed from the index but live.
+pub(crate) async fn end_sessions_detached(
+    shared: &Arc<Shared>,
+    owner: &str,
+    ended: Vec<IndexEntry>,
+    now: u64,
+) -> Result<(), Error> {
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let (shared, owner) = (Arc::clone(shared), owner.to_owned());
+    match tokio::spawn(async move { end_sessions(&shared, &owner, ended, now).await }).await {
+        Ok(done) => done,
+        Err(_) => Err(Error::Store(session_core::store::StoreError::Backend(
+            "ending the sessions a limit removed was cut short".to_owned(),
+        ))),
+    }
+}
+
+/// Ends the session filed under `key`: a live record is superseded by the ended marker; under
+/// a key with nothing there (a login creating it) the marker itself goes; a record its own
+/// regenerate superseded is followed to its successor, which is ended the same way. Answers
+/// the handles of the successors ended.
 async fn end_one(
     shared: &Shared,
     store: &dyn DynStore,
@@ -100,21 +152,41 @@ async fn end_one(
         {
             return Ok(successors);
         }
-        match shared.timed(store.load_dyn(&key)).await? {
+        let at = ended_key(&key);
+        let follow = match shared.timed(store.load_dyn(&key)).await? {
             Loaded::Live(r) if is_marker(&r) => return Ok(successors),
             // A key's owner never changes (binding to another owner takes a new id); a
             // successor bound elsewhere is someone else's login on that browser: left alone.
             Loaded::Live(r) if bound_elsewhere(&r, owner) => return Ok(successors),
-            Loaded::Live(_) | Loaded::Missing => {
-                shared.timed(store.destroy_dyn(&key)).await?;
+            Loaded::Live(_) => {
+                // The marker first (a leftover of an earlier try is as good), then the swap.
+                shared
+                    .timed(store.create_dyn(&at, &record, ENDED_MARKER_TTL))
+                    .await?;
+                match shared
+                    .timed(store.supersede_dyn(&key, &at, ENDED_MARKER_TTL))
+                    .await?
+                {
+                    Supersede::Replaced => return Ok(successors),
+                    // Destroyed meanwhile: try again (the create above goes first).
+                    Supersede::Missing => continue,
+                    // Its own regenerate moved it: follow.
+                    Supersede::AlreadySuperseded => true,
+                }
             }
-            Loaded::Superseded => match shared.timed(store.destroy_dyn(&key)).await? {
+            Loaded::Missing => continue,
+            Loaded::Superseded => true,
+        };
+        if follow {
+            match shared.timed(store.destroy_dyn(&key)).await? {
+                // Ours: the session ended here already.
+                Destroyed::Superseded(next) if next == at => return Ok(successors),
                 Destroyed::Superseded(next) => {
                     successors.push(Handle::of(&next));
                     key = next;
                 }
                 Destroyed::Removed | Destroyed::Missing => {}
-            },
+            }
         }
     }
     tracing::warn!(target: "session", "gave up ending a session a limit removed: its key kept changing");

@@ -87,4 +87,15 @@ impl Session {
     pub async fn ended(&self) -> Result<Option<EndReason>, Error> {
         self.with(|s| s.ended()).await
     }
+
+    /// Ends the session as [`Session::destroy`] does, unless another request of the same
+    /// browser moved it to a new id meanwhile (a regenerate in another tab): then only the
+    /// record this request loaded goes, the session lives on under its new id, and the
+    /// browser's cookies are left alone. For ending a session on a check that its newer id
+    /// may already pass (an auth hash the same browser is renewing right now).
+    pub async fn destroy_unless_moved(&self) -> Result<(), Error> {
+        self.with(|s| s.destroy()).await?;
+        self.lock().unless_moved = true;
+        Ok(())
+    }
 }

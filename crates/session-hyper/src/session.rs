@@ -111,6 +111,9 @@ pub(crate) struct State {
     /// The session limit this request's login is admitted under, when the handler set one
     /// ([`Session::limit_sessions`]); else the layer's.
     pub(crate) limit: Option<session_core::SessionLimit>,
+    /// [`Session::destroy_unless_moved`]: the destroy ends the record this request loaded
+    /// only, and nothing if a regenerate moved it meanwhile.
+    pub(crate) unless_moved: bool,
 }
 
 pub(crate) struct Inner {
@@ -227,6 +230,7 @@ impl Session {
                 old_claim: None,
                 foreign: None,
                 limit: None,
+                unless_moved: false,
             }),
         }))
     }
@@ -360,6 +364,11 @@ impl Session {
                 // A drained session waits for its old library's cookie, never for one of ours
                 // (an id a custom generator made to look like its claim).
                 Loaded::Live(r) if r.data.contains_key(MOVED_KEY) => Loaded::Missing,
+                // Superseded by the marker of a session limit: the session ended, and its
+                // request is told why (the marker loads as the record).
+                Loaded::Superseded if crate::limit::markers_kept(shared) => {
+                    crate::limit::ended_instead(shared, store, &key).await?
+                }
                 other => other,
             };
             let source = Source::Store {

@@ -57,7 +57,7 @@ async fn sessions_that_ended_never_count() {
     let (_, fixture, time, layer) = app(limit(1, OverLimit::Refuse)).await;
     // Expired: its record is gone, its index entry not yet (it runs a tenth of the TTL ahead).
     fixture.seed_owned(no_data(), "ada", None).await.unwrap();
-    time.advance(HOUR + Duration::from_secs(60));
+    time.advance(HOUR + Duration::from_secs(180));
     let second = fixture.seed_owned(no_data(), "ada", None).await;
     assert!(second.is_ok(), "an expired session counted: {second:?}");
     // Logged out: gone at once.
@@ -161,6 +161,41 @@ async fn a_refused_log_in_leaves_the_session_as_it_was() {
     );
     assert_eq!(seen.owner, None);
     assert_eq!(listed(&layer, "ada").await, 1);
+}
+
+/// A request of a session already in flight when a newer login ends it can't bring it back:
+/// a save that replaces the whole data finds the record superseded by the marker and writes
+/// nothing, and a regenerate finds its entry gone and ends as a destroy, ending nobody else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_sessions_request_in_flight_brings_nothing_back() {
+    for (slow, label) in [
+        ("/clear?ms=300", "a whole-data save"),
+        ("/slow-regenerate?ms=300", "a regenerate"),
+    ] {
+        let (url, fixture, _, layer) = app(limit(1, OverLimit::EndOldest)).await;
+        let a = fixture.seed_owned(no_data(), "ada", None).await.unwrap();
+        let a = a.cookie_header().to_owned();
+        let slow_url = format!("{url}{slow}");
+        let in_flight = get_with(&slow_url, &a);
+        let newer = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fixture.seed_owned(no_data(), "ada", None).await.unwrap()
+        };
+        let (late, b) = tokio::join!(in_flight, newer);
+        assert!(late.status < 500, "{label}: {}", late.body);
+        // Whatever the late request answered, the ended session stays ended, unlisted, and
+        // the newer login lives on alone.
+        let cookie = cookie_after(&a, &late);
+        let seen = fixture.inspect(&cookie).await.unwrap();
+        assert_eq!(seen.owner, None, "{label}: the ended session came back");
+        let b_seen = fixture.inspect(b.cookie_header()).await.unwrap();
+        assert_eq!(
+            b_seen.owner.as_deref(),
+            Some("ada"),
+            "{label}: the newer login ended"
+        );
+        assert_eq!(listed(&layer, "ada").await, 1, "{label}");
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@
 //! | `/reauth?owner=O`, `/reauth-commit?owner=O` | a password change: regenerates, binds, (commits,) logs out the owner's other sessions | how many it ended |
 //! | `/whoami`, `/slow-read?ms=N` | reads `user` (after N ms) | the user or `anonymous` |
 //! | `/status` | reads `user`, and why the session the request brought ended | `{"user":U\|null,"ended":REASON\|null}` |
+//! | `/slow-regenerate?ms=N` | loads, waits N ms, regenerates | `renewed` |
 //! | `/clear?ms=N` | loads, waits, clears, sets `kept` | `cleared` |
 //! | `/extend?ms=N` | sets the session's max-age | `ok` |
 //! | `/logout` | destroys | `bye` |
@@ -266,6 +267,13 @@ pub async fn handle(req: Request<Incoming>, gate: &Gate) -> Response<Full<Bytes>
                 let user: Option<String> = s.get("user").await?;
                 tokio::time::sleep(millis(&q, "ms", 100)).await;
                 ok(user.unwrap_or_else(|| "anonymous".into()))
+            }
+            (_, "/slow-regenerate") => {
+                // Loads, waits N ms, renews the id (a step-up, a token refresh).
+                s.get_value("user").await?;
+                tokio::time::sleep(millis(&q, "ms", 100)).await;
+                s.regenerate().await?;
+                ok("renewed")
             }
             (_, "/clear") => {
                 s.get_value("user").await?;

@@ -10,12 +10,14 @@
 --   limit, write nothing and name the entries counted: a probe, or the Refuse policy), 'end'
 --   (over the limit, remove the entries bound earliest to make room: EndOldest),
 -- ARGV[6]: the limit (unused by 'refresh'),
--- ARGV[7]: the handle of the session this one replaces, not counted ('' for none),
+-- ARGV[7]: the handle of the session this one replaces ('' for none): filed uncounted if the
+--   index has it, else nothing is written ({3}),
 -- ARGV[8..]: handles the caller found dead, removed before counting.
 -- Returns a flat array: a code, then handle, entry JSON, handle, entry JSON, ...
 --   {1}: filed (added, or rewritten: it was there already);
 --   {2, ...}: filed after removing these entries (those without JSON are removed, not named);
---   {3}: 'refresh' of an entry the index does not have, nothing written;
+--   {3}: 'refresh' of an entry the index does not have, or a replaced entry it does not have;
+--   nothing written;
 --   {4, ...}: over the limit, nothing written; the entries counted (those with JSON).
 local now = tonumber(ARGV[1])
 local handle = ARGV[3]
@@ -56,12 +58,18 @@ local max = tonumber(ARGV[6])
 if not max then
   return redis.error_reply('owner_admit: the limit is not a number')
 end
--- The session being replaced by a regenerate is one with this one: not counted.
-local has_replaced = replaces ~= '' and redis.call('ZSCORE', KEYS[1], replaces)
-local count = redis.call('ZCARD', KEYS[1])
-if has_replaced then
-  count = count - 1
+-- A regenerate of a filed session takes its place, uncounted (whatever the limit is now); one
+-- whose entry is gone (a limit removed it) is not filed again.
+if replaces ~= '' then
+  if redis.call('ZSCORE', KEYS[1], replaces) then
+    file()
+    settle(now)
+    return {1}
+  end
+  settle(now)
+  return {3}
 end
+local count = redis.call('ZCARD', KEYS[1])
 if count < max then
   file()
   settle(now)
@@ -71,9 +79,7 @@ end
 -- Over the limit: the entries counted, with their JSON (false where the hash has none).
 local counted = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if not (has_replaced and m == replaces) then
-    counted[#counted + 1] = m
-  end
+  counted[#counted + 1] = m
 end
 local infos = {}
 for i = 1, #counted, 500 do

@@ -129,8 +129,9 @@ pub async fn a_present_entry_counts_once<H: Harness>(h: &H) {
     assert_eq!(mine.and_then(|i| i.entry.device.as_deref()), Some("again"));
 }
 
-/// A regenerate of a bound session is admitted at the limit: the session it replaces is not
-/// counted (the two are one session until the old entry goes).
+/// A regenerate of a bound session is admitted at the limit, and under a lowered one, ending
+/// nobody: the session it replaces is not counted (the two are one session until the old entry
+/// goes). One whose replaced entry is gone is not filed.
 pub async fn the_replaced_entry_is_not_counted<H: Harness>(h: &H) {
     let o = owner("adm-replace");
     let t = now();
@@ -153,6 +154,30 @@ pub async fn the_replaced_entry_is_not_counted<H: Harness>(h: &H) {
         3,
         "the replaced entry stays until unfiled"
     );
+    // Whatever the limit is now (lowered since the sessions logged in): it ends nobody.
+    let k3 = key("adm-replace-lowered");
+    let replaced = Handle::of(&ks[1]);
+    let lowered = Admit::Limit {
+        limit: limit(1, OverLimit::EndOldest),
+        replaces: Some(&replaced),
+        lapsed: &[],
+        decide: true,
+    };
+    let got = admit(h, &o, &entry(&k3, t, None), t + 60_000, t, lowered).await;
+    assert_eq!(got, Admitted::Filed, "a regenerate ends nobody");
+    assert_eq!(list(h, &o, t).await.len(), 4);
+    // A regenerate of a session whose entry is gone (a limit removed it) is not filed.
+    let gone = Handle::of(&key("adm-replace-never-filed"));
+    let how = Admit::Limit {
+        limit: l,
+        replaces: Some(&gone),
+        lapsed: &[],
+        decide: true,
+    };
+    let k4 = key("adm-replace-of-gone");
+    let got = admit(h, &o, &entry(&k4, t, None), t + 60_000, t, how).await;
+    assert_eq!(got, Admitted::Absent);
+    assert_eq!(list(h, &o, t).await.len(), 4, "nothing was written");
 }
 
 /// Lapsed entries (time passed) and entries the caller found dead are not counted, and go.
