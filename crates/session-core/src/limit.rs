@@ -102,7 +102,7 @@ impl SessionLimit {
     }
 }
 
-/// What [`OwnerIndex::admit`] is asked to do with an entry.
+/// What [`OwnerIndex::admit`](crate::store::OwnerIndex::admit) is asked to do with an entry.
 #[derive(Debug, Clone, Copy)]
 pub enum Admit<'a> {
     /// Rewrite the entry only if the index has it (a session admitted before, its time
@@ -127,7 +127,7 @@ pub enum Admit<'a> {
     },
 }
 
-/// What [`OwnerIndex::admit`] did.
+/// What [`OwnerIndex::admit`](crate::store::OwnerIndex::admit) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admitted {
     /// The entry was filed (or rewritten: it was there already, and counted once).

@@ -18,8 +18,8 @@ use crate::session::Session;
 /// ([`Session::owner`]) or from the app's own authorization, never from the request as sent.
 ///
 /// Errors: [`Error::NoOwnerIndex`] where no index is kept (cookie mode, koa-compat, the Redis
-/// store in koa's format); [`Error::Session`] with [`SessionError::Owner`] for an empty or
-/// over-long owner id, or [`SessionError::OwnerChange`] when binding a session bound to
+/// store in koa's format); [`Error::Session`] with [`SessionError::Owner`](crate::SessionError::Owner) for an empty or
+/// over-long owner id, or [`SessionError::OwnerChange`](crate::SessionError::OwnerChange) when binding a session bound to
 /// another owner without `regenerate()` first; [`Error::Store`] when the store fails (a 503).
 impl Session {
     /// Binds this session to `owner` (an app-chosen user id), so it is listed among the
@@ -28,7 +28,7 @@ impl Session {
     /// owner costs nothing extra.
     ///
     /// Fails with [`Error::NoOwnerIndex`] in cookie mode, under the koa-compat preset, or on a
-    /// store that keeps no owner index; with a [`SessionError`] for an empty or over-long
+    /// store that keeps no owner index; with a [`SessionError`](crate::SessionError) for an empty or over-long
     /// owner id, or when the session is bound to another owner and was not regenerated first.
     pub async fn set_owner(&self, owner: &str) -> Result<(), Error> {
         index_of(&self.0.shared)?;

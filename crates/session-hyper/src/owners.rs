@@ -32,7 +32,7 @@ const CONCURRENT: usize = 32;
 
 /// Listing and revoking an owner's sessions outside a request (admin tools, a password reset
 /// job): from [`SessionLayer::owners`](crate::SessionLayer::owners). Inside a handler, the
-/// same operations are on [`Session`], which also knows which session is the caller's.
+/// same operations are on [`Session`](crate::Session), which also knows which session is the caller's.
 #[derive(Clone)]
 pub struct Owners {
     shared: Arc<Shared>,
