@@ -320,10 +320,7 @@ async fn store_write(
             if let Some(binding) = &plan.index {
                 // The index first: a session whose record is written is always listed. A
                 // session bound here without a regenerate is admitted under the limit.
-                let limit = {
-                    let st = session.lock();
-                    index::limit_of(shared, st.limit).filter(|_| !st.from_old)
-                };
+                let limit = login_limit(session);
                 let admitted =
                     index::admit(shared, binding, &key, now, plan.index_new, None, limit).await?;
                 if let index::Admission::Filed(ended) = admitted {
@@ -406,13 +403,7 @@ async fn create_fresh(
 ) -> Result<Option<(SessionId, StoreKey)>, Error> {
     let shared = &*session.0.shared;
     let config = &shared.config;
-    let (requested, from_old) = {
-        let st = session.lock();
-        (st.limit, st.from_old)
-    };
-    // A session moving from the store the layer migrates from is no new login: the limit
-    // counts the owner's sessions in this store, and the move neither counts nor ends any.
-    let limit = index::limit_of(shared, requested).filter(|_| !from_old);
+    let limit = login_limit(session);
     // A regenerate of a session bound to the same owner: the two are one session, counted once.
     let replaces = superseded_id(plan)
         .filter(|_| {
@@ -445,7 +436,7 @@ async fn create_fresh(
         }
         match shared.timed(store.create_dyn(&key, record, ttl)).await {
             Ok(Created::Inserted) => return Ok(Some((id, key))),
-            Ok(Created::Collision) if ended_meanwhile(shared, store, &key).await? => {
+            Ok(Created::Collision) if crate::limit::marked(shared, store, &key).await? => {
                 // A newer login of the owner ended this one before its record was created
                 // (it left its marker under the key): the session is over, and its cookie
                 // leads the browser to the marker, which tells its next request why.
@@ -469,6 +460,15 @@ async fn create_fresh(
     Err(Error::Collisions(CREATE_ATTEMPTS))
 }
 
+/// The session limit this request's binding is admitted under: the one its handler set, else
+/// the layer's. None for a session moving from the store the layer migrates from: a move is no
+/// new login (the limit counts the owner's sessions in this store; the move neither counts nor
+/// ends any).
+fn login_limit(session: &Session) -> Option<session_core::SessionLimit> {
+    let st = session.lock();
+    index::limit_of(&session.0.shared, st.limit).filter(|_| !st.from_old)
+}
+
 /// A record this commit created (or tried to) that nobody will get: it goes, in the
 /// background (the store may be why), and so does its owner-index entry, so a failed or lost
 /// login never counts against a limit.
@@ -483,18 +483,6 @@ fn forget(session: &Session, plan: &Plan, key: &StoreKey, now: u64) {
             false,
         );
     }
-}
-
-/// Whether the record a create collided with is the marker of a session a limit ended.
-async fn ended_meanwhile(
-    shared: &crate::shared::Shared,
-    store: &dyn DynStore,
-    key: &StoreKey,
-) -> Result<bool, Error> {
-    Ok(match shared.timed(store.load_dyn(key)).await? {
-        session_core::store::Loaded::Live(r) => crate::limit::is_marker(&r),
-        _ => false,
-    })
 }
 
 fn write_headers(

@@ -47,8 +47,21 @@ fn marker(owner: &str, key: &StoreKey, now: u64) -> Record {
 }
 
 /// Whether the live record `record` is a marker a limit left.
-pub(crate) fn is_marker(record: &Record) -> bool {
+fn is_marker(record: &Record) -> bool {
     EndedMarker::from_data(&record.data).is_some()
+}
+
+/// Whether the record a create collided with under `key` is the marker a limit left there
+/// (a newer login ended this one before its record was created).
+pub(crate) async fn marked(
+    shared: &Shared,
+    store: &dyn DynStore,
+    key: &StoreKey,
+) -> Result<bool, Error> {
+    Ok(match shared.timed(store.load_dyn(key)).await? {
+        Loaded::Live(r) => is_marker(&r),
+        _ => false,
+    })
 }
 
 /// The key the marker of the session filed under `key` is kept under, when the session's
@@ -79,15 +92,12 @@ pub(crate) async fn ended_instead(
 /// Ends the sessions of `ended` (entries of `owner` an admission removed), and the
 /// successors regenerates moved them to while still bound to `owner`. Then removes the
 /// successors' entries from the index (the admission removed the others).
-pub(crate) async fn end_sessions(
+async fn end_sessions(
     shared: &Shared,
     owner: &str,
     ended: Vec<IndexEntry>,
     now: u64,
 ) -> Result<(), Error> {
-    if ended.is_empty() {
-        return Ok(());
-    }
     let (store, index) = index_of(shared)?;
     let mut followed = Vec::new();
     let mut failure = None;

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use session_core::Handle;
 
+use session_core::store::{Admit, Admitted, IndexEntry, Indexed, OwnerIndex};
 use session_core::store::{
     BoxFuture, Change, Created, Destroyed, KeyScan, Loaded, Meta, Record, Store, StoreError,
     StoreKey, Supersede, Updated,
 };
-use session_core::store::{IndexEntry, Indexed, OwnerIndex};
 use session_core::{Config, ConfigBuilder, ManualClock};
 use session_store_memory::MemoryStore;
 use tokio::sync::Notify;
@@ -134,6 +134,32 @@ impl OwnerIndex for Probe {
         Box::pin(async move {
             self.pass(&self.index_calls).await?;
             OwnerIndex::entries(&self.store, owner, now).await
+        })
+    }
+    fn admits(&self) -> bool {
+        OwnerIndex::admits(&self.store)
+    }
+    /// An admission is an index write: it meets the same delay and failure as `index`.
+    fn admit<'a>(
+        &'a self,
+        owner: &'a str,
+        entry: &'a IndexEntry,
+        until: u64,
+        now: u64,
+        how: Admit<'a>,
+    ) -> BoxFuture<'a, Result<Admitted, StoreError>> {
+        Box::pin(async move {
+            self.pass(&self.index_calls).await?;
+            let delay = self.delay_owner.lock().unwrap().clone();
+            if let Some((o, ms)) = delay
+                && o == owner
+            {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if self.fail_index.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            OwnerIndex::admit(&self.store, owner, entry, until, now, how).await
         })
     }
 }
@@ -457,5 +483,18 @@ impl<S: Store> OwnerIndex for Held<S> {
             self.hold.pass(Point::Entries).await;
             self.index().entries(owner, now).await
         })
+    }
+    fn admits(&self) -> bool {
+        self.index().admits()
+    }
+    fn admit<'a>(
+        &'a self,
+        owner: &'a str,
+        entry: &'a IndexEntry,
+        until: u64,
+        now: u64,
+        how: Admit<'a>,
+    ) -> BoxFuture<'a, Result<Admitted, StoreError>> {
+        self.index().admit(owner, entry, until, now, how)
     }
 }
