@@ -430,9 +430,15 @@ async fn create_fresh(
                 index::Admission::Ended => return Ok(None),
             };
             // Ended before the login answers, on a task the request can't cut short (the
-            // index no longer lists them: a listing never shows more than the limit).
-            crate::limit::end_sessions_detached(&session.0.shared, &binding.owner, ended, now)
-                .await?;
+            // index no longer lists them: a listing never shows more than the limit). If that
+            // fails, the login fails, and its entry goes.
+            if let Err(e) =
+                crate::limit::end_sessions_detached(&session.0.shared, &binding.owner, ended, now)
+                    .await
+            {
+                index::unfile_later(&session.0.shared, binding.owner.clone(), key, now, false);
+                return Err(e);
+            }
         }
         match shared.timed(store.create_dyn(&key, record, ttl)).await {
             Ok(Created::Inserted) => return Ok(Some((id, key))),

@@ -198,6 +198,49 @@ async fn an_ended_sessions_request_in_flight_brings_nothing_back() {
     }
 }
 
+/// A store that refuses the admission: the login is a 503 with nothing written (the session as
+/// it was, nobody ended); one that stalls it while 20 other logins race: the limit holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_or_stalling_index_never_breaks_the_limit() {
+    use std::sync::atomic::Ordering;
+    let probe = session_testkit::stores::Probe::new(MemoryStore::new());
+    let config = Config::builder().key(KEY.to_vec()).build().unwrap();
+    let layer = SessionLayer::store(config, probe.clone())
+        .max_sessions_per_owner(limit(2, OverLimit::EndOldest))
+        .build()
+        .unwrap();
+    let fixture = Fixture::new(&layer);
+    let url = session_testkit::app::serve(layer.clone()).await;
+    let first = fixture.seed_owned(no_data(), "ada", None).await.unwrap();
+    let mine = fixture.seed([("cart", json!(1))]).await.unwrap();
+    probe.fail_index.store(true, Ordering::SeqCst);
+    let r = get_with(&format!("{url}/log-in?owner=ada"), mine.cookie_header()).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!((r.sets_id(), r.removes()), (None, false));
+    probe.fail_index.store(false, Ordering::SeqCst);
+    let seen = fixture.inspect(mine.cookie_header()).await.unwrap();
+    assert_eq!(
+        (Value::Object(seen.data), seen.owner),
+        (json!({"cart": 1}), None)
+    );
+    let still = fixture.inspect(first.cookie_header()).await.unwrap();
+    assert_eq!(
+        still.owner.as_deref(),
+        Some("ada"),
+        "a refused admission ended a session"
+    );
+    // Admissions of this owner stall 50 ms each while 20 logins race.
+    *probe.delay_owner.lock().unwrap() = Some(("ada".into(), 50));
+    let login = format!("{url}/log-in?owner=ada");
+    let logins = (0..20).map(|_| get_with(&login, ""));
+    let answers = futures_util::future::join_all(logins).await;
+    assert!(
+        answers.iter().all(|r| r.status == 200),
+        "every login is admitted"
+    );
+    assert_eq!(listed(&layer, "ada").await, 2, "the limit held");
+}
+
 #[test]
 fn a_limit_needs_an_owner_index() {
     let l = limit(3, OverLimit::Refuse);
