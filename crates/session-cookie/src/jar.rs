@@ -385,6 +385,17 @@ impl SessionCookies {
         cookie(&self.sig_name, "", &self.attributes(Some((0, 0)), secure))
     }
 
+    /// A `Set-Cookie` value for a companion cookie, `NAME.suffix` (the CSRF nonce's), with the
+    /// session cookie's attributes and no lifetime (a browser-session cookie); `None` removes
+    /// it. The value must be a plain cookie value (the caller's own, e.g. base64url).
+    pub fn companion(&self, suffix: &str, value: Option<&str>, secure: bool) -> String {
+        let name = format!("{}.{suffix}", self.options.name);
+        match value {
+            Some(v) => cookie(&name, v, &self.attributes(None, secure)),
+            None => cookie(&name, "", &self.attributes(Some((0, 0)), secure)),
+        }
+    }
+
     /// The attributes of a `Set-Cookie` value (`; HttpOnly; ...`), written straight into a
     /// string in the `cookie` crate's order. The `cookie` crate's builder produced the same text
     /// in about ten times the time, mostly formatting `Expires` through `time`; the tests parse

@@ -44,6 +44,7 @@
 //! ```
 
 mod codec;
+pub mod csrf;
 mod encrypted;
 mod jar;
 mod keygrip;

@@ -94,6 +94,7 @@ mod config;
 pub mod driver;
 mod events;
 mod expiry;
+pub mod flash;
 mod hooks;
 mod id;
 mod index;

@@ -12,6 +12,7 @@ use crate::id::SessionId;
 use crate::owner::{Binding, Handle, OWNER_KEY, OwnerError, check_owner, clip_device};
 use crate::record::{Data, Delta, MaxAge, Meta, Record};
 
+mod flash;
 mod start;
 pub use start::Source;
 pub(crate) use start::{Rules, starts_live};
@@ -130,6 +131,14 @@ pub struct SessionState {
     owner_dirty: bool,
     /// The request brought a session that had ended for this reason (found by its marker).
     ended: Option<crate::events::EndReason>,
+    /// Flash messages, by record key ([`FLASH_PREFIX`](crate::flash::FLASH_PREFIX)), out of
+    /// the handler's data; their changes are tracked in `originals` like the data's.
+    flash: Data,
+    /// Messages this request added (orders the keys of one request).
+    flash_seq: u32,
+    /// `destroy()` or `regenerate()` ran: whatever was bound to the old identity (a CSRF
+    /// secret) must not outlive it.
+    renewed: bool,
 }
 
 impl SessionState {
@@ -146,7 +155,7 @@ impl SessionState {
 
     /// koa's `populated`: the session holds at least one key (or is bound to an owner).
     pub fn is_populated(&self) -> bool {
-        !self.data.is_empty() || self.owner.is_some()
+        !self.data.is_empty() || self.owner.is_some() || !self.flash.is_empty()
     }
 
     /// Number of keys.
@@ -233,7 +242,7 @@ impl SessionState {
 
     fn note(&mut self, key: &str) {
         if !self.originals.contains_key(key) {
-            let original = self.data.get(key).cloned();
+            let original = self.value_of(key).cloned();
             self.originals.insert(key.to_owned(), original);
         }
     }
@@ -271,7 +280,9 @@ impl SessionState {
         self.owner_dirty = false;
         self.id = None;
         self.is_new = true;
+        self.renewed = true;
         self.data.clear();
+        self.flash.clear();
         self.originals.clear();
         self.replaced = false;
         self.forced = false;
@@ -297,6 +308,7 @@ impl SessionState {
         }
         self.id = None;
         self.regenerate = true;
+        self.renewed = true;
         // A bound session stays bound under its new id, which its owner's index must list.
         self.owner_dirty = self.owner.is_some();
     }
@@ -354,7 +366,7 @@ impl SessionState {
 
     /// Whether `destroy()` was called (and nothing was stored since).
     pub fn is_destroyed(&self) -> bool {
-        self.retire.is_some() && !self.regenerate && self.data.is_empty()
+        self.retire.is_some() && !self.regenerate && self.data.is_empty() && self.flash.is_empty()
     }
 
     /// Whether the request carried an id a regenerate has just superseded, or too many
@@ -411,7 +423,7 @@ impl SessionState {
             || self
                 .originals
                 .iter()
-                .any(|(k, orig)| self.data.get(k) != orig.as_ref())
+                .any(|(k, orig)| self.value_of(k) != orig.as_ref())
     }
 
     /// The top-level keys set and removed since the baseline.
@@ -426,7 +438,7 @@ impl SessionState {
             return delta;
         }
         // Walk the data in its order so the store keeps the session's key order.
-        for (k, now) in &self.data {
+        for (k, now) in self.data.iter().chain(&self.flash) {
             if let Some(orig) = self.originals.get(k)
                 && orig.as_ref() != Some(now)
             {
@@ -434,7 +446,7 @@ impl SessionState {
             }
         }
         for (k, orig) in &self.originals {
-            if orig.is_some() && !self.data.contains_key(k) {
+            if orig.is_some() && self.value_of(k).is_none() {
                 delta.removed.push(k.clone());
             }
         }
@@ -447,6 +459,7 @@ impl SessionState {
     /// [`OWNER_KEY`] when the session has one.
     pub(crate) fn stored_data(&self) -> Data {
         let mut data = self.data.clone();
+        data.extend(self.flash.iter().map(|(k, v)| (k.clone(), v.clone())));
         if let Some(b) = &self.owner {
             data.insert(OWNER_KEY.to_owned(), b.to_value());
         }

@@ -53,3 +53,35 @@ impl IntoResponse for Error {
         self.response()
     }
 }
+
+/// The flash messages for this request ([`Session::messages`]: taken where the request is a
+/// page load). A handler argument that renders them with
+/// [`Messages::to_html`](crate::flash::Messages::to_html) or iterates them.
+impl<S: Send + Sync> FromRequestParts<S> for crate::flash::Messages {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Session::from_request_parts(parts, state)
+            .await?
+            .messages()
+            .await
+    }
+}
+
+/// A CSRF token for the page being rendered ([`Session::csrf_token`]), as a handler argument:
+/// put `token.0` in the form's `_csrf` field or the page's `<meta>` for scripts.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(CsrfToken(
+            Session::from_request_parts(parts, state)
+                .await?
+                .csrf_token()
+                .await?,
+        ))
+    }
+}

@@ -50,6 +50,13 @@ pub enum Error {
     /// other's work), or the layer's store can't hold drained sessions.
     #[error("the drain can't run: {0}")]
     Drain(&'static str),
+    /// An unsafe request the CSRF rule refused (403; 413 for a form too large to check, 400 for
+    /// one that could not be read). See [`crate::csrf`].
+    #[error(transparent)]
+    Csrf(#[from] crate::csrf::Refusal),
+    /// A CSRF token was asked of a layer without signing keys.
+    #[error("CSRF tokens need a signing key")]
+    CsrfWithoutKeys,
 }
 
 impl Error {
@@ -62,8 +69,15 @@ impl Error {
     /// The status a failure answers with: 409 for a login over the session limit, 503 when it
     /// is likely to pass ([`Self::is_transient`]), else 500.
     pub fn status(&self) -> StatusCode {
+        use crate::csrf::Refusal;
         if matches!(self, Self::TooManySessions { .. }) {
             StatusCode::CONFLICT
+        } else if let Self::Csrf(r) = self {
+            match r {
+                Refusal::FormTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                Refusal::Unreadable => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
+            }
         } else if self.is_transient() {
             StatusCode::SERVICE_UNAVAILABLE
         } else {

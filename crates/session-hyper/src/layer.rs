@@ -107,6 +107,9 @@ pub enum LayerBuildError {
     /// anyone can write such a cookie, so none can be moved as a user's session.
     #[error("an unsigned cookie can't be moved into a store: anyone could have written it")]
     MigrateUnsignedCookies,
+    /// [`SessionLayer::csrf`] on a layer without signing keys.
+    #[error("CSRF tokens need a signing key")]
+    CsrfWithoutKeys,
 }
 
 /// Builds a [`SessionLayer`].
@@ -125,6 +128,7 @@ pub struct SessionLayerBuilder {
     source: Option<Arc<dyn Source>>,
     from_cookies: Option<SessionLayer>,
     limit: Option<SessionLimit>,
+    scripted_takes_flash: bool,
 }
 
 impl SessionLayer {
@@ -148,6 +152,16 @@ impl SessionLayer {
     /// this layer keeps no owner index (cookie mode, koa-compat, a store without one).
     pub fn owners(&self) -> Option<crate::Owners> {
         crate::Owners::new(Arc::clone(&self.shared))
+    }
+
+    /// The CSRF check ([`CsrfLayer`](crate::CsrfLayer)) for this layer's sessions, to put
+    /// inside it. Fails without signing keys ([`LayerBuildError::CsrfWithoutKeys`]): a token
+    /// needs a secret only the server knows.
+    pub fn csrf(&self) -> Result<crate::CsrfLayer, LayerBuildError> {
+        match self.shared.csrf {
+            Some(_) => Ok(crate::CsrfLayer::new()),
+            None => Err(LayerBuildError::CsrfWithoutKeys),
+        }
     }
 
     /// Wraps a hyper 1.x service.
@@ -176,6 +190,7 @@ impl SessionLayerBuilder {
             source: None,
             from_cookies: None,
             limit: None,
+            scripted_takes_flash: false,
         }
     }
 
@@ -237,6 +252,15 @@ impl SessionLayerBuilder {
     /// index is kept (cookie mode, koa-compat, a store without one).
     pub fn max_sessions_per_owner(mut self, limit: SessionLimit) -> Self {
         self.limit = Some(limit);
+        self
+    }
+
+    /// Whether an XHR or htmx request (`X-Requested-With`, `HX-Request`) takes the flash
+    /// messages [`Session::messages`] shows it, as a page load does (off by default: such a
+    /// request sees them and leaves them for the page). Turn it on where scripts render the
+    /// messages themselves.
+    pub fn flash_taken_by_scripts(mut self, on: bool) -> Self {
+        self.scripted_takes_flash = on;
         self
     }
 
@@ -315,6 +339,7 @@ impl SessionLayerBuilder {
                 return Err(LayerBuildError::LimitWithoutIndex);
             }
         }
+        let csrf = session_cookie::csrf::CsrfKeys::from_config(&self.config).ok();
         Ok(SessionLayer {
             shared: Arc::new(Shared {
                 config: self.config,
@@ -332,6 +357,8 @@ impl SessionLayerBuilder {
                 cookie_source,
                 store_source,
                 limit: self.limit,
+                scripted_takes_flash: self.scripted_takes_flash,
+                csrf,
             }),
         })
     }
@@ -371,7 +398,11 @@ async fn finish<B: From<Bytes>>(
         crate::moved::release(&session).await;
         return shared.error_response(&e);
     }
-    let skip = res.status().is_server_error() && !shared.save_on_server_error;
+    let failed_page = res.status().is_server_error();
+    let skip = failed_page && !shared.save_on_server_error;
+    if failed_page && !skip {
+        session.restore_flash();
+    }
     if !skip {
         if session.needs_commit_load()
             && let Err(e) = session.ensure_loaded().await
@@ -397,7 +428,14 @@ async fn finish<B: From<Bytes>>(
         Err(e) => return shared.error_response(&e),
     };
     let pending = session.lock().pending.take();
+    let nonce = session.nonce_cookie(!skip);
     let headers = res.headers_mut();
+    if let Some(v) = nonce.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.append(http::header::SET_COOKIE, v);
+        if shared.no_store {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
     for v in old_removal {
         // Where the old cookie is ours (the same name, path and domain) and this response sets
         // ours, the new value replaces it: no removal beside it.

@@ -170,9 +170,11 @@ pub mod codec {
     pub use session_core::store::{Meta, Record};
 }
 mod commit;
+pub mod csrf;
 mod drain;
 mod ending;
 mod error;
+pub mod flash;
 mod from_cookies;
 mod from_store;
 mod headers;
@@ -183,6 +185,7 @@ mod login;
 mod moved;
 mod owned;
 mod owners;
+mod page;
 mod request;
 mod session;
 mod shared;
@@ -190,6 +193,7 @@ mod shared;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use csrf::CsrfLayer;
 pub use drain::{Drain, DrainReport};
 pub use error::Error;
 pub use layer::{LayerBuildError, SessionLayer, SessionLayerBuilder, SessionService};

@@ -53,6 +53,10 @@ pub(crate) struct Shared {
     pub(crate) store_source: Option<Arc<dyn Source>>,
     /// The most sessions an owner may have, and what a login over it does.
     pub(crate) limit: Option<session_core::SessionLimit>,
+    /// Whether an XHR or htmx request takes the flash messages it is shown.
+    pub(crate) scripted_takes_flash: bool,
+    /// The CSRF token subkeys; `None` without signing keys.
+    pub(crate) csrf: Option<session_cookie::csrf::CsrfKeys>,
 }
 
 impl Shared {

@@ -178,6 +178,9 @@ impl SessionState {
             owner: None,
             owner_dirty: false,
             ended: None,
+            flash: Data::new(),
+            flash_seq: 0,
+            renewed: false,
         }
     }
 
@@ -217,6 +220,7 @@ impl SessionState {
             .data
             .shift_remove(OWNER_KEY)
             .and_then(|v| Binding::from_value(&v));
+        let flash = super::flash::split_flash(&mut record.data);
         let retire = || Retired {
             id: id.clone(),
             record_exists: in_store,
@@ -261,6 +265,9 @@ impl SessionState {
             owner,
             owner_dirty: false,
             ended: None,
+            flash,
+            flash_seq: 0,
+            renewed: false,
         }
     }
 }

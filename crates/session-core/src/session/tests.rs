@@ -266,3 +266,48 @@ fn set_max_age_forces_save() {
     assert!(s.is_forced());
     assert_eq!(s.max_age(), MaxAge::Session);
 }
+
+#[test]
+fn flash_messages_are_apart_from_the_data_and_tracked_per_key() {
+    use crate::flash::{Level, Message};
+    let key_a = "_flash.0000000000001.0000.00000000000000aa";
+    let mut s = loaded(
+        json!({ "views": 1, key_a: { "level": "info", "text": "Saved." },
+        "_flash.0000000000002.0000.00000000000000bb": { "level": "loud", "text": 3 } }),
+    );
+    // Out of the handler's data; a corrupt entry is never shown.
+    assert_eq!(s.data().len(), 1);
+    assert!(s.is_populated());
+    let shown = s.flash_messages();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].1, Message::new(Level::Info, "Saved."));
+    assert!(!s.has_changed());
+    // Taking one removes exactly that key; adding one sets exactly the new key.
+    assert!(s.take_flash(key_a).is_some());
+    let added = s.add_flash(&Message::new(Level::Success, "Done."), 5, 7);
+    let delta = s.delta();
+    assert!(!delta.replace);
+    assert_eq!(delta.removed, vec![key_a.to_owned()]);
+    assert_eq!(delta.set.len(), 1);
+    assert_eq!(delta.set[0].0, added);
+    assert!(s.stored_data().contains_key(&added));
+    // Put back, the taken one is no change at all.
+    let value = json!({ "level": "info", "text": "Saved." });
+    s.restore_flash(key_a, value);
+    assert_eq!(s.delta().removed, Vec::<String>::new());
+    // A destroy ends them with the session, and says the identity was renewed.
+    assert!(!s.identity_renewed());
+    s.destroy();
+    assert!(s.flash_messages().is_empty() && s.identity_renewed());
+}
+
+#[test]
+fn a_session_holding_only_a_message_is_created() {
+    use crate::flash::{Level, Message};
+    let c = config();
+    let mut s = SessionState::start(&c, Source::None);
+    s.add_flash(&Message::new(Level::Info, "Bye."), 1, 1);
+    let plan = crate::commit::decide(Some(&s), &c, 1_000_000);
+    assert_eq!(plan.action, crate::commit::Action::Create);
+    assert!(s.data().is_empty());
+}

@@ -1,0 +1,81 @@
+//! The session's flash messages (see [`crate::flash`]): kept beside the handler's data,
+//! tracked per key like it.
+
+use serde_json::Value;
+
+use super::SessionState;
+use crate::flash::{FLASH_PREFIX, Message, flash_key};
+use crate::record::Data;
+
+/// Moves the flash entries of a loaded record's data out of it.
+pub(super) fn split_flash(data: &mut Data) -> Data {
+    if !data.keys().any(|k| k.starts_with(FLASH_PREFIX)) {
+        return Data::new();
+    }
+    let keys: Vec<String> = data
+        .keys()
+        .filter(|k| k.starts_with(FLASH_PREFIX))
+        .cloned()
+        .collect();
+    keys.into_iter()
+        .filter_map(|k| data.shift_remove(&k).map(|v| (k, v)))
+        .collect()
+}
+
+impl SessionState {
+    /// The current value of a tracked key, flash entry or data.
+    pub(super) fn value_of(&self, key: &str) -> Option<&Value> {
+        if key.starts_with(FLASH_PREFIX) {
+            self.flash.get(key)
+        } else {
+            self.data.get(key)
+        }
+    }
+
+    /// Adds a flash message, added at `now_ms`; `tag` is a random number that keeps two
+    /// servers adding at the same millisecond apart. Returns its record key.
+    pub fn add_flash(&mut self, message: &Message, now_ms: u64, tag: u64) -> String {
+        let key = flash_key(now_ms, self.flash_seq, tag);
+        self.flash_seq = self.flash_seq.saturating_add(1);
+        let value = serde_json::json!({ "level": message.level, "text": message.text });
+        self.note(&key);
+        self.flash.insert(key.clone(), value);
+        key
+    }
+
+    /// The flash messages, by record key, in the order they were added. An entry that is not
+    /// a message (corrupt, or written by something else) is left out.
+    pub fn flash_messages(&self) -> Vec<(String, Message)> {
+        let mut out: Vec<(String, Message)> = self
+            .flash
+            .iter()
+            .filter_map(|(k, v)| Message::from_value(v).map(|m| (k.clone(), m)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Removes the flash entry `key` (a message shown), returning its stored value.
+    pub fn take_flash(&mut self, key: &str) -> Option<Value> {
+        if !self.flash.contains_key(key) {
+            return None;
+        }
+        self.note(key);
+        self.flash.shift_remove(key)
+    }
+
+    /// Puts back an entry [`take_flash`](Self::take_flash) removed (the page that showed it
+    /// failed, so it is shown again on the retry).
+    pub fn restore_flash(&mut self, key: &str, value: Value) {
+        if key.starts_with(FLASH_PREFIX) && !self.flash.contains_key(key) {
+            self.note(key);
+            self.flash.insert(key.to_owned(), value);
+        }
+    }
+
+    /// Whether `destroy()` or `regenerate()` ran in this request: whatever was bound to the
+    /// old identity must not outlive it (the middleware rotates its CSRF secret).
+    pub fn identity_renewed(&self) -> bool {
+        self.renewed
+    }
+}
