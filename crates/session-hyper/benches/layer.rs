@@ -8,6 +8,10 @@
 //! whose session is bound to an owner; and a returning user's first request after a switch of
 //! stores (`migrate_from`, memory to memory): the request that moves the session.
 //!
+//! And what a page pays for flash messages and CSRF tokens: a returning user's page that reads
+//! its session (the baseline), the same page also reading its flash messages (none pending, the
+//! common case), minting a CSRF token, and a POST checking a token from its header.
+//!
 //! Run: `cargo bench -p session-hyper --bench layer`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 // The counting global allocator needs `unsafe`; it only forwards to the system allocator.
@@ -85,6 +89,35 @@ async fn login(req: Request<()>) -> Result<Res, Infallible> {
 
 static NEXT_USER: AtomicU64 = AtomicU64::new(0);
 
+/// A returning user's page: reads `views` (nothing changes, nothing is written); `/messages`
+/// also reads the flash messages, `/token` also mints a CSRF token, and a POST also checks the
+/// token of its `X-CSRF-Token` header.
+async fn page(req: Request<()>) -> Result<Res, Infallible> {
+    let Ok(s) = Session::from_request(&req) else {
+        return Ok(Response::new(Full::from("no session")));
+    };
+    if req.uri().path() == "/count" {
+        return counter(req).await;
+    }
+    let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0);
+    let extra = match (req.method(), req.uri().path()) {
+        (&http::Method::POST, _) => {
+            let token = req
+                .headers()
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok());
+            match s.check_csrf(req.method(), req.headers(), token).await {
+                Ok(()) => String::new(),
+                Err(e) => panic!("refused: {e}"),
+            }
+        }
+        (_, "/messages") => s.messages().await.map(|m| m.to_html()).unwrap_or_default(),
+        (_, "/token") => s.csrf_token().await.unwrap_or_default(),
+        _ => String::new(),
+    };
+    Ok(Response::new(Full::from(format!("{n} views{extra}"))))
+}
+
 /// `/login...` logs in, anything else counts.
 async fn counter_or_login(req: Request<()>) -> Result<Res, Infallible> {
     if req.uri().path() == "/login" {
@@ -117,6 +150,13 @@ fn request(cookie: Option<&str>) -> Request<()> {
         b = b.header(header::COOKIE, c);
     }
     b.body(()).expect("request")
+}
+
+fn get_with(uri: &str, cookie: &str) -> Request<()> {
+    Request::get(uri)
+        .header(header::COOKIE, cookie)
+        .body(())
+        .expect("request")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -223,6 +263,38 @@ fn bench(c: &mut Criterion) {
             |jar| send(&rt, &mut new_svc, request(Some(&jar))),
             BatchSize::SmallInput,
         )
+    });
+    // Flash messages and CSRF tokens: what each adds to a page that reads its session (a
+    // stored one, made by `/count`, so its tokens are bound to its id).
+    let mut pages = layer("memory").wrap(service_fn(page));
+    let jar = cookie_header(&send(&rt, &mut pages, get_with("/count", "")));
+    let token = {
+        let res = send(&rt, &mut pages, get_with("/token", &jar));
+        let bytes = rt
+            .block_on(http_body_util::BodyExt::collect(res.into_body()))
+            .expect("body")
+            .to_bytes();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        body.split_once("views").expect("a token").1.to_owned()
+    };
+    for (name, uri) in [
+        ("page_read", "/"),
+        ("page_messages", "/messages"),
+        ("page_token", "/token"),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| send(&rt, &mut pages, get_with(uri, &jar)))
+        });
+    }
+    g.bench_function("post_csrf_check", |b| {
+        b.iter(|| {
+            let req = Request::post("/")
+                .header(header::COOKIE, &jar)
+                .header("x-csrf-token", &token)
+                .body(())
+                .expect("request");
+            send(&rt, &mut pages, req)
+        })
     });
     let mut svc = service_fn(bare);
     let per = allocations_per_call(|| {

@@ -30,6 +30,7 @@ use http_body_util::BodyExt as _;
 use session_cookie::csrf::{Binding, NONCE_LEN};
 use session_core::driver::{SessionDriver, SessionId};
 
+pub use crate::error::Refusal;
 use crate::Error;
 use crate::session::Session;
 use crate::shared::Backend;
@@ -42,28 +43,6 @@ pub const CSRF_FIELD: &str = "_csrf";
 
 /// The largest form body [`CsrfLayer`] reads to find the token, by default (256 KiB).
 pub const DEFAULT_MAX_FORM_BYTES: usize = 256 * 1024;
-
-/// Why an unsafe request was refused (the [`Error::Csrf`] a 403 carries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// `Sec-Fetch-Site: cross-site`: another site's page sent it.
-    #[error("cross-site request refused")]
-    CrossSite,
-    /// No token in the header or the form.
-    #[error("missing CSRF token")]
-    Missing,
-    /// A token that is not one of this session's (another session's, one from before a login,
-    /// a forged mask, garbage).
-    #[error("invalid CSRF token")]
-    Invalid,
-    /// A form too large to look for the token in (413).
-    #[error("form too large to check")]
-    FormTooLarge,
-    /// The form's body could not be read (400).
-    #[error("form body unreadable")]
-    Unreadable,
-}
 
 /// What the headers alone decide.
 #[derive(Debug, PartialEq, Eq)]

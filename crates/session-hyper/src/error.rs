@@ -53,7 +53,7 @@ pub enum Error {
     /// An unsafe request the CSRF rule refused (403; 413 for a form too large to check, 400 for
     /// one that could not be read). See [`crate::csrf`].
     #[error(transparent)]
-    Csrf(#[from] crate::csrf::Refusal),
+    Csrf(#[from] Refusal),
     /// A CSRF token was asked of a layer without signing keys.
     #[error("CSRF tokens need a signing key")]
     CsrfWithoutKeys,
@@ -69,7 +69,6 @@ impl Error {
     /// The status a failure answers with: 409 for a login over the session limit, 503 when it
     /// is likely to pass ([`Self::is_transient`]), else 500.
     pub fn status(&self) -> StatusCode {
-        use crate::csrf::Refusal;
         if matches!(self, Self::TooManySessions { .. }) {
             StatusCode::CONFLICT
         } else if let Self::Csrf(r) = self {
@@ -123,3 +122,26 @@ impl Error {
         )
     }
 }
+
+/// Why an unsafe request was refused (the [`Error::Csrf`] a 403 carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// `Sec-Fetch-Site: cross-site`: another site's page sent it.
+    #[error("cross-site request refused")]
+    CrossSite,
+    /// No token in the header or the form.
+    #[error("missing CSRF token")]
+    Missing,
+    /// A token that is not one of this session's (another session's, one from before a login,
+    /// a forged mask, garbage).
+    #[error("invalid CSRF token")]
+    Invalid,
+    /// A form too large to look for the token in (413).
+    #[error("form too large to check")]
+    FormTooLarge,
+    /// The form's body could not be read (400).
+    #[error("form body unreadable")]
+    Unreadable,
+}
+

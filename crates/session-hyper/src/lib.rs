@@ -146,6 +146,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Flash messages and CSRF tokens
+//! [`Session::flash`] leaves a message for the next page; [`Session::messages`] (or the
+//! [`flash::Messages`] extractor) shows them and takes them only where the request is a page
+//! load, so a prefetch or an XHR never eats one ([`flash`] has the rule). [`SessionLayer::csrf`]
+//! makes a [`CsrfLayer`] that refuses unsafe requests from other sites and checks the token
+//! [`Session::csrf_token`] renders into pages ([`csrf`] has the rule and what tokens are bound
+//! to).
+//!
 //! # axum
 //! Add the layer with `Router::layer(layer)`. With the `axum` feature a handler takes the
 //! session as an argument and returns [`Error`] with `?`: a store failure becomes 503 with
