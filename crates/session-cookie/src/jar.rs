@@ -386,12 +386,24 @@ impl SessionCookies {
     }
 
     /// A `Set-Cookie` value for a companion cookie, `NAME.suffix` (the CSRF nonce's), with the
-    /// session cookie's attributes and no lifetime (a browser-session cookie); `None` removes
-    /// it. The value must be a plain cookie value (the caller's own, e.g. base64url).
-    pub fn companion(&self, suffix: &str, value: Option<&str>, secure: bool) -> String {
+    /// session cookie's attributes, expiring at `expire_ms` (`None`: a browser-session cookie;
+    /// clamped to 400 days like the session's); `None` as the value removes it. The value must
+    /// be a plain cookie value (the caller's own, e.g. base64url).
+    pub fn companion(
+        &self,
+        suffix: &str,
+        value: Option<&str>,
+        expire_ms: Option<u64>,
+        now_ms: u64,
+        secure: bool,
+    ) -> String {
         let name = format!("{}.{suffix}", self.options.name);
+        let lifetime = expire_ms.map(|e| {
+            let e = e.min(now_ms.saturating_add(session_core::driver::MAX_AGE_CAP_MS));
+            (e, e.saturating_sub(now_ms) / 1000)
+        });
         match value {
-            Some(v) => cookie(&name, v, &self.attributes(None, secure)),
+            Some(v) => cookie(&name, v, &self.attributes(lifetime, secure)),
             None => cookie(&name, "", &self.attributes(Some((0, 0)), secure)),
         }
     }

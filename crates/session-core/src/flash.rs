@@ -18,6 +18,15 @@ use serde::{Deserialize, Serialize};
 /// servers never pick the same one.
 pub const FLASH_PREFIX: &str = "_flash.";
 
+/// The reserved record key of a session's CSRF secret (a random nonce, base64url), where the
+/// middleware keeps one: written once, when a session that has none is written, and dropped by
+/// `regenerate()` and `destroy()`.
+pub const CSRF_KEY: &str = "_csrf";
+
+/// The most flash messages a session keeps: adding one more drops the oldest, so a page that
+/// never shows them can't grow the session without end.
+pub const MAX_FLASH_MESSAGES: usize = 32;
+
 /// Longest message text, in bytes (a longer one is cut at a character boundary). A message is
 /// a note for a page, not a place for data; the record's own size limit applies as well.
 pub const MAX_FLASH_TEXT_BYTES: usize = 1024;

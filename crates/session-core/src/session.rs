@@ -131,8 +131,9 @@ pub struct SessionState {
     owner_dirty: bool,
     /// The request brought a session that had ended for this reason (found by its marker).
     ended: Option<crate::events::EndReason>,
-    /// Flash messages, by record key ([`FLASH_PREFIX`](crate::flash::FLASH_PREFIX)), out of
-    /// the handler's data; their changes are tracked in `originals` like the data's.
+    /// Flash messages, by record key ([`FLASH_PREFIX`](crate::flash::FLASH_PREFIX)), and the
+    /// CSRF secret ([`CSRF_KEY`](crate::flash::CSRF_KEY)), out of the handler's data; their
+    /// changes are tracked in `originals` like the data's.
     flash: Data,
     /// Messages this request added (orders the keys of one request).
     flash_seq: u32,
@@ -155,7 +156,7 @@ impl SessionState {
 
     /// koa's `populated`: the session holds at least one key (or is bound to an owner).
     pub fn is_populated(&self) -> bool {
-        !self.data.is_empty() || self.owner.is_some() || !self.flash.is_empty()
+        !self.data.is_empty() || self.owner.is_some() || self.has_flash()
     }
 
     /// Number of keys.
@@ -309,6 +310,8 @@ impl SessionState {
         self.id = None;
         self.regenerate = true;
         self.renewed = true;
+        // A secret bound to the old identity does not follow the data to the new one.
+        self.drop_csrf_secret();
         // A bound session stays bound under its new id, which its owner's index must list.
         self.owner_dirty = self.owner.is_some();
     }
@@ -366,7 +369,7 @@ impl SessionState {
 
     /// Whether `destroy()` was called (and nothing was stored since).
     pub fn is_destroyed(&self) -> bool {
-        self.retire.is_some() && !self.regenerate && self.data.is_empty() && self.flash.is_empty()
+        self.retire.is_some() && !self.regenerate && self.data.is_empty() && !self.has_flash()
     }
 
     /// Whether the request carried an id a regenerate has just superseded, or too many
@@ -566,6 +569,7 @@ impl SessionState {
         self.resign = false;
         self.owner = None;
         self.owner_dirty = false;
+        self.flash.clear();
     }
 
     /// Records that the commit's write succeeded: the written state becomes the new baseline,

@@ -70,8 +70,15 @@ impl<S: Send + Sync> FromRequestParts<S> for crate::flash::Messages {
 
 /// A CSRF token for the page being rendered ([`Session::csrf_token`]), as a handler argument:
 /// put `token.0` in the form's `_csrf` field or the page's `<meta>` for scripts.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CsrfToken(pub String);
+
+impl std::fmt::Debug for CsrfToken {
+    // A live token stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CsrfToken(<redacted>)")
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     type Rejection = Error;

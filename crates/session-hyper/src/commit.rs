@@ -71,6 +71,7 @@ impl Session {
 }
 
 pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
+    session.adopt_csrf_secret();
     let inner = &session.0;
     let shared = &*inner.shared;
     let config = &shared.config;

@@ -13,10 +13,13 @@
 //! id: nothing is written for them, so concurrent pages and posts never race over a secret, and
 //! the login's `regenerate()` (a new id) makes every older token fail. A visitor without a
 //! stored session gets tokens bound to a random nonce in a cookie of its own (the session
-//! cookie's name with `.csrf`), so an anonymous visitor costs no store record; a request that
-//! creates the session and asks for a token commits it first, so the token is bound to its id.
-//! In cookie mode every token is bound to the nonce, which `regenerate()` and `destroy()`
-//! replace. Every response's token is masked afresh (see `session_cookie::csrf`).
+//! cookie's name with `.csrf`), so an anonymous visitor costs no store record. When such a
+//! visitor's session comes to hold data, it keeps that nonce as its secret (in the same write),
+//! so the pages served before keep working; a nonce planted later is never adopted. In cookie
+//! mode a session holding data keeps a secret in its (signed or encrypted) cookie, given on its
+//! first token or write, and a fresh one after `regenerate()`. Every response's token is
+//! masked afresh (see `session_cookie::csrf`), and a response that minted a token or showed
+//! flash messages gets `Cache-Control: private, no-store`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,10 +33,11 @@ use http_body_util::BodyExt as _;
 use session_cookie::csrf::{Binding, NONCE_LEN};
 use session_core::driver::{SessionDriver, SessionId};
 
-pub use crate::error::Refusal;
 use crate::Error;
-use crate::session::Session;
+pub use crate::error::Refusal;
+use crate::session::{Session, State};
 use crate::shared::Backend;
+use std::sync::atomic::Ordering;
 
 /// The header a script sends the token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -76,32 +80,50 @@ fn verdict(method: &Method, headers: &HeaderMap) -> Verdict {
     }
 }
 
+/// What a token minted now is bound to.
+enum Bound {
+    /// The id of the request's live stored session.
+    Id(SessionId),
+    /// A secret or nonce (base64url): the session's own secret, or the visitor's nonce.
+    Secret(String),
+}
+
 impl Session {
     /// A CSRF token for this visitor's pages and scripts, masked afresh on every call (see the
-    /// [module](crate::csrf) for what it is bound to). In store mode, a request that creates
-    /// the session (it holds data for the first time, or was regenerated) commits it first,
-    /// so the token is bound to its new id.
+    /// [module](crate::csrf) for what it is bound to). Nothing is written for it, except that
+    /// a cookie-mode session holding data gets its secret on its first token, and a visitor
+    /// without one gets a nonce cookie.
     pub async fn csrf_token(&self) -> Result<String, Error> {
         let keys = self.0.shared.csrf.as_ref().ok_or(Error::CsrfWithoutKeys)?;
-        let minted = match self.live_id(true).await? {
-            Some(id) => keys.mint(Binding::Session(id.as_str().as_bytes())),
-            None => keys.mint(Binding::Nonce(&self.nonce_for_minting())),
+        self.0.shared.csrf_used.store(true, Ordering::Relaxed);
+        let bound = match self.live_id().await? {
+            Some(id) => Bound::Id(id),
+            None => Bound::Secret(self.secret_for_minting()),
         };
-        minted.map_err(Error::Random)
+        self.lock().page.minted = true;
+        match bound {
+            Bound::Id(id) => keys.mint(Binding::Session(id.as_str().as_bytes())),
+            Bound::Secret(s) => keys.mint(Binding::Nonce(s.as_bytes())),
+        }
+        .map_err(Error::Random)
     }
 
-    /// Whether `token` is one of this visitor's tokens (bound to its stored session when it
-    /// has one, else to its nonce).
+    /// Whether `token` is one of this visitor's tokens: bound to its stored session (its id, or
+    /// the secret it keeps) when it has one; in cookie mode to the session's secret when it
+    /// keeps one; else to the visitor's nonce cookie.
     pub async fn csrf_token_is_valid(&self, token: &str) -> Result<bool, Error> {
         let keys = self.0.shared.csrf.as_ref().ok_or(Error::CsrfWithoutKeys)?;
-        Ok(match self.live_id(false).await? {
-            Some(id) => keys.verify(token, Binding::Session(id.as_str().as_bytes())),
-            None => self
-                .0
-                .page
-                .nonces
-                .iter()
-                .any(|n| keys.verify(token, Binding::Nonce(n))),
+        self.0.shared.csrf_used.store(true, Ordering::Relaxed);
+        let live = self.live_id().await?;
+        let secret = self.with(|s| s.csrf_secret().map(str::to_owned)).await?;
+        let by_secret = |s: &str| keys.verify(token, Binding::Nonce(s.as_bytes()));
+        Ok(match (live, secret) {
+            (Some(id), secret) => {
+                keys.verify(token, Binding::Session(id.as_str().as_bytes()))
+                    || secret.as_deref().is_some_and(by_secret)
+            }
+            (None, Some(secret)) => by_secret(&secret),
+            (None, None) => self.0.page.nonces.iter().any(|n| by_secret(n)),
         })
     }
 
@@ -118,7 +140,7 @@ impl Session {
         match verdict(method, headers) {
             Verdict::Pass => Ok(()),
             Verdict::Refuse(r) => Err(Error::Csrf(r)),
-            Verdict::NeedsToken => match token {
+            Verdict::NeedsToken => match token.filter(|t| !t.is_empty()) {
                 None => Err(Error::Csrf(Refusal::Missing)),
                 Some(t) if self.csrf_token_is_valid(t).await? => Ok(()),
                 Some(_) => Err(Error::Csrf(Refusal::Invalid)),
@@ -126,42 +148,37 @@ impl Session {
         }
     }
 
-    /// The id of the request's stored session, when it has a live one. With `commit`, a
-    /// session about to be created (new or regenerated, holding data) is committed first.
-    async fn live_id(&self, commit: bool) -> Result<Option<SessionId>, Error> {
+    /// The id of the request's live stored session (store mode), if it has one.
+    async fn live_id(&self) -> Result<Option<SessionId>, Error> {
         if matches!(self.0.shared.backend, Backend::Cookie(_)) {
             return Ok(None);
         }
-        let look = |s: &mut session_core::SessionState| {
-            let id = SessionDriver::id(s).filter(|_| !s.is_new()).cloned();
-            (id, s.is_populated() && !s.is_stale())
-        };
-        let (id, populated) = self.with(look).await?;
-        if id.is_some() || !commit || !populated {
-            return Ok(id);
-        }
-        crate::commit::commit(self).await?;
-        Ok(self.with(look).await?.0)
+        self.with(|s| SessionDriver::id(s).filter(|_| !s.is_new()).cloned())
+            .await
     }
 
-    /// The nonce a token minted now is bound to: the one the request brought, unless the
-    /// session was regenerated or destroyed meanwhile (then a new one, as when none came).
-    fn nonce_for_minting(&self) -> [u8; NONCE_LEN] {
+    /// The secret a token minted now is bound to, where the session has no live id: the
+    /// session's own, or one it adopts now (a session holding data), else the visitor's nonce.
+    fn secret_for_minting(&self) -> String {
         let mut st = self.lock();
-        if let Some(n) = st.page.new_nonce {
-            return n;
+        if let Some(secret) = adopt(&mut st, &self.0.page, self.cookie_mode()) {
+            return secret;
         }
-        let renewed = st.session.as_ref().is_some_and(|s| s.identity_renewed());
-        if !renewed && let Some(n) = self.0.page.nonces.first() {
-            return *n;
+        nonce(&mut st, &self.0.page)
+    }
+
+    fn cookie_mode(&self) -> bool {
+        matches!(self.0.shared.backend, Backend::Cookie(_))
+    }
+
+    /// Before a commit: a session about to hold data for the first time keeps the nonce its
+    /// visitor's tokens are bound to as its secret, so the pages served before it existed keep
+    /// working (and a regenerated one gets a fresh secret). Only where the app uses tokens.
+    pub(crate) fn adopt_csrf_secret(&self) {
+        if self.0.shared.csrf_used.load(Ordering::Relaxed) {
+            let mut st = self.lock();
+            adopt(&mut st, &self.0.page, self.cookie_mode());
         }
-        let mut n = [0u8; NONCE_LEN];
-        // A failed random source leaves an all-zero nonce that is never set as a cookie:
-        // tokens bound to it verify against nothing the client holds.
-        if getrandom::fill(&mut n).is_ok() {
-            st.page.new_nonce = Some(n);
-        }
-        n
     }
 
     /// The nonce cookie the response carries: a new nonce, or the old one's removal where the
@@ -172,17 +189,90 @@ impl Session {
         let shared = &self.0.shared;
         let secure = shared.config.cookie().secure_for(self.0.secure);
         let suffix = crate::page::NONCE_COOKIE_SUFFIX;
-        match st.page.new_nonce {
-            Some(n) => {
-                let value = crate::page::encode_nonce(&n);
-                Some(shared.cookies.companion(suffix, Some(&value), secure))
-            }
+        // As long as the session cookie would last, so a tab restored after a browser restart
+        // still posts.
+        let now = shared.config.now_ms();
+        let expire = match shared.config.max_age() {
+            session_core::MaxAge::Ms(ms) => Some(now.saturating_add(ms)),
+            session_core::MaxAge::Session => None,
+        };
+        match &st.page.new_nonce {
+            Some(n) => Some(
+                shared
+                    .cookies
+                    .companion(suffix, Some(n), expire, now, secure),
+            ),
             None if renewed && !self.0.page.nonces.is_empty() => {
-                Some(shared.cookies.companion(suffix, None, secure))
+                Some(shared.cookies.companion(suffix, None, None, now, secure))
             }
             None => None,
         }
     }
+
+    /// Whether this request minted a token or showed messages: its answer must not be cached.
+    pub(crate) fn is_personal_page(&self) -> bool {
+        let st = self.lock();
+        st.page.minted || st.page.shown
+    }
+}
+
+/// The session's secret, after adopting one if it holds data and has none: a regenerated
+/// session gets a fresh one; a session holding data for the first time keeps its visitor's
+/// nonce; a cookie session that holds data already gets a fresh one. `None` when the session
+/// holds no data (or, in store mode, lives already: its tokens are bound to its id).
+fn adopt(st: &mut State, page: &crate::page::Page, cookie_mode: bool) -> Option<String> {
+    let s = st.session.as_ref()?;
+    if let Some(secret) = s.csrf_secret() {
+        return Some(secret.to_owned());
+    }
+    if !s.is_populated() || s.is_stale() {
+        return None;
+    }
+    let candidate = if s.identity_renewed() {
+        Some(fresh(st))
+    } else if s.is_new() {
+        match (&st.page.new_nonce, page.nonces.first()) {
+            (Some(n), _) | (None, Some(n)) => Some(n.clone()),
+            (None, None) => Some(fresh(st)),
+        }
+    } else if cookie_mode {
+        Some(fresh(st))
+    } else {
+        None
+    }
+    .filter(|c| !c.is_empty())?;
+    let s = st.session.as_mut()?;
+    s.set_csrf_secret(&candidate);
+    Some(candidate)
+}
+
+/// The visitor's nonce: the one its request brought, unless the session was regenerated or
+/// destroyed meanwhile (then a new one, as when none came).
+fn nonce(st: &mut State, page: &crate::page::Page) -> String {
+    if let Some(n) = &st.page.new_nonce {
+        return n.clone();
+    }
+    let renewed = st.session.as_ref().is_some_and(|s| s.identity_renewed());
+    match page.nonces.first() {
+        Some(n) if !renewed => n.clone(),
+        _ => fresh(st),
+    }
+}
+
+/// A new nonce, set in a cookie by the response (and used by every later token of it).
+fn fresh(st: &mut State) -> String {
+    if let Some(n) = &st.page.new_nonce {
+        return n.clone();
+    }
+    let mut n = [0u8; NONCE_LEN];
+    // A failed random source leaves an all-zero nonce; it is never set as a cookie and is
+    // no one's secret, so tokens bound to it verify against nothing.
+    if getrandom::fill(&mut n).is_err() {
+        return String::new();
+    }
+    let n = crate::page::encode_nonce(&n);
+    st.page.new_nonce = Some(n.clone());
+    n
 }
 
 /// The CSRF check as a tower layer, inside a [`SessionLayer`](crate::SessionLayer) (made by
@@ -292,7 +382,21 @@ where
                 Ok(s) => s,
                 Err(e) => return Ok(e.response()),
             };
-            let (req, token) = match token_of(req, layer.max_form_bytes).await {
+            // The header first; a form's field where the header is absent, empty or wrong.
+            let header = req
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(|t| t.trim().to_owned());
+            let first = session
+                .check_csrf(req.method(), req.headers(), header.as_deref())
+                .await;
+            match first {
+                Ok(()) => return inner.call(req).await,
+                Err(Error::Csrf(Refusal::Missing | Refusal::Invalid)) if is_form(&req) => {}
+                Err(e) => return Ok(e.response()),
+            }
+            let (req, token) = match form_token(req, layer.max_form_bytes).await {
                 Ok(found) => found,
                 Err(r) => return Ok(Error::Csrf(r).response()),
             };
@@ -307,28 +411,27 @@ where
     }
 }
 
-/// The token of a request: its header, else its form's field (the form is read and put back).
-async fn token_of<B>(req: Request<B>, limit: usize) -> Result<(Request<B>, Option<String>), Refusal>
-where
-    B: http_body::Body + From<Bytes>,
-    B::Error: Into<BoxError>,
-{
-    if let Some(t) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
-        let t = t.trim().to_owned();
-        return Ok((req, Some(t)));
-    }
-    let is_form = req
-        .headers()
+/// Whether the request's body is a form (`application/x-www-form-urlencoded`).
+fn is_form<B>(req: &Request<B>) -> bool {
+    req.headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| {
             v.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return Ok((req, None));
-    }
+        })
+}
+
+/// The `_csrf` field of a form (the body is read, up to `limit`, and put back).
+async fn form_token<B>(
+    req: Request<B>,
+    limit: usize,
+) -> Result<(Request<B>, Option<String>), Refusal>
+where
+    B: http_body::Body + From<Bytes>,
+    B::Error: Into<BoxError>,
+{
     let (parts, body) = req.into_parts();
     let bytes = match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),

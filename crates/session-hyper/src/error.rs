@@ -144,4 +144,3 @@ pub enum Refusal {
     #[error("form body unreadable")]
     Unreadable,
 }
-

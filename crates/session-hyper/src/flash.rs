@@ -132,10 +132,11 @@ impl Session {
         let (shown, taken) = self
             .with(|s| {
                 let shown = s.flash_messages();
+                // Every entry goes, a corrupt one (never shown) included.
                 let taken: Vec<_> = if take {
-                    shown
-                        .iter()
-                        .filter_map(|(k, _)| s.take_flash(k).map(|v| (k.clone(), v)))
+                    s.flash_keys()
+                        .into_iter()
+                        .filter_map(|k| s.take_flash(&k).map(|v| (k, v)))
                         .collect()
                 } else {
                     Vec::new()
@@ -143,8 +144,10 @@ impl Session {
                 (shown, taken)
             })
             .await?;
-        if !taken.is_empty() {
-            self.lock().page.taken.extend(taken);
+        {
+            let mut st = self.lock();
+            st.page.shown |= !shown.is_empty();
+            st.page.taken.extend(taken);
         }
         Ok(Messages(shown.into_iter().map(|(_, m)| m).collect()))
     }

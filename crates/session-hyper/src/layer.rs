@@ -159,7 +159,10 @@ impl SessionLayer {
     /// needs a secret only the server knows.
     pub fn csrf(&self) -> Result<crate::CsrfLayer, LayerBuildError> {
         match self.shared.csrf {
-            Some(_) => Ok(crate::CsrfLayer::new()),
+            Some(_) => {
+                (self.shared.csrf_used).store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(crate::CsrfLayer::new())
+            }
             None => Err(LayerBuildError::CsrfWithoutKeys),
         }
     }
@@ -359,6 +362,7 @@ impl SessionLayerBuilder {
                 limit: self.limit,
                 scripted_takes_flash: self.scripted_takes_flash,
                 csrf,
+                csrf_used: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -429,7 +433,12 @@ async fn finish<B: From<Bytes>>(
     };
     let pending = session.lock().pending.take();
     let nonce = session.nonce_cookie(!skip);
+    let personal = session.is_personal_page();
     let headers = res.headers_mut();
+    if personal {
+        // A token or a message belongs to one visitor: no shared cache may keep the page.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    }
     if let Some(v) = nonce.and_then(|v| HeaderValue::from_str(&v).ok()) {
         headers.append(http::header::SET_COOKIE, v);
         if shared.no_store {

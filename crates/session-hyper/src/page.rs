@@ -62,11 +62,20 @@ impl Kind {
 }
 
 /// Read once per request.
-#[derive(Debug)]
 pub(crate) struct Page {
     pub(crate) kind: Kind,
-    /// The CSRF nonces the request's cookies carried (nearly always none or one).
-    pub(crate) nonces: Vec<[u8; NONCE_LEN]>,
+    /// The CSRF nonces (base64url) the request's cookies carried (nearly always none or one).
+    pub(crate) nonces: Vec<String>,
+}
+
+impl std::fmt::Debug for Page {
+    // A nonce is what a visitor's tokens are bound to: kept out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Page")
+            .field("kind", &self.kind)
+            .field("nonces", &self.nonces.len())
+            .finish()
+    }
 }
 
 impl Page {
@@ -74,8 +83,9 @@ impl Page {
         let name = format!("{cookie_name}.{NONCE_COOKIE_SUFFIX}");
         let fields = headers.get_all(http::header::COOKIE);
         let nonces = session_cookie::parse::values_of(fields.iter().map(|v| v.as_bytes()), &name)
+            .filter(|v| decode_nonce(v).is_some())
             .take(MAX_NONCES)
-            .filter_map(decode_nonce)
+            .filter_map(|v| std::str::from_utf8(v).ok().map(str::to_owned))
             .collect();
         Page {
             kind: Kind::of(headers),
@@ -85,12 +95,27 @@ impl Page {
 }
 
 /// What the request did that its response must carry out.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Pending {
     /// Flash entries taken, by key, with their values: put back if the page fails.
     pub(crate) taken: Vec<(String, Value)>,
-    /// A nonce this request drew for its tokens: set in a cookie.
-    pub(crate) new_nonce: Option<[u8; NONCE_LEN]>,
+    /// A nonce (base64url) this request drew for its tokens: set in a cookie.
+    pub(crate) new_nonce: Option<String>,
+    /// The request minted a CSRF token.
+    pub(crate) minted: bool,
+    /// The request was shown flash messages.
+    pub(crate) shown: bool,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("taken", &self.taken.len())
+            .field("new_nonce", &self.new_nonce.is_some())
+            .field("minted", &self.minted)
+            .field("shown", &self.shown)
+            .finish()
+    }
 }
 
 pub(crate) fn encode_nonce(nonce: &[u8; NONCE_LEN]) -> String {
@@ -158,6 +183,6 @@ mod tests {
         let mut h = HeaderMap::new();
         let cookie = format!("sid=x; sid.csrf=bad; sid.csrf={}", encode_nonce(&n));
         h.insert(http::header::COOKIE, cookie.parse().unwrap());
-        assert_eq!(Page::read(&h, "sid").nonces, vec![n]);
+        assert_eq!(Page::read(&h, "sid").nonces, vec![encode_nonce(&n)]);
     }
 }

@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     pub(crate) scripted_takes_flash: bool,
     /// The CSRF token subkeys; `None` without signing keys.
     pub(crate) csrf: Option<session_cookie::csrf::CsrfKeys>,
+    /// The app uses CSRF tokens (it made a [`CsrfLayer`](crate::CsrfLayer) or asked for a
+    /// token): sessions then keep a secret.
+    pub(crate) csrf_used: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

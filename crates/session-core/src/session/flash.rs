@@ -4,19 +4,21 @@
 use serde_json::Value;
 
 use super::SessionState;
-use crate::flash::{FLASH_PREFIX, Message, flash_key};
+use crate::flash::{CSRF_KEY, FLASH_PREFIX, MAX_FLASH_MESSAGES, Message, flash_key};
 use crate::record::Data;
 
-/// Moves the flash entries of a loaded record's data out of it.
+/// Whether `key` is one of the reserved entries kept beside the data (a flash message, the
+/// CSRF secret).
+fn is_kept_apart(key: &str) -> bool {
+    key.starts_with(FLASH_PREFIX) || key == CSRF_KEY
+}
+
+/// Moves the flash entries and the CSRF secret of a loaded record's data out of it.
 pub(super) fn split_flash(data: &mut Data) -> Data {
-    if !data.keys().any(|k| k.starts_with(FLASH_PREFIX)) {
+    if !data.keys().any(|k| is_kept_apart(k)) {
         return Data::new();
     }
-    let keys: Vec<String> = data
-        .keys()
-        .filter(|k| k.starts_with(FLASH_PREFIX))
-        .cloned()
-        .collect();
+    let keys: Vec<String> = data.keys().filter(|k| is_kept_apart(k)).cloned().collect();
     keys.into_iter()
         .filter_map(|k| data.shift_remove(&k).map(|v| (k, v)))
         .collect()
@@ -25,7 +27,7 @@ pub(super) fn split_flash(data: &mut Data) -> Data {
 impl SessionState {
     /// The current value of a tracked key, flash entry or data.
     pub(super) fn value_of(&self, key: &str) -> Option<&Value> {
-        if key.starts_with(FLASH_PREFIX) {
+        if is_kept_apart(key) {
             self.flash.get(key)
         } else {
             self.data.get(key)
@@ -37,6 +39,18 @@ impl SessionState {
     pub fn add_flash(&mut self, message: &Message, now_ms: u64, tag: u64) -> String {
         let key = flash_key(now_ms, self.flash_seq, tag);
         self.flash_seq = self.flash_seq.saturating_add(1);
+        let mut held: Vec<String> = self
+            .flash
+            .keys()
+            .filter(|k| k.starts_with(FLASH_PREFIX))
+            .cloned()
+            .collect();
+        if held.len() >= MAX_FLASH_MESSAGES {
+            held.sort();
+            for old in &held[..=held.len() - MAX_FLASH_MESSAGES] {
+                self.take_flash(old);
+            }
+        }
         let value = serde_json::json!({ "level": message.level, "text": message.text });
         self.note(&key);
         self.flash.insert(key.clone(), value);
@@ -49,15 +63,33 @@ impl SessionState {
         let mut out: Vec<(String, Message)> = self
             .flash
             .iter()
+            .filter(|(k, _)| k.starts_with(FLASH_PREFIX))
             .filter_map(|(k, v)| Message::from_value(v).map(|m| (k.clone(), m)))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
+    /// The record keys of every flash entry, a corrupt one included, in the order added.
+    pub fn flash_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .flash
+            .keys()
+            .filter(|k| k.starts_with(FLASH_PREFIX))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Whether the session holds a flash entry.
+    pub(super) fn has_flash(&self) -> bool {
+        self.flash.keys().any(|k| k.starts_with(FLASH_PREFIX))
+    }
+
     /// Removes the flash entry `key` (a message shown), returning its stored value.
     pub fn take_flash(&mut self, key: &str) -> Option<Value> {
-        if !self.flash.contains_key(key) {
+        if !key.starts_with(FLASH_PREFIX) || !self.flash.contains_key(key) {
             return None;
         }
         self.note(key);
@@ -70,6 +102,28 @@ impl SessionState {
         if key.starts_with(FLASH_PREFIX) && !self.flash.contains_key(key) {
             self.note(key);
             self.flash.insert(key.to_owned(), value);
+        }
+    }
+
+    /// The session's CSRF secret ([`CSRF_KEY`]), if it has one.
+    pub fn csrf_secret(&self) -> Option<&str> {
+        self.flash.get(CSRF_KEY).and_then(Value::as_str)
+    }
+
+    /// Gives the session its CSRF secret (once: a session that has one keeps it until
+    /// `regenerate()` or `destroy()`).
+    pub fn set_csrf_secret(&mut self, secret: &str) {
+        if self.csrf_secret().is_none() {
+            self.note(CSRF_KEY);
+            self.flash.insert(CSRF_KEY.to_owned(), Value::from(secret));
+        }
+    }
+
+    /// Drops the CSRF secret (a regenerate: it was bound to the old identity).
+    pub(super) fn drop_csrf_secret(&mut self) {
+        if self.flash.contains_key(CSRF_KEY) {
+            self.note(CSRF_KEY);
+            self.flash.shift_remove(CSRF_KEY);
         }
     }
 

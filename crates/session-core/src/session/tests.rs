@@ -311,3 +311,28 @@ fn a_session_holding_only_a_message_is_created() {
     assert_eq!(plan.action, crate::commit::Action::Create);
     assert!(s.data().is_empty());
 }
+
+#[test]
+fn the_csrf_secret_is_kept_apart_written_once_and_dropped_by_a_regenerate() {
+    use crate::flash::{CSRF_KEY, Level, MAX_FLASH_MESSAGES, Message};
+    let mut s = loaded(json!({ "views": 1, CSRF_KEY: "n1" }));
+    assert_eq!(s.csrf_secret(), Some("n1"));
+    assert!(!s.data().contains_key(CSRF_KEY));
+    s.set_csrf_secret("n2");
+    assert_eq!(s.csrf_secret(), Some("n1"), "written once");
+    s.regenerate();
+    assert_eq!(s.csrf_secret(), None);
+    assert!(!s.stored_data().contains_key(CSRF_KEY));
+    // A secret alone does not make a session worth creating.
+    let c = config();
+    let mut fresh = SessionState::start(&c, Source::None);
+    fresh.set_csrf_secret("n3");
+    assert!(!fresh.is_populated());
+    // The oldest messages go past the cap.
+    for i in 0..(MAX_FLASH_MESSAGES as u64 + 5) {
+        fresh.add_flash(&Message::new(Level::Info, format!("m{i}")), 1_000 + i, i);
+    }
+    let kept = fresh.flash_messages();
+    assert_eq!(kept.len(), MAX_FLASH_MESSAGES);
+    assert_eq!(kept[0].1.text, "m5");
+}
