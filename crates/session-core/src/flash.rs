@@ -10,6 +10,8 @@
 //!
 //! [`SessionState::data`]: crate::SessionState::data
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 /// The prefix of the record keys flash messages are stored under. A key is the prefix, the
@@ -118,10 +120,31 @@ impl Message {
     }
 }
 
-/// The record key of a message added at `now_ms`, the `seq`-th of its request, with a random
-/// `tag`.
-pub(crate) fn flash_key(now_ms: u64, seq: u32, tag: u64) -> String {
-    format!("{FLASH_PREFIX}{now_ms:013}.{seq:04}.{tag:016x}")
+/// Whether `key` is one of the reserved entries kept beside the handler's data (a flash
+/// message, the CSRF secret): they ride in every record format, koa's included.
+pub(crate) fn is_kept_apart(key: &str) -> bool {
+    key.starts_with(FLASH_PREFIX) || key == CSRF_KEY
+}
+
+/// The last stamp this process gave a message: ms × 10,000 + a sequence number.
+static LAST_STAMP: AtomicU64 = AtomicU64::new(0);
+
+/// The record key of a message added at `now_ms`, with a random `tag`. Stamps strictly grow
+/// within a process (two messages of one millisecond, of one request or two, keep their
+/// order); across servers, messages of the same millisecond order by tag.
+pub(crate) fn flash_key(now_ms: u64, tag: u64) -> String {
+    let floor = now_ms.saturating_mul(10_000);
+    let mut stamp = floor;
+    // `fetch_update` with a closure that always returns `Some` can't fail.
+    let _ = LAST_STAMP.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+        stamp = floor.max(last.saturating_add(1));
+        Some(stamp)
+    });
+    format!(
+        "{FLASH_PREFIX}{:013}.{:04}.{tag:016x}",
+        stamp / 10_000,
+        stamp % 10_000
+    )
 }
 
 #[cfg(test)]
@@ -130,11 +153,13 @@ mod tests {
 
     #[test]
     fn keys_sort_in_the_order_messages_were_added() {
-        let a = flash_key(1_700_000_000_000, 0, u64::MAX);
-        let b = flash_key(1_700_000_000_000, 1, 0);
-        let c = flash_key(1_700_000_000_001, 0, 0);
-        assert!(a < b && b < c);
-        assert_eq!(a.len(), c.len());
+        let a = flash_key(1_700_000_000_000, u64::MAX);
+        let b = flash_key(1_700_000_000_000, 0);
+        let c = flash_key(1_700_000_000_001, 0);
+        // A clock that steps back still gives a later key.
+        let d = flash_key(1_699_000_000_000, 0);
+        assert!(a < b && b < c && c < d, "{a} {b} {c} {d}");
+        assert_eq!(a.len(), d.len());
     }
 
     #[test]

@@ -94,7 +94,8 @@ impl Record {
     }
 
     /// Parses koa's session object: user keys, `_expire`, `_maxAge` or `_session`, and our
-    /// `_created`. Other `_` keys are dropped (koa never saves them either). A `_maxAge` that
+    /// `_created`. Flash messages and the CSRF secret (reserved keys of ours, see
+    /// [`crate::flash`]) are kept; other `_` keys are dropped (koa never saves them either). A `_maxAge` that
     /// is not a positive integer falls back to `default_max_age`.
     pub fn from_koa_object(mut obj: Data, default_max_age: MaxAge) -> Record {
         let expire = obj.get("_expire").and_then(as_ms);
@@ -108,7 +109,7 @@ impl Record {
             }
         };
         let created = obj.get("_created").and_then(as_ms);
-        obj.retain(|k, _| !k.starts_with('_'));
+        obj.retain(|k, _| !k.starts_with('_') || crate::flash::is_kept_apart(k));
         Record {
             data: obj,
             meta: Meta {
@@ -161,7 +162,7 @@ impl Serialize for KoaView<'_> {
         let meta = self.meta;
         let mut m = s.serialize_map(None)?;
         for (k, v) in self.data {
-            if !k.starts_with('_') {
+            if !k.starts_with('_') || crate::flash::is_kept_apart(k) {
                 m.serialize_entry(k, v)?;
             }
         }

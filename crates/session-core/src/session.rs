@@ -135,8 +135,6 @@ pub struct SessionState {
     /// CSRF secret ([`CSRF_KEY`](crate::flash::CSRF_KEY)), out of the handler's data; their
     /// changes are tracked in `originals` like the data's.
     flash: Data,
-    /// Messages this request added (orders the keys of one request).
-    flash_seq: u32,
     /// `destroy()` or `regenerate()` ran: whatever was bound to the old identity (a CSRF
     /// secret) must not outlive it.
     renewed: bool,

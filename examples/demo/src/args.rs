@@ -13,7 +13,14 @@ pub(crate) const USAGE: &str =
                             |actix+redis://HOST:PORT[/DB]|express+redis://HOST:PORT[/DB]]
             [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
             [--drain [--drain-clear-after UNIX_SECONDS]]
-            [--max-sessions N [--over-limit refuse|end-oldest]]";
+            [--max-sessions N [--over-limit refuse|end-oldest]] [--csrf]
+
+routes: GET / (views); GET|PUT|DELETE /session; POST /session/regenerate; PUT /session/owner;
+        GET|DELETE /owners/NAME/sessions[/HANDLE]; POST /flash {\"level\",\"text\"}; GET /flash;
+        GET /csrf {\"token\"} (with --csrf; 404 without it)
+--csrf: every unsafe request (not GET, HEAD, OPTIONS) passes with Sec-Fetch-Site: same-origin,
+        is refused (403) cross-site, and otherwise needs the token of GET /csrf in the
+        X-CSRF-Token header or a form's _csrf field";
 
 #[derive(Debug)]
 pub(crate) struct Args {
@@ -48,6 +55,8 @@ pub(crate) struct Args {
     pub(crate) max_sessions: Option<usize>,
     /// What a login over `max_sessions` does.
     pub(crate) over_limit: Option<OverLimit>,
+    /// `GET /csrf` gives tokens, and every unsafe request is checked.
+    pub(crate) csrf: bool,
 }
 
 pub(crate) fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -74,6 +83,7 @@ pub(crate) fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, S
         drain_clear_after: None,
         max_sessions: None,
         over_limit: None,
+        csrf: false,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -105,6 +115,7 @@ pub(crate) fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, S
             "--guest" => a.guest = true,
             "--trust-proxy" => a.trust_proxy = true,
             "--encrypt" => a.encrypt = true,
+            "--csrf" => a.csrf = true,
             "--client-cache" => {
                 a.client_cache = value()?
                     .parse()

@@ -9,7 +9,7 @@
 //!                      |actix+redis://HOST:PORT[/DB]|express+redis://HOST:PORT[/DB]]
 //!      [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
 //!      [--drain [--drain-clear-after UNIX_SECONDS]]
-//!      [--max-sessions N [--over-limit refuse|end-oldest]]
+//!      [--max-sessions N [--over-limit refuse|end-oldest]] [--csrf]
 //! ```
 //!
 //! `--migrate-from URL` (not with `--store cookie`): the store the site used until now (one of
@@ -36,7 +36,23 @@
 //!
 //! Routes: `GET /` counts views; `GET /session` answers the user data as JSON with
 //! `X-Session-New`; `PUT /session` merges a JSON object (a null value removes the key);
-//! `DELETE /session` destroys; `POST /session/regenerate` regenerates.
+//! `DELETE /session` destroys; `POST /session/regenerate` regenerates (`GET /session` never
+//! shows flash messages: they are kept out of the data).
+//!
+//! Flash messages: `POST /flash` with `{"level":"info","text":"..."}` (levels `debug`, `info`,
+//! `success`, `warning`, `error`) adds one (204; 400 for a bad body or an unknown level);
+//! `GET /flash` answers the messages as a JSON array of `{"level","text"}`, and takes them
+//! only if the request is a page load: `Sec-Fetch-Mode` other than `navigate` or
+//! `Sec-Fetch-Dest` other than `document`, `X-Requested-With` or `HX-Request` see them and
+//! leave them, a prefetch (`Sec-Purpose` or `Purpose` naming `prefetch`) sees none.
+//!
+//! `--csrf`: `GET /csrf` answers `{"token":"..."}` (404 without `--csrf`), and every unsafe
+//! request (not `GET`, `HEAD` or `OPTIONS`; any route, before routing) follows the library's
+//! rule: `Sec-Fetch-Site: same-origin` passes, `cross-site` is refused even with a token,
+//! otherwise it needs a valid token in `X-CSRF-Token` or, where that is absent or wrong, the
+//! `_csrf` field of an `application/x-www-form-urlencoded` body. A refusal answers 403 (413
+//! for a form over 64 KiB that had to be read). A token is the visitor's own: another
+//! visitor's fails, and `POST /session/regenerate` or `DELETE /session` makes older ones fail.
 //!
 //! A user's sessions (memory and Redis stores, not koa-compat; `NAME` percent-encoded; a test
 //! contract with no authorization: an app takes the owner from the session or its own login,
@@ -68,24 +84,27 @@ use session_store_postgres::PostgresStore;
 use session_store_redis::{Format, RedisStore};
 use std::sync::Arc;
 
+mod answer;
 mod args;
+mod forms;
 mod migrate;
 
+use answer::{MAX_BODY, reply};
 use args::{Args, USAGE, parse_args};
 
-/// Largest `PUT /session` body accepted.
-const MAX_BODY: usize = 64 * 1024;
-
-fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r
-}
-
-async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// Every route; with `csrf` (`--csrf`), an unsafe request passes the CSRF check first.
+async fn route(req: Request<Incoming>, csrf: bool) -> Result<Response<Full<Bytes>>, Infallible> {
     let Ok(session) = Session::from_request(&req) else {
         // Only reachable if the service is mounted without the session layer.
         return Ok(Response::new(Full::from("session layer missing")));
+    };
+    let req = if csrf {
+        match forms::csrf_gate(&session, req).await {
+            Ok(req) => req,
+            Err(refused) => return Ok(refused),
+        }
+    } else {
+        forms::unread(req)
     };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -187,6 +206,9 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
                     Err(e) => return Err(e),
                 }
             }
+            (Method::POST, "/flash") => forms::add(&session, req).await?,
+            (Method::GET, "/flash") => forms::show(&session).await?,
+            (Method::GET, "/csrf") => forms::token(&session, csrf).await?,
             (method, p) if p.starts_with("/owners/") => {
                 let query = req.uri().query().unwrap_or("");
                 owners_route(&session, method, p, query).await?
@@ -194,7 +216,8 @@ async fn route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "routes: GET /, GET|PUT|DELETE /session, POST /session/regenerate, \
-                 PUT /session/owner, GET|DELETE /owners/NAME/sessions[/HANDLE]",
+                 PUT /session/owner, GET|DELETE /owners/NAME/sessions[/HANDLE], \
+                 GET|POST /flash, GET /csrf (with --csrf)",
             ),
         })
     }
@@ -362,6 +385,10 @@ async fn build(
         .on_error(on_error)
         .build()
         .map_err(|e| e.to_string())?;
+    if args.csrf {
+        // Tokens need a signing key: the demo always has one, and says so at startup if not.
+        layer.csrf().map_err(|e| format!("--csrf: {e}"))?;
+    }
     Ok((layer, Some(Box::new(sweepers)), shown))
 }
 
@@ -475,7 +502,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.drain {
         std::process::exit(drain(&layer, &args).await);
     }
-    let service = layer.wrap(hyper::service::service_fn(route));
+    let csrf = args.csrf;
+    let service = layer.wrap(hyper::service::service_fn(move |req| route(req, csrf)));
     eprintln!("store: {shown}");
     example_support::serve(args.port, service).await?;
     Ok(())

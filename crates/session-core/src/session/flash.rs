@@ -4,14 +4,8 @@
 use serde_json::Value;
 
 use super::SessionState;
-use crate::flash::{CSRF_KEY, FLASH_PREFIX, MAX_FLASH_MESSAGES, Message, flash_key};
+use crate::flash::{CSRF_KEY, FLASH_PREFIX, MAX_FLASH_MESSAGES, Message, flash_key, is_kept_apart};
 use crate::record::Data;
-
-/// Whether `key` is one of the reserved entries kept beside the data (a flash message, the
-/// CSRF secret).
-fn is_kept_apart(key: &str) -> bool {
-    key.starts_with(FLASH_PREFIX) || key == CSRF_KEY
-}
 
 /// Moves the flash entries and the CSRF secret of a loaded record's data out of it.
 pub(super) fn split_flash(data: &mut Data) -> Data {
@@ -37,8 +31,7 @@ impl SessionState {
     /// Adds a flash message, added at `now_ms`; `tag` is a random number that keeps two
     /// servers adding at the same millisecond apart. Returns its record key.
     pub fn add_flash(&mut self, message: &Message, now_ms: u64, tag: u64) -> String {
-        let key = flash_key(now_ms, self.flash_seq, tag);
-        self.flash_seq = self.flash_seq.saturating_add(1);
+        let key = flash_key(now_ms, tag);
         let mut held: Vec<String> = self
             .flash
             .keys()

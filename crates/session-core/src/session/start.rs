@@ -179,7 +179,6 @@ impl SessionState {
             owner_dirty: false,
             ended: None,
             flash: Data::new(),
-            flash_seq: 0,
             renewed: false,
         }
     }
@@ -266,7 +265,6 @@ impl SessionState {
             owner_dirty: false,
             ended: None,
             flash,
-            flash_seq: 0,
             renewed: false,
         }
     }

@@ -1,6 +1,8 @@
 //! What the demo's test files share: the keys the demo is started with, starting it, and JSON.
 #![allow(dead_code)]
 
+pub mod pages;
+
 /// The `--keys` every test starts the demo with.
 pub const KEYS: &str = "demo-key-one-at-least-32-bytes-long,demo-key-two-at-least-32-bytes-long";
 
