@@ -66,7 +66,12 @@ impl Session {
     /// commit then writes only what changed after this call.
     pub async fn commit(&self) -> Result<(), Error> {
         self.ensure_loaded().await?;
-        commit(self).await
+        // Flash messages shown are removed only by the end-of-request commit (a page that
+        // fails after this keeps them).
+        self.put_back_taken(true);
+        let done = commit(self).await;
+        self.put_back_taken(false);
+        done
     }
 }
 

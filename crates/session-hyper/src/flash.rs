@@ -152,6 +152,23 @@ impl Session {
         Ok(Messages(shown.into_iter().map(|(_, m)| m).collect()))
     }
 
+    /// Puts the messages this request took back before an early commit (`Session::commit`),
+    /// and takes them again after it: their removal is written only by the end-of-request
+    /// commit, which a failed page (5xx) skips or undoes.
+    pub(crate) fn put_back_taken(&self, back: bool) {
+        let mut st = self.lock();
+        let keys: Vec<(String, serde_json::Value)> = st.page.taken.clone();
+        if let Some(s) = st.session.as_mut() {
+            for (k, v) in keys {
+                if back {
+                    s.restore_flash(&k, v);
+                } else {
+                    s.take_flash(&k);
+                }
+            }
+        }
+    }
+
     /// A page that failed (5xx) and is committed anyway (`save_on_server_error`) puts back
     /// the messages it took, for the retry.
     pub(crate) fn restore_flash(&self) {
