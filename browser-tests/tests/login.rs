@@ -2,7 +2,9 @@
 //! (sign up, sign in, reload, log out, press back, open a second tab, come back after a key
 //! rotation, change the password while signed in elsewhere, sign in once too often), with the
 //! cookies read from the browser's own store and the records from Redis, and its pages as a
-//! phone shows them.
+//! phone shows them; and what the browser does by itself: a prefetch of the page that shows a
+//! flash message, forms of other sites and of other ports posting to the app, seen through a
+//! recording front ([`Front`]) between the browser and the app.
 //!
 //! Why this file is long: every test drives a whole flow of the app through real browsers, one
 //! to four at a time, and the flows share their helpers (the requests a tab fires, the rows of
@@ -18,6 +20,7 @@ mod support;
 
 use std::time::Duration;
 
+use support::front::Front;
 use support::{App, Browser, PHONE, now, record, redis_url, unique};
 
 const KEY_1: &str = "browser-test-key-one-0123456789abcdef";
@@ -40,8 +43,13 @@ async fn login_app_with(keys: &str, args: &[&str]) -> App {
 
 /// Signs up a user of this test's own, named after `label`, through `b`; the name.
 async fn new_user(b: &Browser, app: &App, label: &str) -> String {
+    new_user_at(b, &app.url, label).await
+}
+
+/// [`new_user`] through the app at `url` (a [`Front`] of it).
+async fn new_user_at(b: &Browser, url: &str, label: &str) -> String {
     let name = unique(label);
-    b.sign_up(&app.url, &name, PASSWORD).await;
+    b.sign_up(url, &name, PASSWORD).await;
     name
 }
 
@@ -87,25 +95,57 @@ async fn assert_page_time(b: &Browser, id: &str, t: cookie::time::OffsetDateTime
     );
 }
 
-/// Sign up, sign in, reload (the counter grows), log out (both cookies leave the browser, the
-/// record leaves Redis), press back (the private page does not come back from the cache). The
-/// cookies as the browser keeps them: `HttpOnly`, `SameSite=Lax`, `Path=/`, an expiry one day
-/// away (the default max-age).
+/// Checks that the browser holds no session cookie, only the CSRF nonce of an anonymous
+/// visitor's forms: `HttpOnly`, `SameSite=Lax`, `Path=/`.
+async fn assert_only_the_csrf_nonce(b: &Browser, after: &str) {
+    let names = b.cookie_names().await;
+    assert_eq!(names, ["koa.sess.csrf"], "{after}: cookies {names:?}");
+    let nonce = b.cookie("koa.sess.csrf").await.unwrap();
+    assert_eq!(nonce.http_only(), Some(true));
+    assert_eq!(nonce.same_site(), Some(cookie::SameSite::Lax));
+    assert_eq!(nonce.path(), Some("/"));
+}
+
+/// Checks that after a logout the browser no longer holds the session `id`: its cookie is
+/// gone, or replaced by the id of a session that holds no user (the one that carried the
+/// "You are signed out." message, or none once another request removed it).
+async fn assert_signed_out(b: &Browser, id: &str) {
+    let Some(now) = b.cookie("koa.sess").await else {
+        return;
+    };
+    assert_ne!(now.value(), id, "the browser still holds the ended session");
+    let left = record(now.value()).await;
+    assert!(
+        !left.contains_key("d:auth.user"),
+        "the session after the logout has a user: {left:?}"
+    );
+}
+
+/// Sign up, sign in (the page says so, once), reload (the counter grows), log out (the
+/// session's cookies leave the browser, the record leaves Redis; the sign-in page says so),
+/// press back (the private page does not come back from the cache). The cookies as the
+/// browser keeps them: `HttpOnly`, `SameSite=Lax`, `Path=/`, an expiry one day away (the
+/// default max-age).
 #[tokio::test(flavor = "multi_thread")]
 async fn log_in_reload_log_out_and_go_back() {
     let app = login_app(KEY_1).await;
     let b = Browser::open("log_in_reload_log_out_and_go_back").await;
     let ada = new_user(&b, &app, "ada").await;
     b.shot("signed-up").await;
-    assert!(b.cookies().await.is_empty(), "signing up sets no cookie");
+    assert_only_the_csrf_nonce(&b, "signing up").await;
     b.goto(&format!("{}/", app.url)).await;
     b.wait_text("Sign in").await;
     b.shot("login-form").await;
-    assert!(b.cookies().await.is_empty(), "a login form sets no cookie");
+    assert_only_the_csrf_nonce(&b, "a login form").await;
 
     b.log_in(&ada, PASSWORD).await;
-    b.wait_text(&format!("Hello, {ada}")).await;
+    let text = b.wait_text(&format!("Hello, {ada}")).await;
     b.shot("signed-in").await;
+    assert_eq!(
+        text.matches(&format!("Signed in as {ada}.")).count(),
+        1,
+        "{text}"
+    );
     assert_eq!(views(&b).await, 1);
     let sent_at = now();
     let id = b.cookie("koa.sess").await.expect("the session cookie");
@@ -140,8 +180,12 @@ async fn log_in_reload_log_out_and_go_back() {
 
     for n in 2..=3 {
         b.client().refresh().await.unwrap();
-        b.wait_text(&format!("Hello, {ada}")).await;
+        let text = b.wait_text(&format!("Hello, {ada}")).await;
         assert_eq!(views(&b).await, n);
+        assert!(
+            !text.contains("Signed in as"),
+            "the message came back: {text}"
+        );
     }
     b.shot("reloaded").await;
     assert_eq!(b.cookie("koa.sess").await.unwrap().value(), id.value());
@@ -158,10 +202,10 @@ async fn log_in_reload_log_out_and_go_back() {
     b.wait_text(&format!("Signed in as {ada}")).await;
     b.shot("account").await;
     b.press("Log out").await;
-    b.wait_text("Sign in").await;
+    let text = b.wait_text("Sign in").await;
     b.shot("logged-out").await;
-    let left = b.cookie_names().await;
-    assert!(left.is_empty(), "cookies left after logout: {left:?}");
+    assert!(text.contains("You are signed out."), "{text}");
+    assert_signed_out(&b, id.value()).await;
     assert!(
         record(id.value()).await.is_empty(),
         "the record outlived the logout"
@@ -203,10 +247,7 @@ async fn login_gives_the_browser_a_new_id() {
     b.shot("sent-to-login").await;
     let at = b.client().current_url().await.unwrap();
     assert_eq!((at.path(), at.query()), ("/", Some("next=%2Fprivate")));
-    assert!(
-        b.cookies().await.is_empty(),
-        "a session was made for an anonymous visit"
-    );
+    assert_only_the_csrf_nonce(&b, "an anonymous visit").await;
 
     b.log_in(&amy, PASSWORD).await;
     b.wait_text(&format!("secret page for {amy}")).await;
@@ -394,8 +435,7 @@ async fn two_tabs_log_out_and_log_in_together() {
         "requests after the logout were someone's: {:?}",
         &seen[from..]
     );
-    let left = b.cookie_names().await;
-    assert!(left.is_empty(), "cookies after the logout: {left:?}");
+    assert_signed_out(&b, &id).await;
     assert!(record(&id).await.is_empty(), "the record came back");
     // Tab A still shows the old page until its next request.
     c.refresh().await.unwrap();
@@ -482,7 +522,12 @@ async fn wait_rows(b: &Browser, n: usize) {
 
 /// Whether the browser is logged in as `user` (its next request to `/` says).
 async fn logged_in(b: &Browser, app: &App, user: &str) -> bool {
-    b.goto(&format!("{}/", app.url)).await;
+    logged_in_at(b, &app.url, user).await
+}
+
+/// [`logged_in`] at the app at `url` (a [`Front`] of it).
+async fn logged_in_at(b: &Browser, url: &str, user: &str) -> bool {
+    b.goto(&format!("{url}/")).await;
     let text = b.text().await;
     let hello = format!("Hello, {user}");
     assert!(text.contains(&hello) || text.contains("Sign in"), "{text}");
@@ -561,37 +606,208 @@ async fn revoke_one_session_then_every_other_one() {
     );
 }
 
-/// `SameSite=Lax` as Chromium applies it: a form on another site (`localhost` is another site
-/// than `127.0.0.1`) posting to `/logout` right after login is sent without the session's
-/// cookies, so it ends nothing. (A cookie without the attribute would have gone along: for
-/// two minutes after it is set Chromium lets such cookies through on top-level cross-site
-/// POSTs. WebDriver reports a missing `SameSite` as `Lax`, so only this behaviour tells.)
+/// A form on another site (`localhost` is another site than `127.0.0.1`) posting to `/logout`
+/// right after login ends nothing, twice over: the CSRF check refuses the post (403, a page
+/// saying what to do), and `SameSite=Lax` as Chromium applies it keeps the session's cookies
+/// off it, as the front in between sees. (A cookie without the attribute would have gone
+/// along: for two minutes after it is set Chromium lets such cookies through on top-level
+/// cross-site POSTs. WebDriver reports a missing `SameSite` as `Lax`, so only the request
+/// tells.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_form_on_another_site_cannot_log_the_user_out() {
     let app = login_app(KEY_1).await;
+    let front = Front::start(Some(&app.url), &[]).await;
     let b = Browser::open("a_form_on_another_site_cannot_log_the_user_out").await;
-    let user = new_user(&b, &app, "fay").await;
+    let user = new_user_at(&b, &front.url, "fay").await;
     let hello = format!("Hello, {user}");
-    b.goto(&format!("{}/", app.url)).await;
+    b.goto(&format!("{}/", front.url)).await;
     b.log_in(&user, PASSWORD).await;
     b.wait_text(&hello).await;
     let id = b.cookie("koa.sess").await.unwrap().value().to_owned();
+    let other_site = front.url.replace("127.0.0.1", "localhost");
     for round in 0..3 {
-        b.goto(&format!("{}/", app.localhost())).await;
+        b.goto(&format!("{other_site}/")).await;
         b.wait_text("Sign in").await;
-        b.post_form(&format!("{}/logout", app.url), &[]).await;
-        // The 303 after the post is a top-level GET: the cookies go along, and the page is
-        // the user's.
-        b.wait_text(&hello).await;
+        let from = front.mark();
+        b.post_form(&format!("{}/logout", front.url), &[]).await;
+        b.wait_text("Form refused").await;
         if round == 0 {
             b.shot("after-cross-site-post").await;
         }
+        assert_eq!(b.status().await, 403);
+        let post = front
+            .wait_for(from, "the cross-site post", |s| {
+                s.method == "POST" && s.path == "/logout"
+            })
+            .await;
+        assert_eq!((post.status, post.forwarded), (403, true));
+        assert_eq!(post.header("sec-fetch-site"), Some("cross-site"));
+        let cookies = post.cookie_names();
+        assert!(
+            !cookies.iter().any(|c| c.starts_with("koa.sess")),
+            "the session's cookies went along: {cookies:?}"
+        );
         assert!(!record(&id).await.is_empty(), "the post ended the session");
     }
+    assert!(logged_in_at(&b, &front.url, &user).await);
     // The same form from the site itself does log out.
     b.post_form("/logout", &[]).await;
-    b.wait_text("Sign in").await;
+    b.wait_text("You are signed out.").await;
     assert!(record(&id).await.is_empty());
+}
+
+/// A page of an attacker's on another port of this host (`127.0.0.1` too: the same site, as
+/// ports do not count, so `SameSite=Lax` lets the session's cookies go along) whose forms post
+/// to the app as soon as they load: to `/logout`, and to `/account/logout-others`. The CSRF
+/// check alone refuses them (403): the front in between sees each post reach the app with
+/// the cookies and `Sec-Fetch-Site: same-site` and no token, and the 403; both browsers stay
+/// signed in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_on_another_port_of_the_host_cannot_post() {
+    let app = login_app(KEY_1).await;
+    let front = Front::start(Some(&app.url), &[]).await;
+    let test = "a_form_on_another_port_of_the_host_cannot_post";
+    let b = Browser::open(test).await;
+    let other = Browser::open(&format!("{test}-b")).await;
+    let gus = new_user_at(&b, &front.url, "gus").await;
+    let hello = format!("Hello, {gus}");
+    let mut ids = Vec::new();
+    for x in [&b, &other] {
+        x.goto(&format!("{}/", front.url)).await;
+        x.log_in(&gus, PASSWORD).await;
+        x.wait_text(&hello).await;
+        ids.push(x.cookie("koa.sess").await.unwrap().value().to_owned());
+    }
+    let targets = ["/logout", "/account/logout-others"];
+    let pages: Vec<(&str, String)> = targets
+        .iter()
+        .map(|t| (*t, auto_posting(&format!("{}{t}", front.url))))
+        .collect();
+    let attacker = Front::start(None, &pages).await;
+    assert_ne!(attacker.url, front.url);
+    for target in targets {
+        let from = front.mark();
+        b.goto(&format!("{}{target}", attacker.url)).await;
+        b.wait_text("Form refused").await;
+        b.shot(&format!("refused-{}", target.replace('/', "-")))
+            .await;
+        assert_eq!(b.status().await, 403);
+        let post = front
+            .wait_for(from, "the attacker's post", |s| {
+                s.method == "POST" && s.path == target
+            })
+            .await;
+        assert_eq!((post.status, post.forwarded), (403, true), "{target}");
+        assert_eq!(post.header("sec-fetch-site"), Some("same-site"), "{target}");
+        let cookies = post.cookie_names();
+        assert!(
+            cookies.iter().any(|c| c == "koa.sess"),
+            "{target}: the session cookie did not go along, so this proves nothing: {cookies:?}"
+        );
+        for id in &ids {
+            assert!(!record(id).await.is_empty(), "{target} ended a session");
+        }
+    }
+    for x in [&b, &other] {
+        assert!(logged_in_at(x, &front.url, &gus).await, "a post logged out");
+    }
+    b.goto(&format!("{}/account", front.url)).await;
+    b.wait_text("this browser").await;
+    wait_rows(&b, 2).await;
+}
+
+/// An attacker's page: a form posting to `action` (with no token: it has none to give), sent
+/// as soon as the page loads.
+fn auto_posting(action: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Win a prize</title></head><body>
+<p>Loading your prize...</p>
+<form id="f" method="post" action="{action}"><input type="hidden" name="x" value="1"></form>
+<script>document.getElementById('f').submit();</script>
+</body></html>
+"#
+    )
+}
+
+/// The page the front serves after the login of [`a_prefetch_leaves_the_message_for_the_visit`]
+/// (the login's `next`): the browser prefetches the session page from it, and it links there.
+const PREFETCHING: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Prefetching</title>
+<link rel="prefetch" href="/">
+</head><body>
+<p>This page prefetches the session page.</p>
+<p><a id="go" href="/">To the session page</a></p>
+</body></html>
+"#;
+
+/// A `<link rel="prefetch">` of the page that would show the login's flash message does not
+/// take the message: the login's 303 leads to a page of the front's (it shows no messages, so
+/// the message waits in the session) that has Chromium prefetch the session page; the front
+/// sees the prefetch (`Sec-Purpose: prefetch`) reach the app, and the app answer it with the
+/// user's page and no message. Then the link to the session page is followed: the page comes
+/// from the app (a `no-store` answer is not kept for it), with the message, once; a reload
+/// shows none.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prefetch_leaves_the_message_for_the_visit() {
+    let app = login_app(KEY_1).await;
+    let pages = [("/prefetching", PREFETCHING.to_owned())];
+    let front = Front::start(Some(&app.url), &pages).await;
+    let b = Browser::open("a_prefetch_leaves_the_message_for_the_visit").await;
+    let pia = new_user_at(&b, &front.url, "pia").await;
+    let hello = format!("Hello, {pia}");
+    let message = format!("Signed in as {pia}.");
+    b.goto(&format!("{}/?next=%2Fprefetching", front.url)).await;
+    b.wait_text("Sign in").await;
+    let from = front.mark();
+    b.log_in(&pia, PASSWORD).await;
+    b.wait_text("This page prefetches the session page").await;
+    let prefetch = front
+        .wait_for(from, "the prefetch of /", |s| {
+            s.path == "/" && s.is_prefetch()
+        })
+        .await;
+    b.shot("prefetching").await;
+    println!(
+        "the prefetch: Sec-Purpose {:?}, Purpose {:?}, Sec-Fetch-Dest {:?}, Sec-Fetch-Mode {:?}",
+        prefetch.header("sec-purpose"),
+        prefetch.header("purpose"),
+        prefetch.header("sec-fetch-dest"),
+        prefetch.header("sec-fetch-mode"),
+    );
+    assert_eq!((prefetch.status, prefetch.forwarded), (200, true));
+    assert!(
+        prefetch.body.contains(&hello),
+        "the prefetch was not the user's: {}",
+        prefetch.body
+    );
+    assert!(
+        !prefetch.body.contains(r#"class="flash""#),
+        "the prefetch was shown the message: {}",
+        prefetch.body
+    );
+
+    let from = front.mark();
+    b.client()
+        .find(fantoccini::Locator::Id("go"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = b.wait_text(&hello).await;
+    b.shot("the-session-page").await;
+    assert_eq!(text.matches(&message).count(), 1, "{text}");
+    let visit = front
+        .wait_for(from, "the visit of /", |s| {
+            s.path == "/" && !s.is_prefetch()
+        })
+        .await;
+    assert_eq!(visit.header("sec-fetch-mode"), Some("navigate"));
+    assert!(visit.body.contains(&message), "{}", visit.body);
+    b.client().refresh().await.unwrap();
+    let text = b.wait_text(&hello).await;
+    assert!(!text.contains(&message), "shown twice: {text}");
 }
 
 /// One user in three browsers; one changes the password. The page says two other sessions

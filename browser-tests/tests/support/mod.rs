@@ -1,7 +1,10 @@
 //! What the browser tests share: a Chromium session over WebDriver that keeps a screenshot of
-//! each page it looks at, an example server started for one test, and the Redis the examples
-//! store their sessions in.
+//! each page it looks at, an example server started for one test, the Redis the examples
+//! store their sessions in, and a recording front for an example ([`front`]: the requests the
+//! browser makes by itself, seen as they reach the app).
 #![allow(dead_code)]
+
+pub mod front;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -209,6 +209,16 @@ impl Session {
         }
     }
 
+    /// The answer to a refused request: the layer's error hook's, when it has one
+    /// ([`on_error`](crate::SessionLayerBuilder::on_error): an app's own "form refused"
+    /// page), else [`Error::response`].
+    fn refusal<B: From<Bytes>>(&self, e: &Error) -> Response<B> {
+        match &self.0.shared.on_error {
+            Some(hook) => hook(e).map(B::from),
+            None => e.response(),
+        }
+    }
+
     /// Whether this request minted a token or showed messages: its answer must not be cached.
     pub(crate) fn is_personal_page(&self) -> bool {
         let st = self.lock();
@@ -373,10 +383,8 @@ where
             if layer.is_exempt(req.uri().path()) {
                 return inner.call(req).await;
             }
-            match verdict(req.method(), req.headers()) {
-                Verdict::Pass => return inner.call(req).await,
-                Verdict::Refuse(r) => return Ok(Error::Csrf(r).response()),
-                Verdict::NeedsToken => {}
+            if verdict(req.method(), req.headers()) == Verdict::Pass {
+                return inner.call(req).await;
             }
             let session = match Session::from_request(&req) {
                 Ok(s) => s,
@@ -394,18 +402,18 @@ where
             match first {
                 Ok(()) => return inner.call(req).await,
                 Err(Error::Csrf(Refusal::Missing | Refusal::Invalid)) if is_form(&req) => {}
-                Err(e) => return Ok(e.response()),
+                Err(e) => return Ok(session.refusal(&e)),
             }
             let (req, token) = match form_token(req, layer.max_form_bytes).await {
                 Ok(found) => found,
-                Err(r) => return Ok(Error::Csrf(r).response()),
+                Err(r) => return Ok(session.refusal(&Error::Csrf(r))),
             };
             match session
                 .check_csrf(req.method(), req.headers(), token.as_deref())
                 .await
             {
                 Ok(()) => inner.call(req).await,
-                Err(e) => Ok(e.response()),
+                Err(e) => Ok(session.refusal(&e)),
             }
         })
     }

@@ -273,7 +273,8 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// Builds the response for a session failure (store down, cookie too large, ...) instead
+    /// Builds the response for a session failure (store down, cookie too large, a request the
+    /// [`CsrfLayer`](crate::CsrfLayer) refused, ...) instead
     /// of the default 503 with `Retry-After` (transient failures) or 500.
     pub fn on_error(
         mut self,

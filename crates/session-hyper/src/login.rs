@@ -44,7 +44,10 @@ impl Session {
     ) -> Result<(), Error> {
         self.ensure_loaded().await?;
         let indexed = index_of(&self.0.shared).is_ok();
-        let before = self.lock().session.clone();
+        let (before, nonce_before) = {
+            let st = self.lock();
+            (st.session.clone(), st.page.new_nonce.clone())
+        };
         let bound = self
             .with(|s| {
                 s.regenerate();
@@ -61,7 +64,10 @@ impl Session {
         if done.is_err() {
             // A failed commit changes nothing of the request's session but what preparing it
             // did (a record it created is discarded): the session is as it was before the call.
-            self.lock().session = before;
+            // That includes a CSRF nonce drawn for the renewed session's secret.
+            let mut st = self.lock();
+            st.session = before;
+            st.page.new_nonce = nonce_before;
         }
         done
     }

@@ -18,7 +18,8 @@
 //!   elsewhere" (`#ended`).
 //! - `POST /login` with `username`, `password` and optionally `next`: the password checked,
 //!   a new session id (no fixation) bound to the user with the browser's `User-Agent` as its
-//!   device, then a 303 to `next` (a path on this site only: `session_auth::safe_next`). A
+//!   device, then a 303 to `next` (a path on this site only: `session_auth::safe_next`), whose
+//!   page says "Signed in as NAME." (a flash message). A
 //!   wrong name or password answers 401 with the form again; a login over the session limit
 //!   under `--over-limit refuse` answers 409 with a page saying how to sign out elsewhere.
 //! - `GET /signup`, `POST /signup` with `username` and `password` (a name of letters, digits,
@@ -31,21 +32,37 @@
 //! - `GET /account`: the user's sessions (device, login time, last activity, expiry), with a
 //!   button to revoke each other one and one to log out everywhere else.
 //! - `POST /account/revoke` with `handle=H`: ends one of the user's sessions (404 if it is not
-//!   one of theirs).
-//! - `POST /account/logout-others`: ends every session of the user but this one.
+//!   one of theirs), then a 303 to the account page, which says so.
+//! - `POST /account/logout-others`: ends every session of the user but this one, then a 303 to
+//!   the account page, which says how many ended.
 //! - `GET /account/password`, `POST /account/password` with `current` and `new`: changes the
 //!   password and ends every other session of the user at once
-//!   (`AuthSession::password_changed`); the page says how many ended. A wrong current
-//!   password answers 403.
-//! - `POST /logout`: ends the session (record deleted, cookies removed), then a 303 to `/`.
+//!   (`AuthSession::password_changed`), then a 303 to the account page, which says how many
+//!   ended. A wrong current password answers 403.
+//! - `POST /logout`: ends the session (record deleted, cookies removed), then a 303 to `/`,
+//!   which says "You are signed out." (carried by a new, empty session).
 //! - `GET /style.css`: the stylesheet (its URL carries a digest of it, so it is cached for a
 //!   year).
 //!
-//! Every other answer is sent with `Cache-Control: no-store`, so the back button after a
-//! logout shows no private page from the browser's cache, and every answer with a
+//! # Forms
+//! Every post is checked for cross-site request forgery (the session layer's `CsrfLayer`,
+//! inside it): it passes when the browser says a page of this origin sent it
+//! (`Sec-Fetch-Site: same-origin`), or with a token of the visitor's session in its `_csrf`
+//! field (every form of every page carries one; a client that sends no fetch metadata reads it
+//! from the page, as the tests do); a post from another site is refused even with a token. A
+//! refusal is a 403 page saying to reload and send the form again. A token taken before a
+//! login or a logout is refused after it.
+//!
+//! Each action leaves a flash message for the page its 303 leads to (post/redirect/get),
+//! shown above that page once: a prefetch of the page, or a script's `fetch()` of it, leaves
+//! the message for the page load.
+//!
+//! Every answer but the stylesheet is sent with `Cache-Control: no-store`, so the back button
+//! after a logout shows no private page from the browser's cache, and every answer with a
 //! `Content-Security-Policy` that lets a page load only this app's own resources. The session
 //! cookie is `SameSite=Lax` (the default): a form on another site posting here is sent
-//! without it.
+//! without it. A page on another port of this host is the same site, so its forms post with
+//! the cookie: there the CSRF check alone refuses them.
 //!
 //! # Flags
 //! - `--store memory` (the default) or `--store redis://HOST:PORT[/DB]`: where sessions live.
@@ -115,8 +132,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     .max_sessions_per_owner(limit)
     .build()?;
+    let csrf = sessions.csrf()?;
     let auth = AuthManagerLayerBuilder::new(users::Backend::with_demo_accounts(), sessions).build();
-    let app = routes::app(auth, routes::Site { limit });
+    let app = routes::app(auth, csrf, routes::Site { limit });
     let port = example_support::port_arg(3000)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -1,6 +1,9 @@
 //! The app's pages, as HTML strings: one layout (the viewport for phones, the app's own
-//! stylesheet), and every piece of text from the client escaped.
+//! stylesheet, the flash messages), every form with its CSRF token, and every piece of text
+//! from the client escaped.
 
+use session_hyper::csrf::CSRF_FIELD;
+use session_hyper::flash::Messages;
 use session_hyper::{OverLimit, SessionInfo, SessionLimit};
 
 use crate::users::{DEMO_ACCOUNTS, MAX_NAME_CHARS, MIN_PASSWORD_CHARS};
@@ -31,12 +34,37 @@ pub fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A whole page: `title`, the signed-in user's name in the header (if any), `body`.
-fn layout(title: &str, who: Option<&str>, body: &str) -> String {
+/// What a page shows beside its own content: the flash messages the request took (above the
+/// content, in the layout) and the CSRF token its forms send (every form has it in `_csrf`).
+#[derive(Debug, Default)]
+pub struct Frame {
+    /// The messages to show (rendered escaped by `Messages::to_html`).
+    pub messages: Messages,
+    /// A CSRF token of this visitor's; empty on a page without forms.
+    pub token: String,
+}
+
+impl Frame {
+    /// The hidden field that carries the token in a form.
+    fn csrf(&self) -> String {
+        format!(
+            r#"<input type="hidden" name="{CSRF_FIELD}" value="{}">"#,
+            escape(&self.token)
+        )
+    }
+}
+
+/// A whole page: `title`, the signed-in user's name in the header (if any), the flash
+/// messages, `body`.
+fn layout(title: &str, who: Option<&str>, frame: &Frame, body: &str) -> String {
     let who = who.map_or_else(String::new, |w| {
         format!(r#"<span class="who" id="who">{}</span>"#, escape(w))
     });
     let title = escape(title);
+    let mut flash = frame.messages.to_html();
+    if !flash.is_empty() {
+        flash.push('\n');
+    }
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -46,7 +74,7 @@ fn layout(title: &str, who: Option<&str>, body: &str) -> String {
 </head><body>
 <header><a class="brand" href="/">Login example</a>{who}</header>
 <main>
-{body}</main>
+{flash}{body}</main>
 </body></html>
 "#
     )
@@ -78,7 +106,13 @@ fn limit_text(limit: SessionLimit) -> String {
 }
 
 /// The sign-in form, going on to `next` once signed in.
-pub fn sign_in(next: &str, name: &str, notice: Option<Notice>, limit: SessionLimit) -> String {
+pub fn sign_in(
+    next: &str,
+    name: &str,
+    notice: Option<Notice>,
+    limit: SessionLimit,
+    frame: &Frame,
+) -> String {
     let notice = match notice {
         None => String::new(),
         Some(Notice::SignedInElsewhere) => r#"<p class="note" id="ended">You were signed out because you signed in elsewhere: a newer sign-in to your account, over its limit of sessions, ended this one.</p>
@@ -117,7 +151,7 @@ pub fn sign_in(next: &str, name: &str, notice: Option<Notice>, limit: SessionLim
     let body = format!(
         r#"<h1>Sign in</h1>
 {notice}<form method="post" action="/login" class="card">
-{next}<label>Name <input name="username" value="{name}" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus></label>
+{csrf}{next}<label>Name <input name="username" value="{name}" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus></label>
 <label>Password <input type="password" name="password" autocomplete="current-password" required></label>
 <button>Sign in</button>
 </form>
@@ -132,12 +166,13 @@ pub fn sign_in(next: &str, name: &str, notice: Option<Notice>, limit: SessionLim
 "#,
         name = escape(name),
         limit = limit_text(limit),
+        csrf = frame.csrf(),
     );
-    layout("Sign in", None, &body)
+    layout("Sign in", None, frame, &body)
 }
 
 /// The sign-up form, with what was wrong with the last try.
-pub fn sign_up(name: &str, error: Option<&str>) -> String {
+pub fn sign_up(name: &str, error: Option<&str>, frame: &Frame) -> String {
     let error = error.map_or_else(String::new, |e| {
         format!(r#"<p class="error" id="error">{}</p>"#, escape(e))
     });
@@ -145,7 +180,7 @@ pub fn sign_up(name: &str, error: Option<&str>) -> String {
         r#"<h1>Create an account</h1>
 {error}
 <form method="post" action="/signup" class="card">
-<label>Name <input name="username" value="{name}" maxlength="{MAX_NAME_CHARS}" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus></label>
+{csrf}<label>Name <input name="username" value="{name}" maxlength="{MAX_NAME_CHARS}" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus></label>
 <label>Password <input type="password" name="password" minlength="{MIN_PASSWORD_CHARS}" autocomplete="new-password" required></label>
 <p class="muted">Letters, digits, dots, dashes and underscores for the name; at least {MIN_PASSWORD_CHARS} characters for the password. Accounts live in the server's memory: they are gone when it stops.</p>
 <button>Sign up</button>
@@ -153,12 +188,13 @@ pub fn sign_up(name: &str, error: Option<&str>) -> String {
 <p>Have an account? <a href="/">Sign in</a>.</p>
 "#,
         name = escape(name),
+        csrf = frame.csrf(),
     );
-    layout("Sign up", None, &body)
+    layout("Sign up", None, frame, &body)
 }
 
 /// The session page: who, how many views, since when, until when.
-pub fn home(user: &str, views: u64, current: Option<&SessionInfo>) -> String {
+pub fn home(user: &str, views: u64, current: Option<&SessionInfo>, frame: &Frame) -> String {
     let (created, expires) = current.map_or(("?".to_owned(), "?".to_owned()), |s| {
         (when(s.created), when(s.expires))
     });
@@ -175,15 +211,16 @@ pub fn home(user: &str, views: u64, current: Option<&SessionInfo>) -> String {
 <a href="/account/password">Change password</a>
 <a href="/private">Private page</a>
 </div>
-<form method="post" action="/logout"><button class="quiet">Log out</button></form>
+<form method="post" action="/logout">{csrf}<button class="quiet">Log out</button></form>
 "#,
-        user = escape(user)
+        user = escape(user),
+        csrf = frame.csrf(),
     );
-    layout(&format!("Hello, {user}"), Some(user), &body)
+    layout(&format!("Hello, {user}"), Some(user), frame, &body)
 }
 
 /// The page only a signed-in user sees.
-pub fn private(user: &str) -> String {
+pub fn private(user: &str, frame: &Frame) -> String {
     let body = format!(
         r#"<h1>Private</h1>
 <p class="card" id="secret">secret page for {user}</p>
@@ -191,12 +228,13 @@ pub fn private(user: &str) -> String {
 "#,
         user = escape(user)
     );
-    layout("Private", Some(user), &body)
+    layout("Private", Some(user), frame, &body)
 }
 
 /// The user's sessions: device, login time, last activity, expiry, and a button to revoke each
 /// other one.
-pub fn account(user: &str, sessions: &[SessionInfo]) -> String {
+pub fn account(user: &str, sessions: &[SessionInfo], frame: &Frame) -> String {
+    let csrf = frame.csrf();
     let mut rows = String::new();
     for s in sessions {
         let device = escape(&device_of(s.device.as_deref()));
@@ -204,7 +242,7 @@ pub fn account(user: &str, sessions: &[SessionInfo]) -> String {
             "<strong>this browser</strong>".to_owned()
         } else {
             format!(
-                r#"<form method="post" action="/account/revoke" class="inline"><input type="hidden" name="handle" value="{}"><button class="danger">Revoke</button></form>"#,
+                r#"<form method="post" action="/account/revoke" class="inline">{csrf}<input type="hidden" name="handle" value="{}"><button class="danger">Revoke</button></form>"#,
                 escape(s.handle.as_str())
             )
         };
@@ -225,18 +263,18 @@ pub fn account(user: &str, sessions: &[SessionInfo]) -> String {
 {rows}</tbody>
 </table>
 <div class="actions">
-<form method="post" action="/account/logout-others"><button class="quiet">Log out everywhere else</button></form>
-<form method="post" action="/logout"><button class="quiet">Log out</button></form>
+<form method="post" action="/account/logout-others">{csrf}<button class="quiet">Log out everywhere else</button></form>
+<form method="post" action="/logout">{csrf}<button class="quiet">Log out</button></form>
 </div>
 <p><a href="/account/password">Change password</a> (signs out every other session)</p>
 "#,
         name = escape(user)
     );
-    layout("Your sessions", Some(user), &body)
+    layout("Your sessions", Some(user), frame, &body)
 }
 
 /// The password change form, with what was wrong with the last try.
-pub fn password_form(user: &str, error: Option<&str>) -> String {
+pub fn password_form(user: &str, error: Option<&str>, frame: &Frame) -> String {
     let error = error.map_or_else(String::new, |e| {
         format!(r#"<p class="error" id="error">{}</p>"#, escape(e))
     });
@@ -244,7 +282,7 @@ pub fn password_form(user: &str, error: Option<&str>) -> String {
         r#"<h1>Change password</h1>
 {error}
 <form method="post" action="/account/password" class="card">
-<input type="text" name="username" value="{name}" autocomplete="username" hidden>
+{csrf}<input type="text" name="username" value="{name}" autocomplete="username" hidden>
 <label>Current password <input type="password" name="current" autocomplete="current-password" required autofocus></label>
 <label>New password <input type="password" name="new" minlength="{MIN_PASSWORD_CHARS}" autocomplete="new-password" required></label>
 <button>Change password</button>
@@ -252,25 +290,24 @@ pub fn password_form(user: &str, error: Option<&str>) -> String {
 <p class="muted">Every other browser signed in to your account is signed out; this one stays.</p>
 <p><a href="/account">Back</a></p>
 "#,
-        name = escape(user)
+        name = escape(user),
+        csrf = frame.csrf(),
     );
-    layout("Change password", Some(user), &body)
+    layout("Change password", Some(user), frame, &body)
 }
 
-/// After a password change: how many other sessions it ended.
-pub fn password_changed(user: &str, ended: usize) -> String {
-    let others = match ended {
+/// The flash message after a password change: how many other sessions it ended.
+pub fn password_changed(ended: usize) -> String {
+    format!("Your password was changed. {}", others_ended(ended))
+}
+
+/// The flash message after "log out everywhere else": how many other sessions it ended.
+pub fn others_ended(ended: usize) -> String {
+    match ended {
         0 => "No other session was signed in.".to_owned(),
-        1 => r#"<span id="others-ended">1</span> other session was signed out."#.to_owned(),
-        n => format!(r#"<span id="others-ended">{n}</span> other sessions were signed out."#),
-    };
-    let body = format!(
-        r#"<h1>Password changed</h1>
-<p class="note" id="changed">Your password was changed. {others}</p>
-<p><a href="/account">Your sessions</a> · <a href="/">Home</a></p>
-"#
-    );
-    layout("Password changed", Some(user), &body)
+        1 => "1 other session was signed out.".to_owned(),
+        n => format!("{n} other sessions were signed out."),
+    }
 }
 
 /// A login the session limit refused.
@@ -285,7 +322,7 @@ pub fn too_many(user: &str, max: usize) -> String {
 "#,
         name = escape(user)
     );
-    layout("Too many sessions", None, &body)
+    layout("Too many sessions", None, &Frame::default(), &body)
 }
 
 /// A short page for what has nothing else to show (a 404, a revoke of an unknown session).
@@ -298,7 +335,7 @@ pub fn message(title: &str, text: &str, who: Option<&str>) -> String {
         title = escape(title),
         text = escape(text)
     );
-    layout(title, who, &body)
+    layout(title, who, &Frame::default(), &body)
 }
 
 /// A short description of a browser, from its `User-Agent` (what the auth layer records as
@@ -358,6 +395,8 @@ pub fn when(ms: u64) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use session_hyper::flash::{Level, Message};
+
     use super::*;
 
     #[test]
@@ -378,12 +417,22 @@ mod tests {
     #[test]
     fn every_page_is_for_phones_and_escapes_the_client() {
         let limit = SessionLimit::new(3, OverLimit::Refuse).unwrap();
+        let frame = Frame {
+            messages: Messages::from(vec![Message::new(Level::Info, "<b>")]),
+            token: "t\"<b>".to_owned(),
+        };
         for page in [
-            sign_in("/a\"b", "<b>", Some(Notice::SignedInElsewhere), limit),
-            sign_up("<b>", Some("<i>")),
-            home("<b>", 1, None),
-            account("<b>", &[]),
-            password_form("<b>", None),
+            sign_in(
+                "/a\"b",
+                "<b>",
+                Some(Notice::SignedInElsewhere),
+                limit,
+                &frame,
+            ),
+            sign_up("<b>", Some("<i>"), &frame),
+            home("<b>", 1, None, &frame),
+            account("<b>", &[], &frame),
+            password_form("<b>", None, &frame),
             too_many("<b>", 3),
         ] {
             assert!(page.contains(
@@ -391,6 +440,27 @@ mod tests {
             ));
             assert!(page.contains("/style.css?v="));
             assert!(!page.contains("<b>") && !page.contains("<i>"), "{page}");
+        }
+        // Every form sends the token; the messages are shown above the content.
+        for page in [
+            sign_in("/", "", None, limit, &frame),
+            sign_up("", None, &frame),
+            home("ada", 1, None, &frame),
+            account("ada", &[], &frame),
+            password_form("ada", None, &frame),
+        ] {
+            let forms = page.matches("<form ").count();
+            let tokens = page
+                .matches(r#"<input type="hidden" name="_csrf" value="t&quot;&lt;b&gt;">"#)
+                .count();
+            assert!(forms > 0 && tokens == forms, "{page}");
+            assert!(
+                page.contains(
+                    r#"<main>
+<ul class="flash"><li class="flash-info">&lt;b&gt;</li></ul>"#
+                ),
+                "{page}"
+            );
         }
         assert!(limit_text(limit).contains("3 browsers"));
     }

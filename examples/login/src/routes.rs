@@ -1,6 +1,7 @@
 //! The routes and their handlers, on `session-auth`'s [`AuthSession`]: the pages a signed-in
-//! user sees behind `login_required!`, the sign-in, sign-up and logout forms, and the headers
-//! every answer carries.
+//! user sees behind `login_required!`, the sign-in, sign-up and logout forms, the CSRF check
+//! every form post passes, the flash message each action leaves for the page it redirects to
+//! (post/redirect/get), and the headers every answer carries.
 
 use axum::Router;
 use axum::extract::{Form, Query, State};
@@ -13,9 +14,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use session_auth::{AuthManagerLayer, AuthUser, login_required, safe_next};
-use session_hyper::{EndReason, SessionLimit};
+use session_hyper::axum::CsrfToken;
+use session_hyper::flash::{Level, Messages};
+use session_hyper::{CsrfLayer, EndReason, SessionLimit};
 
-use crate::pages::{self, Notice};
+use crate::pages::{self, Frame, Notice};
 use crate::users::{Backend, Credentials, HashingFailed, Refused, User};
 
 /// The request's login state, for this app's users.
@@ -28,8 +31,9 @@ pub struct Site {
     pub limit: SessionLimit,
 }
 
-/// The app: every route, behind the auth layer (which holds the session layer).
-pub fn app(auth: AuthManagerLayer<Backend>, site: Site) -> Router {
+/// The app: every route, behind the CSRF check, behind the auth layer (which holds the session
+/// layer the check reads the session of).
+pub fn app(auth: AuthManagerLayer<Backend>, csrf: CsrfLayer, site: Site) -> Router {
     // Signed-in users only: a page load by anyone else is sent to the sign-in page with the
     // page asked for in `next` (and `ended` when a newer login ended the browser's session),
     // an API call gets 401.
@@ -55,6 +59,11 @@ pub fn app(auth: AuthManagerLayer<Backend>, site: Site) -> Router {
         .merge(members)
         .fallback(not_found)
         .with_state(site)
+        // Every unsafe request (each form here posts) passes the CSRF rule before its handler:
+        // sent by a page of this origin, or carrying a token of this visitor's session in its
+        // `_csrf` field; 403 otherwise. Inside the session layer, whose session it reads.
+        .layer(csrf)
+        .layer(map_response(refused_page))
         .layer(auth)
         // Outermost, so the session layer's own answers (a 503 when the store is down) get
         // the headers too.
@@ -75,6 +84,25 @@ async fn headers(mut res: Response) -> Response {
     res
 }
 
+/// A post the CSRF check refused (its answer is a 403 in plain text, where every page of this
+/// app is HTML) as a page saying what to do.
+async fn refused_page(res: Response) -> Response {
+    let plain = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if res.status() != StatusCode::FORBIDDEN || !plain {
+        return res;
+    }
+    let html = pages::message(
+        "Form refused",
+        "This form came from another site, or from a page older than your last sign-in or \
+         sign-out. Go back, reload the page and send it again.",
+        None,
+    );
+    page(StatusCode::FORBIDDEN, html)
+}
+
 /// A page with a status.
 fn page(status: StatusCode, html: String) -> Response {
     (status, Html(html)).into_response()
@@ -89,6 +117,25 @@ fn see_other(to: &str) -> Response {
 /// Hashing failed: logged, and a 500 (as the auth layer answers a backend failure).
 fn failed(e: HashingFailed) -> Response {
     session_auth::Error::<Backend>::Backend(e).into_response()
+}
+
+/// A CSRF token for a form a post shows again (with what was wrong with it).
+async fn form_frame(auth: &AuthSession) -> Result<Frame, Response> {
+    match auth.session().csrf_token().await {
+        Ok(token) => Ok(Frame {
+            messages: Messages::default(),
+            token,
+        }),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// Leaves `text` for the next page, then a 303 to `to` (post/redirect/get).
+async fn flash_then(auth: &AuthSession, level: Level, text: String, to: &str) -> Response {
+    match auth.session().flash(level, text).await {
+        Ok(()) => see_other(to),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The signed-in user. Behind `login_required!` there is one (the route layer looked them up,
@@ -116,7 +163,14 @@ struct NextPage {
 }
 
 /// `GET /`: the session page (each visit counts a view), or the sign-in form.
-async fn home(auth: AuthSession, State(site): State<Site>, Query(q): Query<NextPage>) -> Response {
+async fn home(
+    auth: AuthSession,
+    State(site): State<Site>,
+    Query(q): Query<NextPage>,
+    messages: Messages,
+    CsrfToken(token): CsrfToken,
+) -> Response {
+    let frame = Frame { messages, token };
     let user = match auth.try_user().await {
         Ok(user) => user,
         Err(e) => return e.into_response(),
@@ -129,7 +183,8 @@ async fn home(auth: AuthSession, State(site): State<Site>, Query(q): Query<NextP
             Err(e) => return e.into_response(),
         };
         let next = safe_next(q.next.as_deref());
-        return page(StatusCode::OK, pages::sign_in(next, "", notice, site.limit));
+        let html = pages::sign_in(next, "", notice, site.limit, &frame);
+        return page(StatusCode::OK, html);
     };
     let session = auth.session();
     let shown = async {
@@ -137,7 +192,7 @@ async fn home(auth: AuthSession, State(site): State<Site>, Query(q): Query<NextP
         session.insert("views", views).await?;
         let sessions = session.list_sessions(&user.id()).await?;
         let current = sessions.iter().find(|s| s.current);
-        Ok::<_, session_hyper::Error>(pages::home(user.name(), views, current))
+        Ok::<_, session_hyper::Error>(pages::home(user.name(), views, current, &frame))
     };
     match shown.await {
         Ok(html) => page(StatusCode::OK, html),
@@ -146,7 +201,7 @@ async fn home(auth: AuthSession, State(site): State<Site>, Query(q): Query<NextP
 }
 
 /// `POST /login`: the name and password checked, then a new session id bound to the user,
-/// under the session limit.
+/// under the session limit, and a message for the page `next` leads to.
 async fn login(
     mut auth: AuthSession,
     State(site): State<Site>,
@@ -157,13 +212,21 @@ async fn login(
     let user = match auth.authenticate(creds).await {
         Ok(Some(user)) => user,
         Ok(None) => {
-            let html = pages::sign_in(&next, &name, Some(Notice::WrongPassword), site.limit);
+            let frame = match form_frame(&auth).await {
+                Ok(frame) => frame,
+                Err(res) => return res,
+            };
+            let notice = Some(Notice::WrongPassword);
+            let html = pages::sign_in(&next, &name, notice, site.limit, &frame);
             return page(StatusCode::UNAUTHORIZED, html);
         }
         Err(e) => return e.into_response(),
     };
     match auth.login(&user).await {
-        Ok(()) => see_other(&next),
+        Ok(()) => {
+            let text = format!("Signed in as {}.", user.name());
+            flash_then(&auth, Level::Success, text, &next).await
+        }
         Err(session_auth::Error::Session(session_hyper::Error::TooManySessions { max })) => {
             page(StatusCode::CONFLICT, pages::too_many(user.name(), max))
         }
@@ -180,8 +243,9 @@ struct SignUp {
 }
 
 /// `GET /signup`: the sign-up form.
-async fn sign_up_form() -> Response {
-    page(StatusCode::OK, pages::sign_up("", None))
+async fn sign_up_form(messages: Messages, CsrfToken(token): CsrfToken) -> Response {
+    let frame = Frame { messages, token };
+    page(StatusCode::OK, pages::sign_up("", None, &frame))
 }
 
 /// `POST /signup`: a new user; then the sign-in form, the name filled in. (Signing up is not
@@ -191,9 +255,14 @@ async fn sign_up(
     State(site): State<Site>,
     Form(form): Form<SignUp>,
 ) -> Response {
+    let frame = match form_frame(&auth).await {
+        Ok(frame) => frame,
+        Err(res) => return res,
+    };
     match auth.backend().sign_up(&form.username, &form.password).await {
         Ok(user) => {
-            let html = pages::sign_in("/", user.name(), Some(Notice::Created), site.limit);
+            let notice = Some(Notice::Created);
+            let html = pages::sign_in("/", user.name(), notice, site.limit, &frame);
             page(StatusCode::CREATED, html)
         }
         Err(Refused::Failed(e)) => failed(e),
@@ -202,28 +271,36 @@ async fn sign_up(
                 Refused::Taken => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            let html = pages::sign_up(&form.username, Some(&refused.message()));
+            let html = pages::sign_up(&form.username, Some(&refused.message()), &frame);
             page(status, html)
         }
     }
 }
 
 /// `GET /private`.
-async fn private(auth: AuthSession) -> Response {
+async fn private(auth: AuthSession, messages: Messages) -> Response {
+    let frame = Frame {
+        messages,
+        token: String::new(),
+    };
     match signed_in(&auth).await {
-        Ok(user) => page(StatusCode::OK, pages::private(user.name())),
+        Ok(user) => page(StatusCode::OK, pages::private(user.name(), &frame)),
         Err(res) => res,
     }
 }
 
 /// `GET /account`: the user's sessions.
-async fn account(auth: AuthSession) -> Response {
+async fn account(auth: AuthSession, messages: Messages, CsrfToken(token): CsrfToken) -> Response {
+    let frame = Frame { messages, token };
     let user = match signed_in(&auth).await {
         Ok(user) => user,
         Err(res) => return res,
     };
     match auth.session().list_sessions(&user.id()).await {
-        Ok(sessions) => page(StatusCode::OK, pages::account(user.name(), &sessions)),
+        Ok(sessions) => page(
+            StatusCode::OK,
+            pages::account(user.name(), &sessions, &frame),
+        ),
         Err(e) => e.into_response(),
     }
 }
@@ -239,7 +316,8 @@ struct Revoke {
     handle: String,
 }
 
-/// `POST /account/revoke`: ends one of the user's sessions.
+/// `POST /account/revoke`: ends one of the user's sessions, then back to the account page,
+/// which says so.
 async fn revoke(auth: AuthSession, Form(form): Form<Revoke>) -> Response {
     let user = match signed_in(&auth).await {
         Ok(user) => user,
@@ -251,7 +329,10 @@ async fn revoke(auth: AuthSession, Form(form): Form<Revoke>) -> Response {
         .revoke_session(&user.id(), &form.handle)
         .await
     {
-        Ok(true) => see_other("/account"),
+        Ok(true) => {
+            let text = "The session was revoked: that browser is signed out.".to_owned();
+            flash_then(&auth, Level::Success, text, "/account").await
+        }
         Ok(false) => page(
             StatusCode::NOT_FOUND,
             pages::message(
@@ -264,22 +345,34 @@ async fn revoke(auth: AuthSession, Form(form): Form<Revoke>) -> Response {
     }
 }
 
-/// `POST /account/logout-others`: ends every session of the user but this one.
+/// `POST /account/logout-others`: ends every session of the user but this one, then back to
+/// the account page, which says how many.
 async fn logout_others(auth: AuthSession) -> Response {
     let user = match signed_in(&auth).await {
         Ok(user) => user,
         Err(res) => return res,
     };
     match auth.session().revoke_other_sessions(&user.id()).await {
-        Ok(_) => see_other("/account"),
+        Ok(ended) => {
+            let text = pages::others_ended(ended);
+            flash_then(&auth, Level::Success, text, "/account").await
+        }
         Err(e) => e.into_response(),
     }
 }
 
 /// `GET /account/password`: the password change form.
-async fn password_form(auth: AuthSession) -> Response {
+async fn password_form(
+    auth: AuthSession,
+    messages: Messages,
+    CsrfToken(token): CsrfToken,
+) -> Response {
+    let frame = Frame { messages, token };
     match signed_in(&auth).await {
-        Ok(user) => page(StatusCode::OK, pages::password_form(user.name(), None)),
+        Ok(user) => page(
+            StatusCode::OK,
+            pages::password_form(user.name(), None, &frame),
+        ),
         Err(res) => res,
     }
 }
@@ -293,7 +386,8 @@ struct NewPassword {
 }
 
 /// `POST /account/password`: the current password checked, the new one set, every other
-/// session of the user ended at once; this one goes on (under a new id).
+/// session of the user ended at once; this one goes on (under a new id), to the account page,
+/// which says how many ended.
 async fn change_password(mut auth: AuthSession, Form(form): Form<NewPassword>) -> Response {
     let user = match signed_in(&auth).await {
         Ok(user) => user,
@@ -312,7 +406,11 @@ async fn change_password(mut auth: AuthSession, Form(form): Form<NewPassword>) -
                 Refused::Stale => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            let html = pages::password_form(user.name(), Some(&refused.message()));
+            let frame = match form_frame(&auth).await {
+                Ok(frame) => frame,
+                Err(res) => return res,
+            };
+            let html = pages::password_form(user.name(), Some(&refused.message()), &frame);
             return page(status, html);
         }
     };
@@ -320,15 +418,22 @@ async fn change_password(mut auth: AuthSession, Form(form): Form<NewPassword>) -
     // session logged in with the old one, this one too, ends at its next request, when its
     // auth hash no longer matches.
     match auth.password_changed(&changed).await {
-        Ok(ended) => page(StatusCode::OK, pages::password_changed(user.name(), ended)),
+        Ok(ended) => {
+            let text = pages::password_changed(ended);
+            flash_then(&auth, Level::Success, text, "/account").await
+        }
         Err(e) => e.into_response(),
     }
 }
 
-/// `POST /logout`: the session ends (its record deleted, its cookies removed).
+/// `POST /logout`: the session ends (its record deleted, its cookies removed); a new one
+/// carries the message the sign-in page shows.
 async fn logout(mut auth: AuthSession) -> Response {
     match auth.logout().await {
-        Ok(_) => see_other("/"),
+        Ok(_) => {
+            let text = "You are signed out.".to_owned();
+            flash_then(&auth, Level::Info, text, "/").await
+        }
         Err(e) => e.into_response(),
     }
 }
