@@ -121,8 +121,9 @@ impl Message {
 }
 
 /// Whether `key` is one of the reserved entries kept beside the handler's data (a flash
-/// message, the CSRF secret): they ride in every record format, koa's included.
-pub(crate) fn is_kept_apart(key: &str) -> bool {
+/// message, the CSRF secret): they ride in every record format, koa's included, and move with
+/// a session from our own cookie mode.
+pub fn is_kept_apart(key: &str) -> bool {
     key.starts_with(FLASH_PREFIX) || key == CSRF_KEY
 }
 

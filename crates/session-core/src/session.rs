@@ -104,7 +104,7 @@ enum Stale {
 /// s.insert("views", 1).unwrap(); // equal value: still exactly one change
 /// assert_eq!(s.delta().set.len(), 1);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionState {
     id: Option<SessionId>,
     retire: Option<Retired>,
@@ -136,8 +136,8 @@ pub struct SessionState {
     /// changes are tracked in `originals` like the data's.
     flash: Data,
     /// `destroy()` or `regenerate()` ran: whatever was bound to the old identity (a CSRF
-    /// secret) must not outlive it.
-    renewed: bool,
+    /// secret) must not outlive it; `Some(true)` when it was a destroy.
+    renewed: Option<bool>,
 }
 
 impl SessionState {
@@ -279,7 +279,7 @@ impl SessionState {
         self.owner_dirty = false;
         self.id = None;
         self.is_new = true;
-        self.renewed = true;
+        self.renewed = Some(true);
         self.data.clear();
         self.flash.clear();
         self.originals.clear();
@@ -307,7 +307,7 @@ impl SessionState {
         }
         self.id = None;
         self.regenerate = true;
-        self.renewed = true;
+        self.renewed = Some(self.renewed == Some(true));
         // A secret bound to the old identity does not follow the data to the new one.
         self.drop_csrf_secret();
         // A bound session stays bound under its new id, which its owner's index must list.

@@ -96,6 +96,9 @@ impl Session {
     pub async fn csrf_token(&self) -> Result<String, Error> {
         let keys = self.0.shared.csrf.as_ref().ok_or(Error::CsrfWithoutKeys)?;
         self.0.shared.csrf_used.store(true, Ordering::Relaxed);
+        // Loaded first in every mode: what the token is bound to depends on what the session
+        // holds (a cookie session's secret).
+        self.ensure_loaded().await?;
         let bound = match self.live_id().await? {
             Some(id) => Bound::Id(id),
             None => Bound::Secret(self.secret_for_minting()),
@@ -115,7 +118,15 @@ impl Session {
         let keys = self.0.shared.csrf.as_ref().ok_or(Error::CsrfWithoutKeys)?;
         self.0.shared.csrf_used.store(true, Ordering::Relaxed);
         let live = self.live_id().await?;
-        let secret = self.with(|s| s.csrf_secret().map(str::to_owned)).await?;
+        // A session that holds data (and came with the request) never takes a token of its
+        // visitor's nonce cookie: that cookie could have been planted. Only a visitor whose
+        // session is new or empty does.
+        let (secret, anonymous) = self
+            .with(|s| {
+                let anonymous = s.is_new() || !s.is_populated();
+                (s.csrf_secret().map(str::to_owned), anonymous)
+            })
+            .await?;
         let by_secret = |s: &str| keys.verify(token, Binding::Nonce(s.as_bytes()));
         Ok(match (live, secret) {
             (Some(id), secret) => {
@@ -123,7 +134,8 @@ impl Session {
                     || secret.as_deref().is_some_and(by_secret)
             }
             (None, Some(secret)) => by_secret(&secret),
-            (None, None) => self.0.page.nonces.iter().any(|n| by_secret(n)),
+            (None, None) if anonymous => self.0.page.nonces.iter().any(|n| by_secret(n)),
+            (None, None) => false,
         })
     }
 

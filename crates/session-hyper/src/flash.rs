@@ -158,7 +158,7 @@ impl Session {
     pub(crate) fn put_back_taken(&self, back: bool) {
         let mut st = self.lock();
         let keys: Vec<(String, serde_json::Value)> = st.page.taken.clone();
-        if let Some(s) = st.session.as_mut() {
+        if let Some(s) = st.session.as_mut().filter(|s| !s.destroyed_in_request()) {
             for (k, v) in keys {
                 if back {
                     s.restore_flash(&k, v);
@@ -174,7 +174,7 @@ impl Session {
     pub(crate) fn restore_flash(&self) {
         let mut st = self.lock();
         let taken = std::mem::take(&mut st.page.taken);
-        if let Some(s) = st.session.as_mut() {
+        if let Some(s) = st.session.as_mut().filter(|s| !s.destroyed_in_request()) {
             for (k, v) in taken {
                 s.restore_flash(&k, v);
             }

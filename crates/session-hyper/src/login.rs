@@ -58,7 +58,13 @@ impl Session {
             })
             .await?;
         let done = match bound {
-            Ok(()) => commit(self).await,
+            Ok(()) => {
+                // As `Session::commit`: shown messages are removed by the end-of-request commit.
+                self.put_back_taken(true);
+                let done = commit(self).await;
+                self.put_back_taken(false);
+                done
+            }
             Err(e) => Err(e.into()),
         };
         if done.is_err() {

@@ -168,13 +168,18 @@ async fn home(
     State(site): State<Site>,
     Query(q): Query<NextPage>,
     messages: Messages,
-    CsrfToken(token): CsrfToken,
 ) -> Response {
-    let frame = Frame { messages, token };
     let user = match auth.try_user().await {
         Ok(user) => user,
         Err(e) => return e.into_response(),
     };
+    // The token after the user check: a check that ends the session (a password changed
+    // elsewhere) renews what the token is bound to.
+    let token = match auth.session().csrf_token().await {
+        Ok(token) => token,
+        Err(e) => return e.into_response(),
+    };
+    let frame = Frame { messages, token };
     let Some(user) = user else {
         let notice = match auth.ended().await {
             Ok(reason) => reason

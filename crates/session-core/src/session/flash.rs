@@ -123,6 +123,30 @@ impl SessionState {
     /// Whether `destroy()` or `regenerate()` ran in this request: whatever was bound to the
     /// old identity must not outlive it (the middleware rotates its CSRF secret).
     pub fn identity_renewed(&self) -> bool {
-        self.renewed
+        self.renewed.is_some()
+    }
+
+    /// Whether `destroy()` ran in this request: messages a page took before it belong to the
+    /// session that ended, and are never put back into the one after it.
+    pub fn destroyed_in_request(&self) -> bool {
+        self.renewed == Some(true)
+    }
+}
+
+impl std::fmt::Debug for SessionState {
+    // Session data, messages, the CSRF secret and the owner stay out of `Debug` (a `before_save`
+    // hook or a store of the app's own may log a session): counts and flags only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionState")
+            .field("id", &self.id)
+            .field("is_new", &self.is_new)
+            .field("keys", &self.data.len())
+            .field("messages", &self.flash_keys().len())
+            .field("csrf_secret", &self.csrf_secret().map(|_| "<redacted>"))
+            .field("owner", &self.owner.as_ref().map(|_| "<redacted>"))
+            .field("meta", &self.meta)
+            .field("regenerate", &self.regenerate)
+            .field("retire", &self.retire)
+            .finish_non_exhaustive()
     }
 }

@@ -179,7 +179,7 @@ impl SessionState {
             owner_dirty: false,
             ended: None,
             flash: Data::new(),
-            renewed: false,
+            renewed: None,
         }
     }
 
@@ -265,7 +265,7 @@ impl SessionState {
             owner_dirty: false,
             ended: None,
             flash,
-            renewed: false,
+            renewed: None,
         }
     }
 }

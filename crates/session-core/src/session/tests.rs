@@ -336,3 +336,21 @@ fn the_csrf_secret_is_kept_apart_written_once_and_dropped_by_a_regenerate() {
     assert_eq!(kept.len(), MAX_FLASH_MESSAGES);
     assert_eq!(kept[0].1.text, "m5");
 }
+
+#[test]
+fn debug_shows_no_data_messages_secret_or_owner() {
+    use crate::flash::{CSRF_KEY, Level, Message};
+    let mut s = loaded(json!({ "user": "ada-lovelace", CSRF_KEY: "the-secret-nonce" }));
+    s.add_flash(&Message::new(Level::Info, "a private note"), 1, 1);
+    s.set_owner("owner-grace", Some("Firefox")).unwrap();
+    let shown = format!("{s:?}");
+    for secret in [
+        "ada-lovelace",
+        "the-secret-nonce",
+        "a private note",
+        "owner-grace",
+        "Firefox",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}

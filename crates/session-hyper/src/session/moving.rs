@@ -445,9 +445,14 @@ fn placeholder(now: u64, ttl: std::time::Duration) -> Record {
     }
 }
 
-/// Why old data can't move: a key our rules reserve, or more than [`MAX_MOVED_BYTES`].
+/// Why old data can't move: a key our rules reserve, or more than [`MAX_MOVED_BYTES`]. Flash
+/// messages and a CSRF secret (ours, from our own cookie mode) move: the move's regenerate
+/// drops the secret, and the messages stay for the next page.
 pub(crate) fn refused(data: &Data) -> Option<&'static str> {
-    if data.keys().any(|k| k.starts_with('_')) {
+    if data
+        .keys()
+        .any(|k| k.starts_with('_') && !session_core::flash::is_kept_apart(k))
+    {
         return Some("a key starts with '_', which this library reserves");
     }
     let size = serde_json::to_vec(data).map_or(usize::MAX, |v| v.len());

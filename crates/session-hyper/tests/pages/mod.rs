@@ -1,7 +1,7 @@
-//! What `flash.rs` and `csrf.rs` share: an axum app served on a loopback port, a client that
-//! sends exactly the cookies and fetch metadata a test gives it and never follows a redirect,
-//! and the stores and cookie modes the tests run on. The app each attacks is in `flash_app`
-//! and `csrf_app`.
+//! What `flash.rs`, `csrf.rs` and `csrf_sessions.rs` share: an axum app served on a loopback
+//! port, a client that sends exactly the cookies and fetch metadata a test gives it and never
+//! follows a redirect, and the stores and cookie modes the tests run on. The apps of the first
+//! two are in `flash_app` and `csrf_app`.
 #![allow(dead_code)]
 
 pub mod csrf_app;
