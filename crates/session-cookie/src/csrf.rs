@@ -1,10 +1,12 @@
 //! CSRF tokens of the synchronizer pattern, masked per response.
 //!
-//! A token proves that the page which sent a form was served to this visitor. Its secret is
-//! never stored: it is an HMAC-SHA-256, under a subkey derived from the signing key, of what
-//! the token is bound to ([`Binding`]): the session's id while a session exists in a store,
-//! or a random nonce the middleware keeps in a cookie of its own otherwise. A new id (a login's
-//! regenerate) or a new nonce is a new secret, so every older token fails.
+//! A token proves that the page which sent a form was served to this visitor. It is an
+//! HMAC-SHA-256, under a subkey derived from the signing key, of what the token is bound to
+//! ([`Binding`]): the session's id while a session lives in a store, or a random value — a
+//! nonce the middleware keeps in a cookie of its own for a visitor without a session, which a
+//! session keeps as its secret once it holds data. A new id (a login's regenerate) or a new
+//! secret makes every older token fail. (Which binding a request gets is the middleware's rule:
+//! see `session_hyper::csrf`.)
 //!
 //! Each token shows the secret XORed with 32 fresh random bytes, sent beside it: every page
 //! carries a different token (so a compression side channel such as BREACH learns nothing
@@ -54,8 +56,7 @@ const HKDF_INFO: &[u8] = b"session-cookie v1 csrf token HMAC-SHA-256";
 pub enum Binding<'a> {
     /// A session held in a store, by its id.
     Session(&'a [u8]),
-    /// A visitor without a stored session (or any visitor in cookie mode), by the nonce of its
-    /// CSRF cookie.
+    /// A random value: the nonce of a visitor's CSRF cookie, or the secret a session keeps.
     Nonce(&'a [u8]),
 }
 

@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-/// The prefix of the record keys flash messages are stored under. A key is the prefix, the
-/// time the message was added (13 decimal digits of ms since the epoch), a counter of the
-/// adding request and a random tag, so keys sort in the order messages were added and two
-/// servers never pick the same one.
+/// The prefix of the record keys flash messages are stored under. A key is the prefix, a
+/// stamp (the time the message was added, 13 decimal digits of ms since the epoch, and a
+/// sequence number; stamps grow strictly within a process) and a random tag: one server's
+/// messages sort in the order they were added, two servers never pick the same key, and
+/// messages two servers add in the same millisecond are ordered by their tags.
 pub const FLASH_PREFIX: &str = "_flash.";
 
 /// The reserved record key of a session's CSRF secret (a random nonce, base64url), where the

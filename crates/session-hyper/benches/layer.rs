@@ -10,7 +10,8 @@
 //!
 //! And what a page pays for flash messages and CSRF tokens: a returning user's page that reads
 //! its session (the baseline), the same page also reading its flash messages (none pending, the
-//! common case), minting a CSRF token, and a POST checking a token from its header.
+//! common case) or taking one, minting a CSRF token (for a session, and for an anonymous
+//! visitor), and a POST checking a token from its header (store and cookie mode).
 //!
 //! Run: `cargo bench -p session-hyper --bench layer`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -96,8 +97,13 @@ async fn page(req: Request<()>) -> Result<Res, Infallible> {
     let Ok(s) = Session::from_request(&req) else {
         return Ok(Response::new(Full::from("no session")));
     };
-    if req.uri().path() == "/count" {
-        return counter(req).await;
+    match req.uri().path() {
+        "/count" => return counter(req).await,
+        "/add" => {
+            let _ = s.flash(session_hyper::flash::Level::Info, "Saved.").await;
+            return Ok(Response::new(Full::from("added")));
+        }
+        _ => {}
     }
     let n: u64 = s.get("views").await.ok().flatten().unwrap_or(0);
     let extra = match (req.method(), req.uri().path()) {
@@ -294,6 +300,49 @@ fn bench(c: &mut Criterion) {
                 .body(())
                 .expect("request");
             send(&rt, &mut pages, req)
+        })
+    });
+    // A page that shows (and takes) one message: a store write removing its key. The message
+    // is added before each measured request, unmeasured.
+    g.bench_function("page_takes_a_message", |b| {
+        b.iter_batched(
+            || send(&rt, &mut pages, get_with("/add", &jar)),
+            |_| send(&rt, &mut pages, get_with("/messages", &jar)),
+            BatchSize::SmallInput,
+        )
+    });
+    // An anonymous visitor's token: bound to a new nonce cookie, no store record.
+    g.bench_function("anonymous_token", |b| {
+        b.iter(|| {
+            let req = Request::get("/token").body(()).expect("request");
+            send(&rt, &mut pages, req)
+        })
+    });
+    // Cookie mode: the token is bound to the secret the session keeps in its cookie.
+    let mut cookie_pages = layer("cookie").wrap(service_fn(page));
+    let cjar = cookie_header(&send(&rt, &mut cookie_pages, get_with("/count", "")));
+    let res = send(&rt, &mut cookie_pages, get_with("/token", &cjar));
+    let cjar = {
+        // The token's response gives the cookie its secret: the browser keeps the new one.
+        let set = cookie_header(&res);
+        if set.is_empty() { cjar } else { set }
+    };
+    let ctoken = {
+        let bytes = rt
+            .block_on(http_body_util::BodyExt::collect(res.into_body()))
+            .expect("body")
+            .to_bytes();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        body.split_once("views").expect("a token").1.to_owned()
+    };
+    g.bench_function("cookie_post_csrf_check", |b| {
+        b.iter(|| {
+            let req = Request::post("/")
+                .header(header::COOKIE, &cjar)
+                .header("x-csrf-token", &ctoken)
+                .body(())
+                .expect("request");
+            send(&rt, &mut cookie_pages, req)
         })
     });
     let mut svc = service_fn(bare);

@@ -7,7 +7,8 @@
 //! an XHR or htmx request (`X-Requested-With`, `HX-Request`) unless
 //! [`flash_taken_by_scripts`](crate::SessionLayerBuilder::flash_taken_by_scripts) is on — and
 //! a prefetch or prerender (`Sec-Purpose` or `Purpose` naming `prefetch`) is shown none. A
-//! request with no fetch metadata (an older browser, a plain client) takes them. A page that
+//! `HEAD` request (answered without a body) sees them and leaves them. A request with no fetch
+//! metadata (an older browser, a plain client) takes them. A page that
 //! fails (5xx) keeps them for the retry.
 
 use serde::Serialize;

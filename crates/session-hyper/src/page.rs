@@ -26,8 +26,9 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    /// Reads the request's headers.
-    pub(crate) fn of(headers: &HeaderMap) -> Kind {
+    /// Reads the request's method and headers. A `HEAD` request (a link checker, `curl -I`)
+    /// is answered without a body, so it can't show a message: it never takes one.
+    pub(crate) fn of(method: &http::Method, headers: &HeaderMap) -> Kind {
         let has = |name: &str, pred: &dyn Fn(&str) -> bool| {
             headers.get_all(name).iter().any(|v| {
                 v.to_str()
@@ -43,7 +44,8 @@ impl Kind {
         if headers.contains_key("x-requested-with") || headers.contains_key("hx-request") {
             return Kind::Scripted;
         }
-        if has("sec-fetch-mode", &|v| v.trim() != "navigate")
+        if method == http::Method::HEAD
+            || has("sec-fetch-mode", &|v| v.trim() != "navigate")
             || has("sec-fetch-dest", &|v| v.trim() != "document")
         {
             return Kind::Background;
@@ -79,7 +81,7 @@ impl std::fmt::Debug for Page {
 }
 
 impl Page {
-    pub(crate) fn read(headers: &HeaderMap, cookie_name: &str) -> Page {
+    pub(crate) fn read(method: &http::Method, headers: &HeaderMap, cookie_name: &str) -> Page {
         let name = format!("{cookie_name}.{NONCE_COOKIE_SUFFIX}");
         let fields = headers.get_all(http::header::COOKIE);
         let nonces = session_cookie::parse::values_of(fields.iter().map(|v| v.as_bytes()), &name)
@@ -88,7 +90,7 @@ impl Page {
             .filter_map(|v| std::str::from_utf8(v).ok().map(str::to_owned))
             .collect();
         Page {
-            kind: Kind::of(headers),
+            kind: Kind::of(method, headers),
             nonces,
         }
     }
@@ -141,7 +143,7 @@ mod tests {
         for (k, v) in pairs {
             h.append(*k, http::HeaderValue::from_static(v));
         }
-        Kind::of(&h)
+        Kind::of(&http::Method::GET, &h)
     }
 
     #[test]
@@ -183,6 +185,7 @@ mod tests {
         let mut h = HeaderMap::new();
         let cookie = format!("sid=x; sid.csrf=bad; sid.csrf={}", encode_nonce(&n));
         h.insert(http::header::COOKIE, cookie.parse().unwrap());
-        assert_eq!(Page::read(&h, "sid").nonces, vec![encode_nonce(&n)]);
+        assert_eq!(Kind::of(&http::Method::HEAD, &h), Kind::Background);
+        assert_eq!(Page::read(&http::Method::GET, &h, "sid").nonces, vec![encode_nonce(&n)]);
     }
 }

@@ -99,7 +99,7 @@ pub(crate) fn attach<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> (Session,
         },
         _ => None,
     };
-    let page = crate::page::Page::read(req.headers(), &shared.config.cookie().name);
+    let page = crate::page::Page::read(req.method(), req.headers(), &shared.config.cookie().name);
     let session = Session::new(Arc::clone(shared), incoming, hidden, secure, old, page);
     req.extensions_mut().insert(session.clone());
     (session, clear_sig && shared.cookies.keygrip().is_some())

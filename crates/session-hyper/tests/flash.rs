@@ -6,8 +6,7 @@
 //! the app sees, never a cookie silently dropped. Over real TCP, on the memory store, signed
 //! and encrypted cookies, and on Redis and PostgreSQL with `--features redis-tests` and
 //! `postgres-tests`; the races run hundreds of rounds of concurrent requests on one cookie.
-//! The app is `pages/flash_app.rs`. A test whose doc says FAILS documents a library bug it
-//! found; it passes once the bug is fixed.
+//! The app is `pages/flash_app.rs`.
 #![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -360,9 +359,8 @@ async fn messages_survive_cookies_and_koa_records() {
 }
 
 /// A page that took the messages and then failed keeps them, even where it committed first:
-/// by `Session::commit` (FAILS without `save_on_server_error`: library bug, the early commit
-/// wrote the removal and the 5xx skips the commit that would put them back), or by minting a
-/// token for a session it renewed.
+/// by `Session::commit` (which leaves shown messages to the end-of-request commit, found by
+/// this test), or after minting a token for a session it renewed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_page_that_committed_early_keeps_its_messages() {
     let mut f = Vec::new();

@@ -49,8 +49,8 @@ async fn fail_committed(session: Session, messages: Messages) -> Result<StatusCo
     Ok(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// `GET /fail-token`: shows the messages, renews the id, renders a CSRF token (which commits
-/// the renewed session first, to bind the token to its id), and fails.
+/// `GET /fail-token`: shows the messages, renews the id, renders a CSRF token (the renewed
+/// session adopts a fresh secret for it), and fails.
 async fn fail_token(session: Session, messages: Messages) -> Result<StatusCode, Error> {
     session.regenerate().await?;
     session.csrf_token().await?;

@@ -7,10 +7,6 @@ use session_testkit::client::{Reply, send};
 
 use super::json;
 
-/// The modes every test runs in: a store (tokens bound to the session's id once it is stored)
-/// and the cookie (tokens bound to the nonce cookie).
-pub const STORES: [&str; 2] = ["memory", "cookie"];
-
 /// A form's content type.
 pub const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -99,11 +95,4 @@ pub async fn unsafe_call(
         _ => rb,
     };
     send(rb).await
-}
-
-/// Messages added by requests less than a millisecond apart may be shown in either order (a
-/// library bug: see `messages_added_in_one_millisecond_keep_their_order`); a test that checks
-/// the order waits this long between them.
-pub async fn next_millisecond() {
-    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
 }
