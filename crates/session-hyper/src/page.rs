@@ -186,6 +186,9 @@ mod tests {
         let cookie = format!("sid=x; sid.csrf=bad; sid.csrf={}", encode_nonce(&n));
         h.insert(http::header::COOKIE, cookie.parse().unwrap());
         assert_eq!(Kind::of(&http::Method::HEAD, &h), Kind::Background);
-        assert_eq!(Page::read(&http::Method::GET, &h, "sid").nonces, vec![encode_nonce(&n)]);
+        assert_eq!(
+            Page::read(&http::Method::GET, &h, "sid").nonces,
+            vec![encode_nonce(&n)]
+        );
     }
 }

@@ -138,7 +138,7 @@ async fn bad_messages_are_refused() {
 
     let levels = ["debug", "info", "success", "warning", "error"];
     for (i, level) in levels.iter().enumerate() {
-            assert_eq!(flash(&c, url, level, &format!("m{i}"), &[]).await, 204);
+        assert_eq!(flash(&c, url, level, &format!("m{i}"), &[]).await, 204);
     }
     let all: Vec<Value> = levels
         .iter()
