@@ -47,8 +47,9 @@ pub struct Meta {
     pub created: Option<u64>,
 }
 
-/// A stored session: user data plus [`Meta`].
-#[derive(Debug, Clone, PartialEq)]
+/// A stored session: user data plus [`Meta`]. Its `Debug` shows the keys, never their values
+/// (session data stays out of logs).
+#[derive(Clone, PartialEq)]
 pub struct Record {
     /// The user's keys, in insertion order.
     pub data: Data,
@@ -57,8 +58,9 @@ pub struct Record {
 }
 
 /// The changes one request made to a session, so a store can apply them to the record as it is
-/// now instead of overwriting it with this request's stale copy.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// now instead of overwriting it with this request's stale copy. Its `Debug` shows the keys,
+/// never their values.
+#[derive(Clone, Default, PartialEq)]
 pub struct Delta {
     /// The request replaced the whole data (`clear()`, or a session written for the first time):
     /// the store must write [`Record::data`] as a whole.
@@ -67,6 +69,25 @@ pub struct Delta {
     pub set: Vec<(String, Value)>,
     /// Top-level keys removed.
     pub removed: Vec<String>,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Delta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delta")
+            .field("replace", &self.replace)
+            .field("set", &self.set.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("removed", &self.removed)
+            .finish()
+    }
 }
 
 impl Delta {

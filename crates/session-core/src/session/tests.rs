@@ -354,3 +354,15 @@ fn debug_shows_no_data_messages_secret_or_owner() {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
 }
+
+#[test]
+fn records_and_deltas_show_keys_never_values_in_debug() {
+    let mut s = loaded(json!({ "user": "ada-lovelace" }));
+    s.insert("card", "4111-1111").unwrap();
+    let shown = format!("{:?} {:?}", s.to_record(), s.delta());
+    assert!(shown.contains("user") && shown.contains("card"), "{shown}");
+    assert!(
+        !shown.contains("ada-lovelace") && !shown.contains("4111"),
+        "{shown}"
+    );
+}
