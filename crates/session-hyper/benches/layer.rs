@@ -158,6 +158,16 @@ fn request(cookie: Option<&str>) -> Request<()> {
     b.body(()).expect("request")
 }
 
+/// The token a `/token` page shows (its body after `N views`).
+fn token_of(rt: &tokio::runtime::Runtime, res: Res) -> String {
+    let bytes = rt
+        .block_on(http_body_util::BodyExt::collect(res.into_body()))
+        .expect("body")
+        .to_bytes();
+    let body = String::from_utf8_lossy(&bytes).into_owned();
+    body.split_once("views").expect("a token").1.to_owned()
+}
+
 fn get_with(uri: &str, cookie: &str) -> Request<()> {
     Request::get(uri)
         .header(header::COOKIE, cookie)
@@ -274,15 +284,7 @@ fn bench(c: &mut Criterion) {
     // stored one, made by `/count`, so its tokens are bound to its id).
     let mut pages = layer("memory").wrap(service_fn(page));
     let jar = cookie_header(&send(&rt, &mut pages, get_with("/count", "")));
-    let token = {
-        let res = send(&rt, &mut pages, get_with("/token", &jar));
-        let bytes = rt
-            .block_on(http_body_util::BodyExt::collect(res.into_body()))
-            .expect("body")
-            .to_bytes();
-        let body = String::from_utf8_lossy(&bytes).into_owned();
-        body.split_once("views").expect("a token").1.to_owned()
-    };
+    let token = token_of(&rt, send(&rt, &mut pages, get_with("/token", &jar)));
     for (name, uri) in [
         ("page_read", "/"),
         ("page_messages", "/messages"),
@@ -328,14 +330,7 @@ fn bench(c: &mut Criterion) {
         let set = cookie_header(&res);
         if set.is_empty() { cjar } else { set }
     };
-    let ctoken = {
-        let bytes = rt
-            .block_on(http_body_util::BodyExt::collect(res.into_body()))
-            .expect("body")
-            .to_bytes();
-        let body = String::from_utf8_lossy(&bytes).into_owned();
-        body.split_once("views").expect("a token").1.to_owned()
-    };
+    let ctoken = token_of(&rt, res);
     g.bench_function("cookie_post_csrf_check", |b| {
         b.iter(|| {
             let req = Request::post("/")

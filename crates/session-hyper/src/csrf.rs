@@ -98,8 +98,8 @@ impl Session {
         self.0.shared.csrf_used.store(true, Ordering::Relaxed);
         // Loaded first in every mode: what the token is bound to depends on what the session
         // holds (a cookie session's secret).
-        self.ensure_loaded().await?;
-        let bound = match self.live_id().await? {
+        let cookie_mode = self.cookie_mode();
+        let bound = match self.with(|s| live_id(cookie_mode, s)).await? {
             Some(id) => Bound::Id(id),
             None => Bound::Secret(self.secret_for_minting()),
         };
@@ -117,14 +117,15 @@ impl Session {
     pub async fn csrf_token_is_valid(&self, token: &str) -> Result<bool, Error> {
         let keys = self.0.shared.csrf.as_ref().ok_or(Error::CsrfWithoutKeys)?;
         self.0.shared.csrf_used.store(true, Ordering::Relaxed);
-        let live = self.live_id().await?;
         // A session that holds data (and came with the request) never takes a token of its
         // visitor's nonce cookie: that cookie could have been planted. Only a visitor whose
         // session is new or empty does.
-        let (secret, anonymous) = self
+        let cookie_mode = self.cookie_mode();
+        let (live, secret, anonymous) = self
             .with(|s| {
                 let anonymous = s.is_new() || !s.is_populated();
-                (s.csrf_secret().map(str::to_owned), anonymous)
+                let secret = s.csrf_secret().map(str::to_owned);
+                (live_id(cookie_mode, s), secret, anonymous)
             })
             .await?;
         let by_secret = |s: &str| keys.verify(token, Binding::Nonce(s.as_bytes()));
@@ -158,15 +159,6 @@ impl Session {
                 Some(_) => Err(Error::Csrf(Refusal::Invalid)),
             },
         }
-    }
-
-    /// The id of the request's live stored session (store mode), if it has one.
-    async fn live_id(&self) -> Result<Option<SessionId>, Error> {
-        if matches!(self.0.shared.backend, Backend::Cookie(_)) {
-            return Ok(None);
-        }
-        self.with(|s| SessionDriver::id(s).filter(|_| !s.is_new()).cloned())
-            .await
     }
 
     /// The secret a token minted now is bound to, where the session has no live id: the
@@ -236,6 +228,14 @@ impl Session {
         let st = self.lock();
         st.page.minted || st.page.shown
     }
+}
+
+/// The id of the request's live stored session, if it has one (never in cookie mode).
+fn live_id(cookie_mode: bool, s: &session_core::SessionState) -> Option<SessionId> {
+    if cookie_mode {
+        return None;
+    }
+    SessionDriver::id(s).filter(|_| !s.is_new()).cloned()
 }
 
 /// The session's secret, after adopting one if it holds data and has none: a regenerated
@@ -413,7 +413,8 @@ where
                 .await;
             match first {
                 Ok(()) => return inner.call(req).await,
-                Err(Error::Csrf(Refusal::Missing | Refusal::Invalid)) if is_form(&req) => {}
+                Err(Error::Csrf(Refusal::Missing | Refusal::Invalid)) if is_form(req.headers()) => {
+                }
                 Err(e) => return Ok(session.refusal(&e)),
             }
             let (req, token) = match form_token(req, layer.max_form_bytes).await {
@@ -431,9 +432,10 @@ where
     }
 }
 
-/// Whether the request's body is a form (`application/x-www-form-urlencoded`).
-fn is_form<B>(req: &Request<B>) -> bool {
-    req.headers()
+/// Whether a request with these headers carries a form (`application/x-www-form-urlencoded`,
+/// parameters aside): the kind of body whose [`CSRF_FIELD`] is read for the token.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -441,6 +443,14 @@ fn is_form<B>(req: &Request<B>) -> bool {
             v.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
+}
+
+/// The token in a form's body: its first [`CSRF_FIELD`] field, decoded. For a handler that
+/// reads the body itself (a plain hyper body) and then calls [`Session::check_csrf`].
+pub fn token_in_form(body: &[u8]) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == CSRF_FIELD)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The `_csrf` field of a form (the body is read, up to `limit`, and put back).
@@ -460,9 +470,7 @@ where
         }
         Err(_) => return Err(Refusal::Unreadable),
     };
-    let token = form_urlencoded::parse(&bytes)
-        .find(|(k, _)| k == CSRF_FIELD)
-        .map(|(_, v)| v.into_owned());
+    let token = token_in_form(&bytes);
     Ok((Request::from_parts(parts, B::from(bytes)), token))
 }
 
@@ -476,6 +484,24 @@ mod tests {
             h.append("sec-fetch-site", http::HeaderValue::from_static(s));
         }
         verdict(&method, &h)
+    }
+
+    #[test]
+    fn the_token_field_of_a_form() {
+        let body = b"text=Saved+%21&_csrf=ab%2Dc_d&_csrf=second";
+        assert_eq!(token_in_form(body).as_deref(), Some("ab-c_d"));
+        assert_eq!(token_in_form(b"%5Fcsrf=x").as_deref(), Some("x"));
+        assert_eq!(token_in_form(b"_csrf").as_deref(), Some(""));
+        assert_eq!(token_in_form(b"csrf=x&"), None);
+        assert_eq!(token_in_form(b""), None);
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            "Application/X-WWW-Form-Urlencoded; charset=utf-8"
+                .parse()
+                .unwrap(),
+        );
+        assert!(is_form(&h));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode, body::Incoming};
 use serde_json::Value;
-use session_hyper::csrf::{CSRF_FIELD, CSRF_HEADER, Refusal};
+use session_hyper::csrf::{CSRF_HEADER, Refusal, is_form, token_in_form};
 use session_hyper::flash::Level;
 use session_hyper::{Error, Session};
 
@@ -47,7 +47,7 @@ pub(crate) async fn csrf_gate(
         .await
     {
         Ok(()) => return Ok(unread(req)),
-        Err(Error::Csrf(Refusal::Missing | Refusal::Invalid)) if is_form(&req) => {}
+        Err(Error::Csrf(Refusal::Missing | Refusal::Invalid)) if is_form(req.headers()) => {}
         Err(e) => return Err(e.response()),
     }
     let (parts, body) = req.into_parts();
@@ -58,7 +58,7 @@ pub(crate) async fn csrf_gate(
         }
         Err(_) => return Err(Error::Csrf(Refusal::Unreadable).response()),
     };
-    let token = form_field(&bytes, CSRF_FIELD);
+    let token = token_in_form(&bytes);
     let req = Request::from_parts(parts, Either::Right(Full::new(bytes)));
     match session
         .check_csrf(req.method(), req.headers(), token.as_deref())
@@ -67,36 +67,6 @@ pub(crate) async fn csrf_gate(
         Ok(()) => Ok(req),
         Err(e) => Err(e.response()),
     }
-}
-
-/// Whether the body is a form (`application/x-www-form-urlencoded`, parameters aside).
-fn is_form<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
-/// The first value of field `name` in an `application/x-www-form-urlencoded` body (`+` is a
-/// space, `%XX` a byte; not UTF-8 is replaced, and then is no valid token).
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    let decode = |part: &[u8]| {
-        let spaced: Vec<u8> = part
-            .iter()
-            .map(|&b| if b == b'+' { b' ' } else { b })
-            .collect();
-        String::from_utf8_lossy(&percent_encoding::percent_decode(&spaced).collect::<Vec<u8>>())
-            .into_owned()
-    };
-    body.split(|&b| b == b'&').find_map(|pair| {
-        let mut kv = pair.splitn(2, |&b| b == b'=');
-        let key = kv.next().unwrap_or_default();
-        (decode(key) == name).then(|| decode(kv.next().unwrap_or_default()))
-    })
 }
 
 /// A JSON answer.
@@ -155,20 +125,4 @@ pub(crate) async fn token(session: &Session, on: bool) -> Result<Response<Full<B
     }
     let token = session.csrf_token().await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "token": token })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::form_field;
-
-    #[test]
-    fn the_token_field_of_a_form() {
-        let body = b"text=Saved+%21&_csrf=ab%2Dc_d&_csrf=second";
-        assert_eq!(form_field(body, "_csrf").as_deref(), Some("ab-c_d"));
-        assert_eq!(form_field(body, "text").as_deref(), Some("Saved !"));
-        assert_eq!(form_field(b"%5Fcsrf=x", "_csrf").as_deref(), Some("x"));
-        assert_eq!(form_field(b"_csrf", "_csrf").as_deref(), Some(""));
-        assert_eq!(form_field(b"csrf=x&", "_csrf"), None);
-        assert_eq!(form_field(b"", "_csrf"), None);
-    }
 }

@@ -32,14 +32,8 @@ impl SessionState {
     /// servers adding at the same millisecond apart. Returns its record key.
     pub fn add_flash(&mut self, message: &Message, now_ms: u64, tag: u64) -> String {
         let key = flash_key(now_ms, tag);
-        let mut held: Vec<String> = self
-            .flash
-            .keys()
-            .filter(|k| k.starts_with(FLASH_PREFIX))
-            .cloned()
-            .collect();
+        let held = self.flash_keys();
         if held.len() >= MAX_FLASH_MESSAGES {
-            held.sort();
             for old in &held[..=held.len() - MAX_FLASH_MESSAGES] {
                 self.take_flash(old);
             }
