@@ -21,7 +21,7 @@ use session_hyper::{MemoryStore, SessionLayer};
 use session_testkit::client::Jar;
 
 use pages::csrf_app::{FORM, MAX_FORM, Tok, client, expect, flip, post_to, send, token};
-use pages::{Client, Mode, NAME, NONCE, PLAIN, assert_none, config};
+use pages::{Client, Mode, NAME, NONCE, PLAIN, assert_none, config, nonce_cookie};
 
 /// One case of the rule: what it is, the path, the cookies, `Sec-Fetch-Site`, the token, and
 /// the status it must answer.
@@ -522,12 +522,7 @@ async fn a_planted_nonce_cookie_gains_nothing_against_a_session() {
         let c = client(mode.layer(|b| b).await).await;
         let mut attacker = Jar::default();
         let theirs = token(&c, &mut attacker).await;
-        let planted = attacker
-            .0
-            .iter()
-            .find(|(k, _)| k == NONCE)
-            .cloned()
-            .unwrap();
+        let planted = nonce_cookie(&attacker);
         for first_page in [false, true] {
             // A visitor whose session begins before (or after) its first token.
             let mut victim = Jar::default();

@@ -1,14 +1,17 @@
 //! Attacks flash messages and CSRF tokens on sessions that did not start with them: **a cookie
 //! session made before the app used tokens never takes a token of a planted nonce cookie; a
 //! site that used flash messages and tokens in cookie mode moves into a store without logging
-//! anyone out, messages included; and a page that shows messages and then logs out never puts
-//! them back into the next session.** Over real TCP through small axum apps, in the signed and
+//! anyone out, messages included; a page that shows messages and then logs out never puts
+//! them back into the next session; and a store that refuses or stalls turns no CSRF check
+//! into a pass or a 403 and loses no message.** Over real TCP through small axum apps, in the signed and
 //! the encrypted cookie mode. The old and the new app are two layers with the same keys, as
 //! two deployments of one site would be.
 #![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod pages;
+
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -17,9 +20,10 @@ use session_hyper::axum::CsrfToken;
 use session_hyper::flash::{Level, Messages};
 use session_hyper::{Error, MemoryStore, Session, SessionLayer};
 use session_testkit::client::Jar;
+use session_testkit::stores::{FAIL, HANG, OK, Probe};
 
 use pages::csrf_app::{Tok, expect, post_to};
-use pages::{Client, Mode, NONCE, PLAIN, assert_none, config, serve};
+use pages::{Client, Mode, PLAIN, assert_none, config, nonce_cookie, serve};
 
 /// `GET /start`: a session begins with something in the cart and a message.
 async fn start(session: Session) -> Result<StatusCode, Error> {
@@ -95,12 +99,7 @@ async fn a_cookie_session_from_before_tokens_never_takes_a_planted_nonce() {
             before.visit("/start", &mut victim, PLAIN).await;
             let mut attacker = Jar::default();
             let theirs = token(&after, &mut attacker).await;
-            let planted = attacker
-                .0
-                .iter()
-                .find(|(k, _)| k == NONCE)
-                .cloned()
-                .unwrap();
+            let planted = nonce_cookie(&attacker);
             let mut jar = victim.clone();
             jar.0.push(planted.clone());
             let what = format!("{mode:?} round {round}");
@@ -203,4 +202,95 @@ async fn a_page_that_logs_out_after_showing_messages_never_puts_them_back() {
         }
     }
     assert_none("messages put back after a logout", &f);
+}
+
+/// A store that refuses or stalls while a post is checked: the answer is a fast 503, never a
+/// pass and never a 403 (an outage is not a forgery), with the visitor's own token, in a
+/// form, and with a planted nonce cookie and its token; once the store is back, the same token
+/// passes and the planted one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_or_stalls_turns_no_check_into_a_pass_or_a_403() {
+    let probe = Probe::new(MemoryStore::new());
+    let layer = SessionLayer::store(config(false), probe.clone())
+        .store_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let c = client(layer, true).await;
+    let mut f = Vec::new();
+    for round in 0..10 {
+        let mut victim = Jar::default();
+        c.visit("/start", &mut victim, PLAIN).await;
+        let mine = token(&c, &mut victim).await;
+        let mut attacker = Jar::default();
+        let theirs = token(&c, &mut attacker).await;
+        let planted = nonce_cookie(&attacker);
+        let mut tossed = victim.clone();
+        tossed.0.insert(0, planted);
+        for (mode, name) in [(FAIL, "refusing"), (HANG, "stalling")] {
+            probe.set_mode(mode);
+            for (what, jar, tok) in [
+                ("own token", &victim, Tok::Header(&mine)),
+                ("own token in the form", &victim, Tok::Form(&mine)),
+                ("planted nonce's token", &tossed, Tok::Header(&theirs)),
+            ] {
+                let started = Instant::now();
+                let r = post_to(&c, "/post", jar, None, tok).await;
+                let what = format!("round {round}, {name} store, {what}");
+                expect(&mut f, &what, &r, 503);
+                if started.elapsed() > Duration::from_secs(5) {
+                    f.push(format!("{what}: took {:?}", started.elapsed()));
+                }
+            }
+        }
+        probe.set_mode(OK);
+        let r = post_to(&c, "/post", &victim, None, Tok::Header(&mine)).await;
+        expect(
+            &mut f,
+            &format!("round {round}: own token, store back"),
+            &r,
+            200,
+        );
+        let r = post_to(&c, "/post", &tossed, None, Tok::Header(&theirs)).await;
+        expect(
+            &mut f,
+            &format!("round {round}: planted, store back"),
+            &r,
+            403,
+        );
+    }
+    assert_none("CSRF checks against a failing store", &f);
+}
+
+/// A store that refuses or stalls while a page would show its messages: a 503 that shows and
+/// takes nothing; once the store is back the next page shows the message exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_or_stalls_loses_no_message() {
+    let probe = Probe::new(MemoryStore::new());
+    let layer = SessionLayer::store(config(false), probe.clone())
+        .store_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let c = client(layer, false).await;
+    let mut f = Vec::new();
+    for round in 0..10 {
+        let mut jar = Jar::default();
+        c.visit("/start", &mut jar, PLAIN).await;
+        for (mode, name) in [(FAIL, "refusing"), (HANG, "stalling")] {
+            probe.set_mode(mode);
+            let r = c.get("/messages", &jar, PLAIN).await;
+            if r.status != 503 || r.body.contains("Added to the cart.") {
+                f.push(format!(
+                    "round {round}, {name} store: {} {}",
+                    r.status, r.body
+                ));
+            }
+        }
+        probe.set_mode(OK);
+        let shown = c.visit("/messages", &mut jar, PLAIN).await.body;
+        let again = c.visit("/messages", &mut jar, PLAIN).await.body;
+        if shown.matches("Added to the cart.").count() != 1 || again != "[]" {
+            f.push(format!("round {round}, store back: {shown} then {again}"));
+        }
+    }
+    assert_none("messages against a failing store", &f);
 }

@@ -94,7 +94,11 @@ impl SessionState {
 
     /// The session's CSRF secret ([`CSRF_KEY`]), if it has one.
     pub fn csrf_secret(&self) -> Option<&str> {
-        self.flash.get(CSRF_KEY).and_then(Value::as_str)
+        // A value that is not a non-empty string (a corrupt record) is no secret.
+        self.flash
+            .get(CSRF_KEY)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// Gives the session its CSRF secret (once: a session that has one keeps it until

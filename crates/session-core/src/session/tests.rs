@@ -323,6 +323,13 @@ fn the_csrf_secret_is_kept_apart_written_once_and_dropped_by_a_regenerate() {
     s.regenerate();
     assert_eq!(s.csrf_secret(), None);
     assert!(!s.stored_data().contains_key(CSRF_KEY));
+    // A corrupt secret is none, and a new one replaces it.
+    for corrupt in [json!(""), json!(123), json!({})] {
+        let mut c = loaded(json!({ "views": 1, CSRF_KEY: corrupt }));
+        assert_eq!(c.csrf_secret(), None);
+        c.set_csrf_secret("n4");
+        assert_eq!(c.csrf_secret(), Some("n4"));
+    }
     // A secret alone does not make a session worth creating.
     let c = config();
     let mut fresh = SessionState::start(&c, Source::None);

@@ -15,6 +15,11 @@ use session_hyper::{Config, CookieMode, MemoryStore, SessionLayer, SessionLayerB
 use session_testkit::capture::KEY1;
 use session_testkit::client::{Jar, Reply, send};
 
+/// The CSRF nonce cookie a jar holds (name and value), to plant in another visitor's jar.
+pub fn nonce_cookie(jar: &Jar) -> (String, String) {
+    jar.0.iter().find(|(k, _)| k == NONCE).cloned().unwrap()
+}
+
 /// The session cookie's name, and the CSRF nonce cookie's.
 pub const NAME: &str = "koa.sess";
 pub const NONCE: &str = "koa.sess.csrf";
