@@ -220,6 +220,9 @@ async fn the_session_limit_from_the_command_line() {
         }
         for b in &browsers[..2] {
             assert_eq!(bind(b).await.unwrap().status(), 204);
+            // The limit orders sessions by bind time in milliseconds (ties by handle): binds
+            // a few milliseconds apart make the first one the oldest.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let third = bind(&browsers[2]).await.unwrap().status();
         let session = |b: &reqwest::Client| b.get(format!("{url}/session")).send();
