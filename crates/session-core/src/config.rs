@@ -166,6 +166,7 @@ impl Config {
             absolute_ms: self.absolute_lifetime_ms,
             session_ttl_ms: self.session_ttl_ms,
             events: &self.hooks.events,
+            keys: &self.key_derivation,
         }
     }
 }

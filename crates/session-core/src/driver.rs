@@ -16,6 +16,7 @@
 //! ```
 
 use crate::config::Config;
+use crate::events::SessionEvent;
 use crate::owner::Handle;
 use crate::record::{Data, Delta, Meta, Record};
 use crate::session::SessionState;
@@ -62,6 +63,22 @@ pub mod commit {
 /// ```
 pub fn is_live_now(config: &Config, source: &Source) -> bool {
     starts_live(&config.rules(), source)
+}
+
+/// Whether anyone hears lifecycle events: a subscriber ([`Hooks::on_event`](crate::Hooks::on_event)),
+/// a `tracing` subscriber at `info` for the target `session`, or the event counter of the
+/// `metrics` feature. A middleware asks before it works to build an event.
+pub fn listening(config: &Config) -> bool {
+    config.hooks().events.listening()
+}
+
+/// Emits the lifecycle event `event` builds, stamped with the configuration's clock, if anyone
+/// hears it ([`listening`]): to `tracing`, to the event counter, and to every subscriber.
+pub fn emit(config: &Config, event: impl FnOnce() -> SessionEvent) {
+    let events = &config.hooks().events;
+    if events.listening() {
+        events.emit(&event().at(config.now_ms()));
+    }
 }
 
 mod sealed {

@@ -1,35 +1,21 @@
-//! koa's three events and its `valid` hook: what a session's start consults and reports, with
-//! no knowledge of the session type itself (so the session depends on this, not the other way).
+//! The lifecycle events and koa's `valid` hook: what a session's start consults and reports,
+//! and what the middleware reports of its own decisions, with no knowledge of the session type
+//! itself (so the session depends on this, not the other way).
+//!
+//! An event names a session by its [`Handle`] (store mode), the one-way name a listing of the
+//! owner's sessions shows, never by its id, cookie, key or data. Events come from the
+//! middleware's own decisions, never from the store: a session that lapses while nobody
+//! brings it raises nothing.
 
 use std::fmt;
 use std::sync::Arc;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
 use crate::owner::Handle;
 use crate::record::Data;
 
-/// Why a session presented by a client was not used (koa's `session:*` events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Event {
-    /// A validly signed id had no record in the store (`session:missed`).
-    Missed,
-    /// The session's `_expire` or its absolute lifetime had passed (`session:expired`).
-    Expired,
-    /// The app's `valid` hook refused the session (`session:invalid`).
-    Invalid,
-}
-
-impl Event {
-    /// koa's event name.
-    pub fn koa_name(self) -> &'static str {
-        match self {
-            Self::Missed => "session:missed",
-            Self::Expired => "session:expired",
-            Self::Invalid => "session:invalid",
-        }
-    }
-}
-
-/// Why a session ended.
+/// Why a session ended without its own request ending it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EndReason {
@@ -53,37 +39,242 @@ impl EndReason {
     }
 }
 
-/// What happened.
+/// Who revoked a session ([`EventKind::Revoked`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+pub enum RevokedBy {
+    /// The owner, from one of their own sessions ("your devices", "log out everywhere
+    /// else", a password change).
+    User,
+    /// An admin job, through the layer's owners handle (no session of the owner's involved).
+    Admin,
+    /// A login of the same owner over the owner's session limit.
+    Limit,
+}
+
+impl RevokedBy {
+    /// A short stable name: `user`, `admin`, `limit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+            Self::Limit => "limit",
+        }
+    }
+}
+
+/// A store call, as events and metrics name it ([`EventKind::StoreFailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreOp {
+    /// [`Store::create`](crate::store::Store::create).
+    Create,
+    /// [`Store::load`](crate::store::Store::load).
+    Load,
+    /// [`Store::save`](crate::store::Store::save).
+    Save,
+    /// [`Store::destroy`](crate::store::Store::destroy).
+    Destroy,
+    /// [`Store::supersede`](crate::store::Store::supersede).
+    Supersede,
+    /// [`Store::touch`](crate::store::Store::touch).
+    Touch,
+    /// [`Store::scan`](crate::store::Store::scan).
+    Scan,
+    /// [`OwnerIndex::index`](crate::store::OwnerIndex::index).
+    Index,
+    /// [`OwnerIndex::unindex`](crate::store::OwnerIndex::unindex).
+    Unindex,
+    /// [`OwnerIndex::entries`](crate::store::OwnerIndex::entries).
+    Entries,
+    /// [`OwnerIndex::admit`](crate::store::OwnerIndex::admit).
+    Admit,
+}
+
+impl StoreOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [StoreOp; 11] = [
+        Self::Create,
+        Self::Load,
+        Self::Save,
+        Self::Destroy,
+        Self::Supersede,
+        Self::Touch,
+        Self::Scan,
+        Self::Index,
+        Self::Unindex,
+        Self::Entries,
+        Self::Admit,
+    ];
+
+    /// The operation's name, as the `op` label of metrics and the OpenTelemetry
+    /// `db.operation.name` of its span: `create`, `load`, … `admit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Load => "load",
+            Self::Save => "save",
+            Self::Destroy => "destroy",
+            Self::Supersede => "supersede",
+            Self::Touch => "touch",
+            Self::Scan => "scan",
+            Self::Index => "index",
+            Self::Unindex => "unindex",
+            Self::Entries => "entries",
+            Self::Admit => "admit",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EventKind {
+    /// A new session was written for the first time (a store record, or a cookie-mode
+    /// cookie).
+    Created,
+    /// A session's data changed and was written: the top-level keys set or removed (their
+    /// names only, never their values).
+    Saved {
+        /// The keys set or removed, in the order the handler changed them.
+        keys: Vec<String>,
+    },
+    /// Only a session's expiry moved (`rolling`, `renew`).
+    Touched,
+    /// `regenerate()` moved the session to a new id (a login): the event's handle is the new
+    /// one.
+    Regenerated {
+        /// The handle the session had before (store mode).
+        from: Option<Handle>,
+    },
+    /// The handler destroyed the session (a logout).
+    Destroyed,
+    /// Another request ended the session: its owner, an admin job, or a session limit.
+    Revoked(RevokedBy),
     /// A request brought a session that had ended for this reason: the request is anonymous.
     Ended(EndReason),
+    /// A request brought a session past its expiry or its absolute lifetime (koa's
+    /// `session:expired`). A session that lapses while nobody brings it raises nothing.
+    Expired,
+    /// A request brought a validly signed id with no record in the store (koa's
+    /// `session:missed`).
+    Missed,
+    /// The app's `valid` hook refused the session, or its cookie payload claimed more than
+    /// this server writes (koa's `session:invalid`).
+    Invalid,
+    /// The session's cookie came signed (or sealed) under an older key of the rotation
+    /// list and was sent again under the newest.
+    Rekeyed,
+    /// A store call failed (the request then answers with its error).
+    StoreFailed {
+        /// The call.
+        op: StoreOp,
+        /// What went wrong: [`StoreError::kind`](crate::store::StoreError::kind).
+        error: &'static str,
+    },
+}
+
+impl EventKind {
+    /// The event's stable name: `created`, `saved`, `touched`, `regenerated`, `destroyed`,
+    /// `revoked`, `ended`, `expired`, `missed`, `invalid`, `rekeyed`, `store_failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Saved { .. } => "saved",
+            Self::Touched => "touched",
+            Self::Regenerated { .. } => "regenerated",
+            Self::Destroyed => "destroyed",
+            Self::Revoked(_) => "revoked",
+            Self::Ended(_) => "ended",
+            Self::Expired => "expired",
+            Self::Missed => "missed",
+            Self::Invalid => "invalid",
+            Self::Rekeyed => "rekeyed",
+            Self::StoreFailed { .. } => "store_failed",
+        }
+    }
+
+    /// koa's event name (`session:missed`, `session:expired`, `session:invalid`) for the three
+    /// events koa-session has; `None` for the others.
+    pub fn koa_name(&self) -> Option<&'static str> {
+        match self {
+            Self::Missed => Some("session:missed"),
+            Self::Expired => Some("session:expired"),
+            Self::Invalid => Some("session:invalid"),
+            _ => None,
+        }
+    }
+
+    /// Why, for the events that have a reason: who revoked, why a session ended.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Revoked(by) => Some(by.name()),
+            Self::Ended(why) => Some(why.name()),
+            _ => None,
+        }
+    }
+
+    /// Every event name ([`EventKind::name`]), for metrics' label sets.
+    pub const NAMES: [&'static str; 12] = [
+        "created",
+        "saved",
+        "touched",
+        "regenerated",
+        "destroyed",
+        "revoked",
+        "ended",
+        "expired",
+        "missed",
+        "invalid",
+        "rekeyed",
+        "store_failed",
+    ];
 }
 
 /// A session's lifecycle event, from the middleware's own decisions (never from the store).
 /// It names the session by its handle (the one-way name a listing of the owner's sessions
-/// shows), never by its id, cookie or data.
+/// shows), never by its id, cookie, key or data. Serializes as one flat JSON object (what the
+/// audit sink writes):
+///
+/// ```
+/// use session_core::{EventKind, SessionEvent};
+/// let e = SessionEvent::new(EventKind::Created, None, Some("ada".into())).at(1_700_000_000_000);
+/// assert_eq!(
+///     serde_json::to_string(&e).unwrap(),
+///     r#"{"at_ms":1700000000000,"event":"created","owner":"ada"}"#
+/// );
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionEvent {
     /// What happened.
     pub kind: EventKind,
-    /// The session's handle, in store mode.
+    /// The session's handle, in store mode; `None` in cookie mode (there is no id to name) and
+    /// for store failures.
     pub handle: Option<Handle>,
     /// The owner the session was bound to, if any. An app's user id: keep it where user ids
     /// may go (it is left out of `Debug` and of the `tracing` event).
     pub owner: Option<String>,
+    /// When, in milliseconds since the epoch (the configuration's clock).
+    pub at_ms: u64,
 }
 
 impl SessionEvent {
-    /// An event of `kind` about the session under `handle`, bound to `owner`.
+    /// An event of `kind` about the session under `handle`, bound to `owner`, at time 0 (see
+    /// [`SessionEvent::at`]).
     pub fn new(kind: EventKind, handle: Option<Handle>, owner: Option<String>) -> SessionEvent {
         SessionEvent {
             kind,
             handle,
             owner,
+            at_ms: 0,
         }
+    }
+
+    /// The event, at `at_ms` milliseconds since the epoch.
+    pub fn at(mut self, at_ms: u64) -> SessionEvent {
+        self.at_ms = at_ms;
+        self
     }
 }
 
@@ -93,20 +284,48 @@ impl fmt::Debug for SessionEvent {
             .field("kind", &self.kind)
             .field("handle", &self.handle)
             .field("owner", &self.owner.as_ref().map(|_| "<set>"))
+            .field("at_ms", &self.at_ms)
             .finish()
     }
 }
 
+impl Serialize for SessionEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(None)?;
+        m.serialize_entry("at_ms", &self.at_ms)?;
+        m.serialize_entry("event", self.kind.name())?;
+        if let Some(h) = &self.handle {
+            m.serialize_entry("handle", h.as_str())?;
+        }
+        if let Some(o) = &self.owner {
+            m.serialize_entry("owner", o)?;
+        }
+        if let Some(r) = self.kind.reason() {
+            m.serialize_entry("reason", r)?;
+        }
+        match &self.kind {
+            EventKind::Saved { keys } => m.serialize_entry("keys", keys)?,
+            EventKind::Regenerated { from: Some(from) } => {
+                m.serialize_entry("from", from.as_str())?;
+            }
+            EventKind::StoreFailed { op, error } => {
+                m.serialize_entry("op", op.name())?;
+                m.serialize_entry("error", error)?;
+            }
+            _ => {}
+        }
+        m.end()
+    }
+}
+
 type ValidFn = dyn Fn(&Data) -> bool + Send + Sync;
-type EventFn = dyn Fn(Event) + Send + Sync;
-type SessionEventFn = dyn Fn(&SessionEvent) + Send + Sync;
+type EventFn = dyn Fn(&SessionEvent) + Send + Sync;
 
 /// The `valid` hook and the event subscribers.
 #[derive(Clone, Default)]
 pub(crate) struct Events {
     pub(crate) valid: Option<Arc<ValidFn>>,
     pub(crate) on_event: Vec<Arc<EventFn>>,
-    pub(crate) on_session_event: Vec<Arc<SessionEventFn>>,
 }
 
 impl fmt::Debug for Events {
@@ -114,7 +333,6 @@ impl fmt::Debug for Events {
         f.debug_struct("Events")
             .field("valid", &self.valid.is_some())
             .field("on_event", &self.on_event.len())
-            .field("on_session_event", &self.on_session_event.len())
             .finish()
     }
 }
@@ -124,27 +342,45 @@ impl Events {
         self.valid.as_ref().is_none_or(|f| f(data))
     }
 
-    /// Emits an event to tracing and to every subscriber.
-    pub(crate) fn emit(&self, event: Event) {
-        tracing::info!(target: "session", event = event.koa_name(), "session not used");
+    /// Whether anyone hears an event: a subscriber, the `tracing` event, or (with the
+    /// `metrics` feature) the event counter. An emitter that must work to build an event (a
+    /// handle's hash, the keys of a save) asks first.
+    pub(crate) fn listening(&self) -> bool {
+        !self.on_event.is_empty()
+            || cfg!(feature = "metrics")
+            || tracing::enabled!(target: "session", tracing::Level::INFO)
+    }
+
+    /// Emits an event to tracing (without the owner), to the event counter and to every
+    /// subscriber.
+    pub(crate) fn emit(&self, event: &SessionEvent) {
+        crate::telemetry::event(event.kind.name());
+        trace(event);
         for f in &self.on_event {
             f(event);
         }
     }
+}
 
-    /// Emits a lifecycle event to tracing (without the owner) and to every subscriber.
-    pub(crate) fn emit_session(&self, event: &SessionEvent) {
-        match event.kind {
-            EventKind::Ended(reason) => tracing::info!(
-                target: "session",
-                event = "session:ended",
-                reason = reason.name(),
-                handle = event.handle.as_ref().map(Handle::as_str),
-                "a request brought a session that had ended"
-            ),
-        }
-        for f in &self.on_session_event {
-            f(event);
-        }
+/// The `tracing` event: `info` (a store failure: `warn`), target `session`, with the handle
+/// and the event's fields but never the owner.
+fn trace(event: &SessionEvent) {
+    let handle = event.handle.as_ref().map(Handle::as_str);
+    let name = event.kind.name();
+    match &event.kind {
+        EventKind::Saved { keys } => tracing::info!(
+            target: "session", event = name, handle, keys = keys.len(), "session event"
+        ),
+        EventKind::Regenerated { from } => tracing::info!(
+            target: "session", event = name, handle,
+            from = from.as_ref().map(Handle::as_str), "session event"
+        ),
+        EventKind::StoreFailed { op, error } => tracing::warn!(
+            target: "session", event = name, op = op.name(), error, "session event"
+        ),
+        kind => tracing::info!(
+            target: "session", event = name, handle, reason = kind.reason(),
+            koa = kind.koa_name(), "session event"
+        ),
     }
 }

@@ -1,16 +1,16 @@
-//! The app's callbacks: koa's `valid` and `beforeSave` hooks and its three events.
+//! The app's callbacks: koa's `valid` and `beforeSave` hooks, and the event subscribers.
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::events::{Event, Events, SessionEvent};
+use crate::events::{Events, SessionEvent};
 use crate::record::Data;
 use crate::session::SessionState;
 
 type BeforeSaveFn = dyn Fn(&mut SessionState) + Send + Sync;
 
-/// App callbacks. Every event is also a `tracing` event at `info` level, target `session`,
-/// carrying no id or data.
+/// App callbacks. Every event is also a `tracing` event at `info` level (a store failure at
+/// `warn`), target `session`, carrying no id, owner or data.
 #[derive(Clone, Default)]
 pub struct Hooks {
     pub(crate) events: Events,
@@ -23,7 +23,6 @@ impl fmt::Debug for Hooks {
             .field("valid", &self.events.valid.is_some())
             .field("before_save", &self.before_save.is_some())
             .field("on_event", &self.events.on_event.len())
-            .field("on_session_event", &self.events.on_session_event.len())
             .finish()
     }
 }
@@ -35,7 +34,7 @@ impl Hooks {
     }
 
     /// koa's `valid(ctx, session)`: a loaded session for which this returns `false` is discarded
-    /// (a new session starts, the old record is deleted, [`Event::Invalid`] fires). Use it to
+    /// (a new session starts, the old record is deleted, [`EventKind::Invalid`](crate::EventKind::Invalid) fires). Use it to
     /// revoke cookie-mode sessions, e.g. those issued before a user's "tokens valid after" time.
     pub fn valid(mut self, f: impl Fn(&Data) -> bool + Send + Sync + 'static) -> Self {
         self.events.valid = Some(Arc::new(f));
@@ -49,15 +48,26 @@ impl Hooks {
         self
     }
 
-    /// Subscribes to [`Event`]s (any number of subscribers).
-    pub fn on_event(mut self, f: impl Fn(Event) + Send + Sync + 'static) -> Self {
+    /// Subscribes to the lifecycle events ([`SessionEvent`]; any number of subscribers).
+    ///
+    /// A subscriber runs on the request's task, in the middle of its work: it must be quick
+    /// and must never block. Hand anything slow (a file, a network) to a queue, as the audit
+    /// sink of `session-hyper` does.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use session_core::{EventKind, Hooks};
+    /// let ended = Arc::new(Mutex::new(0));
+    /// let seen = Arc::clone(&ended);
+    /// let hooks = Hooks::new().on_event(move |e| {
+    ///     if matches!(e.kind, EventKind::Destroyed | EventKind::Revoked(_)) {
+    ///         *seen.lock().unwrap() += 1;
+    ///     }
+    /// });
+    /// # let _ = hooks;
+    /// ```
+    pub fn on_event(mut self, f: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
         self.events.on_event.push(Arc::new(f));
-        self
-    }
-
-    /// Subscribes to [`SessionEvent`]s, the lifecycle events (any number of subscribers).
-    pub fn on_session_event(mut self, f: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
-        self.events.on_session_event.push(Arc::new(f));
         self
     }
 
@@ -65,15 +75,5 @@ impl Hooks {
         if let Some(f) = &self.before_save {
             f(session);
         }
-    }
-
-    /// Emits an event to tracing and to every subscriber.
-    pub fn emit(&self, event: Event) {
-        self.events.emit(event);
-    }
-
-    /// Emits a lifecycle event to tracing and to every subscriber.
-    pub fn emit_session_event(&self, event: &SessionEvent) {
-        self.events.emit_session(event);
     }
 }

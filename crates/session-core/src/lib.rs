@@ -42,7 +42,7 @@
 //! # Three audiences, three places
 //! - **An app** names what the crate root holds: [`Config`] and its options, [`MaxAge`],
 //!   [`SessionState`]'s own methods (what a handler calls), [`SessionError`], [`Hooks`] and
-//!   [`Event`], [`Clock`], [`IdGenerator`], and a user's sessions ([`SessionInfo`],
+//!   [`SessionEvent`], [`Clock`], [`IdGenerator`], and a user's sessions ([`SessionInfo`],
 //!   [`Handle`]). An app on `session-hyper` gets these re-exported from there.
 //! - **A store** implements what [`store`] holds: the [`Store`](store::Store) contract and its
 //!   results, the record it keeps, the owner index it may keep, and the conformance suite.
@@ -105,6 +105,7 @@ mod record;
 mod session;
 pub mod store;
 mod store_error;
+pub mod telemetry;
 
 // What an app uses. A store implements what `store` holds; a middleware drives what `driver`
 // holds.
@@ -113,7 +114,7 @@ pub use config::{
     Algorithm, Config, ConfigBuilder, ConfigError, CookieMode, CookieOptions, Priority, SameSite,
     SecurePolicy,
 };
-pub use events::{EndReason, Event, EventKind, SessionEvent};
+pub use events::{EndReason, EventKind, RevokedBy, SessionEvent, StoreOp};
 pub use hooks::Hooks;
 pub use id::IdGenerator;
 pub use limit::{OverLimit, SessionLimit};

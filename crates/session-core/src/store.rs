@@ -192,6 +192,13 @@ pub trait Store: Send + Sync + 'static {
         true
     }
 
+    /// The store's kind, as the `store` label of metrics and the OpenTelemetry
+    /// `db.system.name` of its spans: `memory`, `redis`, `postgresql`; `other` (the default)
+    /// for a store that does not say.
+    fn system(&self) -> &'static str {
+        "other"
+    }
+
     /// The store's index of sessions by owner, if it keeps one ([`OwnerIndex`]); `None` (the
     /// default) when it does not, and then sessions can't be bound to an owner.
     fn owner_index(&self) -> Option<&dyn OwnerIndex> {
@@ -258,6 +265,8 @@ pub trait DynStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Updated, StoreError>>;
     /// See [`Store::merges_deltas`].
     fn merges_deltas_dyn(&self) -> bool;
+    /// See [`Store::system`].
+    fn system_dyn(&self) -> &'static str;
     /// See [`Store::owner_index`].
     fn owner_index_dyn(&self) -> Option<&dyn OwnerIndex>;
     /// See [`Store::scan`].
@@ -313,6 +322,9 @@ impl<S: Store> DynStore for S {
     fn merges_deltas_dyn(&self) -> bool {
         self.merges_deltas()
     }
+    fn system_dyn(&self) -> &'static str {
+        self.system()
+    }
     fn owner_index_dyn(&self) -> Option<&dyn OwnerIndex> {
         self.owner_index()
     }
@@ -366,6 +378,9 @@ impl Store for Arc<dyn DynStore> {
     }
     fn merges_deltas(&self) -> bool {
         self.as_ref().merges_deltas_dyn()
+    }
+    fn system(&self) -> &'static str {
+        self.as_ref().system_dyn()
     }
     fn owner_index(&self) -> Option<&dyn OwnerIndex> {
         self.as_ref().owner_index_dyn()

@@ -35,6 +35,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The kind of failure, a stable name for events and metrics: `unavailable`, `timeout`,
+    /// `rejected`, `corrupt`, `too_large`, `backend`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout(_) => "timeout",
+            Self::Rejected(_) => "rejected",
+            Self::Corrupt(_) => "corrupt",
+            Self::TooLarge { .. } => "too_large",
+            Self::Backend(_) => "backend",
+        }
+    }
+
     /// Whether retrying later may succeed (outage, timeout, full store), as opposed to a
     /// problem with this record.
     pub fn is_transient(&self) -> bool {

@@ -17,6 +17,7 @@ use crate::ending::{
 };
 use crate::headers::Headers;
 use crate::index;
+use crate::lifecycle;
 use crate::session::Session;
 use crate::shared::{Backend, Shared};
 
@@ -82,7 +83,8 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     let config = &shared.config;
     let now = config.now_ms();
     let cookie_mode = matches!(shared.backend, Backend::Cookie(_));
-    let (plan, work, had_cookie, ends) = {
+    let listening = session_core::driver::listening(config);
+    let (plan, work, had_cookie, ends, before) = {
         let mut st = session.lock();
         let Some(s) = st.session.as_mut() else {
             return Ok(());
@@ -128,7 +130,14 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
             },
             Action::Destroy => Work::Destroy,
         };
-        (plan, work, s.had_cookie(), ends)
+        let before = listening.then(|| {
+            let delta = match &work {
+                Work::Save { delta, .. } => Some(delta),
+                _ => None,
+            };
+            lifecycle::Before::of(s, delta)
+        });
+        (plan, work, s.had_cookie(), ends, before)
     };
     if ends {
         crate::session::delete_old_session(session).await?;
@@ -175,8 +184,21 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     };
 
     let wrote = matches!(outcome, Outcome::Write { .. });
+    let cookie_sent = !headers.is_empty();
+    let mut ended = None;
     let mut st = session.lock();
     if let Some(s) = st.session.as_mut() {
+        if before.is_some() {
+            ended = Some(match &outcome {
+                Outcome::Write { id, .. } => lifecycle::Ended::Written {
+                    id: id.clone().or_else(|| s.id().cloned()),
+                    owner: s.owner().map(str::to_owned),
+                    cookie_sent,
+                },
+                Outcome::Remove => lifecycle::Ended::Removed,
+                Outcome::Silent => lifecycle::Ended::Silent,
+            });
+        }
         match outcome {
             Outcome::Write { id, record } => {
                 if let Some(id) = id {
@@ -204,6 +226,13 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     }
     if !headers.is_empty() {
         st.pending = Some(headers);
+    }
+    drop(st);
+    if let (Some(before), Some(ended)) = (before, ended) {
+        // After the lock: a subscriber may take its time, or look at the session.
+        for event in lifecycle::events(session, &plan, before, ended) {
+            session_core::driver::emit(config, || event);
+        }
     }
     Ok(())
 }

@@ -217,10 +217,12 @@ impl Session {
     /// ([`on_error`](crate::SessionLayerBuilder::on_error): an app's own "form refused"
     /// page), else [`Error::response`].
     fn refusal<B: From<Bytes>>(&self, e: &Error) -> Response<B> {
-        match &self.0.shared.on_error {
+        let r: Response<B> = match &self.0.shared.on_error {
             Some(hook) => hook(e).map(B::from),
             None => e.response(),
-        }
+        };
+        session_core::telemetry::answer(r.status().as_u16());
+        r
     }
 
     /// Whether this request minted a token or showed messages: its answer must not be cached.

@@ -287,6 +287,7 @@ impl SessionLayerBuilder {
     /// Builds the layer.
     pub fn build(mut self) -> Result<SessionLayer, LayerBuildError> {
         let cookie_source = self.check_migration()?;
+        self.watch_stores();
         let store_source = self.migrate_from.as_ref().map(|old| {
             let c = self.config.cookie();
             let cookie = session_core::store::SourceCookie {
@@ -369,6 +370,31 @@ impl SessionLayerBuilder {
     }
 }
 
+impl SessionLayerBuilder {
+    /// Wraps the stores in [`Measured`](crate::measured) when someone watches their calls,
+    /// and declares the metrics' bounded label sets.
+    fn watch_stores(&mut self) {
+        let mut systems = Vec::new();
+        if let Backend::Store(store) = &self.backend {
+            systems.push(store.system_dyn());
+        }
+        if let Some(old) = &self.migrate_from {
+            systems.push(old.system_dyn());
+        }
+        session_core::telemetry::declare(&systems);
+        if !crate::measured::watched(&self.config) {
+            return;
+        }
+        if let Backend::Store(store) = &self.backend {
+            let store = crate::measured::Measured::wrap(Arc::clone(store), &self.config);
+            self.backend = Backend::Store(store);
+        }
+        if let Some(old) = self.migrate_from.take() {
+            self.migrate_from = Some(crate::measured::Measured::wrap(old, &self.config));
+        }
+    }
+}
+
 impl<S> tower_layer::Layer<S> for SessionLayer {
     type Service = SessionService<S>;
     fn layer(&self, inner: S) -> SessionService<S> {
@@ -440,7 +466,9 @@ async fn finish<B: From<Bytes>>(
         // A token or a message belongs to one visitor: no shared cache may keep the page.
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     }
+    let mut cookie_bytes = 0;
     if let Some(v) = nonce.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        cookie_bytes += v.len();
         headers.append(http::header::SET_COOKIE, v);
         if shared.no_store {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -457,7 +485,10 @@ async fn finish<B: From<Bytes>>(
         Some(list) => {
             let mut cookie_set = false;
             for (name, value) in list {
-                cookie_set |= name == http::header::SET_COOKIE;
+                if name == http::header::SET_COOKIE {
+                    cookie_set = true;
+                    cookie_bytes += value.len();
+                }
                 headers.append(name, value);
             }
             if cookie_set && shared.no_store {
@@ -475,6 +506,9 @@ async fn finish<B: From<Bytes>>(
             }
         }
         None => {}
+    }
+    if cookie_bytes > 0 {
+        session_core::telemetry::set_cookie_bytes(cookie_bytes);
     }
     res
 }

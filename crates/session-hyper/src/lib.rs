@@ -177,6 +177,7 @@ pub mod codec {
     pub use session_cookie::{Codec, CodecError, Decoded, KeyMatch, KoaCodec};
     pub use session_core::store::{Meta, Record};
 }
+pub mod audit;
 mod commit;
 pub mod csrf;
 mod drain;
@@ -188,8 +189,10 @@ mod from_store;
 mod headers;
 mod index;
 mod layer;
+mod lifecycle;
 mod limit;
 mod login;
+mod measured;
 mod moved;
 mod owned;
 mod owners;
@@ -216,8 +219,8 @@ pub use session_cookie::{CodecError, CookieError};
 pub use session_core::store::{DynStore, Store, StoreError};
 pub use session_core::{
     Algorithm, Config, ConfigBuilder, ConfigError, CookieMode, CookieOptions, Data, EndReason,
-    Event, EventKind, Handle, Hooks, MaxAge, OverLimit, OwnerError, Priority, SameSite,
-    SecurePolicy, SessionError, SessionEvent, SessionInfo, SessionLimit,
+    EventKind, Handle, Hooks, MaxAge, OverLimit, OwnerError, Priority, RevokedBy, SameSite,
+    SecurePolicy, SessionError, SessionEvent, SessionInfo, SessionLimit, StoreOp,
 };
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]

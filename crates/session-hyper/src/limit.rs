@@ -15,7 +15,7 @@ use session_core::driver::{Binding, EndedMarker, OWNER_KEY};
 use session_core::store::{
     Created, Destroyed, DynStore, IndexEntry, Loaded, Record, StoreKey, Supersede,
 };
-use session_core::{EndReason, Handle, MaxAge};
+use session_core::{EndReason, EventKind, Handle, MaxAge, RevokedBy, SessionEvent};
 
 use crate::Error;
 use crate::index::{index_of, index_time};
@@ -103,7 +103,18 @@ async fn end_sessions(
     let mut failure = None;
     for entry in &ended {
         match end_one(shared, store, owner, entry.key.clone(), now).await {
-            Ok(successors) => followed.extend(successors),
+            Ok(successors) => {
+                for handle in std::iter::once(&entry.handle).chain(&successors) {
+                    session_core::driver::emit(&shared.config, || {
+                        SessionEvent::new(
+                            EventKind::Revoked(RevokedBy::Limit),
+                            Some(handle.clone()),
+                            Some(owner.to_owned()),
+                        )
+                    });
+                }
+                followed.extend(successors);
+            }
             Err(e) => {
                 failure.get_or_insert(e);
             }

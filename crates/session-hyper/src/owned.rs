@@ -10,6 +10,7 @@ use crate::Error;
 use crate::index::index_of;
 use crate::owners::{Carry, Spare, list, revoke_all, revoke_one};
 use crate::session::Session;
+use session_core::RevokedBy;
 
 /// Owner operations on a request's session.
 ///
@@ -94,7 +95,7 @@ impl Session {
             .filter(|h| h.as_str() != handle)
             .cloned()
             .collect();
-        let revoked = revoke_one(&self.0.shared, owner, handle, &keep).await?;
+        let revoked = revoke_one(&self.0.shared, owner, handle, &keep, RevokedBy::User).await?;
         if revoked.as_ref().is_some_and(|h| mine.contains(h)) {
             self.with(|s| s.destroy()).await?;
         }
@@ -104,7 +105,15 @@ impl Session {
     /// Revokes every session of the owner ("log out everywhere"), this request's own too if
     /// it is one of them; how many were live.
     pub async fn revoke_all_sessions(&self, owner: &str) -> Result<usize, Error> {
-        let ended = revoke_all(&self.0.shared, owner, &[], Spare::Handles, None).await?;
+        let ended = revoke_all(
+            &self.0.shared,
+            owner,
+            &[],
+            Spare::Handles,
+            None,
+            RevokedBy::User,
+        )
+        .await?;
         let mine = self.with(|s| s.owner() == Some(owner)).await?;
         if mine {
             self.with(|s| s.destroy()).await?;
@@ -152,6 +161,14 @@ impl Session {
             .with(|s| s.binding().map(|b| b.lineage.clone()))
             .await?;
         mine.extend(lineage.unwrap_or_default());
-        revoke_all(&self.0.shared, owner, &mine, Spare::Lineage, carry).await
+        revoke_all(
+            &self.0.shared,
+            owner,
+            &mine,
+            Spare::Lineage,
+            carry,
+            RevokedBy::User,
+        )
+        .await
     }
 }

@@ -16,7 +16,7 @@ use session_core::driver::STORE_TTL_MARGIN_MS;
 use session_core::driver::{Binding, IN_FLIGHT_GRACE_MS, OWNER_KEY, check_owner};
 use session_core::store::{Destroyed, DynStore, Loaded, StoreKey};
 use session_core::store::{IndexEntry, Indexed, OwnerIndex};
-use session_core::{SessionError, SessionInfo};
+use session_core::{EventKind, RevokedBy, SessionError, SessionEvent, SessionInfo};
 
 use crate::Error;
 use crate::index::{index_of, index_time, sides};
@@ -58,14 +58,24 @@ impl Owners {
     /// Revokes one session by the handle a listing gave; `false` if the owner has no live
     /// session with that handle (a malformed handle, another owner's, or one that has ended).
     pub async fn revoke(&self, owner: &str, handle: &str) -> Result<bool, Error> {
-        Ok(revoke_one(&self.shared, owner, handle, &[])
-            .await?
-            .is_some())
+        Ok(
+            revoke_one(&self.shared, owner, handle, &[], RevokedBy::Admin)
+                .await?
+                .is_some(),
+        )
     }
 
     /// Revokes every session of the owner ("log out everywhere"); how many were live.
     pub async fn revoke_all(&self, owner: &str) -> Result<usize, Error> {
-        revoke_all(&self.shared, owner, &[], Spare::Handles, None).await
+        revoke_all(
+            &self.shared,
+            owner,
+            &[],
+            Spare::Handles,
+            None,
+            RevokedBy::Admin,
+        )
+        .await
     }
 }
 
@@ -370,6 +380,7 @@ fn spared(
 /// been gone for longer than a request can take. An entry written a moment ago with no record
 /// yet stays: its request may be creating the record, which then lives on listed.
 /// How many sessions were live; the first store failure, after the others were tried.
+#[allow(clippy::too_many_arguments)]
 async fn end_entries(
     shared: &Shared,
     side: Side<'_>,
@@ -378,6 +389,7 @@ async fn end_entries(
     keep: &[Handle],
     spare: Spare,
     carry: Option<Carry<'_>>,
+    by: RevokedBy,
 ) -> Result<usize, Error> {
     let Side { store, index, .. } = side;
     let now = shared.config.now_ms();
@@ -434,6 +446,10 @@ async fn end_entries(
         match result {
             Ok(Ending::Ended) => {
                 count += 1;
+                let handle = entry.handle.clone();
+                session_core::driver::emit(&shared.config, || {
+                    SessionEvent::new(EventKind::Revoked(by), Some(handle), Some(owner.to_owned()))
+                });
                 gone.push(entry.handle);
             }
             Ok(Ending::Foreign) => gone.push(entry.handle),
@@ -466,6 +482,7 @@ pub(crate) async fn revoke_one(
     owner: &str,
     handle: &str,
     keep: &[Handle],
+    by: RevokedBy,
 ) -> Result<Option<Handle>, Error> {
     let sides = owner_sides(shared, owner)?;
     let Some(handle) = Handle::parse(handle) else {
@@ -488,6 +505,7 @@ pub(crate) async fn revoke_one(
             keep,
             Spare::Handles,
             None,
+            by,
         )
         .await?;
         return Ok((listed && ended > 0).then_some(handle));
@@ -514,6 +532,7 @@ pub(crate) async fn revoke_all(
     keep: &[Handle],
     spare: Spare,
     carry: Option<Carry<'_>>,
+    by: RevokedBy,
 ) -> Result<usize, Error> {
     // The store the layer migrates from first: a session moving meanwhile is ended there, or
     // followed from its marker to the new record, before the layer's own index is read (which
@@ -526,7 +545,7 @@ pub(crate) async fn revoke_all(
                 .into_iter()
                 .filter(|i| !keep.contains(&i.entry.handle))
                 .collect();
-            end_entries(shared, side, owner, targets, keep, spare, carry).await
+            end_entries(shared, side, owner, targets, keep, spare, carry, by).await
         };
         match ended.await {
             Ok(n) => count += n,

@@ -103,15 +103,19 @@ impl Shared {
 
     pub(crate) fn error_response<B: From<Bytes>>(&self, e: &Error) -> Response<B> {
         tracing::warn!(target: "session", error = %e, "session failure; answering with the error response");
-        if let Some(hook) = &self.on_error {
-            return hook(e).map(B::from);
-        }
-        let mut r = Response::new(B::from(Bytes::new()));
-        *r.status_mut() = e.status();
-        if e.is_transient() {
-            r.headers_mut()
-                .insert(RETRY_AFTER, self.retry_after.clone());
-        }
+        let r = match &self.on_error {
+            Some(hook) => hook(e).map(B::from),
+            None => {
+                let mut r = Response::new(B::from(Bytes::new()));
+                *r.status_mut() = e.status();
+                if e.is_transient() {
+                    r.headers_mut()
+                        .insert(RETRY_AFTER, self.retry_after.clone());
+                }
+                r
+            }
+        };
+        session_core::telemetry::answer(r.status().as_u16());
         r
     }
 }

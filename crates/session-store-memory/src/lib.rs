@@ -372,6 +372,10 @@ impl OwnerIndex for MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn system(&self) -> &'static str {
+        "memory"
+    }
+
     fn owner_index(&self) -> Option<&dyn OwnerIndex> {
         Some(self)
     }
@@ -410,6 +414,7 @@ impl Store for MemoryStore {
         ttl: Duration,
     ) -> Result<Created, StoreError> {
         let blob = encode(&record.data)?;
+        session_core::telemetry::record_bytes("memory", blob.len());
         let inner = &*self.inner;
         self.check_size(&blob)?;
         let now = self.now();
@@ -485,6 +490,7 @@ impl Store for MemoryStore {
         let k = key.as_str();
         if change.delta.replace {
             let blob = encode(change.data)?;
+            session_core::telemetry::record_bytes("memory", blob.len());
             let mut shard = self.shard(k);
             match shard.live(k, now, &self.inner.expired) {
                 None => return Ok(Updated::NotFound),

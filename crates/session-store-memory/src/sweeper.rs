@@ -28,6 +28,7 @@ impl Sweeper {
                     _ = ticker.tick() => {
                         let n = sweep();
                         if n > 0 {
+                            session_core::telemetry::sweeper_removed("memory", n as u64);
                             tracing::debug!(target: "session::memory", reclaimed = n, "swept expired sessions");
                         }
                     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bb8::{Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
 use session_core::store::StoreError;
+use session_core::telemetry;
 use session_pool::CheckoutError;
 use std::collections::HashMap;
 
@@ -235,6 +236,27 @@ pub(crate) enum Pools {
     Shared(PgPool),
 }
 
+/// A checkout from the store's own pool, measured (with the `metrics` feature).
+async fn checkout(
+    pool: &session_pool::Pool<Manager, Server>,
+) -> Result<
+    PooledConnection<'static, Manager>,
+    CheckoutError<tokio_postgres::Error, crate::connection::Failure>,
+> {
+    let watch = telemetry::ENABLED.then(|| (Instant::now(), pool.state()));
+    let got = pool.get().await;
+    if let Some((started, before)) = watch {
+        let after = pool.state();
+        telemetry::pool_checkout(
+            "postgresql",
+            started.elapsed().as_secs_f64(),
+            before.idle_connections == 0,
+            after.connections.saturating_sub(after.idle_connections),
+        );
+    }
+    got
+}
+
 /// A pooled connection of either kind.
 pub(crate) enum Conn {
     Own(PooledConnection<'static, Manager>),
@@ -440,7 +462,7 @@ impl Db {
                 // A connect that fails while this checkout waits ends the wait when no
                 // connection can come to it any more (the server refused or is unreachable);
                 // only silence waits out the timeout.
-                Pools::Own(p) => Conn::Own(p.get().await.map_err(|e| match e {
+                Pools::Own(p) => Conn::Own(checkout(p).await.map_err(|e| match e {
                     CheckoutError::TimedOut => StoreError::Timeout(self.checkout_timeout),
                     CheckoutError::Connect(e) => store_error(&e, self.limit),
                     CheckoutError::Failed(failure) => failure.to_error(),

@@ -265,6 +265,10 @@ fn updated(found: i64, superseded: i64, written: i64) -> Updated {
 }
 
 impl Store for PostgresStore {
+    fn system(&self) -> &'static str {
+        "postgresql"
+    }
+
     fn owner_index(&self) -> Option<&dyn session_core::store::OwnerIndex> {
         Some(self)
     }
@@ -304,6 +308,7 @@ impl Store for PostgresStore {
     ) -> Result<Created, StoreError> {
         let (data, size) = encode(record.data.iter().map(|(k, v)| (k.clone(), v.clone())))?;
         check(size, self.inner.max_record_bytes)?;
+        session_core::telemetry::record_bytes("postgresql", size);
         let m = record.meta;
         let (k, expire, age, created, ttl) = (
             key.as_str(),
@@ -365,6 +370,7 @@ impl Store for PostgresStore {
             encode(delta.set.iter().cloned())?
         };
         check(size, limit)?;
+        session_core::telemetry::record_bytes("postgresql", size);
         let removed: Vec<String> = if delta.replace {
             Vec::new()
         } else {

@@ -82,6 +82,7 @@ impl PostgresStore {
                 match store.sweep().await {
                     Ok(0) => {}
                     Ok(n) => {
+                        session_core::telemetry::sweeper_removed("postgresql", n);
                         tracing::debug!(target: "session::postgres", swept = n, "deleted expired sessions");
                     }
                     Err(e) => {

@@ -124,8 +124,12 @@ impl Table {
         let hit = match self.lru.get(key) {
             Some(e) if e.until > now => Some(e.record.clone()),
             Some(_) => None,
-            None => return None,
+            None => {
+                session_core::telemetry::client_cache(false);
+                return None;
+            }
         };
+        session_core::telemetry::client_cache(hit.is_some());
         match hit {
             Some(_) => self.stats.hits += 1,
             None => self.remove(key),

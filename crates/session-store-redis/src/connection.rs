@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisError, Script};
 use session_core::store::StoreError;
+use session_core::telemetry;
 
 use crate::pool::{Conn, Manager, Server, login_error, login_refused};
 
@@ -257,7 +258,18 @@ impl Redis {
             // A connect that fails while this checkout waits ends the wait when no connection
             // can come to it any more (Redis refused or is unreachable); only silence waits
             // out the timeout.
-            let conn = pool.get().await.map_err(|e| match e {
+            let watch = telemetry::ENABLED.then(|| (Instant::now(), pool.state()));
+            let got = pool.get().await;
+            if let Some((started, before)) = watch {
+                let after = pool.state();
+                telemetry::pool_checkout(
+                    "redis",
+                    started.elapsed().as_secs_f64(),
+                    before.idle_connections == 0,
+                    after.connections.saturating_sub(after.idle_connections),
+                );
+            }
+            let conn = got.map_err(|e| match e {
                 session_pool::CheckoutError::TimedOut => StoreError::Timeout(self.checkout_timeout),
                 session_pool::CheckoutError::Connect(e) => store_error(&e),
                 session_pool::CheckoutError::Failed(failure) => failure.to_error(),

@@ -158,6 +158,10 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
+    fn system(&self) -> &'static str {
+        "redis"
+    }
+
     async fn create(
         &self,
         key: &StoreKey,

@@ -105,6 +105,7 @@ pub(crate) async fn create(
         args.push(value);
     }
     check_size(bytes, limit)?;
+    session_core::telemetry::record_bytes("redis", bytes);
     args[2] = bytes.to_string().into_bytes();
     let inserted = db.eval(&SCRIPTS.v1_create, k, &args).await?;
     Ok(if inserted == 1 {
@@ -158,6 +159,7 @@ pub(crate) async fn save(
     // What this request adds can't fit whatever the record holds: refused before the round
     // trip. The script checks the whole record.
     check_size(sent, limit)?;
+    session_core::telemetry::record_bytes("redis", sent);
     let code = db.eval(&SCRIPTS.v1_save, k, &args).await?;
     if code < 0 {
         return Err(StoreError::TooLarge {

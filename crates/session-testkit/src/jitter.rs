@@ -45,6 +45,10 @@ impl<S: Store> Jitter<S> {
 }
 
 impl<S: Store> Store for Jitter<S> {
+    fn system(&self) -> &'static str {
+        self.inner.system()
+    }
+
     async fn create(&self, k: &StoreKey, r: &Record, ttl: Duration) -> Result<Created, StoreError> {
         self.wait().await;
         self.inner.create(k, r, ttl).await

@@ -95,7 +95,7 @@ pub async fn storm<S: Store>(
 ) -> Storm {
     let events = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&events);
-    let hooks = Hooks::new().on_session_event(move |e| {
+    let hooks = Hooks::new().on_event(move |e| {
         if matches!(e.kind, EventKind::Ended(_)) {
             counted.fetch_add(1, Ordering::Relaxed);
         }

@@ -286,6 +286,10 @@ impl<S: Store> Recorder<S> {
 }
 
 impl<S: Store> Store for Recorder<S> {
+    fn system(&self) -> &'static str {
+        self.inner.system()
+    }
+
     async fn create(&self, k: &StoreKey, r: &Record, ttl: Duration) -> Result<Created, StoreError> {
         let got = self.inner.create(k, r, ttl).await;
         if matches!(got, Ok(Created::Inserted)) {
@@ -417,6 +421,10 @@ impl<S: Store> Held<S> {
 }
 
 impl<S: Store> Store for Held<S> {
+    fn system(&self) -> &'static str {
+        self.inner.system()
+    }
+
     async fn create(&self, k: &StoreKey, r: &Record, ttl: Duration) -> Result<Created, StoreError> {
         self.hold.pass(Point::Create).await;
         self.inner.create(k, r, ttl).await

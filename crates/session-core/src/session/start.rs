@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use super::{Retired, SessionState, Stale};
-use crate::events::{EndReason, Event, EventKind, Events, SessionEvent};
+use crate::events::{EndReason, EventKind, Events, SessionEvent};
 use crate::expiry;
-use crate::id::SessionId;
+use crate::id::{KeyDerivation, SessionId};
 use crate::limit::EndedMarker;
-use crate::owner::{Binding, OWNER_KEY};
+use crate::owner::{Binding, Handle, OWNER_KEY};
 use crate::record::{Data, MaxAge, Meta, Record};
 use crate::store::Loaded;
 
@@ -43,6 +43,19 @@ pub(crate) struct Rules<'a> {
     pub(crate) absolute_ms: Option<u64>,
     pub(crate) session_ttl_ms: u64,
     pub(crate) events: &'a Events,
+    pub(crate) keys: &'a KeyDerivation,
+}
+
+impl Rules<'_> {
+    /// Emits an event about the session of `id` (store mode), bound to `owner`, if anyone
+    /// hears it (the handle's hash is only computed then).
+    fn emit(&self, kind: EventKind, id: Option<&SessionId>, owner: Option<String>) {
+        if self.events.listening() {
+            let handle = id.map(|id| Handle::of(&self.keys.derive(id)));
+            self.events
+                .emit(&SessionEvent::new(kind, handle, owner).at(self.now));
+        }
+    }
 }
 
 /// Why a record the client brought can't start a live session.
@@ -122,7 +135,7 @@ impl SessionState {
                 id,
                 record: Loaded::Missing,
             } => {
-                config.events.emit(Event::Missed);
+                config.emit(EventKind::Missed, Some(&id), None);
                 if config.guest {
                     // The signature proves we issued this id: a returning guest keeps it.
                     let mut s = Self::fresh(config, now, None, true);
@@ -194,11 +207,16 @@ impl SessionState {
             // The marker a session limit left: the session ended; its request is anonymous,
             // and the marker goes with the retired identity.
             let reason = EndReason::from_name(&marker.reason).unwrap_or(EndReason::NewerLogin);
-            config.events.emit_session(&SessionEvent::new(
-                EventKind::Ended(reason),
-                Some(marker.handle),
-                Some(marker.owner),
-            ));
+            if config.events.listening() {
+                config.events.emit(
+                    &SessionEvent::new(
+                        EventKind::Ended(reason),
+                        Some(marker.handle),
+                        Some(marker.owner),
+                    )
+                    .at(now),
+                );
+            }
             let mut s = Self::fresh(
                 config,
                 now,
@@ -234,10 +252,11 @@ impl SessionState {
                     "signed cookie payload claims an expiry or creation beyond what this server writes; treated as tampered"
                 );
             }
-            config.events.emit(match why {
-                Rejection::Expired => Event::Expired,
-                Rejection::FromTheFuture | Rejection::Invalid => Event::Invalid,
-            });
+            let kind = match why {
+                Rejection::Expired => EventKind::Expired,
+                Rejection::FromTheFuture | Rejection::Invalid => EventKind::Invalid,
+            };
+            config.emit(kind, id.as_ref(), owner.as_ref().map(|b| b.owner.clone()));
             return Self::fresh(config, now, Some(retire()), true);
         }
         let mut meta = record.meta;

@@ -4,7 +4,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::driver::SessionDriver;
-use crate::events::Event;
+use crate::events::EventKind;
 use crate::expiry::CLOCK_SKEW_MS;
 use crate::store::Loaded;
 use serde_json::json;
@@ -101,7 +101,7 @@ fn expired_record_gives_new_session_and_event() {
     let c = Config::builder()
         .key([1u8; 32].to_vec())
         .clock(Arc::new(clock.clone()))
-        .hooks(crate::Hooks::new().on_event(move |e| ev.lock().unwrap().push(e)))
+        .hooks(crate::Hooks::new().on_event(move |e| ev.lock().unwrap().push(e.kind.clone())))
         .build()
         .unwrap();
     let rec = |expire| Record {
@@ -117,7 +117,7 @@ fn expired_record_gives_new_session_and_event() {
     let s = SessionState::start(&c, Source::Cookie(rec(4_999)));
     assert!(s.is_new() && !s.is_populated());
     assert!(s.retired().is_some());
-    assert_eq!(*events.lock().unwrap(), vec![Event::Expired]);
+    assert_eq!(*events.lock().unwrap(), vec![EventKind::Expired]);
 }
 
 #[test]
@@ -128,7 +128,7 @@ fn cookie_payloads_from_the_future_are_tampered() {
     let c = Config::builder()
         .key([1u8; 32].to_vec())
         .clock(Arc::new(ManualClock::new(now)))
-        .hooks(crate::Hooks::new().on_event(move |e| ev.lock().unwrap().push(e)))
+        .hooks(crate::Hooks::new().on_event(move |e| ev.lock().unwrap().push(e.kind.clone())))
         .build()
         .unwrap();
     let day = 86_400_000;
@@ -166,7 +166,13 @@ fn cookie_payloads_from_the_future_are_tampered() {
         Some(now + CLOCK_SKEW_MS + 1)
     )));
     assert_eq!(events.lock().unwrap().len(), 3);
-    assert!(events.lock().unwrap().iter().all(|e| *e == Event::Invalid));
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| *e == EventKind::Invalid)
+    );
     // Store records are the server's own writing: not subject to this check.
     let far = rec(Some(now + 2 * 365 * day), MaxAge::Ms(years), None);
     let id = c.ids().generate().unwrap();

@@ -1,0 +1,233 @@
+//! Metrics, through the [`metrics`](https://docs.rs/metrics) facade, behind the `metrics`
+//! feature: every name the crates of this workspace record, and the one function that records
+//! each. Without the feature every function here is empty and compiles away.
+//!
+//! An app installs a recorder (a Prometheus, OpenTelemetry or StatsD exporter) *before* it
+//! builds its session layer: the layer then sets every counter of a bounded label set to 0,
+//! so a scrape shows each series before its first increment. Labels are of bounded
+//! cardinality only: a store's [`system`](crate::store::Store::system) name, an operation
+//! ([`StoreOp`]), an outcome, an event name. Never an id, an owner or a key.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `session_store_duration_seconds` | histogram | `store`, `op`, `outcome` (`ok`, `error`, `timeout`) |
+//! | `session_store_errors_total` | counter | `store`, `op`, `kind` ([`StoreError::kind`](crate::store::StoreError::kind)) |
+//! | `session_answers_total` | counter | `status`: the layer's own error answers (`503`, `500`, `413`, `403`, `400`) |
+//! | `session_set_cookie_bytes` | histogram | |
+//! | `session_record_bytes` | histogram | `store` |
+//! | `session_client_cache_total` | counter | `result` (`hit`, `miss`) |
+//! | `session_pool_connections_in_use` | gauge | `store` |
+//! | `session_pool_waits_total` | counter | `store` |
+//! | `session_pool_wait_seconds` | histogram | `store` |
+//! | `session_sweeper_removed_total` | counter | `store` |
+//! | `session_events_total` | counter | `event` ([`EventKind::name`](crate::EventKind::name)) |
+//! | `session_audit_dropped_total` | counter | |
+
+use crate::events::StoreOp;
+
+/// Whether metrics are recorded (the `metrics` feature): a caller skips the work of a
+/// measurement (a clock reading, a pool's state) when they are not.
+pub const ENABLED: bool = cfg!(feature = "metrics");
+
+/// Store call latency, seconds.
+pub const STORE_DURATION: &str = "session_store_duration_seconds";
+/// Failed store calls.
+pub const STORE_ERRORS: &str = "session_store_errors_total";
+/// The layer's own error answers, by status.
+pub const ANSWERS: &str = "session_answers_total";
+/// The bytes of the `Set-Cookie` headers a response carries.
+pub const SET_COOKIE_BYTES: &str = "session_set_cookie_bytes";
+/// The bytes of an encoded record a store writes.
+pub const RECORD_BYTES: &str = "session_record_bytes";
+/// Redis client-cache lookups, by result.
+pub const CLIENT_CACHE: &str = "session_client_cache_total";
+/// Pooled connections checked out.
+pub const POOL_IN_USE: &str = "session_pool_connections_in_use";
+/// Checkouts that found no idle connection and waited.
+pub const POOL_WAITS: &str = "session_pool_waits_total";
+/// How long checkouts took, seconds.
+pub const POOL_WAIT_SECONDS: &str = "session_pool_wait_seconds";
+/// Rows or entries a store's sweeper removed.
+pub const SWEEPER_REMOVED: &str = "session_sweeper_removed_total";
+/// Lifecycle events emitted, by name.
+pub const EVENTS: &str = "session_events_total";
+/// Events the audit sink's queue dropped.
+pub const AUDIT_DROPPED: &str = "session_audit_dropped_total";
+
+/// The statuses of [`ANSWERS`].
+pub const ANSWER_STATUSES: [u16; 5] = [503, 500, 413, 403, 400];
+
+/// How a store call ended, for [`STORE_DURATION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It answered.
+    Ok,
+    /// It failed.
+    Error,
+    /// The caller gave up waiting (its time limit, or the request went away).
+    Timeout,
+}
+
+impl Outcome {
+    /// The `outcome` label: `ok`, `error`, `timeout`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod on {
+    use super::*;
+
+    pub(super) fn store_call(store: &'static str, op: StoreOp, outcome: Outcome, secs: f64) {
+        metrics::histogram!(STORE_DURATION, "store" => store, "op" => op.name(), "outcome" => outcome.name())
+            .record(secs);
+    }
+    pub(super) fn store_error(store: &'static str, op: StoreOp, kind: &'static str) {
+        metrics::counter!(STORE_ERRORS, "store" => store, "op" => op.name(), "kind" => kind)
+            .increment(1);
+    }
+    pub(super) fn answer(status: u16) {
+        let status = ANSWER_STATUSES
+            .iter()
+            .find(|s| **s == status)
+            .map_or("other", |s| status_name(*s));
+        metrics::counter!(ANSWERS, "status" => status).increment(1);
+    }
+    pub(super) fn status_name(s: u16) -> &'static str {
+        match s {
+            503 => "503",
+            500 => "500",
+            413 => "413",
+            403 => "403",
+            400 => "400",
+            _ => "other",
+        }
+    }
+    pub(super) fn declare(stores: &[&'static str]) {
+        for s in ANSWER_STATUSES {
+            metrics::counter!(ANSWERS, "status" => status_name(s)).absolute(0);
+        }
+        for e in crate::EventKind::NAMES {
+            metrics::counter!(EVENTS, "event" => e).absolute(0);
+        }
+        metrics::counter!(AUDIT_DROPPED).absolute(0);
+        for store in stores {
+            metrics::counter!(SWEEPER_REMOVED, "store" => *store).absolute(0);
+        }
+    }
+}
+
+/// A store call of `op` on `store` took `secs` and ended as `outcome`.
+#[inline]
+pub fn store_call(store: &'static str, op: StoreOp, outcome: Outcome, secs: f64) {
+    #[cfg(feature = "metrics")]
+    on::store_call(store, op, outcome, secs);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (store, op, outcome, secs);
+}
+
+/// A store call of `op` on `store` failed with an error of `kind`.
+#[inline]
+pub fn store_error(store: &'static str, op: StoreOp, kind: &'static str) {
+    #[cfg(feature = "metrics")]
+    on::store_error(store, op, kind);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (store, op, kind);
+}
+
+/// The layer answered an error with `status` (counted under `other` unless it is one of
+/// [`ANSWER_STATUSES`]).
+#[inline]
+pub fn answer(status: u16) {
+    #[cfg(feature = "metrics")]
+    on::answer(status);
+    #[cfg(not(feature = "metrics"))]
+    let _ = status;
+}
+
+/// A response carries `bytes` of `Set-Cookie` header values.
+#[inline]
+pub fn set_cookie_bytes(bytes: usize) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(SET_COOKIE_BYTES).record(bytes as f64);
+    #[cfg(not(feature = "metrics"))]
+    let _ = bytes;
+}
+
+/// `store` writes an encoded record of `bytes`.
+#[inline]
+pub fn record_bytes(store: &'static str, bytes: usize) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(RECORD_BYTES, "store" => store).record(bytes as f64);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (store, bytes);
+}
+
+/// A client-cache lookup hit or missed.
+#[inline]
+pub fn client_cache(hit: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(CLIENT_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = hit;
+}
+
+/// A checkout from `store`'s pool took `secs`, waited for a connection (none was idle) or
+/// not, and left `in_use` connections checked out.
+#[inline]
+pub fn pool_checkout(store: &'static str, secs: f64, waited: bool, in_use: u32) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::histogram!(POOL_WAIT_SECONDS, "store" => store).record(secs);
+        metrics::gauge!(POOL_IN_USE, "store" => store).set(f64::from(in_use));
+        let waits = metrics::counter!(POOL_WAITS, "store" => store);
+        if waited {
+            waits.increment(1);
+        } else {
+            waits.increment(0);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (store, secs, waited, in_use);
+}
+
+/// `store`'s sweeper removed `rows` expired rows or entries.
+#[inline]
+pub fn sweeper_removed(store: &'static str, rows: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(SWEEPER_REMOVED, "store" => store).increment(rows);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (store, rows);
+}
+
+/// An event of this name was emitted.
+#[inline]
+pub(crate) fn event(name: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(EVENTS, "event" => name).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = name;
+}
+
+/// The audit sink's queue dropped an event.
+#[inline]
+pub fn audit_dropped() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(AUDIT_DROPPED).increment(1);
+}
+
+/// Sets every counter of a bounded label set to 0 (the answers, the events, the audit
+/// drops, and the sweeper of each of `stores`), so a scrape shows each series before its first
+/// increment. The layer calls it when it is built: install the recorder first.
+#[inline]
+pub fn declare(stores: &[&'static str]) {
+    #[cfg(feature = "metrics")]
+    on::declare(stores);
+    #[cfg(not(feature = "metrics"))]
+    let _ = stores;
+}

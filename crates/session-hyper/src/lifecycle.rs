@@ -1,0 +1,106 @@
+//! The lifecycle events a commit raises, from what it decided and what the store answered:
+//! created, saved, touched, regenerated, destroyed, re-signed. Subscribers run after the
+//! session's lock is released.
+
+use session_core::driver::SessionDriver;
+use session_core::driver::SessionId;
+use session_core::driver::commit::{Action, Plan, Row};
+use session_core::store::Delta;
+use session_core::{EventKind, Handle, SessionEvent, SessionState};
+
+use crate::session::Session;
+
+/// What the commit knew before its writes, for the events after them.
+pub(crate) struct Before {
+    /// The keys a save sets or removes (their names only).
+    keys: Vec<String>,
+    /// The handler called `destroy()` in this request.
+    destroyed: bool,
+    /// The cookie came under an older key.
+    resign: bool,
+}
+
+impl Before {
+    /// What `s` says before the commit's writes; `delta` is a save's.
+    pub(crate) fn of(s: &SessionState, delta: Option<&Delta>) -> Before {
+        let keys = delta.map_or_else(Vec::new, |d| {
+            d.set
+                .iter()
+                .map(|(k, _)| k.clone())
+                .chain(d.removed.iter().cloned())
+                .collect()
+        });
+        Before {
+            keys,
+            destroyed: s.destroyed_in_request(),
+            resign: s.needs_resign(),
+        }
+    }
+}
+
+/// How the commit ended, as far as the events care.
+pub(crate) enum Ended {
+    /// The session lives on under this id (store mode) or in its cookie.
+    Written {
+        id: Option<SessionId>,
+        owner: Option<String>,
+        cookie_sent: bool,
+    },
+    /// The session is gone.
+    Removed,
+    /// Nothing was written (a regenerate superseded the id meanwhile).
+    Silent,
+}
+
+/// The events of one commit, in the order they happened.
+pub(crate) fn events(
+    session: &Session,
+    plan: &Plan,
+    before: Before,
+    ended: Ended,
+) -> Vec<SessionEvent> {
+    let handle = |id: Option<&SessionId>| id.map(|id| Handle::of(&session.store_key(id)));
+    let retired = plan.retire.as_ref();
+    let old = retired.and_then(|r| handle(r.id.as_ref()));
+    let old_owner = retired.and_then(|r| r.owner.clone());
+    let mut out = Vec::new();
+    match ended {
+        Ended::Written {
+            id,
+            owner,
+            cookie_sent,
+        } => {
+            let new = handle(id.as_ref());
+            let event = |kind| SessionEvent::new(kind, new.clone(), owner.clone());
+            match plan.action {
+                Action::Create | Action::Regenerate
+                    if retired.is_some_and(|r| r.regenerated) && old.is_some() =>
+                {
+                    out.push(event(EventKind::Regenerated { from: old }));
+                }
+                Action::Create | Action::Regenerate => {
+                    if before.destroyed && retired.is_some() {
+                        // A logout, then new data in the same request: the old session ended.
+                        out.push(SessionEvent::new(EventKind::Destroyed, old, old_owner));
+                    }
+                    out.push(event(EventKind::Created));
+                }
+                Action::Save => out.push(event(EventKind::Saved { keys: before.keys })),
+                Action::Touch => out.push(event(EventKind::Touched)),
+                Action::WriteCookie if plan.row == Row::Resign => {
+                    out.push(event(EventKind::Rekeyed));
+                }
+                Action::WriteCookie | Action::Nothing | Action::Destroy => {}
+            }
+            let rewritten = matches!(plan.action, Action::Save | Action::Touch);
+            if before.resign && rewritten && cookie_sent {
+                out.push(event(EventKind::Rekeyed));
+            }
+        }
+        Ended::Removed if plan.action == Action::Destroy && before.destroyed => {
+            out.push(SessionEvent::new(EventKind::Destroyed, old, old_owner));
+        }
+        Ended::Removed | Ended::Silent => {}
+    }
+    out
+}
