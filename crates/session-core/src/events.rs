@@ -14,6 +14,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::owner::Handle;
 use crate::record::Data;
+pub use crate::telemetry::StoreOp;
 
 /// Why a session ended without its own request ending it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,69 +64,6 @@ impl RevokedBy {
     }
 }
 
-/// A store call, as events and metrics name it ([`EventKind::StoreFailed`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StoreOp {
-    /// [`Store::create`](crate::store::Store::create).
-    Create,
-    /// [`Store::load`](crate::store::Store::load).
-    Load,
-    /// [`Store::save`](crate::store::Store::save).
-    Save,
-    /// [`Store::destroy`](crate::store::Store::destroy).
-    Destroy,
-    /// [`Store::supersede`](crate::store::Store::supersede).
-    Supersede,
-    /// [`Store::touch`](crate::store::Store::touch).
-    Touch,
-    /// [`Store::scan`](crate::store::Store::scan).
-    Scan,
-    /// [`OwnerIndex::index`](crate::store::OwnerIndex::index).
-    Index,
-    /// [`OwnerIndex::unindex`](crate::store::OwnerIndex::unindex).
-    Unindex,
-    /// [`OwnerIndex::entries`](crate::store::OwnerIndex::entries).
-    Entries,
-    /// [`OwnerIndex::admit`](crate::store::OwnerIndex::admit).
-    Admit,
-}
-
-impl StoreOp {
-    /// Every operation, in declaration order.
-    pub const ALL: [StoreOp; 11] = [
-        Self::Create,
-        Self::Load,
-        Self::Save,
-        Self::Destroy,
-        Self::Supersede,
-        Self::Touch,
-        Self::Scan,
-        Self::Index,
-        Self::Unindex,
-        Self::Entries,
-        Self::Admit,
-    ];
-
-    /// The operation's name, as the `op` label of metrics and the OpenTelemetry
-    /// `db.operation.name` of its span: `create`, `load`, … `admit`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Load => "load",
-            Self::Save => "save",
-            Self::Destroy => "destroy",
-            Self::Supersede => "supersede",
-            Self::Touch => "touch",
-            Self::Scan => "scan",
-            Self::Index => "index",
-            Self::Unindex => "unindex",
-            Self::Entries => "entries",
-            Self::Admit => "admit",
-        }
-    }
-}
-
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -169,7 +107,7 @@ pub enum EventKind {
     StoreFailed {
         /// The call.
         op: StoreOp,
-        /// What went wrong: [`StoreError::kind`](crate::store::StoreError::kind).
+        /// What went wrong: `StoreError::kind`.
         error: &'static str,
     },
 }
@@ -215,20 +153,7 @@ impl EventKind {
     }
 
     /// Every event name ([`EventKind::name`]), for metrics' label sets.
-    pub const NAMES: [&'static str; 12] = [
-        "created",
-        "saved",
-        "touched",
-        "regenerated",
-        "destroyed",
-        "revoked",
-        "ended",
-        "expired",
-        "missed",
-        "invalid",
-        "rekeyed",
-        "store_failed",
-    ];
+    pub const NAMES: [&'static str; 12] = crate::telemetry::EVENT_NAMES;
 }
 
 /// A session's lifecycle event, from the middleware's own decisions (never from the store).
@@ -362,13 +287,17 @@ impl Events {
     }
 }
 
-/// The `tracing` event: `info` (a store failure: `warn`), target `session`, with the handle
-/// and the event's fields but never the owner.
+/// The `tracing` event, target `session`, with the handle and the event's fields but never
+/// the owner: `debug` for what every request may do (created, saved, touched), `warn` for a
+/// store failure, `info` for the rest (logins, logouts, revokes, expiry: what an audit reads).
 fn trace(event: &SessionEvent) {
     let handle = event.handle.as_ref().map(Handle::as_str);
     let name = event.kind.name();
     match &event.kind {
-        EventKind::Saved { keys } => tracing::info!(
+        EventKind::Created | EventKind::Touched => {
+            tracing::debug!(target: "session", event = name, handle, "session event");
+        }
+        EventKind::Saved { keys } => tracing::debug!(
             target: "session", event = name, handle, keys = keys.len(), "session event"
         ),
         EventKind::Regenerated { from } => tracing::info!(

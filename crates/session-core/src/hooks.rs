@@ -9,8 +9,9 @@ use crate::session::SessionState;
 
 type BeforeSaveFn = dyn Fn(&mut SessionState) + Send + Sync;
 
-/// App callbacks. Every event is also a `tracing` event at `info` level (a store failure at
-/// `warn`), target `session`, carrying no id, owner or data.
+/// App callbacks. Every event is also a `tracing` event, target `session` (`debug` for
+/// created, saved and touched, `warn` for a store failure, `info` for the rest), carrying no
+/// id, owner or data.
 #[derive(Clone, Default)]
 pub struct Hooks {
     pub(crate) events: Events,

@@ -1,17 +1,17 @@
-//! Metrics, through the [`metrics`](https://docs.rs/metrics) facade, behind the `metrics`
+//! Metrics, through the `metrics` facade (the crate of that name), behind the `metrics`
 //! feature: every name the crates of this workspace record, and the one function that records
 //! each. Without the feature every function here is empty and compiles away.
 //!
 //! An app installs a recorder (a Prometheus, OpenTelemetry or StatsD exporter) *before* it
 //! builds its session layer: the layer then sets every counter of a bounded label set to 0,
 //! so a scrape shows each series before its first increment. Labels are of bounded
-//! cardinality only: a store's [`system`](crate::store::Store::system) name, an operation
+//! cardinality only: a store's `Store::system` name, an operation
 //! ([`StoreOp`]), an outcome, an event name. Never an id, an owner or a key.
 //!
 //! | name | kind | labels |
 //! |---|---|---|
-//! | `session_store_duration_seconds` | histogram | `store`, `op`, `outcome` (`ok`, `error`, `timeout`) |
-//! | `session_store_errors_total` | counter | `store`, `op`, `kind` ([`StoreError::kind`](crate::store::StoreError::kind)) |
+//! | `session_store_duration_seconds` | histogram | `store`, `op`, `outcome` (`ok`, `error`, `timeout`, `cancelled`) |
+//! | `session_store_errors_total` | counter | `store`, `op`, `kind` (`StoreError::kind`) |
 //! | `session_answers_total` | counter | `status`: the layer's own error answers (`503`, `500`, `413`, `403`, `400`) |
 //! | `session_set_cookie_bytes` | histogram | |
 //! | `session_record_bytes` | histogram | `store` |
@@ -20,10 +20,87 @@
 //! | `session_pool_waits_total` | counter | `store` |
 //! | `session_pool_wait_seconds` | histogram | `store` |
 //! | `session_sweeper_removed_total` | counter | `store` |
-//! | `session_events_total` | counter | `event` ([`EventKind::name`](crate::EventKind::name)) |
+//! | `session_events_total` | counter | `event` (`EventKind::name`) |
 //! | `session_audit_dropped_total` | counter | |
 
-use crate::events::StoreOp;
+/// A store call, as events (`EventKind::StoreFailed`) and metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreOp {
+    /// `Store::create`.
+    Create,
+    /// `Store::load`.
+    Load,
+    /// `Store::save`.
+    Save,
+    /// `Store::destroy`.
+    Destroy,
+    /// `Store::supersede`.
+    Supersede,
+    /// `Store::touch`.
+    Touch,
+    /// `Store::scan`.
+    Scan,
+    /// `OwnerIndex::index`.
+    Index,
+    /// `OwnerIndex::unindex`.
+    Unindex,
+    /// `OwnerIndex::entries`.
+    Entries,
+    /// `OwnerIndex::admit`.
+    Admit,
+}
+
+impl StoreOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [StoreOp; 11] = [
+        Self::Create,
+        Self::Load,
+        Self::Save,
+        Self::Destroy,
+        Self::Supersede,
+        Self::Touch,
+        Self::Scan,
+        Self::Index,
+        Self::Unindex,
+        Self::Entries,
+        Self::Admit,
+    ];
+
+    /// The operation's name, as the `op` label of metrics and the OpenTelemetry
+    /// `db.operation.name` of its span: `create`, `load`, … `admit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Load => "load",
+            Self::Save => "save",
+            Self::Destroy => "destroy",
+            Self::Supersede => "supersede",
+            Self::Touch => "touch",
+            Self::Scan => "scan",
+            Self::Index => "index",
+            Self::Unindex => "unindex",
+            Self::Entries => "entries",
+            Self::Admit => "admit",
+        }
+    }
+}
+
+/// Every lifecycle event's name (`EventKind::name`), the `event` label of [`EVENTS`].
+pub const EVENT_NAMES: [&str; 12] = [
+    "created",
+    "saved",
+    "touched",
+    "regenerated",
+    "destroyed",
+    "revoked",
+    "ended",
+    "expired",
+    "missed",
+    "invalid",
+    "rekeyed",
+    "store_failed",
+];
 
 /// Whether metrics are recorded (the `metrics` feature): a caller skips the work of a
 /// measurement (a clock reading, a pool's state) when they are not.
@@ -64,61 +141,33 @@ pub enum Outcome {
     Ok,
     /// It failed.
     Error,
-    /// The caller gave up waiting (its time limit, or the request went away).
+    /// The caller's time limit cut it off.
     Timeout,
+    /// The caller stopped waiting before its time limit (the request went away).
+    Cancelled,
 }
 
 impl Outcome {
-    /// The `outcome` label: `ok`, `error`, `timeout`.
+    /// The `outcome` label: `ok`, `error`, `timeout`, `cancelled`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Error => "error",
             Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
         }
     }
 }
 
 #[cfg(feature = "metrics")]
-mod on {
-    use super::*;
-
-    pub(super) fn store_call(store: &'static str, op: StoreOp, outcome: Outcome, secs: f64) {
-        metrics::histogram!(STORE_DURATION, "store" => store, "op" => op.name(), "outcome" => outcome.name())
-            .record(secs);
-    }
-    pub(super) fn store_error(store: &'static str, op: StoreOp, kind: &'static str) {
-        metrics::counter!(STORE_ERRORS, "store" => store, "op" => op.name(), "kind" => kind)
-            .increment(1);
-    }
-    pub(super) fn answer(status: u16) {
-        let status = ANSWER_STATUSES
-            .iter()
-            .find(|s| **s == status)
-            .map_or("other", |s| status_name(*s));
-        metrics::counter!(ANSWERS, "status" => status).increment(1);
-    }
-    pub(super) fn status_name(s: u16) -> &'static str {
-        match s {
-            503 => "503",
-            500 => "500",
-            413 => "413",
-            403 => "403",
-            400 => "400",
-            _ => "other",
-        }
-    }
-    pub(super) fn declare(stores: &[&'static str]) {
-        for s in ANSWER_STATUSES {
-            metrics::counter!(ANSWERS, "status" => status_name(s)).absolute(0);
-        }
-        for e in crate::EventKind::NAMES {
-            metrics::counter!(EVENTS, "event" => e).absolute(0);
-        }
-        metrics::counter!(AUDIT_DROPPED).absolute(0);
-        for store in stores {
-            metrics::counter!(SWEEPER_REMOVED, "store" => *store).absolute(0);
-        }
+fn status_name(s: u16) -> &'static str {
+    match s {
+        503 => "503",
+        500 => "500",
+        413 => "413",
+        403 => "403",
+        400 => "400",
+        _ => "other",
     }
 }
 
@@ -126,7 +175,8 @@ mod on {
 #[inline]
 pub fn store_call(store: &'static str, op: StoreOp, outcome: Outcome, secs: f64) {
     #[cfg(feature = "metrics")]
-    on::store_call(store, op, outcome, secs);
+    metrics::histogram!(STORE_DURATION, "store" => store, "op" => op.name(), "outcome" => outcome.name())
+        .record(secs);
     #[cfg(not(feature = "metrics"))]
     let _ = (store, op, outcome, secs);
 }
@@ -135,7 +185,8 @@ pub fn store_call(store: &'static str, op: StoreOp, outcome: Outcome, secs: f64)
 #[inline]
 pub fn store_error(store: &'static str, op: StoreOp, kind: &'static str) {
     #[cfg(feature = "metrics")]
-    on::store_error(store, op, kind);
+    metrics::counter!(STORE_ERRORS, "store" => store, "op" => op.name(), "kind" => kind)
+        .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = (store, op, kind);
 }
@@ -145,7 +196,7 @@ pub fn store_error(store: &'static str, op: StoreOp, kind: &'static str) {
 #[inline]
 pub fn answer(status: u16) {
     #[cfg(feature = "metrics")]
-    on::answer(status);
+    metrics::counter!(ANSWERS, "status" => status_name(status)).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = status;
 }
@@ -227,7 +278,18 @@ pub fn audit_dropped() {
 #[inline]
 pub fn declare(stores: &[&'static str]) {
     #[cfg(feature = "metrics")]
-    on::declare(stores);
+    {
+        for s in ANSWER_STATUSES {
+            metrics::counter!(ANSWERS, "status" => status_name(s)).absolute(0);
+        }
+        for e in EVENT_NAMES {
+            metrics::counter!(EVENTS, "event" => e).absolute(0);
+        }
+        metrics::counter!(AUDIT_DROPPED).absolute(0);
+        for store in stores {
+            metrics::counter!(SWEEPER_REMOVED, "store" => *store).absolute(0);
+        }
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = stores;
 }

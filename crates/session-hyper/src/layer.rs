@@ -287,7 +287,12 @@ impl SessionLayerBuilder {
     /// Builds the layer.
     pub fn build(mut self) -> Result<SessionLayer, LayerBuildError> {
         let cookie_source = self.check_migration()?;
-        self.watch_stores();
+        crate::measured::watch_stores(
+            &mut self.backend,
+            &mut self.migrate_from,
+            &self.config,
+            self.store_timeout,
+        );
         let store_source = self.migrate_from.as_ref().map(|old| {
             let c = self.config.cookie();
             let cookie = session_core::store::SourceCookie {
@@ -367,31 +372,6 @@ impl SessionLayerBuilder {
                 csrf_used: std::sync::atomic::AtomicBool::new(false),
             }),
         })
-    }
-}
-
-impl SessionLayerBuilder {
-    /// Wraps the stores in [`Measured`](crate::measured) when someone watches their calls,
-    /// and declares the metrics' bounded label sets.
-    fn watch_stores(&mut self) {
-        let mut systems = Vec::new();
-        if let Backend::Store(store) = &self.backend {
-            systems.push(store.system_dyn());
-        }
-        if let Some(old) = &self.migrate_from {
-            systems.push(old.system_dyn());
-        }
-        session_core::telemetry::declare(&systems);
-        if !crate::measured::watched(&self.config) {
-            return;
-        }
-        if let Backend::Store(store) = &self.backend {
-            let store = crate::measured::Measured::wrap(Arc::clone(store), &self.config);
-            self.backend = Backend::Store(store);
-        }
-        if let Some(old) = self.migrate_from.take() {
-            self.migrate_from = Some(crate::measured::Measured::wrap(old, &self.config));
-        }
     }
 }
 

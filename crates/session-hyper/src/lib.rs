@@ -15,14 +15,18 @@
 //! concurrent request, parallel requests around a login keep the user logged in, planted
 //! cookies can't log anyone out, and a corrupt record is a new session. The rules are written
 //! out in [`session_core::behaviour`]; the repository's guide (`docs/`) has a chapter per
-//! topic (stores, cookie modes, a user's sessions, options, operations) and the attack that
+//! topic (stores, cookie modes, a user's sessions, options, operations, events and metrics) and the attack that
 //! tests each promise.
 //!
 //! # One crate to start
 //! This crate re-exports what an app names: [`Config`] and its option types, the [`Store`]
 //! trait, [`MemoryStore`] (feature `memory`, on by default), [`RedisStore`] (feature
 //! `redis`; `redis-tls` for `rediss://`) and `PostgresStore` (feature `postgres`). With the `axum` feature, [`Session`] is a handler
-//! argument and [`Error`] a handler's error type (see the `axum` section below). The crates
+//! argument and [`Error`] a handler's error type (see the `axum` section below). Every
+//! lifecycle event ([`SessionEvent`]) reaches [`Hooks::on_event`], `tracing`, and the
+//! [`audit`] sink if the app plugs one in; with the `metrics` feature, store latency, error
+//! answers, sizes and pool use are recorded through the `metrics` facade (the names:
+//! [`session_core::telemetry`]). The crates
 //! behind it (`session-core`, `session-cookie`, `session-store-memory`,
 //! `session-store-redis`, `session-store-postgres`) stay usable on their own.
 //!

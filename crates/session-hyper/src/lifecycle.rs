@@ -73,9 +73,8 @@ pub(crate) fn events(
             let new = handle(id.as_ref());
             let event = |kind| SessionEvent::new(kind, new.clone(), owner.clone());
             match plan.action {
-                Action::Create | Action::Regenerate
-                    if retired.is_some_and(|r| r.regenerated) && old.is_some() =>
-                {
+                // A regenerate of a session that had an identity (in cookie mode: a payload).
+                Action::Create | Action::Regenerate if retired.is_some_and(|r| r.regenerated) => {
                     out.push(event(EventKind::Regenerated { from: old }));
                 }
                 Action::Create | Action::Regenerate => {

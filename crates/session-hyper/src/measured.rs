@@ -19,11 +19,40 @@ use session_core::telemetry::{self, Outcome};
 use session_core::{Config, EventKind, Handle, SessionEvent, StoreOp};
 use tracing::Instrument;
 
+use crate::shared::Backend;
+
 /// Whether a layer over `config` has anyone watching its store calls.
 pub(crate) fn watched(config: &Config) -> bool {
     cfg!(feature = "metrics")
         || driver::listening(config)
         || tracing::enabled!(target: "session::store", tracing::Level::DEBUG)
+}
+
+/// Wraps a layer's stores (its own, and the one it migrates from) in [`Measured`] when someone
+/// watches their calls, and declares the metrics' bounded label sets.
+pub(crate) fn watch_stores(
+    backend: &mut Backend,
+    migrate_from: &mut Option<Arc<dyn DynStore>>,
+    config: &Config,
+    limit: Duration,
+) {
+    let mut systems = Vec::new();
+    if let Backend::Store(store) = &*backend {
+        systems.push(store.system_dyn());
+    }
+    if let Some(old) = &*migrate_from {
+        systems.push(old.system_dyn());
+    }
+    telemetry::declare(&systems);
+    if !watched(config) {
+        return;
+    }
+    if let Backend::Store(store) = &*backend {
+        *backend = Backend::Store(Measured::wrap(Arc::clone(store), config, limit));
+    }
+    if let Some(old) = migrate_from.take() {
+        *migrate_from = Some(Measured::wrap(old, config, limit));
+    }
 }
 
 /// A store, watched.
@@ -34,11 +63,17 @@ pub(crate) struct Measured {
 }
 
 impl Measured {
-    /// `inner`, watched: events go to `config`'s subscribers.
-    pub(crate) fn wrap(inner: Arc<dyn DynStore>, config: &Config) -> Arc<dyn DynStore> {
+    /// `inner`, watched: events go to `config`'s subscribers; a call the layer gives up on
+    /// after `limit` (its `store_timeout`) is a failure.
+    pub(crate) fn wrap(
+        inner: Arc<dyn DynStore>,
+        config: &Config,
+        limit: Duration,
+    ) -> Arc<dyn DynStore> {
         let watch = Watch {
             system: inner.system_dyn(),
             config: config.clone(),
+            limit,
         };
         let index = inner.owner_index_dyn().is_some().then(|| MeasuredIndex {
             store: Arc::clone(&inner),
@@ -57,35 +92,59 @@ impl Measured {
 struct Watch {
     system: &'static str,
     config: Config,
+    /// The layer's `store_timeout`: a call dropped unfinished after it was cut off by it.
+    limit: Duration,
 }
 
-/// Records the call's latency when it ends, as `timeout` if it is dropped unfinished (the
-/// layer's time limit, or the request went away).
-struct Timer {
-    system: &'static str,
+/// Records the call's latency when it ends. A call dropped unfinished was cut off by the
+/// layer's time limit (a failure: `timeout`, and its event) or given up because the request
+/// went away (`cancelled`).
+struct Timer<'a> {
+    watch: &'a Watch,
     op: StoreOp,
-    start: Option<Instant>,
+    start: Instant,
+    done: bool,
 }
 
-impl Timer {
+impl Timer<'_> {
     fn done(&mut self, outcome: Outcome) {
-        if let Some(start) = self.start.take() {
-            telemetry::store_call(self.system, self.op, outcome, start.elapsed().as_secs_f64());
-        }
+        self.done = true;
+        let secs = self.start.elapsed().as_secs_f64();
+        telemetry::store_call(self.watch.system, self.op, outcome, secs);
     }
 }
 
-impl Drop for Timer {
+impl Drop for Timer<'_> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.start.elapsed() < self.watch.limit {
+            self.done(Outcome::Cancelled);
+            return;
+        }
         self.done(Outcome::Timeout);
+        self.watch
+            .failed(self.op, &StoreError::Timeout(self.watch.limit));
     }
 }
 
 impl Watch {
-    /// Runs `call` in its span, timed, reporting a failure.
-    async fn call<T>(
+    /// Runs `call` in its span, timed from now (before the layer's time limit starts counting
+    /// around the future this returns), reporting a failure.
+    fn call<'a, T>(
+        &'a self,
+        op: StoreOp,
+        call: impl Future<Output = Result<T, StoreError>> + 'a,
+    ) -> impl Future<Output = Result<T, StoreError>> + 'a {
+        let start = Instant::now();
+        async move { self.timed(op, start, call).await }
+    }
+
+    async fn timed<T>(
         &self,
         op: StoreOp,
+        start: Instant,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let span = tracing::debug_span!(
@@ -101,9 +160,10 @@ impl Watch {
             span.record("otel.name", format!("{} {}", op.name(), self.system));
         }
         let mut timer = Timer {
-            system: self.system,
+            watch: self,
             op,
-            start: cfg!(feature = "metrics").then(Instant::now),
+            start,
+            done: false,
         };
         let got = call.instrument(span.clone()).await;
         match &got {
@@ -111,14 +171,19 @@ impl Watch {
             Err(e) => {
                 timer.done(Outcome::Error);
                 span.record("error.type", e.kind());
-                telemetry::store_error(self.system, op, e.kind());
-                let error = e.kind();
-                driver::emit(&self.config, || {
-                    SessionEvent::new(EventKind::StoreFailed { op, error }, None, None)
-                });
+                self.failed(op, e);
             }
         }
         got
+    }
+
+    /// Counts a failed call and raises its event.
+    fn failed(&self, op: StoreOp, e: &StoreError) {
+        let error = e.kind();
+        telemetry::store_error(self.system, op, error);
+        driver::emit(&self.config, || {
+            SessionEvent::new(EventKind::StoreFailed { op, error }, None, None)
+        });
     }
 }
 

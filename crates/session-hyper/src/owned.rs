@@ -8,9 +8,8 @@ use session_core::driver::SessionDriver;
 
 use crate::Error;
 use crate::index::index_of;
-use crate::owners::{Carry, Spare, list, revoke_all, revoke_one};
+use crate::owners::{Carry, Revoker, Spare, list, revoke_all, revoke_one};
 use crate::session::Session;
-use session_core::RevokedBy;
 
 /// Owner operations on a request's session.
 ///
@@ -95,7 +94,8 @@ impl Session {
             .filter(|h| h.as_str() != handle)
             .cloned()
             .collect();
-        let revoked = revoke_one(&self.0.shared, owner, handle, &keep, RevokedBy::User).await?;
+        let revoked =
+            revoke_one(&self.0.shared, owner, handle, &keep, Revoker::user(&mine)).await?;
         if revoked.as_ref().is_some_and(|h| mine.contains(h)) {
             self.with(|s| s.destroy()).await?;
         }
@@ -105,13 +105,14 @@ impl Session {
     /// Revokes every session of the owner ("log out everywhere"), this request's own too if
     /// it is one of them; how many were live.
     pub async fn revoke_all_sessions(&self, owner: &str) -> Result<usize, Error> {
+        let mine = self.own_handles().await?;
         let ended = revoke_all(
             &self.0.shared,
             owner,
             &[],
             Spare::Handles,
             None,
-            RevokedBy::User,
+            Revoker::user(&mine),
         )
         .await?;
         let mine = self.with(|s| s.owner() == Some(owner)).await?;
@@ -167,7 +168,7 @@ impl Session {
             &mine,
             Spare::Lineage,
             carry,
-            RevokedBy::User,
+            Revoker::user(&mine),
         )
         .await
     }

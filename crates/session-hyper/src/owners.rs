@@ -58,11 +58,9 @@ impl Owners {
     /// Revokes one session by the handle a listing gave; `false` if the owner has no live
     /// session with that handle (a malformed handle, another owner's, or one that has ended).
     pub async fn revoke(&self, owner: &str, handle: &str) -> Result<bool, Error> {
-        Ok(
-            revoke_one(&self.shared, owner, handle, &[], RevokedBy::Admin)
-                .await?
-                .is_some(),
-        )
+        Ok(revoke_one(&self.shared, owner, handle, &[], Revoker::ADMIN)
+            .await?
+            .is_some())
     }
 
     /// Revokes every session of the owner ("log out everywhere"); how many were live.
@@ -73,7 +71,7 @@ impl Owners {
             &[],
             Spare::Handles,
             None,
-            RevokedBy::Admin,
+            Revoker::ADMIN,
         )
         .await
     }
@@ -223,6 +221,30 @@ pub(crate) enum Spare {
     /// names it in its lineage), with the sessions they descend from: the caller's own session
     /// under whatever id a regenerate in another of its requests moved it to.
     Lineage,
+}
+
+/// Who revokes, for the events: a session the revoke ends among `own` (the caller's, which
+/// its own commit then reports as destroyed) raises no `revoked` event.
+#[derive(Clone, Copy)]
+pub(crate) struct Revoker<'a> {
+    pub(crate) by: RevokedBy,
+    pub(crate) own: &'a [Handle],
+}
+
+impl<'a> Revoker<'a> {
+    /// The owner, from the request whose own session is under `own`.
+    pub(crate) fn user(own: &'a [Handle]) -> Revoker<'a> {
+        Revoker {
+            by: RevokedBy::User,
+            own,
+        }
+    }
+
+    /// An admin job: no session of the owner's is the caller's.
+    const ADMIN: Revoker<'static> = Revoker {
+        by: RevokedBy::Admin,
+        own: &[],
+    };
 }
 
 /// A key a revoke of the owner's other sessions sets in the sessions it keeps as the caller's
@@ -389,7 +411,7 @@ async fn end_entries(
     keep: &[Handle],
     spare: Spare,
     carry: Option<Carry<'_>>,
-    by: RevokedBy,
+    by: Revoker<'_>,
 ) -> Result<usize, Error> {
     let Side { store, index, .. } = side;
     let now = shared.config.now_ms();
@@ -446,10 +468,13 @@ async fn end_entries(
         match result {
             Ok(Ending::Ended) => {
                 count += 1;
-                let handle = entry.handle.clone();
-                session_core::driver::emit(&shared.config, || {
-                    SessionEvent::new(EventKind::Revoked(by), Some(handle), Some(owner.to_owned()))
-                });
+                if !by.own.contains(&entry.handle) {
+                    let handle = entry.handle.clone();
+                    let kind = EventKind::Revoked(by.by);
+                    session_core::driver::emit(&shared.config, || {
+                        SessionEvent::new(kind, Some(handle), Some(owner.to_owned()))
+                    });
+                }
                 gone.push(entry.handle);
             }
             Ok(Ending::Foreign) => gone.push(entry.handle),
@@ -482,7 +507,7 @@ pub(crate) async fn revoke_one(
     owner: &str,
     handle: &str,
     keep: &[Handle],
-    by: RevokedBy,
+    by: Revoker<'_>,
 ) -> Result<Option<Handle>, Error> {
     let sides = owner_sides(shared, owner)?;
     let Some(handle) = Handle::parse(handle) else {
@@ -532,7 +557,7 @@ pub(crate) async fn revoke_all(
     keep: &[Handle],
     spare: Spare,
     carry: Option<Carry<'_>>,
-    by: RevokedBy,
+    by: Revoker<'_>,
 ) -> Result<usize, Error> {
     // The store the layer migrates from first: a session moving meanwhile is ended there, or
     // followed from its marker to the new record, before the layer's own index is read (which

@@ -78,4 +78,4 @@ mod pool;
 
 pub use backend::Backend;
 pub use connects::{ConnectError, Connection, Connects};
-pub use pool::{CheckoutError, Pool};
+pub use pool::{Checkout, CheckoutError, Pool};

@@ -30,6 +30,17 @@ pub enum CheckoutError<E, F> {
     HeldOff,
 }
 
+/// What one checkout cost ([`Pool::get_observed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Checkout {
+    /// How long it took, successful or not, in seconds.
+    pub secs: f64,
+    /// Whether no connection was idle when it began (it waited for one, or for a connect).
+    pub waited: bool,
+    /// Connections checked out once it ended.
+    pub in_use: u32,
+}
+
 /// A bb8 pool whose checkouts fail fast. Cheap to clone (clones share the pool).
 pub struct Pool<M: ManageConnection, B: Backend> {
     pool: bb8::Pool<M>,
@@ -93,6 +104,26 @@ where
                 Either::Right(_) => return Err(self.given_up()),
             }
         }
+    }
+
+    /// [`Pool::get`], reporting what the checkout cost to `observe` (when given): the pool's
+    /// state is read before and after, so pass `None` where nobody measures.
+    pub async fn get_observed(
+        &self,
+        observe: Option<&(dyn Fn(Checkout) + Sync)>,
+    ) -> Result<PooledConnection<'static, M>, CheckoutError<B::Error, B::Failure>> {
+        let Some(observe) = observe else {
+            return self.get().await;
+        };
+        let (started, before) = (std::time::Instant::now(), self.pool.state());
+        let got = self.get().await;
+        let after = self.pool.state();
+        observe(Checkout {
+            secs: started.elapsed().as_secs_f64(),
+            waited: before.idle_connections == 0,
+            in_use: after.connections.saturating_sub(after.idle_connections),
+        });
+        got
     }
 
     /// The pool's state (connections open, idle).

@@ -236,27 +236,6 @@ pub(crate) enum Pools {
     Shared(PgPool),
 }
 
-/// A checkout from the store's own pool, measured (with the `metrics` feature).
-async fn checkout(
-    pool: &session_pool::Pool<Manager, Server>,
-) -> Result<
-    PooledConnection<'static, Manager>,
-    CheckoutError<tokio_postgres::Error, crate::connection::Failure>,
-> {
-    let watch = telemetry::ENABLED.then(|| (Instant::now(), pool.state()));
-    let got = pool.get().await;
-    if let Some((started, before)) = watch {
-        let after = pool.state();
-        telemetry::pool_checkout(
-            "postgresql",
-            started.elapsed().as_secs_f64(),
-            before.idle_connections == 0,
-            after.connections.saturating_sub(after.idle_connections),
-        );
-    }
-    got
-}
-
 /// A pooled connection of either kind.
 pub(crate) enum Conn {
     Own(PooledConnection<'static, Manager>),
@@ -457,12 +436,16 @@ impl Db {
             RunError::TimedOut => StoreError::Timeout(self.checkout_timeout),
             RunError::User(e) => store_error(&e, self.limit),
         };
+        let observe = |c: session_pool::Checkout| {
+            telemetry::pool_checkout("postgresql", c.secs, c.waited, c.in_use);
+        };
+        let observe = telemetry::ENABLED.then_some(&observe as &(dyn Fn(_) + Sync));
         for _ in 0..=self.connections() {
             let conn = match &self.pool {
                 // A connect that fails while this checkout waits ends the wait when no
                 // connection can come to it any more (the server refused or is unreachable);
                 // only silence waits out the timeout.
-                Pools::Own(p) => Conn::Own(checkout(p).await.map_err(|e| match e {
+                Pools::Own(p) => Conn::Own(p.get_observed(observe).await.map_err(|e| match e {
                     CheckoutError::TimedOut => StoreError::Timeout(self.checkout_timeout),
                     CheckoutError::Connect(e) => store_error(&e, self.limit),
                     CheckoutError::Failed(failure) => failure.to_error(),

@@ -124,14 +124,13 @@ impl Table {
         let hit = match self.lru.get(key) {
             Some(e) if e.until > now => Some(e.record.clone()),
             Some(_) => None,
-            None => {
-                session_core::telemetry::client_cache(false);
-                return None;
-            }
+            None => return None,
         };
-        session_core::telemetry::client_cache(hit.is_some());
         match hit {
-            Some(_) => self.stats.hits += 1,
+            Some(_) => {
+                self.stats.hits += 1;
+                session_core::telemetry::client_cache(true);
+            }
             None => self.remove(key),
         }
         hit
@@ -175,6 +174,7 @@ impl Table {
     /// Counts a load that went to Redis.
     pub(crate) fn missed(&mut self) {
         self.stats.misses += 1;
+        session_core::telemetry::client_cache(false);
     }
 
     /// Stores a record read from Redis.

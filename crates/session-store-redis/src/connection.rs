@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisError, Script};
@@ -258,17 +258,12 @@ impl Redis {
             // A connect that fails while this checkout waits ends the wait when no connection
             // can come to it any more (Redis refused or is unreachable); only silence waits
             // out the timeout.
-            let watch = telemetry::ENABLED.then(|| (Instant::now(), pool.state()));
-            let got = pool.get().await;
-            if let Some((started, before)) = watch {
-                let after = pool.state();
-                telemetry::pool_checkout(
-                    "redis",
-                    started.elapsed().as_secs_f64(),
-                    before.idle_connections == 0,
-                    after.connections.saturating_sub(after.idle_connections),
-                );
-            }
+            let observe = |c: session_pool::Checkout| {
+                telemetry::pool_checkout("redis", c.secs, c.waited, c.in_use);
+            };
+            let got = pool
+                .get_observed(telemetry::ENABLED.then_some(&observe))
+                .await;
             let conn = got.map_err(|e| match e {
                 session_pool::CheckoutError::TimedOut => StoreError::Timeout(self.checkout_timeout),
                 session_pool::CheckoutError::Connect(e) => store_error(&e),

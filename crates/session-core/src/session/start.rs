@@ -135,13 +135,14 @@ impl SessionState {
                 id,
                 record: Loaded::Missing,
             } => {
-                config.emit(EventKind::Missed, Some(&id), None);
                 if config.guest {
+                    // A guest's id has no record until it holds data: nothing was missed.
                     // The signature proves we issued this id: a returning guest keeps it.
                     let mut s = Self::fresh(config, now, None, true);
                     s.id = Some(id);
                     s
                 } else {
+                    config.emit(EventKind::Missed, Some(&id), None);
                     Self::fresh(
                         config,
                         now,
