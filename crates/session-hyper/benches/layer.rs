@@ -13,7 +13,13 @@
 //! common case) or taking one, minting a CSRF token (for a session, and for an anonymous
 //! visitor), and a POST checking a token from its header (store and cookie mode).
 //!
-//! Run: `cargo bench -p session-hyper --bench layer`.
+//! And what events and metrics cost (`events_*`): a returning user's counter with an event
+//! subscriber that does nothing, and with the audit sink writing JSON lines to `/dev/null`;
+//! built with `--features metrics`, every request also records its metrics into a Prometheus
+//! recorder (installed first). `AUDIT_P99=N` instead measures N returning-user requests with no
+//! audit sink and with one that never returns, interleaved, and prints their percentiles.
+//!
+//! Run: `cargo bench -p session-hyper --bench layer` (and again with `--features metrics`).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 // The counting global allocator needs `unsafe`; it only forwards to the system allocator.
 #![allow(unsafe_code)]
@@ -27,7 +33,8 @@ use criterion::{BatchSize, Criterion, criterion_group};
 use http::{Request, Response, header};
 use http_body_util::Full;
 use session_core::Config;
-use session_hyper::{OverLimit, Session, SessionLayer, SessionLimit};
+use session_hyper::audit::{Audit, AuditSink, JsonLines};
+use session_hyper::{Hooks, OverLimit, Session, SessionEvent, SessionLayer, SessionLimit};
 use session_store_memory::MemoryStore;
 use tower::{Service, ServiceExt, service_fn};
 
@@ -192,6 +199,80 @@ fn layer(kind: &str) -> SessionLayer {
     .expect("layer")
 }
 
+/// A memory-store layer whose configuration carries `hooks`.
+fn layer_with(hooks: Hooks) -> SessionLayer {
+    let config = Config::builder()
+        .key(b"benchmark key, 32 bytes or longer!".to_vec())
+        .hooks(hooks)
+        .build()
+        .expect("config");
+    SessionLayer::store(config, MemoryStore::new())
+        .build()
+        .expect("layer")
+}
+
+/// An audit sink that never returns.
+struct Stuck;
+
+impl AuditSink for Stuck {
+    fn write(&mut self, _: &SessionEvent) -> std::io::Result<()> {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// The hooks of each events benchmark: a subscriber that does nothing, and the audit sink.
+fn event_hooks(kind: &str) -> Hooks {
+    match kind {
+        "audit" => {
+            let sink = JsonLines::append("/dev/null").expect("/dev/null");
+            let audit = Audit::start(sink, 4096).expect("audit");
+            Hooks::new().on_event(audit.listener())
+        }
+        "stuck" => {
+            let audit = Audit::start(Stuck, 1024).expect("audit");
+            Hooks::new().on_event(audit.listener())
+        }
+        "subscriber" => Hooks::new().on_event(|e| {
+            std::hint::black_box(e);
+        }),
+        _ => Hooks::new(),
+    }
+}
+
+/// `AUDIT_P99=N`: N returning-user requests without an audit sink and with one that never
+/// returns, in interleaved blocks; prints each one's percentiles.
+fn audit_p99(n: usize) {
+    let rt = runtime();
+    let mut results = Vec::new();
+    for kind in ["none", "stuck"] {
+        let mut svc = layer_with(event_hooks(kind)).wrap(service_fn(counter));
+        let jar = cookie_header(&send(&rt, &mut svc, request(None)));
+        results.push((kind, svc, jar, Vec::with_capacity(n)));
+    }
+    for _ in 0..n / 1000 {
+        for (_, svc, jar, times) in &mut results {
+            for _ in 0..1000 {
+                let t = std::time::Instant::now();
+                send(&rt, svc, request(Some(jar)));
+                times.push(t.elapsed().as_nanos() as f64 / 1000.0);
+            }
+        }
+    }
+    for (kind, _, _, mut times) in results {
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        println!(
+            "audit sink {kind}: {} requests, p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
+            times.len(),
+            at(0.5),
+            at(0.99),
+            at(0.999)
+        );
+    }
+}
+
 /// Heap allocations per call of `f`, over 1000 calls.
 fn allocations_per_call(mut f: impl FnMut()) -> f64 {
     let before = ALLOCS.load(Ordering::Relaxed);
@@ -341,6 +422,15 @@ fn bench(c: &mut Criterion) {
             send(&rt, &mut cookie_pages, req)
         })
     });
+    // Events and metrics: the returning user's counter (a save per request, one `saved`
+    // event) with nobody listening, with a subscriber, and with the audit sink.
+    for kind in ["none", "subscriber", "audit"] {
+        let mut svc = layer_with(event_hooks(kind)).wrap(service_fn(counter));
+        let jar = cookie_header(&send(&rt, &mut svc, request(None)));
+        g.bench_function(format!("events_{kind}"), |b| {
+            b.iter(|| send(&rt, &mut svc, request(Some(&jar))))
+        });
+    }
     let mut svc = service_fn(bare);
     let per = allocations_per_call(|| {
         send(&rt, &mut svc, request(None));
@@ -366,6 +456,14 @@ criterion_group!(benches, bench);
 /// instruction counts under `valgrind --tool=callgrind` (deterministic where timings on these
 /// machines are not): run it at two N and divide the difference.
 fn main() {
+    #[cfg(feature = "metrics")]
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("a Prometheus recorder");
+    if let Some(n) = std::env::var("AUDIT_P99").ok().and_then(|v| v.parse().ok()) {
+        audit_p99(n);
+        return;
+    }
     if let Ok(kind) = std::env::var("LAYER_LOOP") {
         let iters: u64 = std::env::var("LAYER_ITERS")
             .ok()

@@ -332,12 +332,15 @@ impl Variant {
         &self.label
     }
 
-    /// `base` with the variant's options, then `f`'s.
+    /// `base` with the attack's event recorder as its hooks
+    /// ([`recording_hooks`](crate::capture::recording_hooks)), the variant's options, then
+    /// `f`'s (hooks `f` sets replace the recorder's unless they start from them).
     pub fn config_with(
         &self,
         base: ConfigBuilder,
         f: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> Config {
+        let base = base.hooks(crate::capture::recording_hooks());
         f((self.options)(base)).build().unwrap()
     }
 

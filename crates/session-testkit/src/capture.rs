@@ -4,13 +4,20 @@
 //!
 //! [`with_capture`] captures one test on its own thread (a current-thread runtime);
 //! [`attack`] runs an attack on a multi-threaded runtime with a time bound and a capture of
-//! its own threads.
+//! its own threads. It also records, on the same threads, every lifecycle event of the layers
+//! whose configs carry [`recording_hooks`] (every config a [`Variant`](crate::backend::Variant)
+//! builds does), and checks each event's JSON for the same secrets ([`attack_recorded`] answers
+//! what it recorded).
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use session_core::{Hooks, SessionEvent};
+
 use crate::client::Reply;
+use crate::events::EventRecorder;
 
 /// The tests' signing key (the one the app's layers are built with unless a test says
 /// otherwise).
@@ -69,6 +76,24 @@ impl Secrets {
         }
     }
 
+    /// Every secret remembered so far.
+    pub fn values(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Panics if `text` (`what`: an event, a metric) holds a key or any of these secrets.
+    pub fn check_in(&self, what: &str, text: &str) {
+        for key in [KEY1, KEY2] {
+            assert!(
+                !text.contains(std::str::from_utf8(key).unwrap()),
+                "a key was in {what}"
+            );
+        }
+        for s in self.0.lock().unwrap().iter() {
+            assert!(!text.contains(s.as_str()), "a secret was in {what}: {s}");
+        }
+    }
+
     /// Panics if `log` holds a key or any of these secrets.
     pub fn check(&self, log: &str) {
         for key in [KEY1, KEY2] {
@@ -108,8 +133,59 @@ where
 /// event of its threads (the workers, the blocking pool and this one) captured for it alone,
 /// then checks that capture for the secrets it saw. (One capture for the whole test binary
 /// made each check search every other attack's log too: with the option matrix, most of the
-/// suite's time.)
+/// suite's time.) The lifecycle events its layers emit (those built with [`recording_hooks`])
+/// are recorded on the same threads and checked the same way ([`attack_recorded`]).
 pub fn attack<F, Fut>(f: F)
+where
+    F: FnOnce(Secrets) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    attack_recorded(f);
+}
+
+/// What an attack saw and recorded ([`attack_recorded`]).
+pub struct Recorded {
+    /// The secrets it collected.
+    pub secrets: Secrets,
+    /// The lifecycle events of its layers that carry [`recording_hooks`], in order.
+    pub events: EventRecorder,
+}
+
+thread_local! {
+    /// The event recorder of the attack whose runtime this thread belongs to.
+    static ATTACK_EVENTS: RefCell<Option<EventRecorder>> = const { RefCell::new(None) };
+}
+
+/// Hooks whose one subscriber records each event into the recorder of the attack running on
+/// the emitting thread ([`attack`]); outside an attack they record nothing. Every config a
+/// [`Variant`](crate::backend::Variant) builds starts from them: a test that sets hooks of its
+/// own starts from these to keep its events checked.
+pub fn recording_hooks() -> Hooks {
+    Hooks::new().on_event(record_attack_event)
+}
+
+/// Records `event` into the recorder of the attack running on this thread, if any.
+pub fn record_attack_event(event: &SessionEvent) {
+    ATTACK_EVENTS.with(|r| {
+        if let Some(rec) = r.borrow().as_ref() {
+            rec.record(event);
+        }
+    });
+}
+
+/// Puts back the calling thread's attack recorder when dropped.
+struct Restore(Option<EventRecorder>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let before = self.0.take();
+        ATTACK_EVENTS.with(|r| *r.borrow_mut() = before);
+    }
+}
+
+/// [`attack`], answering the secrets it collected and the events it recorded (after both
+/// were checked: every event's JSON, owners aside, holds no key and no secret).
+pub fn attack_recorded<F, Fut>(f: F) -> Recorded
 where
     F: FnOnce(Secrets) -> Fut,
     Fut: Future<Output = ()>,
@@ -117,18 +193,23 @@ where
     let captured = Captured::default();
     let dispatch = tracing::Dispatch::new(captured.subscriber());
     let secrets = Secrets::default();
+    let events = EventRecorder::new();
     let on_workers = dispatch.clone();
+    let for_workers = events.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .on_thread_start(move || {
             // For the thread's whole life: its events go to this attack's capture.
             std::mem::forget(tracing::dispatcher::set_default(&on_workers));
+            let rec = for_workers.clone();
+            ATTACK_EVENTS.with(|r| *r.borrow_mut() = Some(rec));
         })
         .build()
         .unwrap();
     {
         let _here = tracing::dispatcher::set_default(&dispatch);
+        let _recording = Restore(ATTACK_EVENTS.with(|r| r.replace(Some(events.clone()))));
         rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(480), f(secrets.clone()))
                 .await
@@ -138,4 +219,6 @@ where
         rt.shutdown_timeout(Duration::from_secs(5));
     }
     secrets.check(&captured.text());
+    secrets.check_in("a lifecycle event", &events.json_without_owners());
+    Recorded { secrets, events }
 }

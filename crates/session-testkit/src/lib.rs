@@ -14,6 +14,8 @@
 //!   `Held`), the backends and option sets the attacks iterate over, the "log out everywhere
 //!   else" races every store with an owner index meets;
 //! - `limit` (feature `app`): logins racing a session limit, on every store that keeps one;
+//! - `events` (feature `app`): an event recorder, and lifecycle events as the golden sequences
+//!   name them;
 //! - `jitter` (feature `app`): a store wrapper that delays each call by 0 to 2 ms, so races
 //!   interleave differently from round to round;
 //! - `redis` (feature `redis`): a redis-server of a test's own, a six-node cluster, the shared
@@ -39,6 +41,8 @@ pub mod app;
 pub mod backend;
 #[cfg(feature = "app")]
 pub mod capture;
+#[cfg(feature = "app")]
+pub mod events;
 #[cfg(feature = "app")]
 pub mod jitter;
 #[cfg(feature = "app")]

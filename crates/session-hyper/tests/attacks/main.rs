@@ -6,8 +6,12 @@
 //! [`Variant`] (a store and the options of the app in front of it) that [`variants`] lists.
 //! Cookies are kept by hand (no client jar) so a test sends exactly what it means to, planted
 //! cookies included. Everything the library logs during the suite is captured and checked for
-//! the secrets and session data the tests used. The harness (the app, the clients, the stores,
-//! the log check) is the test kit's (`session-testkit`).
+//! the secrets and session data the tests used; so is every lifecycle event the attack's
+//! layers emit (as its JSON, through an event recorder every config of the suite carries) and,
+//! with the `metrics` feature, every metric's name and labels (a recorder installed for the
+//! binary): no key, cookie value, id, store key or session data in any ([`attack`]). The
+//! harness (the app, the clients, the stores, the log and event checks) is the test kit's
+//! (`session-testkit`).
 //!
 //! The Redis half needs `--features redis-tests` and `REDIS_URL` (`cargo xtask ci` and
 //! `cargo xtask test-redis` start a server and set both).
@@ -35,7 +39,7 @@ use session_core::{Config, ConfigBuilder, CookieMode, MaxAge};
 use session_hyper::SessionLayer;
 use session_testkit::app::too_large_is_413;
 use session_testkit::backend::{Backend, Kind, Variant};
-use session_testkit::capture::{KEY1, attack};
+use session_testkit::capture::{KEY1, Secrets, recording_hooks};
 use session_testkit::client::{Jar, NAME, Reply, SIG, send};
 use session_testkit::served::App;
 use session_testkit::{redis, unique};
@@ -195,9 +199,78 @@ fn cookie_modes() -> [CookieMode; 2] {
     COOKIE_MODES
 }
 
-/// A config under the suite's key, then `f`'s options.
+/// A config under the suite's key, recording its events into the attack's recorder, then
+/// `f`'s options.
 fn config(f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
-    f(Config::builder().key(KEY1.to_vec())).build().unwrap()
+    f(Config::builder()
+        .key(KEY1.to_vec())
+        .hooks(recording_hooks()))
+    .build()
+    .unwrap()
+}
+
+/// An attack: the test kit's ([`session_testkit::capture::attack`]: its log and every
+/// lifecycle event its layers emitted checked for the keys and the secrets it saw), then this
+/// suite's checks of its recorders: its layers recorded events (they carry the recorder), no
+/// event holds the store key of a session id it saw, and, with the `metrics` feature, no
+/// metric's name or label holds a key, a secret or such a store key.
+fn attack<F, Fut>(f: F)
+where
+    F: FnOnce(Secrets) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    #[cfg(feature = "metrics")]
+    let metrics = metrics_recorder();
+    let recorded = session_testkit::capture::attack_recorded(f);
+    assert!(
+        !recorded.events.is_empty(),
+        "the attack's layers recorded no event: a layer without the recorder"
+    );
+    // The store keys of the ids it saw (a store key is the id's hash, not in a cookie).
+    let cfg = config(|b| b);
+    let store_keys = Secrets::default();
+    for value in recorded.secrets.values() {
+        if let Some(id) = cfg.ids().parse(&value) {
+            store_keys.add(cfg.key_derivation().derive(&id).as_str());
+        }
+    }
+    store_keys.check_in("a lifecycle event", &recorded.events.json_without_owners());
+    #[cfg(feature = "metrics")]
+    {
+        let labels = metric_labels(metrics);
+        assert!(!labels.is_empty(), "no metric recorded");
+        recorded.secrets.check_in("a metric", &labels);
+        store_keys.check_in("a metric", &labels);
+    }
+}
+
+/// The metrics recorder of this test binary, installed by the first attack.
+#[cfg(feature = "metrics")]
+fn metrics_recorder() -> &'static metrics_util::debugging::Snapshotter {
+    static SNAPSHOTTER: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
+        std::sync::OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder.install().unwrap();
+        snapshotter
+    })
+}
+
+/// Every metric recorded so far (by every attack of the binary), one line each: its name and
+/// its labels as `name=value`.
+#[cfg(feature = "metrics")]
+fn metric_labels(metrics: &metrics_util::debugging::Snapshotter) -> String {
+    let mut out = String::new();
+    for (key, _, _, _) in metrics.snapshot().into_vec() {
+        let key = key.key();
+        out.push_str(key.name());
+        for label in key.labels() {
+            out.push_str(&format!(" {}={}", label.key(), label.value()));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The `Cookie` header of a cookie-mode payload the app's configuration `cfg` would write:

@@ -290,7 +290,7 @@ fn a_logout_under_planted_cookies_ends_the_server_session() {
 #[test]
 fn a_revoked_or_expired_session_planted_ahead_never_ends_the_real_one() {
     attack(|secrets| async move {
-        let hooks = || session_core::Hooks::new().valid(|d| !d.contains_key("revoked"));
+        let hooks = || recording_hooks().valid(|d| !d.contains_key("revoked"));
         let (mut removed, mut replaced, mut lost) = (0, 0, 0);
         for v in variants(Planted).await {
             let app = v.app(|b| b.hooks(hooks())).await;
