@@ -14,13 +14,19 @@ pub(crate) const USAGE: &str =
             [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
             [--drain [--drain-clear-after UNIX_SECONDS]]
             [--max-sessions N [--over-limit refuse|end-oldest]] [--csrf]
+            [--metrics-addr HOST:PORT] [--audit-log FILE]
 
 routes: GET / (views); GET|PUT|DELETE /session; POST /session/regenerate; PUT /session/owner;
         GET|DELETE /owners/NAME/sessions[/HANDLE]; POST /flash {\"level\",\"text\"}; GET /flash;
         GET /csrf {\"token\"} (with --csrf; 404 without it)
 --csrf: every unsafe request (not GET, HEAD, OPTIONS) passes with Sec-Fetch-Site: same-origin,
         is refused (403) cross-site, and otherwise needs the token of GET /csrf in the
-        X-CSRF-Token header or a form's _csrf field";
+        X-CSRF-Token header or a form's _csrf field
+--metrics-addr HOST:PORT: the library's metrics as Prometheus text at GET /metrics on that
+        address (a listener of its own; port 0 picks one; prints `metrics on http://ADDR/metrics`
+        on stderr)
+--audit-log FILE: every session lifecycle event appended to FILE as a JSON line (no ids, cookies
+        or data; a FILE that can't be opened stops the demo at startup)";
 
 #[derive(Debug)]
 pub(crate) struct Args {
@@ -57,6 +63,10 @@ pub(crate) struct Args {
     pub(crate) over_limit: Option<OverLimit>,
     /// `GET /csrf` gives tokens, and every unsafe request is checked.
     pub(crate) csrf: bool,
+    /// Where `GET /metrics` is served (Prometheus text), if anywhere.
+    pub(crate) metrics_addr: Option<String>,
+    /// The file lifecycle events are appended to as JSON lines, if any.
+    pub(crate) audit_log: Option<String>,
 }
 
 pub(crate) fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -84,6 +94,8 @@ pub(crate) fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, S
         max_sessions: None,
         over_limit: None,
         csrf: false,
+        metrics_addr: None,
+        audit_log: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -147,6 +159,8 @@ pub(crate) fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, S
                     other => return Err(format!("--over-limit: unknown {other:?}")),
                 })
             }
+            "--metrics-addr" => a.metrics_addr = Some(value()?),
+            "--audit-log" => a.audit_log = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }

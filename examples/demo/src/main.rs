@@ -10,6 +10,7 @@
 //!      [--migrate-key BASE64] [--migrate-secret SECRET]... [--migrate-cookie NAME]
 //!      [--drain [--drain-clear-after UNIX_SECONDS]]
 //!      [--max-sessions N [--over-limit refuse|end-oldest]] [--csrf]
+//!      [--metrics-addr HOST:PORT] [--audit-log FILE]
 //! ```
 //!
 //! `--migrate-from URL` (not with `--store cookie`): the store the site used until now (one of
@@ -69,6 +70,19 @@
 //! (`--over-limit refuse`, the default), or answers 204 and ends the owner's session bound
 //! earliest (`--over-limit end-oldest`), whose next `GET /session` is a new, empty session
 //! (answered with `X-Session-Ended: newer-login`).
+//!
+//! `--metrics-addr HOST:PORT` installs a Prometheus recorder before the session layer is built
+//! and serves the library's metrics (names in `session_core::telemetry`; histograms with
+//! buckets, 100 µs to 5 s for `*_seconds` and 64 B to 64 KiB for `*_bytes`) as Prometheus text
+//! at `GET /metrics` on a listener of its own (any other path 404); port 0 picks a free one,
+//! and the demo prints `metrics on http://ADDR/metrics` on stderr. An address it can't bind
+//! stops it at startup. `docs/grafana/sessions.json` is a dashboard over these metrics.
+//!
+//! `--audit-log FILE` appends every lifecycle event (created, saved, regenerated, destroyed,
+//! revoked, ...) to FILE, one JSON object a line (`{"at_ms":…,"event":"created","handle":…}`:
+//! a session's handle, never its id, cookie or data), through a queue of 4096 events on a
+//! thread of its own that drops (and counts, `session_audit_dropped_total`) what a stuck disk
+//! can't take. A FILE that can't be opened for appending stops the demo at startup.
 
 use std::convert::Infallible;
 
@@ -77,7 +91,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use serde_json::Value;
 use session_core::store::DynStore;
-use session_core::{Config, CookieMode, OverLimit, SessionLimit};
+use session_core::{Config, CookieMode, Hooks, OverLimit, SessionLimit};
+use session_hyper::audit::{Audit, JsonLines};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 use session_store_postgres::PostgresStore;
@@ -87,6 +102,7 @@ use std::sync::Arc;
 mod answer;
 mod args;
 mod forms;
+mod metrics;
 mod migrate;
 
 use answer::{MAX_BODY, reply};
@@ -288,6 +304,9 @@ fn on_error(e: &session_hyper::Error) -> Response<Bytes> {
     r
 }
 
+/// How many events `--audit-log` queues for its file before it drops them.
+const AUDIT_QUEUE: usize = 4096;
+
 /// The layer, the store's sweeper (memory and PostgreSQL), and the store as it may be printed (a
 /// Redis URL without its password).
 async fn build(
@@ -333,6 +352,12 @@ async fn build(
     }
     if let Some(p) = &args.prefix {
         b = b.id_prefix(p.clone());
+    }
+    if let Some(path) = &args.audit_log {
+        let file = JsonLines::append(path)
+            .map_err(|e| format!("--audit-log {path}: can't open it for appending: {e}"))?;
+        let audit = Audit::start(file, AUDIT_QUEUE).map_err(|e| format!("--audit-log: {e}"))?;
+        b = b.hooks(Hooks::new().on_event(audit.listener()));
     }
     let config = b.build().map_err(|e| format!("configuration: {e}"))?;
     let mut sweepers: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
@@ -491,6 +516,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    // Before the layer: building it declares the metrics' series to the recorder.
+    let exporter = match &args.metrics_addr {
+        Some(addr) => match metrics::install(addr).await {
+            Ok(e) => Some(e),
+            Err(msg) => {
+                eprintln!("demo: {msg}");
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
     // The sweeper runs as long as this binding lives.
     let (layer, _sweeper, shown) = match build(&args).await {
         Ok(l) => l,
@@ -499,6 +535,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    if let Some(exporter) = exporter {
+        eprintln!("metrics on http://{}/metrics", exporter.local_addr()?);
+        exporter.spawn();
+    }
     if args.drain {
         std::process::exit(drain(&layer, &args).await);
     }

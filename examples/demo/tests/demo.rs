@@ -209,19 +209,15 @@ async fn the_session_limit_from_the_command_line() {
         ])
         .await;
         let url = &d.url;
-        let bind = |c: &reqwest::Client| {
-            c.put(format!("{url}/session/owner"))
-                .body(r#"{"owner":"ada"}"#)
-                .send()
-        };
+        let owner = format!("{url}/session/owner");
+        let bind = |c: &reqwest::Client| c.put(&owner).body(r#"{"owner":"ada"}"#).send();
         let browsers: Vec<_> = (0..3).map(|_| client()).collect();
         for b in &browsers {
             assert_eq!(text(b, format!("{url}/")).await, "1 views");
         }
         for b in &browsers[..2] {
             assert_eq!(bind(b).await.unwrap().status(), 204);
-            // The limit orders sessions by bind time in milliseconds (ties by handle): binds
-            // a few milliseconds apart make the first one the oldest.
+            // Binds ms apart: the limit orders by bind ms (ties by handle).
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let third = bind(&browsers[2]).await.unwrap().status();

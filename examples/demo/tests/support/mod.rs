@@ -1,6 +1,7 @@
 //! What the demo's test files share: the keys the demo is started with, starting it, and JSON.
 #![allow(dead_code)]
 
+pub mod observe;
 pub mod pages;
 
 /// The `--keys` every test starts the demo with.
