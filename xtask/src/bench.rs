@@ -4,13 +4,16 @@
 //! measures every server kind in every scenario right beside bare hyper, alternating which goes
 //! first. Besides throughput and latency it reports what each request costs: the app server's
 //! CPU (from `/proc`), Redis's CPU and the Redis commands it processed (from `INFO`), per
-//! request.
+//! request. It prints the medians as a Markdown table, saves them as JSON
+//! (`target/bench/results.json`) and draws them as charts (see `charts.rs`).
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 
+use crate::charts;
 use crate::postgres;
 use crate::redis::redis;
+use crate::results::{self, Results, Scenario, Server, Side};
 use crate::system::cargo;
 
 /// Every scenario, in table order. `returning`: a returning user's counter changes on every
@@ -41,6 +44,28 @@ const KINDS: [&str; 15] = [
     "postgres",
     "ts-postgres",
 ];
+
+/// Whose a server kind is: bare hyper's, ours, or a peer's (tower-sessions, actix-session).
+fn side(kind: &str) -> Side {
+    if kind.starts_with("bare") {
+        Side::Baseline
+    } else if kind.starts_with("ts-") || kind.starts_with("actix-") {
+        Side::Peer
+    } else {
+        Side::Ours
+    }
+}
+
+/// Where a server kind keeps its sessions.
+fn store(kind: &str) -> &'static str {
+    match kind {
+        k if k.starts_with("bare") => "none",
+        k if k.contains("redis") => "redis",
+        k if k.contains("postgres") => "postgres",
+        k if k.contains("memory") => "memory",
+        _ => "cookie",
+    }
+}
 
 /// The peers a kind's ratio is quoted against.
 fn peers(kind: &str) -> &'static [&'static str] {
@@ -325,8 +350,14 @@ pub(crate) fn run() -> Result<(), String> {
         ratios,
         trips,
     };
-    print_table(&kinds, &scenarios, &measured, runs, secs, conns);
-    Ok(())
+    let results = summary(&kinds, &scenarios, &measured, (runs, secs, conns));
+    print_table(&results);
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let json = std::path::Path::new(&target)
+        .join("bench")
+        .join("results.json");
+    results.save(&json)?;
+    charts::publish(&results, &json)
 }
 
 /// Everything measured, by (kind, scenario) index.
@@ -337,34 +368,70 @@ struct Measured {
     trips: HashMap<(usize, usize), f64>,
 }
 
-fn print_table(
+/// The medians of everything measured, with the run's parameters (`runs`, `secs`, `conns`).
+fn summary(
     kinds: &[&str],
     scenarios: &[&str],
     m: &Measured,
-    runs: usize,
-    secs: f64,
-    conns: usize,
-) {
-    let (points, ratios) = (&m.points, &m.ratios);
-    let med = |ki: usize, si: usize| -> Point {
-        let list = points.get(&(ki, si)).map(Vec::as_slice).unwrap_or_default();
+    (runs, secs, conns): (usize, f64, usize),
+) -> Results {
+    let server = |ki: usize, si: usize| -> Server {
+        let list = m
+            .points
+            .get(&(ki, si))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let of = |f: fn(&Point) -> f64| median(list.iter().map(f).collect());
-        Point {
-            rps: of(|p| p.rps),
-            secs: of(|p| p.secs),
-            p50_us: of(|p| p.p50_us),
-            p99_us: of(|p| p.p99_us),
-            server_cpu_us: of(|p| p.server_cpu_us),
-            redis_cpu_us: of(|p| p.redis_cpu_us),
-            redis_cmds: of(|p| p.redis_cmds),
+        let x_bare = if ki == 0 {
+            1.0
+        } else {
+            median(m.ratios.get(&(ki, si)).cloned().unwrap_or_default())
+        };
+        let kind = kinds[ki];
+        Server {
+            kind: kind.to_owned(),
+            side: side(kind),
+            store: store(kind).to_owned(),
+            rps: results::round(of(|p| p.rps), 1),
+            p50_us: results::round(of(|p| p.p50_us), 1),
+            p99_us: results::round(of(|p| p.p99_us), 1),
+            server_cpu_us: results::round(of(|p| p.server_cpu_us), 2),
+            redis_cpu_us: results::round(of(|p| p.redis_cpu_us), 2),
+            redis_cmds: results::round(of(|p| p.redis_cmds), 3),
+            redis_round_trips: m.trips.get(&(ki, si)).map(|t| results::round(*t, 3)),
+            x_bare: results::round(x_bare, 3),
         }
     };
-    let ratio = |ki: usize, si: usize| -> f64 {
-        if ki == 0 {
-            return 1.0;
-        }
-        median(ratios.get(&(ki, si)).cloned().unwrap_or_default())
-    };
+    // The settings this run was given, as a command to run it again.
+    let mut settings: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("BENCH_") && k != "BENCH_NOTE")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    settings.sort();
+    settings.push("cargo xtask bench".to_owned());
+    Results {
+        date: results::now_utc(),
+        command: settings.join(" "),
+        runs,
+        secs,
+        conns,
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model: results::cpu_model(),
+        note: std::env::var("BENCH_NOTE").unwrap_or_default(),
+        scenarios: scenarios
+            .iter()
+            .enumerate()
+            .map(|(si, name)| Scenario {
+                name: (*name).to_owned(),
+                servers: (0..kinds.len()).map(|ki| server(ki, si)).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The Markdown table of BENCHMARKS.md.
+fn print_table(r: &Results) {
+    let (runs, secs, conns) = (r.runs, r.secs, r.conns);
     println!(
         "\n{runs} runs, {secs} s per measurement, {conns} connections (one virtual user each), 2 server worker threads; \
          req/s, latencies and per-request costs are medians over all measurements, ratios are medians of ratios \
@@ -374,30 +441,24 @@ fn print_table(
         "| scenario | server | req/s | p50 | p99 | × bare hyper | × peer | server CPU/req | Redis CPU/req | Redis round trips/req | Redis commands/req |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (si, scenario) in scenarios.iter().enumerate() {
-        for (ki, kind) in kinds.iter().enumerate() {
-            let p = med(ki, si);
+    for scenario in &r.scenarios {
+        let name = &scenario.name;
+        for p in &scenario.servers {
+            let kind = &p.kind;
             let vs_peer = peers(kind)
                 .iter()
                 .filter_map(|peer| {
-                    let pi = kinds.iter().position(|k| k == peer)?;
-                    Some(format!("{:.2} ({peer})", ratio(ki, si) / ratio(pi, si)))
+                    let q = scenario.servers.iter().find(|s| s.kind == *peer)?;
+                    Some(format!("{:.2} ({peer})", p.x_bare / q.x_bare))
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            let trips = m
-                .trips
-                .get(&(ki, si))
+            let trips = p
+                .redis_round_trips
                 .map_or_else(String::new, |t| format!("{t:.2}"));
             println!(
-                "| {scenario} | {kind} | {:.0} | {:.0} µs | {:.0} µs | {:.2} | {vs_peer} | {:.1} µs | {:.1} µs | {trips} | {:.2} |",
-                p.rps,
-                p.p50_us,
-                p.p99_us,
-                ratio(ki, si),
-                p.server_cpu_us,
-                p.redis_cpu_us,
-                p.redis_cmds
+                "| {name} | {kind} | {:.0} | {:.0} µs | {:.0} µs | {:.2} | {vs_peer} | {:.1} µs | {:.1} µs | {trips} | {:.2} |",
+                p.rps, p.p50_us, p.p99_us, p.x_bare, p.server_cpu_us, p.redis_cpu_us, p.redis_cmds
             );
         }
     }

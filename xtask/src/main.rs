@@ -14,15 +14,19 @@
 //! - `cargo xtask test-browser`: the browser tests (`browser-tests/`): headless Chromium driven
 //!   through a chromedriver this command starts, against the examples and a Redis; it says how
 //!   to install Chromium when it is missing (`cargo xtask ci` installs it, as root).
-//! - `cargo xtask bench`: the side-by-side load benchmark of BENCHMARKS.md (builds `bench/`).
+//! - `cargo xtask bench`: the side-by-side load benchmark of BENCHMARKS.md (builds `bench/`);
+//!   it saves its medians as JSON and draws them as SVG charts under `docs/bench/`.
+//! - `cargo xtask bench-charts [FILE]`: those charts again from a saved run, without load.
 
 use std::process::ExitCode;
 
 mod bench;
 mod browser;
+mod charts;
 mod fixtures;
 mod postgres;
 mod redis;
+mod results;
 mod system;
 mod tidy;
 
@@ -62,7 +66,12 @@ commands:
               every server measured back to back with bare hyper (BENCH_SECS per measurement,
               default 5; BENCH_RUNS, default 3; BENCH_CONNS, default 32; BENCH_KINDS=a,b,...;
               BENCH_SCENARIOS=returning,new,read,mixed,rolling-read), with the server's CPU,
-              Redis's CPU and Redis commands per request";
+              Redis's CPU and Redis commands per request; prints the medians as a Markdown table,
+              saves them as JSON (target/bench/results.json, and docs/bench/results.json) and
+              draws them as SVG charts (docs/bench/throughput.svg, p99.svg, cpu.svg);
+              BENCH_NOTE=... adds a word on the run under the charts' titles
+  bench-charts [FILE]  the bench's charts again from a saved run, without load: FILE (default
+              docs/bench/results.json) drawn into docs/bench/, and copied there beside them";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -73,6 +82,7 @@ fn main() -> ExitCode {
         Some("test-postgres") => test_postgres(),
         Some("test-browser") => test_browser(),
         Some("bench") => bench::run(),
+        Some("bench-charts") => charts::run(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
