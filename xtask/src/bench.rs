@@ -3,9 +3,10 @@
 //! Builds `bench/` (the servers and the load generator), starts Redis and PostgreSQL, and
 //! measures every server kind in every scenario right beside bare hyper, alternating which goes
 //! first. Besides throughput and latency it reports what each request costs: the app server's
-//! CPU (from `/proc`), Redis's CPU and the Redis commands it processed (from `INFO`), per
-//! request. It prints the medians as a Markdown table, saves them as JSON
-//! (`target/bench/results.json`) and draws them as charts (see `charts.rs`).
+//! CPU (from `/proc`), Redis's CPU and the Redis commands it processed (from `INFO`), and
+//! PostgreSQL's CPU (all its processes', from `/proc`), per request. It prints the medians as a
+//! Markdown table, saves them as JSON (`target/bench/results.json`) and draws them as charts
+//! (see `charts.rs`).
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -98,6 +99,8 @@ struct Point {
     redis_cpu_us: f64,
     /// Commands Redis processed per request, those a script runs included.
     redis_cmds: f64,
+    /// PostgreSQL's CPU time per request (all its processes), µs.
+    pg_cpu_us: f64,
 }
 
 /// Round trips to Redis per request: the commands clients sent (a script is one), counted by
@@ -122,7 +125,7 @@ fn round_trips(server: &BenchServer, redis_url: &str, scenario: &str) -> Result<
             .count() as u64
     });
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let p = load(server, redis_url, 4, 1.0, scenario);
+    let p = load(server, redis_url, None, 4, 1.0, scenario);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let _ = monitor.kill();
     let _ = monitor.wait();
@@ -188,15 +191,49 @@ impl BenchServer {
     }
 }
 
-/// User + system CPU seconds of a process, from `/proc/PID/stat` (fields 14 and 15, in clock
-/// ticks of 1/100 s on Linux).
+/// User + system CPU seconds of a process.
 fn cpu_secs_of(pid: u32) -> Option<f64> {
+    proc_stat(pid).map(|s| s.own)
+}
+
+/// What `/proc/PID/stat` says of a process's CPU time, in seconds.
+struct ProcStat {
+    parent: u32,
+    /// User + system time (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+    own: f64,
+    /// User + system time of the children it has waited for (fields 16 and 17).
+    reaped: f64,
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields after it are plain.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some(ProcStat {
+        parent: fields.get(1)?.parse().ok()?,
+        own: (ticks(11)? + ticks(12)?) / 100.0,
+        reaped: (ticks(13)? + ticks(14)?) / 100.0,
+    })
+}
+
+/// PostgreSQL's CPU seconds: the postmaster's, its live children's (backends, background
+/// workers) and those of the children that exited.
+fn pg_cpu_secs(postmaster: Option<u32>) -> f64 {
+    let Some(main) = postmaster.and_then(proc_stat) else {
+        return 0.0;
+    };
+    let children: f64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(proc_stat)
+        .filter(|s| Some(s.parent) == postmaster)
+        .map(|s| s.own)
+        .sum();
+    main.own + main.reaped + children
 }
 
 /// Redis's own CPU seconds and the commands it has processed, from `INFO`.
@@ -217,20 +254,24 @@ fn redis_counters(url: &str) -> (f64, f64) {
     )
 }
 
-/// One load-generator run against `server`.
+/// One load-generator run against `server`; `pg` is the postmaster's process id, when
+/// PostgreSQL runs here.
 fn load(
     server: &BenchServer,
     redis_url: &str,
+    pg: Option<u32>,
     conns: usize,
     secs: f64,
     scenario: &str,
 ) -> Result<Point, String> {
     let (cpu0, (rcpu0, rcmd0)) = (server.cpu_secs(), redis_counters(redis_url));
+    let pg0 = pg_cpu_secs(pg);
     let out = Command::new("bench/target/release/load")
         .args([&server.url, &conns.to_string(), &secs.to_string(), scenario])
         .output()
         .map_err(|e| e.to_string())?;
     let (cpu1, (rcpu1, rcmd1)) = (server.cpu_secs(), redis_counters(redis_url));
+    let pg1 = pg_cpu_secs(pg);
     let out = String::from_utf8_lossy(&out.stdout).into_owned();
     let field = |name: &str| -> f64 {
         out.split_whitespace()
@@ -262,6 +303,7 @@ fn load(
         server_cpu_us: (cpu1 - cpu0) * 1e6 / requests,
         redis_cpu_us: (rcpu1 - rcpu0) * 1e6 / requests,
         redis_cmds: cmds / requests,
+        pg_cpu_us: (pg1 - pg0) * 1e6 / requests,
     })
 }
 
@@ -286,7 +328,8 @@ pub(crate) fn run() -> Result<(), String> {
         &[],
     )?;
     let (redis_url, _redis) = redis()?;
-    let (db_url, _pg) = postgres::postgres()?;
+    let (db_url, pg) = postgres::postgres()?;
+    let pg_pid = pg.as_ref().and_then(postgres::PgServer::pid);
     let kinds = chosen("BENCH_KINDS", &KINDS, Some("bare"));
     let scenarios = chosen("BENCH_SCENARIOS", &SCENARIOS, None);
     // These machines' speed drifts by tens of percent over minutes, so every server is measured
@@ -315,7 +358,7 @@ pub(crate) fn run() -> Result<(), String> {
                     _ => &server,
                 };
                 let measure =
-                    |srv: &BenchServer, secs| load(srv, &redis_url, conns, secs, scenario);
+                    |srv: &BenchServer, secs| load(srv, &redis_url, pg_pid, conns, secs, scenario);
                 measure(&bare, 1.0)?; // warm-up
                 measure(s, 1.0)?;
                 let (b, k) = if run % 2 == 1 {
@@ -327,13 +370,14 @@ pub(crate) fn run() -> Result<(), String> {
                 };
                 eprintln!(
                     "xtask: run {run} {kind:>16} {scenario:>12}: {:>7.0} req/s, bare beside it {:>7.0} req/s: {:.2}; \
-                     {:.1} µs server CPU, {:.1} µs Redis CPU, {:.2} Redis commands per request",
+                     {:.1} µs server CPU, {:.1} µs Redis CPU, {:.2} Redis commands, {:.1} µs PostgreSQL CPU per request",
                     k.rps,
                     b.rps,
                     k.rps / b.rps,
                     k.server_cpu_us,
                     k.redis_cpu_us,
-                    k.redis_cmds
+                    k.redis_cmds,
+                    k.pg_cpu_us
                 );
                 if run == 1 && kind.contains("redis") {
                     trips.insert((ki, si), round_trips(s, &redis_url, scenario)?);
@@ -398,6 +442,7 @@ fn summary(
             server_cpu_us: results::round(of(|p| p.server_cpu_us), 2),
             redis_cpu_us: results::round(of(|p| p.redis_cpu_us), 2),
             redis_cmds: results::round(of(|p| p.redis_cmds), 3),
+            pg_cpu_us: results::round(of(|p| p.pg_cpu_us), 2),
             redis_round_trips: m.trips.get(&(ki, si)).map(|t| results::round(*t, 3)),
             x_bare: results::round(x_bare, 3),
         }
@@ -438,9 +483,9 @@ fn print_table(r: &Results) {
          measured back to back with bare hyper\n"
     );
     println!(
-        "| scenario | server | req/s | p50 | p99 | × bare hyper | × peer | server CPU/req | Redis CPU/req | Redis round trips/req | Redis commands/req |"
+        "| scenario | server | req/s | p50 | p99 | × bare hyper | × peer | server CPU/req | Redis CPU/req | Redis round trips/req | Redis commands/req | PostgreSQL CPU/req |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for scenario in &r.scenarios {
         let name = &scenario.name;
         for p in &scenario.servers {
@@ -457,8 +502,15 @@ fn print_table(r: &Results) {
                 .redis_round_trips
                 .map_or_else(String::new, |t| format!("{t:.2}"));
             println!(
-                "| {name} | {kind} | {:.0} | {:.0} µs | {:.0} µs | {:.2} | {vs_peer} | {:.1} µs | {:.1} µs | {trips} | {:.2} |",
-                p.rps, p.p50_us, p.p99_us, p.x_bare, p.server_cpu_us, p.redis_cpu_us, p.redis_cmds
+                "| {name} | {kind} | {:.0} | {:.0} µs | {:.0} µs | {:.2} | {vs_peer} | {:.1} µs | {:.1} µs | {trips} | {:.2} | {:.1} µs |",
+                p.rps,
+                p.p50_us,
+                p.p99_us,
+                p.x_bare,
+                p.server_cpu_us,
+                p.redis_cpu_us,
+                p.redis_cmds,
+                p.pg_cpu_us
             );
         }
     }

@@ -28,6 +28,14 @@ impl Drop for PgServer {
     }
 }
 
+impl PgServer {
+    /// The postmaster's process id, from `postmaster.pid` in the data directory.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
+    }
+}
+
 /// A command run as the server's user: `postgres` when this process is root.
 fn as_server_user(program: &Path) -> Command {
     if is_root() {

@@ -72,6 +72,10 @@ pub(crate) struct Server {
     pub(crate) redis_cpu_us: f64,
     /// Commands Redis processed per request, those a script runs included.
     pub(crate) redis_cmds: f64,
+    /// PostgreSQL's CPU time per request (all its processes), µs; 0 when it was not started
+    /// here (`DATABASE_URL`).
+    #[serde(default)]
+    pub(crate) pg_cpu_us: f64,
     /// Round trips to Redis per request (Redis-backed kinds only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) redis_round_trips: Option<f64>,
@@ -174,6 +178,7 @@ pub(crate) mod tests {
             server_cpu_us: 1.0e6 / rps,
             redis_cpu_us: redis,
             redis_cmds: if redis > 0.0 { 1.0 } else { 0.0 },
+            pg_cpu_us: 0.0,
             redis_round_trips: (redis > 0.0).then_some(1.0),
             x_bare: rps / 90_000.0,
         };
