@@ -323,9 +323,10 @@ pub(crate) fn run() -> Result<(), String> {
     let secs = env_num("BENCH_SECS", 5.0);
     let runs = env_num("BENCH_RUNS", 3.0) as usize;
     let conns = env_num("BENCH_CONNS", 32.0) as usize;
+    // Into bench/target whatever CARGO_TARGET_DIR says: the servers are started from there.
     cargo(
         &["build", "--release", "--manifest-path", "bench/Cargo.toml"],
-        &[],
+        &[("CARGO_TARGET_DIR", "bench/target")],
     )?;
     let (redis_url, _redis) = redis()?;
     let (db_url, pg) = postgres::postgres()?;
