@@ -19,11 +19,11 @@ use crate::results::{Results, Server, Side};
 pub(crate) const DIR: &str = "docs/bench";
 
 /// Width and height of every chart, px.
-const SIZE: (u32, u32) = (1200, 640);
+const SIZE: (u32, u32) = (1400, 700);
 /// The legend's column on the right, px.
 const LEGEND_WIDTH: u32 = 250;
 /// The title and the run's parameters above the chart, px.
-const TITLE_HEIGHT: u32 = 64;
+const TITLE_HEIGHT: u32 = 88;
 const FONT: &str = "sans-serif";
 
 /// Our kinds' colours, in bar order.
@@ -64,20 +64,34 @@ struct Chart {
     footnote: &'static [&'static str],
 }
 
-const CHARTS: [Chart; 3] = [
+const CHARTS: [Chart; 4] = [
     Chart {
         file: "throughput.svg",
         title: "Throughput, requests per second (higher is better)",
         y_desc: "thousand requests per second (median)",
         value: |s| [s.rps / 1000.0, 0.0],
         segments: &[],
+        footnote: &[
+            "Absolute figures drift with the",
+            "machine's speed during a run;",
+            "ratio.svg compares each server",
+            "with bare hyper measured just",
+            "before or after it.",
+        ],
+    },
+    Chart {
+        file: "ratio.svg",
+        title: "Throughput beside bare hyper, measured back to back (higher is better)",
+        y_desc: "× bare hyper's requests per second (median of pairs)",
+        value: |s| [s.x_bare, 0.0],
+        segments: &[],
         footnote: &[],
     },
     Chart {
         file: "p99.svg",
         title: "99th percentile latency (lower is better)",
-        y_desc: "p99 latency, µs (median)",
-        value: |s| [s.p99_us, 0.0],
+        y_desc: "p99 latency, ms (median)",
+        value: |s| [s.p99_us / 1000.0, 0.0],
         segments: &[],
         footnote: &[],
     },
@@ -203,8 +217,10 @@ fn font(size: u32) -> FontDesc<'static> {
 fn value_label(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
-    } else {
+    } else if v >= 10.0 {
         format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
     }
 }
 
@@ -293,6 +309,10 @@ fn render(results: &Results, chart: &Chart) -> Result<String, String> {
         .map_err(drawing)?;
         head.draw(&Text::new(results.parameters(), (24, 42), font(15)))
             .map_err(drawing)?;
+        if !results.note.is_empty() {
+            head.draw(&Text::new(results.note.as_str(), (24, 63), font(15)))
+                .map_err(drawing)?;
+        }
 
         let mut area = ChartBuilder::on(&plot)
             .margin(12)
@@ -357,7 +377,7 @@ fn render(results: &Results, chart: &Chart) -> Result<String, String> {
                 root.draw(&Text::new(
                     value_label(y),
                     (lx, ly - 4),
-                    font(11)
+                    font(10)
                         .transform(FontTransform::Rotate270)
                         .into_text_style(&root)
                         .pos(Pos::new(HPos::Left, VPos::Center)),
@@ -492,7 +512,8 @@ mod tests {
                 "{}",
                 chart.file
             );
-            assert!(svg.contains(chart.y_desc), "{}", chart.file);
+            let y_desc = chart.y_desc.replace('\'', "&apos;");
+            assert!(svg.contains(&y_desc), "{}: no {y_desc}", chart.file);
         }
     }
 

@@ -68,7 +68,7 @@ commands:
               BENCH_SCENARIOS=returning,new,read,mixed,rolling-read), with the server's CPU,
               Redis's CPU and Redis commands per request; prints the medians as a Markdown table,
               saves them as JSON (target/bench/results.json, and docs/bench/results.json) and
-              draws them as SVG charts (docs/bench/throughput.svg, p99.svg, cpu.svg);
+              draws them as SVG charts (docs/bench/throughput.svg, ratio.svg, p99.svg, cpu.svg);
               BENCH_NOTE=... adds a word on the run under the charts' titles
   bench-charts [FILE]  the bench's charts again from a saved run, without load: FILE (default
               docs/bench/results.json) drawn into docs/bench/, and copied there beside them";

@@ -84,22 +84,18 @@ pub(crate) struct Server {
 }
 
 impl Results {
-    /// The run's parameters in a few words, for chart titles.
+    /// The run's parameters in a few words, for chart titles (the note goes on a line of its
+    /// own).
     pub(crate) fn parameters(&self) -> String {
         let runs = if self.runs == 1 {
             "1 run".to_owned()
         } else {
             format!("{} runs", self.runs)
         };
-        let mut out = format!(
+        format!(
             "cargo xtask bench, {}: {runs} × {} s per server and scenario, {} connections, {} CPUs",
             self.date, self.secs, self.conns, self.cpus
-        );
-        if !self.note.is_empty() {
-            out.push_str("; ");
-            out.push_str(&self.note);
-        }
-        out
+        )
     }
 
     pub(crate) fn load(path: &Path) -> Result<Self, String> {
