@@ -66,7 +66,7 @@ commands:
               every server measured back to back with bare hyper (BENCH_SECS per measurement,
               default 5; BENCH_RUNS, default 3; BENCH_CONNS, default 32; BENCH_KINDS=a,b,...;
               BENCH_SCENARIOS=returning,new,read,mixed,rolling-read), with the server's CPU,
-              Redis's CPU and Redis commands per request; prints the medians as a Markdown table,
+              Redis's CPU, Redis commands and PostgreSQL's CPU per request; prints the medians as a Markdown table,
               saves them as JSON (target/bench/results.json, and docs/bench/results.json) and
               draws them as SVG charts (docs/bench/throughput.svg, ratio.svg, p99.svg, cpu.svg);
               BENCH_NOTE=... adds a word on the run under the charts' titles
