@@ -181,6 +181,65 @@ pub fn store_call(store: &'static str, op: StoreOp, outcome: Outcome, secs: f64)
     let _ = (store, op, outcome, secs);
 }
 
+/// The latency histograms of one store, registered once with the installed recorder (a
+/// middleware builds them when its layer is built): recording through them skips building
+/// and hashing the labels on every call.
+#[derive(Clone)]
+pub struct StoreTimers {
+    #[cfg(feature = "metrics")]
+    by_op: std::sync::Arc<Vec<[metrics::Histogram; 4]>>,
+    #[cfg(not(feature = "metrics"))]
+    _none: (),
+}
+
+impl std::fmt::Debug for StoreTimers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTimers").finish_non_exhaustive()
+    }
+}
+
+impl StoreTimers {
+    /// The histograms of `store`, one per operation and outcome.
+    pub fn register(store: &'static str) -> StoreTimers {
+        #[cfg(feature = "metrics")]
+        {
+            let outcomes = [
+                Outcome::Ok,
+                Outcome::Error,
+                Outcome::Timeout,
+                Outcome::Cancelled,
+            ];
+            let by_op = StoreOp::ALL
+                .iter()
+                .map(|op| {
+                    outcomes.map(|o| {
+                        metrics::histogram!(STORE_DURATION, "store" => store, "op" => op.name(), "outcome" => o.name())
+                    })
+                })
+                .collect();
+            StoreTimers {
+                by_op: std::sync::Arc::new(by_op),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = store;
+            StoreTimers { _none: () }
+        }
+    }
+
+    /// A call of `op` took `secs` and ended as `outcome` ([`store_call`]).
+    #[inline]
+    pub fn record(&self, op: StoreOp, outcome: Outcome, secs: f64) {
+        #[cfg(feature = "metrics")]
+        if let Some(row) = self.by_op.get(op as usize) {
+            row[outcome as usize].record(secs);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (op, outcome, secs);
+    }
+}
+
 /// A store call of `op` on `store` failed with an error of `kind`.
 #[inline]
 pub fn store_error(store: &'static str, op: StoreOp, kind: &'static str) {

@@ -74,6 +74,7 @@ impl Measured {
             system: inner.system_dyn(),
             config: config.clone(),
             limit,
+            timers: telemetry::StoreTimers::register(inner.system_dyn()),
         };
         let index = inner.owner_index_dyn().is_some().then(|| MeasuredIndex {
             store: Arc::clone(&inner),
@@ -94,6 +95,8 @@ struct Watch {
     config: Config,
     /// The layer's `store_timeout`: a call dropped unfinished after it was cut off by it.
     limit: Duration,
+    /// The latency histograms, registered when the layer was built.
+    timers: telemetry::StoreTimers,
 }
 
 /// Records the call's latency when it ends. A call dropped unfinished was cut off by the
@@ -110,7 +113,7 @@ impl Timer<'_> {
     fn done(&mut self, outcome: Outcome) {
         self.done = true;
         let secs = self.start.elapsed().as_secs_f64();
-        telemetry::store_call(self.watch.system, self.op, outcome, secs);
+        self.watch.timers.record(self.op, outcome, secs);
     }
 }
 
