@@ -101,6 +101,9 @@ pub trait SessionDriver: sealed::Sealed + Sized {
     fn set_resign(&mut self, resign: bool);
     /// Whether the cookie must be re-signed with the newest key.
     fn needs_resign(&self) -> bool;
+    /// Whether the request brought a session that could not start live (expired, missed,
+    /// invalid, ended by a limit, undecodable): its end was reported when it started.
+    fn started_dead(&self) -> bool;
     /// The top-level keys set and removed since the baseline: what a store merges.
     fn delta(&self) -> Delta;
     /// The record as this request sees it.
@@ -148,6 +151,9 @@ impl SessionDriver for SessionState {
     }
     fn needs_resign(&self) -> bool {
         SessionState::needs_resign(self)
+    }
+    fn started_dead(&self) -> bool {
+        self.started_dead
     }
     fn delta(&self) -> Delta {
         SessionState::delta(self)

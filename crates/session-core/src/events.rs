@@ -44,10 +44,11 @@ impl EndReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RevokedBy {
-    /// The owner, from one of their own sessions ("your devices", "log out everywhere
-    /// else", a password change).
+    /// The owner, from a request whose session is bound to them ("your devices", "log out
+    /// everywhere else", their own password change).
     User,
-    /// An admin job, through the layer's owners handle (no session of the owner's involved).
+    /// Anyone else: a job through the layer's owners handle, or a request whose session is
+    /// not the owner's (a support page, an administrator resetting a password).
     Admin,
     /// A login of the same owner over the owner's session limit.
     Limit,
@@ -85,6 +86,13 @@ pub enum EventKind {
         /// The handle the session had before (store mode).
         from: Option<Handle>,
     },
+    /// The session moved in under a new id of ours: from the store the layer migrates from,
+    /// or from another library's session (`migrate_from`, a session source). The event's
+    /// handle is the new one.
+    Moved {
+        /// The handle the session had in the old store (store mode).
+        from: Option<Handle>,
+    },
     /// The handler destroyed the session (a logout).
     Destroyed,
     /// Another request ended the session: its owner, an admin job, or a session limit.
@@ -113,7 +121,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// The event's stable name: `created`, `saved`, `touched`, `regenerated`, `destroyed`,
+    /// The event's stable name: `created`, `saved`, `touched`, `regenerated`, `moved`, `destroyed`,
     /// `revoked`, `ended`, `expired`, `missed`, `invalid`, `rekeyed`, `store_failed`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -121,6 +129,7 @@ impl EventKind {
             Self::Saved { .. } => "saved",
             Self::Touched => "touched",
             Self::Regenerated { .. } => "regenerated",
+            Self::Moved { .. } => "moved",
             Self::Destroyed => "destroyed",
             Self::Revoked(_) => "revoked",
             Self::Ended(_) => "ended",
@@ -153,7 +162,7 @@ impl EventKind {
     }
 
     /// Every event name ([`EventKind::name`]), for metrics' label sets.
-    pub const NAMES: [&'static str; 12] = crate::telemetry::EVENT_NAMES;
+    pub const NAMES: [&'static str; 13] = crate::telemetry::EVENT_NAMES;
 }
 
 /// A session's lifecycle event, from the middleware's own decisions (never from the store).
@@ -230,7 +239,7 @@ impl Serialize for SessionEvent {
         }
         match &self.kind {
             EventKind::Saved { keys } => m.serialize_entry("keys", keys)?,
-            EventKind::Regenerated { from: Some(from) } => {
+            EventKind::Regenerated { from: Some(from) } | EventKind::Moved { from: Some(from) } => {
                 m.serialize_entry("from", from.as_str())?;
             }
             EventKind::StoreFailed { op, error } => {
@@ -300,7 +309,7 @@ fn trace(event: &SessionEvent) {
         EventKind::Saved { keys } => tracing::debug!(
             target: "session", event = name, handle, keys = keys.len(), "session event"
         ),
-        EventKind::Regenerated { from } => tracing::info!(
+        EventKind::Regenerated { from } | EventKind::Moved { from } => tracing::info!(
             target: "session", event = name, handle,
             from = from.as_ref().map(Handle::as_str), "session event"
         ),

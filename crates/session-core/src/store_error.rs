@@ -36,7 +36,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// The kind of failure, a stable name for events and metrics: `unavailable`, `timeout`,
-    /// `rejected`, `corrupt`, `too_large`, `backend`.
+    /// `rejected`, `corrupt`, `too_large`, `backend` (the list: `telemetry::ERROR_KINDS`).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unavailable(_) => "unavailable",

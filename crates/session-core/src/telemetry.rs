@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `session_store_duration_seconds` | histogram | `store`, `op`, `outcome` (`ok`, `error`, `timeout`, `cancelled`) |
 //! | `session_store_errors_total` | counter | `store`, `op`, `kind` (`StoreError::kind`) |
-//! | `session_answers_total` | counter | `status`: the layer's own error answers (`503`, `500`, `413`, `403`, `400`) |
+//! | `session_answers_total` | counter | `status`: the layer's own error answers (`503`, `500`, `413`, `403`, `409`, `400`, `other`) |
 //! | `session_set_cookie_bytes` | histogram | |
 //! | `session_record_bytes` | histogram | `store` |
 //! | `session_client_cache_total` | counter | `result` (`hit`, `miss`) |
@@ -87,11 +87,12 @@ impl StoreOp {
 }
 
 /// Every lifecycle event's name (`EventKind::name`), the `event` label of [`EVENTS`].
-pub const EVENT_NAMES: [&str; 12] = [
+pub const EVENT_NAMES: [&str; 13] = [
     "created",
     "saved",
     "touched",
     "regenerated",
+    "moved",
     "destroyed",
     "revoked",
     "ended",
@@ -131,8 +132,20 @@ pub const EVENTS: &str = "session_events_total";
 /// Events the audit sink's queue dropped.
 pub const AUDIT_DROPPED: &str = "session_audit_dropped_total";
 
-/// The statuses of [`ANSWERS`].
-pub const ANSWER_STATUSES: [u16; 5] = [503, 500, 413, 403, 400];
+/// The statuses of [`ANSWERS`]: a store down (503), a failure (500), a session or form too
+/// large (413), a CSRF refusal (403), a login over a session limit (409), an unreadable form
+/// (400); anything else an error hook answers counts as `other`.
+pub const ANSWER_STATUSES: [u16; 6] = [503, 500, 413, 403, 409, 400];
+
+/// The `kind` label of [`STORE_ERRORS`] (`StoreError::kind`).
+pub const ERROR_KINDS: [&str; 6] = [
+    "unavailable",
+    "timeout",
+    "rejected",
+    "corrupt",
+    "too_large",
+    "backend",
+];
 
 /// How a store call ended, for [`STORE_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +179,7 @@ fn status_name(s: u16) -> &'static str {
         500 => "500",
         413 => "413",
         403 => "403",
+        409 => "409",
         400 => "400",
         _ => "other",
     }
@@ -332,7 +346,7 @@ pub fn audit_dropped() {
 }
 
 /// Sets every counter of a bounded label set to 0 (the answers, the events, the audit
-/// drops, and the sweeper of each of `stores`), so a scrape shows each series before its first
+/// drops, and the sweeper and the store errors of each of `stores`), so a scrape shows each series before its first
 /// increment. The layer calls it when it is built: install the recorder first.
 #[inline]
 pub fn declare(stores: &[&'static str]) {
@@ -347,6 +361,13 @@ pub fn declare(stores: &[&'static str]) {
         metrics::counter!(AUDIT_DROPPED).absolute(0);
         for store in stores {
             metrics::counter!(SWEEPER_REMOVED, "store" => *store).absolute(0);
+            // A first error is an increase a scrape sees only if the series was there before.
+            for op in StoreOp::ALL {
+                for kind in ERROR_KINDS {
+                    metrics::counter!(STORE_ERRORS, "store" => *store, "op" => op.name(), "kind" => kind)
+                        .absolute(0);
+                }
+            }
         }
     }
     #[cfg(not(feature = "metrics"))]

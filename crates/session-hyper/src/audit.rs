@@ -103,24 +103,20 @@ impl Audit {
             return Err(AuditError::EmptyQueue);
         }
         let (queue, events) = sync_channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let lost = Arc::clone(&dropped);
         std::thread::Builder::new()
             .name("session-audit".to_owned())
-            .spawn(move || run(sink, events))
+            .spawn(move || run(sink, events, &lost))
             .map_err(AuditError::Thread)?;
-        Ok(Audit {
-            queue,
-            dropped: Arc::new(AtomicU64::new(0)),
-        })
+        Ok(Audit { queue, dropped })
     }
 
     /// Queues `event` for the sink; never waits. A full queue drops it and counts the drop.
     pub fn record(&self, event: &SessionEvent) {
         match self.queue.try_send(event.clone()) {
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                session_core::telemetry::audit_dropped();
-            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => dropped(&self.dropped),
         }
     }
 
@@ -130,17 +126,45 @@ impl Audit {
         move |event| audit.record(event)
     }
 
-    /// How many events the queue dropped so far (full queue, or a sink whose thread died).
+    /// How many events were lost so far: dropped by a full queue (or a sink whose thread
+    /// died), or handed to a sink that failed to write them.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
 
-/// The audit thread: writes each event, flushes whenever the queue runs empty, and logs a
-/// failing sink once per run of failures.
-fn run(mut sink: impl AuditSink, events: Receiver<SessionEvent>) {
+/// Counts one lost event.
+fn dropped(count: &AtomicU64) {
+    count.fetch_add(1, Ordering::Relaxed);
+    session_core::telemetry::audit_dropped();
+}
+
+/// The audit thread: writes each event, flushes whenever the queue runs empty, counts every
+/// event a failing sink lost, and logs a failing sink once per run of failures.
+fn run(mut sink: impl AuditSink, events: Receiver<SessionEvent>, lost: &AtomicU64) {
     let mut failing = false;
-    let report = |got: io::Result<()>, failing: &mut bool| match got {
+    while let Ok(event) = events.recv() {
+        write(&mut sink, &event, &mut failing, lost);
+        while let Ok(event) = events.try_recv() {
+            write(&mut sink, &event, &mut failing, lost);
+        }
+        report(sink.flush(), &mut failing);
+    }
+    report(sink.flush(), &mut failing);
+}
+
+/// Writes one event; one the sink fails to write is counted lost.
+fn write(sink: &mut impl AuditSink, event: &SessionEvent, failing: &mut bool, lost: &AtomicU64) {
+    let got = sink.write(event);
+    if got.is_err() {
+        dropped(lost);
+    }
+    report(got, failing);
+}
+
+/// Logs the first failure of a run of them.
+fn report(got: io::Result<()>, failing: &mut bool) {
+    match got {
         Ok(()) => *failing = false,
         Err(e) => {
             if !*failing {
@@ -148,13 +172,5 @@ fn run(mut sink: impl AuditSink, events: Receiver<SessionEvent>) {
             }
             *failing = true;
         }
-    };
-    while let Ok(event) = events.recv() {
-        report(sink.write(&event), &mut failing);
-        while let Ok(event) = events.try_recv() {
-            report(sink.write(&event), &mut failing);
-        }
-        report(sink.flush(), &mut failing);
     }
-    report(sink.flush(), &mut failing);
 }

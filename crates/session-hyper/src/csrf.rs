@@ -221,7 +221,10 @@ impl Session {
             Some(hook) => hook(e).map(B::from),
             None => e.response(),
         };
-        session_core::telemetry::answer(r.status().as_u16());
+        // A store failure met on the way is answered (and counted) again by the layer.
+        if matches!(e, Error::Csrf(_)) {
+            session_core::telemetry::answer(r.status().as_u16());
+        }
         r
     }
 

@@ -18,11 +18,17 @@ pub(crate) struct Before {
     destroyed: bool,
     /// The cookie came under an older key.
     resign: bool,
+    /// The session moves in from the old store or another library (its regenerate is the
+    /// move's, not a login's).
+    moving: bool,
+    /// The request brought a dead session (its end was reported at the start).
+    started_dead: bool,
 }
 
 impl Before {
-    /// What `s` says before the commit's writes; `delta` is a save's.
-    pub(crate) fn of(s: &SessionState, delta: Option<&Delta>) -> Before {
+    /// What `s` says before the commit's writes; `delta` is a save's, `moving` whether the
+    /// session moves in from elsewhere.
+    pub(crate) fn of(s: &SessionState, delta: Option<&Delta>, moving: bool) -> Before {
         let keys = delta.map_or_else(Vec::new, |d| {
             d.set
                 .iter()
@@ -34,6 +40,8 @@ impl Before {
             keys,
             destroyed: s.destroyed_in_request(),
             resign: s.needs_resign(),
+            moving,
+            started_dead: s.started_dead(),
         }
     }
 }
@@ -75,10 +83,14 @@ pub(crate) fn events(
             match plan.action {
                 // A regenerate of a session that had an identity (in cookie mode: a payload).
                 Action::Create | Action::Regenerate if retired.is_some_and(|r| r.regenerated) => {
-                    out.push(event(EventKind::Regenerated { from: old }));
+                    out.push(event(if before.moving {
+                        EventKind::Moved { from: old }
+                    } else {
+                        EventKind::Regenerated { from: old }
+                    }));
                 }
                 Action::Create | Action::Regenerate => {
-                    if before.destroyed && retired.is_some() {
+                    if before.destroyed && retired.is_some() && !before.started_dead {
                         // A logout, then new data in the same request: the old session ended.
                         out.push(SessionEvent::new(EventKind::Destroyed, old, old_owner));
                     }
@@ -96,7 +108,11 @@ pub(crate) fn events(
                 out.push(event(EventKind::Rekeyed));
             }
         }
-        Ended::Removed if plan.action == Action::Destroy && before.destroyed => {
+        // A logout of a session that was already dead (expired, revoked) reported its end
+        // when the request started.
+        Ended::Removed
+            if plan.action == Action::Destroy && before.destroyed && !before.started_dead =>
+        {
             out.push(SessionEvent::new(EventKind::Destroyed, old, old_owner));
         }
         Ended::Removed | Ended::Silent => {}

@@ -94,8 +94,8 @@ impl Session {
             .filter(|h| h.as_str() != handle)
             .cloned()
             .collect();
-        let revoked =
-            revoke_one(&self.0.shared, owner, handle, &keep, Revoker::user(&mine)).await?;
+        let by = self.revoker(owner, &mine).await?;
+        let revoked = revoke_one(&self.0.shared, owner, handle, &keep, by).await?;
         if revoked.as_ref().is_some_and(|h| mine.contains(h)) {
             self.with(|s| s.destroy()).await?;
         }
@@ -106,15 +106,8 @@ impl Session {
     /// it is one of them; how many were live.
     pub async fn revoke_all_sessions(&self, owner: &str) -> Result<usize, Error> {
         let mine = self.own_handles().await?;
-        let ended = revoke_all(
-            &self.0.shared,
-            owner,
-            &[],
-            Spare::Handles,
-            None,
-            Revoker::user(&mine),
-        )
-        .await?;
+        let by = self.revoker(owner, &mine).await?;
+        let ended = revoke_all(&self.0.shared, owner, &[], Spare::Handles, None, by).await?;
         let mine = self.with(|s| s.owner() == Some(owner)).await?;
         if mine {
             self.with(|s| s.destroy()).await?;
@@ -162,14 +155,26 @@ impl Session {
             .with(|s| s.binding().map(|b| b.lineage.clone()))
             .await?;
         mine.extend(lineage.unwrap_or_default());
+        let by = self.revoker(owner, &mine).await?;
         revoke_all(
             &self.0.shared,
             owner,
             &mine,
             Spare::Lineage,
             carry,
-            Revoker::user(&mine),
+            by,
         )
         .await
     }
+    /// Who revokes `owner`'s sessions from this request, for the events: the owner, when this
+    /// request's session is bound to them; else an admin (a support page, a password reset).
+    async fn revoker<'a>(&self, owner: &str, mine: &'a [Handle]) -> Result<Revoker<'a>, Error> {
+        let own = self.with(|s| s.owner() == Some(owner)).await?;
+        Ok(if own {
+            Revoker::user(mine)
+        } else {
+            Revoker::admin(mine)
+        })
+    }
+
 }

@@ -240,6 +240,14 @@ impl<'a> Revoker<'a> {
         }
     }
 
+    /// An admin, from a request whose own session is under `own` (another owner's, or none).
+    pub(crate) fn admin(own: &'a [Handle]) -> Revoker<'a> {
+        Revoker {
+            by: RevokedBy::Admin,
+            own,
+        }
+    }
+
     /// An admin job: no session of the owner's is the caller's.
     const ADMIN: Revoker<'static> = Revoker {
         by: RevokedBy::Admin,

@@ -170,6 +170,7 @@ impl SessionState {
         retire: Option<Retired>,
         had_cookie: bool,
     ) -> SessionState {
+        let started_dead = retire.is_some();
         SessionState {
             id: None,
             retire,
@@ -194,6 +195,7 @@ impl SessionState {
             ended: None,
             flash: Data::new(),
             renewed: None,
+            started_dead,
         }
     }
 
@@ -286,6 +288,7 @@ impl SessionState {
             ended: None,
             flash,
             renewed: None,
+            started_dead: false,
         }
     }
 }

@@ -33,6 +33,10 @@ fn anonymous_regenerate_writes_nothing() {
             }
             assert_eq!(v.backend.take_created().len(), 0, "guest mode");
             assert_eq!(v.backend.redis_keys().await.len(), 0);
+            // Nothing above raises an event (no session was written or ended); one write
+            // shows the layers carry the suite's recorder.
+            let r = guest_app.put(&serde_json::json!({"n": 1}), &guest).await;
+            assert!(r.status < 300, "{}", r.status);
         }
     });
 }
