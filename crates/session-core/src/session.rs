@@ -138,9 +138,8 @@ pub struct SessionState {
     /// `destroy()` or `regenerate()` ran: whatever was bound to the old identity (a CSRF
     /// secret) must not outlive it; `Some(true)` when it was a destroy.
     renewed: Option<bool>,
-    /// The request brought a session that could not start live (expired, missed, invalid,
-    /// ended, undecodable): its identity was retired at the start.
-    started_dead: bool,
+    /// The request brought a session that could not start live: retired at the start.
+    pub(crate) started_dead: bool,
 }
 
 impl SessionState {

@@ -86,11 +86,7 @@ pub(crate) async fn commit(session: &Session) -> Result<(), Error> {
     let listening = session_core::driver::listening(config);
     let (plan, work, had_cookie, ends, before) = {
         let mut st = session.lock();
-        let moving = st.from_old
-            || st
-                .foreign
-                .as_ref()
-                .is_some_and(|f| f.claimed || f.drained);
+        let moving = st.from_old || st.foreign.as_ref().is_some_and(|f| f.claimed || f.drained);
         let Some(s) = st.session.as_mut() else {
             return Ok(());
         };

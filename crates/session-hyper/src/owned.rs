@@ -156,15 +156,7 @@ impl Session {
             .await?;
         mine.extend(lineage.unwrap_or_default());
         let by = self.revoker(owner, &mine).await?;
-        revoke_all(
-            &self.0.shared,
-            owner,
-            &mine,
-            Spare::Lineage,
-            carry,
-            by,
-        )
-        .await
+        revoke_all(&self.0.shared, owner, &mine, Spare::Lineage, carry, by).await
     }
     /// Who revokes `owner`'s sessions from this request, for the events: the owner, when this
     /// request's session is bound to them; else an admin (a support page, a password reset).
@@ -176,5 +168,4 @@ impl Session {
             Revoker::admin(mine)
         })
     }
-
 }

@@ -213,6 +213,9 @@ impl Seen {
         for ((op, _), n) in &self.samples {
             *out.entry(op.as_str()).or_default() += n;
         }
+        // The layer registers every operation's histograms when it is built: an operation
+        // never called has an empty one.
+        out.retain(|_, n| *n > 0);
         out
     }
 
