@@ -461,6 +461,49 @@ async fn a_missing_record_raises_missed_then_created() {
     assert_eq!(handle(&events[1]), site.handle(&written));
 }
 
+// A logout that brings a session already dead reports its end once, when the request starts:
+// expired (or missed, for a revoked one), and no destroyed after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_of_a_dead_session_reports_its_end_once() {
+    let (site, clock) = clocked(|b| b).await;
+    let jar = site.visitor().await;
+    clock.advance(Duration::from_secs(120));
+    let events = site.events("/logout", &mut jar.clone()).await;
+    assert_eq!(briefs(&events), [EXPIRED]);
+    let site = Site::store(|b| b).await;
+    let a = site.logged_in("ada").await;
+    let owners = site.layer.owners().unwrap();
+    assert!(owners.revoke("ada", &site.handle(&a)).await.unwrap());
+    let events = site.events("/logout", &mut a.clone()).await;
+    assert_eq!(briefs(&events), [MISSED]);
+    // A live session's logout: destroyed.
+    let b = site.logged_in("ada").await;
+    let events = site.events("/logout", &mut b.clone()).await;
+    assert_eq!(briefs(&events), [DESTROYED]);
+}
+
+// A session moving in from the store the layer migrates from: moved (not a login), from its
+// old handle to its new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moving_in_from_the_old_store_raises_moved() {
+    let old = MemoryStore::new();
+    let before = Site::on(old.clone(), |b| b, |l| l).await;
+    let jar = before.visitor().await;
+    let from = before.handle(&jar);
+    let site = Site::on(MemoryStore::new(), |b| b, |l| l.migrate_from(old)).await;
+    let mut moved = jar.clone();
+    let events = site.events("/", &mut moved).await;
+    let names: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(names[0], "moved", "{names:?}");
+    let EventKind::Moved { from: Some(was) } = &events[0].kind else {
+        panic!("{:?}", events[0].kind)
+    };
+    assert_eq!(was.as_str(), from);
+    assert_eq!(handle(&events[0]), site.handle(&moved));
+    assert_ne!(site.handle(&moved), from);
+    assert!(!names.contains(&"regenerated"), "{names:?}");
+}
+
 // The app's `valid` hook refuses a session: invalid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_the_valid_hook_refuses_raises_invalid() {
