@@ -1,5 +1,5 @@
 //! The lifecycle events a commit raises, from what it decided and what the store answered:
-//! created, saved, touched, regenerated, destroyed, re-signed. Subscribers run after the
+//! created, saved, touched, regenerated, moved, destroyed, rekeyed. Subscribers run after the
 //! session's lock is released.
 
 use session_core::driver::SessionDriver;

@@ -23,7 +23,7 @@ pub struct LogGuard {
 /// non-blocking writer that drops and counts lines when its queue
 /// ([`LOG_QUEUE_LINES`]) is full, and says `N log lines dropped` once it can write again.
 /// Events are filtered by `RUST_LOG` (default: warnings, and the session middleware's own
-/// events from `info` up, e.g. `session:missed`). Nothing the library logs carries an id, a
+/// events from `info` up, e.g. `event="missed"`). Nothing the library logs carries an id, a
 /// cookie value, a key or session data.
 ///
 /// Keep the returned guard for the life of the process. A second call (tests) keeps the first
