@@ -161,6 +161,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order (the index of each is `outcome as usize`).
+    pub const ALL: [Outcome; 4] = [Self::Ok, Self::Error, Self::Timeout, Self::Cancelled];
+
     /// The `outcome` label: `ok`, `error`, `timeout`, `cancelled`.
     pub fn name(self) -> &'static str {
         match self {
@@ -185,16 +188,6 @@ fn status_name(s: u16) -> &'static str {
     }
 }
 
-/// A store call of `op` on `store` took `secs` and ended as `outcome`.
-#[inline]
-pub fn store_call(store: &'static str, op: StoreOp, outcome: Outcome, secs: f64) {
-    #[cfg(feature = "metrics")]
-    metrics::histogram!(STORE_DURATION, "store" => store, "op" => op.name(), "outcome" => outcome.name())
-        .record(secs);
-    #[cfg(not(feature = "metrics"))]
-    let _ = (store, op, outcome, secs);
-}
-
 /// The latency histograms of one store, registered once with the installed recorder (a
 /// middleware builds them when its layer is built): recording through them skips building
 /// and hashing the labels on every call.
@@ -217,16 +210,10 @@ impl StoreTimers {
     pub fn register(store: &'static str) -> StoreTimers {
         #[cfg(feature = "metrics")]
         {
-            let outcomes = [
-                Outcome::Ok,
-                Outcome::Error,
-                Outcome::Timeout,
-                Outcome::Cancelled,
-            ];
             let by_op = StoreOp::ALL
                 .iter()
                 .map(|op| {
-                    outcomes.map(|o| {
+                    Outcome::ALL.map(|o| {
                         metrics::histogram!(STORE_DURATION, "store" => store, "op" => op.name(), "outcome" => o.name())
                     })
                 })
@@ -242,7 +229,7 @@ impl StoreTimers {
         }
     }
 
-    /// A call of `op` took `secs` and ended as `outcome` ([`store_call`]).
+    /// A call of `op` took `secs` and ended as `outcome`.
     #[inline]
     pub fn record(&self, op: StoreOp, outcome: Outcome, secs: f64) {
         #[cfg(feature = "metrics")]

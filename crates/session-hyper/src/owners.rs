@@ -58,9 +58,11 @@ impl Owners {
     /// Revokes one session by the handle a listing gave; `false` if the owner has no live
     /// session with that handle (a malformed handle, another owner's, or one that has ended).
     pub async fn revoke(&self, owner: &str, handle: &str) -> Result<bool, Error> {
-        Ok(revoke_one(&self.shared, owner, handle, &[], Revoker::ADMIN)
-            .await?
-            .is_some())
+        Ok(
+            revoke_one(&self.shared, owner, handle, &[], Revoker::admin(&[]))
+                .await?
+                .is_some(),
+        )
     }
 
     /// Revokes every session of the owner ("log out everywhere"); how many were live.
@@ -71,7 +73,7 @@ impl Owners {
             &[],
             Spare::Handles,
             None,
-            Revoker::ADMIN,
+            Revoker::admin(&[]),
         )
         .await
     }
@@ -247,12 +249,6 @@ impl<'a> Revoker<'a> {
             own,
         }
     }
-
-    /// An admin job: no session of the owner's is the caller's.
-    const ADMIN: Revoker<'static> = Revoker {
-        by: RevokedBy::Admin,
-        own: &[],
-    };
 }
 
 /// A key a revoke of the owner's other sessions sets in the sessions it keeps as the caller's
