@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use session_core::MaxAge;
 
+use crate::cluster_cache::ClusterCache;
 use crate::connection::{Pool, Redis};
-use crate::pool::{Manager, Server};
-use crate::store::{Format, RedisStore};
+use crate::pool::{Manager, Server, Target};
+use crate::store::{Cache, Format, RedisStore};
 use crate::tracking::ClientCache;
 
 /// A building failure: an invalid URL or cluster configuration (with the `tls` feature, also
@@ -41,6 +42,8 @@ enum Source {
     Url(String),
     Pool(bb8::Pool<bb8_redis::RedisConnectionManager>),
     Cluster(Vec<String>),
+    /// Sentinel URLs and the master's name.
+    Sentinel(Vec<String>, String),
 }
 
 /// The URL with any password replaced.
@@ -97,6 +100,41 @@ impl RedisStore {
         RedisStoreBuilder::new(Source::Cluster(nodes.into_iter().map(Into::into).collect()))
     }
 
+    /// Starts a builder for a master watched by Redis Sentinel: `sentinels` are the Sentinels'
+    /// URLs (`redis://[user:password@]host:port` each; list them all), `master` the name they
+    /// monitor it under. The master's own login and database, if any, are
+    /// [`RedisStoreBuilder::master_login`] and [`RedisStoreBuilder::master_database`].
+    ///
+    /// Everything works as on one server, the client cache included, and a failover needs no
+    /// restart:
+    /// - each new connection asks every Sentinel for the master, takes the answer of the
+    ///   highest configuration epoch, and checks with `ROLE` that the server is a master;
+    /// - the store subscribes to every Sentinel: from the moment one starts a failover of this
+    ///   master (`+try-failover`) until it promotes a replica, every call fails at once
+    ///   ([`StoreError::Unavailable`], a 503) instead of writing to the master being replaced
+    ///   (at most 10 s without a promotion or an abort); the promoted replica is used as soon
+    ///   as it is named, connections to the old master are dropped, and the client cache is
+    ///   emptied;
+    /// - a `READONLY` answer (the server became a replica), a refused connection or a server
+    ///   that is not a master sends the next connection to the Sentinels again; a write
+    ///   refused with `READONLY` did not run and is sent once more, to the new master.
+    ///
+    /// What a failover can still lose, measured, is in the guide's Redis chapter
+    /// (`docs/redis.md` in the repository). TLS (`rediss://`) is not supported with Sentinel
+    /// yet: building fails.
+    ///
+    /// [`StoreError::Unavailable`]: session_core::store::StoreError::Unavailable
+    pub fn sentinel<I, S>(sentinels: I, master: impl Into<String>) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder::new(Source::Sentinel(
+            sentinels.into_iter().map(Into::into).collect(),
+            master.into(),
+        ))
+    }
+
     /// Starts a builder on the app's existing bb8-redis pool (its own size and timeouts apply;
     /// pool options set here are ignored). Turn on the pool's `test_on_check_out`, or set its
     /// connections' response timeout, as you need: this store can't replace a dead connection
@@ -120,6 +158,8 @@ pub struct RedisStoreBuilder {
     koa_default_max_age: MaxAge,
     max_record_bytes: usize,
     client_cache: Option<usize>,
+    /// Sentinel only: the master's login and database.
+    master: Option<redis::RedisConnectionInfo>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -130,7 +170,7 @@ impl fmt::Debug for RedisStoreBuilder {
                 &match &self.source {
                     Source::Url(u) => redact(u),
                     Source::Pool(_) => "<existing pool>".into(),
-                    Source::Cluster(nodes) => nodes
+                    Source::Cluster(nodes) | Source::Sentinel(nodes, _) => nodes
                         .iter()
                         .map(|n| redact(n))
                         .collect::<Vec<_>>()
@@ -160,7 +200,31 @@ impl RedisStoreBuilder {
             koa_default_max_age: MaxAge::Ms(86_400_000),
             max_record_bytes: 64 * 1024,
             client_cache: None,
+            master: None,
         }
+    }
+
+    /// Sentinel only ([`RedisStore::sentinel`]): the user and password of the master and its
+    /// replicas (an empty `user` is the default user); the Sentinels' own are in their URLs.
+    /// [`Self::build`] fails with [`RedisBuildError::InvalidUrl`] elsewhere.
+    pub fn master_login(mut self, user: &str, password: &str) -> Self {
+        let mut m = self
+            .master
+            .take()
+            .unwrap_or_default()
+            .set_password(password);
+        if !user.is_empty() {
+            m = m.set_username(user);
+        }
+        self.master = Some(m);
+        self
+    }
+
+    /// Sentinel only ([`RedisStore::sentinel`]): the master's database (default 0).
+    /// [`Self::build`] fails with [`RedisBuildError::InvalidUrl`] elsewhere.
+    pub fn master_database(mut self, db: i64) -> Self {
+        self.master = Some(self.master.take().unwrap_or_default().set_db(db));
+        self
     }
 
     /// Prepended to every key (default empty: session keys already carry `sess:` from
@@ -296,9 +360,11 @@ impl RedisStoreBuilder {
     pub async fn build(mut self) -> Result<RedisStore, RedisBuildError> {
         if self.client_cache.is_some() {
             match (&self.source, self.format) {
-                (Source::Cluster(_), _) => {
+                (Source::Cluster(nodes), Format::V1)
+                    if nodes.iter().any(|n| n.starts_with("rediss:")) =>
+                {
                     return Err(RedisBuildError::ClientCacheUnsupported(
-                        "not on Redis Cluster yet",
+                        "not on a Redis Cluster over TLS yet",
                     ));
                 }
                 (Source::Pool(_), _) => {
@@ -306,43 +372,56 @@ impl RedisStoreBuilder {
                         "an existing pool gives no URL for the tracking connection",
                     ));
                 }
-                (Source::Url(_), Format::Koa) => {
+                (Source::Url(_) | Source::Sentinel(..) | Source::Cluster(_), Format::Koa) => {
                     return Err(RedisBuildError::ClientCacheUnsupported(
                         "only for the V1 record format",
                     ));
                 }
-                (Source::Url(_), Format::V1) => {}
+                (Source::Url(_) | Source::Sentinel(..) | Source::Cluster(_), Format::V1) => {}
             }
+        }
+        if self.master.is_some() && !matches!(self.source, Source::Sentinel(..)) {
+            return Err(RedisBuildError::InvalidUrl(
+                "master_login and master_database are for Sentinel; put them in the URL".into(),
+            ));
         }
         let source = std::mem::replace(&mut self.source, Source::Cluster(Vec::new()));
         let mut cache = None;
+        let mut cluster_cache = None;
+        let mut sentinel = None;
         let (pool, url) = match source {
             Source::Url(url) => {
                 let client = self.client(&url)?;
                 if let Some(max_bytes) = self.client_cache {
-                    cache = Some(ClientCache::new(
-                        resp3(&client)?,
-                        max_bytes,
-                        self.checkout_timeout,
-                        self.command_timeout,
+                    cache = Some(self.cache(Target::Url(Box::new(resp3(&client)?)), max_bytes));
+                }
+                (self.own_pool(Target::Url(Box::new(client))), redact(&url))
+            }
+            Source::Sentinel(nodes, master) => {
+                if nodes.iter().any(|n| n.starts_with("rediss:")) {
+                    return Err(RedisBuildError::InvalidUrl(
+                        "TLS is not supported with Sentinel yet".into(),
                     ));
                 }
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.checkout_timeout))
-                    .set_response_timeout(Some(self.command_timeout));
-                let connects = session_pool::Connects::new(Server);
-                let builder = bb8::Pool::builder()
-                    .max_size(self.pool_size)
-                    .min_idle(None)
-                    .connection_timeout(self.checkout_timeout)
-                    .test_on_check_out(self.test_on_checkout);
-                let manager = Manager {
-                    client,
-                    config,
-                    connects: Arc::clone(&connects),
-                };
-                let pool = session_pool::Pool::new(builder, &connects, manager);
-                (Pool::Own(pool), redact(&url))
+                let shown = nodes
+                    .iter()
+                    .map(|n| redact(n))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let s = crate::sentinel::Sentinel::new(
+                    &nodes,
+                    master.clone(),
+                    self.master.clone().unwrap_or_default(),
+                    self.checkout_timeout,
+                )
+                .map_err(RedisBuildError::InvalidUrl)?;
+                let s = Arc::new(s);
+                if let Some(max_bytes) = self.client_cache {
+                    cache = Some(self.cache(Target::Sentinel(Arc::clone(&s), true), max_bytes));
+                }
+                let pool = self.own_pool(Target::Sentinel(Arc::clone(&s), false));
+                sentinel = Some(s);
+                (pool, format!("sentinel {shown} master {master}"))
             }
             Source::Pool(pool) => (Pool::Shared(pool), "<existing pool>".to_owned()),
             Source::Cluster(nodes) => {
@@ -351,6 +430,16 @@ impl RedisStoreBuilder {
                     .map(|n| redact(n))
                     .collect::<Vec<_>>()
                     .join(",");
+                if let (Some(max_bytes), Some(seed)) = (self.client_cache, nodes.first()) {
+                    let base = redis::IntoConnectionInfo::into_connection_info(seed.as_str())
+                        .map_err(|e| RedisBuildError::InvalidUrl(e.to_string()))?;
+                    cluster_cache = Some(ClusterCache::new(
+                        base,
+                        max_bytes,
+                        self.checkout_timeout,
+                        self.command_timeout,
+                    ));
+                }
                 let client = redis::cluster::ClusterClient::builder(nodes)
                     .connection_timeout(self.checkout_timeout)
                     .response_timeout(self.command_timeout)
@@ -373,12 +462,18 @@ impl RedisStoreBuilder {
         let preferred = cache
             .clone()
             .map(|c| Arc::new(c) as Arc<dyn crate::connection::Preferred>);
+        let cache = match (cache, cluster_cache) {
+            (Some(c), _) => Some(Cache::Server(c)),
+            (None, Some(c)) => Some(Cache::Cluster(c)),
+            (None, None) => None,
+        };
         let redis = Redis::new(
             pool,
             self.checkout_timeout,
             self.command_timeout,
             self.pool_size,
             preferred,
+            sentinel,
         );
         Ok(RedisStore::new(
             redis,
@@ -389,6 +484,37 @@ impl RedisStoreBuilder {
             self.max_record_bytes,
             cache,
         ))
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Our pool of connections to `target`.
+    fn own_pool(&self, target: Target) -> Pool {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.checkout_timeout))
+            .set_response_timeout(Some(self.command_timeout));
+        let connects = session_pool::Connects::new(Server);
+        let builder = bb8::Pool::builder()
+            .max_size(self.pool_size)
+            .min_idle(None)
+            .connection_timeout(self.checkout_timeout)
+            .test_on_check_out(self.test_on_checkout);
+        let manager = Manager {
+            target,
+            config,
+            connects: Arc::clone(&connects),
+        };
+        Pool::Own(session_pool::Pool::new(builder, &connects, manager))
+    }
+
+    /// A client cache of `max_bytes` tracking through connections to `target` (RESP3).
+    fn cache(&self, target: Target, max_bytes: usize) -> ClientCache {
+        ClientCache::new(
+            target,
+            max_bytes,
+            self.checkout_timeout,
+            self.command_timeout,
+        )
     }
 }
 

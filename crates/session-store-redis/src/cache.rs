@@ -10,6 +10,7 @@
 //! table *after* that write's invalidation, whichever order the two reach this process in.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use lru::LruCache;
@@ -95,6 +96,44 @@ struct InFlight {
 pub(crate) struct Ticket {
     epoch: u64,
     version: u64,
+}
+
+/// An operation in flight on a key of a table: its [`Ticket`] ends exactly once, when the
+/// operation finishes or, if the request is dropped half-way (a timeout, a client gone), on
+/// drop.
+pub(crate) struct Claim<'a> {
+    table: &'a Mutex<Table>,
+    key: &'a str,
+    ticket: Option<Ticket>,
+}
+
+impl<'a> Claim<'a> {
+    /// Begins an operation on `key` in `guard`, the locked `table`.
+    pub(crate) fn new(table: &'a Mutex<Table>, guard: &mut Table, key: &'a str) -> Self {
+        Self {
+            table,
+            key,
+            ticket: Some(guard.begin(key)),
+        }
+    }
+
+    /// Ends the operation; whether nothing invalidated the key meanwhile.
+    pub(crate) fn end(mut self, table: &mut Table) -> bool {
+        self.ticket
+            .take()
+            .is_some_and(|ticket| table.end(self.key, ticket))
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.table
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .end(self.key, ticket);
+        }
+    }
 }
 
 pub(crate) struct Table {

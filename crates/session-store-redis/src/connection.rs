@@ -72,6 +72,11 @@ pub(crate) fn store_error(e: &RedisError) -> StoreError {
     if login_refused(e) {
         return login_error();
     }
+    if readonly(e) {
+        return StoreError::Unavailable(
+            "Redis answered READONLY: the master became a replica".into(),
+        );
+    }
     if e.code() == Some("OOM") {
         return StoreError::Rejected("Redis is out of memory (maxmemory reached)".into());
     }
@@ -96,7 +101,17 @@ pub(crate) fn store_error(e: &RedisError) -> StoreError {
 
 /// Whether the connection that produced `e` should be thrown away.
 pub(crate) fn breaks_connection(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || readonly(e)
+}
+
+/// Whether Redis refused a write because the server is a replica now (a failover demoted it):
+/// the command did not run, so it may be sent again, to the new master.
+pub(crate) fn readonly(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
 }
 
 /// A connection used instead of the pool while it has one: the client cache's tracking
@@ -129,6 +144,8 @@ pub(crate) struct Redis {
     /// Bounds the broken connections a checkout may drop before giving up.
     pool_size: u32,
     preferred: Option<Arc<dyn Preferred>>,
+    /// The Sentinels naming the master, if any: their failover gate and generations.
+    sentinel: Option<Arc<crate::sentinel::Sentinel>>,
 }
 
 impl Redis {
@@ -138,6 +155,7 @@ impl Redis {
         command_timeout: Duration,
         pool_size: u32,
         preferred: Option<Arc<dyn Preferred>>,
+        sentinel: Option<Arc<crate::sentinel::Sentinel>>,
     ) -> Self {
         Self {
             pool,
@@ -145,6 +163,7 @@ impl Redis {
             command_timeout,
             pool_size,
             preferred,
+            sentinel,
         }
     }
 
@@ -172,6 +191,9 @@ impl Redis {
         F: Fn(AnyConn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
+        if let Some(closed) = self.sentinel.as_ref().and_then(|s| s.gate()) {
+            return Err(closed);
+        }
         let mut attempt = 0;
         // A dropped preferred (tracking) connection gives the command one more go on the pool
         // without using up its retry: a restarted Redis kills both at once.
@@ -190,7 +212,17 @@ impl Redis {
                     return Ok(v);
                 }
                 Ok(Err(e)) => {
-                    if breaks_connection(&e) {
+                    if readonly(&e) {
+                        // Not run: once more, on a connection to the master the Sentinels
+                        // name now (a server's own replica answers the same way: it fails).
+                        broken.store(true, Ordering::Relaxed);
+                        if let Some(s) = &self.sentinel {
+                            s.forget();
+                            if attempt == 1 {
+                                continue;
+                            }
+                        }
+                    } else if breaks_connection(&e) {
                         broken.store(true, Ordering::Relaxed);
                         let dropped = e.is_connection_dropped() || e.is_io_error();
                         // Not after a timeout: the command may still run, and a create, a
@@ -274,7 +306,11 @@ impl Redis {
                 }
             })?;
             let c: &Conn = &conn;
-            if !c.broken.load(Ordering::Relaxed) {
+            let current = self
+                .sentinel
+                .as_ref()
+                .is_none_or(|s| s.generation() == c.generation);
+            if current && !c.broken.load(Ordering::Relaxed) {
                 return Ok((
                     AnyConn::Single(c.inner.clone()),
                     Arc::clone(&c.broken),
@@ -405,6 +441,42 @@ impl Redis {
             }
         })
         .await
+    }
+
+    /// `CLUSTER SLOTS` through the cluster connection: `(first slot, last slot, master
+    /// address)` per range (a range whose master names no host is left out).
+    pub(crate) async fn cluster_slots(&self) -> Result<Vec<(u16, u16, String)>, StoreError> {
+        let reply: redis::Value = self
+            .run(
+                |mut c| async move { redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut c).await },
+            )
+            .await?;
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+            redis::Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        };
+        let int = |v: &redis::Value| match v {
+            redis::Value::Int(n) => u16::try_from(*n).ok(),
+            _ => None,
+        };
+        let redis::Value::Array(ranges) = reply else {
+            return Err(StoreError::Backend("CLUSTER SLOTS: not a list".into()));
+        };
+        Ok(ranges
+            .iter()
+            .filter_map(|r| {
+                let redis::Value::Array(r) = r else {
+                    return None;
+                };
+                let redis::Value::Array(master) = r.get(2)? else {
+                    return None;
+                };
+                let host = text(master.first()?).filter(|h| !h.is_empty())?;
+                let port = int(master.get(1)?)?;
+                Some((int(r.first()?)?, int(r.get(1)?)?, format!("{host}:{port}")))
+            })
+            .collect())
     }
 
     /// `PTTL key`: milliseconds left, -1 without TTL, -2 when the key is absent.

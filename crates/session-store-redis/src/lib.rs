@@ -124,6 +124,7 @@
 
 mod builder;
 mod cache;
+mod cluster_cache;
 mod connection;
 mod fence;
 mod koa;
@@ -131,6 +132,7 @@ mod limit;
 mod owners;
 mod pool;
 mod scripts;
+mod sentinel;
 mod store;
 mod tracking;
 mod v1;

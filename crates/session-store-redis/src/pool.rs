@@ -23,15 +23,51 @@ pub(crate) struct Conn {
     pub(crate) inner: MultiplexedConnection,
     /// Raised by any clone whose command found the connection dead.
     pub(crate) broken: Arc<AtomicBool>,
+    /// The Sentinel generation it was made in (0 without Sentinel).
+    pub(crate) generation: u64,
 }
 
-/// Makes multiplexed connections from a `redis::Client` (built from the URL, with TLS roots
-/// when given), with redis-rs's own connect and reply timeouts set to the store's (its defaults
+/// Where connections go: one URL's server, or the master a set of Sentinels names.
+#[derive(Clone)]
+pub(crate) enum Target {
+    Url(Box<redis::Client>),
+    /// With whether connections speak RESP3 (the client cache's tracking connection).
+    Sentinel(Arc<crate::sentinel::Sentinel>, bool),
+}
+
+impl Target {
+    /// A connection, with the Sentinel generation it belongs to.
+    pub(crate) async fn connect(
+        &self,
+        config: &redis::AsyncConnectionConfig,
+    ) -> redis::RedisResult<(MultiplexedConnection, u64)> {
+        match self {
+            Self::Url(client) => Ok((
+                client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await?,
+                0,
+            )),
+            Self::Sentinel(s, resp3) => s.connect(config, *resp3).await,
+        }
+    }
+
+    /// The Sentinel generation now (0 without Sentinel): connections of another are stale.
+    pub(crate) fn generation(&self) -> u64 {
+        match self {
+            Self::Url(_) => 0,
+            Self::Sentinel(s, _) => s.generation(),
+        }
+    }
+}
+
+/// Makes multiplexed connections to its [`Target`] (a `redis::Client` built from the URL, with
+/// TLS roots when given, or the master the Sentinels name), with redis-rs's own connect and reply timeouts set to the store's (its defaults
 /// are 1 s and 500 ms) so the two agree. Each connect runs through the pool's
 /// [`Connects`](session_pool::Connects), so that a failed one reaches the checkouts waiting
 /// for a connection at once (see `session_pool`).
 pub(crate) struct Manager {
-    pub(crate) client: redis::Client,
+    pub(crate) target: Target,
     pub(crate) config: redis::AsyncConnectionConfig,
     pub(crate) connects: Arc<session_pool::Connects<Server>>,
 }
@@ -111,13 +147,11 @@ impl bb8::ManageConnection for Manager {
     async fn connect(&self) -> Result<Pooled, Error> {
         self.connects
             .connect(async {
-                let inner = self
-                    .client
-                    .get_multiplexed_async_connection_with_config(&self.config)
-                    .await?;
+                let (inner, generation) = self.target.connect(&self.config).await?;
                 Ok(Conn {
                     inner,
                     broken: Arc::new(AtomicBool::new(false)),
+                    generation,
                 })
             })
             .await
@@ -131,6 +165,6 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Pooled) -> bool {
-        conn.broken.load(Ordering::Relaxed)
+        conn.broken.load(Ordering::Relaxed) || conn.generation != self.target.generation()
     }
 }

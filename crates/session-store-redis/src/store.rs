@@ -12,6 +12,7 @@ use session_core::store::{
 };
 
 use crate::cache::CacheStats;
+use crate::cluster_cache::ClusterCache;
 use crate::connection::Redis;
 use crate::koa;
 use crate::scripts::{SCRIPTS, destroyed};
@@ -37,7 +38,56 @@ pub struct RedisStore {
     format: Format,
     koa_default_max_age: MaxAge,
     max_record_bytes: usize,
-    cache: Option<ClientCache>,
+    cache: Option<Cache>,
+}
+
+/// The client cache of one server (or a Sentinel's master), or of a Cluster.
+#[derive(Clone)]
+pub(crate) enum Cache {
+    Server(ClientCache),
+    Cluster(ClusterCache),
+}
+
+impl Cache {
+    fn stats(&self) -> CacheStats {
+        match self {
+            Self::Server(c) => c.stats(),
+            Self::Cluster(c) => c.stats(),
+        }
+    }
+
+    fn invalidate(&self, key: &str) {
+        match self {
+            Self::Server(c) => c.invalidate(key),
+            Self::Cluster(c) => c.invalidate(key),
+        }
+    }
+
+    async fn load(&self, db: &Redis, key: &str) -> Result<Loaded, StoreError> {
+        match self {
+            Self::Server(c) => c.load(db, key).await,
+            Self::Cluster(c) => c.load(db, key).await,
+        }
+    }
+
+    /// A rolling session's touch: through the tracking connection on one server (it moves the
+    /// cached copy's expiry); through the cluster connection on a Cluster (the copy is dropped).
+    async fn touch(
+        &self,
+        db: &Redis,
+        key: &str,
+        meta: &Meta,
+        ttl: u64,
+    ) -> Result<Updated, StoreError> {
+        match self {
+            Self::Server(c) => c.touch(db, key, meta, ttl).await,
+            Self::Cluster(c) => {
+                let done = v1::touch(db, key, meta, ttl).await;
+                c.invalidate(key);
+                done
+            }
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -47,7 +97,7 @@ impl fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .field("format", &self.format)
             .field("pool", &self.redis.pool_state())
-            .field("client_cache", &self.cache.as_ref().map(ClientCache::stats))
+            .field("client_cache", &self.cache.as_ref().map(Cache::stats))
             .finish_non_exhaustive()
     }
 }
@@ -55,7 +105,7 @@ impl fmt::Debug for RedisStore {
 /// Drops a key from the client cache when it goes out of scope (see
 /// [`RedisStore::writing`]).
 struct Written<'a> {
-    cache: Option<&'a ClientCache>,
+    cache: Option<&'a Cache>,
     key: &'a str,
 }
 
@@ -85,7 +135,7 @@ impl RedisStore {
         format: Format,
         koa_default_max_age: MaxAge,
         max_record_bytes: usize,
-        cache: Option<ClientCache>,
+        cache: Option<Cache>,
     ) -> Self {
         Self {
             redis,
@@ -101,7 +151,7 @@ impl RedisStore {
     /// What the client cache holds and has done; `None` without one (see
     /// [`RedisStoreBuilder::client_cache`](crate::RedisStoreBuilder::client_cache)).
     pub fn client_cache_stats(&self) -> Option<CacheStats> {
-        self.cache.as_ref().map(ClientCache::stats)
+        self.cache.as_ref().map(Cache::stats)
     }
 
     /// Taken before a write of `k`: when the write returns, or when the request is dropped

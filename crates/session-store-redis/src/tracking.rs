@@ -37,9 +37,10 @@ use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use session_core::store::{Loaded, Meta, StoreError, Updated};
 
-use crate::cache::{CacheStats, Table, Ticket};
+use crate::cache::{CacheStats, Claim, Table};
 use crate::connection::{Redis, breaks_connection as broken, store_error};
 use crate::fence::Fences;
+use crate::pool::Target;
 use crate::scripts::{SCRIPTS, updated};
 use crate::v1;
 
@@ -65,7 +66,8 @@ pub(crate) struct ClientCache {
 
 struct Inner {
     table: Mutex<Table>,
-    client: redis::Client,
+    /// Where the tracking connection goes (RESP3: the pushes need it).
+    target: Target,
     connect_timeout: Duration,
     command_timeout: Duration,
     /// The tracking connection in use, if any.
@@ -85,6 +87,8 @@ struct Inner {
 #[derive(Clone)]
 struct Link {
     conn: MultiplexedConnection,
+    /// The Sentinel generation it was made in: a change of master gives it up.
+    generation: u64,
     alive: Arc<AtomicBool>,
     /// Raised by the store's other commands on this connection when one finds it dead.
     broken: Arc<AtomicBool>,
@@ -94,48 +98,15 @@ struct Link {
     fences: Arc<Fences>,
 }
 
-/// An operation in flight on a key: its [`Ticket`] ends exactly once, when the operation
-/// finishes or, if the request is dropped half-way (a timeout, a client gone), on drop.
-struct Claim<'a> {
-    inner: &'a Inner,
-    key: &'a str,
-    ticket: Option<Ticket>,
-}
-
-impl<'a> Claim<'a> {
-    fn new(inner: &'a Inner, table: &mut Table, key: &'a str) -> Self {
-        Self {
-            inner,
-            key,
-            ticket: Some(table.begin(key)),
-        }
-    }
-
-    /// Ends the operation; whether nothing invalidated the key meanwhile.
-    fn end(mut self, table: &mut Table) -> bool {
-        self.ticket
-            .take()
-            .is_some_and(|ticket| table.end(self.key, ticket))
-    }
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            lock(&self.inner.table).end(self.key, ticket);
-        }
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ClientCache {
-    /// A cache of at most `max_bytes`, tracking through connections made by `client` (already
-    /// set to RESP3).
+    /// A cache of at most `max_bytes`, tracking through connections to `target` (set to
+    /// RESP3).
     pub(crate) fn new(
-        client: redis::Client,
+        target: Target,
         max_bytes: usize,
         connect_timeout: Duration,
         command_timeout: Duration,
@@ -143,7 +114,7 @@ impl ClientCache {
         Self {
             inner: Arc::new(Inner {
                 table: Mutex::new(Table::new(max_bytes)),
-                client,
+                target,
                 connect_timeout,
                 command_timeout,
                 link: Mutex::new(None),
@@ -200,32 +171,15 @@ impl ClientCache {
                 return Ok(Loaded::Live(record));
             }
             table.missed();
-            Claim::new(inner, &mut table, key)
+            Claim::new(&inner.table, &mut table, key)
         };
-        let mut conn = link.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
         let sent = link.fences.send();
-        let reply = tokio::time::timeout(
-            inner.command_timeout,
-            pipe.query_async::<(Vec<(Vec<u8>, Vec<u8>)>, i64)>(&mut conn),
-        )
-        .await;
+        let reply = fill_read(&link.conn, key, inner.command_timeout).await;
         match reply {
             Ok(Ok((fields, pttl))) => {
                 sent.answered();
-                let loaded = v1::decode(fields);
-                let mut table = lock(&inner.table);
-                let clean = claim.end(&mut table);
-                if clean
-                    && pttl > 0
-                    && link.alive.load(Ordering::Acquire)
-                    && let Ok(Loaded::Live(record)) = &loaded
-                {
-                    let until = now + Duration::from_millis(pttl.unsigned_abs());
-                    table.insert(key, record.clone(), until);
-                }
-                loaded
+                let alive = link.alive.load(Ordering::Acquire);
+                keep(&inner.table, claim, key, fields, pttl, now, alive)
             }
             Ok(Err(e)) if !broken(&e) => Err(store_error(&e)),
             // The tracking connection failed or stalled: given up, and the load goes through
@@ -255,7 +209,7 @@ impl ClientCache {
             return done;
         };
         let started = Instant::now();
-        let claim = Claim::new(inner, &mut lock(&inner.table), key);
+        let claim = Claim::new(&inner.table, &mut lock(&inner.table), key);
         let mut conn = link.conn.clone();
         let mut inv = SCRIPTS.v1_touch.key(key);
         inv.arg(ttl_ms).arg(v1::meta_field(meta));
@@ -366,7 +320,7 @@ impl Inner {
             .as_ref()
             .filter(|l| l.alive.load(Ordering::Acquire))
             .cloned()?;
-        if link.broken.load(Ordering::Acquire) {
+        if link.broken.load(Ordering::Acquire) || link.generation != self.target.generation() {
             self.drop_link(&link, &mut lock(&self.table));
             return None;
         }
@@ -374,16 +328,16 @@ impl Inner {
     }
 
     fn micros(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.origin).as_micros()).unwrap_or(u64::MAX)
+        micros_since(self.origin, at)
     }
 
     /// Whether `link` answered a `PING` sent less than [`MAX_SILENCE`] before `now`.
     fn is_fresh(&self, link: &Link, now: Instant) -> bool {
-        link.alive.load(Ordering::Acquire)
-            && self
-                .micros(now)
-                .saturating_sub(link.proven.load(Ordering::Acquire))
-                < u64::try_from(MAX_SILENCE.as_micros()).unwrap_or(u64::MAX)
+        let hears = match &self.target {
+            Target::Url(_) => true,
+            Target::Sentinel(s, _) => s.hears_all(),
+        };
+        hears && link.alive.load(Ordering::Acquire) && proven_lately(self.origin, &link.proven, now)
     }
 
     /// Gives up `link`: no entry it filled is served again, and every load waiting for one of
@@ -411,10 +365,7 @@ impl Inner {
             .set_response_timeout(Some(self.command_timeout))
             .set_push_sender(on_push);
         let sent = Instant::now();
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let (mut conn, generation) = self.target.connect(&config).await?;
         redis::cmd("CLIENT")
             .arg("TRACKING")
             .arg("ON")
@@ -425,6 +376,7 @@ impl Inner {
         lock(&self.table).flush();
         Ok(Link {
             conn,
+            generation,
             alive,
             broken: Arc::new(AtomicBool::new(false)),
             proven: Arc::new(AtomicU64::new(self.micros(sent))),
@@ -450,9 +402,62 @@ impl Inner {
     }
 }
 
+/// A fill's reply: the hash's fields and the key's `PTTL`.
+type FillReply = (Vec<(Vec<u8>, Vec<u8>)>, i64);
+
+/// Reads `key` on a tracking connection, so Redis tracks it for this process: `HGETALL` and
+/// `PTTL`, pipelined (one round trip), within `timeout`.
+pub(crate) async fn fill_read(
+    conn: &MultiplexedConnection,
+    key: &str,
+    timeout: Duration,
+) -> Result<redis::RedisResult<FillReply>, tokio::time::error::Elapsed> {
+    let mut conn = conn.clone();
+    let mut pipe = redis::pipe();
+    pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
+    tokio::time::timeout(timeout, pipe.query_async::<FillReply>(&mut conn)).await
+}
+
+/// Decodes a fill of `key` begun at `started` and keeps the record in `table` if it is live,
+/// has a TTL, its connection is still `alive`, and nothing invalidated the key since `claim`
+/// began.
+pub(crate) fn keep(
+    table: &Mutex<Table>,
+    claim: Claim<'_>,
+    key: &str,
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pttl: i64,
+    started: Instant,
+    alive: bool,
+) -> Result<Loaded, StoreError> {
+    let loaded = v1::decode(fields);
+    let mut table = lock(table);
+    if claim.end(&mut table)
+        && pttl > 0
+        && alive
+        && let Ok(Loaded::Live(record)) = &loaded
+    {
+        let until = started + Duration::from_millis(pttl.unsigned_abs());
+        table.insert(key, record.clone(), until);
+    }
+    loaded
+}
+
+/// Microseconds from `origin` to `at`.
+pub(crate) fn micros_since(origin: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(origin).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Whether a `PING` sent less than [`MAX_SILENCE`] before `now` was answered, `proven` holding
+/// when (µs after `origin`) the latest answered one was sent.
+pub(crate) fn proven_lately(origin: Instant, proven: &AtomicU64, now: Instant) -> bool {
+    micros_since(origin, now).saturating_sub(proven.load(Ordering::Acquire))
+        < u64::try_from(MAX_SILENCE.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Applies an `invalidate` push's payload: the keys, or nil for "everything" (`FLUSHALL`, or
 /// Redis dropping its tracking table).
-fn invalidate_all(table: &mut Table, v: Value) {
+pub(crate) fn invalidate_all(table: &mut Table, v: Value) {
     match v {
         Value::Nil => table.flush(),
         Value::Array(keys) | Value::Set(keys) => {
