@@ -402,14 +402,49 @@ async fn a_touch_moves_the_cached_expiry() {
 
 #[tokio::test]
 async fn unsupported_setups_fail_at_build() {
-    let cluster = RedisStore::cluster(["redis://127.0.0.1:1"])
+    for (cluster, format) in [
+        ("rediss://127.0.0.1:1", Format::V1),
+        ("redis://127.0.0.1:1", Format::Koa),
+    ] {
+        let built = RedisStore::cluster([cluster])
+            .format(format)
+            .client_cache(1 << 20)
+            .build()
+            .await;
+        assert!(matches!(
+            built,
+            Err(RedisBuildError::ClientCacheUnsupported(_))
+        ));
+    }
+    let sentinel_koa = RedisStore::sentinel(["redis://127.0.0.1:1"], "m")
+        .format(Format::Koa)
         .client_cache(1 << 20)
         .build()
         .await;
     assert!(matches!(
-        cluster,
+        sentinel_koa,
         Err(RedisBuildError::ClientCacheUnsupported(_))
     ));
+    // Sentinel options elsewhere, and Sentinel over TLS, are operator mistakes.
+    let misplaced = RedisStore::builder("redis://127.0.0.1:1")
+        .master_database(2)
+        .build()
+        .await;
+    assert!(matches!(misplaced, Err(RedisBuildError::InvalidUrl(_))));
+    let tls = RedisStore::sentinel(["rediss://127.0.0.1:1"], "m")
+        .build()
+        .await;
+    assert!(matches!(tls, Err(RedisBuildError::InvalidUrl(_))));
+    let passwords = RedisStore::sentinel(["redis://:hunter2@127.0.0.1:1"], "m")
+        .master_login("app", "s3cret")
+        .build()
+        .await
+        .unwrap();
+    let shown = format!("{passwords:?} {}", passwords.redacted_url());
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("s3cret"),
+        "{shown}"
+    );
     let koa = RedisStore::builder("redis://127.0.0.1:1")
         .format(Format::Koa)
         .client_cache(1 << 20)

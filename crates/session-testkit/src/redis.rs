@@ -1,6 +1,7 @@
 //! Redis for the tests: the shared server `cargo xtask test-redis` (or `ci`) started
 //! ([`shared_url`]), a `redis-server` of a test's own on a free loopback port for tests that
-//! stop, pause or fill it ([`Server`]), a local six-node Redis Cluster ([`Cluster`]), and plain
+//! stop, pause or fill it ([`Server`]), a local six-node Redis Cluster ([`Cluster`]), a master
+//! with two replicas under three Sentinels ([`Sentinels`]), and plain
 //! commands on connections of their own ([`cmd`], [`keys`], [`int`]), to look at and tamper with
 //! what a store wrote.
 
@@ -26,6 +27,8 @@ pub struct Server {
     /// Its loopback port.
     pub port: u16,
     extra: Vec<String>,
+    /// A Sentinel's config file (Sentinel mode), else `None`.
+    sentinel: Option<std::path::PathBuf>,
     child: Option<Child>,
 }
 
@@ -36,6 +39,19 @@ impl Server {
         let mut s = Server {
             port: free_port(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            sentinel: None,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts a Sentinel with the config file `conf` (it rewrites it) on a free port.
+    pub fn start_sentinel(conf: std::path::PathBuf) -> Server {
+        let mut s = Server {
+            port: free_port(),
+            extra: Vec::new(),
+            sentinel: Some(conf),
             child: None,
         };
         s.spawn();
@@ -49,17 +65,14 @@ impl Server {
 
     fn spawn(&mut self) {
         for _ in 0..5 {
-            let mut child = Command::new(server_bin())
-                .args([
-                    "--port",
-                    &self.port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+            let mut command = Command::new(server_bin());
+            match &self.sentinel {
+                // The config file comes first; Sentinel keeps no data.
+                Some(conf) => command.arg(conf).arg("--sentinel"),
+                None => command.args(["--save", "", "--appendonly", "no"]),
+            };
+            let mut child = command
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--daemonize", "no", "--logfile", ""])
                 .args(&self.extra)
                 .stdout(Stdio::null())
@@ -247,6 +260,76 @@ impl Cluster {
         panic!("no master for slot {slot}");
     }
 
+    /// `CLUSTER NODES` from the first live node: `(port, id, flags, master id)` per node.
+    pub async fn nodes(&self) -> Vec<(u16, String, String, String)> {
+        let live = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .expect("a live node");
+        text(live.cmd(&["CLUSTER", "NODES"]).await)
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let port = f.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+                Some((
+                    port,
+                    f[0].to_owned(),
+                    f.get(2)?.to_string(),
+                    f.get(3)?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The masters' ports and ids.
+    pub async fn masters(&self) -> Vec<(u16, String)> {
+        self.nodes()
+            .await
+            .into_iter()
+            .filter(|n| n.2.contains("master") && !n.2.contains("fail"))
+            .map(|n| (n.0, n.1))
+            .collect()
+    }
+
+    /// Moves `slots` slots, with their keys, from the master `from` to the master `to` (node
+    /// ids), as an operator does (`redis-cli --cluster reshard`); blocks until done.
+    pub fn reshard(&self, from: &str, to: &str, slots: u32) {
+        let seed = format!("127.0.0.1:{}", self.nodes[0].port);
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &seed])
+            .args(["--cluster-from", from, "--cluster-to", to])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(out.success(), "redis-cli --cluster reshard failed");
+    }
+
+    /// A manual failover (`CLUSTER FAILOVER` on a replica of the master on `port`); waits
+    /// until the replica is a master. Its port.
+    pub async fn failover(&self, port: u16) -> u16 {
+        let nodes = self.nodes().await;
+        let id = &nodes.iter().find(|n| n.0 == port).expect("the master").1;
+        let replica = nodes
+            .iter()
+            .find(|n| n.2.contains("slave") && &n.3 == id)
+            .expect("a replica of the master")
+            .0;
+        let node = self.nodes.iter().find(|n| n.port == replica).unwrap();
+        node.cmd(&["CLUSTER", "FAILOVER"]).await;
+        let t = Instant::now();
+        while !text(node.cmd(&["INFO", "replication"]).await).contains("role:master") {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "no failover after 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        replica
+    }
+
     /// Kills the node on `port` (like a crash).
     pub fn kill(&mut self, port: u16) {
         for n in &mut self.nodes {
@@ -262,6 +345,133 @@ impl Drop for Cluster {
         for n in &mut self.nodes {
             n.stop();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One master with two replicas, watched by three Sentinels under the name [`Sentinels::NAME`].
+pub struct Sentinels {
+    /// The master as started (a replica after a failover).
+    pub master: Server,
+    /// The two replicas as started.
+    pub replicas: Vec<Server>,
+    /// The three Sentinels.
+    pub sentinels: Vec<Server>,
+    dir: std::path::PathBuf,
+}
+
+/// The text of a bulk or verbatim reply.
+fn text(v: redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        redis::Value::VerbatimString { text, .. } => text,
+        redis::Value::SimpleString(s) => s,
+        _ => String::new(),
+    }
+}
+
+impl Sentinels {
+    /// The name the Sentinels monitor the master under.
+    pub const NAME: &'static str = "sessions";
+
+    /// Starts the master and its replicas, waits until both replicate, then starts the
+    /// Sentinels (quorum 2, down after 1 s) and waits until each knows both replicas and the
+    /// other two Sentinels.
+    pub async fn start() -> Sentinels {
+        let dir = std::env::temp_dir().join(unique_prefix("sentinel").replace(':', "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir_arg = dir.to_str().unwrap();
+        let master = Server::start(&["--dir", dir_arg]);
+        let port = master.port.to_string();
+        let replicas: Vec<Server> = (0..2)
+            .map(|_| Server::start(&["--dir", dir_arg, "--replicaof", "127.0.0.1", &port]))
+            .collect();
+        let t = Instant::now();
+        for r in &replicas {
+            while !text(r.cmd(&["INFO", "replication"]).await).contains("master_link_status:up") {
+                assert!(
+                    t.elapsed() < Duration::from_secs(20),
+                    "a replica never synced"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let sentinels = (0..3)
+            .map(|i| {
+                let conf = dir.join(format!("sentinel-{i}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "sentinel monitor {n} 127.0.0.1 {port} 2\n\
+                         sentinel down-after-milliseconds {n} 1000\n\
+                         sentinel failover-timeout {n} 10000\n\
+                         sentinel parallel-syncs {n} 2\n",
+                        n = Self::NAME
+                    ),
+                )
+                .unwrap();
+                Server::start_sentinel(conf)
+            })
+            .collect();
+        let d = Sentinels {
+            master,
+            replicas,
+            sentinels,
+            dir,
+        };
+        let t = Instant::now();
+        for s in &d.sentinels {
+            loop {
+                let count = |v: redis::Value| match v {
+                    redis::Value::Array(items) => items.len(),
+                    _ => 0,
+                };
+                let replicas = count(s.cmd(&["SENTINEL", "REPLICAS", Self::NAME]).await);
+                let others = count(s.cmd(&["SENTINEL", "SENTINELS", Self::NAME]).await);
+                if replicas == 2 && others == 2 {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "Sentinels not ready after 30 s ({replicas} replicas, {others} Sentinels known)"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        d
+    }
+
+    /// The Sentinels' URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("redis://127.0.0.1:{}", s.port))
+            .collect()
+    }
+
+    /// The port of the server the first Sentinel names as master.
+    pub async fn master_port(&self) -> u16 {
+        match self.sentinels[0]
+            .cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::NAME])
+            .await
+        {
+            redis::Value::Array(a) if a.len() == 2 => text(a[1].clone()).parse().unwrap(),
+            other => panic!("GET-MASTER-ADDR-BY-NAME: {other:?}"),
+        }
+    }
+
+    /// The URL of the server the first Sentinel names as master.
+    pub async fn master_url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.master_port().await)
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for s in self.sentinels.iter_mut().chain(&mut self.replicas) {
+            s.stop();
+        }
+        self.master.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
