@@ -2,9 +2,12 @@
 //! their parsing.
 
 use session_core::{Algorithm, MaxAge, OverLimit};
+use session_store_redis::RedisStore;
 
 pub(crate) const USAGE: &str =
-    "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]|postgres://...] [--keys k1,k2]
+    "usage: demo [--port P] [--store cookie|memory|redis://HOST:PORT[/DB]|postgres://...
+                    |redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER
+                    |redis+cluster://HOST:PORT[,HOST:PORT...]] [--keys k1,k2]
             [--algorithm sha1|sha256|sha512] [--cookie-name NAME] [--max-age MS|session]
             [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
             [--encrypt] [--client-cache BYTES]
@@ -166,4 +169,32 @@ pub(crate) fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, S
         }
     }
     Ok(a)
+}
+
+/// The Redis store `--store` names: one server (`redis://`, `rediss://`), a master behind
+/// Sentinels (`redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER`) or a Cluster
+/// (`redis+cluster://HOST:PORT[,HOST:PORT...]`, seed nodes).
+pub(crate) fn redis_builder(s: &str) -> Result<session_store_redis::RedisStoreBuilder, String> {
+    let nodes = |list: &str| -> Result<Vec<String>, String> {
+        let nodes: Vec<String> = list
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(|n| format!("redis://{n}"))
+            .collect();
+        if nodes.is_empty() {
+            return Err("no HOST:PORT given".to_owned());
+        }
+        Ok(nodes)
+    };
+    if let Some(rest) = s.strip_prefix("redis+sentinel://") {
+        let (list, master) = rest
+            .split_once('/')
+            .filter(|(_, m)| !m.is_empty())
+            .ok_or("redis+sentinel:// needs /MASTER (the name the Sentinels monitor)")?;
+        return Ok(RedisStore::sentinel(nodes(list)?, master));
+    }
+    if let Some(rest) = s.strip_prefix("redis+cluster://") {
+        return Ok(RedisStore::cluster(nodes(rest.trim_end_matches('/'))?));
+    }
+    Ok(RedisStore::builder(s))
 }

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! demo --port P --store cookie|memory|redis://HOST:PORT[/DB]|postgres://... --keys k1,k2
+//!             |redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER
+//!             |redis+cluster://HOST:PORT[,HOST:PORT...]
 //!      --algorithm sha1|sha256|sha512 --cookie-name NAME --max-age MS|session
 //!      [--prefix P] [--koa-compat] [--rolling] [--renew] [--guest] [--trust-proxy]
 //!      [--encrypt] [--migrate-from redis://HOST:PORT[/DB]|postgres://...
@@ -28,6 +30,10 @@
 //! moves every idle old session into `--store` instead of serving, printing the counts after
 //! each batch (`drain: moved N, gone N, refused N, moving N, cleared N, failed N`), and exits
 //! (1 if any failed: run it again); after `--drain-clear-after` it deletes them instead.
+//!
+//! `redis+sentinel://` names the Sentinels (all of them) and the name they monitor the master
+//! under; `redis+cluster://` some nodes of a Cluster. `--client-cache BYTES` works with both,
+//! and with `redis://` (not with `--koa-compat`).
 //!
 //! `--encrypt` (with `--store cookie`): the session cookie is encrypted (XChaCha20-Poly1305
 //! under a subkey of each key), one cookie without `.sig`; keys must be 32 bytes or more.
@@ -96,7 +102,7 @@ use session_hyper::audit::{Audit, JsonLines};
 use session_hyper::{Session, SessionLayer};
 use session_store_memory::MemoryStore;
 use session_store_postgres::PostgresStore;
-use session_store_redis::{Format, RedisStore};
+use session_store_redis::Format;
 use std::sync::Arc;
 
 mod answer;
@@ -485,14 +491,19 @@ async fn open(
                 Box::new(store.start_sweeper(every_minute));
             (Arc::new(store), Some(sweeper), shown)
         }
-        s if s.starts_with("redis://") || s.starts_with("rediss://") => {
+        s if s.starts_with("redis://")
+            || s.starts_with("rediss://")
+            || s.starts_with("redis+sentinel://")
+            || s.starts_with("redis+cluster://") =>
+        {
             // koa-compat: koa's JSON string under the raw id, readable by a Koa app's store.
             let format = if args.koa_compat {
                 Format::Koa
             } else {
                 Format::V1
             };
-            let store = RedisStore::builder(s)
+            let store = args::redis_builder(s)
+                .map_err(|e| format!("{flag}: {e}"))?
                 .format(format)
                 .client_cache(args.client_cache)
                 .build()
