@@ -110,11 +110,11 @@ impl RedisStore {
     /// - each new connection asks every Sentinel for the master, takes the answer of the
     ///   highest configuration epoch, and checks with `ROLE` that the server is a master;
     /// - the store subscribes to every Sentinel: from the moment one starts a failover of this
-    ///   master (`+try-failover`) until it promotes a replica, every call fails at once
-    ///   ([`StoreError::Unavailable`], a 503) instead of writing to the master being replaced
-    ///   (at most 10 s without a promotion or an abort); the promoted replica is used as soon
-    ///   as it is named, connections to the old master are dropped, and the client cache is
-    ///   emptied;
+    ///   master (`+try-failover`), every call fails at once ([`StoreError::Unavailable`], a
+    ///   503) instead of writing to the master being replaced, until the replica the Sentinel
+    ///   chose answers `ROLE` as a master (at most 10 s without a promotion or an abort); the
+    ///   new master is used from then on, connections to the old one are dropped, and the
+    ///   client cache is emptied (it serves nothing while the gate is closed);
     /// - a `READONLY` answer (the server became a replica), a refused connection or a server
     ///   that is not a master sends the next connection to the Sentinels again; a write
     ///   refused with `READONLY` did not run and is sent once more, to the new master.
@@ -320,10 +320,22 @@ impl RedisStoreBuilder {
     ///   (which at commit still confirms no login superseded the session before the cookie
     ///   goes out) instead of a read and the touch.
     ///
-    /// Only for [`Format::V1`] on one server (not [`RedisStore::cluster`] yet, nor
-    /// [`RedisStore::from_pool`], which gives no URL to connect with): [`Self::build`] fails
-    /// with [`RedisBuildError::ClientCacheUnsupported`] otherwise. `0` turns it off (the
-    /// default). [`RedisStore::client_cache_stats`] tells how it does.
+    /// - **Sentinel** ([`RedisStore::sentinel`]): the tracking connection goes to the master
+    ///   the Sentinels name; a failover (from the moment a Sentinel starts one) drops it and
+    ///   everything cached, and nothing is served while any Sentinel's subscription is down (a
+    ///   change of master could go unheard).
+    /// - **Cluster** ([`RedisStore::cluster`]): one tracking connection per master, each with an
+    ///   equal share of `max_bytes`. A load is read (and cached) on the connection of the master
+    ///   serving the key's slot, by the slot map the cache reads with `CLUSTER SLOTS` (again after
+    ///   any redirect), and a cached copy is served only after a fence on that same connection:
+    ///   `EXISTS key`, whose reply comes after every invalidation that master queued, and which
+    ///   is refused (`MOVED`, `ASK`) once the master no longer serves the key (a slot migration,
+    ///   a failover): the rule holds through both. Writes go through the cluster connection.
+    ///
+    /// Only for [`Format::V1`], and not on [`RedisStore::from_pool`] (it gives no URL to
+    /// connect with) nor a Cluster over TLS: [`Self::build`] fails with
+    /// [`RedisBuildError::ClientCacheUnsupported`] otherwise. `0` turns it off (the default).
+    /// [`RedisStore::client_cache_stats`] tells how it does.
     pub fn client_cache(mut self, max_bytes: usize) -> Self {
         self.client_cache = (max_bytes > 0).then_some(max_bytes);
         self
@@ -360,9 +372,7 @@ impl RedisStoreBuilder {
     pub async fn build(mut self) -> Result<RedisStore, RedisBuildError> {
         if self.client_cache.is_some() {
             match (&self.source, self.format) {
-                (Source::Cluster(nodes), Format::V1)
-                    if nodes.iter().any(|n| n.starts_with("rediss:")) =>
-                {
+                (Source::Cluster(nodes), Format::V1) if nodes.iter().any(|n| is_tls(n)) => {
                     return Err(RedisBuildError::ClientCacheUnsupported(
                         "not on a Redis Cluster over TLS yet",
                     ));
@@ -398,7 +408,7 @@ impl RedisStoreBuilder {
                 (self.own_pool(Target::Url(Box::new(client))), redact(&url))
             }
             Source::Sentinel(nodes, master) => {
-                if nodes.iter().any(|n| n.starts_with("rediss:")) {
+                if nodes.iter().any(|n| is_tls(n)) {
                     return Err(RedisBuildError::InvalidUrl(
                         "TLS is not supported with Sentinel yet".into(),
                     ));
@@ -516,6 +526,19 @@ impl RedisStoreBuilder {
             self.command_timeout,
         )
     }
+}
+
+/// Whether `url` asks for TLS (`rediss://`, `valkeys://`, in any case). A URL that doesn't
+/// parse fails later, where its client is made.
+fn is_tls(url: &str) -> bool {
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .is_ok_and(|i| matches!(i.addr(), redis::ConnectionAddr::TcpTls { .. }))
+        || url
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("rediss"))
+        || url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("valkeys"))
 }
 
 /// A client like `client` that speaks RESP3 (the pushes of client tracking need it).

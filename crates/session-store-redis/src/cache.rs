@@ -233,12 +233,23 @@ impl Table {
             self.bytes -= old.bytes;
         }
         self.bytes += bytes;
+        self.evict();
+    }
+
+    /// Drops the least recently used entries until the bytes are within the bound.
+    fn evict(&mut self) {
         while self.bytes > self.max_bytes {
             match self.lru.pop_lru() {
                 Some((_, e)) => self.bytes -= e.bytes,
                 None => break,
             }
         }
+    }
+
+    /// Lowers (or raises) the bound to `max_bytes`, least recently used out first.
+    pub(crate) fn bound(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+        self.evict();
     }
 
     /// After a touch this process made: the cached record (if still there) carries the new

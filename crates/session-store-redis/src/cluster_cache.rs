@@ -189,7 +189,7 @@ impl ClusterCache {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) if redirected(&e) => {
                     lock(&link.table).invalidate(key);
-                    inner.remap(db, true);
+                    inner.remap(db);
                     return inner.uncached(db, key, Some(&link)).await;
                 }
                 Ok(Err(_)) | Err(_) => {
@@ -210,7 +210,7 @@ impl ClusterCache {
             }
             Ok(Err(e)) if redirected(&e) => {
                 drop(claim);
-                inner.remap(db, true);
+                inner.remap(db);
                 v1::load(db, key).await
             }
             Ok(Err(e)) if !breaks_connection(&e) => Err(store_error(&e)),
@@ -264,34 +264,49 @@ impl Inner {
                 .map(|r| r.2.clone())
         };
         if found.is_none() {
-            self.remap(db, false);
+            self.remap(db);
         }
         found
     }
 
-    /// Reads the slot map again in the background (at most every [`REMAP_EVERY`]; `now`
-    /// after a redirect, else only if it was never read).
-    fn remap(self: &Arc<Self>, db: &Redis, now: bool) {
+    /// Reads the slot map again in the background, at most every [`REMAP_EVERY`] (after a
+    /// redirect, or while a key's slot has no known master: a failed read is tried again).
+    /// Connections to nodes that are no longer masters are given up, and the bound is split
+    /// again between the masters.
+    fn remap(self: &Arc<Self>, db: &Redis) {
         {
             let mut map = lock(&self.map);
             match map.read_at {
-                Some(at) if !now || at.elapsed() < REMAP_EVERY => return,
+                Some(at) if at.elapsed() < REMAP_EVERY => return,
                 _ => map.read_at = Some(Instant::now()),
             }
         }
         let (inner, db) = (Arc::downgrade(self), db.clone());
         tokio::spawn(async move {
-            let Ok(ranges) = db.cluster_slots().await else {
+            let ranges = db.cluster_slots().await.unwrap_or_default();
+            let Some(inner) = inner.upgrade() else { return };
+            if ranges.is_empty() {
                 return;
-            };
-            if let Some(inner) = inner.upgrade() {
-                let mut masters: Vec<&String> = ranges.iter().map(|r| &r.2).collect();
-                masters.sort();
-                masters.dedup();
-                let n = masters.len();
+            }
+            let mut masters: Vec<String> = ranges.iter().map(|r| r.2.clone()).collect();
+            masters.sort();
+            masters.dedup();
+            {
                 let mut map = lock(&inner.map);
-                map.masters = n;
+                map.masters = masters.len();
                 map.ranges = ranges;
+            }
+            let links: Vec<(String, Link)> = lock(&inner.links)
+                .iter()
+                .map(|(n, l)| (n.clone(), l.clone()))
+                .collect();
+            let share = inner.max_bytes / masters.len();
+            for (node, link) in links {
+                if masters.binary_search(&node).is_ok() {
+                    lock(&link.table).bound(share);
+                } else {
+                    inner.drop_link(&node, &link);
+                }
             }
         });
     }

@@ -200,6 +200,8 @@ impl Redis {
         let mut preferred_failed = false;
         loop {
             attempt += 1;
+            // The Sentinel generation this attempt's connection belongs to, at the latest.
+            let generation = self.sentinel.as_ref().map_or(0, |s| s.generation());
             let (conn, broken, fences) = self.checkout().await?;
             let retry_free = fences.is_some() && !preferred_failed;
             // On the preferred connection, the command is a read fence too.
@@ -217,7 +219,7 @@ impl Redis {
                         // name now (a server's own replica answers the same way: it fails).
                         broken.store(true, Ordering::Relaxed);
                         if let Some(s) = &self.sentinel {
-                            s.forget();
+                            s.demoted(generation);
                             if attempt == 1 {
                                 continue;
                             }

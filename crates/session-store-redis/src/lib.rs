@@ -85,7 +85,9 @@
 //! revoke whose answer any app server sharing the Redis had returned before the read began**:
 //! instead of a `HGETALL` it waits for a read fence: the reply to any command sent after it
 //! began on the tracking connection, usually a `PING` shared by the reads waiting.
-//! Memory is bounded in bytes. One server only for now: not on Cluster
+//! Memory is bounded in bytes. It works on one server, on Sentinel (a change of master empties
+//! it) and on Cluster (a tracking connection per master, and a fence per key that also proves
+//! the master still serves the key); not in koa's format nor on an app's own pool
 //! ([`RedisBuildError::ClientCacheUnsupported`]). The builder's method has the rule's
 //! mechanics, what happens when the connection is lost, and the costs;
 //! [`RedisStore::client_cache_stats`] tells how it does.
@@ -97,14 +99,21 @@
 //! slot map by itself. When a master dies, calls for its slots fail fast (within the command
 //! timeout) until a replica is promoted, then succeed again without restarting anything.
 //!
+//! # Redis Sentinel
+//! [`RedisStore::sentinel`] takes the Sentinels and the master's name. Each new connection
+//! goes to the master of the highest configuration epoch among the Sentinels' answers, checked
+//! by `ROLE`; the store listens to every Sentinel, fails every call fast (a 503) from the start
+//! of a failover until the replica the Sentinel chose answers as a master, then uses it without
+//! a restart. A `READONLY` answer sends the write once more, to the new master.
+//!
 //! # What Redis does not promise
 //! Replication is asynchronous: an acknowledged write, a logout included, can be lost when a
 //! replica is promoted (in a cluster failover or a Sentinel switch), and the session then comes
 //! back, until the expiry kept inside its record (`_expire`, and the absolute lifetime when
 //! configured) ends it. The store does not wait for replicas (no `WAIT`). Reads always go to
 //! masters (replica reads would break read-your-writes). How to deploy Redis for sessions (the
-//! eviction policy, Cluster settings, high-value sessions) is the chapter "Operations" of the
-//! guide in the repository (`docs/operations.md`).
+//! eviction policy, Sentinel and Cluster side by side, what a failover can lose, measured) is
+//! the chapter "Redis" of the guide in the repository (`docs/redis.md`).
 //!
 //! # Example
 //! ```no_run

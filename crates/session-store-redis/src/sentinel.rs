@@ -9,17 +9,23 @@
 //!   that has not heard of it yet names the old master, which still answers `ROLE` "master"
 //!   until the Sentinels demote it (seconds later), and writes sent there are lost. So the
 //!   lookup is ours; the connections are redis-rs's.
-//! - **Listening.** One subscription per Sentinel (`+try-failover`, `+promoted-slave`,
-//!   `+switch-master`, `-failover-abort-*`), each `PING`ed every [`HEARTBEAT`]. A failover of
-//!   our master started by any Sentinel closes the gate ([`Sentinel::gate`]): every call fails
-//!   at once (a 503) instead of writing to a master about to be replaced, until the replica is
-//!   promoted (its address is then used directly, checked by `ROLE`), the failover is aborted,
-//!   or [`GATE_MAX`] passed. Each change moves the [`Sentinel::generation`] on: connections made
-//!   before it are dropped as they come out of the pool, and the client cache drops its
-//!   tracking connection and everything it holds.
-//! - **Refusals.** A `READONLY` answer (the server was turned into a replica) or a connection
-//!   that fails forgets the address learnt from a promotion, so the next connection asks the
-//!   Sentinels again ([`Sentinel::forget`]).
+//! - **Listening.** One subscription per Sentinel (`+try-failover`,
+//!   `+failover-state-send-slaveof-noone`, `+promoted-slave`, `+switch-master`,
+//!   `-failover-abort-*`), each `PING`ed every [`HEARTBEAT`]. A failover of our master started
+//!   by any Sentinel closes the gate ([`Sentinel::gate`]): every call fails at once (a 503)
+//!   instead of writing to a master about to be replaced. Once the Sentinel sends the chosen
+//!   replica `REPLICAOF NO ONE`, calls go to that replica: they fail fast while its `ROLE` is
+//!   not yet "master", and it is used from the moment it answers as one (the Sentinel itself
+//!   announces the promotion only after its next `INFO` of the replica, up to a second later).
+//!   An abort, or [`GATE_MAX`] without a promotion, ends the gate and the candidate. Each
+//!   change moves the [`Sentinel::generation`] on: connections made before it are dropped as
+//!   they come out of the pool, and the client cache drops its tracking connection and
+//!   everything it holds.
+//! - **Refusals.** A connection that fails forgets the address a promotion named, so the next
+//!   one asks the Sentinels again ([`Sentinel::forget`]); a server that is not a master, or a
+//!   `READONLY` answer (the server was turned into a replica), also retires every connection
+//!   made so far ([`Sentinel::demoted`]). A candidate the Sentinel is still promoting is kept
+//!   through both.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,7 +66,22 @@ struct State {
     /// Per Sentinel: the failover it started, and when its gate opens at the latest.
     gates: Vec<Option<Instant>>,
     /// The address a promotion or a switch named, used before asking the Sentinels.
-    pinned: Option<(String, u16)>,
+    pinned: Option<Pin>,
+}
+
+/// A master's address the Sentinels announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pin {
+    addr: (String, u16),
+    /// Until when it is a replica being promoted (its `ROLE` may not say "master" yet); `None`
+    /// once the Sentinel announced the promotion.
+    candidate_until: Option<Instant>,
+}
+
+impl Pin {
+    fn promoting(&self) -> bool {
+        self.candidate_until.is_some_and(|u| Instant::now() < u)
+    }
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -114,19 +135,28 @@ impl Sentinel {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Whether a failover of the master is under way: every call then fails at once.
+    /// Whether a failover of the master is under way and no replica is being promoted yet:
+    /// every call then fails at once.
     pub(crate) fn gate(self: &Arc<Self>) -> Option<session_core::store::StoreError> {
         self.listen();
+        self.closed().then(|| {
+            session_core::store::StoreError::Unavailable(
+                "Redis Sentinel failover under way".to_owned(),
+            )
+        })
+    }
+
+    /// Whether the gate is closed (see [`Self::gate`]): the client cache neither serves nor
+    /// reconnects meanwhile.
+    pub(crate) fn closed(&self) -> bool {
         let now = Instant::now();
-        lock(&self.state)
-            .gates
-            .iter()
-            .any(|g| g.is_some_and(|until| until > now))
-            .then(|| {
-                session_core::store::StoreError::Unavailable(
-                    "Redis Sentinel failover under way".to_owned(),
-                )
-            })
+        let state = lock(&self.state);
+        let promoting = state.pinned.as_ref().is_some_and(Pin::promoting);
+        !promoting
+            && state
+                .gates
+                .iter()
+                .any(|g| g.is_some_and(|until| until > now))
     }
 
     /// Whether every Sentinel's subscription is up and answering: only then does the client
@@ -135,11 +165,24 @@ impl Sentinel {
         self.listening.iter().all(|l| l.load(Ordering::Acquire))
     }
 
-    /// The server named as master refused, failed or said it is not one: forget the address a
-    /// promotion named, and drop every connection made so far.
+    /// A connection to the server named as master failed: the next one asks the Sentinels,
+    /// unless it is a replica being promoted.
     pub(crate) fn forget(&self) {
-        lock(&self.state).pinned = None;
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let mut state = lock(&self.state);
+        if !state.pinned.as_ref().is_some_and(Pin::promoting) {
+            state.pinned = None;
+        }
+    }
+
+    /// The server named as master is a replica (`ROLE`, or a write answered `READONLY`) on a
+    /// connection made in generation `since`: forget it as [`Self::forget`] does, and retire
+    /// every connection made so far, once (the other calls that saw the same demotion find
+    /// the generation moved on already).
+    pub(crate) fn demoted(&self, since: u64) {
+        self.forget();
+        let _ =
+            self.generation
+                .compare_exchange(since, since + 1, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// A connection to the master (checked with `ROLE`), with `config`; `resp3` for the client
@@ -178,7 +221,8 @@ impl Sentinel {
             _ => false,
         };
         if !is_master {
-            self.forget();
+            // A replica still being promoted is kept: it is asked again on the next call.
+            self.demoted(generation);
             return Err(unavailable(
                 "the server the Sentinels name is not a master (yet)",
             ));
@@ -189,15 +233,18 @@ impl Sentinel {
     /// The master's address: the one a promotion named, else the highest configuration
     /// epoch's among the Sentinels' answers.
     async fn master(&self) -> RedisResult<(String, u16)> {
-        if let Some(p) = lock(&self.state).pinned.clone() {
-            return Ok(p);
+        if let Some(p) = lock(&self.state).pinned.as_ref() {
+            return Ok(p.addr.clone());
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
+        // Each Sentinel within half the budget: a silent one costs every connect that much, and
+        // the others' answers still count.
+        let budget = self.timeout / 2;
         let asks = self.sentinels.iter().map(|client| {
             let config = config.clone();
-            async move {
+            let ask = async move {
                 let mut c = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
@@ -211,12 +258,11 @@ impl Sentinel {
                 let epoch = reply.get("config-epoch")?.parse::<u64>().ok()?;
                 let port = reply.get("port")?.parse::<u16>().ok()?;
                 Some((epoch, reply.get("ip")?.clone(), port))
-            }
+            };
+            async move { tokio::time::timeout(budget, ask).await.ok().flatten() }
         });
-        let answers = tokio::time::timeout(self.timeout, futures_util::future::join_all(asks))
+        futures_util::future::join_all(asks)
             .await
-            .map_err(|_| unavailable("no Sentinel answered in time"))?;
-        answers
             .into_iter()
             .flatten()
             // The highest epoch; the first Sentinel in list order among equals.
@@ -263,20 +309,36 @@ impl Sentinel {
                 }
                 tracing::warn!(target: "session::redis", "Redis Sentinel failover started: calls fail until a replica is promoted");
             }
+            "+failover-state-send-slaveof-noone" => {
+                let Some(addr) = addr else { return };
+                state.pinned = Some(Pin {
+                    addr,
+                    candidate_until: Some(Instant::now() + GATE_MAX),
+                });
+            }
             "+promoted-slave" | "+switch-master" => {
                 state.gates.iter_mut().for_each(|g| *g = None);
-                if addr.is_none() || state.pinned == addr {
-                    return; // the same master: nothing to drop
+                let Some(addr) = addr else { return };
+                let same = state.pinned.as_ref().is_some_and(|p| p.addr == addr);
+                state.pinned = Some(Pin {
+                    addr,
+                    candidate_until: None,
+                });
+                if same {
+                    return; // connections already go there
                 }
-                state.pinned = addr;
                 tracing::warn!(target: "session::redis", "Redis Sentinel promoted a new master");
             }
-            // `-failover-abort-*`: this Sentinel's failover is over, nothing changed.
+            // `-failover-abort-*`: this Sentinel's failover is over; a replica it was promoting
+            // is not the master.
             _ => {
                 if let Some(g) = state.gates.get_mut(i) {
                     *g = None;
                 }
-                return;
+                if !state.pinned.as_ref().is_some_and(Pin::promoting) {
+                    return;
+                }
+                state.pinned = None;
             }
         }
         drop(state);
@@ -287,6 +349,8 @@ impl Sentinel {
 /// Listens to Sentinel `i` until the store is gone: subscribes, proves the subscription alive,
 /// hands on its messages, and subscribes again after a failure.
 async fn subscribe(sentinel: Weak<Sentinel>, i: usize, mut stop: tokio::sync::watch::Receiver<()>) {
+    // Whether a subscription of this Sentinel was lost before.
+    let mut lost = false;
     loop {
         let Some(s) = sentinel.upgrade() else { return };
         let (client, timeout, listening) = (
@@ -297,14 +361,24 @@ async fn subscribe(sentinel: Weak<Sentinel>, i: usize, mut stop: tokio::sync::wa
         drop(s);
         let opened = tokio::time::timeout(timeout, async {
             let mut ps = client.get_async_pubsub().await?;
-            ps.subscribe(&["+try-failover", "+promoted-slave", "+switch-master"])
-                .await?;
+            ps.subscribe(&[
+                "+try-failover",
+                "+failover-state-send-slaveof-noone",
+                "+promoted-slave",
+                "+switch-master",
+            ])
+            .await?;
             ps.psubscribe("-failover-abort-*").await?;
             Ok::<_, RedisError>(ps)
         })
         .await;
         if let Ok(Ok(ps)) = opened {
             let (mut sink, mut messages) = ps.split();
+            if lost {
+                // A failover may have gone unheard meanwhile: every connection looks again.
+                let Some(s) = sentinel.upgrade() else { return };
+                s.generation.fetch_add(1, Ordering::AcqRel);
+            }
             listening.store(true, Ordering::Release);
             let mut beat = tokio::time::interval(HEARTBEAT);
             loop {
@@ -325,6 +399,7 @@ async fn subscribe(sentinel: Weak<Sentinel>, i: usize, mut stop: tokio::sync::wa
                 }
             }
             listening.store(false, Ordering::Release);
+            lost = true;
             tracing::debug!(target: "session::redis", sentinel = i, "lost a Sentinel subscription");
         }
         tokio::select! {
@@ -352,11 +427,7 @@ mod tests {
     }
 
     fn gated(s: &Sentinel) -> bool {
-        let now = Instant::now();
-        lock(&s.state)
-            .gates
-            .iter()
-            .any(|g| g.is_some_and(|u| u > now))
+        s.closed()
     }
 
     #[test]
@@ -365,17 +436,26 @@ mod tests {
         s.heard(1, "+try-failover", "master main 127.0.0.1 6379");
         assert!(gated(&s));
         assert_eq!(s.generation(), 1);
-        s.heard(
-            1,
-            "+promoted-slave",
-            "slave 127.0.0.1:6380 127.0.0.1 6380 @ main 127.0.0.1 6379",
-        );
+        // The replica is told to become master: calls go to it from now on.
+        let replica = "slave 127.0.0.1:6380 127.0.0.1 6380 @ main 127.0.0.1 6379";
+        s.heard(1, "+failover-state-send-slaveof-noone", replica);
         assert!(!gated(&s));
         assert_eq!(s.generation(), 2);
-        assert_eq!(lock(&s.state).pinned, Some(("127.0.0.1".to_owned(), 6380)));
+        let pinned = || lock(&s.state).pinned.clone().map(|p| p.addr);
+        assert_eq!(pinned(), Some(("127.0.0.1".to_owned(), 6380)));
+        // Not a master yet: it is kept. Two calls seeing it retire connections once.
+        s.demoted(2);
+        s.demoted(2);
+        assert_eq!(pinned(), Some(("127.0.0.1".to_owned(), 6380)));
+        assert_eq!(s.generation(), 3);
+        s.heard(1, "+promoted-slave", replica);
+        assert_eq!(s.generation(), 3, "connections already go there");
         // The switch names the same master: nothing more to drop.
         s.heard(1, "+switch-master", "main 127.0.0.1 6379 127.0.0.1 6380");
-        assert_eq!(s.generation(), 2);
+        assert_eq!(s.generation(), 3);
+        // Promoted: a failed connection forgets it.
+        s.forget();
+        assert_eq!(pinned(), None);
     }
 
     #[test]
@@ -397,6 +477,20 @@ mod tests {
             "master main 127.0.0.1 6379",
         );
         assert!(!gated(&s));
+        // An abort after the replica was chosen: it is not the master.
+        s.heard(0, "+try-failover", "master main 127.0.0.1 6379");
+        s.heard(
+            0,
+            "+failover-state-send-slaveof-noone",
+            "slave 127.0.0.1:6380 127.0.0.1 6380 @ main 127.0.0.1 6379",
+        );
+        s.heard(
+            0,
+            "-failover-abort-slave-timeout",
+            "master main 127.0.0.1 6379",
+        );
+        assert!(!gated(&s));
+        assert!(lock(&s.state).pinned.is_none());
         // A malformed message changes nothing.
         s.heard(0, "+switch-master", "main 127.0.0.1");
         assert!(lock(&s.state).pinned.is_none());

@@ -258,6 +258,14 @@ impl ClientCache {
     /// The tracking connection; without one, starts opening one in the background (at most
     /// every [`RECONNECT_EVERY`]) and returns `None`: no request ever waits for a connect.
     fn link(&self) -> Option<Link> {
+        // While a Sentinel failover is under way nothing is served or sent through it, and no
+        // connection is opened (it would reach the master being replaced): calls go to the
+        // pool, whose gate fails them.
+        if let Target::Sentinel(s, _) = &self.inner.target
+            && s.closed()
+        {
+            return None;
+        }
         if let Some(link) = self.inner.current() {
             return Some(link);
         }

@@ -402,10 +402,7 @@ async fn a_touch_moves_the_cached_expiry() {
 
 #[tokio::test]
 async fn unsupported_setups_fail_at_build() {
-    for (cluster, format) in [
-        ("rediss://127.0.0.1:1", Format::V1),
-        ("redis://127.0.0.1:1", Format::Koa),
-    ] {
+    for (cluster, format) in [("redis://127.0.0.1:1", Format::Koa)] {
         let built = RedisStore::cluster([cluster])
             .format(format)
             .client_cache(1 << 20)
@@ -431,10 +428,22 @@ async fn unsupported_setups_fail_at_build() {
         .build()
         .await;
     assert!(matches!(misplaced, Err(RedisBuildError::InvalidUrl(_))));
-    let tls = RedisStore::sentinel(["rediss://127.0.0.1:1"], "m")
-        .build()
-        .await;
-    assert!(matches!(tls, Err(RedisBuildError::InvalidUrl(_))));
+    for url in [
+        "rediss://127.0.0.1:1",
+        "REDISS://127.0.0.1:1",
+        "valkeys://127.0.0.1:1",
+    ] {
+        let tls = RedisStore::sentinel([url], "m").build().await;
+        assert!(matches!(tls, Err(RedisBuildError::InvalidUrl(_))), "{url}");
+        let cluster = RedisStore::cluster([url])
+            .client_cache(1 << 20)
+            .build()
+            .await;
+        assert!(
+            matches!(cluster, Err(RedisBuildError::ClientCacheUnsupported(_))),
+            "{url}"
+        );
+    }
     let passwords = RedisStore::sentinel(["redis://:hunter2@127.0.0.1:1"], "m")
         .master_login("app", "s3cret")
         .build()
