@@ -53,8 +53,9 @@ commands:
               cargo publish --dry-run of every library crate
   tidy        module docs, unused dependencies, files over 600 lines without a reason
   test-redis  the Redis-backed tests, the attack suite's Redis half included (REDIS_URL, or a
-              redis-server started here; the fault and cluster tests start servers and a
-              six-node cluster of their own)
+              redis-server started here; the fault, cluster and Sentinel tests start servers,
+              six-node clusters and a master with two replicas under three Sentinels of their
+              own)
   test-postgres  the PostgreSQL-backed tests (DATABASE_URL, or a throwaway cluster started
               here: initdb in a temporary directory, pg_ctl on a free loopback port, no fsync;
               installed with apt-get when missing and running as root)
