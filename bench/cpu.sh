@@ -10,7 +10,9 @@
 # (default redis://127.0.0.1:6379/0; it is flushed before each server) and, for the postgres
 # kinds, DATABASE_URL. A spec's ENV may be BENCH_SERVER=PATH: another build of the server (to
 # compare two builds, alternating). Reports requests/s and the CPU (user + system, from /proc) per request
-# of the app server, of Redis (its `INFO`), and of every process of the `postgres` user.
+# of the app server, of Redis (its `INFO`), and of every process of the `postgres` user. With
+# BENCH_CMDSTATS=1 it also prints, per Redis command, the calls per request and the µs Redis spent
+# in each call (`INFO commandstats` after `CONFIG RESETSTAT`; a script's own commands included).
 set -eu
 cd "$(dirname "$0")/.."
 scenario=$1 secs=$2
@@ -35,6 +37,7 @@ for spec in "$@"; do
     server=$!
     sleep 1
     bench/target/release/load "http://127.0.0.1:$port" 32 1 "$scenario" >/dev/null
+    [[ ${BENCH_CMDSTATS:-} == 1 ]] && redis-cli -u "$redis" CONFIG RESETSTAT >/dev/null
     c0=$(ticks $server) p0=$(pg_ticks) r0=$(redis_secs)
     out=$(bench/target/release/load "http://127.0.0.1:$port" 32 "$secs" "$scenario")
     c1=$(ticks $server) p1=$(pg_ticks) r1=$(redis_secs)
@@ -46,4 +49,9 @@ for spec in "$@"; do
         -v r="$(awk -v a="$r0" -v b="$r1" 'BEGIN {print b - a}')" \
         'BEGIN {printf "%-48s %7d req/s  server %6.1f µs  redis %5.1f µs  postgres %6.1f µs per request\n",
                 s, rps, c * 1e4 / n, r * 1e6 / n, p * 1e4 / n}'
+    if [[ ${BENCH_CMDSTATS:-} == 1 ]]; then
+        redis-cli -u "$redis" INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v n="$requests" \
+            '/^cmdstat_/ && $2 != "" {sub("cmdstat_", "", $1); if ($1 !~ /^(info|config)/)
+                printf "    %-10s %5.2f calls/req  %5.2f µs/call\n", $1, $3 / n, $7}'
+    fi
 done
