@@ -19,10 +19,11 @@ pub(crate) struct Scripts {
     /// without one; the data follows in chunks (Lua's unpack has a stack limit), and a chunk
     /// that fails (e.g. OOM) deletes the half-written record.
     pub(crate) v1_create: Script,
-    /// `_n` keeps the data's bytes (field names and values), so the limit holds for the whole
-    /// record at the cost of one HSTRLEN per changed key. A record without a usable `_n`
-    /// (written before it existed, or changed by another program) is counted from its fields,
-    /// and a save is refused as too large only on a true count.
+    /// `_n` keeps an upper bound of the data's bytes (field names and values; a key set is
+    /// counted in full), so the limit holds for the whole record with three Redis calls per
+    /// save; only a bound past the limit is worked out from the fields' lengths. A record
+    /// without a usable `_n` (written before it existed, or changed by another program) is
+    /// counted from its fields, and a save is refused as too large only on a true count.
     pub(crate) v1_save: Script,
     /// Extends a live record (never a marker) and rewrites its meta; ends with a read, so the
     /// client cache's connection that runs it keeps tracking the key.
@@ -64,7 +65,10 @@ impl Scripts {
     fn new() -> Self {
         Self {
             v1_create: Script::new(include_str!("scripts/v1_create.lua")),
-            v1_save: Script::new(include_str!("scripts/v1_save.lua")),
+            v1_save: Script::new(concat!(
+                "local TRACK = false\n",
+                include_str!("scripts/v1_save.lua")
+            )),
             v1_touch: Script::new(include_str!("scripts/v1_touch.lua")),
             v1_destroy: Script::new(include_str!("scripts/v1_destroy.lua")),
             v1_supersede: Script::new(include_str!("scripts/v1_supersede.lua")),
