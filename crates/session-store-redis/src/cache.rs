@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use lru::LruCache;
-use session_core::store::{Meta, Record};
+use session_core::store::{Data, Delta, Meta, Record};
 
 /// Bytes counted for an entry beyond its key and its decoded data (the map's and the LRU's
 /// links, the pending bookkeeping): a rough, deliberately generous figure.
@@ -264,6 +264,29 @@ impl Table {
         }
     }
 
+    /// After a save this process made through the tracking connection, whose ticket says
+    /// nothing changed the key since it began: the cached record (if still there, it is what
+    /// the save was applied to in Redis) takes the save's delta, meta and expiry, instead of
+    /// being dropped and read again. A fill or write still in flight is kept out, as after an
+    /// invalidation.
+    pub(crate) fn saved(
+        &mut self,
+        key: &str,
+        delta: &Delta,
+        full: &Data,
+        meta: Meta,
+        until: Instant,
+    ) {
+        if let Some(mut e) = self.lru.pop(key) {
+            self.bytes -= e.bytes;
+            e.record.apply(delta, full, meta);
+            self.insert(key, e.record, until);
+        }
+        if let Some(p) = self.pending.get_mut(key) {
+            p.version += 1;
+        }
+    }
+
     fn remove(&mut self, key: &str) {
         if let Some(e) = self.lru.pop(key) {
             self.bytes -= e.bytes;
@@ -329,6 +352,34 @@ mod tests {
         let ticket = t.begin("k");
         assert!(t.end("k", ticket));
         assert!(t.pending.is_empty());
+    }
+
+    #[test]
+    fn a_save_moves_the_cached_copy_on_and_keeps_ops_in_flight_out() {
+        let mut t = Table::new(1 << 20);
+        t.insert("k", record(1), later());
+        let fill = t.begin("k");
+        let mut delta = Delta::default();
+        delta.set.push(("m".into(), serde_json::json!(2)));
+        let meta = Meta {
+            expire: Some(9),
+            ..record(1).meta
+        };
+        t.saved("k", &delta, &Data::new(), meta, later());
+        let got = t.get("k", Instant::now()).unwrap();
+        assert_eq!(
+            (got.data["n"].clone(), got.data["m"].clone()),
+            (1.into(), 2.into())
+        );
+        assert_eq!(got.meta, meta);
+        assert_eq!(t.stats().bytes, entry_bytes("k", &got));
+        assert!(
+            !t.end("k", fill),
+            "a fill in flight may have read the old record"
+        );
+        // Nothing cached: nothing to move on, and nothing is stored.
+        t.saved("other", &delta, &Data::new(), meta, later());
+        assert!(t.get("other", Instant::now()).is_none());
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub(crate) struct Scripts {
     /// without a usable `_n` (written before it existed, or changed by another program) is
     /// counted from its fields, and a save is refused as too large only on a true count.
     pub(crate) v1_save: Script,
+    /// `v1_save` ending a write with a read of the key, for the client cache's tracking
+    /// connection: Redis goes on tracking the key for it, so the cache keeps the saved copy.
+    pub(crate) v1_save_tracked: Script,
     /// Extends a live record (never a marker) and rewrites its meta; ends with a read, so the
     /// client cache's connection that runs it keeps tracking the key.
     pub(crate) v1_touch: Script,
@@ -67,6 +70,10 @@ impl Scripts {
             v1_create: Script::new(include_str!("scripts/v1_create.lua")),
             v1_save: Script::new(concat!(
                 "local TRACK = false\n",
+                include_str!("scripts/v1_save.lua")
+            )),
+            v1_save_tracked: Script::new(concat!(
+                "local TRACK = true\n",
                 include_str!("scripts/v1_save.lua")
             )),
             v1_touch: Script::new(include_str!("scripts/v1_touch.lua")),

@@ -243,6 +243,10 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<Updated, StoreError> {
         let (k, ttl, limit) = (self.redis_key(key), ms(ttl), self.max_record_bytes);
+        if let (Format::V1, Some(cache)) = (self.format, &self.cache) {
+            // Keeps the cached copy right instead of dropping it (`tracking::save`).
+            return cache.save(&self.redis, &k, change, ttl, limit).await;
+        }
         let _written = self.writing(&k);
         match self.format {
             Format::V1 => v1::save(&self.redis, &k, change, ttl, limit).await,

@@ -44,6 +44,8 @@ use crate::pool::Target;
 use crate::scripts::{SCRIPTS, updated};
 use crate::v1;
 
+mod save;
+
 /// How often the tracking connection is proved alive.
 pub(crate) const HEARTBEAT: Duration = Duration::from_millis(250);
 /// Entries are served only while a `PING` sent less than this long ago has been answered: the

@@ -128,8 +128,35 @@ pub(crate) async fn save(
     ttl_ms: u64,
     limit: usize,
 ) -> Result<Updated, StoreError> {
+    let args = save_args(change, ttl_ms, limit)?;
+    save_args_run(db, k, &args, limit).await
+}
+
+/// [`save`] with its arguments made ([`save_args`]).
+pub(crate) async fn save_args_run(
+    db: &Redis,
+    k: &str,
+    args: &[Vec<u8>],
+    limit: usize,
+) -> Result<Updated, StoreError> {
+    saved(db.eval(&SCRIPTS.v1_save, k, args).await?, limit)
+}
+
+/// The save script's arguments for `change`; refused before any round trip when what this
+/// request adds can't fit whatever the record holds (the script checks the whole record).
+pub(crate) fn save_args(
+    change: Change<'_>,
+    ttl_ms: u64,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
     let delta = change.delta;
-    let mut args: Vec<Vec<u8>> = Vec::new();
+    let set: Vec<(&String, &Value)> = if delta.replace {
+        change.data.iter().collect()
+    } else {
+        delta.set.iter().map(|(k, v)| (k, v)).collect()
+    };
+    let removed: &[String] = if delta.replace { &[] } else { &delta.removed };
+    let mut args: Vec<Vec<u8>> = Vec::with_capacity(5 + removed.len() + 2 * set.len());
     args.push(ttl_ms.to_string().into_bytes());
     args.push(if delta.replace {
         b"1".to_vec()
@@ -138,12 +165,6 @@ pub(crate) async fn save(
     });
     args.push(limit.to_string().into_bytes());
     args.push(meta_field(&change.meta).into_bytes());
-    let set: Vec<(&String, &Value)> = if delta.replace {
-        change.data.iter().collect()
-    } else {
-        delta.set.iter().map(|(k, v)| (k, v)).collect()
-    };
-    let removed: &[String] = if delta.replace { &[] } else { &delta.removed };
     args.push(removed.len().to_string().into_bytes());
     for r in removed {
         args.push(data_field(r));
@@ -156,11 +177,13 @@ pub(crate) async fn save(
         args.push(field);
         args.push(value);
     }
-    // What this request adds can't fit whatever the record holds: refused before the round
-    // trip. The script checks the whole record.
     check_size(sent, limit)?;
     session_core::telemetry::record_bytes("redis", sent);
-    let code = db.eval(&SCRIPTS.v1_save, k, &args).await?;
+    Ok(args)
+}
+
+/// A save script's reply as the store answers it.
+pub(crate) fn saved(code: i64, limit: usize) -> Result<Updated, StoreError> {
     if code < 0 {
         return Err(StoreError::TooLarge {
             size: usize::try_from(code.unsigned_abs()).unwrap_or(usize::MAX),
@@ -168,6 +191,11 @@ pub(crate) async fn save(
         });
     }
     Ok(updated(code))
+}
+
+/// The meta a record written with `m` reads back as (`_m` keeps `0` for none).
+pub(crate) fn stored_meta(m: &Meta) -> Meta {
+    parse_meta(meta_field(m).as_bytes()).unwrap_or(*m)
 }
 
 /// Extends the live record and rewrites its meta.

@@ -1,0 +1,106 @@
+//! A save through the client cache's tracking connection that keeps the cached copy: the
+//! save script ends with a read of the key (Redis goes on tracking it for this connection,
+//! though the write dropped it), and when nothing changed the key while the save was under way
+//! (its [`Claim`]'s ticket), the cached record takes the save's delta instead of being dropped.
+//! So the next load of a session this process just wrote is a hit (after its read fence), not a
+//! fill. Why the copy is right: the cached record is what Redis held when the save ran, since
+//! any other client's write since its fill would have pushed an invalidation before the save's
+//! reply on the same connection, and this process's own writes end each other's tickets.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use session_core::store::{Change, StoreError, Updated};
+
+use super::{Claim, ClientCache, lock};
+use crate::connection::{Redis, breaks_connection as broken, store_error};
+use crate::scripts::SCRIPTS;
+use crate::v1;
+
+/// Drops the key from the cache if the save ends any other way than through its reply (the
+/// request dropped while it runs: the script may still run in Redis).
+struct Unfinished<'a> {
+    cache: &'a ClientCache,
+    key: &'a str,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cache.invalidate(self.key);
+        }
+    }
+}
+
+impl ClientCache {
+    /// Saves `change` to `key` through the tracking connection, keeping the cached copy
+    /// right; without a connection proved alive lately, through the pool, dropping the copy.
+    pub(crate) async fn save(
+        &self,
+        db: &Redis,
+        key: &str,
+        change: Change<'_>,
+        ttl_ms: u64,
+        limit: usize,
+    ) -> Result<Updated, StoreError> {
+        let inner = &*self.inner;
+        let args = v1::save_args(change, ttl_ms, limit)?;
+        let mut guard = Unfinished {
+            cache: self,
+            key,
+            armed: true,
+        };
+        let link = self.link().filter(|l| inner.is_fresh(l, Instant::now()));
+        let Some(link) = link else {
+            return v1::save_args_run(db, key, &args, limit).await;
+        };
+        let started = Instant::now();
+        let claim = Claim::new(inner, &mut lock(&inner.table), key);
+        let mut conn = link.conn.clone();
+        let mut inv = SCRIPTS.v1_save_tracked.key(key);
+        for a in &args {
+            inv.arg(a.as_slice());
+        }
+        let sent = link.fences.send();
+        let reply =
+            tokio::time::timeout(inner.command_timeout, inv.invoke_async::<i64>(&mut conn)).await;
+        if let Ok(Ok(_)) = reply {
+            sent.answered();
+        }
+        let dropped = matches!(&reply, Ok(Err(e)) if e.is_connection_dropped() || e.is_io_error());
+        {
+            let mut table = lock(&inner.table);
+            let clean = claim.end(&mut table);
+            match &reply {
+                Ok(Ok(1)) if clean => {
+                    let until = started + Duration::from_millis(ttl_ms);
+                    let meta = v1::stored_meta(&change.meta);
+                    table.saved(key, change.delta, change.data, meta, until);
+                }
+                Ok(Ok(_)) => table.invalidate(key),
+                Ok(Err(e)) if !broken(e) => table.invalidate(key),
+                Ok(Err(_)) | Err(_) => {
+                    table.invalidate(key);
+                    inner.drop_link(&link, &mut table);
+                }
+            }
+        }
+        // Dropped again once the save through the pool below is done.
+        guard.armed = dropped;
+        match reply {
+            Ok(Ok(code)) => v1::saved(code, limit),
+            // The tracking connection dropped before the reply: once more through the pool
+            // (a save run twice writes the same delta; the cache's copy is already dropped).
+            Ok(Err(_)) if dropped => {
+                link.broken.store(true, Ordering::Relaxed);
+                v1::save_args_run(db, key, &args, limit).await
+            }
+            Ok(Err(e)) => Err(match store_error(&e) {
+                StoreError::Timeout(_) => StoreError::Timeout(inner.command_timeout),
+                other => other,
+            }),
+            Err(_) => Err(StoreError::Timeout(inner.command_timeout)),
+        }
+    }
+}
