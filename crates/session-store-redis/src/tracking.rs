@@ -14,11 +14,12 @@
 //!   ([`crate::fence`]): the reader may lag behind the socket under load, and the fence's reply
 //!   comes after every push queued before it. A fence that fails, or doesn't come back within
 //!   [`FENCE_TIMEOUT`], gives the connection up, and the load goes through the pool.
-//! - Writes this process makes (saves, destroys, supersedes; `NOLOOP` sends no push for them)
-//!   drop the key here as soon as they return; a touch this process made through the tracking connection (`NOLOOP`: no push for
-//!   it) moves the cached record's expiry instead, so a `rolling` session keeps its entry. A
-//!   write drops the key from the writer's tracking table too, so the touch script ends with a
-//!   read of the key: Redis goes on tracking it for this connection.
+//! - Writes this process makes (destroys, supersedes, saves through the pool; `NOLOOP` sends no
+//!   push for them) drop the key here as soon as they return; a touch this process made through
+//!   the tracking connection moves the cached record's expiry instead, so a `rolling` session
+//!   keeps its entry, and a save made there applies its delta to the cached record
+//!   ([`save`]). A write drops the key from the writer's tracking table too, so the touch and
+//!   save scripts end with a read of the key: Redis goes on tracking it for this connection.
 //! - A lost connection drops the whole table (the pushes it would have carried are gone), and
 //!   so does a silent one: the fences' `PING`s (one goes out at least every [`HEARTBEAT`]) must
 //!   come back within [`MAX_SILENCE`], and the connection is used only while one sent less than
