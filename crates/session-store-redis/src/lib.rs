@@ -13,11 +13,14 @@
 //!   told it was superseded (also after a logout: a destroy of the old id ends the successor
 //!   and leaves the marker, which holds no data, to its TTL).
 //! - **Bounded records**: the whole record stays within [`RedisStoreBuilder::max_record_bytes`]
-//!   (64 KiB) after every write. The hash keeps its data's byte count (`_n`); a save script
-//!   computes the new size from the fields it changes (one `HSTRLEN` each) and refuses, writing
-//!   nothing, a save that would pass the limit ([`StoreError::TooLarge`]). A count that is not
-//!   a count (another program wrote it) is recounted from the fields, and a save is refused
-//!   only on a true count; a count set *lower* than the truth is trusted (only a program that
+//!   (64 KiB) after every write. The hash keeps an upper bound of its data's bytes (`_n`): a
+//!   save that only sets keys adds each key it sets in full (three Redis calls: `HGET`,
+//!   `PEXPIRE`, `HSET`); one that removes keys or replaces the data, or whose bound would pass
+//!   the limit, works the size out from the old lengths of the keys it changes (one `HSTRLEN`
+//!   each) and, if that still passes, recounts every field. A save that would pass the limit
+//!   on the true count is refused, writing nothing ([`StoreError::TooLarge`]), and the count it
+//!   stores is exact again. A count that is not a count (another program wrote it) is recounted
+//!   from the fields; a count set *lower* than the truth is trusted (only a program that
 //!   can write to Redis can set it, and that program can write any record). Thousands of keys
 //!   per create or save are fine (the scripts write in chunks). The limit counts what the data
 //!   holds, not Redis's own overhead of some tens of bytes per hash field: a record of
@@ -67,8 +70,8 @@
 //!
 //! # Record formats
 //! - [`Format::V1`] (default): a hash with `_v` = `1` (format version), `_m` = the koa fields
-//!   (`expire,maxAge,created`, `0` for none), `_n` = the bytes of the `d:` fields (names and
-//!   values), and `d:<key>` = the JSON of each top-level key. A supersede marker is a hash with
+//!   (`expire,maxAge,created`, `0` for none), `_n` = an upper bound of the bytes of the `d:`
+//!   fields (names and values; exact after a create, a removal or a recount), and `d:<key>` = the JSON of each top-level key. A supersede marker is a hash with
 //!   `_v` and `_sup` = the Redis key of the successor.
 //! - [`Format::Koa`]: koa-session's record, so a Koa app's Redis store and ours share sessions:
 //!   the key is the id exactly as the cookie carries it (configure the session with

@@ -243,8 +243,9 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<Updated, StoreError> {
         let (k, ttl, limit) = (self.redis_key(key), ms(ttl), self.max_record_bytes);
-        if let (Format::V1, Some(cache)) = (self.format, &self.cache) {
-            // Keeps the cached copy right instead of dropping it (`tracking::save`).
+        if let (Format::V1, Some(Cache::Server(cache))) = (self.format, &self.cache) {
+            // Keeps the cached copy right instead of dropping it (`tracking::save`); on a
+            // Cluster the save goes through the cluster connection and drops it.
             return cache.save(&self.redis, &k, change, ttl, limit).await;
         }
         let _written = self.writing(&k);

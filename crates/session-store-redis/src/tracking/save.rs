@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use session_core::store::{Change, StoreError, Updated};
 
-use super::{Claim, ClientCache, lock};
+use super::{ClientCache, lock};
+use crate::cache::Claim;
 use crate::connection::{Redis, breaks_connection as broken, store_error};
 use crate::scripts::SCRIPTS;
 use crate::v1;
@@ -56,7 +57,7 @@ impl ClientCache {
             return v1::save_args_run(db, key, &args, limit).await;
         };
         let started = Instant::now();
-        let claim = Claim::new(inner, &mut lock(&inner.table), key);
+        let claim = Claim::new(&inner.table, &mut lock(&inner.table), key);
         let mut conn = link.conn.clone();
         let mut inv = SCRIPTS.v1_save_tracked.key(key);
         for a in &args {
