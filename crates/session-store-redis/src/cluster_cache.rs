@@ -152,9 +152,9 @@ impl ClusterCache {
     }
 
     /// `key` was written by this process: drop it from every table.
+    /// On every write: no copy of the links (the lock order is links, then a table).
     pub(crate) fn invalidate(&self, key: &str) {
-        let links: Vec<Link> = lock(&self.inner.links).values().cloned().collect();
-        for l in links {
+        for l in lock(&self.inner.links).values() {
             lock(&l.table).invalidate(key);
         }
     }

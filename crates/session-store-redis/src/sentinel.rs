@@ -276,7 +276,8 @@ impl Sentinel {
 
     /// Starts the subscriptions, once (they need the runtime, which building doesn't).
     fn listen(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::AcqRel) {
+        // Every call passes here: a read, and a write only the first time.
+        if self.started.load(Ordering::Acquire) || self.started.swap(true, Ordering::AcqRel) {
             return;
         }
         for i in 0..self.sentinels.len() {

@@ -109,6 +109,14 @@ struct Written<'a> {
     key: &'a str,
 }
 
+impl Written<'_> {
+    /// The write already left the cache right (a save that moved the cached copy on): nothing
+    /// to drop.
+    fn settled(mut self) {
+        self.cache = None;
+    }
+}
+
 impl Drop for Written<'_> {
     fn drop(&mut self) {
         if let Some(cache) = self.cache {
@@ -117,7 +125,6 @@ impl Drop for Written<'_> {
     }
 }
 
-/// A TTL in whole milliseconds, at least 1.
 /// A TTL in ms for PEXPIRE: at least 1, and clamped to
 /// [`MAX_STORE_TTL`](session_core::store::MAX_STORE_TTL) (Redis refuses an expiry time that
 /// overflows, and a script that failed there would leave its key without a TTL).
@@ -243,12 +250,16 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<Updated, StoreError> {
         let (k, ttl, limit) = (self.redis_key(key), ms(ttl), self.max_record_bytes);
+        let written = self.writing(&k);
         if let (Format::V1, Some(Cache::Server(cache))) = (self.format, &self.cache) {
             // Keeps the cached copy right instead of dropping it (`tracking::save`); on a
-            // Cluster the save goes through the cluster connection and drops it.
-            return cache.save(&self.redis, &k, change, ttl, limit).await;
+            // Cluster the save goes through the cluster connection and drops it below.
+            let (done, settled) = cache.save(&self.redis, &k, change, ttl, limit).await;
+            if settled {
+                written.settled();
+            }
+            return done;
         }
-        let _written = self.writing(&k);
         match self.format {
             Format::V1 => v1::save(&self.redis, &k, change, ttl, limit).await,
             Format::Koa => koa::save(&self.redis, &k, change, ttl, limit).await,

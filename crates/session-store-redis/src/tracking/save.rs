@@ -18,25 +18,12 @@ use crate::connection::{Redis, breaks_connection as broken, store_error};
 use crate::scripts::SCRIPTS;
 use crate::v1;
 
-/// Drops the key from the cache if the save ends any other way than through its reply (the
-/// request dropped while it runs: the script may still run in Redis).
-struct Unfinished<'a> {
-    cache: &'a ClientCache,
-    key: &'a str,
-    armed: bool,
-}
-
-impl Drop for Unfinished<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.cache.invalidate(self.key);
-        }
-    }
-}
-
 impl ClientCache {
     /// Saves `change` to `key` through the tracking connection, keeping the cached copy
-    /// right; without a connection proved alive lately, through the pool, dropping the copy.
+    /// right; without a connection proved alive lately, through the pool. Also whether the
+    /// table already reflects the save (the copy moved on, or dropped); when not (a save
+    /// through the pool), the store's `Written` guard drops the copy, as it does when the
+    /// request is dropped while the save runs.
     pub(crate) async fn save(
         &self,
         db: &Redis,
@@ -44,17 +31,16 @@ impl ClientCache {
         change: Change<'_>,
         ttl_ms: u64,
         limit: usize,
-    ) -> Result<Updated, StoreError> {
+    ) -> (Result<Updated, StoreError>, bool) {
         let inner = &*self.inner;
-        let args = v1::save_args(change, ttl_ms, limit)?;
-        let mut guard = Unfinished {
-            cache: self,
-            key,
-            armed: true,
+        let args = match v1::save_args(change, ttl_ms, limit) {
+            Ok(args) => args,
+            // Refused before any round trip: nothing written, nothing to drop.
+            Err(e) => return (Err(e), true),
         };
         let link = self.link().filter(|l| inner.is_fresh(l, Instant::now()));
         let Some(link) = link else {
-            return v1::save_args_run(db, key, &args, limit).await;
+            return (v1::save_args_run(db, key, &args, limit).await, false);
         };
         let started = Instant::now();
         let claim = Claim::new(&inner.table, &mut lock(&inner.table), key);
@@ -87,9 +73,8 @@ impl ClientCache {
                 }
             }
         }
-        // Dropped again once the save through the pool below is done.
-        guard.armed = dropped;
-        match reply {
+        // Dropped again by the caller once the save through the pool below is done.
+        let done = match reply {
             Ok(Ok(code)) => v1::saved(code, limit),
             // The tracking connection dropped before the reply: once more through the pool
             // (a save run twice writes the same delta; the cache's copy is already dropped).
@@ -102,6 +87,7 @@ impl ClientCache {
                 other => other,
             }),
             Err(_) => Err(StoreError::Timeout(inner.command_timeout)),
-        }
+        };
+        (done, !dropped)
     }
 }
