@@ -60,6 +60,11 @@ pub struct Record {
 /// The changes one request made to a session, so a store can apply them to the record as it is
 /// now instead of overwriting it with this request's stale copy. Its `Debug` shows the keys,
 /// never their values.
+///
+/// A session's own delta names each key once. A delta made by other code may name a key
+/// twice; it means what [`Record::apply`] makes of it (removals first, then each set in turn,
+/// the last value kept), and a store gives it that meaning and counts each key once against
+/// its size limit (the conformance suite checks both).
 #[derive(Clone, Default, PartialEq)]
 pub struct Delta {
     /// The request replaced the whole data (`clear()`, or a session written for the first time):

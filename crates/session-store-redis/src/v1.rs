@@ -3,8 +3,12 @@
 //! key; a supersede marker is a hash with `_v` and `_sup`. Its encoding, decoding, and the
 //! store operations on it but destroy (per-key delta writes through the `v1_*` scripts).
 
+use std::collections::HashSet;
+
 use serde_json::Value;
-use session_core::store::{Change, Created, Loaded, Meta, Record, StoreError, Supersede, Updated};
+use session_core::store::{
+    Change, Created, Delta, Loaded, Meta, Record, StoreError, Supersede, Updated,
+};
 use session_core::{Data, MaxAge};
 
 use crate::connection::Redis;
@@ -150,12 +154,11 @@ pub(crate) fn save_args(
     limit: usize,
 ) -> Result<Vec<Vec<u8>>, StoreError> {
     let delta = change.delta;
-    let set: Vec<(&String, &Value)> = if delta.replace {
-        change.data.iter().collect()
+    let (set, removed) = if delta.replace {
+        (change.data.iter().collect(), Vec::new())
     } else {
-        delta.set.iter().map(|(k, v)| (k, v)).collect()
+        distinct(delta)
     };
-    let removed: &[String] = if delta.replace { &[] } else { &delta.removed };
     let mut args: Vec<Vec<u8>> = Vec::with_capacity(5 + removed.len() + 2 * set.len());
     args.push(ttl_ms.to_string().into_bytes());
     args.push(if delta.replace {
@@ -180,6 +183,28 @@ pub(crate) fn save_args(
     check_size(sent, limit)?;
     session_core::telemetry::record_bytes("redis", sent);
     Ok(args)
+}
+
+/// A delta's keys as the save script needs them: each set key once, with its last value, and
+/// each removed key once, unless it is also set. [`Record::apply`] gives a delta that names a
+/// key twice (or removes and sets it) this meaning; the script counts the record's size from
+/// the keys it is sent, so a key sent twice would be counted twice, or taken off twice.
+fn distinct(delta: &Delta) -> (Vec<(&String, &Value)>, Vec<&String>) {
+    let mut seen = HashSet::with_capacity(delta.set.len());
+    let mut set: Vec<(&String, &Value)> = delta
+        .set
+        .iter()
+        .rev()
+        .filter(|(k, _)| seen.insert(k.as_str()))
+        .map(|(k, v)| (k, v))
+        .collect();
+    set.reverse();
+    let removed = delta
+        .removed
+        .iter()
+        .filter(|k| seen.insert(k.as_str()))
+        .collect();
+    (set, removed)
 }
 
 /// A save script's reply as the store answers it.

@@ -73,6 +73,7 @@ pub async fn run_all<H: Harness>(h: &H) {
     supersede_leaves_a_marker(h).await;
     supersede_of_a_gone_or_superseded_record(h).await;
     record_limit_holds_after_every_write(h).await;
+    record_limit_holds_when_a_delta_repeats_keys(h).await;
     thousands_of_keys(h).await;
     scan_lists_every_live_key(h).await;
 }
@@ -697,6 +698,71 @@ pub async fn record_limit_holds_after_every_write<H: Harness>(h: &H) {
         matches!(got, Err(StoreError::TooLarge { .. })),
         "a replace over the limit must fail: {got:?}"
     );
+}
+
+/// A delta that names a key twice (removed twice, removed and set, set twice) means what
+/// [`Record::apply`] makes of it, and leaves the store's size accounting true: after it, saves
+/// that would take the record past the limit are still refused.
+pub async fn record_limit_holds_when_a_delta_repeats_keys<H: Harness>(h: &H) {
+    let limit = h.record_limit();
+    let chunk = limit / 5;
+    let big = || json!("x".repeat(chunk));
+    let k = key("repeats");
+    let r = record(json!({"k0": big(), "k1": big(), "k2": big(), "k3": big()}));
+    must_create(h, &k, &r, LONG).await;
+    let mut data = r.data.clone();
+    let repeats = [
+        Delta {
+            replace: false,
+            set: Vec::new(),
+            removed: vec!["k0".into(), "k0".into()],
+        },
+        Delta {
+            replace: false,
+            set: vec![("k1".into(), big())],
+            removed: vec!["k1".into(), "k1".into()],
+        },
+        Delta {
+            replace: false,
+            set: vec![("k2".into(), big()), ("k2".into(), json!(1))],
+            removed: Vec::new(),
+        },
+    ];
+    for d in &repeats {
+        let mut next = Record {
+            data: data.clone(),
+            meta: r.meta,
+        };
+        next.apply(d, &data, r.meta);
+        assert_eq!(
+            save(h, &k, d, &next.data, r.meta, LONG).await,
+            Updated::Updated
+        );
+        data = next.data;
+        assert_eq!(load(h, &k).await.map(|r| r.data), Some(data.clone()));
+    }
+    // Two chunks are left (k1, k3): two more fit, a fifth does not.
+    let mut refused = false;
+    for i in 4..8 {
+        let name = format!("k{i}");
+        let d = set(&[(name.as_str(), big())]);
+        let mut next = data.clone();
+        next.insert(name, big());
+        match try_save(h, &k, &d, &next, r.meta, LONG).await {
+            Ok(Updated::Updated) => {
+                let chunks = next.values().filter(|v| **v == big()).count();
+                assert!(chunks < 5, "save k{i} took the record past the limit");
+                data = next;
+            }
+            Err(StoreError::TooLarge { .. }) => {
+                refused = true;
+                break;
+            }
+            other => panic!("save k{i}: {other:?}"),
+        }
+    }
+    assert!(refused, "repeated keys let the record grow past the limit");
+    assert_eq!(load(h, &k).await.map(|r| r.data), Some(data));
 }
 
 /// Thousands of small keys in one create and one save work (within the limit), and the
