@@ -10,7 +10,7 @@
 # (default redis://127.0.0.1:6379/0; it is flushed before each server) and, for the postgres
 # kinds, DATABASE_URL. A spec's ENV may be BENCH_SERVER=PATH: another build of the server (to
 # compare two builds, alternating). Reports requests/s and the CPU (user + system, from /proc) per request
-# of the app server, of Redis (its `INFO`), and of every process of the `postgres` user. With
+# of the app server (and its user share), of Redis (its `INFO`), and of every process of the `postgres` user. With
 # BENCH_CMDSTATS=1 it also prints, per Redis command, the calls per request and the µs Redis spent
 # in each call (`INFO commandstats` after `CONFIG RESETSTAT`; a script's own commands included).
 set -eu
@@ -19,6 +19,7 @@ scenario=$1 secs=$2
 shift 2
 redis=${REDIS_URL:-redis://127.0.0.1:6379/0}
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+uticks() { awk '{print $14}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pg_ticks() {
     local sum=0 p
     for p in $(pgrep -u postgres || true); do sum=$((sum + $(ticks "$p"))); done
@@ -38,17 +39,17 @@ for spec in "$@"; do
     sleep 1
     bench/target/release/load "http://127.0.0.1:$port" 32 1 "$scenario" >/dev/null
     [[ ${BENCH_CMDSTATS:-} == 1 ]] && redis-cli -u "$redis" CONFIG RESETSTAT >/dev/null
-    c0=$(ticks $server) p0=$(pg_ticks) r0=$(redis_secs)
+    c0=$(ticks $server) u0=$(uticks $server) p0=$(pg_ticks) r0=$(redis_secs)
     out=$(bench/target/release/load "http://127.0.0.1:$port" 32 "$secs" "$scenario")
-    c1=$(ticks $server) p1=$(pg_ticks) r1=$(redis_secs)
+    c1=$(ticks $server) u1=$(uticks $server) p1=$(pg_ticks) r1=$(redis_secs)
     kill $server
     wait $server 2>/dev/null || true
     requests=$(grep -o 'requests=[0-9]*' <<<"$out" | cut -d= -f2)
     rps=$(grep -o 'rps=[0-9]*' <<<"$out" | cut -d= -f2)
-    awk -v s="$spec" -v rps="$rps" -v n="$requests" -v c=$((c1 - c0)) -v p=$((p1 - p0)) \
+    awk -v s="$spec" -v rps="$rps" -v n="$requests" -v c=$((c1 - c0)) -v u=$((u1 - u0)) -v p=$((p1 - p0)) \
         -v r="$(awk -v a="$r0" -v b="$r1" 'BEGIN {print b - a}')" \
-        'BEGIN {printf "%-48s %7d req/s  server %6.1f µs  redis %5.1f µs  postgres %6.1f µs per request\n",
-                s, rps, c * 1e4 / n, r * 1e6 / n, p * 1e4 / n}'
+        'BEGIN {printf "%-48s %7d req/s  server %6.1f µs (user %5.1f)  redis %5.1f µs  postgres %6.1f µs per request\n",
+                s, rps, c * 1e4 / n, u * 1e4 / n, r * 1e6 / n, p * 1e4 / n}'
     if [[ ${BENCH_CMDSTATS:-} == 1 ]]; then
         redis-cli -u "$redis" INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v n="$requests" \
             '/^cmdstat_/ && $2 != "" {sub("cmdstat_", "", $1); if ($1 !~ /^(info|config)/)
