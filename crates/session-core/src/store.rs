@@ -132,7 +132,8 @@ pub struct Change<'a> {
 /// - `supersede` atomically replaces a live record by a short-lived marker naming its successor,
 ///   and reports when the record was already gone or superseded;
 /// - every record stays within the store's size limit after every write (the whole record, not
-///   only the delta; [`StoreError::TooLarge`] otherwise, with nothing written);
+///   only the delta, each key counted once however often a [`Delta`] names it;
+///   [`StoreError::TooLarge`] otherwise, with nothing written);
 /// - every record and marker has a TTL (`ttl` is always > 0; one longer than
 ///   [`MAX_STORE_TTL`] is clamped to it), no failure leaves a key
 ///   without one, and every call returns within the store's time limit;
