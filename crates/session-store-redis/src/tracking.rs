@@ -195,6 +195,40 @@ impl ClientCache {
         }
     }
 
+    /// Runs a write script that ends with a read of `key` on the tracking connection (a read
+    /// fence too; `NOLOOP`: no push comes back for it). Then, under the table's lock: when the
+    /// script answered and nothing else changed the key meanwhile, `keep` moves the cached copy
+    /// on (it answers `false` to drop it instead); otherwise the key is dropped, and a failed
+    /// or stalled connection is given up. The reply, or `Err` when it did not come in time.
+    async fn write_tracked(
+        &self,
+        link: &Link,
+        key: &str,
+        inv: &redis::ScriptInvocation<'_>,
+        keep: impl FnOnce(&mut Table, i64) -> bool,
+    ) -> Result<redis::RedisResult<i64>, tokio::time::error::Elapsed> {
+        let inner = &*self.inner;
+        let claim = Claim::new(&inner.table, &mut lock(&inner.table), key);
+        let mut conn = link.conn.clone();
+        let sent = link.fences.send();
+        let reply = tokio::time::timeout(inner.command_timeout, inv.invoke_async(&mut conn)).await;
+        if let Ok(Ok(_)) = reply {
+            sent.answered();
+        }
+        let mut table = lock(&inner.table);
+        let clean = claim.end(&mut table);
+        match &reply {
+            Ok(Ok(code)) if clean && keep(&mut table, *code) => {}
+            Ok(Ok(_)) => table.invalidate(key),
+            Ok(Err(e)) if !broken(e) => table.invalidate(key),
+            Ok(Err(_)) | Err(_) => {
+                table.invalidate(key);
+                inner.drop_link(link, &mut table);
+            }
+        }
+        reply
+    }
+
     /// Extends `key` through the tracking connection (no push for it comes back, and the
     /// script's final read keeps the key tracked), moving the cached record's expiry; without
     /// a connection, through the pool.
@@ -205,46 +239,24 @@ impl ClientCache {
         meta: &Meta,
         ttl_ms: u64,
     ) -> Result<Updated, StoreError> {
-        let inner = &*self.inner;
         let Some(link) = self.link() else {
             let done = v1::touch(db, key, meta, ttl_ms).await;
             self.invalidate(key);
             return done;
         };
-        let started = Instant::now();
-        let claim = Claim::new(&inner.table, &mut lock(&inner.table), key);
-        let mut conn = link.conn.clone();
+        let until = Instant::now() + Duration::from_millis(ttl_ms);
         let mut inv = SCRIPTS.v1_touch.key(key);
         inv.arg(ttl_ms).arg(v1::meta_field(meta));
-        let sent = link.fences.send();
-        let reply =
-            tokio::time::timeout(inner.command_timeout, inv.invoke_async::<i64>(&mut conn)).await;
-        if let Ok(Ok(_)) = reply {
-            sent.answered();
-        }
-        let retry = {
-            let mut table = lock(&inner.table);
-            let clean = claim.end(&mut table);
-            match &reply {
-                Ok(Ok(code)) if clean && updated(*code) == Updated::Updated => {
-                    table.extend(key, *meta, started + Duration::from_millis(ttl_ms));
-                    false
+        let reply = self
+            .write_tracked(&link, key, &inv, |table, code| {
+                let live = updated(code) == Updated::Updated;
+                if live {
+                    table.extend(key, *meta, until);
                 }
-                Ok(Ok(_)) => {
-                    table.invalidate(key);
-                    false
-                }
-                Ok(Err(e)) if !broken(e) => {
-                    table.invalidate(key);
-                    false
-                }
-                Ok(Err(_)) | Err(_) => {
-                    table.invalidate(key);
-                    inner.drop_link(&link, &mut table);
-                    true
-                }
-            }
-        };
+                live
+            })
+            .await;
+        let retry = reply.is_err() || matches!(&reply, Ok(Err(e)) if broken(e));
         match reply {
             Ok(Ok(code)) => Ok(updated(code)),
             Ok(Err(e)) if !retry => Err(store_error(&e)),

@@ -190,6 +190,11 @@ pub(crate) fn save_args(
 /// key twice (or removes and sets it) this meaning; the script counts the record's size from
 /// the keys it is sent, so a key sent twice would be counted twice, or taken off twice.
 fn distinct(delta: &Delta) -> (Vec<(&String, &Value)>, Vec<&String>) {
+    // One key (the common save) can't repeat: no set to build on the hot path.
+    if delta.set.len() + delta.removed.len() <= 1 {
+        let set = delta.set.iter().map(|(k, v)| (k, v)).collect();
+        return (set, delta.removed.iter().collect());
+    }
     let mut seen = HashSet::with_capacity(delta.set.len());
     let mut set: Vec<(&String, &Value)> = delta
         .set

@@ -14,9 +14,10 @@
 -- client cache that runs the save on its tracking connection goes on tracking the key.
 local k = KEYS[1]
 local n = tonumber(redis.call('HGET', k, '_n'))
+if n and (n < 0 or n ~= math.floor(n)) then n = nil end
 -- The common save (keys set, none removed, a usable count, few enough fields for one HSET):
 -- the bound, and three Redis calls.
-if n and n >= 0 and n % 1 == 0 and ARGV[2] == '0' and ARGV[5] == '0' and #ARGV <= 1001 then
+if n and ARGV[2] == '0' and ARGV[5] == '0' and #ARGV <= 1001 then
   local size = n
   for i = 6, #ARGV, 2 do size = size + #ARGV[i] + #ARGV[i + 1] end
   if size <= tonumber(ARGV[3]) then
@@ -60,7 +61,7 @@ end
 local limit = tonumber(ARGV[3])
 local size
 local counted = replace
-if not n or n < 0 or n ~= math.floor(n) then
+if not n then
   if redis.call('EXISTS', k) == 0 then return 0 end
   if redis.call('HEXISTS', k, '_sup') == 1 then return 2 end
   size = after(recount())

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use session_core::store::{Change, StoreError, Updated};
 
-use super::{ClientCache, lock};
-use crate::cache::Claim;
-use crate::connection::{Redis, breaks_connection as broken, store_error};
+use super::ClientCache;
+use crate::connection::{Redis, store_error};
 use crate::scripts::SCRIPTS;
 use crate::v1;
 
@@ -42,37 +41,21 @@ impl ClientCache {
         let Some(link) = link else {
             return (v1::save_args_run(db, key, &args, limit).await, false);
         };
-        let started = Instant::now();
-        let claim = Claim::new(&inner.table, &mut lock(&inner.table), key);
-        let mut conn = link.conn.clone();
+        let until = Instant::now() + Duration::from_millis(ttl_ms);
         let mut inv = SCRIPTS.v1_save_tracked.key(key);
         for a in &args {
             inv.arg(a.as_slice());
         }
-        let sent = link.fences.send();
-        let reply =
-            tokio::time::timeout(inner.command_timeout, inv.invoke_async::<i64>(&mut conn)).await;
-        if let Ok(Ok(_)) = reply {
-            sent.answered();
-        }
-        let dropped = matches!(&reply, Ok(Err(e)) if e.is_connection_dropped() || e.is_io_error());
-        {
-            let mut table = lock(&inner.table);
-            let clean = claim.end(&mut table);
-            match &reply {
-                Ok(Ok(1)) if clean => {
-                    let until = started + Duration::from_millis(ttl_ms);
+        let reply = self
+            .write_tracked(&link, key, &inv, |table, code| {
+                if code == 1 {
                     let meta = v1::stored_meta(&change.meta);
                     table.saved(key, change.delta, change.data, meta, until);
                 }
-                Ok(Ok(_)) => table.invalidate(key),
-                Ok(Err(e)) if !broken(e) => table.invalidate(key),
-                Ok(Err(_)) | Err(_) => {
-                    table.invalidate(key);
-                    inner.drop_link(&link, &mut table);
-                }
-            }
-        }
+                code == 1
+            })
+            .await;
+        let dropped = matches!(&reply, Ok(Err(e)) if e.is_connection_dropped() || e.is_io_error());
         // Dropped again by the caller once the save through the pool below is done.
         let done = match reply {
             Ok(Ok(code)) => v1::saved(code, limit),
