@@ -21,7 +21,9 @@
 //!   on the true count is refused, writing nothing ([`StoreError::TooLarge`]), and the count it
 //!   stores is exact again. A count that is not a count (another program wrote it) is recounted
 //!   from the fields; a count set *lower* than the truth is trusted (only a program that
-//!   can write to Redis can set it, and that program can write any record). Thousands of keys
+//!   can write to Redis can set it, and that program can write any record). A value nested
+//!   more than 127 arrays or objects deep is refused ([`StoreError::Rejected`]): it could not be
+//!   read back. Thousands of keys
 //!   per create or save are fine (the scripts write in chunks). The limit counts what the data
 //!   holds, not Redis's own overhead of some tens of bytes per hash field: a record of
 //!   thousands of tiny keys takes several times its counted size in Redis memory.
@@ -130,6 +132,7 @@
 //! [`StoreError`]: session_core::store::StoreError
 //! [`StoreError::TooLarge`]: session_core::store::StoreError::TooLarge
 //! [`StoreError::Corrupt`]: session_core::store::StoreError::Corrupt
+//! [`StoreError::Rejected`]: session_core::store::StoreError::Rejected
 //! [`Store::merges_deltas`]: session_core::store::Store::merges_deltas
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -43,7 +43,27 @@ fn parse_meta(s: &[u8]) -> Option<Meta> {
     })
 }
 
+/// How many arrays and objects deep a stored value may nest: serde_json reads back no deeper
+/// (its recursion limit), so a deeper value would be written and then read as corrupt.
+const MAX_NESTING: usize = 127;
+
+/// Whether `v` nests at most `left` arrays and objects deep (stops at the limit, so its own
+/// recursion is bounded too).
+fn nests_within(v: &Value, left: usize) -> bool {
+    match v {
+        Value::Array(a) => left > 0 && a.iter().all(|x| nests_within(x, left - 1)),
+        Value::Object(o) => left > 0 && o.values().all(|x| nests_within(x, left - 1)),
+        _ => true,
+    }
+}
+
 fn encode_value(v: &Value) -> Result<Vec<u8>, StoreError> {
+    if !nests_within(v, MAX_NESTING) {
+        return Err(StoreError::Rejected(format!(
+            "a session value nests more than {MAX_NESTING} arrays or objects deep, more than \
+             can be read back"
+        )));
+    }
     serde_json::to_vec(v)
         .map_err(|e| StoreError::Backend(format!("could not encode a session value: {e}")))
 }
@@ -256,6 +276,26 @@ pub(crate) async fn supersede(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_nested_past_what_reads_back_are_refused() {
+        let nested = |n: usize| {
+            let mut v = serde_json::json!(1);
+            for _ in 0..n {
+                v = serde_json::json!([v]);
+            }
+            v
+        };
+        let ok = encode_value(&nested(MAX_NESTING)).unwrap();
+        assert!(serde_json::from_slice::<Value>(&ok).is_ok());
+        let deeper = serde_json::to_vec(&nested(MAX_NESTING + 1)).unwrap();
+        assert!(serde_json::from_slice::<Value>(&deeper).is_err());
+        assert!(matches!(
+            encode_value(&nested(MAX_NESTING + 1)),
+            Err(StoreError::Rejected(_))
+        ));
+        assert!(encode_value(&serde_json::json!({"a": {"b": [1, 2]}})).is_ok());
+    }
 
     #[test]
     fn meta_round_trip() {

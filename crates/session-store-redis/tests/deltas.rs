@@ -71,23 +71,8 @@ fn size(data: &Data) -> usize {
 /// What the server holds under `k`: the data fields' bytes, and `_n`.
 async fn held(s: &Stores, k: &StoreKey) -> (usize, Option<usize>) {
     let full = format!("{}{}", s.prefix, k.as_str());
-    let redis::Value::Array(items) = support::cmd(&s.url, &["HGETALL", &full]).await else {
-        panic!("HGETALL answered something else");
-    };
-    let text = |v: &redis::Value| match v {
-        redis::Value::BulkString(b) => b.clone(),
-        other => panic!("{other:?}"),
-    };
-    let (mut bytes, mut n) = (0, None);
-    for pair in items.chunks(2) {
-        let (f, v) = (text(&pair[0]), text(&pair[1]));
-        if f.starts_with(b"d:") {
-            bytes += f.len() + v.len();
-        } else if f == b"_n" {
-            n = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok());
-        }
-    }
-    (bytes, n)
+    let (bytes, n, _) = support::cache::held(&s.url, &full).await;
+    (bytes, n.and_then(|n| n.parse().ok()))
 }
 
 fn value() -> impl Strategy<Value = Value> {

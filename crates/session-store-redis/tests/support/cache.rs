@@ -139,3 +139,25 @@ pub async fn kill_tracking(url: &str) -> u64 {
     }
     killed
 }
+
+/// What the server at `url` holds in the hash `full_key`: its `d:` fields' bytes (names and
+/// values), `_n` as text, and its field count.
+pub async fn held(url: &str, full_key: &str) -> (usize, Option<String>, usize) {
+    let redis::Value::Array(items) = super::cmd(url, &["HGETALL", full_key]).await else {
+        panic!("HGETALL answered something else");
+    };
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => b.clone(),
+        other => panic!("{other:?}"),
+    };
+    let (mut bytes, mut n) = (0, None);
+    for pair in items.chunks(2) {
+        let (f, v) = (text(&pair[0]), text(&pair[1]));
+        if f.starts_with(b"d:") {
+            bytes += f.len() + v.len();
+        } else if f == b"_n" {
+            n = Some(String::from_utf8_lossy(&v).into_owned());
+        }
+    }
+    (bytes, n, items.len() / 2)
+}
